@@ -1,0 +1,503 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/heraldhq/herald/internal/store"
+)
+
+func isUnique(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+func notFound(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func affected(res sql.Result, what string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}
+
+// CreateTenant inserts a tenant; ErrConflict if the id is taken.
+func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)`,
+			t.ID, t.Name, micros(t.CreatedAt), micros(t.UpdatedAt))
+		if isUnique(err) {
+			return fmt.Errorf("tenant %q: %w", t.ID, store.ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("insert tenant: %w", err)
+		}
+		return nil
+	})
+}
+
+// GetTenant reads one tenant.
+func (s *Store) GetTenant(ctx context.Context, id string) (*store.Tenant, error) {
+	var t store.Tenant
+	var c, u int64
+	err := s.r.QueryRowContext(ctx, `SELECT id, name, created_at, updated_at FROM tenants WHERE id = ?`, id).Scan(&t.ID, &t.Name, &c, &u)
+	if err != nil {
+		return nil, notFound(err, "tenant "+id)
+	}
+	t.CreatedAt, t.UpdatedAt = fromMicros(c), fromMicros(u)
+	return &t, nil
+}
+
+// ListTenants lists tenants in creation order.
+func (s *Store) ListTenants(ctx context.Context, p store.Page) ([]store.Tenant, string, error) {
+	after, err := store.DecodeCursor(p.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := p.Clamp()
+	rows, err := s.r.QueryContext(ctx, `SELECT rowid, id, name, created_at, updated_at FROM tenants WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list tenants: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Tenant
+	var pos []int64
+	for rows.Next() {
+		var t store.Tenant
+		var rowid, c, u int64
+		if err := rows.Scan(&rowid, &t.ID, &t.Name, &c, &u); err != nil {
+			return nil, "", fmt.Errorf("list tenants: %w", err)
+		}
+		t.CreatedAt, t.UpdatedAt = fromMicros(c), fromMicros(u)
+		out = append(out, t)
+		pos = append(pos, rowid)
+	}
+	return page(out, limit, rows.Err(), func(i int) int64 { return pos[i] })
+}
+
+// page trims a result read with limit+1 rows and computes the next cursor.
+func page[T any](items []T, limit int, err error, pos func(i int) int64) ([]T, string, error) {
+	if err != nil {
+		return nil, "", fmt.Errorf("list: %w", err)
+	}
+	if len(items) <= limit {
+		return items, "", nil
+	}
+	items = items[:limit]
+	return items, store.EncodeCursor(pos(limit - 1)), nil
+}
+
+// UpdateTenant changes a tenant's name.
+func (s *Store) UpdateTenant(ctx context.Context, t *store.Tenant) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, updated_at = ? WHERE id = ?`, t.Name, micros(t.UpdatedAt), t.ID)
+		if err != nil {
+			return fmt.Errorf("update tenant: %w", err)
+		}
+		return affected(res, "tenant "+t.ID)
+	})
+}
+
+// DeleteTenant removes a tenant with everything it owns.
+func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM attempts WHERE tenant_id = ?`,
+			`DELETE FROM deliveries WHERE tenant_id = ?`,
+			`DELETE FROM events WHERE tenant_id = ?`,
+			`DELETE FROM api_keys WHERE tenant_id = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return fmt.Errorf("delete tenant: %w", err)
+			}
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE id = ?`, id)
+		if err != nil {
+			return fmt.Errorf("delete tenant: %w", err)
+		}
+		return affected(res, "tenant "+id)
+	})
+}
+
+// CreateEventType adds an event type to the catalog.
+func (s *Store) CreateEventType(ctx context.Context, et *store.EventType) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO event_types (name, description, deprecated, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+			et.Name, et.Description, boolInt(et.Deprecated), micros(et.CreatedAt), micros(et.UpdatedAt))
+		if isUnique(err) {
+			return fmt.Errorf("event type %q: %w", et.Name, store.ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("insert event type: %w", err)
+		}
+		return nil
+	})
+}
+
+// GetEventType reads one event type.
+func (s *Store) GetEventType(ctx context.Context, name string) (*store.EventType, error) {
+	var et store.EventType
+	var dep int
+	var c, u int64
+	err := s.r.QueryRowContext(ctx, `SELECT name, description, deprecated, created_at, updated_at FROM event_types WHERE name = ?`, name).
+		Scan(&et.Name, &et.Description, &dep, &c, &u)
+	if err != nil {
+		return nil, notFound(err, "event type "+name)
+	}
+	et.Deprecated, et.CreatedAt, et.UpdatedAt = dep == 1, fromMicros(c), fromMicros(u)
+	return &et, nil
+}
+
+// ListEventTypes lists the catalog in creation order.
+func (s *Store) ListEventTypes(ctx context.Context, p store.Page) ([]store.EventType, string, error) {
+	after, err := store.DecodeCursor(p.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := p.Clamp()
+	rows, err := s.r.QueryContext(ctx, `SELECT rowid, name, description, deprecated, created_at, updated_at FROM event_types WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list event types: %w", err)
+	}
+	defer rows.Close()
+	var out []store.EventType
+	var pos []int64
+	for rows.Next() {
+		var et store.EventType
+		var rowid, c, u int64
+		var dep int
+		if err := rows.Scan(&rowid, &et.Name, &et.Description, &dep, &c, &u); err != nil {
+			return nil, "", fmt.Errorf("list event types: %w", err)
+		}
+		et.Deprecated, et.CreatedAt, et.UpdatedAt = dep == 1, fromMicros(c), fromMicros(u)
+		out = append(out, et)
+		pos = append(pos, rowid)
+	}
+	return page(out, limit, rows.Err(), func(i int) int64 { return pos[i] })
+}
+
+// UpdateEventType changes description and deprecation.
+func (s *Store) UpdateEventType(ctx context.Context, et *store.EventType) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE event_types SET description = ?, deprecated = ?, updated_at = ? WHERE name = ?`,
+			et.Description, boolInt(et.Deprecated), micros(et.UpdatedAt), et.Name)
+		if err != nil {
+			return fmt.Errorf("update event type: %w", err)
+		}
+		return affected(res, "event type "+et.Name)
+	})
+}
+
+// DeleteEventType removes an event type from the catalog; events already published keep their type.
+func (s *Store) DeleteEventType(ctx context.Context, name string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM event_types WHERE name = ?`, name)
+		if err != nil {
+			return fmt.Errorf("delete event type: %w", err)
+		}
+		return affected(res, "event type "+name)
+	})
+}
+
+const endpointColumns = `rowid, id, tenant_id, url, description, event_types, secrets, timeout_ms, max_concurrency, rate_limit,
+	retry_schedule, headers, enabled, disabled_reason, failing_since, created_at, updated_at`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanEndpoint(r rowScanner) (*store.Endpoint, int64, error) {
+	var e store.Endpoint
+	var rowid, timeoutMS, c, u int64
+	var types, secrets, headers string
+	var schedule sql.NullString
+	var enabled int
+	var failing sql.NullInt64
+	if err := r.Scan(&rowid, &e.ID, &e.TenantID, &e.URL, &e.Description, &types, &secrets, &timeoutMS, &e.MaxConcurrency,
+		&e.RateLimit, &schedule, &headers, &enabled, &e.DisabledReason, &failing, &c, &u); err != nil {
+		return nil, 0, err
+	}
+	if err := json.Unmarshal([]byte(types), &e.EventTypes); err != nil {
+		return nil, 0, fmt.Errorf("endpoint %s event types: %w", e.ID, err)
+	}
+	if err := json.Unmarshal([]byte(secrets), &e.Secrets); err != nil {
+		return nil, 0, fmt.Errorf("endpoint %s secrets: %w", e.ID, err)
+	}
+	if err := json.Unmarshal([]byte(headers), &e.Headers); err != nil {
+		return nil, 0, fmt.Errorf("endpoint %s headers: %w", e.ID, err)
+	}
+	if schedule.Valid {
+		var ms []int64
+		if err := json.Unmarshal([]byte(schedule.String), &ms); err != nil {
+			return nil, 0, fmt.Errorf("endpoint %s retry schedule: %w", e.ID, err)
+		}
+		e.RetrySchedule = make([]time.Duration, len(ms))
+		for i, v := range ms {
+			e.RetrySchedule[i] = time.Duration(v) * time.Millisecond
+		}
+	}
+	e.Timeout = time.Duration(timeoutMS) * time.Millisecond
+	e.Enabled = enabled == 1
+	e.FailingSince = fromNullMicros(failing)
+	e.CreatedAt, e.UpdatedAt = fromMicros(c), fromMicros(u)
+	return &e, rowid, nil
+}
+
+type endpointArgs struct {
+	types, secrets, headers string
+	schedule                sql.NullString
+}
+
+func encodeEndpoint(e *store.Endpoint) (endpointArgs, error) {
+	var a endpointArgs
+	types, err := json.Marshal(e.EventTypes)
+	if err != nil {
+		return a, fmt.Errorf("encode event types: %w", err)
+	}
+	secrets, err := json.Marshal(e.Secrets)
+	if err != nil {
+		return a, fmt.Errorf("encode secrets: %w", err)
+	}
+	h := e.Headers
+	if h == nil {
+		h = map[string]string{}
+	}
+	headers, err := json.Marshal(h)
+	if err != nil {
+		return a, fmt.Errorf("encode headers: %w", err)
+	}
+	a.types, a.secrets, a.headers = string(types), string(secrets), string(headers)
+	if e.RetrySchedule != nil {
+		ms := make([]int64, len(e.RetrySchedule))
+		for i, d := range e.RetrySchedule {
+			ms[i] = d.Milliseconds()
+		}
+		b, err := json.Marshal(ms)
+		if err != nil {
+			return a, fmt.Errorf("encode retry schedule: %w", err)
+		}
+		a.schedule = sql.NullString{String: string(b), Valid: true}
+	}
+	return a, nil
+}
+
+// CreateEndpoint inserts an endpoint of an existing tenant.
+func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
+	a, err := encodeEndpoint(e)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM tenants WHERE id = ?`, e.TenantID).Scan(&one); err != nil {
+			return notFound(err, "tenant "+e.TenantID)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
+			max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.ID, e.TenantID, e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit,
+			a.schedule, a.headers, boolInt(e.Enabled), e.DisabledReason, nullMicros(e.FailingSince), micros(e.CreatedAt), micros(e.UpdatedAt))
+		if isUnique(err) {
+			return fmt.Errorf("endpoint %q: %w", e.ID, store.ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("insert endpoint: %w", err)
+		}
+		return nil
+	})
+}
+
+// GetEndpoint reads one endpoint of a tenant.
+func (s *Store) GetEndpoint(ctx context.Context, tenantID, id string) (*store.Endpoint, error) {
+	e, _, err := scanEndpoint(s.r.QueryRowContext(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE tenant_id = ? AND id = ?`, tenantID, id))
+	if err != nil {
+		return nil, notFound(err, "endpoint "+id)
+	}
+	return e, nil
+}
+
+// EndpointByID reads one endpoint whatever its tenant.
+func (s *Store) EndpointByID(ctx context.Context, id string) (*store.Endpoint, error) {
+	e, _, err := scanEndpoint(s.r.QueryRowContext(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE id = ?`, id))
+	if err != nil {
+		return nil, notFound(err, "endpoint "+id)
+	}
+	return e, nil
+}
+
+// ListEndpoints lists a tenant's endpoints in creation order.
+func (s *Store) ListEndpoints(ctx context.Context, tenantID string, p store.Page) ([]store.Endpoint, string, error) {
+	after, err := store.DecodeCursor(p.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := p.Clamp()
+	rows, err := s.r.QueryContext(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE tenant_id = ? AND rowid > ? ORDER BY rowid LIMIT ?`, tenantID, after, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list endpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Endpoint
+	var pos []int64
+	for rows.Next() {
+		e, rowid, err := scanEndpoint(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("list endpoints: %w", err)
+		}
+		out = append(out, *e)
+		pos = append(pos, rowid)
+	}
+	return page(out, limit, rows.Err(), func(i int) int64 { return pos[i] })
+}
+
+// UpdateEndpoint replaces an endpoint's settings.
+func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
+	a, err := encodeEndpoint(e)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE endpoints SET url = ?, description = ?, event_types = ?, secrets = ?, timeout_ms = ?,
+			max_concurrency = ?, rate_limit = ?, retry_schedule = ?, headers = ?, enabled = ?, disabled_reason = ?, failing_since = ?,
+			updated_at = ? WHERE tenant_id = ? AND id = ?`,
+			e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit, a.schedule, a.headers,
+			boolInt(e.Enabled), e.DisabledReason, nullMicros(e.FailingSince), micros(e.UpdatedAt), e.TenantID, e.ID)
+		if err != nil {
+			return fmt.Errorf("update endpoint: %w", err)
+		}
+		return affected(res, "endpoint "+e.ID)
+	})
+}
+
+// DeleteEndpoint removes an endpoint with its deliveries and their attempts.
+func (s *Store) DeleteEndpoint(ctx context.Context, tenantID, id string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM endpoints WHERE tenant_id = ? AND id = ?`, tenantID, id)
+		if err != nil {
+			return fmt.Errorf("delete endpoint: %w", err)
+		}
+		if err := affected(res, "endpoint "+id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM attempts WHERE endpoint_id = ?`, id); err != nil {
+			return fmt.Errorf("delete endpoint attempts: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE endpoint_id = ?`, id); err != nil {
+			return fmt.Errorf("delete endpoint deliveries: %w", err)
+		}
+		return nil
+	})
+}
+
+// DisableEndpoint disables an endpoint and, with deadLetter, dead-letters its pending deliveries.
+func (s *Store) DisableEndpoint(ctx context.Context, id, reason string, deadLetter bool) (int, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		now := micros(time.Now())
+		res, err := tx.ExecContext(ctx, `UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?`, reason, now, id)
+		if err != nil {
+			return fmt.Errorf("disable endpoint: %w", err)
+		}
+		if err := affected(res, "endpoint "+id); err != nil {
+			return err
+		}
+		if !deadLetter {
+			return nil
+		}
+		res, err = tx.ExecContext(ctx, `UPDATE deliveries SET state = 2, lease_until = 0, last_error = ?, updated_at = ?
+			WHERE endpoint_id = ? AND state = 0`, reason, now, id)
+		if err != nil {
+			return fmt.Errorf("dead-letter endpoint deliveries: %w", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
+// CreateAPIKey stores a key's hash.
+func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (id, name, role, tenant_id, hash, prefix, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			k.ID, k.Name, string(k.Role), k.TenantID, k.Hash, k.Prefix, micros(k.CreatedAt))
+		if isUnique(err) {
+			return fmt.Errorf("api key: %w", store.ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("insert api key: %w", err)
+		}
+		return nil
+	})
+}
+
+const keyColumns = `id, name, role, tenant_id, hash, prefix, created_at, revoked_at`
+
+func scanKey(r rowScanner) (*store.APIKey, error) {
+	var k store.APIKey
+	var role string
+	var c int64
+	var revoked sql.NullInt64
+	if err := r.Scan(&k.ID, &k.Name, &role, &k.TenantID, &k.Hash, &k.Prefix, &c, &revoked); err != nil {
+		return nil, err
+	}
+	k.Role, k.CreatedAt, k.RevokedAt = store.Role(role), fromMicros(c), fromNullMicros(revoked)
+	return &k, nil
+}
+
+// APIKeyByHash finds a key that is not revoked by the SHA-256 of its secret.
+func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (*store.APIKey, error) {
+	k, err := scanKey(s.r.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = ? AND revoked_at IS NULL`, hash))
+	if err != nil {
+		return nil, notFound(err, "api key")
+	}
+	return k, nil
+}
+
+// ListAPIKeys lists every key, revoked ones included.
+func (s *Store) ListAPIKeys(ctx context.Context) ([]store.APIKey, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys ORDER BY created_at`)
+	if err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	defer rows.Close()
+	var out []store.APIKey
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list api keys: %w", err)
+		}
+		out = append(out, *k)
+	}
+	return out, rows.Err()
+}
+
+// RevokeAPIKey marks a key revoked.
+func (s *Store) RevokeAPIKey(ctx context.Context, id string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, micros(time.Now()), id)
+		if err != nil {
+			return fmt.Errorf("revoke api key: %w", err)
+		}
+		return affected(res, "api key "+id)
+	})
+}
+
+// CountAPIKeys counts keys that are not revoked.
+func (s *Store) CountAPIKeys(ctx context.Context) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM api_keys WHERE revoked_at IS NULL`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count api keys: %w", err)
+	}
+	return n, nil
+}

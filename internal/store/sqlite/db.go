@@ -1,0 +1,283 @@
+// Package sqlite is Herald's embedded store: one SQLite file in WAL mode, owned by one process.
+//
+// SQLite has a single writer, so every write goes through one goroutine that owns the only write
+// connection and commits whatever writes are waiting together (group commit): under load, hundreds
+// of publishes and delivery results share one fsync. Reads use a separate pool and never wait for
+// the writer, which WAL allows.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/heraldhq/herald/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Options tune the store.
+type Options struct {
+	// Synchronous is SQLite's synchronous pragma: FULL (default) fsyncs every commit so that an
+	// acknowledged event survives power loss; NORMAL survives a process crash only.
+	Synchronous string
+	// MaxBatch bounds how many writes share one transaction.
+	MaxBatch int
+}
+
+// Store is the SQLite implementation of store.Store.
+type Store struct {
+	w     *sql.DB // exactly one connection, used only by the writer goroutine
+	r     *sql.DB // read pool
+	lock  *os.File
+	ops   chan *op
+	quit  chan struct{}
+	done  chan struct{}
+	stmts statements
+	max   int
+}
+
+var _ store.Store = (*Store)(nil)
+
+type op struct {
+	ctx context.Context
+	fn  func(tx *sql.Tx) error
+	err chan error
+}
+
+// Open opens (creating if needed) the database file at path, takes an exclusive lock on it so that a
+// second process cannot share it, and applies migrations.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if opts.Synchronous == "" {
+		opts.Synchronous = "FULL"
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 512
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	lock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	dsn := fmt.Sprintf("file:%s?_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate", path, opts.Synchronous)
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, w); err != nil {
+		_ = w.Close()
+		_ = lock.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", fmt.Sprintf("file:%s?_pragma=busy_timeout(10000)&_pragma=query_only(1)", path))
+	if err != nil {
+		_ = w.Close()
+		_ = lock.Close()
+		return nil, fmt.Errorf("open sqlite reader %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	r.SetMaxIdleConns(4)
+	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch}
+	if err := s.stmts.prepare(ctx, w); err != nil {
+		_ = s.closeDBs()
+		return nil, err
+	}
+	go s.writer()
+	return s, nil
+}
+
+func lockFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("database %s is in use by another herald process: %w", filepath.Dir(path), err)
+	}
+	return f, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	return nil
+}
+
+// Close stops the writer after the writes already queued and closes the database.
+func (s *Store) Close() error {
+	close(s.quit)
+	<-s.done
+	return s.closeDBs()
+}
+
+func (s *Store) closeDBs() error {
+	s.stmts.close()
+	err := errors.Join(s.r.Close(), s.w.Close())
+	_ = s.lock.Close()
+	return err
+}
+
+// Ping checks that both connections answer.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping sqlite: %w", err)
+	}
+	return s.write(ctx, func(tx *sql.Tx) error { return nil })
+}
+
+var errClosed = errors.New("sqlite store is closed")
+
+// write runs fn in the writer's current transaction, inside a savepoint so that its failure rolls
+// back its own changes only, and returns once the transaction is committed.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	o := &op{ctx: ctx, fn: fn, err: make(chan error, 1)}
+	select {
+	case s.ops <- o:
+	case <-s.quit:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, the op runs even if ctx ends: callers learn its fate, so that a write is never
+	// half-known (an API client that disconnects still gets its event stored, as acknowledged or not).
+	return <-o.err
+}
+
+func (s *Store) writer() {
+	defer close(s.done)
+	batch := make([]*op, 0, s.max)
+	for {
+		var first *op
+		select {
+		case first = <-s.ops:
+		case <-s.quit:
+			// Drain what is already queued, then stop.
+			for {
+				select {
+				case o := <-s.ops:
+					s.commit([]*op{o})
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < s.max {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Store) commit(batch []*op) {
+	ctx := context.Background()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		for _, o := range batch {
+			o.err <- fmt.Errorf("begin: %w", err)
+		}
+		return
+	}
+	errs := make([]error, len(batch))
+	for i, o := range batch {
+		if len(batch) == 1 {
+			errs[i] = o.fn(tx)
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+			errs[i] = fmt.Errorf("savepoint: %w", err)
+			continue
+		}
+		errs[i] = o.fn(tx)
+		if errs[i] != nil {
+			_, _ = tx.ExecContext(ctx, "ROLLBACK TO op")
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil && errs[i] == nil {
+			errs[i] = fmt.Errorf("release savepoint: %w", err)
+		}
+	}
+	if len(batch) == 1 && errs[0] != nil {
+		_ = tx.Rollback()
+		batch[0].err <- errs[0]
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		for _, o := range batch {
+			o.err <- fmt.Errorf("commit: %w", err)
+		}
+		return
+	}
+	for i, o := range batch {
+		o.err <- errs[i]
+	}
+}
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+func fromNullMicros(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromMicros(v.Int64)
+	return &t
+}
+
+func nullMicros(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMicro(), Valid: true}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,429 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/heraldhq/herald/internal/store"
+)
+
+var stateCodes = map[store.DeliveryState]int{store.StatePending: 0, store.StateSucceeded: 1, store.StateDead: 2}
+var stateNames = [...]store.DeliveryState{store.StatePending, store.StateSucceeded, store.StateDead}
+
+const deliveryColumns = `id, tenant_id, event_id, event_type, endpoint_id, state, attempts, next_attempt_at, last_status, last_error, created_at, updated_at`
+
+func scanDelivery(r rowScanner) (*store.Delivery, error) {
+	var d store.Delivery
+	var state int
+	var next, c, u int64
+	if err := r.Scan(&d.ID, &d.TenantID, &d.EventID, &d.EventType, &d.EndpointID, &state, &d.Attempts, &next, &d.LastStatus, &d.LastError, &c, &u); err != nil {
+		return nil, err
+	}
+	if state < 0 || state >= len(stateNames) {
+		return nil, fmt.Errorf("delivery %d: unknown state %d", d.ID, state)
+	}
+	d.State = stateNames[state]
+	if d.State == store.StatePending {
+		t := fromMicros(next)
+		d.NextAttemptAt = &t
+	}
+	d.CreatedAt, d.UpdatedAt = fromMicros(c), fromMicros(u)
+	return &d, nil
+}
+
+// GetDelivery reads one delivery of a tenant.
+func (s *Store) GetDelivery(ctx context.Context, tenantID string, id int64) (*store.Delivery, error) {
+	d, err := scanDelivery(s.r.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE tenant_id = ? AND id = ?`, tenantID, id))
+	if err != nil {
+		return nil, notFound(err, fmt.Sprintf("delivery %d", id))
+	}
+	return d, nil
+}
+
+func deliveryWhere(f store.DeliveryFilter) where {
+	var w where
+	w.add("tenant_id = ?", f.TenantID)
+	if f.EventID != "" {
+		w.add("event_id = ?", f.EventID)
+	}
+	if f.EndpointID != "" {
+		w.add("endpoint_id = ?", f.EndpointID)
+	}
+	w.in("event_type", f.EventTypes)
+	if len(f.States) > 0 {
+		codes := make([]string, len(f.States))
+		for i, st := range f.States {
+			codes[i] = fmt.Sprint(stateCodes[st])
+		}
+		w.in("state", codes)
+	}
+	if !f.Since.IsZero() {
+		w.add("created_at >= ?", micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		w.add("created_at < ?", micros(f.Until))
+	}
+	return w
+}
+
+// ListDeliveries lists a tenant's deliveries, newest first.
+func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, string, error) {
+	pos, err := before(f.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := f.Clamp()
+	w := deliveryWhere(f)
+	w.add("id < ?", pos)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE `+w.String()+` ORDER BY id DESC LIMIT ?`, append(w.args, limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("list deliveries: %w", err)
+		}
+		out = append(out, *d)
+	}
+	return page(out, limit, rows.Err(), func(i int) int64 { return out[i].ID })
+}
+
+// ListAttempts lists a tenant's attempts, newest first.
+func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]store.Attempt, string, error) {
+	pos, err := before(f.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := f.Clamp()
+	var w where
+	w.add("tenant_id = ?", f.TenantID)
+	w.add("id < ?", pos)
+	if f.DeliveryID != 0 {
+		w.add("delivery_id = ?", f.DeliveryID)
+	}
+	if f.EventID != "" {
+		w.add("event_id = ?", f.EventID)
+	}
+	if f.EndpointID != "" {
+		w.add("endpoint_id = ?", f.EndpointID)
+	}
+	if !f.Since.IsZero() {
+		w.add("at >= ?", micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		w.add("at < ?", micros(f.Until))
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT id, delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success
+		FROM attempts WHERE `+w.String()+` ORDER BY id DESC LIMIT ?`, append(w.args, limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list attempts: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Attempt
+	for rows.Next() {
+		var a store.Attempt
+		var at, lat int64
+		var ok int
+		if err := rows.Scan(&a.ID, &a.DeliveryID, &a.TenantID, &a.EndpointID, &a.EventID, &at, &a.StatusCode, &lat, &a.Response, &a.ErrorKind, &a.Error, &ok); err != nil {
+			return nil, "", fmt.Errorf("list attempts: %w", err)
+		}
+		a.At, a.Latency, a.Success = fromMicros(at), time.Duration(lat)*time.Microsecond, ok == 1
+		out = append(out, a)
+	}
+	return page(out, limit, rows.Err(), func(i int) int64 { return out[i].ID })
+}
+
+// Retry re-queues one delivery, due now, with a fresh schedule.
+func (s *Store) Retry(ctx context.Context, tenantID string, id int64) (*store.Delivery, error) {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		now := micros(time.Now())
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 0, tries = 0, next_attempt_at = ?, lease_until = 0, updated_at = ?
+			WHERE tenant_id = ? AND id = ? AND NOT (state = 0 AND lease_until > ?)`, now, now, tenantID, id, now)
+		if err != nil {
+			return fmt.Errorf("retry delivery: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("retry delivery: %w", err)
+		}
+		if n == 0 {
+			// Either it does not exist, or an attempt is in flight right now: then it is already queued.
+			var one int
+			if err := tx.QueryRowContext(ctx, `SELECT 1 FROM deliveries WHERE tenant_id = ? AND id = ?`, tenantID, id).Scan(&one); err != nil {
+				return notFound(err, fmt.Sprintf("delivery %d", id))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.GetDelivery(ctx, tenantID, id)
+}
+
+// Replay re-queues matching deliveries in batches, so that the writer is never held for long.
+func (s *Store) Replay(ctx context.Context, f store.DeliveryFilter) (int, error) {
+	total := 0
+	var after int64
+	for {
+		var n int
+		err := s.write(ctx, func(tx *sql.Tx) error {
+			w := deliveryWhere(f)
+			w.add("id > ?", after)
+			// Deliveries with an attempt in flight are queued already.
+			now := micros(time.Now())
+			w.add("NOT (state = 0 AND lease_until > ?)", now)
+			rows, err := tx.QueryContext(ctx, `SELECT id FROM deliveries WHERE `+w.String()+` ORDER BY id LIMIT 1000`, w.args...)
+			if err != nil {
+				return fmt.Errorf("replay: %w", err)
+			}
+			var ids []int64
+			for rows.Next() {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return fmt.Errorf("replay: %w", err)
+				}
+				ids = append(ids, id)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("replay: %w", err)
+			}
+			for _, id := range ids {
+				if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 0, tries = 0, next_attempt_at = ?, lease_until = 0, updated_at = ? WHERE id = ?`, now, now, id); err != nil {
+					return fmt.Errorf("replay: %w", err)
+				}
+			}
+			n = len(ids)
+			if n > 0 {
+				after = ids[n-1]
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < 1000 {
+			return total, nil
+		}
+	}
+}
+
+// Resend queues an event for one endpoint again, creating the delivery if there was none.
+func (s *Store) Resend(ctx context.Context, tenantID, eventID, endpointID string) (*store.Delivery, error) {
+	var id int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var seq int64
+		var typ string
+		if err := tx.QueryRowContext(ctx, `SELECT seq, type FROM events WHERE tenant_id = ? AND id = ?`, tenantID, eventID).Scan(&seq, &typ); err != nil {
+			return notFound(err, "event "+eventID)
+		}
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM endpoints WHERE tenant_id = ? AND id = ?`, tenantID, endpointID).Scan(&one); err != nil {
+			return notFound(err, "endpoint "+endpointID)
+		}
+		now := micros(time.Now())
+		err := tx.QueryRowContext(ctx, `INSERT INTO deliveries (tenant_id, event_seq, event_id, event_type, endpoint_id, next_attempt_at, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (event_seq, endpoint_id) DO UPDATE SET state = 0, tries = 0, next_attempt_at = excluded.next_attempt_at,
+				updated_at = excluded.updated_at,
+				lease_until = CASE WHEN deliveries.state = 0 THEN deliveries.lease_until ELSE 0 END
+			RETURNING id`, tenantID, seq, eventID, typ, endpointID, now, now, now).Scan(&id)
+		if err != nil {
+			return fmt.Errorf("resend: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.GetDelivery(ctx, tenantID, id)
+}
+
+// Stats counts a tenant's traffic since a moment.
+func (s *Store) Stats(ctx context.Context, tenantID string, since time.Time) (*store.Stats, error) {
+	st := &store.Stats{Since: since}
+	t := micros(since)
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE tenant_id = ? AND created_at >= ?`, tenantID, t).Scan(&st.Events); err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT state, count(*) FROM deliveries WHERE tenant_id = ? AND created_at >= ? GROUP BY state`, tenantID, t)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var state, n int
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		st.Deliveries += n
+		switch state {
+		case 0:
+			st.Pending = n
+		case 1:
+			st.Succeeded = n
+		case 2:
+			st.Dead = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	err = s.r.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(1 - success), 0), count(DISTINCT CASE WHEN success = 0 THEN delivery_id END)
+		FROM attempts WHERE tenant_id = ? AND at >= ?`, tenantID, t).Scan(&st.Attempts, &st.FailedAttempts, &st.FailedDeliveries)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	return st, nil
+}
+
+// ClaimDue leases due deliveries of several endpoints in one transaction.
+func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []store.ClaimRequest) ([]store.ClaimResult, error) {
+	var out []store.ClaimResult
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		out = make([]store.ClaimResult, len(reqs))
+		claim := tx.StmtContext(ctx, s.stmts.claim)
+		lease := tx.StmtContext(ctx, s.stmts.lease)
+		nextDue := tx.StmtContext(ctx, s.stmts.nextDue)
+		n, until := micros(now), micros(leaseUntil)
+		for i, req := range reqs {
+			res := store.ClaimResult{EndpointID: req.EndpointID}
+			if req.Limit > 0 {
+				rows, err := claim.QueryContext(ctx, req.EndpointID, n, n, req.Limit)
+				if err != nil {
+					return fmt.Errorf("claim: %w", err)
+				}
+				for rows.Next() {
+					var c store.Claimed
+					var ts int64
+					if err := rows.Scan(&c.DeliveryID, &c.Attempts, &c.Tries, &c.EventID, &c.EventType, &ts, &c.Payload); err != nil {
+						rows.Close()
+						return fmt.Errorf("claim: %w", err)
+					}
+					c.EventTime = fromMicros(ts)
+					res.Claimed = append(res.Claimed, c)
+				}
+				rows.Close()
+				if err := rows.Err(); err != nil {
+					return fmt.Errorf("claim: %w", err)
+				}
+				for _, c := range res.Claimed {
+					if _, err := lease.ExecContext(ctx, until, c.DeliveryID); err != nil {
+						return fmt.Errorf("lease: %w", err)
+					}
+				}
+			}
+			if len(res.Claimed) < req.Limit || req.Limit == 0 {
+				var next int64
+				err := nextDue.QueryRowContext(ctx, req.EndpointID, n, n).Scan(&next)
+				if err != nil && err != sql.ErrNoRows {
+					return fmt.Errorf("next due: %w", err)
+				}
+				res.NextDue = fromMicros(next)
+			}
+			out[i] = res
+		}
+		return nil
+	})
+	return out, err
+}
+
+// RecordResults writes attempts and the deliveries' new states, and tracks endpoints' failing streaks.
+func (s *Store) RecordResults(ctx context.Context, results []store.Result) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		insert := tx.StmtContext(ctx, s.stmts.insertAttempt)
+		update := tx.StmtContext(ctx, s.stmts.updateDelivery)
+		now := micros(time.Now())
+		succeeded := map[string]bool{}
+		failedAt := map[string]int64{}
+		for _, r := range results {
+			a := r.Attempt
+			if _, err := insert.ExecContext(ctx, micros(a.At), a.StatusCode, a.Latency.Microseconds(), a.Response, a.ErrorKind, a.Error, boolInt(a.Success), r.DeliveryID); err != nil {
+				return fmt.Errorf("insert attempt: %w", err)
+			}
+			var next int64
+			if r.State == store.StatePending {
+				next = micros(r.NextAttemptAt)
+			}
+			if _, err := update.ExecContext(ctx, stateCodes[r.State], next, a.StatusCode, a.Error, now, r.DeliveryID); err != nil {
+				return fmt.Errorf("update delivery: %w", err)
+			}
+			if a.Success {
+				succeeded[r.EndpointID] = true
+			} else if _, ok := failedAt[r.EndpointID]; !ok {
+				failedAt[r.EndpointID] = micros(a.At)
+			}
+		}
+		for id := range succeeded {
+			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`, id); err != nil {
+				return fmt.Errorf("endpoint streak: %w", err)
+			}
+		}
+		for id, at := range failedAt {
+			if succeeded[id] {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`, at, id); err != nil {
+				return fmt.Errorf("endpoint streak: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// ReleaseClaims ends leases without recording attempts.
+func (s *Store) ReleaseClaims(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET lease_until = 0 WHERE id = ? AND state = 0`, id); err != nil {
+				return fmt.Errorf("release claim: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// ReleaseAllClaims ends every lease. The SQLite store belongs to one process (it holds the file
+// lock), so at start any lease left is from a run that crashed.
+func (s *Store) ReleaseAllClaims(ctx context.Context) (int, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET lease_until = 0 WHERE state = 0 AND lease_until > 0`)
+		if err != nil {
+			return fmt.Errorf("release claims: %w", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
+// DueEndpoints lists endpoints with pending unleased deliveries and their earliest due time.
+func (s *Store) DueEndpoints(ctx context.Context, now time.Time) (map[string]time.Time, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT endpoint_id, min(next_attempt_at) FROM deliveries WHERE state = 0 AND lease_until <= ? GROUP BY endpoint_id`, micros(now))
+	if err != nil {
+		return nil, fmt.Errorf("due endpoints: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var id string
+		var next int64
+		if err := rows.Scan(&id, &next); err != nil {
+			return nil, fmt.Errorf("due endpoints: %w", err)
+		}
+		out[id] = fromMicros(next)
+	}
+	return out, rows.Err()
+}

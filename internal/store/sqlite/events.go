@@ -1,0 +1,269 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// statements are the hot-path queries, prepared once on the write connection.
+type statements struct {
+	endpointsOf, insertEvent, eventByID, insertDelivery          *sql.Stmt
+	claim, lease, nextDue, insertAttempt, updateDelivery, tenant *sql.Stmt
+}
+
+func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
+	for _, p := range []struct {
+		s **sql.Stmt
+		q string
+	}{
+		{&st.tenant, `SELECT 1 FROM tenants WHERE id = ?`},
+		{&st.endpointsOf, `SELECT id, event_types FROM endpoints WHERE tenant_id = ? AND enabled = 1`},
+		{&st.insertEvent, `INSERT INTO events (tenant_id, id, type, ts, source, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (tenant_id, id) DO NOTHING RETURNING seq`},
+		{&st.eventByID, `SELECT id, type, ts, source, payload, created_at FROM events WHERE tenant_id = ? AND id = ?`},
+		{&st.insertDelivery, `INSERT INTO deliveries (tenant_id, event_seq, event_id, event_type, endpoint_id, next_attempt_at, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&st.claim, `SELECT d.id, d.attempts, d.tries, e.id, e.type, e.ts, e.payload FROM deliveries d JOIN events e ON e.seq = d.event_seq
+			WHERE d.endpoint_id = ? AND d.state = 0 AND d.next_attempt_at <= ? AND d.lease_until <= ?
+			ORDER BY d.next_attempt_at LIMIT ?`},
+		{&st.lease, `UPDATE deliveries SET lease_until = ? WHERE id = ?`},
+		{&st.nextDue, `SELECT next_attempt_at FROM deliveries WHERE endpoint_id = ? AND state = 0 AND next_attempt_at > ? AND lease_until <= ?
+			ORDER BY next_attempt_at LIMIT 1`},
+		{&st.insertAttempt, `INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
+			SELECT id, tenant_id, endpoint_id, event_id, ?, ?, ?, ?, ?, ?, ? FROM deliveries WHERE id = ?`},
+		{&st.updateDelivery, `UPDATE deliveries SET state = ?, attempts = attempts + 1, tries = tries + 1, next_attempt_at = ?, lease_until = 0,
+			last_status = ?, last_error = ?, updated_at = ? WHERE id = ?`},
+	} {
+		s, err := db.PrepareContext(ctx, p.q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", p.q, err)
+		}
+		*p.s = s
+	}
+	return nil
+}
+
+func (st *statements) close() {
+	for _, s := range []*sql.Stmt{st.tenant, st.endpointsOf, st.insertEvent, st.eventByID, st.insertDelivery, st.claim, st.lease, st.nextDue, st.insertAttempt, st.updateDelivery} {
+		if s != nil {
+			_ = s.Close()
+		}
+	}
+}
+
+type subscriber struct {
+	id       string
+	patterns []string
+}
+
+// Publish stores events and their deliveries in one transaction.
+func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Event) ([]store.PublishResult, error) {
+	var results []store.PublishResult
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		results = make([]store.PublishResult, len(events))
+		var one int
+		if err := tx.StmtContext(ctx, s.stmts.tenant).QueryRowContext(ctx, tenantID).Scan(&one); err != nil {
+			return notFound(err, "tenant "+tenantID)
+		}
+		subs, err := subscribers(ctx, tx.StmtContext(ctx, s.stmts.endpointsOf), tenantID)
+		if err != nil {
+			return err
+		}
+		insertEvent := tx.StmtContext(ctx, s.stmts.insertEvent)
+		insertDelivery := tx.StmtContext(ctx, s.stmts.insertDelivery)
+		for i, ev := range events {
+			var seq int64
+			err := insertEvent.QueryRowContext(ctx, tenantID, ev.ID, ev.Type, micros(ev.Timestamp), ev.Source, []byte(ev.Payload), micros(ev.CreatedAt)).Scan(&seq)
+			if err == sql.ErrNoRows {
+				// The id exists: idempotent publish returns the stored event and fans out nothing.
+				stored, err := scanEvent(tx.StmtContext(ctx, s.stmts.eventByID).QueryRowContext(ctx, tenantID, ev.ID), tenantID)
+				if err != nil {
+					return fmt.Errorf("read existing event %s: %w", ev.ID, err)
+				}
+				results[i] = store.PublishResult{Event: stored, Duplicate: true}
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("insert event: %w", err)
+			}
+			ev.TenantID = tenantID
+			res := store.PublishResult{Event: ev}
+			now := micros(ev.CreatedAt)
+			for _, sub := range subs {
+				if !store.MatchAny(sub.patterns, ev.Type) {
+					continue
+				}
+				if _, err := insertDelivery.ExecContext(ctx, tenantID, seq, ev.ID, ev.Type, sub.id, now, now, now); err != nil {
+					return fmt.Errorf("insert delivery: %w", err)
+				}
+				res.Deliveries++
+				res.EndpointIDs = append(res.EndpointIDs, sub.id)
+			}
+			results[i] = res
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func subscribers(ctx context.Context, stmt *sql.Stmt, tenantID string) ([]subscriber, error) {
+	rows, err := stmt.QueryContext(ctx, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("read endpoints: %w", err)
+	}
+	defer rows.Close()
+	var subs []subscriber
+	for rows.Next() {
+		var sub subscriber
+		var types string
+		if err := rows.Scan(&sub.id, &types); err != nil {
+			return nil, fmt.Errorf("read endpoints: %w", err)
+		}
+		if err := json.Unmarshal([]byte(types), &sub.patterns); err != nil {
+			return nil, fmt.Errorf("endpoint %s event types: %w", sub.id, err)
+		}
+		subs = append(subs, sub)
+	}
+	return subs, rows.Err()
+}
+
+func scanEvent(r rowScanner, tenantID string) (*store.Event, error) {
+	var ev store.Event
+	var ts, c int64
+	var payload []byte
+	if err := r.Scan(&ev.ID, &ev.Type, &ts, &ev.Source, &payload, &c); err != nil {
+		return nil, err
+	}
+	ev.TenantID, ev.Timestamp, ev.Payload, ev.CreatedAt = tenantID, fromMicros(ts), payload, fromMicros(c)
+	return &ev, nil
+}
+
+// GetEvent reads one event of a tenant.
+func (s *Store) GetEvent(ctx context.Context, tenantID, id string) (*store.Event, error) {
+	ev, err := scanEvent(s.r.QueryRowContext(ctx, `SELECT id, type, ts, source, payload, created_at FROM events WHERE tenant_id = ? AND id = ?`, tenantID, id), tenantID)
+	if err != nil {
+		return nil, notFound(err, "event "+id)
+	}
+	return ev, nil
+}
+
+// where builds a conjunction of conditions with their arguments.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, args ...any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, args...)
+}
+
+func (w *where) in(column string, values []string) {
+	if len(values) == 0 {
+		return
+	}
+	w.conds = append(w.conds, column+" IN ("+strings.TrimSuffix(strings.Repeat("?,", len(values)), ",")+")")
+	for _, v := range values {
+		w.args = append(w.args, v)
+	}
+}
+
+func (w *where) String() string { return strings.Join(w.conds, " AND ") }
+
+func before(cursor string) (int64, error) {
+	pos, err := store.DecodeCursor(cursor)
+	if err != nil {
+		return 0, err
+	}
+	if pos == 0 {
+		return math.MaxInt64, nil
+	}
+	return pos, nil
+}
+
+// ListEvents lists a tenant's events, newest first.
+func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, string, error) {
+	pos, err := before(f.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := f.Clamp()
+	var w where
+	w.add("tenant_id = ?", f.TenantID)
+	w.add("seq < ?", pos)
+	w.in("type", f.Types)
+	if !f.Since.IsZero() {
+		w.add("created_at >= ?", micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		w.add("created_at < ?", micros(f.Until))
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, id, type, ts, source, payload, created_at FROM events WHERE `+w.String()+` ORDER BY seq DESC LIMIT ?`, append(w.args, limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Event
+	var seqs []int64
+	for rows.Next() {
+		var ev store.Event
+		var seq, ts, c int64
+		if err := rows.Scan(&seq, &ev.ID, &ev.Type, &ts, &ev.Source, &ev.Payload, &c); err != nil {
+			return nil, "", fmt.Errorf("list events: %w", err)
+		}
+		ev.TenantID, ev.Timestamp, ev.CreatedAt = f.TenantID, fromMicros(ts), fromMicros(c)
+		out = append(out, ev)
+		seqs = append(seqs, seq)
+	}
+	return page(out, limit, rows.Err(), func(i int) int64 { return seqs[i] })
+}
+
+// DeleteOlderThan removes old events with their deliveries and attempts, a batch at a time.
+func (s *Store) DeleteOlderThan(ctx context.Context, t time.Time, limit int) (int, error) {
+	var n int
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT seq FROM events WHERE created_at < ? ORDER BY created_at LIMIT ?`, micros(t), limit)
+		if err != nil {
+			return fmt.Errorf("find old events: %w", err)
+		}
+		var seqs []any
+		for rows.Next() {
+			var seq int64
+			if err := rows.Scan(&seq); err != nil {
+				rows.Close()
+				return fmt.Errorf("find old events: %w", err)
+			}
+			seqs = append(seqs, seq)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("find old events: %w", err)
+		}
+		if len(seqs) == 0 {
+			return nil
+		}
+		in := "(" + strings.TrimSuffix(strings.Repeat("?,", len(seqs)), ",") + ")"
+		for _, q := range []string{
+			`DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_seq IN ` + in + `)`,
+			`DELETE FROM deliveries WHERE event_seq IN ` + in,
+			`DELETE FROM events WHERE seq IN ` + in,
+		} {
+			if _, err := tx.ExecContext(ctx, q, seqs...); err != nil {
+				return fmt.Errorf("delete old events: %w", err)
+			}
+		}
+		n = len(seqs)
+		return nil
+	})
+	return n, err
+}

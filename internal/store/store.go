@@ -1,0 +1,160 @@
+// Package store defines the contract between Herald's engine and its databases, and the types that
+// cross it. Drivers live in subpackages (sqlite, and later postgres); storetest holds the conformance
+// suite every driver must pass, so that no behaviour exists in one driver only.
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"strconv"
+	"time"
+)
+
+// Errors every driver returns, so that callers can map them to HTTP answers without knowing the driver.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("already exists")
+)
+
+// Store is everything the engine and the API need from a database. Every method is safe for
+// concurrent use. Writes that return nil are durable.
+type Store interface {
+	Ping(ctx context.Context) error
+	Close() error
+
+	CreateTenant(ctx context.Context, t *Tenant) error
+	GetTenant(ctx context.Context, id string) (*Tenant, error)
+	ListTenants(ctx context.Context, p Page) ([]Tenant, string, error)
+	UpdateTenant(ctx context.Context, t *Tenant) error
+	DeleteTenant(ctx context.Context, id string) error
+
+	CreateEventType(ctx context.Context, et *EventType) error
+	GetEventType(ctx context.Context, name string) (*EventType, error)
+	ListEventTypes(ctx context.Context, p Page) ([]EventType, string, error)
+	UpdateEventType(ctx context.Context, et *EventType) error
+	DeleteEventType(ctx context.Context, name string) error
+
+	CreateEndpoint(ctx context.Context, e *Endpoint) error
+	GetEndpoint(ctx context.Context, tenantID, id string) (*Endpoint, error)
+	// EndpointByID finds an endpoint whatever its tenant; the dispatcher uses it to load a lane.
+	EndpointByID(ctx context.Context, id string) (*Endpoint, error)
+	ListEndpoints(ctx context.Context, tenantID string, p Page) ([]Endpoint, string, error)
+	UpdateEndpoint(ctx context.Context, e *Endpoint) error
+	DeleteEndpoint(ctx context.Context, tenantID, id string) error
+	// DisableEndpoint marks the endpoint disabled with a reason; with deadLetter, its pending
+	// deliveries become dead with that reason. It returns how many deliveries were dead-lettered.
+	DisableEndpoint(ctx context.Context, id, reason string, deadLetter bool) (int, error)
+
+	// Publish stores events and one delivery per enabled endpoint of the tenant whose subscriptions
+	// match, in one transaction. An event whose id already exists for the tenant is returned as it
+	// was stored, with Duplicate set and no new deliveries.
+	Publish(ctx context.Context, tenantID string, events []*Event) ([]PublishResult, error)
+	GetEvent(ctx context.Context, tenantID, id string) (*Event, error)
+	ListEvents(ctx context.Context, f EventFilter) ([]Event, string, error)
+
+	GetDelivery(ctx context.Context, tenantID string, id int64) (*Delivery, error)
+	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, string, error)
+	ListAttempts(ctx context.Context, f AttemptFilter) ([]Attempt, string, error)
+	// Retry puts one delivery back in the queue, due now, with a fresh retry schedule.
+	Retry(ctx context.Context, tenantID string, id int64) (*Delivery, error)
+	// Replay re-queues every delivery matching the filter and returns how many.
+	Replay(ctx context.Context, f DeliveryFilter) (int, error)
+	// Resend queues the event for one endpoint again (creating the delivery if there was none).
+	Resend(ctx context.Context, tenantID, eventID, endpointID string) (*Delivery, error)
+	Stats(ctx context.Context, tenantID string, since time.Time) (*Stats, error)
+
+	// ClaimDue leases due deliveries of the given endpoints, at most Limit each, until leaseUntil.
+	// For each endpoint it also reports when its next not-yet-due delivery is due.
+	ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []ClaimRequest) ([]ClaimResult, error)
+	// RecordResults writes attempt outcomes and the deliveries' new states, and ends their leases.
+	RecordResults(ctx context.Context, results []Result) error
+	// ReleaseClaims ends leases without recording an attempt (shutdown, breaker refusal).
+	ReleaseClaims(ctx context.Context, ids []int64) error
+	// ReleaseAllClaims ends every lease; a single-process store calls it at start.
+	ReleaseAllClaims(ctx context.Context) (int, error)
+	// DueEndpoints lists endpoints that have pending, unleased deliveries, with the earliest due time.
+	DueEndpoints(ctx context.Context, now time.Time) (map[string]time.Time, error)
+
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+	APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error)
+	ListAPIKeys(ctx context.Context) ([]APIKey, error)
+	RevokeAPIKey(ctx context.Context, id string) error
+	CountAPIKeys(ctx context.Context) (int, error)
+
+	// DeleteOlderThan removes events (and their deliveries and attempts) created before t, at most
+	// limit events at a time, and returns how many events it removed.
+	DeleteOlderThan(ctx context.Context, t time.Time, limit int) (int, error)
+}
+
+// Page is a request for one page of a list: Limit items after the opaque Cursor.
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
+// ClaimRequest asks for up to Limit due deliveries of one endpoint.
+type ClaimRequest struct {
+	EndpointID string
+	Limit      int
+}
+
+// ClaimResult is what ClaimDue found for one endpoint.
+type ClaimResult struct {
+	EndpointID string
+	Claimed    []Claimed
+	// NextDue is when the endpoint's earliest unleased pending delivery is due, zero if none is.
+	NextDue time.Time
+}
+
+// Claimed is a leased delivery with what is needed to send it.
+type Claimed struct {
+	DeliveryID int64
+	EventID    string
+	EventType  string
+	EventTime  time.Time
+	Payload    []byte
+	Attempts   int // attempts made before this one, in all
+	Tries      int // attempts made since the delivery was last (re)queued; indexes the schedule
+}
+
+// ErrBadCursor is returned for a cursor that this store did not issue.
+var ErrBadCursor = errors.New("invalid cursor")
+
+// EncodeCursor makes an opaque cursor of a position in a list.
+func EncodeCursor(pos int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(pos, 10)))
+}
+
+// DecodeCursor reads a cursor made by EncodeCursor; the empty cursor is position 0.
+func DecodeCursor(c string) (int64, error) {
+	if c == "" {
+		return 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, ErrBadCursor
+	}
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil || v < 0 {
+		return 0, ErrBadCursor
+	}
+	return v, nil
+}
+
+// DefaultLimit and MaxLimit bound list pages.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 250
+)
+
+// Clamp returns a usable page size.
+func (p Page) Clamp() int {
+	switch {
+	case p.Limit <= 0:
+		return DefaultLimit
+	case p.Limit > MaxLimit:
+		return MaxLimit
+	}
+	return p.Limit
+}

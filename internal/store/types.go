@@ -1,0 +1,234 @@
+package store
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// Tenant is a customer of the operator; it owns endpoints and events.
+type Tenant struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// EventType is an entry of the event catalog, named resource.action with an optional .vN suffix.
+type EventType struct {
+	Name        string
+	Description string
+	Deprecated  bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Secret is one signing key of an endpoint. During rotation an endpoint has the new secret and the
+// old one until ExpiresAt; every delivery in that window is signed with both.
+type Secret struct {
+	Key       string     `json:"key"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// Endpoint is a URL of a tenant that receives the events it subscribes to.
+type Endpoint struct {
+	ID             string
+	TenantID       string
+	URL            string
+	Description    string
+	EventTypes     []string // exact names, "prefix.*" or "*"
+	Secrets        []Secret // the current secret first
+	Timeout        time.Duration
+	MaxConcurrency int
+	RateLimit      float64         // requests per second, 0 for none
+	RetrySchedule  []time.Duration // nil for the default schedule
+	Headers        map[string]string
+	Enabled        bool
+	DisabledReason string
+	FailingSince   *time.Time // first failure since the last success
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Subscribes reports whether the endpoint wants events of the given type.
+func (e *Endpoint) Subscribes(eventType string) bool {
+	return MatchAny(e.EventTypes, eventType)
+}
+
+// MatchAny reports whether eventType matches one of the patterns: an exact name, "*", or a prefix
+// ending in ".*" that matches any name below it ("invoice.*" matches "invoice.paid" and
+// "invoice.paid.v2").
+func MatchAny(patterns []string, eventType string) bool {
+	for _, p := range patterns {
+		switch {
+		case p == "*" || p == eventType:
+			return true
+		case strings.HasSuffix(p, ".*"):
+			prefix := p[:len(p)-1] // keep the dot
+			if strings.HasPrefix(eventType, prefix) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ActiveSecrets returns the keys valid at now, current first.
+func (e *Endpoint) ActiveSecrets(now time.Time) []string {
+	keys := make([]string, 0, len(e.Secrets))
+	for _, s := range e.Secrets {
+		if s.ExpiresAt == nil || s.ExpiresAt.After(now) {
+			keys = append(keys, s.Key)
+		}
+	}
+	return keys
+}
+
+// Resource names the object an event is about.
+type Resource struct {
+	ID   string `json:"id"`
+	Type string `json:"type,omitempty"`
+	URL  string `json:"url,omitempty"`
+}
+
+// Event is one occurrence, immutable once published. Payload is the exact JSON envelope sent to
+// endpoints (and signed), built once at publish time.
+type Event struct {
+	ID        string
+	TenantID  string
+	Type      string
+	Timestamp time.Time
+	Source    string
+	Payload   json.RawMessage
+	CreatedAt time.Time
+}
+
+// PublishResult tells what Publish did with one event.
+type PublishResult struct {
+	Event      *Event
+	Deliveries int
+	Duplicate  bool
+	// EndpointIDs are the endpoints that got a new delivery, so the dispatcher can be woken for them.
+	EndpointIDs []string
+}
+
+// DeliveryState is where a delivery is in its life.
+type DeliveryState string
+
+const (
+	StatePending   DeliveryState = "pending"
+	StateSucceeded DeliveryState = "succeeded"
+	StateDead      DeliveryState = "dead"
+)
+
+// Valid reports whether s is a known state.
+func (s DeliveryState) Valid() bool {
+	return s == StatePending || s == StateSucceeded || s == StateDead
+}
+
+// Delivery is one event to one endpoint.
+type Delivery struct {
+	ID            int64
+	TenantID      string
+	EventID       string
+	EventType     string
+	EndpointID    string
+	State         DeliveryState
+	Attempts      int
+	NextAttemptAt *time.Time // set while pending
+	LastStatus    int
+	LastError     string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Attempt is one HTTP try of a delivery.
+type Attempt struct {
+	ID         int64
+	DeliveryID int64
+	TenantID   string
+	EndpointID string
+	EventID    string
+	At         time.Time
+	StatusCode int
+	Latency    time.Duration
+	Response   string
+	ErrorKind  string
+	Error      string
+	Success    bool
+}
+
+// Result is the outcome of one attempt and what follows from it.
+type Result struct {
+	DeliveryID int64
+	EndpointID string
+	Attempt    Attempt
+	// State after the attempt: succeeded, dead, or pending with NextAttemptAt.
+	State         DeliveryState
+	NextAttemptAt time.Time
+}
+
+// EventFilter selects events of a tenant.
+type EventFilter struct {
+	TenantID  string
+	Types     []string
+	Since     time.Time
+	Until     time.Time
+	Page
+}
+
+// DeliveryFilter selects deliveries of a tenant.
+type DeliveryFilter struct {
+	TenantID   string
+	EventID    string
+	EndpointID string
+	EventTypes []string
+	States     []DeliveryState
+	Since      time.Time // created at or after
+	Until      time.Time // created before
+	Page
+}
+
+// AttemptFilter selects attempts of a tenant.
+type AttemptFilter struct {
+	TenantID   string
+	DeliveryID int64
+	EventID    string
+	EndpointID string
+	Since      time.Time
+	Until      time.Time
+	Page
+}
+
+// Stats counts a tenant's traffic since a moment.
+type Stats struct {
+	Since            time.Time `json:"since"`
+	Events           int       `json:"events"`
+	Deliveries       int       `json:"deliveries"`
+	Succeeded        int       `json:"succeeded"`
+	Pending          int       `json:"pending"`
+	Dead             int       `json:"dead"`
+	Attempts         int       `json:"attempts"`
+	FailedAttempts   int       `json:"failed_attempts"`
+	FailedDeliveries int       `json:"failed_deliveries"`
+}
+
+// Role is what an API key may do.
+type Role string
+
+const (
+	RoleAdmin  Role = "admin"
+	RoleTenant Role = "tenant"
+)
+
+// APIKey is a stored key: only the SHA-256 of the secret is kept.
+type APIKey struct {
+	ID        string
+	Name      string
+	Role      Role
+	TenantID  string // for RoleTenant
+	Hash      []byte
+	Prefix    string // the first characters of the key, to recognise it in lists
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
