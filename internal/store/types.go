@@ -170,10 +170,10 @@ type Result struct {
 
 // EventFilter selects events of a tenant.
 type EventFilter struct {
-	TenantID  string
-	Types     []string
-	Since     time.Time
-	Until     time.Time
+	TenantID string
+	Types    []string
+	Since    time.Time
+	Until    time.Time
 	Page
 }
 

@@ -18,21 +18,21 @@ type Open func(t *testing.T) store.Store
 // Run runs every conformance test against the driver.
 func Run(t *testing.T, open Open) {
 	tests := map[string]func(*testing.T, store.Store){
-		"TenantCRUD":                    testTenantCRUD,
-		"Pagination":                    testPagination,
-		"PublishFansOutToSubscribers":   testPublishFansOut,
-		"PublishIsIdempotentByID":       testPublishIdempotent,
-		"PublishUnknownTenant":          testPublishUnknownTenant,
-		"ClaimLeasesAndReportsNextDue":  testClaim,
-		"RecordResultsMovesState":       testRecordResults,
-		"RetryReplayResend":             testRetryReplayResend,
-		"DisableEndpointDeadLetters":    testDisableEndpoint,
-		"ReleaseClaims":                 testReleaseClaims,
-		"StatsCountsSince":              testStats,
-		"RetentionDeletesOldEvents":     testRetention,
-		"APIKeys":                       testAPIKeys,
-		"FailingSinceTracksStreaks":     testFailingSince,
-		"DeleteEndpointRemovesHistory":  testDeleteEndpoint,
+		"TenantCRUD":                   testTenantCRUD,
+		"Pagination":                   testPagination,
+		"PublishFansOutToSubscribers":  testPublishFansOut,
+		"PublishIsIdempotentByID":      testPublishIdempotent,
+		"PublishUnknownTenant":         testPublishUnknownTenant,
+		"ClaimLeasesAndReportsNextDue": testClaim,
+		"RecordResultsMovesState":      testRecordResults,
+		"RetryReplayResend":            testRetryReplayResend,
+		"DisableEndpointDeadLetters":   testDisableEndpoint,
+		"ReleaseClaims":                testReleaseClaims,
+		"StatsCountsSince":             testStats,
+		"RetentionDeletesOldEvents":    testRetention,
+		"APIKeys":                      testAPIKeys,
+		"FailingSinceTracksStreaks":    testFailingSince,
+		"DeleteEndpointRemovesHistory": testDeleteEndpoint,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {

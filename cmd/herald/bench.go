@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/spf13/cobra"
+
+	"github.com/heraldhq/herald/internal/bench"
+)
+
+func benchCmd() *cobra.Command {
+	var (
+		cfg      bench.Config
+		standard bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure Herald end to end against a local receiver, with the same-run ceiling",
+		Long: `Starts a receiver and a Herald node (embedded SQLite in a temporary directory) in this process,
+publishes events through the real API with concurrent publishers, and prints ingest events/s,
+end-to-end deliveries/s, publish-to-receipt latency (p50, p95, p99), peak memory, and the ceiling:
+a plain Go HTTP client posting the same bodies to the same receiver at the same concurrency.
+
+--standard runs the scenarios recorded in docs/benchmarks.md.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			scenarios := []bench.Config{cfg}
+			if standard {
+				scenarios = []bench.Config{
+					{Name: "one endpoint, full speed", Events: 20000, Publishers: 32, Endpoints: 1, Concurrency: 10},
+					{Name: "one endpoint, 1000 ev/s", Events: 10000, Publishers: 32, Endpoints: 1, Concurrency: 10, Rate: 1000},
+					{Name: "fan-out to 100 endpoints", Events: 200, Publishers: 8, Endpoints: 100, Concurrency: 10},
+					{Name: "fan-out to 100, 10 ev/s", Events: 100, Publishers: 8, Endpoints: 100, Concurrency: 10, Rate: 10},
+				}
+			}
+			fmt.Fprintf(os.Stderr, "herald bench on %d CPUs (%s/%s)\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+			var results []*bench.Result
+			for _, sc := range scenarios {
+				if sc.Name == "" {
+					sc.Name = "custom"
+				}
+				sc.Synchronous = cfg.Synchronous
+				fmt.Fprintf(os.Stderr, "running %q ...\n", sc.Name)
+				r, err := bench.Run(cmd.Context(), sc)
+				if err != nil {
+					return fmt.Errorf("%s: %w", sc.Name, err)
+				}
+				results = append(results, r)
+			}
+			bench.Table(os.Stdout, results)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Events, "events", 10000, "events to publish")
+	f.IntVar(&cfg.Publishers, "publishers", 16, "concurrent publishers")
+	f.IntVar(&cfg.Endpoints, "endpoints", 1, "endpoints subscribed to every event (fan-out)")
+	f.IntVar(&cfg.Concurrency, "concurrency", 10, "max_concurrency of each endpoint")
+	f.Float64Var(&cfg.Rate, "rate", 0, "events per second over all publishers (0: as fast as possible)")
+	f.IntVar(&cfg.PayloadSize, "payload", 512, "bytes of data per event")
+	f.StringVar(&cfg.Synchronous, "sqlite-synchronous", "FULL", "SQLite synchronous pragma for the run")
+	f.BoolVar(&standard, "standard", false, "run the standard scenarios of docs/benchmarks.md")
+	return cmd
+}

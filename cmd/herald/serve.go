@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/heraldhq/herald/internal/node"
+)
+
+func serveCmd() *cobra.Command {
+	var (
+		cfg        node.Config
+		allowCIDRs []string
+		logFormat  string
+		logLevel   string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run Herald: the API and the delivery engine",
+		Long: `Run Herald on an embedded SQLite store. Every flag can also be set with an environment
+variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD_DATA_DIR).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := bindEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			log, err := newLogger(logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			for _, c := range allowCIDRs {
+				p, err := netip.ParsePrefix(c)
+				if err != nil {
+					return fmt.Errorf("--allow-cidr %q: %w", c, err)
+				}
+				cfg.AllowCIDRs = append(cfg.AllowCIDRs, p)
+			}
+			cfg.Logger = log
+			cfg.OnAdminKey = func(key string) {
+				fmt.Fprintf(os.Stderr, "\nCreated an admin API key. It is shown once and stored only as a hash:\n\n    %s\n\n", key)
+			}
+			if cfg.Dev {
+				log.Warn("dev mode: plain-HTTP and loopback endpoints are allowed; do not use in production")
+			}
+			ctx := cmd.Context()
+			n, err := node.Start(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			log.Info("shutting down: finishing in-flight requests and attempts")
+			shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return n.Close(shutdown)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address to listen on")
+	f.StringVar(&cfg.DataDir, "data-dir", "herald-data", "directory of the embedded SQLite store")
+	f.BoolVar(&cfg.Dev, "dev", false, "allow plain-HTTP and loopback endpoints (local development only)")
+	f.StringSliceVar(&allowCIDRs, "allow-cidr", nil, "private networks endpoints may reach (e.g. 10.1.0.0/16); repeatable")
+	f.StringVar(&cfg.APIKey, "api-key", "", "an admin API key to accept (otherwise one is created at first start)")
+	f.IntVar(&cfg.MaxEventBytes, "max-event-bytes", 256<<10, "largest event accepted, in bytes")
+	f.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "delete events, deliveries and attempts older than this")
+	f.StringVar(&cfg.SQLiteSynchronous, "sqlite-synchronous", "FULL", "SQLite synchronous pragma: FULL survives power loss, NORMAL only crashes")
+	f.IntVar(&cfg.Dispatch.MaxInFlight, "max-in-flight", 2000, "attempts in flight at once over all endpoints")
+	f.DurationVar(&cfg.Dispatch.DisableAfter, "disable-after", 5*24*time.Hour, "disable an endpoint failing without a success for this long")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+func newLogger(format, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: want text or json, not %q", format)
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print Herald's version",
+		Run: func(cmd *cobra.Command, args []string) {
+			fmt.Println("herald", node.Version)
+		},
+	}
+}

@@ -1,0 +1,168 @@
+// Package api is Herald's REST API: JSON over HTTP under /v1, errors as RFC 9457 problem+json, and an
+// OpenAPI 3.1 document generated from the same handler signatures that serve the routes (huma), so
+// the two cannot drift.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"github.com/heraldhq/herald/internal/httpsend"
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// Notifier is told about changes the delivery engine must act on.
+type Notifier interface {
+	Notify(endpointIDs ...string)
+	EndpointChanged(id string)
+	Rescan()
+}
+
+// Config holds the API's dependencies and limits.
+type Config struct {
+	Store    store.Store
+	Notifier Notifier
+	// URLCheck validates endpoint URLs at registration (scheme, credentials, blocked addresses).
+	URLCheck *httpsend.Client
+	Logger   *slog.Logger
+	Version  string
+	// MaxEventBytes bounds one event's envelope (default 256 KiB).
+	MaxEventBytes int
+	// SecretOverlap is how long a rotated-out endpoint secret stays valid (default 24 h).
+	SecretOverlap time.Duration
+	// Now is the clock; tests may set it.
+	Now func() time.Time
+}
+
+// Server is the HTTP handler of the API.
+type Server struct {
+	cfg Config
+	st  store.Store
+	log *slog.Logger
+	api huma.API
+	mux *http.ServeMux
+}
+
+// New builds the API's routes.
+func New(cfg Config) *Server {
+	if cfg.MaxEventBytes <= 0 {
+		cfg.MaxEventBytes = 256 << 10
+	}
+	if cfg.SecretOverlap <= 0 {
+		cfg.SecretOverlap = 24 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	mux := http.NewServeMux()
+	hc := huma.DefaultConfig("Herald API", cfg.Version)
+	hc.Info.Description = "Herald sends webhooks to your customers' endpoints and receives webhooks for you. " +
+		"Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 problem+json documents."
+	hc.OpenAPIPath = "/openapi"
+	hc.DocsPath = "" // huma's docs page loads scripts from a CDN; the dashboard will host docs instead
+	hc.SchemasPath = "/schemas"
+	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", Description: "An API key: hk_admin_… or hk_tenant_…"},
+	}
+	hc.Security = []map[string][]string{{"bearer": {}}}
+	hc.CreateHooks = nil // no $schema links injected into responses
+	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux}
+	s.api = humago.New(mux, hc)
+	s.api.UseMiddleware(s.authenticate)
+	s.registerTenants()
+	s.registerEventTypes()
+	s.registerEndpoints()
+	s.registerEvents()
+	s.registerDeliveries()
+	s.registerKeys()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	return s
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// OpenAPI returns the generated OpenAPI document.
+func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/json")
+	if err := s.st.Ping(ctx); err != nil {
+		s.log.Warn("readiness check failed", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"unavailable","reason":"store unreachable"}`))
+		return
+	}
+	_, _ = w.Write([]byte(`{"status":"ok"}`))
+}
+
+// fail turns a store error into a problem answer: the client's mistakes get 4xx naming what was
+// wrong; anything else is logged and answered 500 without internals.
+func (s *Server) fail(err error, what string) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return huma.Error404NotFound(what + " not found")
+	case errors.Is(err, store.ErrConflict):
+		return huma.Error409Conflict(what + " already exists")
+	case errors.Is(err, store.ErrBadCursor):
+		return huma.Error422UnprocessableEntity("invalid cursor", &huma.ErrorDetail{Location: "query.cursor", Message: "not a cursor this API returned"})
+	case errors.Is(err, context.Canceled):
+		return huma.NewError(499, "client closed request")
+	}
+	s.log.Error("request failed", "what", what, "err", err)
+	return huma.Error500InternalServerError("internal error")
+}
+
+func (s *Server) now() time.Time { return s.cfg.Now().UTC() }
+
+// ListParams are the pagination query parameters shared by every list.
+type ListParams struct {
+	Limit  int    `query:"limit" minimum:"1" maximum:"250" default:"50" doc:"Items per page."`
+	Cursor string `query:"cursor" maxLength:"200" doc:"Opaque cursor from a previous page's next_cursor."`
+}
+
+func (p ListParams) page() store.Page { return store.Page{Limit: p.Limit, Cursor: p.Cursor} }
+
+// ListBody is the shape of every list answer.
+type ListBody[T any] struct {
+	Data       []T    `json:"data"`
+	NextCursor string `json:"next_cursor,omitempty" doc:"Pass as cursor to get the next page; absent on the last page."`
+}
+
+func list[T any](items []T, next string) ListBody[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return ListBody[T]{Data: items, NextCursor: next}
+}
+
+// Out wraps a body for huma.
+type Out[T any] struct {
+	Body T
+}
+
+// Empty is an answer without a body.
+type Empty struct{}
+
+// TenantPath is the tenant path parameter shared by tenant-scoped routes.
+type TenantPath struct {
+	Tenant string `path:"tenant" maxLength:"64" doc:"Tenant id."`
+}

@@ -1,0 +1,116 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// Key prefixes make a leaked key recognisable (secret scanners, logs) and say what it may do.
+const (
+	AdminKeyPrefix  = "hk_admin_"
+	TenantKeyPrefix = "hk_tenant_"
+)
+
+// NewKey makes an API key for a role: the secret to show once, and the record to store (its hash).
+func NewKey(role store.Role, tenantID, name string, now time.Time) (string, *store.APIKey, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", nil, fmt.Errorf("generate key: %w", err)
+	}
+	prefix := AdminKeyPrefix
+	if role == store.RoleTenant {
+		prefix = TenantKeyPrefix
+	}
+	secret := prefix + base64.RawURLEncoding.EncodeToString(b)
+	k := &store.APIKey{
+		ID: newID("key"), Name: name, Role: role, TenantID: tenantID,
+		Hash: HashKey(secret), Prefix: secret[:len(prefix)+6], CreatedAt: now,
+	}
+	return secret, k, nil
+}
+
+// HashKey is how keys are stored: SHA-256 is enough because keys are 256 random bits, not passwords.
+func HashKey(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+type principalKey struct{}
+
+// principal is who is calling.
+type principal struct {
+	key *store.APIKey
+}
+
+func (p principal) admin() bool { return p.key.Role == store.RoleAdmin }
+
+func callerOf(ctx context.Context) principal {
+	p, _ := ctx.Value(principalKey{}).(principal)
+	return p
+}
+
+const metaAdminOnly = "admin-only"
+
+// authenticate checks the bearer key of every API operation and scopes tenant keys to their
+// tenant. A tenant key asking for another tenant gets 404, as if it did not exist, so it learns
+// nothing about other tenants.
+func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
+	auth := ctx.Header("Authorization")
+	token, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok || token == "" {
+		ctx.SetHeader("WWW-Authenticate", `Bearer realm="herald"`)
+		_ = huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>")
+		return
+	}
+	hash := HashKey(strings.TrimSpace(token))
+	key, err := s.st.APIKeyByHash(ctx.Context(), hash)
+	if err != nil || subtle.ConstantTimeCompare(key.Hash, hash) != 1 {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Error("look up api key", "err", err)
+			_ = huma.WriteErr(s.api, ctx, http.StatusServiceUnavailable, "cannot check the API key now")
+			return
+		}
+		ctx.SetHeader("WWW-Authenticate", `Bearer realm="herald", error="invalid_token"`)
+		_ = huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "invalid or revoked API key")
+		return
+	}
+	p := principal{key: key}
+	if !p.admin() {
+		if op := ctx.Operation(); op.Metadata[metaAdminOnly] == true {
+			_ = huma.WriteErr(s.api, ctx, http.StatusForbidden, "this operation needs an admin key")
+			return
+		}
+		if t := ctx.Param("tenant"); t != "" && t != key.TenantID {
+			_ = huma.WriteErr(s.api, ctx, http.StatusNotFound, "tenant not found")
+			return
+		}
+	}
+	next(huma.WithValue(ctx, principalKey{}, p))
+}
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// newID makes a sortable unique id: prefix_ + 48 bits of milliseconds + 80 random bits, base32.
+func newID(prefix string) string {
+	var b [16]byte
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	_, _ = rand.Read(b[6:])
+	return prefix + "_" + idEncoding.EncodeToString(b[:])
+}

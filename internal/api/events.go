@@ -1,0 +1,306 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// Object is a JSON object kept as raw bytes: it is validated as an object and forwarded verbatim
+// (compacted), never decoded into Go maps on the hot path.
+type Object json.RawMessage
+
+// Schema tells OpenAPI and the validator that the value must be a JSON object.
+func (Object) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{Type: huma.TypeObject, AdditionalProperties: true, Description: "Any JSON object."}
+}
+
+// MarshalJSON writes the raw object.
+func (o Object) MarshalJSON() ([]byte, error) {
+	if len(o) == 0 {
+		return []byte("null"), nil
+	}
+	return o, nil
+}
+
+// UnmarshalJSON keeps a copy of the raw object.
+func (o *Object) UnmarshalJSON(b []byte) error {
+	*o = append((*o)[:0], b...)
+	return nil
+}
+
+// EventInput is one event to publish.
+type EventInput struct {
+	ID       string          `json:"id,omitempty" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Your id for the event: publishing the same id again returns the original event and delivers nothing new. Generated if absent."`
+	Type     string          `json:"type" maxLength:"128" doc:"A registered event type." example:"invoice.paid"`
+	Data     Object          `json:"data" doc:"The event's payload: a JSON object."`
+	Source   string          `json:"source,omitempty" maxLength:"200" doc:"Where the event comes from, e.g. a service name."`
+	Resource *store.Resource `json:"resource,omitempty" doc:"The object the event is about."`
+}
+
+// envelope is the JSON body every endpoint receives.
+type envelope struct {
+	ID        string          `json:"id"`
+	Type      string          `json:"type"`
+	Timestamp time.Time       `json:"timestamp"`
+	Data      json.RawMessage `json:"data"`
+	Source    string          `json:"source,omitempty"`
+	Resource  *store.Resource `json:"resource,omitempty"`
+}
+
+// Published is the answer to a publish.
+type Published struct {
+	ID         string    `json:"id"`
+	Type       string    `json:"type"`
+	Timestamp  time.Time `json:"timestamp"`
+	Deliveries int       `json:"deliveries" doc:"How many deliveries this publish created (0 for a duplicate)."`
+	Duplicate  bool      `json:"duplicate" doc:"True when an event with this id existed: the original is returned."`
+}
+
+// Event is a published event as stored.
+type Event struct {
+	ID        string          `json:"id"`
+	Type      string          `json:"type"`
+	Timestamp time.Time       `json:"timestamp"`
+	Source    string          `json:"source,omitempty"`
+	Resource  *store.Resource `json:"resource,omitempty"`
+	Data      json.RawMessage `json:"data"`
+	CreatedAt time.Time       `json:"created_at"`
+}
+
+func eventOut(ev *store.Event) (Event, error) {
+	var env envelope
+	if err := json.Unmarshal(ev.Payload, &env); err != nil {
+		return Event{}, fmt.Errorf("decode stored event %s: %w", ev.ID, err)
+	}
+	return Event{ID: ev.ID, Type: ev.Type, Timestamp: ev.Timestamp, Source: ev.Source, Resource: env.Resource, Data: env.Data, CreatedAt: ev.CreatedAt}, nil
+}
+
+type publishInput struct {
+	TenantPath
+	Body EventInput
+}
+
+type batchInput struct {
+	TenantPath
+	Body struct {
+		Events []EventInput `json:"events" minItems:"1" maxItems:"1000"`
+	}
+}
+
+// build validates one event and makes its envelope; loc prefixes error locations.
+func (s *Server) build(ctx context.Context, in *EventInput, loc string, known map[string]error, now time.Time) (*store.Event, []error) {
+	var errs []error
+	if _, ok := known[in.Type]; !ok {
+		_, err := s.st.GetEventType(ctx, in.Type)
+		known[in.Type] = err
+	}
+	if err := known[in.Type]; err != nil {
+		errs = append(errs, &huma.ErrorDetail{Location: loc + ".type", Message: "unknown event type; register it with POST /v1/event-types", Value: in.Type})
+	}
+	if in.Resource != nil && (in.Resource.ID == "" || len(in.Resource.ID) > 200 || len(in.Resource.Type) > 200 || len(in.Resource.URL) > 2048) {
+		errs = append(errs, &huma.ErrorDetail{Location: loc + ".resource", Message: "resource needs an id (at most 200 characters); type at most 200, url at most 2048"})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	id := in.ID
+	if id == "" {
+		id = newID("evt")
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(envelope{ID: id, Type: in.Type, Timestamp: now, Data: json.RawMessage(in.Data), Source: in.Source, Resource: in.Resource}); err != nil {
+		return nil, []error{&huma.ErrorDetail{Location: loc + ".data", Message: "not valid JSON: " + err.Error()}}
+	}
+	payload := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if len(payload) > s.cfg.MaxEventBytes {
+		return nil, []error{&tooLarge{loc: loc + ".data", size: len(payload), limit: s.cfg.MaxEventBytes}}
+	}
+	return &store.Event{ID: id, Type: in.Type, Timestamp: now, Source: in.Source, Payload: payload, CreatedAt: now}, nil
+}
+
+type tooLarge struct {
+	loc         string
+	size, limit int
+}
+
+func (e *tooLarge) Error() string {
+	return fmt.Sprintf("event is %d bytes; the limit is %d", e.size, e.limit)
+}
+
+func (e *tooLarge) ErrorDetail() *huma.ErrorDetail {
+	return &huma.ErrorDetail{Location: e.loc, Message: e.Error()}
+}
+
+func invalid(errs []error) error {
+	for _, err := range errs {
+		if _, ok := err.(*tooLarge); ok {
+			return huma.NewError(http.StatusRequestEntityTooLarge, "event too large", errs...)
+		}
+	}
+	return huma.Error422UnprocessableEntity("invalid event", errs...)
+}
+
+func (s *Server) publish(ctx context.Context, tenant string, events []*store.Event) ([]Published, error) {
+	results, err := s.st.Publish(ctx, tenant, events)
+	if err != nil {
+		return nil, s.fail(err, "tenant "+tenant)
+	}
+	out := make([]Published, len(results))
+	var wake []string
+	for i, r := range results {
+		out[i] = Published{ID: r.Event.ID, Type: r.Event.Type, Timestamp: r.Event.Timestamp, Deliveries: r.Deliveries, Duplicate: r.Duplicate}
+		wake = append(wake, r.EndpointIDs...)
+	}
+	if len(wake) > 0 {
+		s.cfg.Notifier.Notify(wake...)
+	}
+	return out, nil
+}
+
+func (s *Server) registerEvents() {
+	tags := []string{"Events"}
+	huma.Register(s.api, huma.Operation{
+		OperationID: "publish-event", Method: http.MethodPost, Path: "/v1/tenants/{tenant}/events", Tags: tags,
+		Summary: "Publish an event",
+		Description: "Stores the event and one delivery per subscribed endpoint, and answers 202 once they are committed. " +
+			"Publishing an id that exists returns the original event and creates no deliveries.",
+		DefaultStatus: http.StatusAccepted, MaxBodyBytes: int64(s.cfg.MaxEventBytes) + 64<<10,
+	}, func(ctx context.Context, in *publishInput) (*Out[Published], error) {
+		ev, errs := s.build(ctx, &in.Body, "body", map[string]error{}, s.now())
+		if errs != nil {
+			return nil, invalid(errs)
+		}
+		out, err := s.publish(ctx, in.Tenant, []*store.Event{ev})
+		if err != nil {
+			return nil, err
+		}
+		return &Out[Published]{Body: out[0]}, nil
+	})
+	huma.Register(s.api, huma.Operation{
+		OperationID: "publish-events", Method: http.MethodPost, Path: "/v1/tenants/{tenant}/events/batch", Tags: tags,
+		Summary:       "Publish up to 1000 events at once",
+		Description:   "All or nothing: if any event is invalid, none is stored, and the problem names each invalid one.",
+		DefaultStatus: http.StatusAccepted, MaxBodyBytes: min(int64(s.cfg.MaxEventBytes)*1000, 32<<20),
+	}, func(ctx context.Context, in *batchInput) (*Out[struct {
+		Events []Published `json:"events"`
+	}], error) {
+		now := s.now()
+		known := map[string]error{}
+		events := make([]*store.Event, 0, len(in.Body.Events))
+		var errs []error
+		seen := map[string]int{}
+		for i := range in.Body.Events {
+			loc := fmt.Sprintf("body.events[%d]", i)
+			ev, e := s.build(ctx, &in.Body.Events[i], loc, known, now)
+			errs = append(errs, e...)
+			if ev == nil {
+				continue
+			}
+			if j, dup := seen[ev.ID]; dup && in.Body.Events[i].ID != "" {
+				errs = append(errs, &huma.ErrorDetail{Location: loc + ".id", Message: fmt.Sprintf("same id as events[%d]", j), Value: ev.ID})
+			}
+			seen[ev.ID] = i
+			events = append(events, ev)
+		}
+		if len(errs) > 0 {
+			return nil, invalid(errs)
+		}
+		out, err := s.publish(ctx, in.Tenant, events)
+		if err != nil {
+			return nil, err
+		}
+		res := &Out[struct {
+			Events []Published `json:"events"`
+		}]{}
+		res.Body.Events = out
+		return res, nil
+	})
+	huma.Register(s.api, huma.Operation{
+		OperationID: "list-events", Method: http.MethodGet, Path: "/v1/tenants/{tenant}/events", Tags: tags,
+		Summary: "List events, newest first",
+	}, func(ctx context.Context, in *struct {
+		TenantPath
+		ListParams
+		TimeRange
+		Types []string `query:"event_type,explode" maxItems:"50" doc:"Only these event types."`
+	}) (*Out[ListBody[Event]], error) {
+		if _, err := s.st.GetTenant(ctx, in.Tenant); err != nil {
+			return nil, s.fail(err, "tenant "+in.Tenant)
+		}
+		evs, next, err := s.st.ListEvents(ctx, store.EventFilter{TenantID: in.Tenant, Types: in.Types, Since: in.Since, Until: in.Until, Page: in.page()})
+		if err != nil {
+			return nil, s.fail(err, "events")
+		}
+		out := make([]Event, len(evs))
+		for i := range evs {
+			if out[i], err = eventOut(&evs[i]); err != nil {
+				return nil, s.fail(err, "events")
+			}
+		}
+		return &Out[ListBody[Event]]{Body: list(out, next)}, nil
+	})
+	huma.Register(s.api, huma.Operation{
+		OperationID: "get-event", Method: http.MethodGet, Path: "/v1/tenants/{tenant}/events/{id}", Tags: tags,
+		Summary: "Get an event",
+	}, func(ctx context.Context, in *EventPath) (*Out[Event], error) {
+		ev, err := s.st.GetEvent(ctx, in.Tenant, in.ID)
+		if err != nil {
+			return nil, s.fail(err, "event "+in.ID)
+		}
+		out, err := eventOut(ev)
+		if err != nil {
+			return nil, s.fail(err, "event "+in.ID)
+		}
+		return &Out[Event]{Body: out}, nil
+	})
+	huma.Register(s.api, huma.Operation{
+		OperationID: "list-event-deliveries", Method: http.MethodGet, Path: "/v1/tenants/{tenant}/events/{id}/deliveries", Tags: tags,
+		Summary: "List an event's deliveries with their attempts",
+	}, func(ctx context.Context, in *struct {
+		EventPath
+		ListParams
+	}) (*Out[ListBody[Delivery]], error) {
+		if _, err := s.st.GetEvent(ctx, in.Tenant, in.ID); err != nil {
+			return nil, s.fail(err, "event "+in.ID)
+		}
+		return s.deliveries(ctx, store.DeliveryFilter{TenantID: in.Tenant, EventID: in.ID, Page: in.page()})
+	})
+	huma.Register(s.api, huma.Operation{
+		OperationID: "resend-event", Method: http.MethodPost, Path: "/v1/tenants/{tenant}/events/{id}/resend", Tags: tags,
+		Summary: "Send an event to one endpoint again", Description: "The delivery carries the same webhook-id, so the receiver can drop it if it has it.",
+		DefaultStatus: http.StatusAccepted,
+	}, func(ctx context.Context, in *struct {
+		EventPath
+		Body struct {
+			EndpointID string `json:"endpoint_id" maxLength:"64"`
+		}
+	}) (*Out[Delivery], error) {
+		d, err := s.st.Resend(ctx, in.Tenant, in.ID, in.Body.EndpointID)
+		if err != nil {
+			return nil, s.fail(err, "event or endpoint")
+		}
+		s.cfg.Notifier.Notify(d.EndpointID)
+		return &Out[Delivery]{Body: deliveryOut(d, nil)}, nil
+	})
+}
+
+type EventPath struct {
+	TenantPath
+	ID string `path:"id" maxLength:"128"`
+}
+
+// TimeRange filters lists by creation time.
+type TimeRange struct {
+	Since time.Time `query:"since" doc:"Only items created at or after this time (RFC 3339)."`
+	Until time.Time `query:"until" doc:"Only items created before this time (RFC 3339)."`
+}

@@ -1,0 +1,397 @@
+// Package bench measures Herald end to end: it starts a receiver and a Herald node in this process,
+// publishes events through the real API, and measures ingest rate, delivery rate, publish-to-receipt
+// latency and memory. In the same run it measures the ceiling: a plain Go HTTP client posting the
+// same bodies to the same receiver at the same concurrency, so the figures are read as a ratio of
+// what this machine can do at all.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldhq/herald/internal/dispatch"
+	"github.com/heraldhq/herald/internal/node"
+)
+
+// Config describes one scenario.
+type Config struct {
+	Name        string
+	Events      int     // events to publish
+	Publishers  int     // concurrent publishers
+	Endpoints   int     // endpoints subscribed to every event (fan-out)
+	Concurrency int     // max_concurrency of each endpoint
+	Rate        float64 // events per second over all publishers; 0 = as fast as possible
+	PayloadSize int     // bytes of data per event
+	DataDir     string  // where the SQLite store goes (a temporary directory if empty)
+	Synchronous string  // SQLite synchronous pragma
+	Logger      *slog.Logger
+}
+
+// Result is what one scenario measured.
+type Result struct {
+	Config           Config
+	Deliveries       int
+	IngestPerSec     float64
+	DeliveriesPerSec float64
+	P50, P95, P99    time.Duration
+	PeakHeapMB       float64
+	PeakRSSMB        float64
+	CeilingPerSec    float64
+	Ratio            float64
+	Elapsed          time.Duration
+}
+
+const benchKey = "hk_admin_bench_0123456789abcdef"
+
+// receiver counts deliveries and records when each arrives.
+type receiver struct {
+	srv      *http.Server
+	url      string
+	received atomic.Int64
+	mu       sync.Mutex
+	arrivals map[string][]time.Time // webhook-id -> arrival times
+	want     int64
+	done     chan struct{}
+	once     sync.Once
+}
+
+func newReceiver() (*receiver, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("receiver listen: %w", err)
+	}
+	rc := &receiver{url: "http://" + ln.Addr().String(), arrivals: map[string][]time.Time{}, done: make(chan struct{})}
+	rc.srv = &http.Server{Handler: rc, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = rc.srv.Serve(ln) }()
+	return rc, nil
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	now := time.Now()
+	if id := r.Header.Get("webhook-id"); id != "" {
+		rc.mu.Lock()
+		rc.arrivals[id] = append(rc.arrivals[id], now)
+		rc.mu.Unlock()
+	}
+	w.WriteHeader(http.StatusNoContent)
+	if n := rc.received.Add(1); rc.want > 0 && n >= rc.want {
+		rc.once.Do(func() { close(rc.done) })
+	}
+}
+
+func (rc *receiver) reset(want int64) {
+	rc.mu.Lock()
+	rc.arrivals = map[string][]time.Time{}
+	rc.mu.Unlock()
+	rc.received.Store(0)
+	rc.want = want
+	rc.done = make(chan struct{})
+	rc.once = sync.Once{}
+}
+
+// Run runs one scenario.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Events <= 0 {
+		cfg.Events = 10000
+	}
+	if cfg.Publishers <= 0 {
+		cfg.Publishers = 16
+	}
+	if cfg.Endpoints <= 0 {
+		cfg.Endpoints = 1
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 10
+	}
+	if cfg.PayloadSize <= 0 {
+		cfg.PayloadSize = 512
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	dir := cfg.DataDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "herald-bench-")
+		if err != nil {
+			return nil, fmt.Errorf("temp dir: %w", err)
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	rc, err := newReceiver()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.srv.Close()
+
+	inFlight := cfg.Endpoints * cfg.Concurrency
+	n, err := node.Start(ctx, node.Config{
+		Addr: "127.0.0.1:0", DataDir: dir, Dev: true, APIKey: benchKey, Logger: cfg.Logger,
+		SQLiteSynchronous: cfg.Synchronous, Retention: -1,
+		Dispatch: dispatch.Config{MaxInFlight: max(inFlight, 2000), Logger: cfg.Logger},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = n.Close(c)
+	}()
+	api := &client{base: n.URL(), http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Publishers * 2}}}
+	if err := api.setup(ctx, rc.url, cfg); err != nil {
+		return nil, err
+	}
+
+	data := `{"blob":"` + strings.Repeat("x", max(cfg.PayloadSize-11, 0)) + `"}`
+	total := cfg.Events * cfg.Endpoints
+	rc.reset(int64(total))
+	sent := make([]time.Time, cfg.Events)
+	stopSampling := sampleMemory()
+
+	start := time.Now()
+	if err := publishAll(ctx, api, cfg, data, sent); err != nil {
+		return nil, err
+	}
+	ingest := time.Since(start)
+	select {
+	case <-rc.done:
+	case <-time.After(10*time.Minute + time.Duration(total)*time.Millisecond):
+		return nil, fmt.Errorf("timed out: %d of %d deliveries arrived", rc.received.Load(), total)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	elapsed := time.Since(start)
+	peakHeap := stopSampling()
+
+	res := &Result{
+		Config: cfg, Deliveries: total, Elapsed: elapsed,
+		IngestPerSec:     float64(cfg.Events) / ingest.Seconds(),
+		DeliveriesPerSec: float64(total) / elapsed.Seconds(),
+		PeakHeapMB:       float64(peakHeap) / (1 << 20),
+		PeakRSSMB:        peakRSS(),
+	}
+	res.P50, res.P95, res.P99 = latencies(rc, sent)
+
+	// The ceiling: the same number of bodies of the same size, posted by a plain client at the
+	// same concurrency Herald could use, to the same receiver.
+	body := []byte(fmt.Sprintf(`{"id":"evt_ceiling","type":"bench.happened","timestamp":%q,"data":%s}`, time.Now().UTC().Format(time.RFC3339Nano), data))
+	rc.reset(int64(total))
+	res.CeilingPerSec, err = ceiling(ctx, rc.url, body, total, min(inFlight, 2000))
+	if err != nil {
+		return nil, err
+	}
+	res.Ratio = res.DeliveriesPerSec / res.CeilingPerSec
+	return res, nil
+}
+
+func publishAll(ctx context.Context, api *client, cfg Config, data string, sent []time.Time) error {
+	var next atomic.Int64
+	var interval time.Duration
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / cfg.Rate)
+	}
+	begin := time.Now()
+	errs := make(chan error, cfg.Publishers)
+	var wg sync.WaitGroup
+	for range cfg.Publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= cfg.Events {
+					return
+				}
+				if interval > 0 {
+					if wait := time.Until(begin.Add(time.Duration(i) * interval)); wait > 0 {
+						time.Sleep(wait)
+					}
+				}
+				sent[i] = time.Now()
+				body := `{"id":"b-` + strconv.Itoa(i) + `","type":"bench.happened","data":` + data + `}`
+				if err := api.post(ctx, "/v1/tenants/bench/events", body, http.StatusAccepted); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func latencies(rc *receiver, sent []time.Time) (p50, p95, p99 time.Duration) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var ls []time.Duration
+	for id, arrivals := range rc.arrivals {
+		i, err := strconv.Atoi(strings.TrimPrefix(id, "b-"))
+		if err != nil || i >= len(sent) {
+			continue
+		}
+		for _, at := range arrivals {
+			ls = append(ls, at.Sub(sent[i]))
+		}
+	}
+	if len(ls) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(ls)
+	pick := func(q float64) time.Duration { return ls[min(len(ls)-1, int(q*float64(len(ls))))] }
+	return pick(0.50), pick(0.95), pick(0.99)
+}
+
+func ceiling(ctx context.Context, url string, body []byte, total, workers int) (float64, error) {
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers, MaxIdleConns: workers}, Timeout: 30 * time.Second}
+	defer hc.CloseIdleConnections()
+	var next atomic.Int64
+	var failed atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(total) {
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := hc.Do(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		return 0, fmt.Errorf("ceiling: %d requests failed", f)
+	}
+	return float64(total) / time.Since(start).Seconds(), nil
+}
+
+// sampleMemory samples the Go heap every 50 ms until the returned function is called, which
+// returns the peak.
+func sampleMemory() func() uint64 {
+	stop := make(chan struct{})
+	var peak atomic.Uint64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		close(stop)
+		wg.Wait()
+		return peak.Load()
+	}
+}
+
+// peakRSS reads the process's peak resident set (VmHWM) on Linux; 0 elsewhere.
+func peakRSS() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+type client struct {
+	base string
+	http *http.Client
+}
+
+func (c *client) post(ctx context.Context, path, body string, want int) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+benchKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("POST %s = %d: %s", path, resp.StatusCode, b)
+	}
+	return nil
+}
+
+func (c *client) setup(ctx context.Context, receiverURL string, cfg Config) error {
+	if err := c.post(ctx, "/v1/tenants", `{"id":"bench","name":"Bench"}`, http.StatusCreated); err != nil {
+		return err
+	}
+	if err := c.post(ctx, "/v1/event-types", `{"name":"bench.happened"}`, http.StatusCreated); err != nil {
+		return err
+	}
+	for i := range cfg.Endpoints {
+		body, _ := json.Marshal(map[string]any{"url": fmt.Sprintf("%s/ep/%d", receiverURL, i), "event_types": []string{"*"}, "max_concurrency": cfg.Concurrency})
+		if err := c.post(ctx, "/v1/tenants/bench/endpoints", string(body), http.StatusCreated); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Table prints results as a Markdown table.
+func Table(w io.Writer, rs []*Result) {
+	fmt.Fprintln(w, "| scenario | events | endpoints | publishers | rate | deliveries | ingest ev/s | deliveries/s | p50 | p95 | p99 | peak heap MB | peak RSS MB | ceiling/s | ratio |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rs {
+		rate := "max"
+		if r.Config.Rate > 0 {
+			rate = fmt.Sprintf("%.0f/s", r.Config.Rate)
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %s | %d | %.0f | %.0f | %s | %s | %s | %.0f | %.0f | %.0f | %.2f |\n",
+			r.Config.Name, r.Config.Events, r.Config.Endpoints, r.Config.Publishers, rate, r.Deliveries, r.IngestPerSec, r.DeliveriesPerSec,
+			ms(r.P50), ms(r.P95), ms(r.P99), r.PeakHeapMB, r.PeakRSSMB, r.CeilingPerSec, r.Ratio)
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }

@@ -1,0 +1,545 @@
+// Package dispatch is Herald's delivery engine: it claims due deliveries from the store, hands each
+// to its endpoint's lane, sends it, and writes the outcome back.
+//
+// Isolation comes from the shape of the loop, not from worker pools: one goroutine decides what to
+// claim, and it claims per endpoint, never more than the endpoint's free concurrency and rate allow.
+// A hanging endpoint therefore holds only its own slots; no shared worker ever waits on it. The
+// backlog stays in the store: memory holds only what is in flight.
+package dispatch
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/heraldhq/herald/internal/httpsend"
+	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/webhook"
+)
+
+// Config tunes the dispatcher; zero values take the defaults.
+type Config struct {
+	Policy Policy
+	// MaxInFlight bounds attempts in flight over all endpoints, which bounds memory.
+	MaxInFlight int
+	// LeaseMargin is added to the longest endpoint timeout (30 s) to make a claim's lease.
+	LeaseMargin time.Duration
+	// DisableAfter disables an endpoint that has failed without a single success for this long.
+	DisableAfter time.Duration
+	// BreakerFailures consecutive retryable failures open an endpoint's circuit breaker.
+	BreakerFailures uint32
+	// BreakerCooldown is how long a breaker stays open before one probe is let through.
+	BreakerCooldown time.Duration
+	// Rescan is how often the store is scanned for due work the loop may not know of (a safety
+	// net; new events and results wake lanes directly).
+	Rescan time.Duration
+	// ShutdownGrace is how long in-flight attempts may run after Run's context ends.
+	ShutdownGrace time.Duration
+	// ReleaseClaimsAtStart ends every lease at start: right for a store owned by one process.
+	ReleaseClaimsAtStart bool
+	Logger               *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Policy == (Policy{}) {
+		c.Policy = DefaultPolicy()
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 2000
+	}
+	if c.LeaseMargin <= 0 {
+		c.LeaseMargin = 30 * time.Second
+	}
+	if c.DisableAfter <= 0 {
+		c.DisableAfter = 5 * 24 * time.Hour
+	}
+	if c.BreakerFailures == 0 {
+		c.BreakerFailures = 20
+	}
+	if c.BreakerCooldown <= 0 {
+		c.BreakerCooldown = 30 * time.Second
+	}
+	if c.Rescan <= 0 {
+		c.Rescan = 30 * time.Second
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 15 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// MaxTimeout is the longest per-endpoint timeout; leases are sized from it.
+const MaxTimeout = 30 * time.Second
+
+// Dispatcher delivers pending deliveries. Create it with New, start it with Run.
+type Dispatcher struct {
+	st     store.Store
+	client *httpsend.Client
+	cfg    Config
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	woken   map[string]bool // endpoint id -> reload its settings too
+	rescan  bool
+	signal  chan struct{}
+	done    chan doneMsg
+	results chan store.Result
+
+	// Owned by the loop goroutine.
+	lanes    map[string]*lane
+	ready    []*lane
+	timers   laneHeap
+	inFlight int
+	sends    sync.WaitGroup
+}
+
+type doneMsg struct {
+	lane     *lane
+	out      httpsend.Outcome
+	retryAt  time.Time
+	breaker  func(error)
+	released bool // the attempt was abandoned at shutdown and its claim released
+}
+
+// New makes a dispatcher that reads and writes st and sends with client.
+func New(st store.Store, client *httpsend.Client, cfg Config) *Dispatcher {
+	cfg.defaults()
+	return &Dispatcher{
+		st: st, client: client, cfg: cfg, log: cfg.Logger,
+		woken:   map[string]bool{},
+		signal:  make(chan struct{}, 1),
+		done:    make(chan doneMsg, cfg.MaxInFlight),
+		results: make(chan store.Result, cfg.MaxInFlight),
+		lanes:   map[string]*lane{},
+	}
+}
+
+// Notify wakes the lanes of endpoints that have new due deliveries. It never blocks.
+func (d *Dispatcher) Notify(endpointIDs ...string) {
+	d.mu.Lock()
+	for _, id := range endpointIDs {
+		if _, ok := d.woken[id]; !ok {
+			d.woken[id] = false
+		}
+	}
+	d.mu.Unlock()
+	d.poke()
+}
+
+// EndpointChanged tells the dispatcher to reload an endpoint's settings (and wake its lane).
+func (d *Dispatcher) EndpointChanged(id string) {
+	d.mu.Lock()
+	d.woken[id] = true
+	d.mu.Unlock()
+	d.poke()
+}
+
+// Rescan asks for a scan of the store for due work, after a bulk change such as a replay.
+func (d *Dispatcher) Rescan() {
+	d.mu.Lock()
+	d.rescan = true
+	d.mu.Unlock()
+	d.poke()
+}
+
+func (d *Dispatcher) poke() {
+	select {
+	case d.signal <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends, then lets in-flight attempts finish (up to ShutdownGrace), writes
+// their outcomes, and returns.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	if d.cfg.ReleaseClaimsAtStart {
+		n, err := d.st.ReleaseAllClaims(ctx)
+		if err != nil {
+			return fmt.Errorf("release claims: %w", err)
+		}
+		if n > 0 {
+			d.log.Info("released claims left by an earlier run", "deliveries", n)
+		}
+	}
+	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSends()
+	writerDone := make(chan struct{})
+	go d.writeResults(writerDone)
+
+	d.Rescan()
+	ticker := time.NewTicker(d.cfg.Rescan)
+	defer ticker.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+
+	for {
+		d.schedule(ctx, sendCtx)
+		wait := time.Hour
+		if len(d.timers) > 0 {
+			wait = max(time.Until(d.timers[0].nextDue), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			d.shutdown(cancelSends)
+			close(d.results)
+			<-writerDone
+			return nil
+		case <-d.signal:
+			d.takeSignals(ctx)
+		case m := <-d.done:
+			d.finish(ctx, m)
+		case <-ticker.C:
+			d.Rescan()
+		case <-timer.C:
+		}
+		// Take every completion already waiting, so that claims for a busy lane are batched.
+	drain:
+		for {
+			select {
+			case m := <-d.done:
+				d.finish(ctx, m)
+			default:
+				break drain
+			}
+		}
+		now := time.Now()
+		for len(d.timers) > 0 && !d.timers[0].nextDue.After(now) {
+			l := heap.Pop(&d.timers).(*lane)
+			l.nextDue = time.Time{}
+			d.markReady(l)
+		}
+	}
+}
+
+func (d *Dispatcher) shutdown(cancelSends context.CancelFunc) {
+	grace := time.AfterFunc(d.cfg.ShutdownGrace, cancelSends)
+	defer grace.Stop()
+	for d.inFlight > 0 {
+		m := <-d.done
+		d.inFlight--
+		m.lane.inFlight--
+	}
+	d.sends.Wait()
+}
+
+func (d *Dispatcher) takeSignals(ctx context.Context) {
+	d.mu.Lock()
+	woken, rescan := d.woken, d.rescan
+	d.woken, d.rescan = map[string]bool{}, false
+	d.mu.Unlock()
+	if rescan {
+		due, err := d.st.DueEndpoints(ctx, time.Now())
+		if err != nil {
+			d.log.Error("scan for due deliveries", "err", err)
+		}
+		for id, at := range due {
+			d.wakeAt(d.lane(id), at)
+		}
+		d.collectIdleLanes()
+	}
+	for id, reload := range woken {
+		l := d.lane(id)
+		if reload {
+			l.ep = nil
+		}
+		d.markReady(l)
+	}
+}
+
+func (d *Dispatcher) lane(id string) *lane {
+	l, ok := d.lanes[id]
+	if !ok {
+		l = &lane{id: id, heapIndex: -1}
+		d.lanes[id] = l
+	}
+	return l
+}
+
+// collectIdleLanes forgets lanes with nothing to do, so that memory follows the active endpoints.
+func (d *Dispatcher) collectIdleLanes() {
+	cutoff := time.Now().Add(-10 * time.Minute)
+	for id, l := range d.lanes {
+		if l.inFlight == 0 && !l.ready && l.heapIndex < 0 && l.lastActive.Before(cutoff) {
+			delete(d.lanes, id)
+		}
+	}
+}
+
+func (d *Dispatcher) markReady(l *lane) {
+	if !l.ready {
+		l.ready = true
+		d.ready = append(d.ready, l)
+	}
+}
+
+// wakeAt makes the lane ready at t (now if t has passed), keeping an earlier wake-up if it has one.
+func (d *Dispatcher) wakeAt(l *lane, t time.Time) {
+	if !t.After(time.Now()) {
+		d.markReady(l)
+		return
+	}
+	if l.heapIndex >= 0 {
+		if t.Before(l.nextDue) {
+			l.nextDue = t
+			heap.Fix(&d.timers, l.heapIndex)
+		}
+		return
+	}
+	l.nextDue = t
+	heap.Push(&d.timers, l)
+}
+
+// schedule claims work for every ready lane that has room, in one store call.
+func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
+	if len(d.ready) == 0 || d.inFlight >= d.cfg.MaxInFlight {
+		return
+	}
+	now := time.Now()
+	free := d.cfg.MaxInFlight - d.inFlight
+	var reqs []store.ClaimRequest
+	var claiming []*lane
+	var capped []bool
+	rest := d.ready[:0]
+	for i, l := range d.ready {
+		if free <= 0 {
+			rest = append(rest, d.ready[i:]...)
+			break
+		}
+		n, retry := d.capacity(ctx, l, now)
+		if n <= 0 {
+			l.ready = false
+			if !retry.IsZero() {
+				d.wakeAt(l, retry)
+			}
+			continue
+		}
+		capped = append(capped, n > free)
+		n = min(n, free)
+		free -= n
+		l.ready = false
+		reqs = append(reqs, store.ClaimRequest{EndpointID: l.id, Limit: n})
+		claiming = append(claiming, l)
+	}
+	d.ready = rest
+	if len(reqs) == 0 {
+		return
+	}
+	results, err := d.st.ClaimDue(ctx, now, now.Add(MaxTimeout+d.cfg.LeaseMargin), reqs)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Error("claim due deliveries", "err", err)
+		}
+		// Try again shortly rather than spin.
+		for _, l := range claiming {
+			d.wakeAt(l, now.Add(time.Second))
+		}
+		return
+	}
+	for i, res := range results {
+		l := claiming[i]
+		for _, c := range res.Claimed {
+			d.start(sendCtx, l, c)
+		}
+		if len(res.Claimed) < reqs[i].Limit {
+			if !res.NextDue.IsZero() {
+				d.wakeAt(l, res.NextDue)
+			}
+		} else if capped[i] {
+			// The global bound cut this claim short: the lane has room and maybe more work.
+			d.markReady(l)
+		} else if l.limiter != nil {
+			// Full claim: more may be due; come back when the rate allows.
+			r := l.limiter.ReserveN(now, 1)
+			d.wakeAt(l, now.Add(r.DelayFrom(now)))
+			r.CancelAt(now)
+		}
+	}
+}
+
+// capacity says how many deliveries the lane may start now, and if none, when to look again.
+func (d *Dispatcher) capacity(ctx context.Context, l *lane, now time.Time) (int, time.Time) {
+	if err := d.load(ctx, l, now); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			delete(d.lanes, l.id)
+			return 0, time.Time{}
+		}
+		d.log.Error("load endpoint", "endpoint", l.id, "err", err)
+		return 0, now.Add(5 * time.Second)
+	}
+	if !l.ep.Enabled {
+		return 0, time.Time{}
+	}
+	n := l.ep.MaxConcurrency - l.inFlight
+	switch l.breaker.State() {
+	case gobreaker.StateOpen:
+		return 0, l.openUntil
+	case gobreaker.StateHalfOpen:
+		if l.inFlight > 0 {
+			return 0, time.Time{}
+		}
+		n = min(n, 1)
+	}
+	if n <= 0 {
+		return 0, time.Time{} // a completion will wake the lane
+	}
+	if l.limiter != nil {
+		tokens := int(l.limiter.TokensAt(now))
+		if tokens <= 0 {
+			r := l.limiter.ReserveN(now, 1)
+			delay := r.DelayFrom(now)
+			r.CancelAt(now)
+			return 0, now.Add(delay)
+		}
+		n = min(n, tokens)
+	}
+	return n, time.Time{}
+}
+
+func (d *Dispatcher) start(ctx context.Context, l *lane, c store.Claimed) {
+	var breakerDone func(error)
+	if l.breaker != nil {
+		done, err := l.breaker.Allow()
+		if err != nil {
+			// The breaker refused (it opened while this was being claimed): give the claim back.
+			if err := d.st.ReleaseClaims(ctx, []int64{c.DeliveryID}); err != nil {
+				d.log.Error("release claim", "delivery", c.DeliveryID, "err", err)
+			}
+			return
+		}
+		breakerDone = done
+	}
+	if l.limiter != nil {
+		l.limiter.Allow()
+	}
+	l.inFlight++
+	l.lastActive = time.Now()
+	d.inFlight++
+	d.sends.Add(1)
+	snap := l.snapshot()
+	go d.send(ctx, snap, c, breakerDone)
+}
+
+// laneSnapshot is what a send needs, copied so that the loop may reload the lane meanwhile.
+type laneSnapshot struct {
+	lane     *lane
+	ep       *store.Endpoint
+	signer   *webhook.Signer
+	schedule []time.Duration
+}
+
+func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, breakerDone func(error)) {
+	defer d.sends.Done()
+	h := make(http.Header, len(s.ep.Headers)+4)
+	for k, v := range s.ep.Headers {
+		h.Set(k, v)
+	}
+	now := time.Now()
+	s.signer.SetHeaders(h, c.EventID, now, c.Payload)
+	out := d.client.Send(ctx, httpsend.Request{URL: s.ep.URL, Header: h, Body: c.Payload, Timeout: s.ep.Timeout})
+	if ctx.Err() != nil {
+		// Shutdown cut the attempt short: it says nothing about the endpoint, so it is not recorded
+		// and the delivery goes back to the queue as it was.
+		if err := d.st.ReleaseClaims(context.WithoutCancel(ctx), []int64{c.DeliveryID}); err != nil {
+			d.log.Error("release claim", "delivery", c.DeliveryID, "err", err)
+		}
+		d.done <- doneMsg{lane: s.lane, released: true}
+		return
+	}
+	state, next := d.cfg.Policy.Next(s.schedule, c.Tries+1, out, time.Now())
+	d.results <- store.Result{
+		DeliveryID:    c.DeliveryID,
+		EndpointID:    s.ep.ID,
+		State:         state,
+		NextAttemptAt: next,
+		Attempt: store.Attempt{
+			At: now, StatusCode: out.StatusCode, Latency: out.Latency, Response: string(out.Response),
+			ErrorKind: out.ErrorKind, Error: out.Error, Success: out.Class == httpsend.Success,
+		},
+	}
+	d.done <- doneMsg{lane: s.lane, out: out, retryAt: next, breaker: breakerDone}
+}
+
+// finish accounts for a completed attempt in the loop goroutine.
+func (d *Dispatcher) finish(ctx context.Context, m doneMsg) {
+	d.inFlight--
+	l := m.lane
+	l.inFlight--
+	if m.released {
+		return
+	}
+	if m.breaker != nil {
+		var err error
+		if m.out.Class == httpsend.Retryable {
+			err = errors.New(m.out.Error)
+		}
+		m.breaker(err)
+	}
+	now := time.Now()
+	switch {
+	case m.out.Class == httpsend.Success:
+		l.failingSince = time.Time{}
+	case l.failingSince.IsZero():
+		l.failingSince = now
+	}
+	if l.ep != nil && l.ep.Enabled {
+		switch {
+		case m.out.Class == httpsend.Gone:
+			d.disable(ctx, l, "the endpoint answered 410 Gone", true)
+		case !l.failingSince.IsZero() && now.Sub(l.failingSince) >= d.cfg.DisableAfter:
+			d.disable(ctx, l, fmt.Sprintf("no successful delivery since %s", l.failingSince.UTC().Format(time.RFC3339)), false)
+		}
+	}
+	if !m.retryAt.IsZero() {
+		d.wakeAt(l, m.retryAt)
+	}
+	d.markReady(l)
+}
+
+func (d *Dispatcher) disable(ctx context.Context, l *lane, reason string, deadLetter bool) {
+	n, err := d.st.DisableEndpoint(ctx, l.id, reason, deadLetter)
+	if err != nil {
+		d.log.Error("disable endpoint", "endpoint", l.id, "err", err)
+		return
+	}
+	l.ep.Enabled = false
+	l.ep.DisabledReason = reason
+	d.log.Warn("endpoint disabled", "endpoint", l.id, "tenant", l.ep.TenantID, "reason", reason, "dead_lettered", n)
+}
+
+// writeResults writes outcomes in batches: whatever has arrived while the last batch was being
+// committed goes into the next one.
+func (d *Dispatcher) writeResults(done chan<- struct{}) {
+	defer close(done)
+	ctx := context.Background()
+	batch := make([]store.Result, 0, 512)
+	for r := range d.results {
+		batch = append(batch[:0], r)
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case r, ok := <-d.results:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		if err := d.st.RecordResults(ctx, batch); err != nil {
+			// The deliveries stay leased, so they are attempted again when the lease ends:
+			// at-least-once holds, at the price of a duplicate.
+			d.log.Error("record delivery results", "count", len(batch), "err", err)
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/webhook"
+)
+
+// lane is one endpoint's share of the engine: its settings, signer, limits and what it has in
+// flight. Only the loop goroutine touches a lane.
+type lane struct {
+	id           string
+	ep           *store.Endpoint // nil until loaded, or after a change
+	loadedAt     time.Time
+	signer       *webhook.Signer
+	signerUntil  time.Time // when a rotated-out secret expires and the signer must be rebuilt
+	schedule     []time.Duration
+	limiter      *rate.Limiter
+	breaker      *gobreaker.TwoStepCircuitBreaker[struct{}]
+	openUntil    time.Time
+	failingSince time.Time
+
+	inFlight   int
+	ready      bool
+	nextDue    time.Time
+	heapIndex  int
+	lastActive time.Time
+}
+
+// reloadEvery bounds how stale a lane's settings may be when another process changed them.
+const reloadEvery = 30 * time.Second
+
+// load reads the endpoint's settings when the lane has none, they are old, or a secret expired.
+func (d *Dispatcher) load(ctx context.Context, l *lane, now time.Time) error {
+	if l.ep != nil && now.Sub(l.loadedAt) < reloadEvery && (l.signerUntil.IsZero() || now.Before(l.signerUntil)) {
+		return nil
+	}
+	ep, err := d.st.EndpointByID(ctx, l.id)
+	if err != nil {
+		return err
+	}
+	keys := ep.ActiveSecrets(now)
+	if len(keys) == 0 {
+		return fmt.Errorf("endpoint %s has no active secret", ep.ID)
+	}
+	signer, err := webhook.NewSigner(keys...)
+	if err != nil {
+		return fmt.Errorf("endpoint %s secrets: %w", ep.ID, err)
+	}
+	l.signer, l.signerUntil = signer, time.Time{}
+	for _, s := range ep.Secrets {
+		if s.ExpiresAt != nil && s.ExpiresAt.After(now) && (l.signerUntil.IsZero() || s.ExpiresAt.Before(l.signerUntil)) {
+			l.signerUntil = *s.ExpiresAt
+		}
+	}
+	l.schedule = ep.RetrySchedule
+	if len(l.schedule) == 0 {
+		l.schedule = DefaultSchedule
+	}
+	switch {
+	case ep.RateLimit <= 0:
+		l.limiter = nil
+	case l.limiter == nil || float64(l.limiter.Limit()) != ep.RateLimit:
+		burst := max(1, int(math.Ceil(ep.RateLimit/10))) // at most 100 ms worth at once
+		l.limiter = rate.NewLimiter(rate.Limit(ep.RateLimit), burst)
+	}
+	if l.breaker == nil {
+		l.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+			Name:        l.id,
+			MaxRequests: 1,
+			Timeout:     d.cfg.BreakerCooldown,
+			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= d.cfg.BreakerFailures },
+			OnStateChange: func(name string, from, to gobreaker.State) {
+				if to == gobreaker.StateOpen {
+					l.openUntil = time.Now().Add(d.cfg.BreakerCooldown)
+				}
+				d.log.Info("endpoint circuit breaker", "endpoint", name, "from", from.String(), "to", to.String())
+			},
+		})
+	}
+	if l.ep == nil && ep.FailingSince != nil {
+		l.failingSince = *ep.FailingSince
+	}
+	l.ep, l.loadedAt = ep, now
+	return nil
+}
+
+func (l *lane) snapshot() laneSnapshot {
+	return laneSnapshot{lane: l, ep: l.ep, signer: l.signer, schedule: l.schedule}
+}
+
+// laneHeap orders lanes by when they are next due.
+type laneHeap []*lane
+
+func (h laneHeap) Len() int           { return len(h) }
+func (h laneHeap) Less(i, j int) bool { return h[i].nextDue.Before(h[j].nextDue) }
+func (h laneHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIndex = i
+	h[j].heapIndex = j
+}
+func (h *laneHeap) Push(x any) {
+	l := x.(*lane)
+	l.heapIndex = len(*h)
+	*h = append(*h, l)
+}
+func (h *laneHeap) Pop() any {
+	old := *h
+	l := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	l.heapIndex = -1
+	return l
+}

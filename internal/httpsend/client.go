@@ -1,0 +1,309 @@
+// Package httpsend is the outbound HTTP client that delivers webhooks. It owns three concerns the
+// dispatcher should not have to think about: not being turned against the operator's own network
+// (the guard checks every address at dial time), bounding every attempt in time and memory, and
+// turning whatever happened into an Outcome the dispatcher can act on.
+package httpsend
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	DefaultUserAgent        = "Herald-Webhooks/0.1 (+https://github.com/heraldhq/herald)"
+	DefaultMaxResponseBytes = 4096
+	// DefaultTimeout bounds an attempt whose Request.Timeout is zero; an unbounded attempt would
+	// hold a worker for as long as a receiver cares to stall.
+	DefaultTimeout = 30 * time.Second
+
+	// drainLimit is how much of the body beyond the recorded part we read so the connection can be
+	// reused; past that, closing the connection is cheaper than reading on.
+	drainLimit          = 64 << 10
+	maxHeaderBytes      = 64 << 10
+	tlsHandshakeTimeout = 10 * time.Second
+	idleConnTimeout     = 90 * time.Second
+	maxIdleConns        = 1024
+	maxIdleConnsPerHost = 100
+)
+
+// Config configures a Client. The zero value is the production setting: https only, no internal
+// destinations, the system resolver.
+type Config struct {
+	AllowHTTP        bool           // permit http:// URLs (dev mode); otherwise https only
+	AllowLoopback    bool           // permit 127.0.0.0/8 and ::1 (dev mode)
+	AllowCIDRs       []netip.Prefix // operator allow-list for internal destinations; overrides every block
+	UserAgent        string         // default DefaultUserAgent
+	MaxResponseBytes int            // bytes of response body kept for the attempt record; default 4096
+
+	// DialHook, when set, is called with the network and the resolved "ip:port" just before every
+	// dial, after the guard has approved it. A non-nil error replaces the dial (and is reported as
+	// a dial error), so tests can record destinations without any packet leaving the machine.
+	DialHook func(ctx context.Context, network, address string) error
+	// Resolver is used for every lookup; nil means net.DefaultResolver.
+	Resolver Resolver
+	// TLSConfig is cloned; nil means system roots. MinVersion defaults to TLS 1.2.
+	TLSConfig *tls.Config
+}
+
+// Client sends webhook requests. It is safe for concurrent use; create one and share it, since its
+// value is the connection pool.
+type Client struct {
+	hc          *http.Client
+	transport   *http.Transport
+	dialer      net.Dialer
+	resolver    Resolver
+	guard       *guard
+	dialHook    func(ctx context.Context, network, address string) error
+	allowHTTP   bool
+	maxResponse int
+	// Header values shared by every request. The transport only reads header values, so one slice
+	// serves all requests instead of one allocation each.
+	userAgent   []string
+	contentType []string
+	// bufs holds MaxResponseBytes buffers for bodies of unknown length; the record gets an
+	// exact-size copy, so the pool never hands out memory a caller still holds.
+	bufs sync.Pool
+}
+
+// New returns a Client for cfg.
+func New(cfg Config) *Client {
+	c := &Client{
+		resolver:    cfg.Resolver,
+		guard:       newGuard(cfg),
+		dialHook:    cfg.DialHook,
+		allowHTTP:   cfg.AllowHTTP,
+		maxResponse: cfg.MaxResponseBytes,
+		userAgent:   []string{cfg.UserAgent},
+		contentType: []string{"application/json"},
+	}
+	if c.resolver == nil {
+		c.resolver = net.DefaultResolver
+	}
+	if c.maxResponse <= 0 {
+		c.maxResponse = DefaultMaxResponseBytes
+	}
+	if cfg.UserAgent == "" {
+		c.userAgent[0] = DefaultUserAgent
+	}
+	size := c.maxResponse
+	c.bufs.New = func() any {
+		b := make([]byte, size)
+		return &b
+	}
+	c.dialer = net.Dialer{
+		KeepAlive:      30 * time.Second,
+		ControlContext: c.control,
+	}
+
+	tlsCfg := &tls.Config{}
+	if cfg.TLSConfig != nil {
+		tlsCfg = cfg.TLSConfig.Clone()
+	}
+	if tlsCfg.MinVersion == 0 {
+		tlsCfg.MinVersion = tls.VersionTLS12
+	}
+
+	c.transport = &http.Transport{
+		// No proxy, ever: a proxy would make the connection for us, to addresses the guard never saw.
+		Proxy:                  nil,
+		DialContext:            c.dialContext,
+		TLSClientConfig:        tlsCfg,
+		TLSHandshakeTimeout:    tlsHandshakeTimeout,
+		ForceAttemptHTTP2:      true, // needed for HTTP/2 because DialContext and TLSClientConfig are custom
+		MaxIdleConns:           maxIdleConns,
+		MaxIdleConnsPerHost:    maxIdleConnsPerHost,
+		IdleConnTimeout:        idleConnTimeout,
+		MaxResponseHeaderBytes: maxHeaderBytes,
+		// We never ask for gzip, so a receiver cannot make us inflate a bomb; we only keep a few KiB.
+		DisableCompression: true,
+	}
+	c.hc = &http.Client{
+		Transport: c.transport,
+		// Redirects are not followed: a redirect could point past the registration check and would
+		// silently move signed payloads elsewhere. The 3xx is returned and classified Permanent.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return c
+}
+
+// Close closes idle connections. In-flight requests are not interrupted; cancel their contexts.
+func (c *Client) Close() {
+	c.transport.CloseIdleConnections()
+}
+
+// Blocked reports whether the guard refuses addr under this client's configuration.
+func (c *Client) Blocked(addr netip.Addr) bool {
+	return c.guard.reason(addr) != ""
+}
+
+// Request is one delivery attempt.
+type Request struct {
+	URL string
+	// Header already contains signature headers. Send adds Content-Type: application/json if absent
+	// and sets User-Agent. Send does not modify the map, so one Header may be shared.
+	Header http.Header
+	Body   []byte
+	// Timeout bounds the whole attempt: DNS, connect, TLS, headers and body. Zero means DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Send POSTs r and reports what happened. It never returns without an Outcome and never takes
+// longer than r.Timeout (plus scheduling noise), whatever the receiver does.
+func (c *Client) Send(ctx context.Context, r Request) Outcome {
+	start := time.Now()
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(r.Body))
+	if err != nil {
+		return Outcome{Class: Permanent, ErrorKind: KindInvalidURL, Error: "invalid URL: " + unwrapURLError(err).Error(),
+			Latency: time.Since(start)}
+	}
+	if err := c.checkURL(req.URL); err != nil {
+		kind := KindInvalidURL
+		var be *BlockedError
+		if errors.As(err, &be) {
+			kind = KindBlocked
+		}
+		return Outcome{Class: Permanent, ErrorKind: kind, Error: err.Error(), Latency: time.Since(start)}
+	}
+	req.Header = c.header(r.Header)
+
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		err = unwrapURLError(err)
+		class, kind := classifyError(err)
+		return Outcome{Class: class, ErrorKind: kind, Error: describe(kind, err, time.Since(start)),
+			Latency: time.Since(start)}
+	}
+
+	o := Outcome{StatusCode: resp.StatusCode}
+	classifyStatus(&o, resp, req.URL, time.Now())
+	body, err := c.readResponse(resp)
+	o.Response = body
+	if err != nil {
+		// The class stays what the status said. A receiver that answered 2xx has accepted the
+		// delivery; a body that then stalls or breaks is not a reason to deliver a duplicate. For
+		// other statuses the status is still what the dispatcher must act on. ErrorKind records
+		// the body failure, since StatusCode already records the status.
+		_, kind := classifyError(err)
+		if kind == KindTimeout {
+			kind = KindBodyTimeout
+		}
+		msg := "reading response body: " + describe(kind, err, time.Since(start))
+		if o.Error != "" {
+			msg = o.Error + "; " + msg
+		}
+		o.ErrorKind, o.Error = kind, msg
+	}
+	o.Latency = time.Since(start)
+	return o
+}
+
+// header builds the outgoing header without copying values or touching the caller's map.
+func (c *Client) header(in http.Header) http.Header {
+	h := make(http.Header, len(in)+2)
+	hasType := false
+	for k, v := range in {
+		switch {
+		case strings.EqualFold(k, "User-Agent"):
+			continue // ours identifies the platform to receivers' allow-lists and logs
+		case strings.EqualFold(k, "Content-Type"):
+			hasType = len(v) > 0
+		}
+		h[k] = v
+	}
+	h["User-Agent"] = c.userAgent
+	if !hasType {
+		h["Content-Type"] = c.contentType
+	}
+	return h
+}
+
+// readResponse keeps the first maxResponse bytes of the body, reads at most drainLimit more so the
+// connection can return to the pool, and closes the body. It never reads more than that, so a
+// receiver answering with gigabytes costs us a few KiB and a new connection.
+func (c *Client) readResponse(resp *http.Response) ([]byte, error) {
+	defer resp.Body.Close()
+	if resp.ContentLength == 0 {
+		return nil, nil
+	}
+
+	// With a known, small length, read straight into an exact buffer; the spare byte lets the same
+	// loop see EOF, which is what tells the transport the connection can be reused.
+	if cl := resp.ContentLength; cl > 0 && cl < int64(c.maxResponse) {
+		buf := make([]byte, cl+1)
+		n, eof, err := readUpTo(resp.Body, buf)
+		if err == nil && !eof {
+			err = drain(resp.Body)
+		}
+		return buf[:n:n], err
+	}
+
+	bp := c.bufs.Get().(*[]byte)
+	defer c.bufs.Put(bp)
+	n, eof, err := readUpTo(resp.Body, *bp)
+	var out []byte
+	if n > 0 {
+		out = bytes.Clone((*bp)[:n])
+	}
+	if err == nil && !eof {
+		err = drain(resp.Body)
+	}
+	return out, err
+}
+
+// readUpTo reads until buf is full, EOF, or an error.
+func readUpTo(r io.Reader, buf []byte) (n int, eof bool, err error) {
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err == io.EOF {
+			return n, true, nil
+		}
+		if err != nil {
+			return n, false, err
+		}
+	}
+	return n, false, nil
+}
+
+func drain(r io.Reader) error {
+	lr := io.LimitedReader{R: r, N: drainLimit}
+	_, err := io.Copy(io.Discard, &lr)
+	return err
+}
+
+// describe is the human-readable Error for a failure.
+func describe(kind string, err error, elapsed time.Duration) string {
+	switch kind {
+	case KindTimeout, KindBodyTimeout:
+		return fmt.Sprintf("timed out after %v: %v", elapsed.Round(time.Millisecond), err)
+	}
+	return err.Error()
+}
+
+// unwrapURLError drops the *url.Error wrapper, whose message repeats the method and URL the caller
+// already has.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,219 @@
+// Package node assembles one Herald process: the store, the delivery engine, the API and the HTTP
+// server, with their lifecycles. The CLI, the end-to-end tests and the benchmark all start Herald
+// through it, so they exercise the same wiring.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/heraldhq/herald/internal/api"
+	"github.com/heraldhq/herald/internal/dispatch"
+	"github.com/heraldhq/herald/internal/httpsend"
+	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/store/sqlite"
+)
+
+// Version is Herald's version, set at build time with -ldflags "-X ...node.Version=...".
+var Version = "0.1.0-dev"
+
+// Config is everything a node needs; zero values take the defaults.
+type Config struct {
+	Addr    string // listen address; default 127.0.0.1:8080
+	DataDir string // SQLite store directory; default ./herald-data
+	// Dev allows plain-HTTP and loopback endpoints, for local work.
+	Dev        bool
+	AllowCIDRs []netip.Prefix
+	// APIKey, when set, is an admin key to accept (stored hashed). Without it, a first start
+	// creates one and reports it through OnAdminKey.
+	APIKey     string
+	OnAdminKey func(key string)
+	// MaxEventBytes bounds one event (default 256 KiB).
+	MaxEventBytes int
+	// Retention deletes events older than this (default 30 days; negative keeps everything).
+	Retention time.Duration
+	// SQLiteSynchronous is the SQLite synchronous pragma (default FULL).
+	SQLiteSynchronous string
+	Dispatch          dispatch.Config
+	// TLSConfig for outbound requests (tests trust their own CA with it).
+	HTTPSend httpsend.Config
+	Logger   *slog.Logger
+}
+
+// Node is a running Herald process.
+type Node struct {
+	Store      store.Store
+	Dispatcher *dispatch.Dispatcher
+	API        *api.Server
+	Addr       string // the address actually listened on
+	log        *slog.Logger
+	srv        *http.Server
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	runErr     error
+}
+
+// Start opens the store, starts the engine and serves the API. Stop it with Close.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8080"
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "herald-data"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = 30 * 24 * time.Hour
+	}
+	log := cfg.Logger
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "herald.db"), sqlite.Options{Synchronous: cfg.SQLiteSynchronous})
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureAdminKey(ctx, st, cfg); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	hc := cfg.HTTPSend
+	hc.AllowHTTP = hc.AllowHTTP || cfg.Dev
+	hc.AllowLoopback = hc.AllowLoopback || cfg.Dev
+	hc.AllowCIDRs = append(hc.AllowCIDRs, cfg.AllowCIDRs...)
+	if hc.UserAgent == "" {
+		hc.UserAgent = "Herald-Webhooks/" + Version + " (+https://github.com/heraldhq/herald)"
+	}
+	client := httpsend.New(hc)
+	dc := cfg.Dispatch
+	dc.ReleaseClaimsAtStart = true // the SQLite store belongs to this process alone
+	dc.Logger = log
+	d := dispatch.New(st, client, dc)
+	a := api.New(api.Config{
+		Store: st, Notifier: d, URLCheck: client, Logger: log, Version: Version, MaxEventBytes: cfg.MaxEventBytes,
+	})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	n := &Node{Store: st, Dispatcher: d, API: a, Addr: ln.Addr().String(), log: log, cancel: cancel}
+	n.srv = &http.Server{
+		Handler:           a,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	n.wg.Add(3)
+	go func() {
+		defer n.wg.Done()
+		if err := d.Run(runCtx); err != nil {
+			log.Error("dispatcher stopped", "err", err)
+			n.runErr = err
+		}
+	}()
+	go func() {
+		defer n.wg.Done()
+		if err := n.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.retain(runCtx, cfg.Retention)
+	}()
+	log.Info("herald is serving", "addr", n.Addr, "data_dir", cfg.DataDir, "dev", cfg.Dev, "version", Version)
+	return n, nil
+}
+
+// URL is the base URL of the API.
+func (n *Node) URL() string { return "http://" + n.Addr }
+
+// Close stops accepting requests, lets in-flight API calls and attempts finish, and closes the store.
+func (n *Node) Close(ctx context.Context) error {
+	err := n.srv.Shutdown(ctx)
+	n.cancel()
+	n.wg.Wait()
+	return errors.Join(err, n.runErr, n.Store.Close())
+}
+
+func ensureAdminKey(ctx context.Context, st store.Store, cfg Config) error {
+	if cfg.APIKey != "" {
+		if len(cfg.APIKey) < 16 {
+			return errors.New("HERALD_API_KEY must be at least 16 characters")
+		}
+		if _, err := st.APIKeyByHash(ctx, api.HashKey(cfg.APIKey)); err == nil {
+			return nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		k := &store.APIKey{ID: "key_env", Name: "from HERALD_API_KEY", Role: store.RoleAdmin, Hash: api.HashKey(cfg.APIKey),
+			Prefix: cfg.APIKey[:min(len(cfg.APIKey), 14)], CreatedAt: time.Now().UTC()}
+		if err := st.CreateAPIKey(ctx, k); err != nil && !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("store HERALD_API_KEY: %w", err)
+		}
+		return nil
+	}
+	n, err := st.CountAPIKeys(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	secret, k, err := api.NewKey(store.RoleAdmin, "", "created at first start", time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	if err := st.CreateAPIKey(ctx, k); err != nil {
+		return fmt.Errorf("store admin key: %w", err)
+	}
+	if cfg.OnAdminKey != nil {
+		cfg.OnAdminKey(secret)
+	}
+	return nil
+}
+
+// retain deletes old events in small batches, so that the writer is never held for long.
+func (n *Node) retain(ctx context.Context, keep time.Duration) {
+	if keep < 0 {
+		return
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		for {
+			deleted, err := n.Store.DeleteOlderThan(ctx, time.Now().Add(-keep), 500)
+			if err != nil {
+				if ctx.Err() == nil {
+					n.log.Error("retention", "err", err)
+				}
+				break
+			}
+			if deleted < 500 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
