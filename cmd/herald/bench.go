@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -13,7 +14,8 @@ import (
 func benchCmd() *cobra.Command {
 	var (
 		cfg      bench.Config
-		standard bool
+		standard   bool
+		cpuProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -33,6 +35,17 @@ a plain Go HTTP client posting the same bodies to the same receiver at the same 
 					{Name: "fan-out to 100 endpoints", Events: 200, Publishers: 8, Endpoints: 100, Concurrency: 10},
 					{Name: "fan-out to 100, 10 ev/s", Events: 100, Publishers: 8, Endpoints: 100, Concurrency: 10, Rate: 10},
 				}
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
 			fmt.Fprintf(os.Stderr, "herald bench on %d CPUs (%s/%s)\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 			var results []*bench.Result
@@ -58,8 +71,10 @@ a plain Go HTTP client posting the same bodies to the same receiver at the same 
 	f.IntVar(&cfg.Endpoints, "endpoints", 1, "endpoints subscribed to every event (fan-out)")
 	f.IntVar(&cfg.Concurrency, "concurrency", 10, "max_concurrency of each endpoint")
 	f.Float64Var(&cfg.Rate, "rate", 0, "events per second over all publishers (0: as fast as possible)")
+	f.IntVar(&cfg.Batch, "batch", 1, "events per publish request (1: single-event API; more: batch API)")
 	f.IntVar(&cfg.PayloadSize, "payload", 512, "bytes of data per event")
 	f.StringVar(&cfg.Synchronous, "sqlite-synchronous", "FULL", "SQLite synchronous pragma for the run")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	f.BoolVar(&standard, "standard", false, "run the standard scenarios of docs/benchmarks.md")
 	return cmd
 }

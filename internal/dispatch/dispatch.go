@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -98,7 +99,9 @@ type Dispatcher struct {
 	lanes    map[string]*lane
 	ready    []*lane
 	timers   laneHeap
-	inFlight int
+	inFlight int // attempts under way
+	held     int // claims held: in flight and queued
+	sendCtx  context.Context
 	sends    sync.WaitGroup
 }
 
@@ -172,6 +175,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
+	d.sendCtx = sendCtx
 	writerDone := make(chan struct{})
 	go d.writeResults(writerDone)
 
@@ -190,7 +194,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
-			d.shutdown(cancelSends)
+			d.shutdown(ctx, cancelSends)
 			close(d.results)
 			<-writerDone
 			return nil
@@ -221,12 +225,16 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
-func (d *Dispatcher) shutdown(cancelSends context.CancelFunc) {
+func (d *Dispatcher) shutdown(ctx context.Context, cancelSends context.CancelFunc) {
+	for _, l := range d.lanes {
+		d.releaseQueue(ctx, l)
+	}
 	grace := time.AfterFunc(d.cfg.ShutdownGrace, cancelSends)
 	defer grace.Stop()
 	for d.inFlight > 0 {
 		m := <-d.done
 		d.inFlight--
+		d.held--
 		m.lane.inFlight--
 	}
 	d.sends.Wait()
@@ -269,7 +277,7 @@ func (d *Dispatcher) lane(id string) *lane {
 func (d *Dispatcher) collectIdleLanes() {
 	cutoff := time.Now().Add(-10 * time.Minute)
 	for id, l := range d.lanes {
-		if l.inFlight == 0 && !l.ready && l.heapIndex < 0 && l.lastActive.Before(cutoff) {
+		if l.inFlight == 0 && len(l.queue) == 0 && !l.ready && l.heapIndex < 0 && l.lastActive.Before(cutoff) {
 			delete(d.lanes, id)
 		}
 	}
@@ -299,13 +307,18 @@ func (d *Dispatcher) wakeAt(l *lane, t time.Time) {
 	heap.Push(&d.timers, l)
 }
 
-// schedule claims work for every ready lane that has room, in one store call.
+// schedule claims work for every ready lane that has room, in one store call, and starts what
+// the lanes may send now.
+//
+// A lane queues up to twice its concurrency beyond what is in flight: when an attempt ends the
+// next one starts at once, without a store call. The queue refills when it falls to half the
+// lane's concurrency, so a busy lane claims about once per 1.5 × max_concurrency attempts.
 func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
-	if len(d.ready) == 0 || d.inFlight >= d.cfg.MaxInFlight {
+	if len(d.ready) == 0 {
 		return
 	}
 	now := time.Now()
-	free := d.cfg.MaxInFlight - d.inFlight
+	free := d.cfg.MaxInFlight - d.held
 	var reqs []store.ClaimRequest
 	var claiming []*lane
 	var capped []bool
@@ -315,18 +328,18 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 			rest = append(rest, d.ready[i:]...)
 			break
 		}
-		n, retry := d.capacity(ctx, l, now)
+		n, retry := d.room(ctx, l, now)
+		l.ready = false
 		if n <= 0 {
-			l.ready = false
 			if !retry.IsZero() {
 				d.wakeAt(l, retry)
 			}
+			d.pump(ctx, sendCtx, l, now)
 			continue
 		}
 		capped = append(capped, n > free)
 		n = min(n, free)
 		free -= n
-		l.ready = false
 		reqs = append(reqs, store.ClaimRequest{EndpointID: l.id, Limit: n})
 		claiming = append(claiming, l)
 	}
@@ -334,7 +347,8 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 	if len(reqs) == 0 {
 		return
 	}
-	results, err := d.st.ClaimDue(ctx, now, now.Add(MaxTimeout+d.cfg.LeaseMargin), reqs)
+	// A claimed delivery may wait in the queue behind two rounds of attempts before it starts.
+	results, err := d.st.ClaimDue(ctx, now, now.Add(3*MaxTimeout+d.cfg.LeaseMargin), reqs)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.Error("claim due deliveries", "err", err)
@@ -347,29 +361,26 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 	}
 	for i, res := range results {
 		l := claiming[i]
-		for _, c := range res.Claimed {
-			d.start(sendCtx, l, c)
-		}
-		if len(res.Claimed) < reqs[i].Limit {
+		l.queue = append(l.queue, res.Claimed...)
+		d.held += len(res.Claimed)
+		switch {
+		case len(res.Claimed) < reqs[i].Limit:
 			if !res.NextDue.IsZero() {
 				d.wakeAt(l, res.NextDue)
 			}
-		} else if capped[i] {
+		case capped[i]:
 			// The global bound cut this claim short: the lane has room and maybe more work.
 			d.markReady(l)
-		} else if l.limiter != nil {
-			// Full claim: more may be due; come back when the rate allows.
-			r := l.limiter.ReserveN(now, 1)
-			d.wakeAt(l, now.Add(r.DelayFrom(now)))
-			r.CancelAt(now)
 		}
+		d.pump(ctx, sendCtx, l, now)
 	}
 }
 
-// capacity says how many deliveries the lane may start now, and if none, when to look again.
-func (d *Dispatcher) capacity(ctx context.Context, l *lane, now time.Time) (int, time.Time) {
+// room says how many more deliveries the lane should claim now, and if none, when to look again.
+func (d *Dispatcher) room(ctx context.Context, l *lane, now time.Time) (int, time.Time) {
 	if err := d.load(ctx, l, now); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
+			d.releaseQueue(ctx, l)
 			delete(d.lanes, l.id)
 			return 0, time.Time{}
 		}
@@ -377,56 +388,75 @@ func (d *Dispatcher) capacity(ctx context.Context, l *lane, now time.Time) (int,
 		return 0, now.Add(5 * time.Second)
 	}
 	if !l.ep.Enabled {
+		d.releaseQueue(ctx, l)
 		return 0, time.Time{}
 	}
-	n := l.ep.MaxConcurrency - l.inFlight
 	switch l.breaker.State() {
 	case gobreaker.StateOpen:
+		d.releaseQueue(ctx, l)
 		return 0, l.openUntil
 	case gobreaker.StateHalfOpen:
-		if l.inFlight > 0 {
+		// One probe at a time, and nothing queued behind it.
+		if l.inFlight > 0 || len(l.queue) > 0 {
 			return 0, time.Time{}
 		}
-		n = min(n, 1)
+		return 1, time.Time{}
 	}
-	if n <= 0 {
-		return 0, time.Time{} // a completion will wake the lane
+	conc := l.ep.MaxConcurrency
+	if len(l.queue) > conc/2 {
+		return 0, time.Time{} // enough queued; a completion will wake the lane
 	}
+	target := 2 * conc
 	if l.limiter != nil {
-		tokens := int(l.limiter.TokensAt(now))
-		if tokens <= 0 {
-			r := l.limiter.ReserveN(now, 1)
-			delay := r.DelayFrom(now)
-			r.CancelAt(now)
-			return 0, now.Add(delay)
-		}
-		n = min(n, tokens)
+		// Queue no more than a few seconds' worth, so that queued claims never outlive their lease.
+		target = min(target, max(1, int(math.Ceil(l.ep.RateLimit*5))))
 	}
-	return n, time.Time{}
+	return target - len(l.queue), time.Time{}
 }
 
-func (d *Dispatcher) start(ctx context.Context, l *lane, c store.Claimed) {
-	var breakerDone func(error)
-	if l.breaker != nil {
-		done, err := l.breaker.Allow()
-		if err != nil {
-			// The breaker refused (it opened while this was being claimed): give the claim back.
-			if err := d.st.ReleaseClaims(ctx, []int64{c.DeliveryID}); err != nil {
-				d.log.Error("release claim", "delivery", c.DeliveryID, "err", err)
-			}
+// pump starts queued deliveries while the lane's concurrency, rate and breaker allow.
+func (d *Dispatcher) pump(ctx, sendCtx context.Context, l *lane, now time.Time) {
+	for len(l.queue) > 0 && l.ep != nil && l.ep.Enabled && l.inFlight < l.ep.MaxConcurrency {
+		if l.limiter != nil && !l.limiter.AllowN(now, 1) {
+			r := l.limiter.ReserveN(now, 1)
+			d.wakeAt(l, now.Add(r.DelayFrom(now)))
+			r.CancelAt(now)
 			return
 		}
-		breakerDone = done
+		done, err := l.breaker.Allow()
+		if err != nil {
+			// The breaker is open or has its probe out: give the claims back.
+			d.releaseQueue(ctx, l)
+			return
+		}
+		c := l.queue[0]
+		l.queue[0] = store.Claimed{}
+		l.queue = l.queue[1:]
+		l.inFlight++
+		l.lastActive = now
+		d.inFlight++
+		d.sends.Add(1)
+		go d.send(sendCtx, l.snapshot(), c, done)
 	}
-	if l.limiter != nil {
-		l.limiter.Allow()
+	if len(l.queue) == 0 {
+		l.queue = nil // let the backing array go
 	}
-	l.inFlight++
-	l.lastActive = time.Now()
-	d.inFlight++
-	d.sends.Add(1)
-	snap := l.snapshot()
-	go d.send(ctx, snap, c, breakerDone)
+}
+
+// releaseQueue gives the lane's queued claims back to the store.
+func (d *Dispatcher) releaseQueue(ctx context.Context, l *lane) {
+	if len(l.queue) == 0 {
+		return
+	}
+	ids := make([]int64, len(l.queue))
+	for i, c := range l.queue {
+		ids[i] = c.DeliveryID
+	}
+	d.held -= len(l.queue)
+	l.queue = nil
+	if err := d.st.ReleaseClaims(context.WithoutCancel(ctx), ids); err != nil {
+		d.log.Error("release claims", "endpoint", l.id, "err", err)
+	}
 }
 
 // laneSnapshot is what a send needs, copied so that the loop may reload the lane meanwhile.
@@ -472,6 +502,7 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 // finish accounts for a completed attempt in the loop goroutine.
 func (d *Dispatcher) finish(ctx context.Context, m doneMsg) {
 	d.inFlight--
+	d.held--
 	l := m.lane
 	l.inFlight--
 	if m.released {
@@ -502,7 +533,10 @@ func (d *Dispatcher) finish(ctx context.Context, m doneMsg) {
 	if !m.retryAt.IsZero() {
 		d.wakeAt(l, m.retryAt)
 	}
-	d.markReady(l)
+	d.pump(ctx, d.sendCtx, l, now)
+	if l.ep == nil || len(l.queue) <= l.ep.MaxConcurrency/2 {
+		d.markReady(l)
+	}
 }
 
 func (d *Dispatcher) disable(ctx context.Context, l *lane, reason string, deadLetter bool) {

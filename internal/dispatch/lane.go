@@ -27,6 +27,7 @@ type lane struct {
 	openUntil    time.Time
 	failingSince time.Time
 
+	queue      []store.Claimed // claimed, waiting for a free slot
 	inFlight   int
 	ready      bool
 	nextDue    time.Time

@@ -73,7 +73,8 @@ type Store interface {
 	ReleaseClaims(ctx context.Context, ids []int64) error
 	// ReleaseAllClaims ends every lease; a single-process store calls it at start.
 	ReleaseAllClaims(ctx context.Context) (int, error)
-	// DueEndpoints lists endpoints that have pending, unleased deliveries, with the earliest due time.
+	// DueEndpoints lists endpoints that have pending deliveries, with the earliest due time (a
+	// driver may count leased deliveries: waking a lane early is harmless).
 	DueEndpoints(ctx context.Context, now time.Time) (map[string]time.Time, error)
 
 	CreateAPIKey(ctx context.Context, k *APIKey) error

@@ -415,7 +415,7 @@ func (s *Store) DisableEndpoint(ctx context.Context, id, reason string, deadLett
 		if !deadLetter {
 			return nil
 		}
-		res, err = tx.ExecContext(ctx, `UPDATE deliveries SET state = 2, lease_until = 0, last_error = ?, updated_at = ?
+		res, err = tx.ExecContext(ctx, `UPDATE deliveries SET state = 2, last_error = ?, updated_at = ?
 			WHERE endpoint_id = ? AND state = 0`, reason, now, id)
 		if err != nil {
 			return fmt.Errorf("dead-letter endpoint deliveries: %w", err)

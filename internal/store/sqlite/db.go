@@ -38,14 +38,15 @@ type Options struct {
 
 // Store is the SQLite implementation of store.Store.
 type Store struct {
-	w     *sql.DB // exactly one connection, used only by the writer goroutine
-	r     *sql.DB // read pool
-	lock  *os.File
-	ops   chan *op
-	quit  chan struct{}
-	done  chan struct{}
-	stmts statements
-	max   int
+	w      *sql.DB // exactly one connection, used only by the writer goroutine
+	r      *sql.DB // read pool
+	lock   *os.File
+	ops    chan *op
+	quit   chan struct{}
+	done   chan struct{}
+	stmts  statements
+	leases *leases
+	max    int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -95,8 +96,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch}
-	if err := s.stmts.prepare(ctx, w); err != nil {
+	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), leases: newLeases(), quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch}
+	if err := s.stmts.prepare(ctx, w, r); err != nil {
 		_ = s.closeDBs()
 		return nil, err
 	}
@@ -155,8 +156,8 @@ func (s *Store) Ping(ctx context.Context) error {
 
 var errClosed = errors.New("sqlite store is closed")
 
-// write runs fn in the writer's current transaction, inside a savepoint so that its failure rolls
-// back its own changes only, and returns once the transaction is committed.
+// write runs fn in the writer's next transaction and returns once that is committed. fn may be
+// run twice (see commit), so it must set its outputs afresh each time.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	o := &op{ctx: ctx, fn: fn, err: make(chan error, 1)}
 	select {
@@ -203,47 +204,54 @@ func (s *Store) writer() {
 	}
 }
 
+// commit runs a batch of writes in one transaction. Writes rarely fail, so the batch runs
+// optimistically without savepoints (which cost a sub-journal write per page); if any write fails,
+// the transaction is rolled back and each write is run again in a transaction of its own, so
+// that one client's bad write never undoes another's. Writes are closures that can be re-run:
+// each sets its outputs afresh.
 func (s *Store) commit(batch []*op) {
-	ctx := context.Background()
-	tx, err := s.w.BeginTx(ctx, nil)
+	if len(batch) > 1 {
+		errs, err := s.run(batch)
+		if err == nil {
+			for i, o := range batch {
+				o.err <- errs[i]
+			}
+			return
+		}
+	}
+	for _, o := range batch {
+		errs, err := s.run([]*op{o})
+		if err != nil {
+			o.err <- err
+			continue
+		}
+		o.err <- errs[0]
+	}
+}
+
+var errBatchFailed = errors.New("a write in the batch failed")
+
+// run executes ops in one transaction and commits it, unless one of them fails: then it rolls
+// back and returns errBatchFailed (several ops) or that op's error (one op).
+func (s *Store) run(ops []*op) ([]error, error) {
+	tx, err := s.w.BeginTx(context.Background(), nil)
 	if err != nil {
-		for _, o := range batch {
-			o.err <- fmt.Errorf("begin: %w", err)
-		}
-		return
+		return nil, fmt.Errorf("begin: %w", err)
 	}
-	errs := make([]error, len(batch))
-	for i, o := range batch {
-		if len(batch) == 1 {
-			errs[i] = o.fn(tx)
-			continue
+	errs := make([]error, len(ops))
+	for i, o := range ops {
+		if errs[i] = o.fn(tx); errs[i] != nil {
+			_ = tx.Rollback()
+			if len(ops) > 1 {
+				return nil, errBatchFailed
+			}
+			return errs, nil
 		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
-			errs[i] = fmt.Errorf("savepoint: %w", err)
-			continue
-		}
-		errs[i] = o.fn(tx)
-		if errs[i] != nil {
-			_, _ = tx.ExecContext(ctx, "ROLLBACK TO op")
-		}
-		if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil && errs[i] == nil {
-			errs[i] = fmt.Errorf("release savepoint: %w", err)
-		}
-	}
-	if len(batch) == 1 && errs[0] != nil {
-		_ = tx.Rollback()
-		batch[0].err <- errs[0]
-		return
 	}
 	if err := tx.Commit(); err != nil {
-		for _, o := range batch {
-			o.err <- fmt.Errorf("commit: %w", err)
-		}
-		return
+		return nil, fmt.Errorf("commit: %w", err)
 	}
-	for i, o := range batch {
-		o.err <- errs[i]
-	}
+	return errs, nil
 }
 
 func micros(t time.Time) int64 {

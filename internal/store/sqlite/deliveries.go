@@ -142,8 +142,16 @@ func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]stor
 func (s *Store) Retry(ctx context.Context, tenantID string, id int64) (*store.Delivery, error) {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		now := micros(time.Now())
-		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 0, tries = 0, next_attempt_at = ?, lease_until = 0, updated_at = ?
-			WHERE tenant_id = ? AND id = ? AND NOT (state = 0 AND lease_until > ?)`, now, now, tenantID, id, now)
+		if s.leases.inFlight(id, time.Now()) {
+			// An attempt is in flight: the delivery is queued already.
+			var one int
+			if err := tx.QueryRowContext(ctx, `SELECT 1 FROM deliveries WHERE tenant_id = ? AND id = ?`, tenantID, id).Scan(&one); err != nil {
+				return notFound(err, fmt.Sprintf("delivery %d", id))
+			}
+			return nil
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 0, tries = 0, next_attempt_at = ?, updated_at = ?
+			WHERE tenant_id = ? AND id = ?`, now, now, tenantID, id)
 		if err != nil {
 			return fmt.Errorf("retry delivery: %w", err)
 		}
@@ -171,13 +179,13 @@ func (s *Store) Replay(ctx context.Context, f store.DeliveryFilter) (int, error)
 	total := 0
 	var after int64
 	for {
-		var n int
+		var n, queued int
+		from := after
 		err := s.write(ctx, func(tx *sql.Tx) error {
+			n, queued = 0, 0
 			w := deliveryWhere(f)
-			w.add("id > ?", after)
-			// Deliveries with an attempt in flight are queued already.
+			w.add("id > ?", from)
 			now := micros(time.Now())
-			w.add("NOT (state = 0 AND lease_until > ?)", now)
 			rows, err := tx.QueryContext(ctx, `SELECT id FROM deliveries WHERE `+w.String()+` ORDER BY id LIMIT 1000`, w.args...)
 			if err != nil {
 				return fmt.Errorf("replay: %w", err)
@@ -195,21 +203,26 @@ func (s *Store) Replay(ctx context.Context, f store.DeliveryFilter) (int, error)
 			if err := rows.Err(); err != nil {
 				return fmt.Errorf("replay: %w", err)
 			}
-			for _, id := range ids {
-				if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 0, tries = 0, next_attempt_at = ?, lease_until = 0, updated_at = ? WHERE id = ?`, now, now, id); err != nil {
-					return fmt.Errorf("replay: %w", err)
-				}
-			}
 			n = len(ids)
 			if n > 0 {
 				after = ids[n-1]
+			}
+			for _, id := range ids {
+				if s.leases.inFlight(id, time.Now()) {
+					// An attempt is in flight: the delivery is queued already.
+					queued--
+					continue
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 0, tries = 0, next_attempt_at = ?, updated_at = ? WHERE id = ?`, now, now, id); err != nil {
+					return fmt.Errorf("replay: %w", err)
+				}
 			}
 			return nil
 		})
 		if err != nil {
 			return total, err
 		}
-		total += n
+		total += n + queued
 		if n < 1000 {
 			return total, nil
 		}
@@ -233,8 +246,7 @@ func (s *Store) Resend(ctx context.Context, tenantID, eventID, endpointID string
 		err := tx.QueryRowContext(ctx, `INSERT INTO deliveries (tenant_id, event_seq, event_id, event_type, endpoint_id, next_attempt_at, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (event_seq, endpoint_id) DO UPDATE SET state = 0, tries = 0, next_attempt_at = excluded.next_attempt_at,
-				updated_at = excluded.updated_at,
-				lease_until = CASE WHEN deliveries.state = 0 THEN deliveries.lease_until ELSE 0 END
+				updated_at = excluded.updated_at
 			RETURNING id`, tenantID, seq, eventID, typ, endpointID, now, now, now).Scan(&id)
 		if err != nil {
 			return fmt.Errorf("resend: %w", err)
@@ -285,65 +297,84 @@ func (s *Store) Stats(ctx context.Context, tenantID string, since time.Time) (*s
 	return st, nil
 }
 
-// ClaimDue leases due deliveries of several endpoints in one transaction.
+// ClaimDue leases due deliveries of several endpoints. Leases live in memory (see leases), so a
+// claim is a read on the read pool.
 func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []store.ClaimRequest) ([]store.ClaimResult, error) {
-	var out []store.ClaimResult
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		out = make([]store.ClaimResult, len(reqs))
-		claim := tx.StmtContext(ctx, s.stmts.claim)
-		lease := tx.StmtContext(ctx, s.stmts.lease)
-		nextDue := tx.StmtContext(ctx, s.stmts.nextDue)
-		n, until := micros(now), micros(leaseUntil)
-		for i, req := range reqs {
-			res := store.ClaimResult{EndpointID: req.EndpointID}
-			if req.Limit > 0 {
-				rows, err := claim.QueryContext(ctx, req.EndpointID, n, n, req.Limit)
-				if err != nil {
-					return fmt.Errorf("claim: %w", err)
-				}
-				for rows.Next() {
-					var c store.Claimed
-					var ts int64
-					if err := rows.Scan(&c.DeliveryID, &c.Attempts, &c.Tries, &c.EventID, &c.EventType, &ts, &c.Payload); err != nil {
-						rows.Close()
-						return fmt.Errorf("claim: %w", err)
-					}
-					c.EventTime = fromMicros(ts)
-					res.Claimed = append(res.Claimed, c)
-				}
-				rows.Close()
-				if err := rows.Err(); err != nil {
-					return fmt.Errorf("claim: %w", err)
-				}
-				for _, c := range res.Claimed {
-					if _, err := lease.ExecContext(ctx, until, c.DeliveryID); err != nil {
-						return fmt.Errorf("lease: %w", err)
-					}
-				}
+	s.leases.claimMu.Lock()
+	defer s.leases.claimMu.Unlock()
+	s.leases.applyReleases()
+	out := make([]store.ClaimResult, len(reqs))
+	n := micros(now)
+	for i, req := range reqs {
+		res := store.ClaimResult{EndpointID: req.EndpointID}
+		held := s.leases.countFor(req.EndpointID)
+		if req.Limit > 0 {
+			rows, err := s.stmts.claim.QueryContext(ctx, req.EndpointID, n, req.Limit+held)
+			if err != nil {
+				return nil, fmt.Errorf("claim: %w", err)
 			}
-			if len(res.Claimed) < req.Limit || req.Limit == 0 {
-				var next int64
-				err := nextDue.QueryRowContext(ctx, req.EndpointID, n, n).Scan(&next)
-				if err != nil && err != sql.ErrNoRows {
-					return fmt.Errorf("next due: %w", err)
+			for rows.Next() {
+				var c store.Claimed
+				var ts int64
+				if err := rows.Scan(&c.DeliveryID, &c.Attempts, &c.Tries, &c.EventID, &c.EventType, &ts, &c.Payload); err != nil {
+					rows.Close()
+					return nil, fmt.Errorf("claim: %w", err)
 				}
-				res.NextDue = fromMicros(next)
+				if len(res.Claimed) == req.Limit || s.leases.held(c.DeliveryID, now) {
+					continue
+				}
+				c.EventTime = fromMicros(ts)
+				res.Claimed = append(res.Claimed, c)
 			}
-			out[i] = res
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, fmt.Errorf("claim: %w", err)
+			}
+			for _, c := range res.Claimed {
+				s.leases.add(c.DeliveryID, req.EndpointID, leaseUntil)
+			}
 		}
-		return nil
-	})
-	return out, err
+		if len(res.Claimed) < req.Limit || req.Limit == 0 {
+			next, err := s.nextDue(ctx, req.EndpointID, now, s.leases.countFor(req.EndpointID))
+			if err != nil {
+				return nil, err
+			}
+			res.NextDue = next
+		}
+		out[i] = res
+	}
+	return out, nil
+}
+
+// nextDue finds when the endpoint's earliest pending, unleased delivery after now is due.
+func (s *Store) nextDue(ctx context.Context, endpointID string, now time.Time, held int) (time.Time, error) {
+	rows, err := s.stmts.nextDue.QueryContext(ctx, endpointID, micros(now), held+1)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("next due: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, next int64
+		if err := rows.Scan(&id, &next); err != nil {
+			return time.Time{}, fmt.Errorf("next due: %w", err)
+		}
+		if !s.leases.held(id, now) {
+			return fromMicros(next), nil
+		}
+	}
+	return time.Time{}, rows.Err()
 }
 
 // RecordResults writes attempts and the deliveries' new states, and tracks endpoints' failing streaks.
 func (s *Store) RecordResults(ctx context.Context, results []store.Result) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
 		insert := tx.StmtContext(ctx, s.stmts.insertAttempt)
 		update := tx.StmtContext(ctx, s.stmts.updateDelivery)
 		now := micros(time.Now())
 		succeeded := map[string]bool{}
 		failedAt := map[string]int64{}
+		clearStreak := tx.StmtContext(ctx, s.stmts.clearStreak)
+		startStreak := tx.StmtContext(ctx, s.stmts.startStreak)
 		for _, r := range results {
 			a := r.Attempt
 			if _, err := insert.ExecContext(ctx, micros(a.At), a.StatusCode, a.Latency.Microseconds(), a.Response, a.ErrorKind, a.Error, boolInt(a.Success), r.DeliveryID); err != nil {
@@ -363,7 +394,7 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 			}
 		}
 		for id := range succeeded {
-			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`, id); err != nil {
+			if _, err := clearStreak.ExecContext(ctx, id); err != nil {
 				return fmt.Errorf("endpoint streak: %w", err)
 			}
 		}
@@ -371,47 +402,41 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 			if succeeded[id] {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`, at, id); err != nil {
+			if _, err := startStreak.ExecContext(ctx, at, id); err != nil {
 				return fmt.Errorf("endpoint streak: %w", err)
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		// The leases stay: the deliveries are attempted again when they expire.
+		return err
+	}
+	ids := make([]int64, len(results))
+	for i, r := range results {
+		ids[i] = r.DeliveryID
+	}
+	s.leases.queueRelease(ids...)
+	return nil
 }
 
 // ReleaseClaims ends leases without recording attempts.
 func (s *Store) ReleaseClaims(ctx context.Context, ids []int64) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	return s.write(ctx, func(tx *sql.Tx) error {
-		for _, id := range ids {
-			if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET lease_until = 0 WHERE id = ? AND state = 0`, id); err != nil {
-				return fmt.Errorf("release claim: %w", err)
-			}
-		}
-		return nil
-	})
+	s.leases.queueRelease(ids...)
+	return nil
 }
 
 // ReleaseAllClaims ends every lease. The SQLite store belongs to one process (it holds the file
-// lock), so at start any lease left is from a run that crashed.
+// lock) and keeps leases in memory, so this only matters within a run.
 func (s *Store) ReleaseAllClaims(ctx context.Context) (int, error) {
-	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET lease_until = 0 WHERE state = 0 AND lease_until > 0`)
-		if err != nil {
-			return fmt.Errorf("release claims: %w", err)
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return int(n), err
+	s.leases.claimMu.Lock()
+	defer s.leases.claimMu.Unlock()
+	return s.leases.clear(), nil
 }
 
 // DueEndpoints lists endpoints with pending unleased deliveries and their earliest due time.
 func (s *Store) DueEndpoints(ctx context.Context, now time.Time) (map[string]time.Time, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT endpoint_id, min(next_attempt_at) FROM deliveries WHERE state = 0 AND lease_until <= ? GROUP BY endpoint_id`, micros(now))
+	rows, err := s.r.QueryContext(ctx, `SELECT endpoint_id, min(next_attempt_at) FROM deliveries WHERE state = 0 GROUP BY endpoint_id`)
 	if err != nil {
 		return nil, fmt.Errorf("due endpoints: %w", err)
 	}

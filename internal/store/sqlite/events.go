@@ -14,33 +14,39 @@ import (
 
 // statements are the hot-path queries, prepared once on the write connection.
 type statements struct {
-	endpointsOf, insertEvent, eventByID, insertDelivery          *sql.Stmt
-	claim, lease, nextDue, insertAttempt, updateDelivery, tenant *sql.Stmt
+	endpointsOf, insertEvent, eventByID, insertDelivery   *sql.Stmt
+	claim, nextDue, insertAttempt, updateDelivery, tenant *sql.Stmt
+	clearStreak, startStreak                              *sql.Stmt
 }
 
-func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
+func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 	for _, p := range []struct {
 		s **sql.Stmt
 		q string
 	}{
 		{&st.tenant, `SELECT 1 FROM tenants WHERE id = ?`},
+		{&st.clearStreak, `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`},
+		{&st.startStreak, `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`},
 		{&st.endpointsOf, `SELECT id, event_types FROM endpoints WHERE tenant_id = ? AND enabled = 1`},
 		{&st.insertEvent, `INSERT INTO events (tenant_id, id, type, ts, source, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (tenant_id, id) DO NOTHING RETURNING seq`},
 		{&st.eventByID, `SELECT id, type, ts, source, payload, created_at FROM events WHERE tenant_id = ? AND id = ?`},
 		{&st.insertDelivery, `INSERT INTO deliveries (tenant_id, event_seq, event_id, event_type, endpoint_id, next_attempt_at, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&st.claim, `SELECT d.id, d.attempts, d.tries, e.id, e.type, e.ts, e.payload FROM deliveries d JOIN events e ON e.seq = d.event_seq
-			WHERE d.endpoint_id = ? AND d.state = 0 AND d.next_attempt_at <= ? AND d.lease_until <= ?
+		{&st.claim, `/*read*/ SELECT d.id, d.attempts, d.tries, e.id, e.type, e.ts, e.payload FROM deliveries d JOIN events e ON e.seq = d.event_seq
+			WHERE d.endpoint_id = ? AND d.state = 0 AND d.next_attempt_at <= ?
 			ORDER BY d.next_attempt_at LIMIT ?`},
-		{&st.lease, `UPDATE deliveries SET lease_until = ? WHERE id = ?`},
-		{&st.nextDue, `SELECT next_attempt_at FROM deliveries WHERE endpoint_id = ? AND state = 0 AND next_attempt_at > ? AND lease_until <= ?
-			ORDER BY next_attempt_at LIMIT 1`},
+		{&st.nextDue, `/*read*/ SELECT id, next_attempt_at FROM deliveries WHERE endpoint_id = ? AND state = 0 AND next_attempt_at > ?
+			ORDER BY next_attempt_at LIMIT ?`},
 		{&st.insertAttempt, `INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
 			SELECT id, tenant_id, endpoint_id, event_id, ?, ?, ?, ?, ?, ?, ? FROM deliveries WHERE id = ?`},
-		{&st.updateDelivery, `UPDATE deliveries SET state = ?, attempts = attempts + 1, tries = tries + 1, next_attempt_at = ?, lease_until = 0,
+		{&st.updateDelivery, `UPDATE deliveries SET state = ?, attempts = attempts + 1, tries = tries + 1, next_attempt_at = ?,
 			last_status = ?, last_error = ?, updated_at = ? WHERE id = ?`},
 	} {
+		db := w
+		if strings.HasPrefix(p.q, "/*read*/") {
+			db = r // claims are reads: they must not wait for the writer
+		}
 		s, err := db.PrepareContext(ctx, p.q)
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", p.q, err)
@@ -51,7 +57,7 @@ func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (st *statements) close() {
-	for _, s := range []*sql.Stmt{st.tenant, st.endpointsOf, st.insertEvent, st.eventByID, st.insertDelivery, st.claim, st.lease, st.nextDue, st.insertAttempt, st.updateDelivery} {
+	for _, s := range []*sql.Stmt{st.tenant, st.endpointsOf, st.insertEvent, st.eventByID, st.insertDelivery, st.claim, st.nextDue, st.insertAttempt, st.updateDelivery, st.clearStreak, st.startStreak} {
 		if s != nil {
 			_ = s.Close()
 		}

@@ -274,7 +274,8 @@ func testClaim(t *testing.T, s store.Store) {
 	}
 	due, err := s.DueEndpoints(ctx, time.Now())
 	must(t, err)
-	if !due["ep"].Equal(later) || len(due) != 1 {
+	// Leased deliveries may count here (a wake-up for them is harmless); the quiet endpoint must not.
+	if _, ok := due["ep"]; !ok || len(due) != 1 {
 		t.Fatalf("due endpoints = %v", due)
 	}
 }

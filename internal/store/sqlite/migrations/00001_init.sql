@@ -60,7 +60,6 @@ CREATE TABLE deliveries (
     attempts        INTEGER NOT NULL DEFAULT 0,
     tries           INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL,
-    lease_until     INTEGER NOT NULL DEFAULT 0,
     last_status     INTEGER NOT NULL DEFAULT 0,
     last_error      TEXT NOT NULL DEFAULT '',
     created_at      INTEGER NOT NULL,
