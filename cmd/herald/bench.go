@@ -13,7 +13,7 @@ import (
 
 func benchCmd() *cobra.Command {
 	var (
-		cfg      bench.Config
+		cfg        bench.Config
 		standard   bool
 		cpuProfile string
 	)
@@ -72,6 +72,7 @@ a plain Go HTTP client posting the same bodies to the same receiver at the same 
 	f.IntVar(&cfg.Concurrency, "concurrency", 10, "max_concurrency of each endpoint")
 	f.Float64Var(&cfg.Rate, "rate", 0, "events per second over all publishers (0: as fast as possible)")
 	f.IntVar(&cfg.Batch, "batch", 1, "events per publish request (1: single-event API; more: batch API)")
+	f.BoolVar(&cfg.Drain, "drain", false, "publish first while the receiver holds requests, then time the engine draining the backlog")
 	f.IntVar(&cfg.PayloadSize, "payload", 512, "bytes of data per event")
 	f.StringVar(&cfg.Synchronous, "sqlite-synchronous", "FULL", "SQLite synchronous pragma for the run")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")

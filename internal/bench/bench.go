@@ -36,9 +36,12 @@ type Config struct {
 	Concurrency int     // max_concurrency of each endpoint
 	Rate        float64 // events per second over all publishers; 0 = as fast as possible
 	Batch       int     // events per publish request (1 = single-event API, more = batch API)
-	PayloadSize int     // bytes of data per event
-	DataDir     string  // where the SQLite store goes (a temporary directory if empty)
-	Synchronous string  // SQLite synchronous pragma
+	// Drain publishes everything while the receiver holds its requests, then lets them through:
+	// deliveries/s then measures the engine draining a backlog, not the ingest rate.
+	Drain       bool
+	PayloadSize int    // bytes of data per event
+	DataDir     string // where the SQLite store goes (a temporary directory if empty)
+	Synchronous string // SQLite synchronous pragma
 	Logger      *slog.Logger
 }
 
@@ -68,6 +71,7 @@ type receiver struct {
 	want     int64
 	done     chan struct{}
 	once     sync.Once
+	gate     chan struct{} // while open (not closed), requests wait
 }
 
 func newReceiver() (*receiver, error) {
@@ -83,6 +87,12 @@ func newReceiver() (*receiver, error) {
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
+	rc.mu.Lock()
+	gate := rc.gate
+	rc.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	now := time.Now()
 	if id := r.Header.Get("webhook-id"); id != "" {
 		rc.mu.Lock()
@@ -167,12 +177,24 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	rc.reset(int64(total))
 	sent := make([]time.Time, cfg.Events)
 	stopSampling := sampleMemory()
+	if cfg.Drain {
+		rc.mu.Lock()
+		rc.gate = make(chan struct{})
+		rc.mu.Unlock()
+	}
 
 	start := time.Now()
 	if err := publishAll(ctx, api, cfg, data, sent); err != nil {
 		return nil, err
 	}
 	ingest := time.Since(start)
+	if cfg.Drain {
+		rc.mu.Lock()
+		close(rc.gate)
+		rc.gate = nil
+		rc.mu.Unlock()
+		start = time.Now()
+	}
 	select {
 	case <-rc.done:
 	case <-time.After(10*time.Minute + time.Duration(total)*time.Millisecond):
@@ -190,7 +212,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		PeakHeapMB:       float64(peakHeap) / (1 << 20),
 		PeakRSSMB:        peakRSS(),
 	}
-	res.P50, res.P95, res.P99 = latencies(rc, sent)
+	if !cfg.Drain {
+		res.P50, res.P95, res.P99 = latencies(rc, sent)
+	}
 
 	// The ceiling: the same number of bodies of the same size, posted by a plain client at the
 	// same concurrency Herald could use, to the same receiver.
@@ -410,10 +434,18 @@ func Table(w io.Writer, rs []*Result) {
 		if r.Config.Rate > 0 {
 			rate = fmt.Sprintf("%.0f/s", r.Config.Rate)
 		}
+		if r.Config.Drain {
+			rate = "backlog"
+		}
 		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %s | %d | %.0f | %.0f | %s | %s | %s | %.0f | %.0f | %.0f | %.2f |\n",
 			r.Config.Name, r.Config.Events, r.Config.Batch, r.Config.Endpoints, r.Config.Publishers, rate, r.Deliveries, r.IngestPerSec, r.DeliveriesPerSec,
 			ms(r.P50), ms(r.P95), ms(r.P99), r.PeakHeapMB, r.PeakRSSMB, r.CeilingPerSec, r.Ratio)
 	}
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+func ms(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
+}

@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,30 +39,40 @@ type Options struct {
 
 // Store is the SQLite implementation of store.Store.
 type Store struct {
-	w      *sql.DB // exactly one connection, used only by the writer goroutine
-	r      *sql.DB // read pool
-	lock   *os.File
-	ops    chan *op
-	quit   chan struct{}
-	done   chan struct{}
-	stmts  statements
-	leases *leases
-	max    int
+	w       *sql.DB // exactly one connection, used only by the writer goroutine
+	r       *sql.DB // read pool
+	lock    *os.File
+	ops     chan *op
+	quit    chan struct{}
+	done    chan struct{}
+	stmts   statements
+	leases  *leases
+	max     int
+	sync    string // the configured synchronous level
+	curSync string // the level in force on the write connection (writer goroutine only)
 }
 
 var _ store.Store = (*Store)(nil)
 
 type op struct {
 	ctx context.Context
-	fn  func(tx *sql.Tx) error
-	err chan error
+	// lazy writes may skip the fsync: losing them to a power cut only repeats work (a delivery
+	// result lost means the delivery is attempted again), so they never pay for one on their own.
+	lazy bool
+	fn   func(tx *sql.Tx) error
+	err  chan error
 }
 
 // Open opens (creating if needed) the database file at path, takes an exclusive lock on it so that a
 // second process cannot share it, and applies migrations.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
-	if opts.Synchronous == "" {
+	opts.Synchronous = strings.ToUpper(opts.Synchronous)
+	switch opts.Synchronous {
+	case "":
 		opts.Synchronous = "FULL"
+	case "OFF", "NORMAL", "FULL", "EXTRA":
+	default:
+		return nil, fmt.Errorf("synchronous must be OFF, NORMAL, FULL or EXTRA, not %q", opts.Synchronous)
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 512
@@ -96,7 +107,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), leases: newLeases(), quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch}
+	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), leases: newLeases(), sync: opts.Synchronous, curSync: opts.Synchronous, quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch}
 	if err := s.stmts.prepare(ctx, w, r); err != nil {
 		_ = s.closeDBs()
 		return nil, err
@@ -159,13 +170,21 @@ var errClosed = errors.New("sqlite store is closed")
 // write runs fn in the writer's next transaction and returns once that is committed. fn may be
 // run twice (see commit), so it must set its outputs afresh each time.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	o := &op{ctx: ctx, fn: fn, err: make(chan error, 1)}
+	return s.enqueue(&op{ctx: ctx, fn: fn, err: make(chan error, 1)})
+}
+
+// writeLazy is write for changes whose loss to a power cut is harmless (see op.lazy).
+func (s *Store) writeLazy(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.enqueue(&op{ctx: ctx, fn: fn, lazy: true, err: make(chan error, 1)})
+}
+
+func (s *Store) enqueue(o *op) error {
 	select {
 	case s.ops <- o:
 	case <-s.quit:
 		return errClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-o.ctx.Done():
+		return o.ctx.Err()
 	}
 	// Once queued, the op runs even if ctx ends: callers learn its fate, so that a write is never
 	// half-known (an API client that disconnects still gets its event stored, as acknowledged or not).
@@ -229,11 +248,35 @@ func (s *Store) commit(batch []*op) {
 	}
 }
 
+// setSync picks the synchronous level of the next commit: the configured one if any op needs it,
+// NORMAL if all are lazy. In WAL mode the next synced commit also makes earlier ones durable, in
+// order, so a lazy commit never undermines a durable one.
+func (s *Store) setSync(ops []*op) error {
+	want := "NORMAL"
+	for _, o := range ops {
+		if !o.lazy {
+			want = s.sync
+			break
+		}
+	}
+	if want == s.curSync {
+		return nil
+	}
+	if _, err := s.w.ExecContext(context.Background(), "PRAGMA synchronous = "+want); err != nil {
+		return fmt.Errorf("set synchronous: %w", err)
+	}
+	s.curSync = want
+	return nil
+}
+
 var errBatchFailed = errors.New("a write in the batch failed")
 
 // run executes ops in one transaction and commits it, unless one of them fails: then it rolls
 // back and returns errBatchFailed (several ops) or that op's error (one op).
 func (s *Store) run(ops []*op) ([]error, error) {
+	if err := s.setSync(ops); err != nil {
+		return nil, err
+	}
 	tx, err := s.w.BeginTx(context.Background(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)

@@ -367,7 +367,7 @@ func (s *Store) nextDue(ctx context.Context, endpointID string, now time.Time, h
 
 // RecordResults writes attempts and the deliveries' new states, and tracks endpoints' failing streaks.
 func (s *Store) RecordResults(ctx context.Context, results []store.Result) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeLazy(ctx, func(tx *sql.Tx) error {
 		insert := tx.StmtContext(ctx, s.stmts.insertAttempt)
 		update := tx.StmtContext(ctx, s.stmts.updateDelivery)
 		now := micros(time.Now())
