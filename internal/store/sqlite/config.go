@@ -114,6 +114,7 @@ func (s *Store) UpdateTenant(ctx context.Context, t *store.Tenant) error {
 // DeleteTenant removes a tenant with everything it owns.
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
+		clear(s.subs)
 		for _, q := range []string{
 			`DELETE FROM attempts WHERE tenant_id = ?`,
 			`DELETE FROM deliveries WHERE tenant_id = ?`,
@@ -299,6 +300,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
 		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
+		clear(s.subs)
 		var one int
 		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM tenants WHERE id = ?`, e.TenantID).Scan(&one); err != nil {
 			return notFound(err, "tenant "+e.TenantID)
@@ -368,6 +370,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
 		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
+		clear(s.subs)
 		res, err := tx.ExecContext(ctx, `UPDATE endpoints SET url = ?, description = ?, event_types = ?, secrets = ?, timeout_ms = ?,
 			max_concurrency = ?, rate_limit = ?, retry_schedule = ?, headers = ?, enabled = ?, disabled_reason = ?, failing_since = ?,
 			updated_at = ? WHERE tenant_id = ? AND id = ?`,
@@ -383,6 +386,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
 // DeleteEndpoint removes an endpoint with its deliveries and their attempts.
 func (s *Store) DeleteEndpoint(ctx context.Context, tenantID, id string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
+		clear(s.subs)
 		res, err := tx.ExecContext(ctx, `DELETE FROM endpoints WHERE tenant_id = ? AND id = ?`, tenantID, id)
 		if err != nil {
 			return fmt.Errorf("delete endpoint: %w", err)
@@ -404,6 +408,7 @@ func (s *Store) DeleteEndpoint(ctx context.Context, tenantID, id string) error {
 func (s *Store) DisableEndpoint(ctx context.Context, id, reason string, deadLetter bool) (int, error) {
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		clear(s.subs)
 		now := micros(time.Now())
 		res, err := tx.ExecContext(ctx, `UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?`, reason, now, id)
 		if err != nil {

@@ -39,15 +39,18 @@ type Options struct {
 
 // Store is the SQLite implementation of store.Store.
 type Store struct {
-	w       *sql.DB // exactly one connection, used only by the writer goroutine
-	r       *sql.DB // read pool
-	lock    *os.File
-	ops     chan *op
-	quit    chan struct{}
-	done    chan struct{}
-	stmts   statements
-	leases  *leases
-	max     int
+	w      *sql.DB // exactly one connection, used only by the writer goroutine
+	r      *sql.DB // read pool
+	lock   *os.File
+	ops    chan *op
+	quit   chan struct{}
+	done   chan struct{}
+	stmts  statements
+	leases *leases
+	max    int
+	// subs caches each tenant's enabled endpoints and their subscriptions for Publish. Only the
+	// writer goroutine touches it; every endpoint write, and every rolled-back batch, clears it.
+	subs    map[string][]subscriber
 	sync    string // the configured synchronous level
 	curSync string // the level in force on the write connection (writer goroutine only)
 }
@@ -107,7 +110,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), leases: newLeases(), sync: opts.Synchronous, curSync: opts.Synchronous, quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch}
+	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), leases: newLeases(), subs: map[string][]subscriber{}, sync: opts.Synchronous, curSync: opts.Synchronous, quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch}
 	if err := s.stmts.prepare(ctx, w, r); err != nil {
 		_ = s.closeDBs()
 		return nil, err
@@ -285,6 +288,7 @@ func (s *Store) run(ops []*op) ([]error, error) {
 	for i, o := range ops {
 		if errs[i] = o.fn(tx); errs[i] != nil {
 			_ = tx.Rollback()
+			clear(s.subs)
 			if len(ops) > 1 {
 				return nil, errBatchFailed
 			}
@@ -292,6 +296,7 @@ func (s *Store) run(ops []*op) ([]error, error) {
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		clear(s.subs)
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	return errs, nil

@@ -78,9 +78,13 @@ func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Ev
 		if err := tx.StmtContext(ctx, s.stmts.tenant).QueryRowContext(ctx, tenantID).Scan(&one); err != nil {
 			return notFound(err, "tenant "+tenantID)
 		}
-		subs, err := subscribers(ctx, tx.StmtContext(ctx, s.stmts.endpointsOf), tenantID)
-		if err != nil {
-			return err
+		subs, ok := s.subs[tenantID]
+		if !ok {
+			var err error
+			if subs, err = subscribers(ctx, tx.StmtContext(ctx, s.stmts.endpointsOf), tenantID); err != nil {
+				return err
+			}
+			s.subs[tenantID] = subs
 		}
 		insertEvent := tx.StmtContext(ctx, s.stmts.insertEvent)
 		insertDelivery := tx.StmtContext(ctx, s.stmts.insertDelivery)
