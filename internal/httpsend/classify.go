@@ -54,7 +54,7 @@ type Outcome struct {
 	Latency    time.Duration // from Send's start until the response was read (or the attempt failed)
 	Response   []byte        // first MaxResponseBytes of the body
 	// ErrorKind is "" on a clean success, otherwise one of the Kind constants. A Success can carry
-	// "body_timeout": see readResponse.
+	// "body_timeout" (headers said 2xx, then the body stalled); see Send.
 	ErrorKind  string
 	Error      string        // human-readable reason, e.g. "status 503"
 	RetryAfter time.Duration // from Retry-After on 429/503, capped at 24h; 0 if absent
@@ -163,7 +163,10 @@ func classifyError(err error) (Class, string) {
 		return Retryable, KindConnRefused
 	}
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		// The transport's unexported errServerClosedIdle: the peer closed a kept-alive connection
+		// as we reused it. Our POSTs are not replayed automatically, so it reaches us.
+		err.Error() == "http: server closed idle connection" {
 		return Retryable, KindConnReset
 	}
 	var oe *net.OpError
@@ -201,6 +204,8 @@ func isTLSError(err error) bool {
 		return true
 	case errors.As(err, &oe) && oe.Op == "remote error":
 		return true // an alert from the peer during the handshake, e.g. "tls: handshake failure"
+	case errors.Is(err, http.ErrSchemeMismatch):
+		return true // https URL, plain-HTTP port: a TLS misconfiguration the operator must fix
 	}
 	// The handshake reports some failures (no shared cipher, bad version) only as plain errors.
 	return strings.Contains(err.Error(), "tls: ")

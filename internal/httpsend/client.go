@@ -59,7 +59,11 @@ type Config struct {
 // Client sends webhook requests. It is safe for concurrent use; create one and share it, since its
 // value is the connection pool.
 type Client struct {
-	hc          *http.Client
+	// Requests go straight to the Transport, not through an http.Client. An http.Client exists to
+	// follow redirects and pays for it on every request (it clones the header and URL in case it
+	// must follow one); we never follow them, since a redirect could point past the registration
+	// check and would silently move signed payloads elsewhere. A 3xx is returned as it came and
+	// classified Permanent.
 	transport   *http.Transport
 	dialer      net.Dialer
 	resolver    Resolver
@@ -128,12 +132,6 @@ func New(cfg Config) *Client {
 		// We never ask for gzip, so a receiver cannot make us inflate a bomb; we only keep a few KiB.
 		DisableCompression: true,
 	}
-	c.hc = &http.Client{
-		Transport: c.transport,
-		// Redirects are not followed: a redirect could point past the registration check and would
-		// silently move signed payloads elsewhere. The 3xx is returned and classified Permanent.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 	return c
 }
 
@@ -184,12 +182,11 @@ func (c *Client) Send(ctx context.Context, r Request) Outcome {
 	}
 	req.Header = c.header(r.Header)
 
-	resp, err := c.hc.Do(req)
+	resp, err := c.transport.RoundTrip(req)
 	if err != nil {
-		err = unwrapURLError(err)
+		elapsed := time.Since(start)
 		class, kind := classifyError(err)
-		return Outcome{Class: class, ErrorKind: kind, Error: describe(kind, err, time.Since(start)),
-			Latency: time.Since(start)}
+		return Outcome{Class: class, ErrorKind: kind, Error: describe(kind, err, elapsed), Latency: elapsed}
 	}
 
 	o := Outcome{StatusCode: resp.StatusCode}

@@ -1,6 +1,7 @@
 package httpsend
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/x509"
@@ -100,6 +101,28 @@ func rawServer(t testing.TB, handle func(conn net.Conn, done <-chan struct{})) s
 		wg.Wait()
 	})
 	return ln.Addr().String()
+}
+
+// awaitDisconnect blocks a handler until the client goes away. The server only notices a closed
+// connection once the request body has been consumed, so the body is read first; without that,
+// the handler (and httptest.Server.Close) would wait forever.
+func awaitDisconnect(r *http.Request) {
+	<-disconnected(r)
+}
+
+// disconnected consumes the request body and returns a channel closed when the client goes away.
+func disconnected(r *http.Request) <-chan struct{} {
+	io.Copy(io.Discard, r.Body)
+	return r.Context().Done()
+}
+
+// readRequest consumes one HTTP request from conn, so that what a raw peer writes next is read by
+// the client as the response rather than arriving on an idle connection.
+func readRequest(conn net.Conn) {
+	req, err := http.ReadRequest(bufio.NewReader(conn))
+	if err == nil {
+		io.Copy(io.Discard, req.Body)
+	}
 }
 
 // closedPort returns a loopback address on which nothing listens.
@@ -468,7 +491,7 @@ func TestSendTLS(t *testing.T) {
 func TestSendCanceledByCaller(t *testing.T) {
 	t.Parallel()
 	srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done()
+		awaitDisconnect(r)
 	}), false)
 	c := newTestClient(t, devConfig())
 	ctx, cancel := context.WithCancel(t.Context())
@@ -515,7 +538,7 @@ func misbehavingPeers() []misbehavingPeer {
 			name: "handler sleeps past the timeout",
 			serve: func(t *testing.T) string {
 				return quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					<-r.Context().Done()
+					awaitDisconnect(r)
 				}), false).URL
 			},
 			timeout: 300 * time.Millisecond, wantClass: Retryable, wantKind: KindTimeout,
@@ -527,7 +550,7 @@ func misbehavingPeers() []misbehavingPeer {
 					w.Header().Set("Content-Length", "1000")
 					io.WriteString(w, "partial")
 					w.(http.Flusher).Flush()
-					<-r.Context().Done()
+					awaitDisconnect(r)
 				}), false).URL
 			},
 			timeout: 300 * time.Millisecond, wantClass: Success, wantKind: KindBodyTimeout, wantStatus: 200, wantBody: "partial",
@@ -536,12 +559,13 @@ func misbehavingPeers() []misbehavingPeer {
 			name: "chunked body that trickles forever",
 			serve: func(t *testing.T) string {
 				return quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					gone := disconnected(r)
 					w.WriteHeader(http.StatusServiceUnavailable)
 					for {
 						io.WriteString(w, ".")
 						w.(http.Flusher).Flush()
 						select {
-						case <-r.Context().Done():
+						case <-gone:
 							return
 						case <-time.After(20 * time.Millisecond):
 						}
@@ -570,6 +594,7 @@ func misbehavingPeers() []misbehavingPeer {
 			name: "headers that trickle in forever",
 			serve: func(t *testing.T) string {
 				return "http://" + rawServer(t, func(conn net.Conn, done <-chan struct{}) {
+					readRequest(conn)
 					io.WriteString(conn, "HTTP/1.1 200 OK\r\n")
 					for {
 						select {
@@ -589,6 +614,7 @@ func misbehavingPeers() []misbehavingPeer {
 			name: "garbage instead of HTTP",
 			serve: func(t *testing.T) string {
 				return "http://" + rawServer(t, func(conn net.Conn, done <-chan struct{}) {
+					readRequest(conn)
 					io.WriteString(conn, "SSH-2.0-OpenSSH_9.6\r\n\x00\x01\x02\r\n\r\n")
 					<-done
 				})
@@ -599,6 +625,7 @@ func misbehavingPeers() []misbehavingPeer {
 			name: "malformed status line",
 			serve: func(t *testing.T) string {
 				return "http://" + rawServer(t, func(conn net.Conn, done <-chan struct{}) {
+					readRequest(conn)
 					io.WriteString(conn, "HTTP/1.1 two-hundred OK\r\nContent-Length: 0\r\n\r\n")
 					<-done
 				})
@@ -609,6 +636,7 @@ func misbehavingPeers() []misbehavingPeer {
 			name: "response headers larger than 64 KiB",
 			serve: func(t *testing.T) string {
 				return "http://" + rawServer(t, func(conn net.Conn, done <-chan struct{}) {
+					readRequest(conn)
 					io.WriteString(conn, "HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("a", 80<<10)+"\r\n\r\n")
 					<-done
 				})
@@ -657,6 +685,7 @@ func TestMisbehavingPeers(t *testing.T) {
 				start := time.Now()
 				o := c.Send(t.Context(), Request{URL: url, Body: []byte(`{"n":1}`), Timeout: tt.timeout})
 				elapsed := time.Since(start)
+				t.Logf("outcome: %s %s status %d in %v: %s", o.Class, o.ErrorKind, o.StatusCode, elapsed.Round(time.Millisecond), o.Error)
 
 				if o.Class != tt.wantClass || o.ErrorKind != tt.wantKind || o.StatusCode != tt.wantStatus {
 					t.Errorf("got %q %q status %d (%s), want %q %q %d",

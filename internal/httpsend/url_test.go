@@ -45,7 +45,7 @@ func TestValidateURL(t *testing.T) {
 		{name: "hex loopback", cfg: httpOnly, url: "http://0x7f000001/", wantErr: "loopback"},
 		{name: "short loopback", cfg: httpOnly, url: "http://127.1/", wantErr: "loopback"},
 		{name: "trailing-dot loopback", cfg: httpOnly, url: "http://127.0.0.1./", wantErr: "loopback"},
-		{name: "percent-encoded loopback", cfg: httpOnly, url: "http://%31%32%37.0.0.1/", wantErr: "loopback"},
+		{name: "percent-encoded loopback", cfg: httpOnly, url: "http://%31%32%37.0.0.1/", wantErr: "invalid URL"},
 		{name: "IPv6 loopback", cfg: httpOnly, url: "http://[::1]/", wantErr: "loopback"},
 		{name: "IPv4-mapped loopback", cfg: httpOnly, url: "http://[::ffff:127.0.0.1]/", wantErr: "loopback"},
 		{name: "IPv4-mapped loopback in hex", cfg: httpOnly, url: "http://[::ffff:7f00:1]/", wantErr: "loopback"},
