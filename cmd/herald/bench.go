@@ -30,10 +30,13 @@ a plain Go HTTP client posting the same bodies to the same receiver at the same 
 			scenarios := []bench.Config{cfg}
 			if standard {
 				scenarios = []bench.Config{
-					{Name: "one endpoint, full speed", Events: 20000, Publishers: 32, Endpoints: 1, Concurrency: 10},
+					{Name: "ingest, single-event API", Events: 20000, Publishers: 32, Endpoints: 1, Concurrency: 10},
+					{Name: "one endpoint, batch publish", Events: 50000, Publishers: 4, Batch: 100, Endpoints: 1, Concurrency: 10},
+					{Name: "one endpoint, backlog drain", Events: 50000, Publishers: 4, Batch: 100, Endpoints: 1, Concurrency: 10, Drain: true},
 					{Name: "one endpoint, 1000 ev/s", Events: 10000, Publishers: 32, Endpoints: 1, Concurrency: 10, Rate: 1000},
-					{Name: "fan-out to 100 endpoints", Events: 200, Publishers: 8, Endpoints: 100, Concurrency: 10},
-					{Name: "fan-out to 100, 10 ev/s", Events: 100, Publishers: 8, Endpoints: 100, Concurrency: 10, Rate: 10},
+					{Name: "fan-out 100, batch publish", Events: 300, Publishers: 8, Batch: 10, Endpoints: 100, Concurrency: 10},
+					{Name: "fan-out 100, backlog drain", Events: 300, Publishers: 8, Batch: 10, Endpoints: 100, Concurrency: 10, Drain: true},
+					{Name: "fan-out 100, 10 ev/s", Events: 200, Publishers: 8, Endpoints: 100, Concurrency: 10, Rate: 10},
 				}
 			}
 			if cpuProfile != "" {
