@@ -99,8 +99,10 @@ type Dispatcher struct {
 	lanes    map[string]*lane
 	ready    []*lane
 	timers   laneHeap
-	inFlight int // attempts under way
-	held     int // claims held: in flight and queued
+	claims   chan claimBatch // the answer of the claim under way
+	claiming bool            // a claim is under way
+	inFlight int             // attempts under way
+	held     int             // claims held: in flight and queued
 	sendCtx  context.Context
 	sends    sync.WaitGroup
 }
@@ -123,6 +125,7 @@ func New(st store.Store, client *httpsend.Client, cfg Config) *Dispatcher {
 		done:    make(chan doneMsg, cfg.MaxInFlight),
 		results: make(chan store.Result, cfg.MaxInFlight),
 		lanes:   map[string]*lane{},
+		claims:  make(chan claimBatch, 1),
 	}
 }
 
@@ -194,6 +197,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
+			if d.claiming {
+				d.claimed(ctx, <-d.claims)
+			}
 			d.shutdown(ctx, cancelSends)
 			close(d.results)
 			<-writerDone
@@ -202,6 +208,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.takeSignals(ctx)
 		case m := <-d.done:
 			d.finish(ctx, m)
+		case b := <-d.claims:
+			d.claimed(ctx, b)
 		case <-ticker.C:
 			d.Rescan()
 		case <-timer.C:
@@ -314,7 +322,7 @@ func (d *Dispatcher) wakeAt(l *lane, t time.Time) {
 // next one starts at once, without a store call. The queue refills when it falls to half the
 // lane's concurrency, so a busy lane claims about once per 1.5 × max_concurrency attempts.
 func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
-	if len(d.ready) == 0 {
+	if len(d.ready) == 0 || d.claiming {
 		return
 	}
 	now := time.Now()
@@ -347,37 +355,79 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 	if len(reqs) == 0 {
 		return
 	}
-	// A claimed delivery may wait in the queue behind two rounds of attempts before it starts.
-	results, err := d.st.ClaimDue(ctx, now, now.Add(3*MaxTimeout+d.cfg.LeaseMargin), reqs)
-	if err != nil {
+	// The claim runs beside the loop, so that completions keep starting queued deliveries while
+	// the store is read. One claim is under way at a time; lanes that become ready meanwhile wait
+	// for the next.
+	b := claimBatch{lanes: claiming, reqs: reqs, capped: capped, now: now}
+	for _, l := range claiming {
+		l.claiming = true
+	}
+	d.claiming = true
+	go func() {
+		// A claimed delivery may wait in the queue behind two rounds of attempts before it starts.
+		b.results, b.err = d.st.ClaimDue(ctx, now, now.Add(3*MaxTimeout+d.cfg.LeaseMargin), reqs)
+		d.claims <- b
+	}()
+}
+
+// claimBatch is one ClaimDue call and its answer.
+type claimBatch struct {
+	lanes   []*lane
+	reqs    []store.ClaimRequest
+	capped  []bool
+	now     time.Time
+	results []store.ClaimResult
+	err     error
+}
+
+// claimed hands a claim's answer to its lanes.
+func (d *Dispatcher) claimed(ctx context.Context, b claimBatch) {
+	d.claiming = false
+	for _, l := range b.lanes {
+		l.claiming = false
+	}
+	if b.err != nil {
 		if ctx.Err() == nil {
-			d.log.Error("claim due deliveries", "err", err)
+			d.log.Error("claim due deliveries", "err", b.err)
 		}
 		// Try again shortly rather than spin.
-		for _, l := range claiming {
-			d.wakeAt(l, now.Add(time.Second))
+		for _, l := range b.lanes {
+			d.wakeAt(l, time.Now().Add(time.Second))
 		}
 		return
 	}
-	for i, res := range results {
-		l := claiming[i]
+	now := time.Now()
+	for i, res := range b.results {
+		l := b.lanes[i]
 		l.queue = append(l.queue, res.Claimed...)
 		d.held += len(res.Claimed)
 		switch {
-		case len(res.Claimed) < reqs[i].Limit:
+		case len(res.Claimed) < b.reqs[i].Limit:
 			if !res.NextDue.IsZero() {
 				d.wakeAt(l, res.NextDue)
 			}
-		case capped[i]:
+		case b.capped[i]:
 			// The global bound cut this claim short: the lane has room and maybe more work.
 			d.markReady(l)
 		}
-		d.pump(ctx, sendCtx, l, now)
+		if _, ok := d.lanes[l.id]; !ok || l.ep == nil || !l.ep.Enabled {
+			// Deleted, changed or disabled while the claim was under way.
+			d.releaseQueue(ctx, l)
+			d.markReady(l)
+			continue
+		}
+		d.pump(ctx, d.sendCtx, l, now)
+		if len(res.Claimed) == b.reqs[i].Limit && len(l.queue) <= l.ep.MaxConcurrency/2 {
+			d.markReady(l)
+		}
 	}
 }
 
 // room says how many more deliveries the lane should claim now, and if none, when to look again.
 func (d *Dispatcher) room(ctx context.Context, l *lane, now time.Time) (int, time.Time) {
+	if l.claiming {
+		return 0, time.Time{} // its claim's answer will wake it
+	}
 	if err := d.load(ctx, l, now); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			d.releaseQueue(ctx, l)

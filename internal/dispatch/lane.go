@@ -28,6 +28,7 @@ type lane struct {
 	failingSince time.Time
 
 	queue      []store.Claimed // claimed, waiting for a free slot
+	claiming   bool            // part of the claim under way
 	inFlight   int
 	ready      bool
 	nextDue    time.Time
