@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -56,11 +55,6 @@ type principal struct {
 }
 
 func (p principal) admin() bool { return p.key.Role == store.RoleAdmin }
-
-func callerOf(ctx context.Context) principal {
-	p, _ := ctx.Value(principalKey{}).(principal)
-	return p
-}
 
 const metaAdminOnly = "admin-only"
 

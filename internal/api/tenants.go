@@ -22,8 +22,6 @@ func tenantOut(t *store.Tenant) Tenant {
 	return Tenant{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
 }
 
-const idPattern = `^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`
-
 type createTenantInput struct {
 	Body struct {
 		ID   string `json:"id" pattern:"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$" doc:"Your id for the tenant: letters, digits, '_', '.', '-', at most 64." example:"acme"`

@@ -69,13 +69,6 @@ func (h *harness) stop() {
 	h.node = nil
 }
 
-// restart stops the node and starts a new one on the same data directory.
-func (h *harness) restart() {
-	h.t.Helper()
-	h.stop()
-	h.boot()
-}
-
 // call makes an API request with the admin key and decodes a JSON answer into out (if not nil).
 func (h *harness) call(method, path string, body any, out any) int {
 	h.t.Helper()
@@ -264,10 +257,4 @@ func (rc *receiver) got() []received {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return append([]received(nil), rc.requests...)
-}
-
-func (rc *receiver) setAnswer(f func(n int, r *http.Request) int) {
-	rc.mu.Lock()
-	rc.answer = f
-	rc.mu.Unlock()
 }
