@@ -425,7 +425,16 @@ func TestDelivery_DisabledEndpointResumesWhenEnabled(t *testing.T) {
 func TestDelivery_DisableAfterLongFailure(t *testing.T) {
 	t.Parallel()
 	h := start(t, func(c *node.Config) { c.Dispatch = dispatch.Config{DisableAfter: time.Second, Rescan: time.Second} })
-	rc := newReceiver(t, func(n int, r *http.Request) int { return 500 })
+	var mu sync.Mutex
+	healthy := false
+	rc := newReceiver(t, func(n int, r *http.Request) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if healthy {
+			return 200
+		}
+		return 500
+	})
 	h.setup("acme", "a.happened")
 	ep := h.endpoint("acme", map[string]any{"url": rc.URL, "event_types": []string{"*"}, "retry_schedule": []int{0, 1, 1, 1, 1}})
 	h.publish("acme", map[string]any{"type": "a.happened", "data": map[string]any{}})
@@ -439,4 +448,12 @@ func TestDelivery_DisableAfterLongFailure(t *testing.T) {
 	if len(ds) != 1 || ds[0].State != "pending" {
 		t.Fatalf("deliveries = %+v", ds)
 	}
+	mu.Lock()
+	healthy = true
+	mu.Unlock()
+	h.must(200, "PATCH", "/v1/tenants/acme/endpoints/"+ep.ID, map[string]any{"enabled": true}, nil)
+	eventually(t, 10*time.Second, "the pending delivery to resume after re-enabling", func() bool {
+		ds := h.deliveries("/v1/tenants/acme/deliveries")
+		return len(ds) == 1 && ds[0].State == "succeeded"
+	})
 }
