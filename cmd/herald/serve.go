@@ -41,6 +41,9 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 				cfg.AllowCIDRs = append(cfg.AllowCIDRs, p)
 			}
 			cfg.Logger = log
+			if cfg.Retention == 0 {
+				cfg.Retention = -1 // --retention 0 keeps everything
+			}
 			cfg.OnAdminKey = func(key string) {
 				fmt.Fprintf(os.Stderr, "\nCreated an admin API key. It is shown once and stored only as a hash:\n\n    %s\n\n", key)
 			}
@@ -66,7 +69,7 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.StringSliceVar(&allowCIDRs, "allow-cidr", nil, "private networks endpoints may reach (e.g. 10.1.0.0/16); repeatable")
 	f.StringVar(&cfg.APIKey, "api-key", "", "an admin API key to accept (otherwise one is created at first start)")
 	f.IntVar(&cfg.MaxEventBytes, "max-event-bytes", 256<<10, "largest event accepted, in bytes")
-	f.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "delete events, deliveries and attempts older than this")
+	f.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "delete events, deliveries and attempts older than this (0 keeps everything)")
 	f.StringVar(&cfg.SQLiteSynchronous, "sqlite-synchronous", "FULL", "SQLite synchronous pragma: FULL survives power loss, NORMAL only crashes")
 	f.IntVar(&cfg.Dispatch.MaxInFlight, "max-in-flight", 2000, "attempts in flight at once over all endpoints")
 	f.DurationVar(&cfg.Dispatch.DisableAfter, "disable-after", 5*24*time.Hour, "disable an endpoint failing without a success for this long")

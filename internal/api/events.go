@@ -176,7 +176,7 @@ func (s *Server) registerEvents() {
 			"Publishing an id that exists returns the original event and creates no deliveries.",
 		DefaultStatus: http.StatusAccepted, MaxBodyBytes: int64(s.cfg.MaxEventBytes) + 64<<10,
 	}, func(ctx context.Context, in *publishInput) (*Out[Published], error) {
-		ev, errs := s.build(ctx, &in.Body, "body", map[string]error{}, s.now())
+		ev, errs := s.build(ctx, &in.Body, "body", map[string]error{}, s.eventTime())
 		if errs != nil {
 			return nil, invalid(errs)
 		}
@@ -194,7 +194,7 @@ func (s *Server) registerEvents() {
 	}, func(ctx context.Context, in *batchInput) (*Out[struct {
 		Events []Published `json:"events"`
 	}], error) {
-		now := s.now()
+		now := s.eventTime()
 		known := map[string]error{}
 		events := make([]*store.Event, 0, len(in.Body.Events))
 		var errs []error
@@ -304,3 +304,7 @@ type TimeRange struct {
 	Since time.Time `query:"since" doc:"Only items created at or after this time (RFC 3339)."`
 	Until time.Time `query:"until" doc:"Only items created before this time (RFC 3339)."`
 }
+
+// eventTime is the timestamp of a new event, at the precision the store keeps, so that the
+// envelope sent and the event read back later carry the same value.
+func (s *Server) eventTime() time.Time { return s.now().Truncate(time.Microsecond) }

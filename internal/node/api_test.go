@@ -234,3 +234,50 @@ func TestAPI_OpenAPIAndHealth(t *testing.T) {
 		}
 	}
 }
+
+func TestAPI_AdminKeyFromEnvironmentCanBeReplaced(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	h.stop()
+	const newKey = "hk_admin_replaced_0123456789"
+	h.cfg.APIKey = newKey
+	h.boot()
+	if s, _, _ := h.raw(adminKey, "GET", "/v1/tenants", ""); s != 401 {
+		t.Fatalf("the previous HERALD_API_KEY still works: %d", s)
+	}
+	if s, _, _ := h.raw(newKey, "GET", "/v1/tenants", ""); s != 200 {
+		t.Fatalf("the new HERALD_API_KEY: %d", s)
+	}
+	// Without any key configured and every admin key revoked, a start creates and reports one.
+	var keys struct {
+		Data []struct {
+			ID        string  `json:"id"`
+			Role      string  `json:"role"`
+			RevokedAt *string `json:"revoked_at"`
+		} `json:"data"`
+	}
+	h.callAs(newKey, "GET", "/v1/api-keys", nil, &keys)
+	h.stop()
+	var printed string
+	h.cfg.APIKey = ""
+	h.cfg.OnAdminKey = func(k string) { printed = k }
+	h.boot()
+	if printed != "" {
+		t.Fatal("a new admin key was created although one is valid")
+	}
+	for _, k := range keys.Data {
+		if k.RevokedAt == nil {
+			if s := h.callAs(newKey, "DELETE", "/v1/api-keys/"+k.ID, nil, nil); s != 204 {
+				t.Fatalf("revoke %s: %d", k.ID, s)
+			}
+		}
+	}
+	h.stop()
+	h.boot()
+	if !strings.HasPrefix(printed, "hk_admin_") {
+		t.Fatalf("no admin key left, and none was created: %q", printed)
+	}
+	if s, _, _ := h.raw(printed, "GET", "/v1/tenants", ""); s != 200 {
+		t.Fatalf("the created key: %d", s)
+	}
+}

@@ -4,6 +4,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,7 +39,7 @@ type Config struct {
 	OnAdminKey func(key string)
 	// MaxEventBytes bounds one event (default 256 KiB).
 	MaxEventBytes int
-	// Retention deletes events older than this (default 30 days; negative keeps everything).
+	// Retention deletes events older than this (0: the default, 30 days; negative keeps everything).
 	Retention time.Duration
 	// SQLiteSynchronous is the SQLite synchronous pragma (default FULL).
 	SQLiteSynchronous string
@@ -148,31 +149,51 @@ func (n *Node) Close(ctx context.Context) error {
 	return errors.Join(err, n.runErr, n.Store.Close())
 }
 
+// envKeyName marks the key that HERALD_API_KEY provides.
+const envKeyName = "from HERALD_API_KEY"
+
+// ensureAdminKey makes sure an admin can get in: the key from --api-key / HERALD_API_KEY when one
+// is given (replacing the one an earlier value gave), otherwise a new key when no admin key is
+// left, reported once through OnAdminKey.
 func ensureAdminKey(ctx context.Context, st store.Store, cfg Config) error {
+	keys, err := st.ListAPIKeys(ctx)
+	if err != nil {
+		return err
+	}
 	if cfg.APIKey != "" {
 		if len(cfg.APIKey) < 16 {
-			return errors.New("HERALD_API_KEY must be at least 16 characters")
+			return errors.New("the admin API key (--api-key, HERALD_API_KEY) must be at least 16 characters")
 		}
-		if _, err := st.APIKeyByHash(ctx, api.HashKey(cfg.APIKey)); err == nil {
-			return nil
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return err
+		hash := api.HashKey(cfg.APIKey)
+		for _, k := range keys {
+			if bytes.Equal(k.Hash, hash) {
+				if k.RevokedAt != nil {
+					return errors.New("the admin API key given by --api-key / HERALD_API_KEY was revoked; choose another")
+				}
+				return nil
+			}
 		}
-		k := &store.APIKey{ID: "key_env", Name: "from HERALD_API_KEY", Role: store.RoleAdmin, Hash: api.HashKey(cfg.APIKey),
+		// A new value replaces the key an earlier value gave.
+		for _, k := range keys {
+			if k.Name == envKeyName && k.RevokedAt == nil {
+				if err := st.RevokeAPIKey(ctx, k.ID); err != nil {
+					return fmt.Errorf("revoke the previous HERALD_API_KEY: %w", err)
+				}
+			}
+		}
+		k := &store.APIKey{ID: fmt.Sprintf("key_env_%x", hash[:6]), Name: envKeyName, Role: store.RoleAdmin, Hash: hash,
 			Prefix: cfg.APIKey[:min(len(cfg.APIKey), 14)], CreatedAt: time.Now().UTC()}
-		if err := st.CreateAPIKey(ctx, k); err != nil && !errors.Is(err, store.ErrConflict) {
+		if err := st.CreateAPIKey(ctx, k); err != nil {
 			return fmt.Errorf("store HERALD_API_KEY: %w", err)
 		}
 		return nil
 	}
-	n, err := st.CountAPIKeys(ctx)
-	if err != nil {
-		return err
+	for _, k := range keys {
+		if k.Role == store.RoleAdmin && k.RevokedAt == nil {
+			return nil
+		}
 	}
-	if n > 0 {
-		return nil
-	}
-	secret, k, err := api.NewKey(store.RoleAdmin, "", "created at first start", time.Now().UTC())
+	secret, k, err := api.NewKey(store.RoleAdmin, "", "created at start: no admin key was left", time.Now().UTC())
 	if err != nil {
 		return err
 	}
