@@ -37,6 +37,8 @@ a plain Go HTTP client posting the same bodies to the same receiver at the same 
 					{Name: "fan-out 100, batch publish", Events: 300, Publishers: 8, Batch: 10, Endpoints: 100, Concurrency: 10},
 					{Name: "fan-out 100, backlog drain", Events: 300, Publishers: 8, Batch: 10, Endpoints: 100, Concurrency: 10, Drain: true},
 					{Name: "fan-out 100, 10 ev/s", Events: 200, Publishers: 8, Endpoints: 100, Concurrency: 10, Rate: 10},
+					{Name: "isolation: 9 healthy, 100 ev/s", Events: 3000, Publishers: 8, Endpoints: 9, Concurrency: 10, Rate: 100},
+					{Name: "isolation: 9 healthy + 1 hanging", Events: 3000, Publishers: 8, Endpoints: 9, Hanging: 1, Concurrency: 10, Rate: 100},
 				}
 			}
 			if cpuProfile != "" {
@@ -72,6 +74,7 @@ a plain Go HTTP client posting the same bodies to the same receiver at the same 
 	f.IntVar(&cfg.Events, "events", 10000, "events to publish")
 	f.IntVar(&cfg.Publishers, "publishers", 16, "concurrent publishers")
 	f.IntVar(&cfg.Endpoints, "endpoints", 1, "endpoints subscribed to every event (fan-out)")
+	f.IntVar(&cfg.Hanging, "hanging", 0, "extra endpoints that never answer (to show they delay no one)")
 	f.IntVar(&cfg.Concurrency, "concurrency", 10, "max_concurrency of each endpoint")
 	f.Float64Var(&cfg.Rate, "rate", 0, "events per second over all publishers (0: as fast as possible)")
 	f.IntVar(&cfg.Batch, "batch", 1, "events per publish request (1: single-event API; more: batch API)")

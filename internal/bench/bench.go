@@ -29,10 +29,13 @@ import (
 
 // Config describes one scenario.
 type Config struct {
-	Name        string
-	Events      int     // events to publish
-	Publishers  int     // concurrent publishers
-	Endpoints   int     // endpoints subscribed to every event (fan-out)
+	Name       string
+	Events     int // events to publish
+	Publishers int // concurrent publishers
+	Endpoints  int // endpoints subscribed to every event (fan-out)
+	// Hanging endpoints are subscribed too but never answer (each attempt ends at its 5 s
+	// timeout): the other endpoints' figures show whether they delay anyone else.
+	Hanging     int
 	Concurrency int     // max_concurrency of each endpoint
 	Rate        float64 // events per second over all publishers; 0 = as fast as possible
 	Batch       int     // events per publish request (1 = single-event API, more = batch API)
@@ -87,6 +90,10 @@ func newReceiver() (*receiver, error) {
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
+	if strings.HasPrefix(r.URL.Path, "/hang/") {
+		<-r.Context().Done() // Herald gives up at the endpoint's timeout
+		return
+	}
 	rc.mu.Lock()
 	gate := rc.gate
 	rc.mu.Unlock()
@@ -153,11 +160,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer rc.srv.Close()
 
-	inFlight := cfg.Endpoints * cfg.Concurrency
+	inFlight := cfg.Endpoints * cfg.Concurrency // the healthy endpoints'; hanging ones add their own
 	n, err := node.Start(ctx, node.Config{
 		Addr: "127.0.0.1:0", DataDir: dir, Dev: true, APIKey: benchKey, Logger: cfg.Logger,
 		SQLiteSynchronous: cfg.Synchronous, Retention: -1,
-		Dispatch: dispatch.Config{MaxInFlight: max(inFlight, 2000), Logger: cfg.Logger},
+		Dispatch: dispatch.Config{MaxInFlight: max(inFlight+cfg.Hanging*cfg.Concurrency*3, 2000), Logger: cfg.Logger},
 	})
 	if err != nil {
 		return nil, err
@@ -422,12 +429,19 @@ func (c *client) setup(ctx context.Context, receiverURL string, cfg Config) erro
 			return err
 		}
 	}
+	for i := range cfg.Hanging {
+		body, _ := json.Marshal(map[string]any{"url": fmt.Sprintf("%s/hang/%d", receiverURL, i), "event_types": []string{"*"},
+			"max_concurrency": cfg.Concurrency, "timeout_seconds": 5})
+		if err := c.post(ctx, "/v1/tenants/bench/endpoints", string(body), http.StatusCreated); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
 // Table prints results as a Markdown table.
 func Table(w io.Writer, rs []*Result) {
-	fmt.Fprintln(w, "| scenario | events | batch | endpoints | publishers | rate | deliveries | ingest ev/s | deliveries/s | p50 | p95 | p99 | peak heap MB | peak RSS MB | ceiling/s | ratio |")
+	fmt.Fprintln(w, "| scenario | events | batch | endpoints (+hanging) | publishers | rate | deliveries | ingest ev/s | deliveries/s | p50 | p95 | p99 | peak heap MB | peak RSS MB | ceiling/s | ratio |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
 		rate := "max"
@@ -437,8 +451,8 @@ func Table(w io.Writer, rs []*Result) {
 		if r.Config.Drain {
 			rate = "backlog"
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %s | %d | %.0f | %.0f | %s | %s | %s | %.0f | %.0f | %.0f | %.2f |\n",
-			r.Config.Name, r.Config.Events, r.Config.Batch, r.Config.Endpoints, r.Config.Publishers, rate, r.Deliveries, r.IngestPerSec, r.DeliveriesPerSec,
+		fmt.Fprintf(w, "| %s | %d | %d | %s | %d | %s | %d | %.0f | %.0f | %s | %s | %s | %.0f | %.0f | %.0f | %.2f |\n",
+			r.Config.Name, r.Config.Events, r.Config.Batch, endpoints(r.Config), r.Config.Publishers, rate, r.Deliveries, r.IngestPerSec, r.DeliveriesPerSec,
 			ms(r.P50), ms(r.P95), ms(r.P99), r.PeakHeapMB, r.PeakRSSMB, r.CeilingPerSec, r.Ratio)
 	}
 }
@@ -448,4 +462,11 @@ func ms(d time.Duration) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
+}
+
+func endpoints(c Config) string {
+	if c.Hanging == 0 {
+		return strconv.Itoa(c.Endpoints)
+	}
+	return fmt.Sprintf("%d (+%d)", c.Endpoints, c.Hanging)
 }
