@@ -285,7 +285,7 @@ func (d *Dispatcher) lane(id string) *lane {
 func (d *Dispatcher) collectIdleLanes() {
 	cutoff := time.Now().Add(-10 * time.Minute)
 	for id, l := range d.lanes {
-		if l.inFlight == 0 && len(l.queue) == 0 && !l.ready && l.heapIndex < 0 && l.lastActive.Before(cutoff) {
+		if l.inFlight == 0 && len(l.queue) == 0 && !l.claiming && !l.ready && l.heapIndex < 0 && l.lastActive.Before(cutoff) {
 			delete(d.lanes, id)
 		}
 	}
