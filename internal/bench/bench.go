@@ -41,7 +41,9 @@ type Config struct {
 	Batch       int     // events per publish request (1 = single-event API, more = batch API)
 	// Drain publishes everything while the receiver holds its requests, then lets them through:
 	// deliveries/s then measures the engine draining a backlog, not the ingest rate.
-	Drain       bool
+	Drain bool
+	// OnDrain, if set, is called when the drain starts (the CLI starts its CPU profile there).
+	OnDrain     func()
 	PayloadSize int    // bytes of data per event
 	DataDir     string // where the SQLite store goes (a temporary directory if empty)
 	Synchronous string // SQLite synchronous pragma
@@ -200,6 +202,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		close(rc.gate)
 		rc.gate = nil
 		rc.mu.Unlock()
+		if cfg.OnDrain != nil {
+			cfg.OnDrain()
+		}
 		start = time.Now()
 	}
 	select {

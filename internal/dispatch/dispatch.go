@@ -542,6 +542,7 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 		State:         state,
 		NextAttemptAt: next,
 		Attempt: store.Attempt{
+			TenantID: s.ep.TenantID, EndpointID: s.ep.ID, EventID: c.EventID, DeliveryID: c.DeliveryID,
 			At: now, StatusCode: out.StatusCode, Latency: out.Latency, Response: string(out.Response),
 			ErrorKind: out.ErrorKind, Error: out.Error, Success: out.Class == httpsend.Success,
 		},

@@ -39,15 +39,17 @@ type Options struct {
 
 // Store is the SQLite implementation of store.Store.
 type Store struct {
-	w      *sql.DB // exactly one connection, used only by the writer goroutine
-	r      *sql.DB // read pool
-	lock   *os.File
-	ops    chan *op
-	quit   chan struct{}
-	done   chan struct{}
-	stmts  statements
-	leases *leases
-	max    int
+	w     *sql.DB // exactly one connection, used only by the writer goroutine
+	r     *sql.DB // read pool
+	lock  *os.File
+	ops   chan *op
+	quit  chan struct{}
+	done  chan struct{}
+	stmts statements
+	// claimStmts are claim reads prepared per number of ids; guarded by leases.claimMu.
+	claimStmts map[int]*sql.Stmt
+	leases     *leases
+	max        int
 	// subs caches each tenant's enabled endpoints and their subscriptions for Publish. Only the
 	// writer goroutine touches it; every endpoint write, and every rolled-back batch, clears it.
 	subs    map[string][]subscriber
@@ -110,7 +112,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), leases: newLeases(), subs: map[string][]subscriber{}, sync: opts.Synchronous, curSync: opts.Synchronous, quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch}
+	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), leases: newLeases(), claimStmts: map[int]*sql.Stmt{}, subs: map[string][]subscriber{}, sync: opts.Synchronous, curSync: opts.Synchronous, quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch}
 	if err := s.stmts.prepare(ctx, w, r); err != nil {
 		_ = s.closeDBs()
 		return nil, err
@@ -155,6 +157,9 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	s.stmts.close()
+	for _, st := range s.claimStmts {
+		_ = st.Close()
+	}
 	err := errors.Join(s.r.Close(), s.w.Close())
 	_ = s.lock.Close()
 	return err

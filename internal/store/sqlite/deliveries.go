@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/heraldhq/herald/internal/store"
@@ -309,28 +310,33 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 		res := store.ClaimResult{EndpointID: req.EndpointID}
 		held := s.leases.countFor(req.EndpointID)
 		if req.Limit > 0 {
+			// First the ids, from the index alone (leased ones are skipped here, so their payloads
+			// are never read), then each new claim's row and payload.
 			rows, err := s.stmts.claim.QueryContext(ctx, req.EndpointID, n, req.Limit+held)
 			if err != nil {
 				return nil, fmt.Errorf("claim: %w", err)
 			}
-			for rows.Next() {
-				var c store.Claimed
-				var ts int64
-				if err := rows.Scan(&c.DeliveryID, &c.Attempts, &c.Tries, &c.EventID, &c.EventType, &ts, &c.Payload); err != nil {
+			var ids []int64
+			for rows.Next() && len(ids) < req.Limit {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
 					rows.Close()
 					return nil, fmt.Errorf("claim: %w", err)
 				}
-				if len(res.Claimed) == req.Limit || s.leases.held(c.DeliveryID, now) {
-					continue
+				if !s.leases.held(id, now) {
+					ids = append(ids, id)
 				}
-				c.EventTime = fromMicros(ts)
-				res.Claimed = append(res.Claimed, c)
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
 				return nil, fmt.Errorf("claim: %w", err)
 			}
-			for _, c := range res.Claimed {
+			claimed, err := s.claimRows(ctx, ids)
+			if err != nil {
+				return nil, err
+			}
+			for _, c := range claimed {
+				res.Claimed = append(res.Claimed, c)
 				s.leases.add(c.DeliveryID, req.EndpointID, leaseUntil)
 			}
 		}
@@ -342,6 +348,54 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 			res.NextDue = next
 		}
 		out[i] = res
+	}
+	return out, nil
+}
+
+// claimRows reads the rows and payloads of deliveries still pending, in the order of ids, with
+// one query per call. Statements are prepared once per number of ids (claims ask for at most a
+// few times an endpoint's concurrency), under claimMu.
+func (s *Store) claimRows(ctx context.Context, ids []int64) ([]store.Claimed, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	stmt, ok := s.claimStmts[len(ids)]
+	if !ok {
+		q := `SELECT d.id, d.attempts, d.tries, e.id, e.type, e.ts, e.payload FROM deliveries d
+			JOIN events e ON e.seq = d.event_seq WHERE d.state = 0 AND d.id IN (` + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + `)`
+		var err error
+		if stmt, err = s.r.PrepareContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("prepare claim: %w", err)
+		}
+		s.claimStmts[len(ids)] = stmt
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	defer rows.Close()
+	byID := make(map[int64]store.Claimed, len(ids))
+	for rows.Next() {
+		var c store.Claimed
+		var ts int64
+		if err := rows.Scan(&c.DeliveryID, &c.Attempts, &c.Tries, &c.EventID, &c.EventType, &ts, &c.Payload); err != nil {
+			return nil, fmt.Errorf("claim: %w", err)
+		}
+		c.EventTime = fromMicros(ts)
+		byID[c.DeliveryID] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	out := make([]store.Claimed, 0, len(byID))
+	for _, id := range ids { // keep the due order; a missing id is no longer pending
+		if c, ok := byID[id]; ok {
+			out = append(out, c)
+		}
 	}
 	return out, nil
 }
@@ -369,6 +423,7 @@ func (s *Store) nextDue(ctx context.Context, endpointID string, now time.Time, h
 func (s *Store) RecordResults(ctx context.Context, results []store.Result) error {
 	err := s.writeLazy(ctx, func(tx *sql.Tx) error {
 		insert := tx.StmtContext(ctx, s.stmts.insertAttempt)
+		insertKnown := tx.StmtContext(ctx, s.stmts.insertAttemptKnown)
 		update := tx.StmtContext(ctx, s.stmts.updateDelivery)
 		now := micros(time.Now())
 		succeeded := map[string]bool{}
@@ -377,7 +432,14 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 		startStreak := tx.StmtContext(ctx, s.stmts.startStreak)
 		for _, r := range results {
 			a := r.Attempt
-			if _, err := insert.ExecContext(ctx, micros(a.At), a.StatusCode, a.Latency.Microseconds(), a.Response, a.ErrorKind, a.Error, boolInt(a.Success), r.DeliveryID); err != nil {
+			var err error
+			if a.TenantID != "" && a.EventID != "" {
+				// The caller knows whose attempt it is: no need to look the delivery up.
+				_, err = insertKnown.ExecContext(ctx, r.DeliveryID, a.TenantID, r.EndpointID, a.EventID, micros(a.At), a.StatusCode, a.Latency.Microseconds(), a.Response, a.ErrorKind, a.Error, boolInt(a.Success))
+			} else {
+				_, err = insert.ExecContext(ctx, micros(a.At), a.StatusCode, a.Latency.Microseconds(), a.Response, a.ErrorKind, a.Error, boolInt(a.Success), r.DeliveryID)
+			}
+			if err != nil {
 				return fmt.Errorf("insert attempt: %w", err)
 			}
 			var next int64

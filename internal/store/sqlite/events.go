@@ -12,11 +12,12 @@ import (
 	"github.com/heraldhq/herald/internal/store"
 )
 
-// statements are the hot-path queries, prepared once on the write connection.
+// statements are the hot-path queries, prepared once (claims on the read pool, the rest on the
+// write connection).
 type statements struct {
 	endpointsOf, insertEvent, eventByID, insertDelivery   *sql.Stmt
 	claim, nextDue, insertAttempt, updateDelivery, tenant *sql.Stmt
-	clearStreak, startStreak                              *sql.Stmt
+	clearStreak, startStreak, insertAttemptKnown          *sql.Stmt
 }
 
 func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
@@ -25,6 +26,8 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		q string
 	}{
 		{&st.tenant, `SELECT 1 FROM tenants WHERE id = ?`},
+		{&st.insertAttemptKnown, `INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&st.clearStreak, `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`},
 		{&st.startStreak, `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`},
 		{&st.endpointsOf, `SELECT id, event_types FROM endpoints WHERE tenant_id = ? AND enabled = 1`},
@@ -33,9 +36,8 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		{&st.eventByID, `SELECT id, type, ts, source, payload, created_at FROM events WHERE tenant_id = ? AND id = ?`},
 		{&st.insertDelivery, `INSERT INTO deliveries (tenant_id, event_seq, event_id, event_type, endpoint_id, next_attempt_at, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&st.claim, `/*read*/ SELECT d.id, d.attempts, d.tries, e.id, e.type, e.ts, e.payload FROM deliveries d JOIN events e ON e.seq = d.event_seq
-			WHERE d.endpoint_id = ? AND d.state = 0 AND d.next_attempt_at <= ?
-			ORDER BY d.next_attempt_at LIMIT ?`},
+		{&st.claim, `/*read*/ SELECT id FROM deliveries WHERE endpoint_id = ? AND state = 0 AND next_attempt_at <= ?
+			ORDER BY next_attempt_at LIMIT ?`},
 		{&st.nextDue, `/*read*/ SELECT id, next_attempt_at FROM deliveries WHERE endpoint_id = ? AND state = 0 AND next_attempt_at > ?
 			ORDER BY next_attempt_at LIMIT ?`},
 		{&st.insertAttempt, `INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
@@ -57,7 +59,7 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 }
 
 func (st *statements) close() {
-	for _, s := range []*sql.Stmt{st.tenant, st.endpointsOf, st.insertEvent, st.eventByID, st.insertDelivery, st.claim, st.nextDue, st.insertAttempt, st.updateDelivery, st.clearStreak, st.startStreak} {
+	for _, s := range []*sql.Stmt{st.tenant, st.endpointsOf, st.insertEvent, st.eventByID, st.insertDelivery, st.claim, st.nextDue, st.insertAttempt, st.updateDelivery, st.clearStreak, st.startStreak, st.insertAttemptKnown} {
 		if s != nil {
 			_ = s.Close()
 		}
