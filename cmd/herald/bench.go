@@ -47,8 +47,15 @@ a plain Go HTTP client posting the same bodies to the same receiver at the same 
 					return err
 				}
 				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
+				startProfile := func() {
+					if err := pprof.StartCPUProfile(f); err != nil {
+						fmt.Fprintln(os.Stderr, "cpu profile:", err)
+					}
+				}
+				if len(scenarios) == 1 && scenarios[0].Drain {
+					scenarios[0].OnDrain = startProfile // profile the engine, not the ingest
+				} else {
+					startProfile()
 				}
 				defer pprof.StopCPUProfile()
 			}
