@@ -1,0 +1,432 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// CreateTenant inserts a tenant; ErrConflict if the id is taken.
+func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, $2, $3, $4)`,
+		t.ID, t.Name, t.CreatedAt, t.UpdatedAt)
+	if isUnique(err) {
+		return fmt.Errorf("tenant %q: %w", t.ID, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert tenant: %w", err)
+	}
+	return nil
+}
+
+// GetTenant reads one tenant.
+func (s *Store) GetTenant(ctx context.Context, id string) (*store.Tenant, error) {
+	var t store.Tenant
+	err := s.pool.QueryRow(ctx, `SELECT id, name, created_at, updated_at FROM tenants WHERE id = $1`, id).
+		Scan(&t.ID, &t.Name, &t.CreatedAt, &t.UpdatedAt)
+	if err != nil {
+		return nil, notFound(err, "tenant "+id)
+	}
+	return &t, nil
+}
+
+// ListTenants lists tenants in creation order.
+func (s *Store) ListTenants(ctx context.Context, p store.Page) ([]store.Tenant, string, error) {
+	after, err := store.DecodeCursor(p.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := p.Clamp()
+	rows, err := s.pool.Query(ctx, `SELECT seq, id, name, created_at, updated_at FROM tenants WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list tenants: %w", err)
+	}
+	var pos []int64
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Tenant, error) {
+		var t store.Tenant
+		var seq int64
+		err := r.Scan(&seq, &t.ID, &t.Name, &t.CreatedAt, &t.UpdatedAt)
+		pos = append(pos, seq)
+		return t, err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list tenants: %w", err)
+	}
+	return page(out, limit, func(i int) int64 { return pos[i] })
+}
+
+// UpdateTenant changes a tenant's name.
+func (s *Store) UpdateTenant(ctx context.Context, t *store.Tenant) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE tenants SET name = $1, updated_at = $2 WHERE id = $3`, t.Name, t.UpdatedAt, t.ID)
+	if err != nil {
+		return fmt.Errorf("update tenant: %w", err)
+	}
+	return affected(tag, "tenant "+t.ID)
+}
+
+// DeleteTenant removes a tenant with everything it owns (its endpoints go by ON DELETE CASCADE).
+func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM attempts WHERE tenant_id = $1`,
+			`DELETE FROM deliveries WHERE tenant_id = $1`,
+			`DELETE FROM events WHERE tenant_id = $1`,
+			`DELETE FROM api_keys WHERE tenant_id = $1`,
+		} {
+			if _, err := tx.Exec(ctx, q, id); err != nil {
+				return fmt.Errorf("delete tenant: %w", err)
+			}
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM tenants WHERE id = $1`, id)
+		if err != nil {
+			return fmt.Errorf("delete tenant: %w", err)
+		}
+		return affected(tag, "tenant "+id)
+	})
+}
+
+// CreateEventType adds an event type to the catalog.
+func (s *Store) CreateEventType(ctx context.Context, et *store.EventType) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO event_types (name, description, deprecated, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)`,
+		et.Name, et.Description, et.Deprecated, et.CreatedAt, et.UpdatedAt)
+	if isUnique(err) {
+		return fmt.Errorf("event type %q: %w", et.Name, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert event type: %w", err)
+	}
+	return nil
+}
+
+// GetEventType reads one event type.
+func (s *Store) GetEventType(ctx context.Context, name string) (*store.EventType, error) {
+	var et store.EventType
+	err := s.pool.QueryRow(ctx, `SELECT name, description, deprecated, created_at, updated_at FROM event_types WHERE name = $1`, name).
+		Scan(&et.Name, &et.Description, &et.Deprecated, &et.CreatedAt, &et.UpdatedAt)
+	if err != nil {
+		return nil, notFound(err, "event type "+name)
+	}
+	return &et, nil
+}
+
+// ListEventTypes lists the catalog in creation order.
+func (s *Store) ListEventTypes(ctx context.Context, p store.Page) ([]store.EventType, string, error) {
+	after, err := store.DecodeCursor(p.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := p.Clamp()
+	rows, err := s.pool.Query(ctx, `SELECT seq, name, description, deprecated, created_at, updated_at FROM event_types
+		WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list event types: %w", err)
+	}
+	var pos []int64
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.EventType, error) {
+		var et store.EventType
+		var seq int64
+		err := r.Scan(&seq, &et.Name, &et.Description, &et.Deprecated, &et.CreatedAt, &et.UpdatedAt)
+		pos = append(pos, seq)
+		return et, err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list event types: %w", err)
+	}
+	return page(out, limit, func(i int) int64 { return pos[i] })
+}
+
+// UpdateEventType changes description and deprecation.
+func (s *Store) UpdateEventType(ctx context.Context, et *store.EventType) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE event_types SET description = $1, deprecated = $2, updated_at = $3 WHERE name = $4`,
+		et.Description, et.Deprecated, et.UpdatedAt, et.Name)
+	if err != nil {
+		return fmt.Errorf("update event type: %w", err)
+	}
+	return affected(tag, "event type "+et.Name)
+}
+
+// DeleteEventType removes an event type from the catalog; events already published keep their type.
+func (s *Store) DeleteEventType(ctx context.Context, name string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM event_types WHERE name = $1`, name)
+	if err != nil {
+		return fmt.Errorf("delete event type: %w", err)
+	}
+	return affected(tag, "event type "+name)
+}
+
+const endpointColumns = `seq, id, tenant_id, url, description, event_types, secrets, timeout_ms, max_concurrency, rate_limit,
+	retry_schedule, headers, enabled, disabled_reason, failing_since, created_at, updated_at`
+
+func scanEndpoint(r pgx.Row) (*store.Endpoint, int64, error) {
+	var e store.Endpoint
+	var seq, timeoutMS int64
+	var secrets, headers []byte
+	var schedule []int64
+	if err := r.Scan(&seq, &e.ID, &e.TenantID, &e.URL, &e.Description, &e.EventTypes, &secrets, &timeoutMS, &e.MaxConcurrency,
+		&e.RateLimit, &schedule, &headers, &e.Enabled, &e.DisabledReason, &e.FailingSince, &e.CreatedAt, &e.UpdatedAt); err != nil {
+		return nil, 0, err
+	}
+	if err := json.Unmarshal(secrets, &e.Secrets); err != nil {
+		return nil, 0, fmt.Errorf("endpoint %s secrets: %w", e.ID, err)
+	}
+	if err := json.Unmarshal(headers, &e.Headers); err != nil {
+		return nil, 0, fmt.Errorf("endpoint %s headers: %w", e.ID, err)
+	}
+	if schedule != nil {
+		e.RetrySchedule = make([]time.Duration, len(schedule))
+		for i, ms := range schedule {
+			e.RetrySchedule[i] = time.Duration(ms) * time.Millisecond
+		}
+	}
+	e.Timeout = time.Duration(timeoutMS) * time.Millisecond
+	return &e, seq, nil
+}
+
+// endpointArgs are an endpoint's fields as the columns take them.
+type endpointArgs struct {
+	types            []string
+	secrets, headers string
+	schedule         []int64 // nil (NULL) for the default schedule
+}
+
+func encodeEndpoint(e *store.Endpoint) (endpointArgs, error) {
+	var a endpointArgs
+	a.types = e.EventTypes
+	if a.types == nil {
+		a.types = []string{} // the column is NOT NULL
+	}
+	secrets, err := json.Marshal(e.Secrets)
+	if err != nil {
+		return a, fmt.Errorf("encode secrets: %w", err)
+	}
+	h := e.Headers
+	if h == nil {
+		h = map[string]string{}
+	}
+	headers, err := json.Marshal(h)
+	if err != nil {
+		return a, fmt.Errorf("encode headers: %w", err)
+	}
+	a.secrets, a.headers = string(secrets), string(headers)
+	if e.RetrySchedule != nil {
+		a.schedule = make([]int64, len(e.RetrySchedule))
+		for i, d := range e.RetrySchedule {
+			a.schedule[i] = d.Milliseconds()
+		}
+	}
+	return a, nil
+}
+
+// CreateEndpoint inserts an endpoint of an existing tenant.
+func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
+	a, err := encodeEndpoint(e)
+	if err != nil {
+		return err
+	}
+	// The tenant is looked up first so that a missing one is ErrNotFound (a missing tenant and a
+	// taken id are different answers); the foreign key still guards a tenant deleted meanwhile.
+	var one int
+	if err := s.pool.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1`, e.TenantID).Scan(&one); err != nil {
+		return notFound(err, "tenant "+e.TenantID)
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
+		max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		e.ID, e.TenantID, e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit,
+		a.schedule, a.headers, e.Enabled, e.DisabledReason, e.FailingSince, e.CreatedAt, e.UpdatedAt)
+	switch {
+	case isUnique(err):
+		return fmt.Errorf("endpoint %q: %w", e.ID, store.ErrConflict)
+	case pgCode(err) == "23503": // foreign key: the tenant was deleted since the look-up
+		return fmt.Errorf("tenant %s: %w", e.TenantID, store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("insert endpoint: %w", err)
+	}
+	return nil
+}
+
+// GetEndpoint reads one endpoint of a tenant.
+func (s *Store) GetEndpoint(ctx context.Context, tenantID, id string) (*store.Endpoint, error) {
+	e, _, err := scanEndpoint(s.pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE tenant_id = $1 AND id = $2`, tenantID, id))
+	if err != nil {
+		return nil, notFound(err, "endpoint "+id)
+	}
+	return e, nil
+}
+
+// EndpointByID reads one endpoint whatever its tenant.
+func (s *Store) EndpointByID(ctx context.Context, id string) (*store.Endpoint, error) {
+	e, _, err := scanEndpoint(s.pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE id = $1`, id))
+	if err != nil {
+		return nil, notFound(err, "endpoint "+id)
+	}
+	return e, nil
+}
+
+// ListEndpoints lists a tenant's endpoints in creation order.
+func (s *Store) ListEndpoints(ctx context.Context, tenantID string, p store.Page) ([]store.Endpoint, string, error) {
+	after, err := store.DecodeCursor(p.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := p.Clamp()
+	rows, err := s.pool.Query(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		tenantID, after, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list endpoints: %w", err)
+	}
+	var pos []int64
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Endpoint, error) {
+		e, seq, err := scanEndpoint(r)
+		if err != nil {
+			return store.Endpoint{}, err
+		}
+		pos = append(pos, seq)
+		return *e, nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list endpoints: %w", err)
+	}
+	return page(out, limit, func(i int) int64 { return pos[i] })
+}
+
+// UpdateEndpoint replaces an endpoint's settings.
+func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
+	a, err := encodeEndpoint(e)
+	if err != nil {
+		return err
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE endpoints SET url = $1, description = $2, event_types = $3, secrets = $4, timeout_ms = $5,
+		max_concurrency = $6, rate_limit = $7, retry_schedule = $8, headers = $9, enabled = $10, disabled_reason = $11,
+		failing_since = $12, updated_at = $13 WHERE tenant_id = $14 AND id = $15`,
+		e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit, a.schedule, a.headers,
+		e.Enabled, e.DisabledReason, e.FailingSince, e.UpdatedAt, e.TenantID, e.ID)
+	if err != nil {
+		return fmt.Errorf("update endpoint: %w", err)
+	}
+	return affected(tag, "endpoint "+e.ID)
+}
+
+// DeleteEndpoint removes an endpoint with its deliveries and their attempts.
+func (s *Store) DeleteEndpoint(ctx context.Context, tenantID, id string) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM endpoints WHERE tenant_id = $1 AND id = $2`, tenantID, id)
+		if err != nil {
+			return fmt.Errorf("delete endpoint: %w", err)
+		}
+		if err := affected(tag, "endpoint "+id); err != nil {
+			return err
+		}
+		// Through the deliveries, whose index finds them, rather than a scan of every attempt.
+		if _, err := tx.Exec(ctx, `DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE endpoint_id = $1)`, id); err != nil {
+			return fmt.Errorf("delete endpoint attempts: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM deliveries WHERE endpoint_id = $1`, id); err != nil {
+			return fmt.Errorf("delete endpoint deliveries: %w", err)
+		}
+		return nil
+	})
+}
+
+// DisableEndpoint disables an endpoint and, with deadLetter, dead-letters its pending deliveries.
+func (s *Store) DisableEndpoint(ctx context.Context, id, reason string, deadLetter bool) (int, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		n = 0
+		now := time.Now()
+		tag, err := tx.Exec(ctx, `UPDATE endpoints SET enabled = false, disabled_reason = $1, updated_at = $2 WHERE id = $3`, reason, now, id)
+		if err != nil {
+			return fmt.Errorf("disable endpoint: %w", err)
+		}
+		if err := affected(tag, "endpoint "+id); err != nil {
+			return err
+		}
+		if !deadLetter {
+			return nil
+		}
+		tag, err = tx.Exec(ctx, `UPDATE deliveries SET state = 2, last_error = $1, updated_at = $2 WHERE endpoint_id = $3 AND state = 0`,
+			reason, now, id)
+		if err != nil {
+			return fmt.Errorf("dead-letter endpoint deliveries: %w", err)
+		}
+		n = tag.RowsAffected()
+		return nil
+	})
+	return int(n), err
+}
+
+// CreateAPIKey stores a key's hash.
+func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO api_keys (id, name, role, tenant_id, hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		k.ID, k.Name, string(k.Role), k.TenantID, k.Hash, k.Prefix, k.CreatedAt)
+	if isUnique(err) {
+		return fmt.Errorf("api key: %w", store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert api key: %w", err)
+	}
+	return nil
+}
+
+const keyColumns = `id, name, role, tenant_id, hash, prefix, created_at, revoked_at`
+
+func scanKey(r pgx.Row) (*store.APIKey, error) {
+	var k store.APIKey
+	var role string
+	if err := r.Scan(&k.ID, &k.Name, &role, &k.TenantID, &k.Hash, &k.Prefix, &k.CreatedAt, &k.RevokedAt); err != nil {
+		return nil, err
+	}
+	k.Role = store.Role(role)
+	return &k, nil
+}
+
+// APIKeyByHash finds a key that is not revoked by the SHA-256 of its secret.
+func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (*store.APIKey, error) {
+	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = $1 AND revoked_at IS NULL`, hash))
+	if err != nil {
+		return nil, notFound(err, "api key")
+	}
+	return k, nil
+}
+
+// ListAPIKeys lists every key, revoked ones included.
+func (s *Store) ListAPIKeys(ctx context.Context) ([]store.APIKey, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+keyColumns+` FROM api_keys ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.APIKey, error) {
+		k, err := scanKey(r)
+		if err != nil {
+			return store.APIKey{}, err
+		}
+		return *k, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeAPIKey marks a key revoked.
+func (s *Store) RevokeAPIKey(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, time.Now(), id)
+	if err != nil {
+		return fmt.Errorf("revoke api key: %w", err)
+	}
+	return affected(tag, "api key "+id)
+}
+
+// CountAPIKeys counts keys that are not revoked.
+func (s *Store) CountAPIKeys(ctx context.Context) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM api_keys WHERE revoked_at IS NULL`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count api keys: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,182 @@
+// Package postgres is Herald's PostgreSQL store, for deployments where several processes share the
+// work. It passes the same conformance suite as the SQLite driver; where the two differ inside, it
+// is because several processes share this database:
+//
+//   - leases are in rows (deliveries.lease_until), claimed with FOR UPDATE SKIP LOCKED, so that two
+//     processes never claim the same delivery and a crashed process's claims expire;
+//   - migrations run under an advisory lock, so that processes starting together migrate once;
+//   - there is no group commit of its own: PostgreSQL's connections commit concurrently, and the
+//     writes whose loss only repeats work (claims, releases, results) commit without waiting for
+//     the WAL flush, as the SQLite driver's lazy writes do.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// Options tune the store.
+type Options struct {
+	// Schema, if set, is where Herald's tables live: it is created if missing and is the only
+	// schema on every connection's search_path. Empty means the URL's (or the server's) search_path.
+	Schema string
+	// MaxConns bounds the pool; 0 means pgxpool's default (the larger of 4 and the number of CPUs).
+	MaxConns int32
+	// Notify makes Publish send a pg_notify with the endpoints that got deliveries, for Listen in
+	// other processes. It is off by default: PostgreSQL serialises the commits of all transactions
+	// that notify, which caps the publish rate.
+	Notify bool
+}
+
+// Store is the PostgreSQL implementation of store.Store.
+type Store struct {
+	pool    *pgxpool.Pool
+	notify  bool
+	channel string // the pg_notify channel of this schema
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database at url (a postgres:// URL or a key=value DSN), and applies the
+// migrations this build knows that the database has not seen yet.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if opts.Schema != "" {
+		// Sent in the startup message, so it costs no round trip and holds on every connection.
+		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{opts.Schema}.Sanitize()
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		// Times come back in UTC, as from the SQLite driver, whatever the process's time zone.
+		c.TypeMap().RegisterType(&pgtype.Type{Name: "timestamptz", OID: pgtype.TimestamptzOID, Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC}})
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	if err := migrate(ctx, pool, opts.Schema); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{pool: pool, notify: opts.Notify, channel: channelName(opts.Schema)}, nil
+}
+
+// Close closes every connection of the pool, waiting for those in use to be returned.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping postgres: %w", err)
+	}
+	return nil
+}
+
+// maxTries bounds how often a transaction is run again after a deadlock or serialization failure.
+const maxTries = 3
+
+// inTx runs fn in a transaction and commits it. A transaction that PostgreSQL aborted to break a
+// deadlock is run again, so fn must set its outputs afresh each time.
+func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	for try := 1; ; try++ {
+		err := s.tryTx(ctx, fn)
+		if try < maxTries && retryable(err) {
+			continue
+		}
+		return err
+	}
+}
+
+func (s *Store) tryTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	// Once the transaction is sent for commit, its caller must learn its fate: a cancelled context
+	// would leave it unknown whether, say, an acknowledged event was stored.
+	if err := tx.Commit(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// lazyCommit, queued first in a batch, lets the batch's implicit transaction commit without
+// waiting for the WAL flush. For claims, releases and results only: losing one to a crash of the
+// database server only means a delivery is attempted again (at-least-once holds).
+const lazyCommit = `SELECT set_config('synchronous_commit', 'off', true)`
+
+// sendBatch sends the batch that build makes in one round trip; its statements run in one
+// implicit transaction. A batch aborted to break a deadlock is built and sent again.
+func (s *Store) sendBatch(ctx context.Context, build func() *pgx.Batch) error {
+	for try := 1; ; try++ {
+		err := s.pool.SendBatch(ctx, build()).Close()
+		if try < maxTries && retryable(err) {
+			continue
+		}
+		return err
+	}
+}
+
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// retryable reports a deadlock (40P01) or serialization failure (40001): PostgreSQL aborted the
+// transaction, and running it again is the remedy.
+func retryable(err error) bool {
+	c := pgCode(err)
+	return c == "40P01" || c == "40001"
+}
+
+func isUnique(err error) bool { return pgCode(err) == "23505" }
+
+// notFound maps "no rows" to store.ErrNotFound, with what was looked for.
+func notFound(err error, what string) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// affected maps an UPDATE or DELETE that touched no row to store.ErrNotFound.
+func affected(tag pgconn.CommandTag, what string) error {
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}
+
+// page trims a result read with limit+1 rows and computes the next cursor.
+func page[T any](items []T, limit int, pos func(i int) int64) ([]T, string, error) {
+	if len(items) <= limit {
+		return items, "", nil
+	}
+	items = items[:limit]
+	return items, store.EncodeCursor(pos(limit - 1)), nil
+}

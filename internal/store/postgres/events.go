@@ -1,0 +1,301 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/heraldhq/herald/internal/store"
+)
+
+type subscriber struct {
+	id       string
+	patterns []string
+}
+
+// insertEvents inserts a batch of events in their order; ids the tenant already has are skipped.
+const insertEvents = `INSERT INTO events (tenant_id, id, type, ts, source, payload, created_at)
+	SELECT $1, u.id, u.type, u.ts, u.source, u.payload, u.created_at
+	FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::bytea[], $7::timestamptz[])
+		WITH ORDINALITY AS u (id, type, ts, source, payload, created_at, n)
+	ORDER BY u.n
+	ON CONFLICT (tenant_id, id) DO NOTHING
+	RETURNING id, seq`
+
+// insertDeliveries inserts the deliveries of a batch of events in one statement, in order.
+const insertDeliveries = `INSERT INTO deliveries (tenant_id, event_seq, event_id, event_type, endpoint_id, next_attempt_at, created_at, updated_at)
+	SELECT $1, u.seq, u.event_id, u.event_type, u.endpoint_id, u.at, u.at, u.at
+	FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+		WITH ORDINALITY AS u (seq, event_id, event_type, endpoint_id, at, n)
+	ORDER BY u.n`
+
+// Publish stores events and their deliveries in one transaction, in two round trips besides BEGIN
+// and COMMIT: the tenant, its subscribers and the events together; then the deliveries (and the
+// stored versions of events that were already there).
+func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Event) ([]store.PublishResult, error) {
+	var results []store.PublishResult
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		results = make([]store.PublishResult, len(events))
+		ids := make([]string, len(events))
+		types := make([]string, len(events))
+		stamps := make([]time.Time, len(events))
+		sources := make([]string, len(events))
+		payloads := make([][]byte, len(events))
+		created := make([]time.Time, len(events))
+		for i, ev := range events {
+			ids[i], types[i], stamps[i], sources[i], payloads[i], created[i] = ev.ID, ev.Type, ev.Timestamp, ev.Source, ev.Payload, ev.CreatedAt
+		}
+
+		var b pgx.Batch
+		tenantFound := false
+		// KEY SHARE holds off a concurrent DeleteTenant until this commits, as a foreign key would.
+		b.Queue(`SELECT true FROM tenants WHERE id = $1 FOR KEY SHARE`, tenantID).QueryRow(func(r pgx.Row) error {
+			err := r.Scan(&tenantFound)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			return err
+		})
+		var subs []subscriber
+		b.Queue(`SELECT id, event_types FROM endpoints WHERE tenant_id = $1 AND enabled ORDER BY seq`, tenantID).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var sub subscriber
+				if err := rows.Scan(&sub.id, &sub.patterns); err != nil {
+					return err
+				}
+				subs = append(subs, sub)
+			}
+			return rows.Err()
+		})
+		seqs := make(map[string]int64, len(events))
+		b.Queue(insertEvents, tenantID, ids, types, stamps, sources, payloads, created).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id string
+				var seq int64
+				if err := rows.Scan(&id, &seq); err != nil {
+					return err
+				}
+				seqs[id] = seq
+			}
+			return rows.Err()
+		})
+		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		if !tenantFound {
+			return fmt.Errorf("tenant %s: %w", tenantID, store.ErrNotFound)
+		}
+
+		var d struct {
+			seqs                       []int64
+			eventIDs, types, endpoints []string
+			at                         []time.Time
+		}
+		var dupIDs []string
+		var woken []string
+		seen := map[string]bool{}
+		for i, ev := range events {
+			seq, ok := seqs[ev.ID]
+			if !ok {
+				// The id exists: idempotent publish returns the stored event and fans out nothing.
+				dupIDs = append(dupIDs, ev.ID)
+				continue
+			}
+			// An id repeated within the batch is stored once; later copies are duplicates of it.
+			delete(seqs, ev.ID)
+			ev.TenantID = tenantID
+			res := store.PublishResult{Event: ev}
+			for _, sub := range subs {
+				if !store.MatchAny(sub.patterns, ev.Type) {
+					continue
+				}
+				d.seqs = append(d.seqs, seq)
+				d.eventIDs = append(d.eventIDs, ev.ID)
+				d.types = append(d.types, ev.Type)
+				d.endpoints = append(d.endpoints, sub.id)
+				d.at = append(d.at, ev.CreatedAt)
+				res.Deliveries++
+				res.EndpointIDs = append(res.EndpointIDs, sub.id)
+				if !seen[sub.id] {
+					seen[sub.id] = true
+					woken = append(woken, sub.id)
+				}
+			}
+			results[i] = res
+		}
+
+		b = pgx.Batch{}
+		stored := map[string]*store.Event{}
+		if len(dupIDs) > 0 {
+			b.Queue(`SELECT id, type, ts, source, payload, created_at FROM events WHERE tenant_id = $1 AND id = ANY($2)`, tenantID, dupIDs).
+				Query(func(rows pgx.Rows) error {
+					for rows.Next() {
+						ev, err := scanEvent(rows, tenantID)
+						if err != nil {
+							return err
+						}
+						stored[ev.ID] = ev
+					}
+					return rows.Err()
+				})
+		}
+		if len(d.seqs) > 0 {
+			b.Queue(insertDeliveries, tenantID, d.seqs, d.eventIDs, d.types, d.endpoints, d.at)
+		}
+		if s.notify {
+			for _, payload := range notifyPayloads(woken) {
+				b.Queue(`SELECT pg_notify($1, $2)`, s.channel, payload)
+			}
+		}
+		if b.Len() > 0 {
+			if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+				return fmt.Errorf("publish: %w", err)
+			}
+		}
+		for i, ev := range events {
+			if results[i].Event != nil {
+				continue
+			}
+			st, ok := stored[ev.ID]
+			if !ok {
+				// Its conflict was with a row deleted since (retention): not the caller's error.
+				return fmt.Errorf("publish: event %s conflicted with a stored event that is gone now", ev.ID)
+			}
+			// A copy each: a batch may repeat an id.
+			dup := *st
+			results[i] = store.PublishResult{Event: &dup, Duplicate: true}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func scanEvent(r pgx.Row, tenantID string) (*store.Event, error) {
+	var ev store.Event
+	var payload []byte
+	if err := r.Scan(&ev.ID, &ev.Type, &ev.Timestamp, &ev.Source, &payload, &ev.CreatedAt); err != nil {
+		return nil, err
+	}
+	ev.TenantID, ev.Payload = tenantID, payload
+	return &ev, nil
+}
+
+// GetEvent reads one event of a tenant.
+func (s *Store) GetEvent(ctx context.Context, tenantID, id string) (*store.Event, error) {
+	ev, err := scanEvent(s.pool.QueryRow(ctx, `SELECT id, type, ts, source, payload, created_at FROM events WHERE tenant_id = $1 AND id = $2`,
+		tenantID, id), tenantID)
+	if err != nil {
+		return nil, notFound(err, "event "+id)
+	}
+	return ev, nil
+}
+
+// where builds a conjunction of conditions, each with one argument written as ?.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, arg any) {
+	w.args = append(w.args, arg)
+	w.conds = append(w.conds, strings.Replace(cond, "?", w.last(), 1))
+}
+
+// last is the placeholder of the latest argument.
+func (w *where) last() string { return "$" + strconv.Itoa(len(w.args)) }
+
+// arg adds an argument used outside the conditions and returns its placeholder.
+func (w *where) arg(v any) string {
+	w.args = append(w.args, v)
+	return w.last()
+}
+
+func (w *where) String() string { return strings.Join(w.conds, " AND ") }
+
+// before reads a newest-first cursor: the position below which the page starts.
+func before(cursor string) (int64, error) {
+	pos, err := store.DecodeCursor(cursor)
+	if err != nil {
+		return 0, err
+	}
+	if pos == 0 {
+		return math.MaxInt64, nil
+	}
+	return pos, nil
+}
+
+// ListEvents lists a tenant's events, newest first.
+func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, string, error) {
+	pos, err := before(f.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := f.Clamp()
+	var w where
+	w.add("tenant_id = ?", f.TenantID)
+	w.add("seq < ?", pos)
+	if len(f.Types) > 0 {
+		w.add("type = ANY(?)", f.Types)
+	}
+	if !f.Since.IsZero() {
+		w.add("created_at >= ?", f.Since)
+	}
+	if !f.Until.IsZero() {
+		w.add("created_at < ?", f.Until)
+	}
+	q := `SELECT seq, id, type, ts, source, payload, created_at FROM events WHERE ` + w.String() + ` ORDER BY seq DESC LIMIT ` + w.arg(limit+1)
+	rows, err := s.pool.Query(ctx, q, w.args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list events: %w", err)
+	}
+	var seqs []int64
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Event, error) {
+		var ev store.Event
+		var seq int64
+		var payload []byte
+		err := r.Scan(&seq, &ev.ID, &ev.Type, &ev.Timestamp, &ev.Source, &payload, &ev.CreatedAt)
+		ev.TenantID, ev.Payload = f.TenantID, payload
+		seqs = append(seqs, seq)
+		return ev, err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list events: %w", err)
+	}
+	return page(out, limit, func(i int) int64 { return seqs[i] })
+}
+
+// deleteOld removes a batch of the oldest events created before $1 with their deliveries and
+// attempts, in one statement. SKIP LOCKED lets two processes run retention at once.
+const deleteOld = `WITH old AS (
+		SELECT seq FROM events WHERE created_at < $1 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
+	), gone AS (
+		DELETE FROM deliveries WHERE event_seq IN (SELECT seq FROM old) RETURNING id
+	), attempts_gone AS (
+		DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM gone)
+	), events_gone AS (
+		DELETE FROM events WHERE seq IN (SELECT seq FROM old)
+	)
+	SELECT count(*) FROM old`
+
+// DeleteOlderThan removes old events with their deliveries and attempts, at most limit events (a
+// negative limit: all of them, as in the SQLite driver).
+func (s *Store) DeleteOlderThan(ctx context.Context, t time.Time, limit int) (int, error) {
+	var lim any = limit
+	if limit < 0 {
+		lim = nil // LIMIT NULL is no limit
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, deleteOld, t, lim).Scan(&n); err != nil {
+		return 0, fmt.Errorf("delete old events: %w", err)
+	}
+	return n, nil
+}

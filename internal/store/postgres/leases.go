@@ -1,0 +1,197 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// Leases live in rows: deliveries.lease_until is when the claim of an attempt in flight expires,
+// -infinity when there is none. Every process claims with FOR UPDATE SKIP LOCKED, so two claims
+// never take the same delivery: one skips the rows the other has locked, and a row the other has
+// leased since this claim's snapshot was taken is re-checked on its newest version (READ
+// COMMITTED re-evaluates the WHERE of a locked row) and then fails lease_until <= now. A result or
+// a release clears the lease in the same statement that changes the row, so no claim can take a
+// delivery whose result was just committed (the SQLite driver needs its deferred releases for that).
+//
+// All times compared with lease_until are the callers' (the dispatcher's clock), never the
+// database's, so that the lease a process takes and the expiry it checks use one clock.
+
+// claim leases up to $3 due, unleased deliveries of endpoint $1 until $4, oldest first, and returns
+// them with their events.
+const claim = `WITH due AS (
+		SELECT id FROM deliveries
+		WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until <= $2
+		ORDER BY next_attempt_at, id LIMIT $3
+		FOR UPDATE SKIP LOCKED
+	), leased AS (
+		UPDATE deliveries d SET lease_until = $4 FROM due WHERE d.id = due.id
+		RETURNING d.id, d.attempts, d.tries, d.event_seq, d.next_attempt_at
+	)
+	SELECT l.id, l.attempts, l.tries, e.id, e.type, e.ts, e.payload
+	FROM leased l JOIN events e ON e.seq = l.event_seq
+	ORDER BY l.next_attempt_at, l.id`
+
+// nextDue finds when endpoint $1's earliest pending, unleased delivery after $2 is due.
+const nextDue = `SELECT next_attempt_at FROM deliveries
+	WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at > $2 AND lease_until <= $2
+	ORDER BY next_attempt_at LIMIT 1`
+
+// ClaimDue leases due deliveries of several endpoints in one transaction and one round trip: a
+// batch with a claim and a next-due query per endpoint.
+func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []store.ClaimRequest) ([]store.ClaimResult, error) {
+	var out []store.ClaimResult
+	err := s.sendBatch(ctx, func() *pgx.Batch {
+		out = make([]store.ClaimResult, len(reqs))
+		b := &pgx.Batch{}
+		b.Queue(lazyCommit)
+		for i, req := range reqs {
+			res := &out[i]
+			res.EndpointID = req.EndpointID
+			if req.Limit > 0 {
+				b.Queue(claim, req.EndpointID, now, req.Limit, leaseUntil).Query(func(rows pgx.Rows) error {
+					for rows.Next() {
+						var c store.Claimed
+						var payload []byte
+						if err := rows.Scan(&c.DeliveryID, &c.Attempts, &c.Tries, &c.EventID, &c.EventType, &c.EventTime, &payload); err != nil {
+							return err
+						}
+						c.Payload = payload
+						res.Claimed = append(res.Claimed, c)
+					}
+					return rows.Err()
+				})
+			}
+			// Queued whatever the claim finds (it costs one probe of the due index): the answer
+			// is used only if the endpoint got fewer than it asked for, as in the SQLite driver.
+			b.Queue(nextDue, req.EndpointID, now).QueryRow(func(r pgx.Row) error {
+				var next time.Time
+				if err := r.Scan(&next); err != nil {
+					if errors.Is(err, pgx.ErrNoRows) {
+						return nil
+					}
+					return err
+				}
+				if len(res.Claimed) < req.Limit || req.Limit == 0 {
+					res.NextDue = next
+				}
+				return nil
+			})
+		}
+		return b
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	return out, nil
+}
+
+// Attempt rows keep what endpoints answered, which may be any bytes; PostgreSQL's text takes
+// neither invalid UTF-8 nor NUL, and one such answer must not fail the results written with it.
+func cleanText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+}
+
+// RecordResults writes attempts and the deliveries' new states, ends their leases, and tracks
+// endpoints' failing streaks: one batch, one implicit transaction, committed without waiting for
+// the WAL flush (losing it to a crash only repeats the attempts).
+func (s *Store) RecordResults(ctx context.Context, results []store.Result) error {
+	if len(results) == 0 {
+		return nil
+	}
+	succeeded := map[string]bool{}
+	failedAt := map[string]time.Time{}
+	for _, r := range results {
+		if r.Attempt.Success {
+			succeeded[r.EndpointID] = true
+		} else if _, ok := failedAt[r.EndpointID]; !ok {
+			failedAt[r.EndpointID] = r.Attempt.At
+		}
+	}
+	// Endpoints first and in order, as DisableEndpoint locks an endpoint before its deliveries:
+	// processes recording results at once then take their locks in one order and cannot deadlock.
+	var endpoints []string
+	for id := range succeeded {
+		endpoints = append(endpoints, id)
+	}
+	for id := range failedAt {
+		if !succeeded[id] {
+			endpoints = append(endpoints, id)
+		}
+	}
+	slices.Sort(endpoints)
+	now := time.Now()
+	err := s.sendBatch(ctx, func() *pgx.Batch {
+		b := &pgx.Batch{}
+		b.Queue(lazyCommit)
+		for _, id := range endpoints {
+			if succeeded[id] {
+				b.Queue(`UPDATE endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL`, id)
+			} else {
+				b.Queue(`UPDATE endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL`, failedAt[id], id)
+			}
+		}
+		for _, r := range results {
+			a := r.Attempt
+			if a.TenantID != "" && a.EventID != "" {
+				// The caller knows whose attempt it is: no need to look the delivery up.
+				b.Queue(`INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
+					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+					r.DeliveryID, a.TenantID, r.EndpointID, a.EventID, a.At, a.StatusCode, a.Latency.Microseconds(), cleanText(a.Response), a.ErrorKind, cleanText(a.Error), a.Success)
+			} else {
+				b.Queue(`INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
+					SELECT id, tenant_id, endpoint_id, event_id, $2, $3, $4, $5, $6, $7, $8 FROM deliveries WHERE id = $1`,
+					r.DeliveryID, a.At, a.StatusCode, a.Latency.Microseconds(), cleanText(a.Response), a.ErrorKind, cleanText(a.Error), a.Success)
+			}
+			var next time.Time
+			if r.State == store.StatePending {
+				next = r.NextAttemptAt
+			}
+			b.Queue(`UPDATE deliveries SET state = $1, attempts = attempts + 1, tries = tries + 1, next_attempt_at = $2,
+				last_status = $3, last_error = $4, updated_at = $5, lease_until = '-infinity' WHERE id = $6`,
+				stateCodes[r.State], next, a.StatusCode, cleanText(a.Error), now, r.DeliveryID)
+		}
+		return b
+	})
+	if err != nil {
+		// The leases stay: the deliveries are attempted again when they expire.
+		return fmt.Errorf("record results: %w", err)
+	}
+	return nil
+}
+
+// ReleaseClaims ends leases without recording attempts.
+func (s *Store) ReleaseClaims(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := s.sendBatch(ctx, func() *pgx.Batch {
+		b := &pgx.Batch{}
+		b.Queue(lazyCommit)
+		b.Queue(`UPDATE deliveries SET lease_until = '-infinity' WHERE id = ANY($1) AND lease_until > '-infinity'`, ids)
+		return b
+	})
+	if err != nil {
+		return fmt.Errorf("release claims: %w", err)
+	}
+	return nil
+}
+
+// ReleaseAllClaims ends every lease in force and returns how many. Leases here are shared by every
+// process using the database, so only a deployment of one process may call it (at start, for the
+// leases its previous run left).
+func (s *Store) ReleaseAllClaims(ctx context.Context) (int, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE deliveries SET lease_until = '-infinity' WHERE lease_until > $1`, time.Now())
+	if err != nil {
+		return 0, fmt.Errorf("release all claims: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}

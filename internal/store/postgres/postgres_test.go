@@ -1,0 +1,409 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/store/postgres"
+	"github.com/heraldhq/herald/internal/store/storetest"
+)
+
+// databaseURL is the database the tests use, e.g.
+// postgres://postgres@127.0.0.1:5432/test?sslmode=disable. Each test works in a schema of its own.
+func databaseURL(t *testing.T) string {
+	t.Helper()
+	url := os.Getenv("HERALD_TEST_DATABASE_URL")
+	if url == "" {
+		t.Skip("HERALD_TEST_DATABASE_URL is not set")
+	}
+	return url
+}
+
+// newSchema names a fresh schema (Open creates it) and drops it when the test ends.
+func newSchema(t *testing.T) string {
+	t.Helper()
+	url := databaseURL(t)
+	name := "herald_test_" + strings.ToLower(rand.Text()[:13])
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// openSchema opens a store on the schema and closes it when the test ends (before the schema is
+// dropped: cleanups run last first).
+func openSchema(t *testing.T, schema string, opts postgres.Options) *postgres.Store {
+	t.Helper()
+	opts.Schema = schema
+	s, err := postgres.Open(context.Background(), databaseURL(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+func open(t *testing.T) store.Store {
+	t.Helper()
+	return openSchema(t, newSchema(t), postgres.Options{})
+}
+
+func TestConformance(t *testing.T) {
+	databaseURL(t)
+	storetest.Run(t, open)
+}
+
+var ctx = context.Background()
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setup makes tenant acme with endpoint ep (subscribed to everything) and publishes n events.
+func setup(t *testing.T, s store.Store, n int) {
+	t.Helper()
+	now := time.Now()
+	must(t, s.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "Acme", CreatedAt: now, UpdatedAt: now}))
+	must(t, s.CreateEndpoint(ctx, &store.Endpoint{ID: "ep", TenantID: "acme", URL: "https://example.com/", EventTypes: []string{"*"},
+		Timeout: 10 * time.Second, MaxConcurrency: 10, Enabled: true, CreatedAt: now, UpdatedAt: now}))
+	var evs []*store.Event
+	for i := range n {
+		evs = append(evs, &store.Event{ID: fmt.Sprintf("e%03d", i), Type: "a.b", Timestamp: now, CreatedAt: now, Payload: []byte(`{}`)})
+	}
+	for chunk := range slices.Chunk(evs, 100) {
+		_, err := s.Publish(ctx, "acme", chunk)
+		must(t, err)
+	}
+}
+
+// Processes that start together must both come up: the second waits for the first's migration
+// and then finds nothing to do.
+func TestOpen_ConcurrentOpensMigrateOnce(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	url := databaseURL(t)
+	stores := make([]*postgres.Store, 4)
+	errs := make([]error, len(stores))
+	var wg sync.WaitGroup
+	for i := range stores {
+		wg.Go(func() { stores[i], errs[i] = postgres.Open(ctx, url, postgres.Options{Schema: schema}) })
+	}
+	wg.Wait()
+	for i, s := range stores {
+		if errs[i] != nil {
+			t.Fatalf("open %d: %v", i, errs[i])
+		}
+		t.Cleanup(func() { s.Close() })
+	}
+	conn, err := pgx.Connect(ctx, url)
+	must(t, err)
+	defer conn.Close(ctx)
+	var n int
+	must(t, conn.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{schema, "herald_migrations"}.Sanitize()).Scan(&n))
+	if n != 1 {
+		t.Fatalf("%d migrations recorded, want 1", n)
+	}
+	setup(t, stores[0], 1)
+	if _, err := stores[3].GetEvent(ctx, "acme", "e000"); err != nil {
+		t.Fatalf("another store of the schema does not see the event: %v", err)
+	}
+}
+
+// Two processes claiming the same endpoint's deliveries at once never get the same delivery, and
+// between them get every one.
+func TestClaimDue_ConcurrentStoresAreDisjoint(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	a := openSchema(t, schema, postgres.Options{})
+	b := openSchema(t, schema, postgres.Options{})
+	const total = 200
+	setup(t, a, total)
+
+	var mu sync.Mutex
+	claimedBy := map[int64]int{}
+	var dups []int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for w := range 8 {
+		s := a
+		if w%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			<-start
+			for {
+				now := time.Now()
+				res, err := s.ClaimDue(ctx, now, now.Add(time.Minute), []store.ClaimRequest{{EndpointID: "ep", Limit: 7}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(res[0].Claimed) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, c := range res[0].Claimed {
+					if _, ok := claimedBy[c.DeliveryID]; ok {
+						dups = append(dups, c.DeliveryID)
+					}
+					claimedBy[c.DeliveryID] = w
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(dups) > 0 {
+		t.Fatalf("deliveries claimed twice: %v", dups)
+	}
+	if len(claimedBy) != total {
+		t.Fatalf("claimed %d deliveries, want %d", len(claimedBy), total)
+	}
+	workers := map[int]bool{}
+	for _, w := range claimedBy {
+		workers[w] = true
+	}
+	t.Logf("%d deliveries claimed by %d claimers", len(claimedBy), len(workers))
+}
+
+// Processes that claim and record results side by side attempt every delivery exactly once: a
+// claim never takes a delivery whose result has just been committed by another process.
+func TestClaimAndRecord_ConcurrentStoresAttemptEachOnce(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	stores := []*postgres.Store{openSchema(t, schema, postgres.Options{}), openSchema(t, schema, postgres.Options{})}
+	const total = 200
+	setup(t, stores[0], total)
+	var wg sync.WaitGroup
+	for w := range 6 {
+		s := stores[w%2]
+		wg.Go(func() {
+			for {
+				now := time.Now()
+				res, err := s.ClaimDue(ctx, now, now.Add(time.Minute), []store.ClaimRequest{{EndpointID: "ep", Limit: 5}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(res[0].Claimed) == 0 {
+					return
+				}
+				var results []store.Result
+				for _, c := range res[0].Claimed {
+					r := store.Result{DeliveryID: c.DeliveryID, EndpointID: "ep", State: store.StateSucceeded,
+						Attempt: store.Attempt{TenantID: "acme", EventID: c.EventID, At: time.Now(), StatusCode: 200, Success: true}}
+					if c.DeliveryID%2 == 1 {
+						r.State, r.Attempt.StatusCode, r.Attempt.Success = store.StateDead, 400, false
+					}
+					results = append(results, r)
+				}
+				if err := s.RecordResults(ctx, results); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st, err := stores[1].Stats(ctx, "acme", time.Time{})
+	must(t, err)
+	if st.Attempts != total || st.Pending != 0 || st.Succeeded+st.Dead != total {
+		t.Fatalf("stats = %+v, want %d attempts and none pending", st, total)
+	}
+}
+
+// Leases are rows with an expiry: a claim that is never resolved (its process died) lets the
+// delivery go once it expires, and not before.
+func TestClaimDue_ExpiredLeaseIsClaimedAgain(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	setup(t, s, 1)
+	now := time.Now()
+	first, err := s.ClaimDue(ctx, now, now.Add(time.Minute), []store.ClaimRequest{{EndpointID: "ep", Limit: 10}})
+	must(t, err)
+	if len(first[0].Claimed) != 1 {
+		t.Fatalf("claimed %d, want 1", len(first[0].Claimed))
+	}
+	before, err := s.ClaimDue(ctx, now.Add(59*time.Second), now.Add(2*time.Minute), []store.ClaimRequest{{EndpointID: "ep", Limit: 10}})
+	must(t, err)
+	if len(before[0].Claimed) != 0 {
+		t.Fatal("a leased delivery was claimed before its lease expired")
+	}
+	after, err := s.ClaimDue(ctx, now.Add(time.Minute), now.Add(2*time.Minute), []store.ClaimRequest{{EndpointID: "ep", Limit: 10}})
+	must(t, err)
+	if len(after[0].Claimed) != 1 || after[0].Claimed[0].DeliveryID != first[0].Claimed[0].DeliveryID {
+		t.Fatalf("after the lease expired claimed %+v", after[0].Claimed)
+	}
+}
+
+// Retry and Replay leave a delivery whose attempt is in flight alone: it is queued already, and
+// re-queueing it would let a second attempt start beside the first.
+func TestRetryReplay_InFlightIsLeftAlone(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	setup(t, s, 2)
+	c := storeClaim(t, s, 1)
+	id := c[0].DeliveryID
+	d, err := s.Retry(ctx, "acme", id)
+	must(t, err)
+	if d.ID != id || d.State != store.StatePending {
+		t.Fatalf("retry of an in-flight delivery = %+v", d)
+	}
+	n, err := s.Replay(ctx, store.DeliveryFilter{TenantID: "acme"})
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("replayed %d, want 1 (the other is in flight)", n)
+	}
+	if again := storeClaim(t, s, 10); len(again) != 1 || again[0].DeliveryID == id {
+		t.Fatalf("after retry and replay claimed %+v; the in-flight delivery must stay leased", again)
+	}
+}
+
+func storeClaim(t *testing.T, s store.Store, limit int) []store.Claimed {
+	t.Helper()
+	now := time.Now()
+	res, err := s.ClaimDue(ctx, now, now.Add(time.Minute), []store.ClaimRequest{{EndpointID: "ep", Limit: limit}})
+	must(t, err)
+	return res[0].Claimed
+}
+
+// An endpoint's answer may be any bytes; PostgreSQL's text refuses NUL and invalid UTF-8, which
+// must not fail the results written with it.
+func TestRecordResults_BinaryResponse(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	setup(t, s, 2)
+	c := storeClaim(t, s, 2)
+	// The second result names its tenant and event, as the dispatcher's do (the driver then
+	// inserts the attempt without looking the delivery up).
+	must(t, s.RecordResults(ctx, []store.Result{
+		{DeliveryID: c[0].DeliveryID, EndpointID: "ep", State: store.StateDead,
+			Attempt: store.Attempt{At: time.Now(), StatusCode: 400, Response: "bad\x00\xff body", Error: "status 400"}},
+		{DeliveryID: c[1].DeliveryID, EndpointID: "ep", State: store.StateDead,
+			Attempt: store.Attempt{TenantID: "acme", EventID: c[1].EventID, At: time.Now(), StatusCode: 400, Response: "\xfe", Error: "status 400"}},
+	}))
+	atts, _, err := s.ListAttempts(ctx, store.AttemptFilter{TenantID: "acme"})
+	must(t, err)
+	if len(atts) != 2 || atts[1].Response != "bad\uFFFD\uFFFD body" || atts[0].Response != "\uFFFD" ||
+		atts[0].EventID != c[1].EventID || atts[0].DeliveryID != c[1].DeliveryID || atts[0].EndpointID != "ep" {
+		t.Fatalf("attempts = %+v", atts)
+	}
+}
+
+// Endpoint fields round-trip exactly, a nil retry schedule (the default) staying nil and an empty
+// one staying empty.
+func TestEndpoint_RoundTrip(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	must(t, s.CreateTenant(ctx, &store.Tenant{ID: "acme", CreatedAt: now, UpdatedAt: now}))
+	exp := now.Add(time.Hour)
+	e := &store.Endpoint{ID: "ep", TenantID: "acme", URL: "https://example.com/", EventTypes: []string{"a.*", "b"},
+		Secrets: []store.Secret{{Key: "new"}, {Key: "old", ExpiresAt: &exp}}, Timeout: 1500 * time.Millisecond, MaxConcurrency: 3,
+		RateLimit: 2.5, RetrySchedule: []time.Duration{0, 5 * time.Second}, Headers: map[string]string{"A": "b"}, Enabled: true,
+		FailingSince: &now, CreatedAt: now, UpdatedAt: now}
+	must(t, s.CreateEndpoint(ctx, e))
+	got, err := s.GetEndpoint(ctx, "acme", "ep")
+	must(t, err)
+	if fmt.Sprint(got.EventTypes) != fmt.Sprint(e.EventTypes) || len(got.Secrets) != 2 || !got.Secrets[1].ExpiresAt.Equal(exp) ||
+		got.Timeout != e.Timeout || got.RateLimit != 2.5 || fmt.Sprint(got.RetrySchedule) != fmt.Sprint(e.RetrySchedule) ||
+		got.Headers["A"] != "b" || !got.FailingSince.Equal(now) || !got.CreatedAt.Equal(now) || got.CreatedAt.Location() != time.UTC {
+		t.Fatalf("endpoint round trip:\n got %+v\nwant %+v", got, e)
+	}
+	for _, schedule := range [][]time.Duration{nil, {}} {
+		got.RetrySchedule = schedule
+		must(t, s.UpdateEndpoint(ctx, got))
+		again, err := s.GetEndpoint(ctx, "acme", "ep")
+		must(t, err)
+		if (again.RetrySchedule == nil) != (schedule == nil) || len(again.RetrySchedule) != 0 {
+			t.Fatalf("retry schedule %#v came back as %#v", schedule, again.RetrySchedule)
+		}
+	}
+	if err := s.CreateEndpoint(ctx, &store.Endpoint{ID: "x", TenantID: "ghost"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("endpoint of a missing tenant: %v", err)
+	}
+	if err := s.CreateEndpoint(ctx, e); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("endpoint with a taken id: %v", err)
+	}
+}
+
+// An id repeated within one batch is stored once; the later copy is reported as a duplicate.
+func TestPublish_RepeatedIDInBatch(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	setup(t, s, 0)
+	now := time.Now()
+	res, err := s.Publish(ctx, "acme", []*store.Event{
+		{ID: "x", Type: "a.b", Timestamp: now, CreatedAt: now, Payload: []byte(`{"n":1}`)},
+		{ID: "x", Type: "a.b", Timestamp: now, CreatedAt: now, Payload: []byte(`{"n":2}`)},
+	})
+	must(t, err)
+	if res[0].Duplicate || res[0].Deliveries != 1 || !res[1].Duplicate || res[1].Deliveries != 0 || string(res[1].Event.Payload) != `{"n":1}` {
+		t.Fatalf("results = %+v, %+v", res[0], res[1])
+	}
+}
+
+// Listen hears what another store's Publish reports.
+func TestListen_HearsPublish(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	listener := openSchema(t, schema, postgres.Options{})
+	publisher := openSchema(t, schema, postgres.Options{Notify: true})
+	lctx, cancel := context.WithCancel(ctx)
+	heard := make(chan []string, 10)
+	done := make(chan error, 1)
+	go func() { done <- listener.Listen(lctx, func(ids []string) { heard <- ids }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	// LISTEN takes effect once Listen has connected; publish until something is heard.
+	setup(t, publisher, 0)
+	now := time.Now()
+	for i := 0; ; i++ {
+		_, err := publisher.Publish(ctx, "acme", []*store.Event{{ID: fmt.Sprint(i), Type: "a.b", Timestamp: now, CreatedAt: now, Payload: []byte(`{}`)}})
+		must(t, err)
+		select {
+		case ids := <-heard:
+			if fmt.Sprint(ids) != "[ep]" {
+				t.Fatalf("heard %v, want [ep]", ids)
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+			if i == 50 {
+				t.Fatal("no notification heard")
+			}
+		}
+	}
+}
