@@ -20,6 +20,7 @@ import (
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
 )
 
@@ -30,6 +31,10 @@ var Version = "0.1.0-dev"
 type Config struct {
 	Addr    string // listen address; default 127.0.0.1:8080
 	DataDir string // SQLite store directory; default ./herald-data
+	// DatabaseURL, when set, selects the PostgreSQL store instead of SQLite: several nodes may
+	// then share one database. DatabaseSchema optionally names the schema to use.
+	DatabaseURL    string
+	DatabaseSchema string
 	// Dev allows plain-HTTP and loopback endpoints, for local work.
 	Dev        bool
 	AllowCIDRs []netip.Prefix
@@ -77,7 +82,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.Retention = 30 * 24 * time.Hour
 	}
 	log := cfg.Logger
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "herald.db"), sqlite.Options{Synchronous: cfg.SQLiteSynchronous})
+	st, pg, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +99,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	client := httpsend.New(hc)
 	dc := cfg.Dispatch
-	dc.ReleaseClaimsAtStart = true // the SQLite store belongs to this process alone
+	// The SQLite store belongs to this process alone, so leases left at start are a crashed run's;
+	// on PostgreSQL they may be other nodes' and expire on their own.
+	dc.ReleaseClaimsAtStart = pg == nil
 	dc.Logger = log
 	d := dispatch.New(st, client, dc)
 	a := api.New(api.Config{
@@ -116,6 +123,24 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if pg != nil {
+		// Other nodes' publishes wake this node's lanes at once; after a reconnect (nil) the
+		// dispatcher scans for work it may have missed.
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			err := pg.Listen(runCtx, func(ids []string) {
+				if ids == nil {
+					d.Rescan()
+					return
+				}
+				d.Notify(ids...)
+			})
+			if err != nil && runCtx.Err() == nil {
+				log.Error("listen for new deliveries", "err", err)
+			}
+		}()
+	}
 	n.wg.Add(3)
 	go func() {
 		defer n.wg.Done()
@@ -134,7 +159,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		defer n.wg.Done()
 		n.retain(runCtx, cfg.Retention)
 	}()
-	log.Info("herald is serving", "addr", n.Addr, "data_dir", cfg.DataDir, "dev", cfg.Dev, "version", Version)
+	storeDesc := "sqlite:" + filepath.Join(cfg.DataDir, "herald.db")
+	if pg != nil {
+		storeDesc = "postgres"
+	}
+	log.Info("herald is serving", "addr", n.Addr, "store", storeDesc, "dev", cfg.Dev, "version", Version)
 	return n, nil
 }
 
@@ -155,6 +184,22 @@ const envKeyName = "from HERALD_API_KEY"
 // ensureAdminKey makes sure an admin can get in: the key from --api-key / HERALD_API_KEY when one
 // is given (replacing the one an earlier value gave), otherwise a new key when no admin key is
 // left, reported once through OnAdminKey.
+// openStore opens PostgreSQL when a database URL is configured, the embedded SQLite otherwise.
+func openStore(ctx context.Context, cfg Config) (store.Store, *postgres.Store, error) {
+	if cfg.DatabaseURL != "" {
+		pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Schema: cfg.DatabaseSchema, Notify: true})
+		if err != nil {
+			return nil, nil, err
+		}
+		return pg, pg, nil
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "herald.db"), sqlite.Options{Synchronous: cfg.SQLiteSynchronous})
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, nil, nil
+}
+
 func ensureAdminKey(ctx context.Context, st store.Store, cfg Config) error {
 	keys, err := st.ListAPIKeys(ctx)
 	if err != nil {
