@@ -39,13 +39,14 @@ type Options struct {
 
 // Store is the SQLite implementation of store.Store.
 type Store struct {
-	w     *sql.DB // exactly one connection, used only by the writer goroutine
-	r     *sql.DB // read pool
-	lock  *os.File
-	ops   chan *op
-	quit  chan struct{}
-	done  chan struct{}
-	stmts statements
+	w           *sql.DB // exactly one connection, used only by the writer goroutine
+	r           *sql.DB // read pool
+	lock        *os.File
+	ops         chan *op
+	quit        chan struct{}
+	done        chan struct{}
+	stmts       statements
+	resultStmts []resultStmts // multi-row result writes, by chunk size - 1
 	// claimStmts are claim reads prepared per number of ids; guarded by leases.claimMu.
 	claimStmts map[int]*sql.Stmt
 	leases     *leases
@@ -117,6 +118,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		_ = s.closeDBs()
 		return nil, err
 	}
+	if s.resultStmts, err = prepareResultStmts(ctx, w); err != nil {
+		_ = s.closeDBs()
+		return nil, err
+	}
 	go s.writer()
 	return s, nil
 }
@@ -159,6 +164,10 @@ func (s *Store) closeDBs() error {
 	s.stmts.close()
 	for _, st := range s.claimStmts {
 		_ = st.Close()
+	}
+	for _, st := range s.resultStmts {
+		_ = st.insert.Close()
+		_ = st.update.Close()
 	}
 	err := errors.Join(s.r.Close(), s.w.Close())
 	_ = s.lock.Close()

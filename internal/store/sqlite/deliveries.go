@@ -419,40 +419,89 @@ func (s *Store) nextDue(ctx context.Context, endpointID string, now time.Time, h
 	return time.Time{}, rows.Err()
 }
 
+func nextMicros(r store.Result) int64 {
+	if r.State == store.StatePending {
+		return micros(r.NextAttemptAt)
+	}
+	return 0
+}
+
+// resultChunk is how many results one multi-row statement writes.
+const resultChunk = 32
+
+// resultStmts write a chunk of results of one size.
+type resultStmts struct{ insert, update *sql.Stmt }
+
+// prepareResultStmts prepares the chunk statements for every size up to resultChunk, at open:
+// they cannot be prepared later on the single write connection while a transaction holds it.
+func prepareResultStmts(ctx context.Context, w *sql.DB) ([]resultStmts, error) {
+	out := make([]resultStmts, resultChunk)
+	for n := 1; n <= resultChunk; n++ {
+		ins := `INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?),", n), ",")
+		upd := `UPDATE deliveries SET state = v.column2, attempts = attempts + 1, tries = tries + 1, next_attempt_at = v.column3,
+			last_status = v.column4, last_error = v.column5, updated_at = ?
+			FROM (VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?),", n), ",") + `) AS v WHERE deliveries.id = v.column1`
+		var err error
+		if out[n-1].insert, err = w.PrepareContext(ctx, ins); err != nil {
+			return nil, fmt.Errorf("prepare result insert: %w", err)
+		}
+		if out[n-1].update, err = w.PrepareContext(ctx, upd); err != nil {
+			return nil, fmt.Errorf("prepare result update: %w", err)
+		}
+	}
+	return out, nil
+}
+
 // RecordResults writes attempts and the deliveries' new states, and tracks endpoints' failing streaks.
 func (s *Store) RecordResults(ctx context.Context, results []store.Result) error {
 	err := s.writeLazy(ctx, func(tx *sql.Tx) error {
 		insert := tx.StmtContext(ctx, s.stmts.insertAttempt)
-		insertKnown := tx.StmtContext(ctx, s.stmts.insertAttemptKnown)
 		update := tx.StmtContext(ctx, s.stmts.updateDelivery)
 		now := micros(time.Now())
 		succeeded := map[string]bool{}
 		failedAt := map[string]int64{}
 		clearStreak := tx.StmtContext(ctx, s.stmts.clearStreak)
 		startStreak := tx.StmtContext(ctx, s.stmts.startStreak)
+		// Results whose attempt names its tenant and event (the dispatcher's do) are written in
+		// chunks: one multi-row INSERT and one UPDATE … FROM (VALUES …) per chunk, instead of two
+		// statements per result. Others go one by one.
+		var known []store.Result
 		for _, r := range results {
 			a := r.Attempt
-			var err error
-			if a.TenantID != "" && a.EventID != "" {
-				// The caller knows whose attempt it is: no need to look the delivery up.
-				_, err = insertKnown.ExecContext(ctx, r.DeliveryID, a.TenantID, r.EndpointID, a.EventID, micros(a.At), a.StatusCode, a.Latency.Microseconds(), a.Response, a.ErrorKind, a.Error, boolInt(a.Success))
-			} else {
-				_, err = insert.ExecContext(ctx, micros(a.At), a.StatusCode, a.Latency.Microseconds(), a.Response, a.ErrorKind, a.Error, boolInt(a.Success), r.DeliveryID)
-			}
-			if err != nil {
-				return fmt.Errorf("insert attempt: %w", err)
-			}
-			var next int64
-			if r.State == store.StatePending {
-				next = micros(r.NextAttemptAt)
-			}
-			if _, err := update.ExecContext(ctx, stateCodes[r.State], next, a.StatusCode, a.Error, now, r.DeliveryID); err != nil {
-				return fmt.Errorf("update delivery: %w", err)
-			}
 			if a.Success {
 				succeeded[r.EndpointID] = true
 			} else if _, ok := failedAt[r.EndpointID]; !ok {
 				failedAt[r.EndpointID] = micros(a.At)
+			}
+			if a.TenantID != "" && a.EventID != "" {
+				known = append(known, r)
+				continue
+			}
+			if _, err := insert.ExecContext(ctx, micros(a.At), a.StatusCode, a.Latency.Microseconds(), a.Response, a.ErrorKind, a.Error, boolInt(a.Success), r.DeliveryID); err != nil {
+				return fmt.Errorf("insert attempt: %w", err)
+			}
+			if _, err := update.ExecContext(ctx, stateCodes[r.State], nextMicros(r), a.StatusCode, a.Error, now, r.DeliveryID); err != nil {
+				return fmt.Errorf("update delivery: %w", err)
+			}
+		}
+		for len(known) > 0 {
+			chunk := known[:min(len(known), resultChunk)]
+			known = known[len(chunk):]
+			st := s.resultStmts[len(chunk)-1]
+			ins := make([]any, 0, len(chunk)*11)
+			upd := make([]any, 0, len(chunk)*5+1)
+			upd = append(upd, now)
+			for _, r := range chunk {
+				a := r.Attempt
+				ins = append(ins, r.DeliveryID, a.TenantID, r.EndpointID, a.EventID, micros(a.At), a.StatusCode, a.Latency.Microseconds(), a.Response, a.ErrorKind, a.Error, boolInt(a.Success))
+				upd = append(upd, r.DeliveryID, stateCodes[r.State], nextMicros(r), a.StatusCode, a.Error)
+			}
+			if _, err := tx.StmtContext(ctx, st.insert).ExecContext(ctx, ins...); err != nil {
+				return fmt.Errorf("insert attempts: %w", err)
+			}
+			if _, err := tx.StmtContext(ctx, st.update).ExecContext(ctx, upd...); err != nil {
+				return fmt.Errorf("update deliveries: %w", err)
 			}
 		}
 		for id := range succeeded {

@@ -26,8 +26,6 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		q string
 	}{
 		{&st.tenant, `SELECT 1 FROM tenants WHERE id = ?`},
-		{&st.insertAttemptKnown, `INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&st.clearStreak, `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`},
 		{&st.startStreak, `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`},
 		{&st.endpointsOf, `SELECT id, event_types FROM endpoints WHERE tenant_id = ? AND enabled = 1`},
@@ -59,7 +57,7 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 }
 
 func (st *statements) close() {
-	for _, s := range []*sql.Stmt{st.tenant, st.endpointsOf, st.insertEvent, st.eventByID, st.insertDelivery, st.claim, st.nextDue, st.insertAttempt, st.updateDelivery, st.clearStreak, st.startStreak, st.insertAttemptKnown} {
+	for _, s := range []*sql.Stmt{st.tenant, st.endpointsOf, st.insertEvent, st.eventByID, st.insertDelivery, st.claim, st.nextDue, st.insertAttempt, st.updateDelivery, st.clearStreak, st.startStreak} {
 		if s != nil {
 			_ = s.Close()
 		}

@@ -85,3 +85,60 @@ func TestGroupCommit_FailingWriteDoesNotAffectOthers(t *testing.T) {
 		t.Fatalf("%d events stored, want 100", st.Events)
 	}
 }
+
+// The dispatcher's results name their tenant and event, and are written in multi-row chunks.
+func TestRecordResults_ChunkedWrites(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	if err := s.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "Acme", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateEndpoint(ctx, &store.Endpoint{ID: "ep", TenantID: "acme", URL: "https://example.com", EventTypes: []string{"*"},
+		Secrets: []store.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, Timeout: time.Second, MaxConcurrency: 1, Enabled: true, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	var evs []*store.Event
+	for i := range 70 {
+		evs = append(evs, &store.Event{ID: fmt.Sprintf("e%02d", i), Type: "a.b", Timestamp: now, CreatedAt: now, Payload: []byte(`{}`)})
+	}
+	if _, err := s.Publish(ctx, "acme", evs); err != nil {
+		t.Fatal(err)
+	}
+	claims, err := s.ClaimDue(ctx, time.Now(), time.Now().Add(time.Minute), []store.ClaimRequest{{EndpointID: "ep", Limit: 100}})
+	if err != nil || len(claims[0].Claimed) != 70 {
+		t.Fatalf("claimed %v, %v", claims, err)
+	}
+	var results []store.Result
+	retry := now.Add(time.Hour)
+	for i, c := range claims[0].Claimed {
+		r := store.Result{DeliveryID: c.DeliveryID, EndpointID: "ep", State: store.StateSucceeded,
+			Attempt: store.Attempt{TenantID: "acme", EndpointID: "ep", EventID: c.EventID, At: now, StatusCode: 200, Latency: time.Millisecond, Response: "ok " + c.EventID, Success: true}}
+		if i%3 == 0 {
+			r.State, r.NextAttemptAt = store.StatePending, retry
+			r.Attempt.StatusCode, r.Attempt.Success, r.Attempt.Error = 503, false, "status 503"
+		}
+		results = append(results, r)
+	}
+	if err := s.RecordResults(ctx, results); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range claims[0].Claimed {
+		d, err := s.GetDelivery(ctx, "acme", c.DeliveryID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		atts, _, err := s.ListAttempts(ctx, store.AttemptFilter{TenantID: "acme", DeliveryID: c.DeliveryID})
+		if err != nil || len(atts) != 1 || atts[0].Response != "ok "+c.EventID || atts[0].EventID != c.EventID {
+			t.Fatalf("delivery %d attempts %+v %v", i, atts, err)
+		}
+		if i%3 == 0 {
+			if d.State != store.StatePending || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(retry) || d.LastStatus != 503 || d.LastError != "status 503" || d.Attempts != 1 {
+				t.Fatalf("retried delivery %d = %+v", i, d)
+			}
+		} else if d.State != store.StateSucceeded || d.LastStatus != 200 || d.Attempts != 1 {
+			t.Fatalf("delivery %d = %+v", i, d)
+		}
+	}
+}
