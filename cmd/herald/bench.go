@@ -19,6 +19,7 @@ func benchCmd() *cobra.Command {
 		standard   bool
 		repeat     int
 		cpuProfile string
+		memProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -86,6 +87,16 @@ a plain Go HTTP client posting the same bodies to the same receiver at the same 
 				}
 				results = append(results, runs[len(runs)/2])
 			}
+			if memProfile != "" {
+				f, err := os.Create(memProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+					return err
+				}
+			}
 			bench.Table(os.Stdout, results)
 			return nil
 		},
@@ -102,6 +113,7 @@ a plain Go HTTP client posting the same bodies to the same receiver at the same 
 	f.IntVar(&cfg.PayloadSize, "payload", 512, "bytes of data per event")
 	f.StringVar(&cfg.Synchronous, "sqlite-synchronous", "FULL", "SQLite synchronous pragma for the run")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the run to this file")
 	f.IntVar(&repeat, "repeat", 1, "run each scenario this many times and report the run with the median ratio")
 	f.BoolVar(&standard, "standard", false, "run the standard scenarios of docs/benchmarks.md")
 	return cmd
