@@ -30,7 +30,9 @@ type Config struct {
 	Policy Policy
 	// MaxInFlight bounds attempts in flight over all endpoints, which bounds memory.
 	MaxInFlight int
-	// LeaseMargin is added to the longest endpoint timeout (30 s) to make a claim's lease.
+	// LeaseMargin is added to three times the endpoint's timeout (its own attempt, plus up to two
+	// rounds of attempts ahead of it in the lane's queue) to make a claim's lease. On PostgreSQL
+	// this is how long other nodes wait before they take over the claims of a node that died.
 	LeaseMargin time.Duration
 	// DisableAfter disables an endpoint that has failed without a single success for this long.
 	DisableAfter time.Duration
@@ -359,13 +361,18 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 	// the store is read. One claim is under way at a time; lanes that become ready meanwhile wait
 	// for the next.
 	b := claimBatch{lanes: claiming, reqs: reqs, capped: capped, now: now}
+	var longest time.Duration
 	for _, l := range claiming {
 		l.claiming = true
+		longest = max(longest, l.ep.Timeout)
+	}
+	if longest <= 0 || longest > MaxTimeout {
+		longest = MaxTimeout
 	}
 	d.claiming = true
 	go func() {
 		// A claimed delivery may wait in the queue behind two rounds of attempts before it starts.
-		b.results, b.err = d.st.ClaimDue(ctx, now, now.Add(3*MaxTimeout+d.cfg.LeaseMargin), reqs)
+		b.results, b.err = d.st.ClaimDue(ctx, now, now.Add(3*longest+d.cfg.LeaseMargin), reqs)
 		d.claims <- b
 	}()
 }
