@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -165,4 +166,19 @@ type Empty struct{}
 // TenantPath is the tenant path parameter shared by tenant-scoped routes.
 type TenantPath struct {
 	Tenant string `path:"tenant" maxLength:"64" doc:"Tenant id."`
+}
+
+// noNUL refuses NUL characters in free-text fields: PostgreSQL text cannot hold them, and no
+// name or description needs one. Pairs are location, value.
+func noNUL(pairs ...string) error {
+	var errs []error
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if strings.ContainsRune(pairs[i+1], 0) {
+			errs = append(errs, &huma.ErrorDetail{Location: pairs[i], Message: "must not contain NUL characters"})
+		}
+	}
+	if len(errs) > 0 {
+		return huma.Error422UnprocessableEntity("invalid text", errs...)
+	}
+	return nil
 }

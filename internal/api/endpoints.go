@@ -109,6 +109,9 @@ func (s *Server) apply(ctx context.Context, f *EndpointFields, e *store.Endpoint
 		e.URL = *f.URL
 	}
 	if f.Description != nil {
+		if strings.ContainsRune(*f.Description, 0) {
+			errs = append(errs, &huma.ErrorDetail{Location: "body.description", Message: "must not contain NUL characters"})
+		}
 		e.Description = *f.Description
 	}
 	if f.EventTypes != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -104,6 +105,12 @@ func (s *Server) build(ctx context.Context, in *EventInput, loc string, known ma
 	}
 	if err := known[in.Type]; err != nil {
 		errs = append(errs, &huma.ErrorDetail{Location: loc + ".type", Message: "unknown event type; register it with POST /v1/event-types", Value: in.Type})
+	}
+	if strings.ContainsRune(in.Source, 0) {
+		errs = append(errs, &huma.ErrorDetail{Location: loc + ".source", Message: "must not contain NUL characters"})
+	}
+	if in.Resource != nil && strings.ContainsRune(in.Resource.ID+in.Resource.Type+in.Resource.URL, 0) {
+		errs = append(errs, &huma.ErrorDetail{Location: loc + ".resource", Message: "must not contain NUL characters"})
 	}
 	if in.Resource != nil && (in.Resource.ID == "" || len(in.Resource.ID) > 200 || len(in.Resource.Type) > 200 || len(in.Resource.URL) > 2048) {
 		errs = append(errs, &huma.ErrorDetail{Location: loc + ".resource", Message: "resource needs an id (at most 200 characters); type at most 200, url at most 2048"})

@@ -53,6 +53,9 @@ func (s *Server) registerEventTypes() {
 		OperationID: "create-event-type", Method: http.MethodPost, Path: "/v1/event-types", Tags: []string{"Event types"},
 		Summary: "Register an event type", DefaultStatus: http.StatusCreated, Metadata: admin,
 	}, func(ctx context.Context, in *createEventTypeInput) (*Out[EventType], error) {
+		if err := noNUL("body.description", in.Body.Description); err != nil {
+			return nil, err
+		}
 		now := s.now()
 		et := &store.EventType{Name: in.Body.Name, Description: in.Body.Description, Deprecated: in.Body.Deprecated, CreatedAt: now, UpdatedAt: now}
 		if err := s.st.CreateEventType(ctx, et); err != nil {
@@ -93,6 +96,9 @@ func (s *Server) registerEventTypes() {
 			return nil, s.fail(err, "event type "+in.Name)
 		}
 		if in.Body.Description != nil {
+			if err := noNUL("body.description", *in.Body.Description); err != nil {
+				return nil, err
+			}
 			et.Description = *in.Body.Description
 		}
 		if in.Body.Deprecated != nil {

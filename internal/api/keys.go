@@ -40,6 +40,9 @@ func (s *Server) registerKeys() {
 		OperationID: "create-api-key", Method: http.MethodPost, Path: "/v1/api-keys", Tags: []string{"API keys"},
 		Summary: "Create an API key (admin, or scoped to one tenant)", DefaultStatus: http.StatusCreated, Metadata: admin,
 	}, func(ctx context.Context, in *createKeyInput) (*Out[APIKey], error) {
+		if err := noNUL("body.name", in.Body.Name); err != nil {
+			return nil, err
+		}
 		role := store.Role(in.Body.Role)
 		if role == store.RoleTenant {
 			if in.Body.TenantID == "" {

@@ -50,6 +50,9 @@ func (s *Server) registerTenants() {
 		OperationID: "create-tenant", Method: http.MethodPost, Path: "/v1/tenants", Tags: []string{"Tenants"},
 		Summary: "Create a tenant", DefaultStatus: http.StatusCreated, Metadata: admin,
 	}, func(ctx context.Context, in *createTenantInput) (*Out[Tenant], error) {
+		if err := noNUL("body.name", in.Body.Name); err != nil {
+			return nil, err
+		}
 		now := s.now()
 		t := &store.Tenant{ID: in.Body.ID, Name: in.Body.Name, CreatedAt: now, UpdatedAt: now}
 		if err := s.st.CreateTenant(ctx, t); err != nil {
@@ -85,6 +88,9 @@ func (s *Server) registerTenants() {
 		OperationID: "update-tenant", Method: http.MethodPatch, Path: "/v1/tenants/{tenant}", Tags: []string{"Tenants"},
 		Summary: "Rename a tenant", Metadata: admin,
 	}, func(ctx context.Context, in *updateTenantInput) (*Out[Tenant], error) {
+		if err := noNUL("body.name", in.Body.Name); err != nil {
+			return nil, err
+		}
 		t, err := s.st.GetTenant(ctx, in.Tenant)
 		if err != nil {
 			return nil, s.fail(err, "tenant "+in.Tenant)

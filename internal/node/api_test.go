@@ -84,6 +84,8 @@ func TestAPI_BadInputGetsProblemNamingTheField(t *testing.T) {
 		{"endpoint without event types", "POST", "/v1/tenants/acme/endpoints", `{"url":"https://example.com/"}`, 422, "body.event_types"},
 		{"bad cursor", "GET", "/v1/tenants/acme/events?cursor=zzz", ``, 422, "query.cursor"},
 		{"bad since", "GET", "/v1/tenants/acme/stats?since=yesterday", ``, 422, "query.since"},
+		{"NUL in a tenant name", "POST", "/v1/tenants", `{"id":"nul","name":"a\u0000b"}`, 422, "body.name"},
+		{"NUL in an event source", "POST", "/v1/tenants/acme/events", `{"type":"invoice.paid","data":{},"source":"x\u0000"}`, 422, "body.source"},
 		{"bad state filter", "GET", "/v1/tenants/acme/deliveries?state=lost", ``, 422, "query.state[0]"},
 		{"unknown delivery", "POST", "/v1/tenants/acme/deliveries/dlv_999/retry", ``, 404, ""},
 		{"garbage delivery id", "GET", "/v1/tenants/acme/deliveries/xyz", ``, 404, ""},
