@@ -127,6 +127,10 @@ func (s *Server) fail(err error, what string) error {
 		return huma.Error422UnprocessableEntity("invalid cursor", &huma.ErrorDetail{Location: "query.cursor", Message: "not a cursor this API returned"})
 	case errors.Is(err, context.Canceled):
 		return huma.NewError(499, "client closed request")
+	case errors.Is(err, store.ErrUnavailable):
+		s.log.Error("store unavailable", "what", what, "err", err)
+		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("the store cannot take writes now; nothing was stored, try again later"),
+			http.Header{"Retry-After": []string{"5"}})
 	}
 	s.log.Error("request failed", "what", what, "err", err)
 	return huma.Error500InternalServerError("internal error")

@@ -283,3 +283,32 @@ func TestAPI_AdminKeyFromEnvironmentCanBeReplaced(t *testing.T) {
 		t.Fatalf("the created key: %d", s)
 	}
 }
+
+func TestAPI_StoreDownGets503(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	h.setup("acme", "a.happened")
+	h.publish("acme", map[string]any{"type": "a.happened", "data": map[string]any{}})
+	// The store stops taking writes (as when the disk is full or read-only).
+	if err := h.node.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest("POST", h.node.URL()+"/v1/tenants/acme/events", strings.NewReader(`{"type":"a.happened","data":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	// The key lookup is a read and fails first, or the write does: either way a 503 to retry.
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("publish with the store down: %d, want 503", resp.StatusCode)
+	}
+	if s, _ := http.Get(h.node.URL() + "/readyz"); s.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with the store down: %d", s.StatusCode)
+	}
+}

@@ -15,6 +15,9 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("already exists")
+	// ErrUnavailable means the store cannot take writes now (disk full, read-only, closed):
+	// nothing was written, and the caller may try again later.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // Store is everything the engine and the API need from a database. Every method is safe for

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -47,6 +48,7 @@ type Store struct {
 	done        chan struct{}
 	stmts       statements
 	resultStmts []resultStmts // multi-row result writes, by chunk size - 1
+	closeOnce   sync.Once
 	// claimStmts are claim reads prepared per number of ids; guarded by leases.claimMu.
 	claimStmts map[int]*sql.Stmt
 	leases     *leases
@@ -153,11 +155,19 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// Close stops the writer after the writes already queued and closes the database.
+// Close stops the writer after the writes already queued and closes the database. Calls after
+// the first return nil.
 func (s *Store) Close() error {
-	close(s.quit)
-	<-s.done
-	return s.closeDBs()
+	err := errClosed
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		<-s.done
+		err = s.closeDBs()
+	})
+	if err == errClosed {
+		return nil
+	}
+	return err
 }
 
 func (s *Store) closeDBs() error {
@@ -199,13 +209,28 @@ func (s *Store) enqueue(o *op) error {
 	select {
 	case s.ops <- o:
 	case <-s.quit:
-		return errClosed
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, errClosed)
 	case <-o.ctx.Done():
 		return o.ctx.Err()
 	}
 	// Once queued, the op runs even if ctx ends: callers learn its fate, so that a write is never
 	// half-known (an API client that disconnects still gets its event stored, as acknowledged or not).
-	return <-o.err
+	return unavailable(<-o.err)
+}
+
+// unavailable marks errors that mean the database cannot take writes now (SQLITE_FULL,
+// SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN) as store.ErrUnavailable.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, store.ErrUnavailable) {
+		return err
+	}
+	msg := err.Error()
+	for _, m := range []string{"database or disk is full", "readonly database", "disk I/O error", "unable to open database"} {
+		if strings.Contains(msg, m) {
+			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+	}
+	return err
 }
 
 func (s *Store) writer() {
