@@ -229,7 +229,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	// The ceiling: the same number of bodies of the same size, posted by a plain client at the
-	// same concurrency Herald could use, to the same receiver.
+	// same concurrency Herald could use, to the same receiver, with the same set of headers (a
+	// webhook-id per request, a timestamp, a signature-sized value, the user-agent), so that the
+	// receiver does the same work for both; the ceiling's signature is a constant, not computed.
 	body := []byte(fmt.Sprintf(`{"id":"evt_ceiling","type":"bench.happened","timestamp":%q,"data":%s}`, time.Now().UTC().Format(time.RFC3339Nano), data))
 	rc.reset(int64(total))
 	res.CeilingPerSec, err = ceiling(ctx, rc.url, body, total, min(inFlight, 2000))
@@ -321,19 +323,24 @@ func ceiling(ctx context.Context, url string, body []byte, total, workers int) (
 	defer hc.CloseIdleConnections()
 	var next atomic.Int64
 	var failed atomic.Int64
+	timestamp := strconv.FormatInt(time.Now().Unix(), 10)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(total) {
+			for n := next.Add(1); n <= int64(total); n = next.Add(1) {
 				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 				if err != nil {
 					failed.Add(1)
 					return
 				}
 				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("User-Agent", "Herald-Webhooks/"+node.Version+" (+https://github.com/heraldhq/herald)")
+				req.Header.Set("webhook-id", "c-"+strconv.FormatInt(n, 10))
+				req.Header.Set("webhook-timestamp", timestamp)
+				req.Header.Set("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
 				resp, err := hc.Do(req)
 				if err != nil {
 					failed.Add(1)
