@@ -107,7 +107,9 @@ type ClaimRequest struct {
 type ClaimResult struct {
 	EndpointID string
 	Claimed    []Claimed
-	// NextDue is when the endpoint's earliest unleased pending delivery is due, zero if none is.
+	// NextDue is when the endpoint next has a delivery to claim: its earliest unleased pending
+	// delivery not yet due, or (drivers shared by several processes) the earliest end of a lease
+	// on a due one; zero if neither exists.
 	NextDue time.Time
 }
 

@@ -39,10 +39,17 @@ const claim = `WITH due AS (
 	FROM leased l JOIN events e ON e.seq = l.event_seq
 	ORDER BY l.next_attempt_at, l.id`
 
-// nextDue finds when endpoint $1's earliest pending, unleased delivery after $2 is due.
-const nextDue = `SELECT next_attempt_at FROM deliveries
-	WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at > $2 AND lease_until <= $2
-	ORDER BY next_attempt_at LIMIT 1`
+// nextDue finds when endpoint $1 next has a delivery to claim after $2: the earliest of its
+// unleased pending deliveries not yet due, and the earliest lease to end among those due now but
+// leased (another node's, perhaps a node that died: without this, its work would wait for a
+// rescan instead of being taken over when the lease ends). Leased due rows are few: at most what
+// the nodes hold in flight and queued.
+const nextDue = `SELECT least(
+	(SELECT next_attempt_at FROM deliveries
+		WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at > $2 AND lease_until <= $2
+		ORDER BY next_attempt_at LIMIT 1),
+	(SELECT min(lease_until) FROM deliveries
+		WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until > $2))`
 
 // ClaimDue leases due deliveries of several endpoints in one transaction and one round trip: a
 // batch with a claim and a next-due query per endpoint.
@@ -72,15 +79,15 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 			// Queued whatever the claim finds (it costs one probe of the due index): the answer
 			// is used only if the endpoint got fewer than it asked for, as in the SQLite driver.
 			b.Queue(nextDue, req.EndpointID, now).QueryRow(func(r pgx.Row) error {
-				var next time.Time
+				var next *time.Time // NULL when neither kind exists
 				if err := r.Scan(&next); err != nil {
 					if errors.Is(err, pgx.ErrNoRows) {
 						return nil
 					}
 					return err
 				}
-				if len(res.Claimed) < req.Limit || req.Limit == 0 {
-					res.NextDue = next
+				if next != nil && (len(res.Claimed) < req.Limit || req.Limit == 0) {
+					res.NextDue = next.UTC()
 				}
 				return nil
 			})

@@ -17,7 +17,7 @@ import (
 type statements struct {
 	endpointsOf, insertEvent, eventByID, insertDelivery   *sql.Stmt
 	claim, nextDue, insertAttempt, updateDelivery, tenant *sql.Stmt
-	clearStreak, startStreak, insertAttemptKnown          *sql.Stmt
+	clearStreak, startStreak                              *sql.Stmt
 }
 
 func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {

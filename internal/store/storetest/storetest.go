@@ -258,7 +258,9 @@ func testClaim(t *testing.T, s store.Store) {
 	if len(c2.Claimed) != 2 {
 		t.Fatalf("second claim got %d, want the 2 unleased", len(c2.Claimed))
 	}
-	if !c2.NextDue.IsZero() {
+	// Nothing else is pending: NextDue is zero, or (a driver that shares work between processes)
+	// the end of the leases just taken, when another process could take them over.
+	if !c2.NextDue.IsZero() && c2.NextDue.Before(time.Now().Add(50*time.Second)) {
 		t.Fatalf("nothing else is pending, NextDue = %v", c2.NextDue)
 	}
 	// A delivery scheduled later is reported as the next due.
@@ -266,7 +268,10 @@ func testClaim(t *testing.T, s store.Store) {
 	must(t, s.RecordResults(ctx, []store.Result{{DeliveryID: c.Claimed[0].DeliveryID, EndpointID: "ep", State: store.StatePending, NextAttemptAt: later,
 		Attempt: store.Attempt{At: time.Now(), StatusCode: 503, Error: "status 503", ErrorKind: "http_status"}}}))
 	c3 := claimAll(t, s, "ep", 10)
-	if len(c3.Claimed) != 0 || !c3.NextDue.Equal(later) {
+	// The future delivery is next, unless (a driver shared by several processes) the leases still
+	// held on the others end before it.
+	leaseEnd := !c3.NextDue.Before(time.Now().Add(50*time.Second)) && c3.NextDue.Before(later)
+	if len(c3.Claimed) != 0 || !(c3.NextDue.Equal(later) || leaseEnd) {
 		t.Fatalf("claim with only a future delivery: %d claimed, next %v want %v", len(c3.Claimed), c3.NextDue, later)
 	}
 	if c := claimAll(t, s, "quiet", 10); len(c.Claimed) != 0 || !c.NextDue.IsZero() {
