@@ -12,6 +12,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -39,6 +41,7 @@ type Options struct {
 
 // Store is the PostgreSQL implementation of store.Store.
 type Store struct {
+	node    string // this process's id in lanes
 	pool    *pgxpool.Pool
 	notify  bool
 	channel string // the pg_notify channel of this schema
@@ -73,13 +76,27 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool, notify: opts.Notify, channel: channelName(opts.Schema)}, nil
+	return &Store{node: newNodeID(), pool: pool, notify: opts.Notify, channel: channelName(opts.Schema)}, nil
 }
 
 // Close closes every connection of the pool, waiting for those in use to be returned.
 func (s *Store) Close() error {
+	// Give this node's lanes up, so that other nodes need not wait for them to expire.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := s.pool.Exec(ctx, `DELETE FROM lanes WHERE node_id = $1`, s.node)
 	s.pool.Close()
+	if err != nil {
+		return fmt.Errorf("release lanes: %w", err)
+	}
 	return nil
+}
+
+// newNodeID names this process in lanes: random, so that a restarted node is a new node.
+func newNodeID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // Ping checks that the database answers.

@@ -26,9 +26,19 @@ import (
 
 // claim leases up to $3 due, unleased deliveries of endpoint $1 until $4, oldest first, and returns
 // them with their events.
-const claim = `WITH due AS (
+//
+// The claim first takes or renews the endpoint's lane for this node ($5) until $4; if another
+// node holds it (and its hold has not ended), the claim takes nothing: one node at a time delivers
+// to an endpoint, so its concurrency and rate limits hold across the cluster.
+const claim = `WITH lane AS (
+		INSERT INTO lanes (endpoint_id, node_id, until) VALUES ($1, $5, $4)
+		ON CONFLICT (endpoint_id) DO UPDATE SET node_id = excluded.node_id, until = greatest(lanes.until, excluded.until)
+			WHERE lanes.node_id = excluded.node_id OR lanes.until <= $2
+		RETURNING 1
+	), due AS (
 		SELECT id FROM deliveries
 		WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until <= $2
+			AND EXISTS (SELECT 1 FROM lane)
 		ORDER BY next_attempt_at, id LIMIT $3
 		FOR UPDATE SKIP LOCKED
 	), leased AS (
@@ -49,7 +59,9 @@ const nextDue = `SELECT least(
 		WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at > $2 AND lease_until <= $2
 		ORDER BY next_attempt_at LIMIT 1),
 	(SELECT min(lease_until) FROM deliveries
-		WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until > $2))`
+		WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until > $2),
+	(SELECT until FROM lanes WHERE endpoint_id = $1 AND node_id <> $3 AND until > $2
+		AND EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2)))`
 
 // ClaimDue leases due deliveries of several endpoints in one transaction and one round trip: a
 // batch with a claim and a next-due query per endpoint.
@@ -63,7 +75,7 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 			res := &out[i]
 			res.EndpointID = req.EndpointID
 			if req.Limit > 0 {
-				b.Queue(claim, req.EndpointID, now, req.Limit, leaseUntil).Query(func(rows pgx.Rows) error {
+				b.Queue(claim, req.EndpointID, now, req.Limit, leaseUntil, s.node).Query(func(rows pgx.Rows) error {
 					for rows.Next() {
 						var c store.Claimed
 						var payload []byte
@@ -78,7 +90,7 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 			}
 			// Queued whatever the claim finds (it costs one probe of the due index): the answer
 			// is used only if the endpoint got fewer than it asked for, as in the SQLite driver.
-			b.Queue(nextDue, req.EndpointID, now).QueryRow(func(r pgx.Row) error {
+			b.Queue(nextDue, req.EndpointID, now, s.node).QueryRow(func(r pgx.Row) error {
 				var next *time.Time // NULL when neither kind exists
 				if err := r.Scan(&next); err != nil {
 					if errors.Is(err, pgx.ErrNoRows) {
