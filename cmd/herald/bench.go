@@ -70,6 +70,7 @@ a plain Go HTTP client posting the same bodies to the same receiver at the same 
 					sc.Name = "custom"
 				}
 				sc.Synchronous = cfg.Synchronous
+				sc.DatabaseURL, sc.Nodes = cfg.DatabaseURL, cfg.Nodes
 				// Runs on a shared two-core machine vary; with --repeat the run with the median
 				// ratio is reported, and the spread is printed.
 				var runs []*bench.Result
@@ -109,6 +110,8 @@ a plain Go HTTP client posting the same bodies to the same receiver at the same 
 	f.IntVar(&cfg.Concurrency, "concurrency", 10, "max_concurrency of each endpoint")
 	f.Float64Var(&cfg.Rate, "rate", 0, "events per second over all publishers (0: as fast as possible)")
 	f.IntVar(&cfg.Batch, "batch", 1, "events per publish request (1: single-event API; more: batch API)")
+	f.StringVar(&cfg.DatabaseURL, "database-url", "", "run on PostgreSQL (a schema of its own, dropped afterwards) instead of SQLite")
+	f.IntVar(&cfg.Nodes, "nodes", 1, "Herald nodes sharing the PostgreSQL database; publishers spread over them")
 	f.BoolVar(&cfg.Drain, "drain", false, "publish first while the receiver holds requests, then time the engine draining the backlog")
 	f.IntVar(&cfg.PayloadSize, "payload", 512, "bytes of data per event")
 	f.StringVar(&cfg.Synchronous, "sqlite-synchronous", "FULL", "SQLite synchronous pragma for the run")

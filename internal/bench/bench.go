@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/node"
 )
@@ -42,6 +44,10 @@ type Config struct {
 	// Drain publishes everything while the receiver holds its requests, then lets them through:
 	// deliveries/s then measures the engine draining a backlog, not the ingest rate.
 	Drain bool
+	// DatabaseURL runs the nodes on PostgreSQL (in a schema of their own, dropped afterwards)
+	// instead of SQLite; Nodes is how many (default 1), publishers spread over them.
+	DatabaseURL string
+	Nodes       int
 	// OnDrain, if set, is called when the drain starts (the CLI starts its CPU profile there).
 	OnDrain     func()
 	PayloadSize int    // bytes of data per event
@@ -163,21 +169,34 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer rc.srv.Close()
 
 	inFlight := cfg.Endpoints * cfg.Concurrency // the healthy endpoints'; hanging ones add their own
-	n, err := node.Start(ctx, node.Config{
-		Addr: "127.0.0.1:0", DataDir: dir, Dev: true, APIKey: benchKey, Logger: cfg.Logger,
-		SQLiteSynchronous: cfg.Synchronous, Retention: -1,
-		Dispatch: dispatch.Config{MaxInFlight: max(inFlight+cfg.Hanging*cfg.Concurrency*3, 2000), Logger: cfg.Logger},
-	})
-	if err != nil {
-		return nil, err
+	nodes := max(cfg.Nodes, 1)
+	if cfg.DatabaseURL == "" && nodes > 1 {
+		return nil, fmt.Errorf("several nodes need PostgreSQL (a database URL)")
 	}
-	defer func() {
-		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = n.Close(c)
-	}()
-	api := &client{base: n.URL(), http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Publishers * 2}}}
-	if err := api.setup(ctx, rc.url, cfg); err != nil {
+	schema := ""
+	if cfg.DatabaseURL != "" {
+		schema = fmt.Sprintf("herald_bench_%d", time.Now().UnixNano())
+		defer dropSchema(cfg.DatabaseURL, schema)
+	}
+	var apis []*client
+	for i := range nodes {
+		n, err := node.Start(ctx, node.Config{
+			Addr: "127.0.0.1:0", DataDir: dir, Dev: true, APIKey: benchKey, Logger: cfg.Logger,
+			DatabaseURL: cfg.DatabaseURL, DatabaseSchema: schema,
+			SQLiteSynchronous: cfg.Synchronous, Retention: -1,
+			Dispatch: dispatch.Config{MaxInFlight: max(inFlight+cfg.Hanging*cfg.Concurrency*3, 2000), Logger: cfg.Logger},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("node %d: %w", i+1, err)
+		}
+		defer func() {
+			c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = n.Close(c)
+		}()
+		apis = append(apis, &client{base: n.URL(), http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Publishers * 2}}})
+	}
+	if err := apis[0].setup(ctx, rc.url, cfg); err != nil {
 		return nil, err
 	}
 
@@ -193,7 +212,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	start := time.Now()
-	if err := publishAll(ctx, api, cfg, data, sent); err != nil {
+	if err := publishAll(ctx, apis, cfg, data, sent); err != nil {
 		return nil, err
 	}
 	ingest := time.Since(start)
@@ -242,7 +261,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, nil
 }
 
-func publishAll(ctx context.Context, api *client, cfg Config, data string, sent []time.Time) error {
+func publishAll(ctx context.Context, apis []*client, cfg Config, data string, sent []time.Time) error {
 	var next atomic.Int64
 	var interval time.Duration
 	if cfg.Rate > 0 {
@@ -285,7 +304,7 @@ func publishAll(ctx context.Context, api *client, cfg Config, data string, sent 
 				if cfg.Batch > 1 {
 					body.WriteString(`]}`)
 				}
-				if err := api.post(ctx, path, body.String(), http.StatusAccepted); err != nil {
+				if err := apis[b%len(apis)].post(ctx, path, body.String(), http.StatusAccepted); err != nil {
 					errs <- err
 					return
 				}
@@ -481,4 +500,15 @@ func endpoints(c Config) string {
 		return strconv.Itoa(c.Endpoints)
 	}
 	return fmt.Sprintf("%d (+%d)", c.Endpoints, c.Hanging)
+}
+
+func dropSchema(url, schema string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
 }
