@@ -71,7 +71,15 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 		out = make([]store.ClaimResult, len(reqs))
 		b := &pgx.Batch{}
 		b.Queue(lazyCommit)
-		for i, req := range reqs {
+		// Lanes are locked in endpoint order, whatever the order asked, so that two nodes
+		// claiming overlapping sets of endpoints cannot deadlock on them.
+		order := make([]int, len(reqs))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(a, b int) int { return strings.Compare(reqs[a].EndpointID, reqs[b].EndpointID) })
+		for _, i := range order {
+			req := reqs[i]
 			res := &out[i]
 			res.EndpointID = req.EndpointID
 			if req.Limit > 0 {
