@@ -403,7 +403,6 @@ func TestCluster_NodeKilledMidwayLosesNothing(t *testing.T) {
 			live = append(live, n)
 		}
 	}
-	n1 = live[0] // API calls from here on go to a node that lives
 	killed.Store(true)
 	ackedAtKill := acked.Load()
 	arrivedAtKill, _ := arrived()
