@@ -229,6 +229,12 @@ func ensureAdminKey(ctx context.Context, st store.Store, cfg Config) error {
 		k := &store.APIKey{ID: fmt.Sprintf("key_env_%x", hash[:6]), Name: envKeyName, Role: store.RoleAdmin, Hash: hash,
 			Prefix: cfg.APIKey[:min(len(cfg.APIKey), 14)], CreatedAt: time.Now().UTC()}
 		if err := st.CreateAPIKey(ctx, k); err != nil {
+			// Nodes starting together with the same key race to store it: the loser finds it stored.
+			if errors.Is(err, store.ErrConflict) {
+				if _, err := st.APIKeyByHash(ctx, hash); err == nil {
+					return nil
+				}
+			}
 			return fmt.Errorf("store HERALD_API_KEY: %w", err)
 		}
 		return nil
