@@ -30,12 +30,16 @@ type Config struct {
 	Policy Policy
 	// MaxInFlight bounds attempts in flight over all endpoints, which bounds memory.
 	MaxInFlight int
-	// LeaseMargin is added to three times the endpoint's timeout (its own attempt, plus up to two
-	// rounds of attempts ahead of it in the lane's queue) to make a claim's lease. On PostgreSQL
+	// LeaseMargin is added to (QueueDepth + 1) times the endpoint's timeout (its own attempt, plus
+	// the rounds of attempts ahead of it in the lane's queue) to make a claim's lease. On PostgreSQL
 	// this is how long other nodes wait before they take over the claims of a node that died.
 	LeaseMargin time.Duration
 	// DisableAfter disables an endpoint that has failed without a single success for this long.
 	DisableAfter time.Duration
+	// QueueDepth is how many rounds of an endpoint's max_concurrency a lane claims ahead (default
+	// 6): deeper queues mean fewer, larger claims, and longer leases (a queued delivery may wait
+	// that many rounds of attempts before it starts).
+	QueueDepth int
 	// BreakerFailures consecutive retryable failures open an endpoint's circuit breaker.
 	BreakerFailures uint32
 	// BreakerCooldown is how long a breaker stays open before one probe is let through.
@@ -62,6 +66,9 @@ func (c *Config) defaults() {
 	}
 	if c.DisableAfter <= 0 {
 		c.DisableAfter = 5 * 24 * time.Hour
+	}
+	if c.QueueDepth <= 0 {
+		c.QueueDepth = 6
 	}
 	if c.BreakerFailures == 0 {
 		c.BreakerFailures = 20
@@ -320,9 +327,9 @@ func (d *Dispatcher) wakeAt(l *lane, t time.Time) {
 // schedule claims work for every ready lane that has room, in one store call, and starts what
 // the lanes may send now.
 //
-// A lane queues up to twice its concurrency beyond what is in flight: when an attempt ends the
-// next one starts at once, without a store call. The queue refills when it falls to half the
-// lane's concurrency, so a busy lane claims about once per 1.5 × max_concurrency attempts.
+// A lane queues up to QueueDepth × its concurrency beyond what is in flight: when an attempt ends
+// the next one starts at once, without a store call. The queue refills when it falls to half the
+// lane's concurrency, so a busy lane claims in large batches, rarely.
 func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 	if len(d.ready) == 0 || d.claiming {
 		return
@@ -371,8 +378,8 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 	}
 	d.claiming = true
 	go func() {
-		// A claimed delivery may wait in the queue behind two rounds of attempts before it starts.
-		b.results, b.err = d.st.ClaimDue(ctx, now, now.Add(3*longest+d.cfg.LeaseMargin), reqs)
+		// A claimed delivery may wait in the queue behind QueueDepth rounds of attempts.
+		b.results, b.err = d.st.ClaimDue(ctx, now, now.Add(time.Duration(d.cfg.QueueDepth+1)*longest+d.cfg.LeaseMargin), reqs)
 		d.claims <- b
 	}()
 }
@@ -463,7 +470,7 @@ func (d *Dispatcher) room(ctx context.Context, l *lane, now time.Time) (int, tim
 	if len(l.queue) > conc/2 {
 		return 0, time.Time{} // enough queued; a completion will wake the lane
 	}
-	target := 2 * conc
+	target := d.cfg.QueueDepth * conc
 	if l.limiter != nil {
 		// Queue no more than a few seconds' worth, so that queued claims never outlive their lease.
 		target = min(target, max(1, int(math.Ceil(l.ep.RateLimit*5))))
