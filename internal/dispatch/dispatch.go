@@ -336,6 +336,9 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 	}
 	now := time.Now()
 	free := d.cfg.MaxInFlight - d.held
+	// When many lanes are ready, each gets a fair share of the global bound (at least its own
+	// concurrency), so that deep queues of the first lanes do not leave the others idle.
+	share := free / len(d.ready)
 	var reqs []store.ClaimRequest
 	var claiming []*lane
 	var capped []bool
@@ -354,7 +357,12 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 			d.pump(ctx, sendCtx, l, now)
 			continue
 		}
-		capped = append(capped, n > free)
+		if limit := max(share, l.ep.MaxConcurrency); n > limit {
+			n = limit
+			capped = append(capped, true)
+		} else {
+			capped = append(capped, n > free)
+		}
 		n = min(n, free)
 		free -= n
 		reqs = append(reqs, store.ClaimRequest{EndpointID: l.id, Limit: n})
