@@ -263,8 +263,10 @@ func TestCluster_NodeKilledMidwayLosesNothing(t *testing.T) {
 		secret := newSecret(t)
 		rcvs[i] = newClusterReceiver(t, secret, from)
 		n1.must("POST", "/v1/tenants/"+tenant+"/endpoints", testKey, map[string]any{
+			// 10 s, not less: under CI both race-enabled test packages share the two cores, and a
+			// receiver that is slow to be scheduled must not count as failing (breakers would open).
 			"url": rcvs[i].url(), "secret": secret, "event_types": []string{"*"},
-			"timeout_seconds": 2, "max_concurrency": 10,
+			"timeout_seconds": 10, "max_concurrency": 10,
 		}, http.StatusCreated, nil)
 	}
 	arrived := func() (total, distinct int) {
