@@ -79,9 +79,9 @@ type receiver struct {
 	received atomic.Int64
 	mu       sync.Mutex
 	arrivals map[string][]time.Time // webhook-id -> arrival times
-	want     int64
-	done     chan struct{}
-	once     sync.Once
+	want     int64                  // guarded by mu, like done and closed
+	done     chan struct{}          // closed once want requests have arrived
+	closed   bool
 	gate     chan struct{} // while open (not closed), requests wait
 }
 
@@ -115,19 +115,27 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.mu.Unlock()
 	}
 	w.WriteHeader(http.StatusNoContent)
-	if n := rc.received.Add(1); rc.want > 0 && n >= rc.want {
-		rc.once.Do(func() { close(rc.done) })
+	n := rc.received.Add(1)
+	rc.mu.Lock()
+	if rc.want > 0 && n >= rc.want && !rc.closed {
+		close(rc.done)
+		rc.closed = true
 	}
+	rc.mu.Unlock()
 }
 
-func (rc *receiver) reset(want int64) {
+// reset starts a new count; it returns the channel closed when want requests have arrived.
+// Requests still arriving from the previous run count towards the new one, which only errs on
+// the side of a faster ceiling.
+func (rc *receiver) reset(want int64) <-chan struct{} {
 	rc.mu.Lock()
+	defer rc.mu.Unlock()
 	rc.arrivals = map[string][]time.Time{}
-	rc.mu.Unlock()
 	rc.received.Store(0)
 	rc.want = want
 	rc.done = make(chan struct{})
-	rc.once = sync.Once{}
+	rc.closed = false
+	return rc.done
 }
 
 // Run runs one scenario.
@@ -202,7 +210,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	data := `{"blob":"` + strings.Repeat("x", max(cfg.PayloadSize-11, 0)) + `"}`
 	total := cfg.Events * cfg.Endpoints
-	rc.reset(int64(total))
+	done := rc.reset(int64(total))
 	sent := make([]time.Time, cfg.Events)
 	stopSampling := sampleMemory()
 	if cfg.Drain {
@@ -227,7 +235,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		start = time.Now()
 	}
 	select {
-	case <-rc.done:
+	case <-done:
 	case <-time.After(10*time.Minute + time.Duration(total)*time.Millisecond):
 		return nil, fmt.Errorf("timed out: %d of %d deliveries arrived", rc.received.Load(), total)
 	case <-ctx.Done():
@@ -252,7 +260,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// webhook-id per request, a timestamp, a signature-sized value, the user-agent), so that the
 	// receiver does the same work for both; the ceiling's signature is a constant, not computed.
 	body := []byte(fmt.Sprintf(`{"id":"evt_ceiling","type":"bench.happened","timestamp":%q,"data":%s}`, time.Now().UTC().Format(time.RFC3339Nano), data))
-	rc.reset(int64(total))
+	_ = rc.reset(int64(total))
 	res.CeilingPerSec, err = ceiling(ctx, rc.url, body, total, min(inFlight, 2000))
 	if err != nil {
 		return nil, err
