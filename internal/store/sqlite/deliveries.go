@@ -187,21 +187,8 @@ func (s *Store) Replay(ctx context.Context, f store.DeliveryFilter) (int, error)
 			w := deliveryWhere(f)
 			w.add("id > ?", from)
 			now := micros(time.Now())
-			rows, err := tx.QueryContext(ctx, `SELECT id FROM deliveries WHERE `+w.String()+` ORDER BY id LIMIT 1000`, w.args...)
+			ids, err := queryInt64s(ctx, tx, `SELECT id FROM deliveries WHERE `+w.String()+` ORDER BY id LIMIT 1000`, w.args...)
 			if err != nil {
-				return fmt.Errorf("replay: %w", err)
-			}
-			var ids []int64
-			for rows.Next() {
-				var id int64
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return fmt.Errorf("replay: %w", err)
-				}
-				ids = append(ids, id)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
 				return fmt.Errorf("replay: %w", err)
 			}
 			n = len(ids)

@@ -242,22 +242,13 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 func (s *Store) DeleteOlderThan(ctx context.Context, t time.Time, limit int) (int, error) {
 	var n int
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT seq FROM events WHERE created_at < ? ORDER BY created_at LIMIT ?`, micros(t), limit)
+		found, err := queryInt64s(ctx, tx, `SELECT seq FROM events WHERE created_at < ? ORDER BY created_at LIMIT ?`, micros(t), limit)
 		if err != nil {
 			return fmt.Errorf("find old events: %w", err)
 		}
-		var seqs []any
-		for rows.Next() {
-			var seq int64
-			if err := rows.Scan(&seq); err != nil {
-				rows.Close()
-				return fmt.Errorf("find old events: %w", err)
-			}
-			seqs = append(seqs, seq)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("find old events: %w", err)
+		seqs := make([]any, len(found))
+		for i, seq := range found {
+			seqs[i] = seq
 		}
 		if len(seqs) == 0 {
 			return nil
@@ -276,4 +267,22 @@ func (s *Store) DeleteOlderThan(ctx context.Context, t time.Time, limit int) (in
 		return nil
 	})
 	return n, err
+}
+
+// queryInt64s runs a query of one integer column and returns its values.
+func queryInt64s(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
