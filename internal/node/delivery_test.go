@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -120,16 +119,7 @@ func TestDelivery_RetriesUntilSuccess(t *testing.T) {
 func TestDelivery_DeadLetterThenBulkReplay(t *testing.T) {
 	t.Parallel()
 	h := start(t, nil)
-	var mu sync.Mutex
-	healthy := false
-	rc := newReceiver(t, func(n int, r *http.Request) int {
-		mu.Lock()
-		defer mu.Unlock()
-		if healthy {
-			return 200
-		}
-		return 500
-	})
+	rc, setHealthy := newSwitchableReceiver(t, 500)
 	h.setup("acme", "order.placed", "order.shipped")
 	ep := h.endpoint("acme", map[string]any{"url": rc.URL, "event_types": []string{"order.*"}, "retry_schedule": []int{0, 1}})
 	var ids []string
@@ -152,9 +142,7 @@ func TestDelivery_DeadLetterThenBulkReplay(t *testing.T) {
 		t.Fatalf("stats = %v", stats)
 	}
 
-	mu.Lock()
-	healthy = true
-	mu.Unlock()
+	setHealthy(true)
 	before := rc.count()
 	var replay struct {
 		Queued int `json:"queued"`
@@ -366,16 +354,7 @@ func TestDelivery_SecretRotationSignsWithBoth(t *testing.T) {
 func TestDelivery_RestartResumesPendingDeliveries(t *testing.T) {
 	t.Parallel()
 	h := start(t, nil)
-	var mu sync.Mutex
-	up := false
-	rc := newReceiver(t, func(n int, r *http.Request) int {
-		mu.Lock()
-		defer mu.Unlock()
-		if up {
-			return 200
-		}
-		return 503
-	})
+	rc, setHealthy := newSwitchableReceiver(t, 503)
 	h.setup("acme", "a.happened")
 	h.endpoint("acme", map[string]any{"url": rc.URL, "event_types": []string{"*"}, "retry_schedule": []int{0, 2, 2, 2}})
 	// 15 events: fewer than the 20 consecutive failures that would open the breaker.
@@ -385,9 +364,7 @@ func TestDelivery_RestartResumesPendingDeliveries(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "first attempts", func() bool { return rc.count() >= 15 })
 	h.stop()
-	mu.Lock()
-	up = true
-	mu.Unlock()
+	setHealthy(true)
 	h.boot()
 	eventually(t, 10*time.Second, "every pending delivery after the restart", func() bool {
 		return len(h.deliveries("/v1/tenants/acme/deliveries?state=succeeded&limit=100")) == 15
@@ -425,16 +402,7 @@ func TestDelivery_DisabledEndpointResumesWhenEnabled(t *testing.T) {
 func TestDelivery_DisableAfterLongFailure(t *testing.T) {
 	t.Parallel()
 	h := start(t, func(c *node.Config) { c.Dispatch = dispatch.Config{DisableAfter: time.Second, Rescan: time.Second} })
-	var mu sync.Mutex
-	healthy := false
-	rc := newReceiver(t, func(n int, r *http.Request) int {
-		mu.Lock()
-		defer mu.Unlock()
-		if healthy {
-			return 200
-		}
-		return 500
-	})
+	rc, setHealthy := newSwitchableReceiver(t, 500)
 	h.setup("acme", "a.happened")
 	ep := h.endpoint("acme", map[string]any{"url": rc.URL, "event_types": []string{"*"}, "retry_schedule": []int{0, 1, 1, 1, 1}})
 	h.publish("acme", map[string]any{"type": "a.happened", "data": map[string]any{}})
@@ -448,9 +416,7 @@ func TestDelivery_DisableAfterLongFailure(t *testing.T) {
 	if len(ds) != 1 || ds[0].State != "pending" {
 		t.Fatalf("deliveries = %+v", ds)
 	}
-	mu.Lock()
-	healthy = true
-	mu.Unlock()
+	setHealthy(true)
 	h.must(200, "PATCH", "/v1/tenants/acme/endpoints/"+ep.ID, map[string]any{"enabled": true}, nil)
 	eventually(t, 10*time.Second, "the pending delivery to resume after re-enabling", func() bool {
 		ds := h.deliveries("/v1/tenants/acme/deliveries")

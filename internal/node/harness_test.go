@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -257,4 +258,16 @@ func (rc *receiver) got() []received {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return append([]received(nil), rc.requests...)
+}
+
+// newSwitchableReceiver answers failing (a 5xx) until setHealthy(true), then 200.
+func newSwitchableReceiver(t *testing.T, failing int) (*receiver, func(healthy bool)) {
+	var healthy atomic.Bool
+	rc := newReceiver(t, func(n int, r *http.Request) int {
+		if healthy.Load() {
+			return 200
+		}
+		return failing
+	})
+	return rc, healthy.Store
 }

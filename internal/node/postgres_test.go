@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net/http"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,16 +43,7 @@ func onPostgres(t *testing.T) func(*node.Config) {
 func TestPostgres_DeliversRetriesAndSurvivesRestart(t *testing.T) {
 	t.Parallel()
 	h := start(t, onPostgres(t))
-	var mu sync.Mutex
-	up := false
-	rc := newReceiver(t, func(n int, r *http.Request) int {
-		mu.Lock()
-		defer mu.Unlock()
-		if up {
-			return 200
-		}
-		return 503
-	})
+	rc, setHealthy := newSwitchableReceiver(t, 503)
 	h.setup("acme", "invoice.paid")
 	ep := h.endpoint("acme", map[string]any{"url": rc.URL, "event_types": []string{"invoice.*"}, "retry_schedule": []int{0, 1, 1, 1, 1}})
 	var ids []string
@@ -65,9 +54,7 @@ func TestPostgres_DeliversRetriesAndSurvivesRestart(t *testing.T) {
 	// A restart on PostgreSQL keeps the leases of the run that stopped (other nodes may hold some),
 	// releasing its own at shutdown; the deliveries resume.
 	h.stop()
-	mu.Lock()
-	up = true
-	mu.Unlock()
+	setHealthy(true)
 	h.boot()
 	eventually(t, 15*time.Second, "every delivery", func() bool {
 		return len(h.deliveries("/v1/tenants/acme/deliveries?state=succeeded")) == 10
@@ -89,15 +76,11 @@ func TestPostgres_DeliversRetriesAndSurvivesRestart(t *testing.T) {
 		}
 	}
 	// Dead letters and replay work the same way.
-	mu.Lock()
-	up = false
-	mu.Unlock()
+	setHealthy(false)
 	h.must(200, "PATCH", "/v1/tenants/acme/endpoints/"+ep.ID, map[string]any{"retry_schedule": []int{0}}, nil)
 	h.publish("acme", map[string]any{"type": "invoice.paid", "data": map[string]any{}})
 	eventually(t, 10*time.Second, "a dead letter", func() bool { return len(h.deliveries("/v1/tenants/acme/deliveries?state=dead")) == 1 })
-	mu.Lock()
-	up = true
-	mu.Unlock()
+	setHealthy(true)
 	var replay struct {
 		Queued int `json:"queued"`
 	}
