@@ -108,6 +108,7 @@ a plain Go HTTP client posting the same bodies to the same receiver at the same 
 	f.IntVar(&cfg.Endpoints, "endpoints", 1, "endpoints subscribed to every event (fan-out)")
 	f.IntVar(&cfg.Hanging, "hanging", 0, "extra endpoints that never answer (to show they delay no one)")
 	f.IntVar(&cfg.Concurrency, "concurrency", 10, "max_concurrency of each endpoint")
+	f.IntVar(&cfg.QueueDepth, "queue-depth", 0, "rounds of an endpoint's concurrency a lane claims ahead (0: the node's default)")
 	f.Float64Var(&cfg.Rate, "rate", 0, "events per second over all publishers (0: as fast as possible)")
 	f.IntVar(&cfg.Batch, "batch", 1, "events per publish request (1: single-event API; more: batch API)")
 	f.StringVar(&cfg.DatabaseURL, "database-url", "", "run on PostgreSQL (a schema of its own, dropped afterwards) instead of SQLite")

@@ -74,7 +74,7 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "delete events, deliveries and attempts older than this (0 keeps everything)")
 	f.StringVar(&cfg.SQLiteSynchronous, "sqlite-synchronous", "FULL", "SQLite synchronous pragma: FULL survives power loss, NORMAL only crashes")
 	f.IntVar(&cfg.Dispatch.MaxInFlight, "max-in-flight", 2000, "attempts in flight at once over all endpoints")
-	f.DurationVar(&cfg.Dispatch.LeaseMargin, "lease-margin", 30*time.Second, "added to an endpoint's timeout × 7 (SQLite) or × 3 (PostgreSQL) to make a claim's lease; on PostgreSQL, how long other nodes wait before taking over a dead node's claims")
+	f.DurationVar(&cfg.Dispatch.LeaseMargin, "lease-margin", 30*time.Second, "added to an endpoint's timeout to make a claim's lease (renewed every third of it while the claim is held); on PostgreSQL, how long other nodes wait before taking over a dead node's claims")
 	f.DurationVar(&cfg.Dispatch.DisableAfter, "disable-after", 5*24*time.Hour, "disable an endpoint failing without a success for this long")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")

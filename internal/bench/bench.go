@@ -39,6 +39,7 @@ type Config struct {
 	// timeout): the other endpoints' figures show whether they delay anyone else.
 	Hanging     int
 	Concurrency int     // max_concurrency of each endpoint
+	QueueDepth  int     // the dispatcher's QueueDepth (0: its default)
 	Rate        float64 // events per second over all publishers; 0 = as fast as possible
 	Batch       int     // events per publish request (1 = single-event API, more = batch API)
 	// Drain publishes everything while the receiver holds its requests, then lets them through:
@@ -192,7 +193,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			Addr: "127.0.0.1:0", DataDir: dir, Dev: true, APIKey: benchKey, Logger: cfg.Logger,
 			DatabaseURL: cfg.DatabaseURL, DatabaseSchema: schema,
 			SQLiteSynchronous: cfg.Synchronous, Retention: -1,
-			Dispatch: dispatch.Config{MaxInFlight: max(inFlight+cfg.Hanging*cfg.Concurrency*3, 2000), Logger: cfg.Logger},
+			Dispatch: dispatch.Config{MaxInFlight: max(inFlight+cfg.Hanging*cfg.Concurrency*3, 2000), QueueDepth: cfg.QueueDepth, Logger: cfg.Logger},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("node %d: %w", i+1, err)

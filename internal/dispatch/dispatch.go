@@ -30,15 +30,16 @@ type Config struct {
 	Policy Policy
 	// MaxInFlight bounds attempts in flight over all endpoints, which bounds memory.
 	MaxInFlight int
-	// LeaseMargin is added to (QueueDepth + 1) times the endpoint's timeout (its own attempt, plus
-	// the rounds of attempts ahead of it in the lane's queue) to make a claim's lease. On PostgreSQL
-	// this is how long other nodes wait before they take over the claims of a node that died.
+	// LeaseMargin is added to the endpoint's timeout to make a claim's lease, which the dispatcher
+	// renews every LeaseMargin/3 while the claim waits in a lane's queue or is in flight. On
+	// PostgreSQL this is how long other nodes wait before they take over the claims of a node that
+	// died: at most LeaseMargin + the endpoint's timeout after its last renewal.
 	LeaseMargin time.Duration
 	// DisableAfter disables an endpoint that has failed without a single success for this long.
 	DisableAfter time.Duration
 	// QueueDepth is how many rounds of an endpoint's max_concurrency a lane claims ahead (default
-	// 6): deeper queues mean fewer, larger claims, and longer leases (a queued delivery may wait
-	// that many rounds of attempts before it starts).
+	// 6): deeper queues mean fewer, larger claims, and more memory per busy lane (all lanes
+	// together stay within MaxInFlight).
 	QueueDepth int
 	// BreakerFailures consecutive retryable failures open an endpoint's circuit breaker.
 	BreakerFailures uint32
@@ -110,6 +111,8 @@ type Dispatcher struct {
 	timers   laneHeap
 	claims   chan claimBatch // the answer of the claim under way
 	claiming bool            // a claim is under way
+	renewing bool            // a renewal of leases is under way
+	renewed  chan error      // its answer
 	inFlight int             // attempts under way
 	held     int             // claims held: in flight and queued
 	sendCtx  context.Context
@@ -135,6 +138,7 @@ func New(st store.Store, client *httpsend.Client, cfg Config) *Dispatcher {
 		results: make(chan store.Result, cfg.MaxInFlight),
 		lanes:   map[string]*lane{},
 		claims:  make(chan claimBatch, 1),
+		renewed: make(chan error, 1),
 	}
 }
 
@@ -194,6 +198,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.Rescan()
 	ticker := time.NewTicker(d.cfg.Rescan)
 	defer ticker.Stop()
+	renew := time.NewTicker(d.cfg.LeaseMargin / 3)
+	defer renew.Stop()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 
@@ -221,6 +227,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.claimed(ctx, b)
 		case <-ticker.C:
 			d.Rescan()
+		case <-renew.C:
+			d.renew(ctx)
+		case err := <-d.renewed:
+			d.renewing = false
+			if err != nil && ctx.Err() == nil {
+				d.log.Error("renew leases", "err", err)
+			}
 		case <-timer.C:
 		}
 		// Take every completion already waiting, so that claims for a busy lane are batched.
@@ -240,6 +253,30 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.markReady(l)
 		}
 	}
+}
+
+// renew extends the leases of the deliveries queued and in flight, beside the loop. Leases are
+// short (the endpoint's timeout + LeaseMargin) and renewed every LeaseMargin/3, however long a
+// delivery waits in its lane's queue.
+func (d *Dispatcher) renew(ctx context.Context) {
+	if d.renewing || d.held == 0 {
+		return
+	}
+	var longest time.Duration
+	for _, l := range d.lanes {
+		if (l.inFlight > 0 || len(l.queue) > 0) && l.ep != nil {
+			longest = max(longest, l.ep.Timeout)
+		}
+	}
+	if longest <= 0 || longest > MaxTimeout {
+		longest = MaxTimeout
+	}
+	now := time.Now()
+	d.renewing = true
+	go func() {
+		_, err := d.st.RenewClaims(ctx, now, now.Add(longest+d.cfg.LeaseMargin))
+		d.renewed <- err
+	}()
 }
 
 func (d *Dispatcher) shutdown(ctx context.Context, cancelSends context.CancelFunc) {
@@ -386,8 +423,8 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 	}
 	d.claiming = true
 	go func() {
-		// A claimed delivery may wait in the queue behind QueueDepth rounds of attempts.
-		b.results, b.err = d.st.ClaimDue(ctx, now, now.Add(time.Duration(d.cfg.QueueDepth+1)*longest+d.cfg.LeaseMargin), reqs)
+		// The lease covers the attempt; while the delivery waits in the queue, renewals extend it.
+		b.results, b.err = d.st.ClaimDue(ctx, now, now.Add(longest+d.cfg.LeaseMargin), reqs)
 		d.claims <- b
 	}()
 }
@@ -439,7 +476,7 @@ func (d *Dispatcher) claimed(ctx context.Context, b claimBatch) {
 			continue
 		}
 		d.pump(ctx, d.sendCtx, l, now)
-		if len(res.Claimed) == b.reqs[i].Limit && len(l.queue) <= l.ep.MaxConcurrency/2 {
+		if len(res.Claimed) == b.reqs[i].Limit && l.wantsMore(d.cfg.QueueDepth) {
 			d.markReady(l)
 		}
 	}
@@ -474,16 +511,26 @@ func (d *Dispatcher) room(ctx context.Context, l *lane, now time.Time) (int, tim
 		}
 		return 1, time.Time{}
 	}
-	conc := l.ep.MaxConcurrency
-	if len(l.queue) > conc/2 {
+	if !l.wantsMore(d.cfg.QueueDepth) {
 		return 0, time.Time{} // enough queued; a completion will wake the lane
 	}
-	target := d.cfg.QueueDepth * conc
+	return l.queueTarget(d.cfg.QueueDepth) - len(l.queue), time.Time{}
+}
+
+// queueTarget is how many claims a lane keeps queued: depth rounds of its concurrency, or a few
+// seconds' worth at its rate limit.
+func (l *lane) queueTarget(depth int) int {
+	target := depth * l.ep.MaxConcurrency
 	if l.limiter != nil {
-		// Queue no more than a few seconds' worth, so that queued claims never outlive their lease.
 		target = min(target, max(1, int(math.Ceil(l.ep.RateLimit*5))))
 	}
-	return target - len(l.queue), time.Time{}
+	return max(target, 1)
+}
+
+// wantsMore says whether the lane's queue has fallen to half its target, where it refills: early
+// enough that the next claim's answer arrives before the queue runs dry, in large batches.
+func (l *lane) wantsMore(depth int) bool {
+	return len(l.queue) <= l.queueTarget(depth)/2
 }
 
 // pump starts queued deliveries while the lane's concurrency, rate and breaker allow.
@@ -607,7 +654,7 @@ func (d *Dispatcher) finish(ctx context.Context, m doneMsg) {
 		d.wakeAt(l, m.retryAt)
 	}
 	d.pump(ctx, d.sendCtx, l, now)
-	if l.ep == nil || len(l.queue) <= l.ep.MaxConcurrency/2 {
+	if l.ep == nil || l.wantsMore(d.cfg.QueueDepth) {
 		d.markReady(l)
 	}
 }

@@ -102,11 +102,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	// The SQLite store belongs to this process alone, so leases left at start are a crashed run's;
 	// on PostgreSQL they may be other nodes' and expire on their own.
 	dc.ReleaseClaimsAtStart = pg == nil
-	if pg != nil && dc.QueueDepth == 0 {
-		// Shallower lane queues on PostgreSQL keep leases short, so that other nodes take a dead
-		// node's work over sooner: 3 × the endpoint's timeout + the margin instead of 7 ×.
-		dc.QueueDepth = 2
-	}
 	dc.Logger = log
 	d := dispatch.New(st, client, dc)
 	a := api.New(api.Config{

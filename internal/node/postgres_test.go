@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/http"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,5 +125,60 @@ func TestPostgres_TwoNodesShareTheWork(t *testing.T) {
 	}
 	if dups != 0 {
 		t.Fatalf("%d duplicates without any crash: two nodes sent the same delivery", dups)
+	}
+}
+
+// An endpoint's concurrency limit holds across the cluster, not per node: both nodes have work
+// for the endpoint, yet the receiver never sees more requests at once than max_concurrency. The
+// leases are far shorter than the time deliveries wait in a lane's queue, so they live only by
+// being renewed: without renewal the other node would take queued deliveries over and send
+// duplicates.
+func TestPostgres_ClusterWideConcurrencyAndRenewedLeases(t *testing.T) {
+	t.Parallel()
+	pg := onPostgres(t)
+	short := func(c *node.Config) {
+		pg(c)
+		c.Dispatch.LeaseMargin = 300 * time.Millisecond // renewed every 100 ms
+	}
+	a := start(t, short)
+	b := start(t, short)
+	var now, peak atomic.Int32
+	rc := newReceiver(t, func(int, *http.Request) int {
+		n := now.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+		now.Add(-1)
+		return 200
+	})
+	a.setup("acme", "invoice.paid")
+	// A lease is the timeout (1 s) + 300 ms; at two at a time, 250 ms each, the last of a queue of
+	// 12 waits 1.5 s before it starts.
+	a.endpoint("acme", map[string]any{"url": rc.URL, "event_types": []string{"*"}, "max_concurrency": 2, "timeout_seconds": 1})
+	const events = 30
+	for i := range events {
+		h := a
+		if i%2 == 1 {
+			h = b
+		}
+		h.publish("acme", map[string]any{"type": "invoice.paid", "data": map[string]any{"i": i}})
+	}
+	eventually(t, 30*time.Second, "every event", func() bool {
+		seen := map[string]bool{}
+		for _, r := range rc.got() {
+			seen[r.header.Get("webhook-id")] = true
+		}
+		return len(seen) == events
+	})
+	time.Sleep(2 * time.Second) // room for a duplicate to show up
+	if got := rc.count(); got != events {
+		t.Fatalf("the receiver got %d requests for %d events: leases ran out while deliveries were queued", got, events)
+	}
+	if p := peak.Load(); p > 2 {
+		t.Fatalf("the receiver saw %d requests at once; max_concurrency is 2 across the cluster", p)
 	}
 }

@@ -72,6 +72,11 @@ type Store interface {
 	ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []ClaimRequest) ([]ClaimResult, error)
 	// RecordResults writes attempt outcomes and the deliveries' new states, and ends their leases.
 	RecordResults(ctx context.Context, results []Result) error
+	// RenewClaims extends every lease this handle holds (claimed, neither recorded nor released,
+	// not yet ended at now) to until, and returns how many. A process renews periodically, so that
+	// a lease can be short (it is how long other processes wait before taking over the work of one
+	// that died) while claims wait in its queues for longer.
+	RenewClaims(ctx context.Context, now, until time.Time) (int, error)
 	// ReleaseClaims ends leases without recording an attempt (shutdown, breaker refusal).
 	ReleaseClaims(ctx context.Context, ids []int64) error
 	// ReleaseAllClaims ends every lease; a single-process store calls it at start.

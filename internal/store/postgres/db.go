@@ -45,6 +45,7 @@ type Store struct {
 	pool    *pgxpool.Pool
 	notify  bool
 	channel string // the pg_notify channel of this schema
+	held    *held  // the leases this handle holds, to renew them
 }
 
 var _ store.Store = (*Store)(nil)
@@ -76,7 +77,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{node: newNodeID(), pool: pool, notify: opts.Notify, channel: channelName(opts.Schema)}, nil
+	return &Store{node: newNodeID(), pool: pool, notify: opts.Notify, channel: channelName(opts.Schema), held: newHeld()}, nil
 }
 
 // Close closes every connection of the pool, waiting for those in use to be returned.

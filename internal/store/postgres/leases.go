@@ -1,11 +1,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -117,6 +119,11 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
+	for _, res := range out {
+		for _, c := range res.Claimed {
+			s.held.add(c.DeliveryID, res.EndpointID, leaseUntil)
+		}
+	}
 	return out, nil
 }
 
@@ -133,6 +140,11 @@ func cleanText(s string) string {
 func (s *Store) RecordResults(ctx context.Context, results []store.Result) error {
 	if len(results) == 0 {
 		return nil
+	}
+	// Renewals stop whatever the outcome: if the write fails, the leases must run out so that the
+	// deliveries are attempted again.
+	for _, r := range results {
+		s.held.drop(r.DeliveryID)
 	}
 	succeeded := map[string]bool{}
 	failedAt := map[string]time.Time{}
@@ -155,6 +167,32 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 		}
 	}
 	slices.Sort(endpoints)
+	// Two set-based statements, whatever the number of results: the columns travel as arrays.
+	// Rows are written in delivery order, so that two writers lock deliveries in one order.
+	sorted := slices.Clone(results)
+	slices.SortStableFunc(sorted, func(a, b store.Result) int { return cmp.Compare(a.DeliveryID, b.DeliveryID) })
+	n := len(sorted)
+	var (
+		ids       = make([]int64, n)
+		states    = make([]int16, n)
+		nexts     = make([]time.Time, n)
+		ats       = make([]time.Time, n)
+		statuses  = make([]int32, n)
+		latencies = make([]int64, n)
+		responses = make([]string, n)
+		kinds     = make([]string, n)
+		errs      = make([]string, n)
+		oks       = make([]bool, n)
+	)
+	for i, r := range sorted {
+		a := r.Attempt
+		ids[i], states[i], ats[i] = r.DeliveryID, stateCodes[r.State], a.At
+		if r.State == store.StatePending {
+			nexts[i] = r.NextAttemptAt
+		}
+		statuses[i], latencies[i], oks[i] = int32(a.StatusCode), a.Latency.Microseconds(), a.Success
+		responses[i], kinds[i], errs[i] = cleanText(a.Response), a.ErrorKind, cleanText(a.Error)
+	}
 	now := time.Now()
 	err := s.sendBatch(ctx, func() *pgx.Batch {
 		b := &pgx.Batch{}
@@ -166,26 +204,19 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 				b.Queue(`UPDATE endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL`, failedAt[id], id)
 			}
 		}
-		for _, r := range results {
-			a := r.Attempt
-			if a.TenantID != "" && a.EventID != "" {
-				// The caller knows whose attempt it is: no need to look the delivery up.
-				b.Queue(`INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
-					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-					r.DeliveryID, a.TenantID, r.EndpointID, a.EventID, a.At, a.StatusCode, a.Latency.Microseconds(), cleanText(a.Response), a.ErrorKind, cleanText(a.Error), a.Success)
-			} else {
-				b.Queue(`INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
-					SELECT id, tenant_id, endpoint_id, event_id, $2, $3, $4, $5, $6, $7, $8 FROM deliveries WHERE id = $1`,
-					r.DeliveryID, a.At, a.StatusCode, a.Latency.Microseconds(), cleanText(a.Response), a.ErrorKind, cleanText(a.Error), a.Success)
-			}
-			var next time.Time
-			if r.State == store.StatePending {
-				next = r.NextAttemptAt
-			}
-			b.Queue(`UPDATE deliveries SET state = $1, attempts = attempts + 1, tries = tries + 1, next_attempt_at = $2,
-				last_status = $3, last_error = $4, updated_at = $5, lease_until = '-infinity' WHERE id = $6`,
-				stateCodes[r.State], next, a.StatusCode, cleanText(a.Error), now, r.DeliveryID)
-		}
+		// Whose attempt it is comes from the delivery row, which the update below locks anyway.
+		b.Queue(`INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
+			SELECT d.id, d.tenant_id, d.endpoint_id, d.event_id, u.at, u.status, u.latency, u.response, u.kind, u.error, u.ok
+			FROM unnest($1::bigint[], $2::timestamptz[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bool[])
+				WITH ORDINALITY AS u(id, at, status, latency, response, kind, error, ok, n)
+			JOIN deliveries d ON d.id = u.id
+			ORDER BY u.n`,
+			ids, ats, statuses, latencies, responses, kinds, errs, oks)
+		b.Queue(`UPDATE deliveries d SET state = u.state, attempts = d.attempts + 1, tries = d.tries + 1, next_attempt_at = u.next,
+				last_status = u.status, last_error = u.error, updated_at = $6, lease_until = '-infinity'
+			FROM unnest($1::bigint[], $2::smallint[], $3::timestamptz[], $4::int[], $5::text[]) AS u(id, state, next, status, error)
+			WHERE d.id = u.id`,
+			ids, states, nexts, statuses, errs, now)
 		return b
 	})
 	if err != nil {
@@ -200,6 +231,7 @@ func (s *Store) ReleaseClaims(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	s.held.drop(ids...)
 	err := s.sendBatch(ctx, func() *pgx.Batch {
 		b := &pgx.Batch{}
 		b.Queue(lazyCommit)
@@ -216,9 +248,120 @@ func (s *Store) ReleaseClaims(ctx context.Context, ids []int64) error {
 // process using the database, so only a deployment of one process may call it (at start, for the
 // leases its previous run left).
 func (s *Store) ReleaseAllClaims(ctx context.Context) (int, error) {
+	s.held.clear()
 	tag, err := s.pool.Exec(ctx, `UPDATE deliveries SET lease_until = '-infinity' WHERE lease_until > $1`, time.Now())
 	if err != nil {
 		return 0, fmt.Errorf("release all claims: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
+}
+
+// RenewClaims extends the leases this handle holds, and its lanes of their endpoints, to until.
+// A lease is renewed only if it still holds the value this handle last gave it: one that ran out
+// and was taken over by another node since (its value changed) is left alone, and forgotten.
+func (s *Store) RenewClaims(ctx context.Context, now, until time.Time) (int, error) {
+	ids, olds, endpoints := s.held.snapshot(now)
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	var renewed []int64
+	err := s.sendBatch(ctx, func() *pgx.Batch {
+		renewed = renewed[:0]
+		b := &pgx.Batch{}
+		b.Queue(lazyCommit)
+		// Lanes first, in endpoint order, as claims take them.
+		b.Queue(`UPDATE lanes SET until = greatest(until, $2) WHERE node_id = $1 AND endpoint_id = ANY($3)`, s.node, until, endpoints)
+		b.Queue(`UPDATE deliveries d SET lease_until = $3
+			FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, old)
+			WHERE d.id = u.id AND d.state = 0 AND d.lease_until = u.old
+			RETURNING d.id`, ids, olds, until).Query(func(rows pgx.Rows) error {
+			var err error
+			renewed, err = pgx.AppendRows(renewed, rows, pgx.RowTo[int64])
+			return err
+		})
+		return b
+	})
+	if err != nil {
+		return 0, fmt.Errorf("renew claims: %w", err)
+	}
+	s.held.renewed(ids, renewed, until)
+	return len(renewed), nil
+}
+
+// held is what a handle knows of its own leases: their endpoints and the lease end it last wrote.
+type held struct {
+	mu   sync.Mutex
+	byID map[int64]heldLease
+}
+
+type heldLease struct {
+	endpoint string
+	until    time.Time
+}
+
+func newHeld() *held { return &held{byID: map[int64]heldLease{}} }
+
+func (h *held) add(id int64, endpoint string, until time.Time) {
+	h.mu.Lock()
+	h.byID[id] = heldLease{endpoint: endpoint, until: until}
+	h.mu.Unlock()
+}
+
+func (h *held) drop(ids ...int64) {
+	h.mu.Lock()
+	for _, id := range ids {
+		delete(h.byID, id)
+	}
+	h.mu.Unlock()
+}
+
+func (h *held) clear() {
+	h.mu.Lock()
+	clear(h.byID)
+	h.mu.Unlock()
+}
+
+// snapshot lists the leases in force at now (forgetting those that ended), sorted by id, with
+// their endpoints sorted and deduplicated.
+func (h *held) snapshot(now time.Time) (ids []int64, olds []time.Time, endpoints []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, l := range h.byID {
+		if !l.until.After(now) {
+			delete(h.byID, id)
+			continue
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	olds = make([]time.Time, len(ids))
+	for i, id := range ids {
+		l := h.byID[id]
+		olds[i] = l.until
+		endpoints = append(endpoints, l.endpoint)
+	}
+	slices.Sort(endpoints)
+	return ids, olds, slices.Compact(endpoints)
+}
+
+// renewed records a renewal's outcome: the leases renewed now end at until; the others asked
+// about were lost (their results were written meanwhile, or another node took them over).
+func (h *held) renewed(asked, renewed []int64, until time.Time) {
+	ok := make(map[int64]bool, len(renewed))
+	for _, id := range renewed {
+		ok[id] = true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range asked {
+		l, present := h.byID[id]
+		switch {
+		case !present:
+		case ok[id]:
+			l.until = until
+			h.byID[id] = l
+		default:
+			delete(h.byID, id)
+		}
+	}
 }

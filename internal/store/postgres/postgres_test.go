@@ -453,6 +453,48 @@ func TestLanes_OneNodeAtATimePerEndpoint(t *testing.T) {
 	}
 }
 
+// A renewal extends this node's leases and its lane, and never a lease another node has taken
+// since: the renewal is fenced on the lease end this node wrote.
+func TestRenewClaims_FencedAgainstTakeover(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	a := openSchema(t, schema, postgres.Options{})
+	b := openSchema(t, schema, postgres.Options{})
+	setup(t, a, 4)
+	now := time.Now()
+	claim := func(s *postgres.Store, at time.Time, limit int) []store.Claimed {
+		t.Helper()
+		res, err := s.ClaimDue(ctx, at, at.Add(10*time.Second), []store.ClaimRequest{{EndpointID: "ep", Limit: limit}})
+		must(t, err)
+		return res[0].Claimed
+	}
+	if got := claim(a, now, 2); len(got) != 2 {
+		t.Fatalf("node a claimed %d, want 2", len(got))
+	}
+	// Renewed, a's leases and lane outlast their first end: b gets nothing at now+20s.
+	n, err := a.RenewClaims(ctx, now.Add(3*time.Second), now.Add(30*time.Second))
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("renewed %d, want 2", n)
+	}
+	if got := claim(b, now.Add(20*time.Second), 10); len(got) != 0 {
+		t.Fatalf("node b claimed %d while node a's renewed lane and leases held", len(got))
+	}
+	// Once they end, b takes the lane and every delivery over.
+	if got := claim(b, now.Add(31*time.Second), 10); len(got) != 4 {
+		t.Fatalf("after a's renewed leases ended node b claimed %d, want 4", len(got))
+	}
+	// A late renewal by a (its clock behind, say) must not touch what b holds now.
+	n, err = a.RenewClaims(ctx, now.Add(25*time.Second), now.Add(time.Hour))
+	must(t, err)
+	if n != 0 {
+		t.Fatalf("node a renewed %d leases that node b had taken over", n)
+	}
+	if got := claim(a, now.Add(42*time.Second), 10); len(got) != 4 {
+		t.Fatalf("after b's leases ended node a claimed %d, want 4: its late renewal extended b's leases", len(got))
+	}
+}
+
 // A database at an older version is migrated forward at open and keeps its data.
 func TestMigrate_FromAnOlderVersionKeepsData(t *testing.T) {
 	t.Parallel()

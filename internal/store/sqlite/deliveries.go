@@ -524,6 +524,11 @@ func (s *Store) ReleaseClaims(ctx context.Context, ids []int64) error {
 	return nil
 }
 
+// RenewClaims extends the leases in force; they live in memory, so this writes nothing.
+func (s *Store) RenewClaims(ctx context.Context, now, until time.Time) (int, error) {
+	return s.leases.renew(now, until), nil
+}
+
 // ReleaseAllClaims ends every lease. The SQLite store belongs to one process (it holds the file
 // lock) and keeps leases in memory, so this only matters within a run.
 func (s *Store) ReleaseAllClaims(ctx context.Context) (int, error) {

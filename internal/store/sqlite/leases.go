@@ -86,6 +86,25 @@ func (l *leases) add(id int64, endpoint string, until time.Time) {
 	l.byID[id] = lease{endpoint: endpoint, until: until}
 }
 
+// renew extends the leases in force at now and not released to until (none is shortened), and
+// returns how many are in force.
+func (l *leases) renew(now, until time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for id, ls := range l.byID {
+		if !ls.until.After(now) || l.release[id] {
+			continue
+		}
+		n++
+		if ls.until.Before(until) {
+			ls.until = until
+			l.byID[id] = ls
+		}
+	}
+	return n
+}
+
 func (l *leases) clear() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()

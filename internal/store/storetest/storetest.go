@@ -28,6 +28,7 @@ func Run(t *testing.T, open Open) {
 		"RetryReplayResend":            testRetryReplayResend,
 		"DisableEndpointDeadLetters":   testDisableEndpoint,
 		"ReleaseClaims":                testReleaseClaims,
+		"RenewClaimsExtendsLeases":     testRenewClaims,
 		"StatsCountsSince":             testStats,
 		"RetentionDeletesOldEvents":    testRetention,
 		"APIKeys":                      testAPIKeys,
@@ -403,6 +404,49 @@ func testReleaseClaims(t *testing.T, s store.Store) {
 	}
 	if again := claimAll(t, s, "ep", 10); len(again.Claimed) != 2 {
 		t.Fatalf("after releasing all, claimed %d", len(again.Claimed))
+	}
+}
+
+func testRenewClaims(t *testing.T, s store.Store) {
+	tenant(t, s, "acme")
+	endpoint(t, s, "acme", "ep", "*")
+	publish(t, s, "acme", event("e1", "a.b"), event("e2", "a.b"), event("e3", "a.b"))
+	t0 := now()
+	claim := func(at time.Time, limit int) store.ClaimResult {
+		t.Helper()
+		res, err := s.ClaimDue(ctx, at, at.Add(10*time.Second), []store.ClaimRequest{{EndpointID: "ep", Limit: limit}})
+		must(t, err)
+		return res[0]
+	}
+	c := claim(t0, 3)
+	if len(c.Claimed) != 3 {
+		t.Fatalf("claimed %d, want 3", len(c.Claimed))
+	}
+	// One is done and one given back: renewal extends only the third.
+	must(t, s.RecordResults(ctx, []store.Result{{DeliveryID: c.Claimed[0].DeliveryID, EndpointID: "ep", State: store.StateSucceeded,
+		Attempt: store.Attempt{At: t0, StatusCode: 200, Success: true}}}))
+	must(t, s.ReleaseClaims(ctx, []int64{c.Claimed[1].DeliveryID}))
+	n, err := s.RenewClaims(ctx, t0.Add(5*time.Second), t0.Add(60*time.Second))
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("renewed %d leases, want 1", n)
+	}
+	// Past the first lease's end, only the released delivery is claimable: the renewed lease holds.
+	got := claim(t0.Add(30*time.Second), 10)
+	if len(got.Claimed) != 1 || got.Claimed[0].DeliveryID != c.Claimed[1].DeliveryID {
+		t.Fatalf("claim past the original lease: %+v, want only delivery %d", got.Claimed, c.Claimed[1].DeliveryID)
+	}
+	// Past the renewed end it is claimable again (with the one claimed just above, whose lease of
+	// ten seconds has ended too).
+	got = claim(t0.Add(61*time.Second), 10)
+	if len(got.Claimed) != 2 || got.Claimed[1].DeliveryID != c.Claimed[2].DeliveryID {
+		t.Fatalf("claim past the renewed lease: %+v, want deliveries %d and %d", got.Claimed, c.Claimed[1].DeliveryID, c.Claimed[2].DeliveryID)
+	}
+	// A lease that has ended is not renewed.
+	n, err = s.RenewClaims(ctx, t0.Add(200*time.Second), t0.Add(300*time.Second))
+	must(t, err)
+	if n != 0 {
+		t.Fatalf("renewed %d leases that had ended, want 0", n)
 	}
 }
 
