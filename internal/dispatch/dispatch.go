@@ -200,6 +200,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer ticker.Stop()
 	renew := time.NewTicker(d.cfg.LeaseMargin / 3)
 	defer renew.Stop()
+	d.renew(ctx)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 
@@ -257,9 +258,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 
 // renew extends the leases of the deliveries queued and in flight, beside the loop. Leases are
 // short (the endpoint's timeout + LeaseMargin) and renewed every LeaseMargin/3, however long a
-// delivery waits in its lane's queue.
+// delivery waits in its lane's queue. It runs even with nothing held: on a shared store it is
+// also the process's heartbeat, by which the others know how many share the work.
 func (d *Dispatcher) renew(ctx context.Context) {
-	if d.renewing || d.held == 0 {
+	if d.renewing {
 		return
 	}
 	var longest time.Duration

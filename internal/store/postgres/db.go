@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,8 +45,12 @@ type Store struct {
 	node    string // this process's id in lanes
 	pool    *pgxpool.Pool
 	notify  bool
-	channel string // the pg_notify channel of this schema
-	held    *held  // the leases this handle holds, to renew them
+	channel string    // the pg_notify channel of this schema
+	held    *held     // the leases this handle holds, to renew them
+	lanes   *laneBook // the lanes it holds, and its view of the cluster
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ store.Store = (*Store)(nil)
@@ -77,20 +82,28 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{node: newNodeID(), pool: pool, notify: opts.Notify, channel: channelName(opts.Schema), held: newHeld()}, nil
+	return &Store{node: newNodeID(), pool: pool, notify: opts.Notify, channel: channelName(opts.Schema), held: newHeld(), lanes: newLaneBook()}, nil
 }
 
 // Close closes every connection of the pool, waiting for those in use to be returned.
 func (s *Store) Close() error {
-	// Give this node's lanes up, so that other nodes need not wait for them to expire.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, err := s.pool.Exec(ctx, `DELETE FROM lanes WHERE node_id = $1`, s.node)
-	s.pool.Close()
-	if err != nil {
-		return fmt.Errorf("release lanes: %w", err)
-	}
-	return nil
+	s.closeOnce.Do(func() {
+		// Give this node's lanes up and leave the cluster, so that other nodes need not wait
+		// for them to expire.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := s.sendBatch(ctx, func() *pgx.Batch {
+			b := &pgx.Batch{}
+			b.Queue(`DELETE FROM lanes WHERE node_id = $1`, s.node)
+			b.Queue(`DELETE FROM nodes WHERE node_id = $1`, s.node)
+			return b
+		})
+		s.pool.Close()
+		if err != nil {
+			s.closeErr = fmt.Errorf("release lanes: %w", err)
+		}
+	})
+	return s.closeErr
 }
 
 // newNodeID names this process in lanes: random, so that a restarted node is a new node.

@@ -29,18 +29,31 @@ import (
 // claim leases up to $3 due, unleased deliveries of endpoint $1 until $4, oldest first, and returns
 // them with their events.
 //
-// The claim first takes or renews the endpoint's lane for this node ($5) until $4; if another
-// node holds it (and its hold has not ended), the claim takes nothing: one node at a time delivers
-// to an endpoint, so its concurrency and rate limits hold across the cluster.
-const claim = `WITH lane AS (
-		INSERT INTO lanes (endpoint_id, node_id, until) VALUES ($1, $5, $4)
-		ON CONFLICT (endpoint_id) DO UPDATE SET node_id = excluded.node_id, until = greatest(lanes.until, excluded.until)
-			WHERE lanes.node_id = excluded.node_id OR lanes.until <= $2
+// The claim first renews this node's ($5) lane of the endpoint until $4, or takes the lane if it
+// is free (or its holder's time has passed), there is due work, and this node holds fewer lanes
+// than its fair share: the lanes in force, plus the $6 this node holds or asks for, divided among
+// the nodes alive (see lanes.go). If another node holds the lane, the claim takes nothing: one
+// node at a time delivers to an endpoint, so its concurrency and rate limits hold across the
+// cluster.
+const claim = `WITH mine AS (
+		UPDATE lanes SET until = greatest(until, $4) WHERE endpoint_id = $1 AND node_id = $5
+		RETURNING 1
+	), taken AS (
+		INSERT INTO lanes (endpoint_id, node_id, until)
+		SELECT $1, $5, $4
+		WHERE NOT EXISTS (SELECT 1 FROM mine)
+			AND EXISTS (SELECT 1 FROM deliveries
+				WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until <= $2)
+			AND (SELECT count(*) FROM lanes WHERE node_id = $5 AND until > $2) <
+				ceil(((SELECT count(*) FROM lanes WHERE node_id <> $5 AND until > $2) + $6)::numeric /
+					greatest((SELECT count(*) FROM nodes WHERE until > $2), 1))
+		ON CONFLICT (endpoint_id) DO UPDATE SET node_id = excluded.node_id, until = excluded.until
+			WHERE lanes.until <= $2
 		RETURNING 1
 	), due AS (
 		SELECT id FROM deliveries
 		WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until <= $2
-			AND EXISTS (SELECT 1 FROM lane)
+			AND (EXISTS (SELECT 1 FROM mine) OR EXISTS (SELECT 1 FROM taken))
 		ORDER BY next_attempt_at, id LIMIT $3
 		FOR UPDATE SKIP LOCKED
 	), leased AS (
@@ -68,11 +81,19 @@ const nextDue = `SELECT least(
 // ClaimDue leases due deliveries of several endpoints in one transaction and one round trip: a
 // batch with a claim and a next-due query per endpoint.
 func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []store.ClaimRequest) ([]store.ClaimResult, error) {
+	// Claims and renewals take turns, so that a renewal never sees a lane this handle has just
+	// taken without the leases taken with it.
+	s.lanes.claimMu.Lock()
+	defer s.lanes.claimMu.Unlock()
+	plan := s.lanes.plan(now, reqs, s.held.byEndpoint())
 	var out []store.ClaimResult
 	err := s.sendBatch(ctx, func() *pgx.Batch {
 		out = make([]store.ClaimResult, len(reqs))
 		b := &pgx.Batch{}
 		b.Queue(lazyCommit)
+		for _, id := range plan.release {
+			b.Queue(`DELETE FROM lanes WHERE endpoint_id = $1 AND node_id = $2`, id, s.node)
+		}
 		// Lanes are locked in endpoint order, whatever the order asked, so that two nodes
 		// claiming overlapping sets of endpoints cannot deadlock on them.
 		order := make([]int, len(reqs))
@@ -84,8 +105,14 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 			req := reqs[i]
 			res := &out[i]
 			res.EndpointID = req.EndpointID
+			if plan.shed[req.EndpointID] {
+				// Over its share: this node lets the lane go (once its claims on it are done)
+				// and looks again shortly, by when another node should have taken it.
+				res.NextDue = now.Add(shedRetry)
+				continue
+			}
 			if req.Limit > 0 {
-				b.Queue(claim, req.EndpointID, now, req.Limit, leaseUntil, s.node).Query(func(rows pgx.Rows) error {
+				b.Queue(claim, req.EndpointID, now, req.Limit, leaseUntil, s.node, plan.demand).Query(func(rows pgx.Rows) error {
 					for rows.Next() {
 						var c store.Claimed
 						var payload []byte
@@ -119,9 +146,13 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
+	s.lanes.released(plan.release)
 	for _, res := range out {
 		for _, c := range res.Claimed {
 			s.held.add(c.DeliveryID, res.EndpointID, leaseUntil)
+		}
+		if len(res.Claimed) > 0 {
+			s.lanes.hold(res.EndpointID, leaseUntil)
 		}
 	}
 	return out, nil
@@ -259,32 +290,43 @@ func (s *Store) ReleaseAllClaims(ctx context.Context) (int, error) {
 // RenewClaims extends the leases this handle holds, and its lanes of their endpoints, to until.
 // A lease is renewed only if it still holds the value this handle last gave it: one that ran out
 // and was taken over by another node since (its value changed) is left alone, and forgotten.
+//
+// It is also this node's heartbeat: it renews the node's row in nodes, and reads how many nodes
+// are alive and how many lanes the others hold, from which claims work out this node's share.
 func (s *Store) RenewClaims(ctx context.Context, now, until time.Time) (int, error) {
+	s.lanes.claimMu.Lock()
+	defer s.lanes.claimMu.Unlock()
 	ids, olds, endpoints := s.held.snapshot(now)
-	if len(ids) == 0 {
-		return 0, nil
-	}
 	var renewed []int64
+	var nodes, others int
 	err := s.sendBatch(ctx, func() *pgx.Batch {
 		renewed = renewed[:0]
 		b := &pgx.Batch{}
 		b.Queue(lazyCommit)
-		// Lanes first, in endpoint order, as claims take them.
-		b.Queue(`UPDATE lanes SET until = greatest(until, $2) WHERE node_id = $1 AND endpoint_id = ANY($3)`, s.node, until, endpoints)
-		b.Queue(`UPDATE deliveries d SET lease_until = $3
-			FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, old)
-			WHERE d.id = u.id AND d.state = 0 AND d.lease_until = u.old
-			RETURNING d.id`, ids, olds, until).Query(func(rows pgx.Rows) error {
-			var err error
-			renewed, err = pgx.AppendRows(renewed, rows, pgx.RowTo[int64])
-			return err
-		})
+		b.Queue(`INSERT INTO nodes (node_id, until) VALUES ($1, $2)
+			ON CONFLICT (node_id) DO UPDATE SET until = greatest(nodes.until, excluded.until)`, s.node, until)
+		b.Queue(`DELETE FROM nodes WHERE until < $1`, now.Add(-time.Hour))
+		if len(ids) > 0 {
+			// Lanes first, in endpoint order, as claims take them.
+			b.Queue(`UPDATE lanes SET until = greatest(until, $2) WHERE node_id = $1 AND endpoint_id = ANY($3)`, s.node, until, endpoints)
+			b.Queue(`UPDATE deliveries d SET lease_until = $3
+				FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, old)
+				WHERE d.id = u.id AND d.state = 0 AND d.lease_until = u.old
+				RETURNING d.id`, ids, olds, until).Query(func(rows pgx.Rows) error {
+				var err error
+				renewed, err = pgx.AppendRows(renewed, rows, pgx.RowTo[int64])
+				return err
+			})
+		}
+		b.Queue(`SELECT (SELECT count(*) FROM nodes WHERE until > $1), (SELECT count(*) FROM lanes WHERE until > $1 AND node_id <> $2)`,
+			now, s.node).QueryRow(func(r pgx.Row) error { return r.Scan(&nodes, &others) })
 		return b
 	})
 	if err != nil {
 		return 0, fmt.Errorf("renew claims: %w", err)
 	}
 	s.held.renewed(ids, renewed, until)
+	s.lanes.renewed(endpoints, until, nodes, others)
 	return len(renewed), nil
 }
 
@@ -305,6 +347,17 @@ func (h *held) add(id int64, endpoint string, until time.Time) {
 	h.mu.Lock()
 	h.byID[id] = heldLease{endpoint: endpoint, until: until}
 	h.mu.Unlock()
+}
+
+// byEndpoint counts the leases held per endpoint.
+func (h *held) byEndpoint() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[string]int{}
+	for _, l := range h.byID {
+		out[l.endpoint]++
+	}
+	return out
 }
 
 func (h *held) drop(ids ...int64) {

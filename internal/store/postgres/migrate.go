@@ -63,6 +63,12 @@ const migrationLock = 0x68657261
 // an advisory lock: processes that start together queue on the lock, and each one after the first
 // finds nothing left to do. A failed migration leaves nothing half-applied.
 func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	return migrateTo(ctx, pool, schema, 0)
+}
+
+// migrateTo is migrate stopping after version upTo (0: the newest); tests use it to make a
+// database as an older release left it.
+func migrateTo(ctx context.Context, pool *pgxpool.Pool, schema string, upTo int64) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return err
@@ -115,6 +121,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 		for _, m := range ms {
 			if slices.Contains(applied, m.version) {
 				continue
+			}
+			if upTo > 0 && m.version > upTo {
+				break
 			}
 			// Without arguments pgx uses the simple protocol, which runs a file of several statements.
 			if _, err := tx.Exec(ctx, m.sql); err != nil {

@@ -495,30 +495,133 @@ func TestRenewClaims_FencedAgainstTakeover(t *testing.T) {
 	}
 }
 
+// Lanes are shared fairly: nodes that claim the same ten endpoints take five each, and a node that
+// took them all while alone gives half of them up once a second node is alive.
+func TestLanes_SharedFairlyAndShedWhenANodeJoins(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	a := openSchema(t, schema, postgres.Options{})
+	b := openSchema(t, schema, postgres.Options{})
+	now := time.Now()
+	must(t, a.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "Acme", CreatedAt: now, UpdatedAt: now}))
+	var reqs []store.ClaimRequest
+	for i := range 10 {
+		id := fmt.Sprintf("ep%d", i)
+		must(t, a.CreateEndpoint(ctx, &store.Endpoint{ID: id, TenantID: "acme", URL: "https://example.com/", EventTypes: []string{"*"},
+			Timeout: 10 * time.Second, MaxConcurrency: 10, Enabled: true, CreatedAt: now, UpdatedAt: now}))
+		reqs = append(reqs, store.ClaimRequest{EndpointID: id, Limit: 1})
+	}
+	for i := range 5 {
+		_, err := a.Publish(ctx, "acme", []*store.Event{{ID: fmt.Sprintf("e%d", i), Type: "a.b", Timestamp: now, CreatedAt: now, Payload: []byte(`{}`)}})
+		must(t, err)
+	}
+	conn, err := pgx.Connect(ctx, databaseURL(t))
+	must(t, err)
+	defer conn.Close(ctx)
+	lanesOf := func() map[string]int {
+		t.Helper()
+		rows, err := conn.Query(ctx, "SELECT node_id, count(*) FROM "+pgx.Identifier{schema, "lanes"}.Sanitize()+" WHERE until > now() GROUP BY node_id")
+		must(t, err)
+		out := map[string]int{}
+		var node string
+		var n int
+		_, err = pgx.ForEachRow(rows, []any{&node, &n}, func() error { out[node] = n; return nil })
+		must(t, err)
+		return out
+	}
+	claim := func(s *postgres.Store) (got map[string]bool, res []store.ClaimResult) {
+		t.Helper()
+		at := time.Now()
+		res, err := s.ClaimDue(ctx, at, at.Add(time.Minute), reqs)
+		must(t, err)
+		got = map[string]bool{}
+		var results []store.Result
+		for _, r := range res {
+			if len(r.Claimed) > 0 {
+				got[r.EndpointID] = true
+			}
+			for _, c := range r.Claimed {
+				// Give the delivery back, so that the next claim finds it due again.
+				results = append(results, store.Result{DeliveryID: c.DeliveryID, EndpointID: r.EndpointID, State: store.StatePending,
+					NextAttemptAt: at, Attempt: store.Attempt{At: at, StatusCode: 503, Error: "status 503"}})
+			}
+		}
+		must(t, s.RecordResults(ctx, results))
+		return got, res
+	}
+	heartbeat := func(s *postgres.Store) {
+		t.Helper()
+		at := time.Now()
+		_, err := s.RenewClaims(ctx, at, at.Add(time.Minute))
+		must(t, err)
+	}
+
+	// Alone, node a takes every lane.
+	heartbeat(a)
+	if got, _ := claim(a); len(got) != 10 {
+		t.Fatalf("node a alone took %d lanes, want 10", len(got))
+	}
+	// Node b joins; at a's next heartbeat a sees it, and lets five lanes go at its next claim.
+	heartbeat(b)
+	heartbeat(a)
+	gotA, res := claim(a)
+	if len(gotA) != 5 {
+		t.Fatalf("with two nodes alive node a kept %d lanes, want 5", len(gotA))
+	}
+	for _, r := range res {
+		if !gotA[r.EndpointID] && (r.NextDue.IsZero() || r.NextDue.After(time.Now().Add(2*time.Second))) {
+			t.Fatalf("a lane let go of should be looked at again within a second or so, NextDue %v", r.NextDue)
+		}
+	}
+	gotB, _ := claim(b)
+	if len(gotB) != 5 {
+		t.Fatalf("node b took %d lanes, want the 5 that a let go of", len(gotB))
+	}
+	for id := range gotB {
+		if gotA[id] {
+			t.Fatalf("both nodes claimed on %s", id)
+		}
+	}
+	if l := lanesOf(); len(l) != 2 {
+		t.Fatalf("lanes per node: %v", l)
+	}
+
+	// From a fresh start with both alive, two nodes asking for the same ten endpoints split them.
+	must(t, a.Close())
+	must(t, b.Close())
+	c := openSchema(t, schema, postgres.Options{})
+	d := openSchema(t, schema, postgres.Options{})
+	heartbeat(c)
+	heartbeat(d)
+	gotC, _ := claim(c)
+	gotD, _ := claim(d)
+	if len(gotC) != 5 || len(gotD) != 5 {
+		t.Fatalf("two nodes claiming ten free endpoints took %d and %d lanes, want 5 and 5", len(gotC), len(gotD))
+	}
+}
+
 // A database at an older version is migrated forward at open and keeps its data.
 func TestMigrate_FromAnOlderVersionKeepsData(t *testing.T) {
 	t.Parallel()
 	schema := newSchema(t)
-	s := openSchema(t, schema, postgres.Options{})
-	now := time.Now()
-	must(t, s.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "Acme", CreatedAt: now, UpdatedAt: now}))
-	// Take the schema back to version 1, as a database of the first release would be.
+	// The schema as the first release left it, with a tenant in it.
+	must(t, postgres.MigrateTo(ctx, databaseURL(t), schema, 1))
 	conn, err := pgx.Connect(ctx, databaseURL(t))
 	must(t, err)
 	defer conn.Close(ctx)
-	for _, q := range []string{
-		"DROP TABLE " + pgx.Identifier{schema, "lanes"}.Sanitize(),
-		"DELETE FROM " + pgx.Identifier{schema, "herald_migrations"}.Sanitize() + " WHERE version > 1",
-	} {
-		_, err := conn.Exec(ctx, q)
-		must(t, err)
+	now := time.Now()
+	_, err = conn.Exec(ctx, "INSERT INTO "+pgx.Identifier{schema, "tenants"}.Sanitize()+" (id, name, created_at, updated_at) VALUES ('acme', 'Acme', $1, $1)", now)
+	must(t, err)
+	var lanes bool
+	must(t, conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", schema+".lanes").Scan(&lanes))
+	if lanes {
+		t.Fatal("version 1 has no lanes table")
 	}
 	upgraded := openSchema(t, schema, postgres.Options{})
 	tn, err := upgraded.GetTenant(ctx, "acme")
 	if err != nil || tn.Name != "Acme" {
 		t.Fatalf("the tenant did not survive the migration: %+v, %v", tn, err)
 	}
-	var lanes bool
 	must(t, conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", schema+".lanes").Scan(&lanes))
 	if !lanes {
 		t.Fatal("migration 2 was not applied")
