@@ -67,6 +67,7 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.StringVar(&cfg.DataDir, "data-dir", "herald-data", "directory of the embedded SQLite store")
 	f.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://…): use PostgreSQL instead of SQLite, so several nodes can share the work")
 	f.StringVar(&cfg.DatabaseSchema, "database-schema", "", "PostgreSQL schema for Herald's tables (created if missing)")
+	f.BoolVar(&cfg.NoMigrate, "no-migrate", false, "on PostgreSQL, do not apply schema migrations at start: refuse to start if any is missing (run herald migrate)")
 	f.BoolVar(&cfg.Dev, "dev", false, "allow plain-HTTP and loopback endpoints (local development only)")
 	f.StringSliceVar(&allowCIDRs, "allow-cidr", nil, "private networks endpoints may reach (e.g. 10.1.0.0/16); repeatable")
 	f.StringVar(&cfg.APIKey, "api-key", "", "an admin API key to accept (otherwise one is created at first start)")

@@ -35,6 +35,9 @@ type Config struct {
 	// then share one database. DatabaseSchema optionally names the schema to use.
 	DatabaseURL    string
 	DatabaseSchema string
+	// NoMigrate makes a node on PostgreSQL refuse to start on a database that lacks migrations,
+	// rather than apply them (herald migrate does).
+	NoMigrate bool
 	// Dev allows plain-HTTP and loopback endpoints, for local work.
 	Dev        bool
 	AllowCIDRs []netip.Prefix
@@ -187,7 +190,7 @@ const envKeyName = "from HERALD_API_KEY"
 // openStore opens PostgreSQL when a database URL is configured, the embedded SQLite otherwise.
 func openStore(ctx context.Context, cfg Config) (store.Store, *postgres.Store, error) {
 	if cfg.DatabaseURL != "" {
-		pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Schema: cfg.DatabaseSchema, Notify: true})
+		pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Schema: cfg.DatabaseSchema, Notify: true, NoMigrate: cfg.NoMigrate})
 		if err != nil {
 			return nil, nil, err
 		}

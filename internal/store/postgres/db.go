@@ -38,6 +38,9 @@ type Options struct {
 	// other processes. It is off by default: PostgreSQL serialises the commits of all transactions
 	// that notify, which caps the publish rate.
 	Notify bool
+	// NoMigrate leaves the schema as it is: Open then fails if the database lacks a migration this
+	// build needs (run herald migrate first), for operators who migrate as a separate step.
+	NoMigrate bool
 }
 
 // Store is the PostgreSQL implementation of store.Store.
@@ -78,7 +81,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	if err := migrate(ctx, pool, opts.Schema); err != nil {
+	migrateOrCheck := migrate
+	if opts.NoMigrate {
+		migrateOrCheck = checkMigrated
+	}
+	if err := migrateOrCheck(ctx, pool, opts.Schema); err != nil {
 		pool.Close()
 		return nil, err
 	}

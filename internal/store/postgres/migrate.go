@@ -54,6 +54,39 @@ func loadMigrations() ([]migration, error) {
 	return ms, nil
 }
 
+// checkMigrated fails unless the database has every migration this build knows, and no other.
+func checkMigrated(ctx context.Context, pool *pgxpool.Pool, _ string) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	var known bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('herald_migrations') IS NOT NULL`).Scan(&known); err != nil {
+		return fmt.Errorf("look up migrations table: %w", err)
+	}
+	var applied []int64
+	if known {
+		rows, err := pool.Query(ctx, `SELECT version FROM herald_migrations`)
+		if err != nil {
+			return fmt.Errorf("read applied migrations: %w", err)
+		}
+		if applied, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+			return fmt.Errorf("read applied migrations: %w", err)
+		}
+	}
+	for _, v := range applied {
+		if !slices.ContainsFunc(ms, func(m migration) bool { return m.version == v }) {
+			return fmt.Errorf("the database has migration %d, which this build of herald does not know: run a newer herald", v)
+		}
+	}
+	for _, m := range ms {
+		if !slices.Contains(applied, m.version) {
+			return fmt.Errorf("the database lacks migration %s: run herald migrate with this build first", m.name)
+		}
+	}
+	return nil
+}
+
 // migrationLock is the first key of the advisory lock that migrations hold; the second is a hash
 // of the schema's name, so that stores in different schemas of one database (tests, say) migrate
 // independently. ("hera" in ASCII.)

@@ -630,6 +630,22 @@ func TestMigrate_FromAnOlderVersionKeepsData(t *testing.T) {
 	setupEndpointOnly(t, upgraded)
 }
 
+// With NoMigrate a node refuses a database that lacks migrations, naming what to run, and opens
+// one that has them all.
+func TestOpen_NoMigrateRefusesAnOlderSchema(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	must(t, postgres.MigrateTo(ctx, databaseURL(t), schema, 1))
+	_, err := postgres.Open(ctx, databaseURL(t), postgres.Options{Schema: schema, NoMigrate: true})
+	if err == nil || !strings.Contains(err.Error(), "run herald migrate") {
+		t.Fatalf("opening a version-1 database without migrating: %v", err)
+	}
+	openSchema(t, schema, postgres.Options{}) // migrates
+	s, err := postgres.Open(ctx, databaseURL(t), postgres.Options{Schema: schema, NoMigrate: true})
+	must(t, err)
+	must(t, s.Close())
+}
+
 func setupEndpointOnly(t *testing.T, s store.Store) {
 	t.Helper()
 	now := time.Now()
