@@ -259,14 +259,18 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 
 // ReleaseClaims ends leases without recording attempts.
 func (s *Store) ReleaseClaims(ctx context.Context, ids []int64) error {
+	// Only leases this handle holds, and only if they still have the value it wrote: a lease that
+	// ran out and was taken over by another node is not this handle's to end.
+	ids, olds := s.held.take(ids)
 	if len(ids) == 0 {
 		return nil
 	}
-	s.held.drop(ids...)
 	err := s.sendBatch(ctx, func() *pgx.Batch {
 		b := &pgx.Batch{}
 		b.Queue(lazyCommit)
-		b.Queue(`UPDATE deliveries SET lease_until = '-infinity' WHERE id = ANY($1) AND lease_until > '-infinity'`, ids)
+		b.Queue(`UPDATE deliveries d SET lease_until = '-infinity'
+			FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, old)
+			WHERE d.id = u.id AND d.lease_until = u.old`, ids, olds)
 		return b
 	})
 	if err != nil {
@@ -358,6 +362,26 @@ func (h *held) byEndpoint() map[string]int {
 		out[l.endpoint]++
 	}
 	return out
+}
+
+// take forgets the given leases and returns those it held, sorted, with the end it last wrote.
+func (h *held) take(ids []int64) ([]int64, []time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []int64
+	for _, id := range ids {
+		if _, ok := h.byID[id]; ok {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	olds := make([]time.Time, len(out))
+	for i, id := range out {
+		olds[i] = h.byID[id].until
+		delete(h.byID, id)
+	}
+	return out, olds
 }
 
 func (h *held) drop(ids ...int64) {

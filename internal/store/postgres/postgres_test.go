@@ -454,7 +454,7 @@ func TestLanes_OneNodeAtATimePerEndpoint(t *testing.T) {
 }
 
 // A renewal extends this node's leases and its lane, and never a lease another node has taken
-// since: the renewal is fenced on the lease end this node wrote.
+// since: renewals and releases are fenced on the lease end this node wrote.
 func TestRenewClaims_FencedAgainstTakeover(t *testing.T) {
 	t.Parallel()
 	schema := newSchema(t)
@@ -468,8 +468,9 @@ func TestRenewClaims_FencedAgainstTakeover(t *testing.T) {
 		must(t, err)
 		return res[0].Claimed
 	}
-	if got := claim(a, now, 2); len(got) != 2 {
-		t.Fatalf("node a claimed %d, want 2", len(got))
+	mine := claim(a, now, 2)
+	if len(mine) != 2 {
+		t.Fatalf("node a claimed %d, want 2", len(mine))
 	}
 	// Renewed, a's leases and lane outlast their first end: b gets nothing at now+20s.
 	n, err := a.RenewClaims(ctx, now.Add(3*time.Second), now.Add(30*time.Second))
@@ -489,6 +490,17 @@ func TestRenewClaims_FencedAgainstTakeover(t *testing.T) {
 	must(t, err)
 	if n != 0 {
 		t.Fatalf("node a renewed %d leases that node b had taken over", n)
+	}
+	// Nor may a release by a end them.
+	must(t, a.ReleaseClaims(ctx, []int64{mine[0].DeliveryID, mine[1].DeliveryID}))
+	conn, err := pgx.Connect(ctx, databaseURL(t))
+	must(t, err)
+	defer conn.Close(ctx)
+	var leased int
+	must(t, conn.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{schema, "deliveries"}.Sanitize()+" WHERE id = ANY($1) AND lease_until > $2",
+		[]int64{mine[0].DeliveryID, mine[1].DeliveryID}, now.Add(35*time.Second)).Scan(&leased))
+	if leased != 2 {
+		t.Fatalf("after node a released its lost leases, %d of the 2 are still leased by node b", leased)
 	}
 	if got := claim(a, now.Add(42*time.Second), 10); len(got) != 4 {
 		t.Fatalf("after b's leases ended node a claimed %d, want 4: its late renewal extended b's leases", len(got))
