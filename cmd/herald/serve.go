@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
 	"time"
@@ -29,6 +30,7 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 			if err := bindEnv(cmd.Flags()); err != nil {
 				return err
 			}
+			encryptionEnv(&cfg.Encryption)
 			log, err := newLogger(logFormat, logLevel)
 			if err != nil {
 				return err
@@ -44,11 +46,20 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 			if cfg.Retention == 0 {
 				cfg.Retention = -1 // --retention 0 keeps everything
 			}
+			if cfg.AuditRetention == 0 {
+				cfg.AuditRetention = -1 // likewise
+			}
 			cfg.OnAdminKey = func(key string) {
 				fmt.Fprintf(os.Stderr, "\nCreated an admin API key. It is shown once and stored only as a hash:\n\n    %s\n\n", key)
 			}
 			if cfg.Dev {
 				log.Warn("dev mode: plain-HTTP and loopback endpoints are allowed; do not use in production")
+			}
+			if !(cfg.APIRate >= 0) || math.IsInf(cfg.APIRate, 0) || cfg.APIBurst < 0 {
+				return fmt.Errorf("--api-rate %v, --api-burst %d: want finite numbers, not negative (--api-rate 0 turns the limit off)", cfg.APIRate, cfg.APIBurst)
+			}
+			if cfg.APIRate == 0 {
+				log.Warn("API rate limit off (--api-rate 0): one API key can use all of the server")
 			}
 			ctx := cmd.Context()
 			n, err := node.Start(ctx, cfg)
@@ -72,7 +83,13 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.StringSliceVar(&allowCIDRs, "allow-cidr", nil, "private networks endpoints may reach (e.g. 10.1.0.0/16); repeatable")
 	f.StringVar(&cfg.APIKey, "api-key", "", "an admin API key to accept (otherwise one is created at first start)")
 	f.IntVar(&cfg.MaxEventBytes, "max-event-bytes", 256<<10, "largest event accepted, in bytes")
+	f.Float64Var(&cfg.APIRate, "api-rate", 100, "API requests per second each API key may make (0: no limit)")
+	f.IntVar(&cfg.APIBurst, "api-burst", 200, "API requests each key may make at once above --api-rate (0: twice --api-rate)")
+	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) to serve the API over HTTPS; needs --tls-key")
+	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	f.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "delete events, deliveries and attempts older than this (0 keeps everything)")
+	f.DurationVar(&cfg.AuditRetention, "audit-retention", 365*24*time.Hour, "delete audit log entries older than this (0 keeps everything)")
+	encryptionFlag(f, &cfg.Encryption)
 	f.StringVar(&cfg.SQLiteSynchronous, "sqlite-synchronous", "FULL", "SQLite synchronous pragma: FULL survives power loss, NORMAL only crashes")
 	f.IntVar(&cfg.Dispatch.MaxInFlight, "max-in-flight", 2000, "attempts in flight at once over all endpoints")
 	f.DurationVar(&cfg.Dispatch.LeaseMargin, "lease-margin", 30*time.Second, "added to an endpoint's timeout to make a claim's lease (renewed every third of it while the claim is held); on PostgreSQL, how long other nodes wait before taking over a dead node's claims")

@@ -37,6 +37,13 @@ type Config struct {
 	MaxEventBytes int
 	// SecretOverlap is how long a rotated-out endpoint secret stays valid (default 24 h).
 	SecretOverlap time.Duration
+	// MaxJSONDepth bounds how deeply a request body nests arrays and objects (default 64).
+	MaxJSONDepth int
+	// RateLimit is how many requests per second one API key may make, as a token bucket that
+	// holds RateBurst requests (default twice RateLimit). 0 means no limit. The limit is per
+	// process: behind several nodes a key may make RateLimit requests per second to each.
+	RateLimit float64
+	RateBurst int
 	// Now is the clock; tests may set it.
 	Now func() time.Time
 }
@@ -48,6 +55,8 @@ type Server struct {
 	log *slog.Logger
 	api huma.API
 	mux *http.ServeMux
+	// limiter is nil when API keys are not rate limited.
+	limiter *keyLimiter
 }
 
 // New builds the API's routes.
@@ -67,6 +76,9 @@ func New(cfg Config) *Server {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
+	if cfg.MaxJSONDepth <= 0 {
+		cfg.MaxJSONDepth = DefaultMaxJSONDepth
+	}
 	mux := http.NewServeMux()
 	hc := huma.DefaultConfig("Herald API", cfg.Version)
 	hc.Info.Description = "Herald sends webhooks to your customers' endpoints and receives webhooks for you. " +
@@ -79,15 +91,23 @@ func New(cfg Config) *Server {
 	}
 	hc.Security = []map[string][]string{{"bearer": {}}}
 	hc.CreateHooks = nil // no $schema links injected into responses
-	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux}
+	// A format map of our own (huma's default is a package variable): JSON only, with a nesting
+	// limit. "json" serves media types such as application/merge-patch+json.
+	jf := jsonFormat(cfg.MaxJSONDepth)
+	hc.Formats = map[string]huma.Format{"application/json": jf, "json": jf}
+	hc.Transformers = []huma.Transformer{boundErrorValues}
+	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst)}
 	s.api = humago.New(mux, hc)
-	s.api.UseMiddleware(s.authenticate)
+	// authenticate runs first: the rate limit is per authenticated key.
+	s.api.UseMiddleware(s.authenticate, s.rateLimit)
 	s.registerTenants()
 	s.registerEventTypes()
 	s.registerEndpoints()
 	s.registerEvents()
 	s.registerDeliveries()
 	s.registerKeys()
+	s.registerAudit()
+	s.registerExport()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))

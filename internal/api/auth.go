@@ -83,12 +83,14 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 	}
 	p := principal{key: key}
 	if !p.admin() {
-		if op := ctx.Operation(); op.Metadata[metaAdminOnly] == true {
-			_ = huma.WriteErr(s.api, ctx, http.StatusForbidden, "this operation needs an admin key")
-			return
-		}
+		// Another tenant is checked first: its admin-only routes answer 404 too, not 403, so
+		// that no answer differs between a tenant that exists and one that does not.
 		if t := ctx.Param("tenant"); t != "" && t != key.TenantID {
 			_ = huma.WriteErr(s.api, ctx, http.StatusNotFound, "tenant not found")
+			return
+		}
+		if op := ctx.Operation(); op.Metadata[metaAdminOnly] == true {
+			_ = huma.WriteErr(s.api, ctx, http.StatusForbidden, "this operation needs an admin key")
 			return
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/heraldhq/herald/internal/redact"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -51,28 +52,34 @@ func parseDeliveryID(s string) (int64, bool) {
 	return n, err == nil && n > 0 && strings.HasPrefix(s, "dlv_")
 }
 
-func deliveryOut(d *store.Delivery, attempts []store.Attempt) Delivery {
+func deliveryOut(d *store.Delivery, attempts []store.Attempt, paths redact.Paths) Delivery {
 	out := Delivery{
 		ID: deliveryID(d.ID), EventID: d.EventID, EventType: d.EventType, EndpointID: d.EndpointID, State: string(d.State),
 		AttemptCount: d.Attempts, NextAttemptAt: d.NextAttemptAt, LastStatus: d.LastStatus, LastError: d.LastError,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 	}
 	for i := range attempts {
-		out.Attempts = append(out.Attempts, attemptOut(&attempts[i]))
+		out.Attempts = append(out.Attempts, attemptOut(&attempts[i], paths))
 	}
 	return out
 }
 
-func attemptOut(a *store.Attempt) Attempt {
+// attemptOut is an attempt as the API shows it. Its response was redacted when it was stored;
+// it is redacted again here, for attempts stored before the tenant's setting last changed.
+func attemptOut(a *store.Attempt, paths redact.Paths) Attempt {
 	return Attempt{
 		ID: "att_" + strconv.FormatInt(a.ID, 10), DeliveryID: deliveryID(a.DeliveryID), EndpointID: a.EndpointID, EventID: a.EventID,
 		At: a.At, Success: a.Success, StatusCode: a.StatusCode, LatencyMS: float64(a.Latency.Microseconds()) / 1000,
-		Response: a.Response, ErrorKind: a.ErrorKind, Error: a.Error,
+		Response: string(paths.JSON([]byte(a.Response))), ErrorKind: a.ErrorKind, Error: a.Error,
 	}
 }
 
 // deliveries lists deliveries with each one's attempt history.
 func (s *Server) deliveries(ctx context.Context, f store.DeliveryFilter) (*Out[ListBody[Delivery]], error) {
+	paths, err := s.redaction(ctx, f.TenantID)
+	if err != nil {
+		return nil, err
+	}
 	ds, next, err := s.st.ListDeliveries(ctx, f)
 	if err != nil {
 		return nil, s.fail(err, "deliveries")
@@ -85,7 +92,7 @@ func (s *Server) deliveries(ctx context.Context, f store.DeliveryFilter) (*Out[L
 				return nil, s.fail(err, "attempts")
 			}
 		}
-		out[i] = deliveryOut(&ds[i], atts)
+		out[i] = deliveryOut(&ds[i], atts, paths)
 	}
 	return &Out[ListBody[Delivery]]{Body: list(out, next)}, nil
 }
@@ -149,12 +156,9 @@ func (s *Server) registerDeliveries() {
 		ListParams
 		DeliveryFilterParams
 	}) (*Out[ListBody[Delivery]], error) {
-		if _, err := s.st.GetTenant(ctx, in.Tenant); err != nil {
-			return nil, s.fail(err, "tenant "+in.Tenant)
-		}
 		f := in.filter(in.Tenant)
 		f.Page = in.page()
-		return s.deliveries(ctx, f)
+		return s.deliveries(ctx, f) // 404 for an unknown tenant
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "get-delivery", Method: http.MethodGet, Path: "/v1/tenants/{tenant}/deliveries/{id}", Tags: tags,
@@ -168,7 +172,11 @@ func (s *Server) registerDeliveries() {
 		if err != nil {
 			return nil, s.fail(err, "attempts")
 		}
-		return &Out[Delivery]{Body: deliveryOut(d, atts)}, nil
+		paths, err := s.redaction(ctx, in.Tenant)
+		if err != nil {
+			return nil, err
+		}
+		return &Out[Delivery]{Body: deliveryOut(d, atts, paths)}, nil
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "retry-delivery", Method: http.MethodPost, Path: "/v1/tenants/{tenant}/deliveries/{id}/retry", Tags: tags,
@@ -184,7 +192,9 @@ func (s *Server) registerDeliveries() {
 			return nil, s.fail(err, "delivery "+in.ID)
 		}
 		s.cfg.Notifier.Notify(d.EndpointID)
-		return &Out[Delivery]{Body: deliveryOut(d, nil)}, nil
+		out := deliveryOut(d, nil, redact.Paths{})
+		s.recordAfter(ctx, s.audit(ctx, "delivery.retry", "delivery", out.ID, in.Tenant, nil, out))
+		return &Out[Delivery]{Body: out}, nil
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "list-attempts", Method: http.MethodGet, Path: "/v1/tenants/{tenant}/attempts", Tags: tags,
@@ -196,8 +206,9 @@ func (s *Server) registerDeliveries() {
 		EndpointID string `query:"endpoint_id" maxLength:"64"`
 		EventID    string `query:"event_id" maxLength:"128"`
 	}) (*Out[ListBody[Attempt]], error) {
-		if _, err := s.st.GetTenant(ctx, in.Tenant); err != nil {
-			return nil, s.fail(err, "tenant "+in.Tenant)
+		paths, err := s.redaction(ctx, in.Tenant)
+		if err != nil {
+			return nil, err
 		}
 		atts, next, err := s.st.ListAttempts(ctx, store.AttemptFilter{TenantID: in.Tenant, EndpointID: in.EndpointID, EventID: in.EventID, Since: in.Since, Until: in.Until, Page: in.page()})
 		if err != nil {
@@ -205,7 +216,7 @@ func (s *Server) registerDeliveries() {
 		}
 		out := make([]Attempt, len(atts))
 		for i := range atts {
-			out[i] = attemptOut(&atts[i])
+			out[i] = attemptOut(&atts[i], paths)
 		}
 		return &Out[ListBody[Attempt]]{Body: list(out, next)}, nil
 	})
@@ -243,6 +254,12 @@ func (s *Server) registerDeliveries() {
 		if n > 0 {
 			s.cfg.Notifier.Rescan()
 		}
+		// Recorded after the replay, which runs in many transactions; After holds the request and
+		// how many deliveries it queued.
+		s.recordAfter(ctx, s.audit(ctx, "delivery.replay", "delivery", "", in.Tenant, nil, struct {
+			ReplayInput
+			Queued int `json:"queued"`
+		}{in.Body, n}))
 		out := &Out[struct {
 			Queued int `json:"queued"`
 		}]{}

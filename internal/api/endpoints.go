@@ -17,22 +17,24 @@ import (
 
 // Endpoint is a URL of a tenant that receives the events it subscribes to.
 type Endpoint struct {
-	ID             string            `json:"id"`
-	TenantID       string            `json:"tenant_id"`
-	URL            string            `json:"url"`
-	Description    string            `json:"description"`
-	EventTypes     []string          `json:"event_types"`
-	TimeoutSeconds int               `json:"timeout_seconds"`
-	MaxConcurrency int               `json:"max_concurrency"`
-	RateLimit      float64           `json:"rate_limit" doc:"Requests per second; 0 means no limit."`
-	RetrySchedule  []int             `json:"retry_schedule" doc:"Seconds to wait before each attempt; the first is the delay of the first attempt."`
-	Headers        map[string]string `json:"headers"`
-	Enabled        bool              `json:"enabled"`
-	DisabledReason string            `json:"disabled_reason,omitempty"`
-	FailingSince   *time.Time        `json:"failing_since,omitempty" doc:"First failure since the last success."`
-	Secret         string            `json:"secret,omitempty" doc:"The signing secret: in the answer that creates the endpoint."`
-	CreatedAt      time.Time         `json:"created_at"`
-	UpdatedAt      time.Time         `json:"updated_at"`
+	ID              string            `json:"id"`
+	TenantID        string            `json:"tenant_id"`
+	URL             string            `json:"url"`
+	Description     string            `json:"description"`
+	EventTypes      []string          `json:"event_types"`
+	TimeoutSeconds  int               `json:"timeout_seconds"`
+	MaxConcurrency  int               `json:"max_concurrency"`
+	RateLimit       float64           `json:"rate_limit" doc:"Requests per second; 0 means no limit."`
+	RetrySchedule   []int             `json:"retry_schedule" doc:"Seconds to wait before each attempt; the first is the delay of the first attempt."`
+	Headers         map[string]string `json:"headers"`
+	Enabled         bool              `json:"enabled"`
+	DisabledReason  string            `json:"disabled_reason,omitempty"`
+	FailingSince    *time.Time        `json:"failing_since,omitempty" doc:"First failure since the last success."`
+	Secret          string            `json:"secret,omitempty" doc:"The whsec_ signing secret of an hmac-sha256 endpoint: in the answer that creates the endpoint."`
+	SignatureScheme string            `json:"signature_scheme" enum:"hmac-sha256,ed25519" doc:"hmac-sha256 signs v1 signatures with a shared whsec_ secret; ed25519 signs v1a signatures with a private key only Herald holds."`
+	PublicKey       string            `json:"public_key,omitempty" doc:"ed25519 endpoints: the whpk_ public key receivers verify v1a signatures with."`
+	CreatedAt       time.Time         `json:"created_at"`
+	UpdatedAt       time.Time         `json:"updated_at"`
 }
 
 func endpointOut(e *store.Endpoint, defaultSchedule []time.Duration) Endpoint {
@@ -48,32 +50,51 @@ func endpointOut(e *store.Endpoint, defaultSchedule []time.Duration) Endpoint {
 	if h == nil {
 		h = map[string]string{}
 	}
-	return Endpoint{
+	out := Endpoint{
 		ID: e.ID, TenantID: e.TenantID, URL: e.URL, Description: e.Description, EventTypes: e.EventTypes,
 		TimeoutSeconds: int(e.Timeout / time.Second), MaxConcurrency: e.MaxConcurrency, RateLimit: e.RateLimit,
 		RetrySchedule: secs, Headers: h, Enabled: e.Enabled, DisabledReason: e.DisabledReason,
 		FailingSince: e.FailingSince, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
+		SignatureScheme: e.SignatureScheme(),
 	}
+	if out.SignatureScheme == store.SchemeEd25519 {
+		out.PublicKey = shownKey(e.Secrets[0].Key)
+	}
+	return out
+}
+
+// shownKey is what the API may show of a signing key: an HMAC secret as it is (the receiver
+// needs it), an Ed25519 private key only as its public key.
+func shownKey(key string) string {
+	if store.KeyScheme(key) == store.SchemeEd25519 {
+		pub, err := webhook.PublicKey(key)
+		if err != nil {
+			return "" // never the private key, whatever is wrong with it
+		}
+		return pub
+	}
+	return key
 }
 
 // EndpointFields are the settings shared by create and update; nil means "not given".
 type EndpointFields struct {
-	URL            *string           `json:"url,omitempty" maxLength:"2048" doc:"https URL (http and loopback only in --dev mode)." example:"https://example.com/webhooks"`
-	Description    *string           `json:"description,omitempty" maxLength:"2000"`
-	EventTypes     []string          `json:"event_types,omitempty" minItems:"1" maxItems:"200" doc:"Event type names, prefixes like invoice.*, or * for all." example:"[\"invoice.*\"]"`
-	TimeoutSeconds *int              `json:"timeout_seconds,omitempty" minimum:"1" maximum:"30" doc:"Per-attempt timeout; default 10."`
-	MaxConcurrency *int              `json:"max_concurrency,omitempty" minimum:"1" maximum:"1000" doc:"Requests in flight at once; default 10."`
-	RateLimit      *float64          `json:"rate_limit,omitempty" minimum:"0" maximum:"100000" doc:"Requests per second; 0 for none."`
-	RetrySchedule  []int             `json:"retry_schedule,omitempty" minItems:"1" maxItems:"50" doc:"Seconds before each attempt (each 0..604800); the default is about two days."`
-	Headers        map[string]string `json:"headers,omitempty" doc:"Extra request headers."`
-	Enabled        *bool             `json:"enabled,omitempty"`
+	URL             *string           `json:"url,omitempty" maxLength:"2048" doc:"https URL (http and loopback only in --dev mode)." example:"https://example.com/webhooks"`
+	Description     *string           `json:"description,omitempty" maxLength:"2000"`
+	EventTypes      []string          `json:"event_types,omitempty" minItems:"1" maxItems:"200" doc:"Event type names, prefixes like invoice.*, or * for all." example:"[\"invoice.*\"]"`
+	TimeoutSeconds  *int              `json:"timeout_seconds,omitempty" minimum:"1" maximum:"30" doc:"Per-attempt timeout; default 10."`
+	MaxConcurrency  *int              `json:"max_concurrency,omitempty" minimum:"1" maximum:"1000" doc:"Requests in flight at once; default 10."`
+	RateLimit       *float64          `json:"rate_limit,omitempty" minimum:"0" maximum:"100000" doc:"Requests per second; 0 for none."`
+	RetrySchedule   []int             `json:"retry_schedule,omitempty" minItems:"1" maxItems:"50" doc:"Seconds before each attempt (each 0..604800); the default is about two days."`
+	Headers         map[string]string `json:"headers,omitempty" doc:"Extra request headers."`
+	Enabled         *bool             `json:"enabled,omitempty"`
+	SignatureScheme *string           `json:"signature_scheme,omitempty" enum:"hmac-sha256,ed25519" doc:"Default hmac-sha256. ed25519: Herald generates a key pair and shows only the public key. Changing it rotates to a new key of that scheme, with the default overlap."`
 }
 
 type createEndpointInput struct {
 	TenantPath
 	Body struct {
 		EndpointFields
-		Secret string `json:"secret,omitempty" maxLength:"200" doc:"Your own whsec_ secret; one is generated if absent."`
+		Secret string `json:"secret,omitempty" maxLength:"200" doc:"Your own whsec_ secret (hmac-sha256 only); one is generated if absent."`
 	}
 }
 
@@ -182,37 +203,83 @@ func (s *Server) apply(ctx context.Context, f *EndpointFields, e *store.Endpoint
 	return nil
 }
 
-// SecretInfo is an endpoint's signing secrets.
+// SecretInfo is what receivers verify an endpoint's signatures with. Ed25519 private keys never
+// leave Herald: for them the answer carries the public key.
 type SecretInfo struct {
-	Key      string           `json:"key" doc:"The current secret (whsec_…)."`
-	Previous []PreviousSecret `json:"previous" doc:"Rotated-out secrets still valid: deliveries are signed with these too until they expire."`
+	Key             string           `json:"key" doc:"The current key: the whsec_ secret (hmac-sha256) or the whpk_ public key (ed25519)."`
+	SignatureScheme string           `json:"signature_scheme" enum:"hmac-sha256,ed25519"`
+	Previous        []PreviousSecret `json:"previous" doc:"Rotated-out keys still valid: deliveries are signed with these too until they expire."`
 }
 
-// PreviousSecret is a rotated-out secret in its overlap window.
+// PreviousSecret is a rotated-out key in its overlap window.
 type PreviousSecret struct {
-	Key       string    `json:"key"`
-	ExpiresAt time.Time `json:"expires_at"`
+	Key             string    `json:"key" doc:"whsec_ secret or whpk_ public key."`
+	SignatureScheme string    `json:"signature_scheme" enum:"hmac-sha256,ed25519"`
+	ExpiresAt       time.Time `json:"expires_at"`
 }
 
 func secretOut(e *store.Endpoint, now time.Time) SecretInfo {
-	out := SecretInfo{Previous: []PreviousSecret{}}
+	out := SecretInfo{Previous: []PreviousSecret{}, SignatureScheme: e.SignatureScheme()}
 	for i, sec := range e.Secrets {
 		if i == 0 {
-			out.Key = sec.Key
+			out.Key = shownKey(sec.Key)
 			continue
 		}
 		if sec.ExpiresAt != nil && sec.ExpiresAt.After(now) {
-			out.Previous = append(out.Previous, PreviousSecret{Key: sec.Key, ExpiresAt: *sec.ExpiresAt})
+			out.Previous = append(out.Previous, PreviousSecret{Key: shownKey(sec.Key), SignatureScheme: store.KeyScheme(sec.Key), ExpiresAt: *sec.ExpiresAt})
 		}
 	}
 	return out
 }
 
+// newKey makes an endpoint's next signing key in the scheme: the given whsec_ secret, or a
+// generated secret or Ed25519 key. It returns a problem naming the field for a bad secret.
+func (s *Server) newKey(scheme, secret string) (string, error) {
+	switch {
+	case scheme == store.SchemeEd25519 && secret != "":
+		return "", huma.Error422UnprocessableEntity("invalid secret", &huma.ErrorDetail{Location: "body.secret",
+			Message: "only for hmac-sha256 endpoints: Herald generates ed25519 keys, and only their public key leaves it"})
+	case scheme == store.SchemeEd25519:
+		private, _, err := webhook.NewSigningKey()
+		if err != nil {
+			return "", s.fail(err, "signing key")
+		}
+		return private, nil
+	case secret == "":
+		key, err := webhook.NewSecret()
+		if err != nil {
+			return "", s.fail(err, "secret")
+		}
+		return key, nil
+	}
+	if _, err := webhook.DecodeSecret(secret); err != nil || !strings.HasPrefix(secret, webhook.SecretPrefix) {
+		return "", huma.Error422UnprocessableEntity("invalid secret", &huma.ErrorDetail{Location: "body.secret", Message: "must be whsec_ followed by base64 of 24 to 64 bytes"})
+	}
+	return secret, nil
+}
+
+// rotate makes key the endpoint's current key; the current one stays valid for overlap (none
+// if 0), and earlier ones until they expire. Deliveries meanwhile carry a signature per key.
+func rotate(e *store.Endpoint, key string, overlap time.Duration, now time.Time) {
+	expires := now.Add(overlap)
+	secrets := []store.Secret{{Key: key}}
+	for _, old := range e.Secrets {
+		switch {
+		case old.ExpiresAt == nil && overlap > 0:
+			secrets = append(secrets, store.Secret{Key: old.Key, ExpiresAt: &expires})
+		case old.ExpiresAt != nil && old.ExpiresAt.After(now):
+			secrets = append(secrets, old)
+		}
+	}
+	e.Secrets = secrets
+}
+
 type rotateInput struct {
 	EndpointPath
 	Body *struct {
-		Secret         string `json:"secret,omitempty" maxLength:"200" doc:"Your own new whsec_ secret; one is generated if absent."`
-		OverlapSeconds *int   `json:"overlap_seconds,omitempty" minimum:"0" maximum:"604800" doc:"How long the old secret stays valid; default 86400."`
+		Secret          string `json:"secret,omitempty" maxLength:"200" doc:"Your own new whsec_ secret; one is generated if absent."`
+		OverlapSeconds  *int   `json:"overlap_seconds,omitempty" minimum:"0" maximum:"604800" doc:"How long the old secret stays valid; default 86400."`
+		SignatureScheme string `json:"signature_scheme,omitempty" enum:"hmac-sha256,ed25519" doc:"The new key's scheme; default the endpoint's current one."`
 	}
 }
 
@@ -240,21 +307,22 @@ func (s *Server) registerEndpoints() {
 		if err := s.apply(ctx, &in.Body.EndpointFields, e); err != nil {
 			return nil, err
 		}
-		secret := in.Body.Secret
-		if secret == "" {
-			var err error
-			if secret, err = webhook.NewSecret(); err != nil {
-				return nil, s.fail(err, "secret")
-			}
-		} else if _, err := webhook.DecodeSecret(secret); err != nil || !strings.HasPrefix(secret, webhook.SecretPrefix) {
-			return nil, huma.Error422UnprocessableEntity("invalid secret", &huma.ErrorDetail{Location: "body.secret", Message: "must be whsec_ followed by base64 of 24 to 64 bytes"})
+		scheme := store.SchemeHMAC
+		if in.Body.SignatureScheme != nil {
+			scheme = *in.Body.SignatureScheme
 		}
-		e.Secrets = []store.Secret{{Key: secret}}
-		if err := s.st.CreateEndpoint(ctx, e); err != nil {
+		key, err := s.newKey(scheme, in.Body.Secret)
+		if err != nil {
+			return nil, err
+		}
+		e.Secrets = []store.Secret{{Key: key}}
+		if err := s.st.CreateEndpoint(s.auditEndpoint(ctx, "endpoint.create", nil, e), e); err != nil {
 			return nil, s.fail(err, "tenant "+in.Tenant)
 		}
 		out := endpointOut(e, s.defaultSchedule())
-		out.Secret = secret
+		if scheme == store.SchemeHMAC {
+			out.Secret = key
+		}
 		return &Out[Endpoint]{Body: out}, nil
 	})
 	huma.Register(s.api, huma.Operation{
@@ -295,11 +363,19 @@ func (s *Server) registerEndpoints() {
 		if err != nil {
 			return nil, s.fail(err, "endpoint "+in.ID)
 		}
+		before := s.endpointSnapshot(e)
 		if err := s.apply(ctx, &in.Body, e); err != nil {
 			return nil, err
 		}
 		e.UpdatedAt = s.now()
-		if err := s.st.UpdateEndpoint(ctx, e); err != nil {
+		if sc := in.Body.SignatureScheme; sc != nil && *sc != e.SignatureScheme() {
+			key, err := s.newKey(*sc, "")
+			if err != nil {
+				return nil, err
+			}
+			rotate(e, key, s.cfg.SecretOverlap, e.UpdatedAt)
+		}
+		if err := s.st.UpdateEndpoint(s.auditEndpoint(ctx, endpointUpdateAction(before.Enabled, e), &before, e), e); err != nil {
 			return nil, s.fail(err, "endpoint "+in.ID)
 		}
 		s.cfg.Notifier.EndpointChanged(e.ID)
@@ -309,7 +385,12 @@ func (s *Server) registerEndpoints() {
 		OperationID: "delete-endpoint", Method: http.MethodDelete, Path: "/v1/tenants/{tenant}/endpoints/{id}", Tags: tags,
 		Summary: "Delete an endpoint with its deliveries", DefaultStatus: http.StatusNoContent,
 	}, func(ctx context.Context, in *EndpointPath) (*struct{}, error) {
-		if err := s.st.DeleteEndpoint(ctx, in.Tenant, in.ID); err != nil {
+		e, err := s.st.GetEndpoint(ctx, in.Tenant, in.ID)
+		if err != nil {
+			return nil, s.fail(err, "endpoint "+in.ID)
+		}
+		before := s.endpointSnapshot(e)
+		if err := s.st.DeleteEndpoint(s.auditEndpoint(ctx, "endpoint.delete", &before, nil), in.Tenant, in.ID); err != nil {
 			return nil, s.fail(err, "endpoint "+in.ID)
 		}
 		s.cfg.Notifier.EndpointChanged(in.ID)
@@ -317,50 +398,45 @@ func (s *Server) registerEndpoints() {
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "get-endpoint-secret", Method: http.MethodGet, Path: "/v1/tenants/{tenant}/endpoints/{id}/secret", Tags: tags,
-		Summary: "Get an endpoint's signing secret",
+		Summary:     "Get an endpoint's signing secret",
+		Description: "For an ed25519 endpoint, its public key: the private key never leaves Herald.",
 	}, func(ctx context.Context, in *EndpointPath) (*Out[SecretInfo], error) {
 		e, err := s.st.GetEndpoint(ctx, in.Tenant, in.ID)
 		if err != nil {
 			return nil, s.fail(err, "endpoint "+in.ID)
 		}
+		s.recordAfter(ctx, s.audit(ctx, "endpoint.secret_read", "endpoint", e.ID, e.TenantID, nil, nil))
 		return &Out[SecretInfo]{Body: secretOut(e, s.now())}, nil
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "rotate-endpoint-secret", Method: http.MethodPost, Path: "/v1/tenants/{tenant}/endpoints/{id}/secret/rotate", Tags: tags,
-		Summary:     "Rotate an endpoint's signing secret",
-		Description: "The old secret stays valid for the overlap (default 24 h): every delivery in that window carries both signatures.",
+		Summary: "Rotate an endpoint's signing secret",
+		Description: "The old secret stays valid for the overlap (default 24 h): every delivery in that window carries both signatures. " +
+			"signature_scheme switches between hmac-sha256 and ed25519 the same way.",
 	}, func(ctx context.Context, in *rotateInput) (*Out[SecretInfo], error) {
 		e, err := s.st.GetEndpoint(ctx, in.Tenant, in.ID)
 		if err != nil {
 			return nil, s.fail(err, "endpoint "+in.ID)
 		}
-		overlap, secret := s.cfg.SecretOverlap, ""
+		before := s.endpointSnapshot(e)
+		overlap, secret, scheme := s.cfg.SecretOverlap, "", e.SignatureScheme()
 		if in.Body != nil {
 			secret = in.Body.Secret
 			if in.Body.OverlapSeconds != nil {
 				overlap = time.Duration(*in.Body.OverlapSeconds) * time.Second
 			}
-		}
-		if secret == "" {
-			if secret, err = webhook.NewSecret(); err != nil {
-				return nil, s.fail(err, "secret")
+			if in.Body.SignatureScheme != "" {
+				scheme = in.Body.SignatureScheme
 			}
-		} else if _, err := webhook.DecodeSecret(secret); err != nil || !strings.HasPrefix(secret, webhook.SecretPrefix) {
-			return nil, huma.Error422UnprocessableEntity("invalid secret", &huma.ErrorDetail{Location: "body.secret", Message: "must be whsec_ followed by base64 of 24 to 64 bytes"})
+		}
+		key, err := s.newKey(scheme, secret)
+		if err != nil {
+			return nil, err
 		}
 		now := s.now()
-		expires := now.Add(overlap)
-		secrets := []store.Secret{{Key: secret}}
-		for _, old := range e.Secrets {
-			switch {
-			case old.ExpiresAt == nil && overlap > 0:
-				secrets = append(secrets, store.Secret{Key: old.Key, ExpiresAt: &expires})
-			case old.ExpiresAt != nil && old.ExpiresAt.After(now):
-				secrets = append(secrets, old)
-			}
-		}
-		e.Secrets, e.UpdatedAt = secrets, now
-		if err := s.st.UpdateEndpoint(ctx, e); err != nil {
+		rotate(e, key, overlap, now)
+		e.UpdatedAt = now
+		if err := s.st.UpdateEndpoint(s.auditEndpoint(ctx, "endpoint.secret_rotate", &before, e), e); err != nil {
 			return nil, s.fail(err, "endpoint "+in.ID)
 		}
 		s.cfg.Notifier.EndpointChanged(e.ID)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/heraldhq/herald/internal/redact"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -76,12 +77,23 @@ type Event struct {
 	CreatedAt time.Time       `json:"created_at"`
 }
 
-func eventOut(ev *store.Event) (Event, error) {
+// eventOut is an event as the API shows it: its data with the tenant's redacted fields hidden.
+func eventOut(ev *store.Event, paths redact.Paths) (Event, error) {
 	var env envelope
 	if err := json.Unmarshal(ev.Payload, &env); err != nil {
 		return Event{}, fmt.Errorf("decode stored event %s: %w", ev.ID, err)
 	}
-	return Event{ID: ev.ID, Type: ev.Type, Timestamp: ev.Timestamp, Source: ev.Source, Resource: env.Resource, Data: env.Data, CreatedAt: ev.CreatedAt}, nil
+	return Event{ID: ev.ID, Type: ev.Type, Timestamp: ev.Timestamp, Source: ev.Source, Resource: env.Resource,
+		Data: paths.JSON(env.Data), CreatedAt: ev.CreatedAt}, nil
+}
+
+// redaction is the tenant's redaction setting.
+func (s *Server) redaction(ctx context.Context, tenant string) (redact.Paths, error) {
+	t, err := s.st.GetTenant(ctx, tenant)
+	if err != nil {
+		return redact.Paths{}, s.fail(err, "tenant "+tenant)
+	}
+	return redact.Compile(t.RedactFields), nil
 }
 
 type publishInput struct {
@@ -241,8 +253,9 @@ func (s *Server) registerEvents() {
 		TimeRange
 		Types []string `query:"event_type,explode" maxItems:"50" doc:"Only these event types."`
 	}) (*Out[ListBody[Event]], error) {
-		if _, err := s.st.GetTenant(ctx, in.Tenant); err != nil {
-			return nil, s.fail(err, "tenant "+in.Tenant)
+		paths, err := s.redaction(ctx, in.Tenant)
+		if err != nil {
+			return nil, err
 		}
 		evs, next, err := s.st.ListEvents(ctx, store.EventFilter{TenantID: in.Tenant, Types: in.Types, Since: in.Since, Until: in.Until, Page: in.page()})
 		if err != nil {
@@ -250,7 +263,7 @@ func (s *Server) registerEvents() {
 		}
 		out := make([]Event, len(evs))
 		for i := range evs {
-			if out[i], err = eventOut(&evs[i]); err != nil {
+			if out[i], err = eventOut(&evs[i], paths); err != nil {
 				return nil, s.fail(err, "events")
 			}
 		}
@@ -264,7 +277,11 @@ func (s *Server) registerEvents() {
 		if err != nil {
 			return nil, s.fail(err, "event "+in.ID)
 		}
-		out, err := eventOut(ev)
+		paths, err := s.redaction(ctx, in.Tenant)
+		if err != nil {
+			return nil, err
+		}
+		out, err := eventOut(ev, paths)
 		if err != nil {
 			return nil, s.fail(err, "event "+in.ID)
 		}
@@ -297,7 +314,9 @@ func (s *Server) registerEvents() {
 			return nil, s.fail(err, "event or endpoint")
 		}
 		s.cfg.Notifier.Notify(d.EndpointID)
-		return &Out[Delivery]{Body: deliveryOut(d, nil)}, nil
+		out := deliveryOut(d, nil, redact.Paths{})
+		s.recordAfter(ctx, s.audit(ctx, "event.resend", "event", in.ID, in.Tenant, nil, out))
+		return &Out[Delivery]{Body: out}, nil
 	})
 }
 

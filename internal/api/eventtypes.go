@@ -58,7 +58,8 @@ func (s *Server) registerEventTypes() {
 		}
 		now := s.now()
 		et := &store.EventType{Name: in.Body.Name, Description: in.Body.Description, Deprecated: in.Body.Deprecated, CreatedAt: now, UpdatedAt: now}
-		if err := s.st.CreateEventType(ctx, et); err != nil {
+		a := s.audit(ctx, "event_type.create", "event_type", et.Name, "", nil, eventTypeOut(et))
+		if err := s.st.CreateEventType(store.WithAudit(ctx, a), et); err != nil {
 			return nil, s.fail(err, "event type "+et.Name)
 		}
 		return &Out[EventType]{Body: eventTypeOut(et)}, nil
@@ -95,6 +96,7 @@ func (s *Server) registerEventTypes() {
 		if err != nil {
 			return nil, s.fail(err, "event type "+in.Name)
 		}
+		before := eventTypeOut(et)
 		if in.Body.Description != nil {
 			if err := noNUL("body.description", *in.Body.Description); err != nil {
 				return nil, err
@@ -105,7 +107,8 @@ func (s *Server) registerEventTypes() {
 			et.Deprecated = *in.Body.Deprecated
 		}
 		et.UpdatedAt = s.now()
-		if err := s.st.UpdateEventType(ctx, et); err != nil {
+		a := s.audit(ctx, "event_type.update", "event_type", et.Name, "", before, eventTypeOut(et))
+		if err := s.st.UpdateEventType(store.WithAudit(ctx, a), et); err != nil {
 			return nil, s.fail(err, "event type "+in.Name)
 		}
 		return &Out[EventType]{Body: eventTypeOut(et)}, nil
@@ -114,7 +117,12 @@ func (s *Server) registerEventTypes() {
 		OperationID: "delete-event-type", Method: http.MethodDelete, Path: "/v1/event-types/{name}", Tags: []string{"Event types"},
 		Summary: "Remove an event type from the catalog", DefaultStatus: http.StatusNoContent, Metadata: admin,
 	}, func(ctx context.Context, in *EventTypePath) (*struct{}, error) {
-		if err := s.st.DeleteEventType(ctx, in.Name); err != nil {
+		et, err := s.st.GetEventType(ctx, in.Name)
+		if err != nil {
+			return nil, s.fail(err, "event type "+in.Name)
+		}
+		a := s.audit(ctx, "event_type.delete", "event_type", et.Name, "", eventTypeOut(et), nil)
+		if err := s.st.DeleteEventType(store.WithAudit(ctx, a), in.Name); err != nil {
 			return nil, s.fail(err, "event type "+in.Name)
 		}
 		return nil, nil

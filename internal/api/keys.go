@@ -58,7 +58,8 @@ func (s *Server) registerKeys() {
 		if err != nil {
 			return nil, s.fail(err, "api key")
 		}
-		if err := s.st.CreateAPIKey(ctx, k); err != nil {
+		a := s.audit(ctx, "api_key.create", "api_key", k.ID, k.TenantID, nil, keyOut(k))
+		if err := s.st.CreateAPIKey(store.WithAudit(ctx, a), k); err != nil {
 			return nil, s.fail(err, "api key")
 		}
 		out := keyOut(k)
@@ -85,7 +86,24 @@ func (s *Server) registerKeys() {
 	}, func(ctx context.Context, in *struct {
 		ID string `path:"id" maxLength:"64"`
 	}) (*struct{}, error) {
-		if err := s.st.RevokeAPIKey(ctx, in.ID); err != nil {
+		keys, err := s.st.ListAPIKeys(ctx)
+		if err != nil {
+			return nil, s.fail(err, "api keys")
+		}
+		var k *store.APIKey
+		for i := range keys {
+			if keys[i].ID == in.ID && keys[i].RevokedAt == nil {
+				k = &keys[i]
+			}
+		}
+		if k == nil {
+			return nil, huma.Error404NotFound("api key " + in.ID + " not found")
+		}
+		before := keyOut(k)
+		revoked := s.auditTime()
+		k.RevokedAt = &revoked
+		a := s.audit(ctx, "api_key.revoke", "api_key", k.ID, k.TenantID, before, keyOut(k))
+		if err := s.st.RevokeAPIKey(store.WithAudit(ctx, a), in.ID); err != nil {
 			return nil, s.fail(err, "api key "+in.ID)
 		}
 		return nil, nil

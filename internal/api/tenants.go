@@ -2,31 +2,59 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/heraldhq/herald/internal/redact"
 	"github.com/heraldhq/herald/internal/store"
 )
 
 // Tenant is a customer of the operator.
 type Tenant struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	RedactFields []string  `json:"redact_fields" doc:"JSON field paths (card.number, password) whose values the API shows as [REDACTED] in event data and attempt responses, and which are redacted in attempt responses before they are stored. A path matches at any depth; arrays are transparent. Endpoints receive payloads intact."`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 func tenantOut(t *store.Tenant) Tenant {
-	return Tenant{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+	rf := t.RedactFields
+	if rf == nil {
+		rf = []string{}
+	}
+	return Tenant{ID: t.ID, Name: t.Name, RedactFields: rf, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
 }
 
 type createTenantInput struct {
 	Body struct {
-		ID   string `json:"id" pattern:"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$" doc:"Your id for the tenant: letters, digits, '_', '.', '-', at most 64." example:"acme"`
-		Name string `json:"name" minLength:"1" maxLength:"200" example:"Acme Inc"`
+		ID           string   `json:"id" pattern:"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$" doc:"Your id for the tenant: letters, digits, '_', '.', '-', at most 64." example:"acme"`
+		Name         string   `json:"name" minLength:"1" maxLength:"200" example:"Acme Inc"`
+		RedactFields []string `json:"redact_fields,omitempty" maxItems:"100" doc:"See the tenant's redact_fields." example:"[\"card.number\",\"password\"]"`
 	}
+}
+
+// checkRedactFields validates a tenant's redaction paths, naming each bad one.
+func checkRedactFields(paths []string) error {
+	var errs []error
+	for i, p := range paths {
+		if err := redact.Check(p); err != nil {
+			errs = append(errs, &huma.ErrorDetail{Location: fmt.Sprintf("body.redact_fields[%d]", i), Message: err.Error(), Value: p})
+		}
+	}
+	if len(errs) > 0 {
+		return huma.Error422UnprocessableEntity("invalid redact_fields", errs...)
+	}
+	return nil
+}
+
+// TenantDeleted is the answer to deleting a tenant: how much was removed.
+type TenantDeleted struct {
+	TenantID string               `json:"tenant_id"`
+	Deleted  store.TenantDeletion `json:"deleted" doc:"Rows removed, by kind. Event types are shared by all tenants and stay."`
 }
 
 type tenantInput struct {
@@ -36,7 +64,8 @@ type tenantInput struct {
 type updateTenantInput struct {
 	TenantPath
 	Body struct {
-		Name string `json:"name" minLength:"1" maxLength:"200"`
+		Name         *string  `json:"name,omitempty" minLength:"1" maxLength:"200"`
+		RedactFields []string `json:"redact_fields,omitempty" maxItems:"100" doc:"Replaces the list; [] redacts nothing. See the tenant's redact_fields."`
 	}
 }
 
@@ -53,9 +82,14 @@ func (s *Server) registerTenants() {
 		if err := noNUL("body.name", in.Body.Name); err != nil {
 			return nil, err
 		}
-		now := s.now()
-		t := &store.Tenant{ID: in.Body.ID, Name: in.Body.Name, CreatedAt: now, UpdatedAt: now}
-		if err := s.st.CreateTenant(ctx, t); err != nil {
+		if err := checkRedactFields(in.Body.RedactFields); err != nil {
+			return nil, err
+		}
+		now := s.auditTime()
+		t := &store.Tenant{ID: in.Body.ID, Name: in.Body.Name, RedactFields: in.Body.RedactFields, CreatedAt: now, UpdatedAt: now}
+		a := s.audit(ctx, "tenant.create", "tenant", t.ID, t.ID, nil, tenantOut(t))
+		a.At = now // the tenant's audit log starts with its creation
+		if err := s.st.CreateTenant(store.WithAudit(ctx, a), t); err != nil {
 			return nil, s.fail(err, "tenant "+t.ID)
 		}
 		return &Out[Tenant]{Body: tenantOut(t)}, nil
@@ -86,28 +120,73 @@ func (s *Server) registerTenants() {
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "update-tenant", Method: http.MethodPatch, Path: "/v1/tenants/{tenant}", Tags: []string{"Tenants"},
-		Summary: "Rename a tenant", Metadata: admin,
+		Summary: "Change a tenant's name or redaction paths", Description: "Only the fields given change.", Metadata: admin,
 	}, func(ctx context.Context, in *updateTenantInput) (*Out[Tenant], error) {
-		if err := noNUL("body.name", in.Body.Name); err != nil {
+		if in.Body.Name != nil {
+			if err := noNUL("body.name", *in.Body.Name); err != nil {
+				return nil, err
+			}
+		}
+		if err := checkRedactFields(in.Body.RedactFields); err != nil {
 			return nil, err
 		}
 		t, err := s.st.GetTenant(ctx, in.Tenant)
 		if err != nil {
 			return nil, s.fail(err, "tenant "+in.Tenant)
 		}
-		t.Name, t.UpdatedAt = in.Body.Name, s.now()
-		if err := s.st.UpdateTenant(ctx, t); err != nil {
+		before := tenantOut(t)
+		if in.Body.Name != nil {
+			t.Name = *in.Body.Name
+		}
+		if in.Body.RedactFields != nil {
+			t.RedactFields = in.Body.RedactFields
+			if len(t.RedactFields) == 0 {
+				t.RedactFields = nil
+			}
+		}
+		t.UpdatedAt = s.now()
+		a := s.audit(ctx, "tenant.update", "tenant", t.ID, t.ID, before, tenantOut(t))
+		if err := s.st.UpdateTenant(store.WithAudit(ctx, a), t); err != nil {
 			return nil, s.fail(err, "tenant "+in.Tenant)
 		}
 		return &Out[Tenant]{Body: tenantOut(t)}, nil
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "delete-tenant", Method: http.MethodDelete, Path: "/v1/tenants/{tenant}", Tags: []string{"Tenants"},
-		Summary: "Delete a tenant with its endpoints, events, deliveries and keys", DefaultStatus: http.StatusNoContent, Metadata: admin,
-	}, func(ctx context.Context, in *tenantInput) (*struct{}, error) {
-		if err := s.st.DeleteTenant(ctx, in.Tenant); err != nil {
+		Summary: "Delete a tenant with all its data",
+		Description: "Removes the tenant's endpoints (with their secrets), events, deliveries, attempts and API keys, in small " +
+			"transactions, and answers how many of each. Interrupted, the tenant stays; deleting it again finishes the job.",
+		Metadata: admin,
+	}, func(ctx context.Context, in *tenantInput) (*Out[TenantDeleted], error) {
+		t, err := s.st.GetTenant(ctx, in.Tenant)
+		if err != nil {
 			return nil, s.fail(err, "tenant "+in.Tenant)
 		}
-		return nil, nil
+		// The endpoints' lanes are told once the endpoints are gone, so that none keeps sending.
+		var endpoints []string
+		for cursor := ""; ; {
+			eps, next, err := s.st.ListEndpoints(ctx, in.Tenant, store.Page{Limit: store.MaxLimit, Cursor: cursor})
+			if err != nil {
+				return nil, s.fail(err, "endpoints")
+			}
+			for _, e := range eps {
+				endpoints = append(endpoints, e.ID)
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		a := s.audit(ctx, "tenant.delete", "tenant", t.ID, t.ID, tenantOut(t), nil)
+		del, err := s.st.DeleteTenant(store.WithAudit(ctx, a), in.Tenant)
+		for _, id := range endpoints {
+			s.cfg.Notifier.EndpointChanged(id)
+		}
+		if err != nil {
+			return nil, s.fail(err, "tenant "+in.Tenant)
+		}
+		s.log.Info("tenant deleted", "tenant", in.Tenant, "by", a.ActorKeyID, "events", del.Events, "deliveries", del.Deliveries,
+			"attempts", del.Attempts, "endpoints", del.Endpoints, "api_keys", del.APIKeys)
+		return &Out[TenantDeleted]{Body: TenantDeleted{TenantID: in.Tenant, Deleted: *del}}, nil
 	})
 }

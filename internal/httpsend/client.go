@@ -192,7 +192,7 @@ func (c *Client) Send(ctx context.Context, r Request) Outcome {
 	o := Outcome{StatusCode: resp.StatusCode}
 	classifyStatus(&o, resp, req.URL, time.Now())
 	body, err := c.readResponse(resp)
-	o.Response = body
+	o.Response = redactEcho(body, r.Header)
 	if err != nil {
 		// The class stays what the status said. A receiver that answered 2xx has accepted the
 		// delivery; a body that then stalls or breaks is not a reason to deliver a duplicate. For
@@ -303,4 +303,60 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// redactedMark replaces credentials a receiver echoes back.
+const redactedMark = "[redacted]"
+
+// minRedact is the shortest header value worth redacting: shorter ones are not credentials and
+// would match ordinary text.
+const minRedact = 12
+
+// redactEcho removes from a response excerpt the signatures and credential headers of the request,
+// which receivers that echo their request (debugging endpoints, request bins) would otherwise put
+// into the stored attempt, where everyone who can read attempts would see them.
+func redactEcho(body []byte, h http.Header) []byte {
+	if len(body) == 0 || len(h) == 0 {
+		return body
+	}
+	for name, values := range h {
+		lower := strings.ToLower(name)
+		sig := lower == "webhook-signature" || lower == "svix-signature"
+		if !sig && !credentialHeader(lower) {
+			continue
+		}
+		for _, v := range values {
+			parts := []string{v}
+			if sig {
+				// "v1,<base64> v1a,<base64>": each entry's signature on its own, since a receiver may
+				// echo them one by one.
+				parts = strings.Fields(v)
+				for i, p := range parts {
+					if _, after, ok := strings.Cut(p, ","); ok {
+						parts[i] = after
+					}
+				}
+			}
+			for _, p := range parts {
+				if len(p) >= minRedact && bytes.Contains(body, []byte(p)) {
+					body = bytes.ReplaceAll(body, []byte(p), []byte(redactedMark))
+				}
+			}
+		}
+	}
+	return body
+}
+
+// credentialHeader reports whether a (lower-case) header name usually carries a credential.
+func credentialHeader(name string) bool {
+	switch name {
+	case "authorization", "proxy-authorization", "cookie":
+		return true
+	}
+	for _, w := range []string{"token", "secret", "key", "auth", "signature", "password"} {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
 }

@@ -42,13 +42,23 @@ func specialRanges() []specialRange {
 		r("224.0.0.0/4", "multicast"),
 		r("255.255.255.255/32", "broadcast"),
 		r("240.0.0.0/4", "reserved"),
+		// The deprecated 6to4 relay anycast block (RFC 7526): a relay would forward to whatever
+		// IPv6 address the payload names.
+		r("192.88.99.0/24", "6to4 relay anycast (deprecated)"),
 
 		r("::/128", "unspecified"),
 		r("::1/128", "loopback"),
 		r("100::/64", "discard-only"),
 		// Teredo embeds an obfuscated IPv4 client and a relay; no webhook receiver lives there.
 		r("2001::/32", "Teredo tunnel"),
+		r("2001:2::/48", "benchmarking"),
+		r("2001:10::/28", "ORCHID"),
+		r("2001:20::/28", "ORCHIDv2"),
+		// The rest of 2001::/23 (RFC 2928) holds anycast services such as AS112 and AMT relays.
+		r("2001::/23", "IETF protocol assignments"),
 		r("2001:db8::/32", "documentation"),
+		r("3fff::/20", "documentation"),
+		r("5f00::/16", "segment routing (SRv6)"),
 		// Local-use NAT64 (RFC 8215) translates to whatever IPv4 the local network chooses.
 		r("64:ff9b:1::/48", "local-use NAT64"),
 		r("fc00::/7", "unique local"),
@@ -63,6 +73,7 @@ type guard struct {
 	allowLoopback bool
 	allow         []netip.Prefix
 	ranges        []specialRange
+	global6       netip.Prefix // 2000::/3, the only IPv6 block IANA allocates for global unicast
 	nat64         netip.Prefix // 64:ff9b::/96, well-known NAT64
 	sixToFour     netip.Prefix // 2002::/16, 6to4
 	compat        netip.Prefix // ::/96, IPv4-compatible (deprecated)
@@ -73,6 +84,7 @@ func newGuard(cfg Config) *guard {
 	g := &guard{
 		allowLoopback: cfg.AllowLoopback,
 		ranges:        specialRanges(),
+		global6:       netip.MustParsePrefix("2000::/3"),
 		nat64:         netip.MustParsePrefix("64:ff9b::/96"),
 		sixToFour:     netip.MustParsePrefix("2002::/16"),
 		compat:        netip.MustParsePrefix("::/96"),
@@ -111,6 +123,11 @@ func (g *guard) reason(addr netip.Addr) string {
 		if r.prefix.Contains(addr) {
 			return r.name
 		}
+	}
+	if addr.Is6() && !g.global6.Contains(addr) {
+		// Everything else outside 2000::/3 is unassigned or reserved (RFC 4291): nothing public
+		// lives there today, and a block allocated later should be allowed on purpose, not by accident.
+		return "reserved (not IPv6 global unicast)"
 	}
 	return ""
 }
@@ -193,6 +210,10 @@ func (c *Client) dialContext(ctx context.Context, network, address string) (net.
 
 	var addrs []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{ip}
+	} else if ip, ok := parseIPv4(host); ok {
+		// "0x7f.1" and friends are addresses to inet_aton (and so to a cgo resolver): treat them
+		// as the address registration saw, rather than as names for the resolver to interpret.
 		addrs = []netip.Addr{ip}
 	} else {
 		addrs, err = c.resolver.LookupNetIP(ctx, lookupNetwork(network), host)

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ValidateURL is the registration-time check for an endpoint URL. It never resolves DNS: a name is
@@ -70,12 +71,18 @@ func (c *Client) checkHost(host string) error {
 		return c.checkAddr(host, addr)
 	}
 
-	name := strings.TrimSuffix(host, ".") // "127.0.0.1." and "localhost." mean the same to resolvers
+	// The transport maps non-ASCII hosts through IDNA, which turns fullwidth letters and digits and
+	// ideographic dots into ASCII ("１２７。０。０。１" is 127.0.0.1); fold those the same way first.
+	// "127.0.0.1." and "localhost." mean the same to resolvers as without the dot.
+	name := strings.TrimSuffix(foldWidth(host), ".")
+	if isLocalhost(name) {
+		// RFC 6761: these names always mean the loopback interface, whatever DNS says.
+		return c.checkAddr(host, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+	}
 	if !isASCII(name) {
-		// The transport maps non-ASCII hosts through IDNA, which turns fullwidth digits and
-		// ideographic dots into "127.0.0.1". Rather than reimplement that mapping, accept non-ASCII
-		// only when the host also has an ASCII character no IP notation contains; such a host can
-		// only ever be a name, and names are checked at dial time.
+		// Rather than reimplement all of IDNA, accept what is still non-ASCII only when the host
+		// also has an ASCII character no IP notation contains; such a host can only ever be a
+		// name, and names are checked at dial time.
 		if !hasNonNumericASCII(name) {
 			return fmt.Errorf("URL host %q must be written in its ASCII (xn--) form", host)
 		}
@@ -88,11 +95,29 @@ func (c *Client) checkHost(host string) error {
 		// Browsers reject these and resolvers disagree about them; nothing legitimate looks like this.
 		return fmt.Errorf("URL host %q is not a valid IP address or host name", host)
 	}
-	if isLocalhost(name) {
-		// RFC 6761: these names always mean the loopback interface, whatever DNS says.
-		return c.checkAddr(host, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
-	}
 	return nil
+}
+
+// foldWidth maps fullwidth ASCII forms (U+FF01–U+FF5E) to ASCII and the dots IDNA treats as full
+// stops (U+3002, U+FF0E, U+FF61) to '.', leaving everything else, invalid UTF-8 included, as it is.
+func foldWidth(s string) string {
+	if isASCII(s) {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			b.WriteByte(s[i]) // keep the invalid byte, so the result is still non-ASCII
+		case r >= 0xFF01 && r <= 0xFF5E:
+			b.WriteByte(byte(r - 0xFEE0))
+		case r == 0x3002, r == 0xFF0E, r == 0xFF61:
+			b.WriteByte('.')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func (c *Client) checkAddr(host string, addr netip.Addr) error {

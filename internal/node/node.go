@@ -6,6 +6,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,8 @@ import (
 	"github.com/heraldhq/herald/internal/api"
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/httpsend"
+	"github.com/heraldhq/herald/internal/redact"
+	"github.com/heraldhq/herald/internal/seal"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
@@ -49,9 +52,22 @@ type Config struct {
 	MaxEventBytes int
 	// Retention deletes events older than this (0: the default, 30 days; negative keeps everything).
 	Retention time.Duration
+	// AuditRetention deletes audit log entries older than this (0: the default, 365 days;
+	// negative keeps everything).
+	AuditRetention time.Duration
 	// SQLiteSynchronous is the SQLite synchronous pragma (default FULL).
 	SQLiteSynchronous string
-	Dispatch          dispatch.Config
+	// Encryption says where the master key that encrypts endpoint secrets at rest comes from;
+	// when it names none, a key file in DataDir, created on first start (see rekey.go).
+	Encryption seal.Config
+	Dispatch   dispatch.Config
+	// APIRate is how many API requests per second one key may make (0: no limit; herald serve
+	// defaults to 100), in bursts of up to APIBurst (default twice APIRate).
+	APIRate  float64
+	APIBurst int
+	// TLSCertFile and TLSKeyFile (PEM), both set, make the API serve HTTPS instead of HTTP.
+	TLSCertFile string
+	TLSKeyFile  string
 	// TLSConfig for outbound requests (tests trust their own CA with it).
 	HTTPSend httpsend.Config
 	Logger   *slog.Logger
@@ -63,6 +79,7 @@ type Node struct {
 	Dispatcher *dispatch.Dispatcher
 	API        *api.Server
 	Addr       string // the address actually listened on
+	scheme     string // "http", or "https" with a certificate
 	log        *slog.Logger
 	srv        *http.Server
 	cancel     context.CancelFunc
@@ -85,7 +102,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.Retention = 30 * 24 * time.Hour
 	}
 	log := cfg.Logger
-	st, pg, err := openStore(ctx, cfg)
+	keys, err := loadKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	st, pg, err := openStore(ctx, cfg, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +114,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		_ = st.Close()
 		return nil, err
 	}
+	// Attempt responses are redacted by their tenant's setting on their way into the store.
+	st = redact.NewStore(st, 10*time.Second)
 	hc := cfg.HTTPSend
 	hc.AllowHTTP = hc.AllowHTTP || cfg.Dev
 	hc.AllowLoopback = hc.AllowLoopback || cfg.Dev
@@ -109,14 +132,23 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	d := dispatch.New(st, client, dc)
 	a := api.New(api.Config{
 		Store: st, Notifier: d, URLCheck: client, Logger: log, Version: Version, MaxEventBytes: cfg.MaxEventBytes,
+		RateLimit: cfg.APIRate, RateBurst: cfg.APIBurst,
 	})
+	srvTLS, err := serverTLS(cfg.TLSCertFile, cfg.TLSKeyFile)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		_ = st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	n := &Node{Store: st, Dispatcher: d, API: a, Addr: ln.Addr().String(), log: log, cancel: cancel}
+	n := &Node{Store: st, Dispatcher: d, API: a, Addr: ln.Addr().String(), scheme: "http", log: log, cancel: cancel}
+	// Every phase of a request is bounded, so a slow or stalled client holds a connection for
+	// seconds, not forever: headers within 5 s (slowloris), the whole request within 30 s (the
+	// largest batch is 32 MiB), the answer within 60 s, and an idle keep-alive for 2 min.
 	n.srv = &http.Server{
 		Handler:           a,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -124,7 +156,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
+		TLSConfig:         srvTLS,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if srvTLS != nil {
+		n.scheme = "https"
+		ln = tls.NewListener(ln, srvTLS)
 	}
 	if pg != nil {
 		// Other nodes' publishes wake this node's lanes at once; after a reconnect (nil) the
@@ -160,18 +197,43 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}()
 	go func() {
 		defer n.wg.Done()
-		n.retain(runCtx, cfg.Retention)
+		n.retain(runCtx, cfg.Retention, cfg.AuditRetention)
+	}()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.rekeyAtStart(runCtx)
 	}()
 	storeDesc := "sqlite:" + filepath.Join(cfg.DataDir, "herald.db")
 	if pg != nil {
 		storeDesc = "postgres"
 	}
-	log.Info("herald is serving", "addr", n.Addr, "store", storeDesc, "dev", cfg.Dev, "version", Version)
+	log.Info("herald is serving", "addr", n.Addr, "tls", srvTLS != nil, "store", storeDesc, "dev", cfg.Dev, "version", Version)
 	return n, nil
 }
 
 // URL is the base URL of the API.
-func (n *Node) URL() string { return "http://" + n.Addr }
+func (n *Node) URL() string { return n.scheme + "://" + n.Addr }
+
+// serverTLS loads the API's certificate; it is nil (plain HTTP) when neither file is given. The
+// files are read once at start: restart to serve a renewed certificate.
+func serverTLS(certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("HTTPS needs both a certificate and its key (--tls-cert and --tls-key)")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load the TLS certificate: %w", err)
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		NextProtos:   []string{"h2", "http/1.1"},
+	}, nil
+}
 
 // Close stops accepting requests, lets in-flight API calls and attempts finish, and closes the store.
 func (n *Node) Close(ctx context.Context) error {
@@ -188,15 +250,15 @@ const envKeyName = "from HERALD_API_KEY"
 // is given (replacing the one an earlier value gave), otherwise a new key when no admin key is
 // left, reported once through OnAdminKey.
 // openStore opens PostgreSQL when a database URL is configured, the embedded SQLite otherwise.
-func openStore(ctx context.Context, cfg Config) (store.Store, *postgres.Store, error) {
+func openStore(ctx context.Context, cfg Config, keys *seal.Keyring) (store.Store, *postgres.Store, error) {
 	if cfg.DatabaseURL != "" {
-		pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Schema: cfg.DatabaseSchema, Notify: true, NoMigrate: cfg.NoMigrate})
+		pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Schema: cfg.DatabaseSchema, Notify: true, NoMigrate: cfg.NoMigrate, Keys: keys})
 		if err != nil {
 			return nil, nil, err
 		}
 		return pg, pg, nil
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "herald.db"), sqlite.Options{Synchronous: cfg.SQLiteSynchronous})
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "herald.db"), sqlite.Options{Synchronous: cfg.SQLiteSynchronous, Keys: keys})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -261,34 +323,50 @@ func ensureAdminKey(ctx context.Context, st store.Store, cfg Config) error {
 }
 
 // retain deletes old events in small batches, so that the writer is never held for long.
-func (n *Node) retain(ctx context.Context, keep time.Duration) {
-	if keep < 0 {
-		return
+func (n *Node) retain(ctx context.Context, keep, keepAudit time.Duration) {
+	if keepAudit == 0 {
+		keepAudit = 365 * 24 * time.Hour
 	}
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		for {
-			deleted, err := n.Store.DeleteOlderThan(ctx, time.Now().Add(-keep), 500)
-			if err != nil {
-				if ctx.Err() == nil {
-					n.log.Error("retention", "err", err)
-				}
-				break
-			}
-			if deleted < 500 {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
+		if keep >= 0 && !n.deleteInBatches(ctx, "retention", func() (int, error) {
+			return n.Store.DeleteOlderThan(ctx, time.Now().Add(-keep), 500)
+		}) {
+			return
+		}
+		if keepAudit >= 0 && !n.deleteInBatches(ctx, "audit retention", func() (int, error) {
+			return n.Store.DeleteAuditOlderThan(ctx, time.Now().Add(-keepAudit), 500)
+		}) {
+			return
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// deleteInBatches calls del, which deletes at most 500 rows, until it deletes fewer, pausing
+// between batches. It reports false when ctx ended.
+func (n *Node) deleteInBatches(ctx context.Context, what string, del func() (int, error)) bool {
+	for {
+		deleted, err := del()
+		if err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
+			n.log.Error(what, "err", err)
+			return true
+		}
+		if deleted < 500 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"net/http"
 	"os"
@@ -39,7 +40,13 @@ func onPostgres(t *testing.T) func(*node.Config) {
 			t.Errorf("drop schema: %v", err)
 		}
 	})
-	return func(c *node.Config) { c.DatabaseURL, c.DatabaseSchema = url, schema }
+	// Nodes sharing a database share its encryption key, as operators must configure them.
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	return func(c *node.Config) {
+		c.DatabaseURL, c.DatabaseSchema = url, schema
+		c.Encryption.Key = base64.StdEncoding.EncodeToString(key)
+	}
 }
 
 func TestPostgres_DeliversRetriesAndSurvivesRestart(t *testing.T) {

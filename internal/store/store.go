@@ -30,7 +30,10 @@ type Store interface {
 	GetTenant(ctx context.Context, id string) (*Tenant, error)
 	ListTenants(ctx context.Context, p Page) ([]Tenant, string, error)
 	UpdateTenant(ctx context.Context, t *Tenant) error
-	DeleteTenant(ctx context.Context, id string) error
+	// DeleteTenant removes a tenant with everything it owns (endpoints and their secrets, events,
+	// deliveries, attempts, API keys) in small transactions, the tenant itself last, and counts what
+	// went. An audit entry in ctx (WithAudit) is written with the last one, its After the counts.
+	DeleteTenant(ctx context.Context, id string) (*TenantDeletion, error)
 
 	CreateEventType(ctx context.Context, et *EventType) error
 	GetEventType(ctx context.Context, name string) (*EventType, error)
@@ -45,6 +48,11 @@ type Store interface {
 	ListEndpoints(ctx context.Context, tenantID string, p Page) ([]Endpoint, string, error)
 	UpdateEndpoint(ctx context.Context, e *Endpoint) error
 	DeleteEndpoint(ctx context.Context, tenantID, id string) error
+	// RekeySecrets re-encrypts with the store's current encryption key the secrets of one page of
+	// endpoints (every tenant's, in creation order) that are plaintext or sealed with an older
+	// key, and returns how many endpoints it rewrote and the next page's cursor ("" after the
+	// last). An endpoint changed meanwhile is skipped: its new secrets were sealed when written.
+	RekeySecrets(ctx context.Context, p Page) (int, string, error)
 	// DisableEndpoint marks the endpoint disabled with a reason; with deadLetter, its pending
 	// deliveries become dead with that reason. It returns how many deliveries were dead-lettered.
 	DisableEndpoint(ctx context.Context, id, reason string, deadLetter bool) (int, error)
@@ -90,6 +98,13 @@ type Store interface {
 	ListAPIKeys(ctx context.Context) ([]APIKey, error)
 	RevokeAPIKey(ctx context.Context, id string) error
 	CountAPIKeys(ctx context.Context) (int, error)
+
+	// RecordAudit writes an audit entry on its own (for changes made in several transactions) and
+	// sets its ID. ListAudit lists entries newest first. DeleteAuditOlderThan removes entries
+	// recorded before t, at most limit at a time, and returns how many it removed.
+	RecordAudit(ctx context.Context, e *AuditEntry) error
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, string, error)
+	DeleteAuditOlderThan(ctx context.Context, t time.Time, limit int) (int, error)
 
 	// DeleteOlderThan removes events (and their deliveries and attempts) created before t, at most
 	// limit events at a time, and returns how many events it removed.

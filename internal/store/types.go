@@ -8,10 +8,13 @@ import (
 
 // Tenant is a customer of the operator; it owns endpoints and events.
 type Tenant struct {
-	ID        string
-	Name      string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	ID   string
+	Name string
+	// RedactFields are JSON field paths ("card.number") whose values API reads and stored attempt
+	// responses show as "[REDACTED]"; see internal/redact.
+	RedactFields []string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // EventType is an entry of the event catalog, named resource.action with an optional .vN suffix.

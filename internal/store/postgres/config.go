@@ -8,31 +8,49 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/heraldhq/herald/internal/seal"
 	"github.com/heraldhq/herald/internal/store"
 )
 
 // CreateTenant inserts a tenant; ErrConflict if the id is taken.
 func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, $2, $3, $4)`,
-		t.ID, t.Name, t.CreatedAt, t.UpdatedAt)
+	err := s.execOne(ctx, "insert tenant", `INSERT INTO tenants (id, name, redact_fields, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)`,
+		t.ID, t.Name, redactArg(t.RedactFields), t.CreatedAt, t.UpdatedAt)
 	if isUnique(err) {
 		return fmt.Errorf("tenant %q: %w", t.ID, store.ErrConflict)
 	}
-	if err != nil {
-		return fmt.Errorf("insert tenant: %w", err)
+	return err
+}
+
+const tenantColumns = `id, name, redact_fields, created_at, updated_at, seq`
+
+func scanTenant(r pgx.Row) (*store.Tenant, int64, error) {
+	var t store.Tenant
+	var seq int64
+	if err := r.Scan(&t.ID, &t.Name, &t.RedactFields, &t.CreatedAt, &t.UpdatedAt, &seq); err != nil {
+		return nil, 0, err
 	}
-	return nil
+	if len(t.RedactFields) == 0 {
+		t.RedactFields = nil
+	}
+	return &t, seq, nil
+}
+
+// redactArg is the column value of a tenant's redaction paths (the column is NOT NULL).
+func redactArg(paths []string) []string {
+	if paths == nil {
+		return []string{}
+	}
+	return paths
 }
 
 // GetTenant reads one tenant.
 func (s *Store) GetTenant(ctx context.Context, id string) (*store.Tenant, error) {
-	var t store.Tenant
-	err := s.pool.QueryRow(ctx, `SELECT id, name, created_at, updated_at FROM tenants WHERE id = $1`, id).
-		Scan(&t.ID, &t.Name, &t.CreatedAt, &t.UpdatedAt)
+	t, _, err := scanTenant(s.pool.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = $1`, id))
 	if err != nil {
 		return nil, notFound(err, "tenant "+id)
 	}
-	return &t, nil
+	return t, nil
 }
 
 // ListTenants lists tenants in creation order.
@@ -42,17 +60,18 @@ func (s *Store) ListTenants(ctx context.Context, p store.Page) ([]store.Tenant, 
 		return nil, "", err
 	}
 	limit := p.Clamp()
-	rows, err := s.pool.Query(ctx, `SELECT seq, id, name, created_at, updated_at FROM tenants WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit+1)
+	rows, err := s.pool.Query(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("list tenants: %w", err)
 	}
 	var pos []int64
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Tenant, error) {
-		var t store.Tenant
-		var seq int64
-		err := r.Scan(&seq, &t.ID, &t.Name, &t.CreatedAt, &t.UpdatedAt)
+		t, seq, err := scanTenant(r)
+		if err != nil {
+			return store.Tenant{}, err
+		}
 		pos = append(pos, seq)
-		return t, err
+		return *t, nil
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("list tenants: %w", err)
@@ -60,47 +79,20 @@ func (s *Store) ListTenants(ctx context.Context, p store.Page) ([]store.Tenant, 
 	return page(out, limit, func(i int) int64 { return pos[i] })
 }
 
-// UpdateTenant changes a tenant's name.
+// UpdateTenant changes a tenant's name and redaction paths.
 func (s *Store) UpdateTenant(ctx context.Context, t *store.Tenant) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE tenants SET name = $1, updated_at = $2 WHERE id = $3`, t.Name, t.UpdatedAt, t.ID)
-	if err != nil {
-		return fmt.Errorf("update tenant: %w", err)
-	}
-	return affected(tag, "tenant "+t.ID)
-}
-
-// DeleteTenant removes a tenant with everything it owns (its endpoints go by ON DELETE CASCADE).
-func (s *Store) DeleteTenant(ctx context.Context, id string) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		for _, q := range []string{
-			`DELETE FROM attempts WHERE tenant_id = $1`,
-			`DELETE FROM deliveries WHERE tenant_id = $1`,
-			`DELETE FROM events WHERE tenant_id = $1`,
-			`DELETE FROM api_keys WHERE tenant_id = $1`,
-		} {
-			if _, err := tx.Exec(ctx, q, id); err != nil {
-				return fmt.Errorf("delete tenant: %w", err)
-			}
-		}
-		tag, err := tx.Exec(ctx, `DELETE FROM tenants WHERE id = $1`, id)
-		if err != nil {
-			return fmt.Errorf("delete tenant: %w", err)
-		}
-		return affected(tag, "tenant "+id)
-	})
+	return s.execOne(ctx, "tenant "+t.ID, `UPDATE tenants SET name = $1, redact_fields = $2, updated_at = $3 WHERE id = $4`,
+		t.Name, redactArg(t.RedactFields), t.UpdatedAt, t.ID)
 }
 
 // CreateEventType adds an event type to the catalog.
 func (s *Store) CreateEventType(ctx context.Context, et *store.EventType) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO event_types (name, description, deprecated, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)`,
+	err := s.execOne(ctx, "insert event type", `INSERT INTO event_types (name, description, deprecated, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)`,
 		et.Name, et.Description, et.Deprecated, et.CreatedAt, et.UpdatedAt)
 	if isUnique(err) {
 		return fmt.Errorf("event type %q: %w", et.Name, store.ErrConflict)
 	}
-	if err != nil {
-		return fmt.Errorf("insert event type: %w", err)
-	}
-	return nil
+	return err
 }
 
 // GetEventType reads one event type.
@@ -142,27 +134,19 @@ func (s *Store) ListEventTypes(ctx context.Context, p store.Page) ([]store.Event
 
 // UpdateEventType changes description and deprecation.
 func (s *Store) UpdateEventType(ctx context.Context, et *store.EventType) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE event_types SET description = $1, deprecated = $2, updated_at = $3 WHERE name = $4`,
+	return s.execOne(ctx, "event type "+et.Name, `UPDATE event_types SET description = $1, deprecated = $2, updated_at = $3 WHERE name = $4`,
 		et.Description, et.Deprecated, et.UpdatedAt, et.Name)
-	if err != nil {
-		return fmt.Errorf("update event type: %w", err)
-	}
-	return affected(tag, "event type "+et.Name)
 }
 
 // DeleteEventType removes an event type from the catalog; events already published keep their type.
 func (s *Store) DeleteEventType(ctx context.Context, name string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM event_types WHERE name = $1`, name)
-	if err != nil {
-		return fmt.Errorf("delete event type: %w", err)
-	}
-	return affected(tag, "event type "+name)
+	return s.execOne(ctx, "event type "+name, `DELETE FROM event_types WHERE name = $1`, name)
 }
 
 const endpointColumns = `seq, id, tenant_id, url, description, event_types, secrets, timeout_ms, max_concurrency, rate_limit,
 	retry_schedule, headers, enabled, disabled_reason, failing_since, created_at, updated_at`
 
-func scanEndpoint(r pgx.Row) (*store.Endpoint, int64, error) {
+func scanEndpoint(keys *seal.Keyring, r pgx.Row) (*store.Endpoint, int64, error) {
 	var e store.Endpoint
 	var seq, timeoutMS int64
 	var secrets, headers []byte
@@ -171,8 +155,9 @@ func scanEndpoint(r pgx.Row) (*store.Endpoint, int64, error) {
 		&e.RateLimit, &schedule, &headers, &e.Enabled, &e.DisabledReason, &e.FailingSince, &e.CreatedAt, &e.UpdatedAt); err != nil {
 		return nil, 0, err
 	}
-	if err := json.Unmarshal(secrets, &e.Secrets); err != nil {
-		return nil, 0, fmt.Errorf("endpoint %s secrets: %w", e.ID, err)
+	var err error
+	if e.Secrets, err = store.DecodeSecrets(keys, e.ID, secrets); err != nil {
+		return nil, 0, err
 	}
 	if err := json.Unmarshal(headers, &e.Headers); err != nil {
 		return nil, 0, fmt.Errorf("endpoint %s headers: %w", e.ID, err)
@@ -194,15 +179,15 @@ type endpointArgs struct {
 	schedule         []int64 // nil (NULL) for the default schedule
 }
 
-func encodeEndpoint(e *store.Endpoint) (endpointArgs, error) {
+func encodeEndpoint(keys *seal.Keyring, e *store.Endpoint) (endpointArgs, error) {
 	var a endpointArgs
 	a.types = e.EventTypes
 	if a.types == nil {
 		a.types = []string{} // the column is NOT NULL
 	}
-	secrets, err := json.Marshal(e.Secrets)
+	secrets, err := store.EncodeSecrets(keys, e.ID, e.Secrets)
 	if err != nil {
-		return a, fmt.Errorf("encode secrets: %w", err)
+		return a, err
 	}
 	h := e.Headers
 	if h == nil {
@@ -224,7 +209,7 @@ func encodeEndpoint(e *store.Endpoint) (endpointArgs, error) {
 
 // CreateEndpoint inserts an endpoint of an existing tenant.
 func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
-	a, err := encodeEndpoint(e)
+	a, err := encodeEndpoint(s.keys, e)
 	if err != nil {
 		return err
 	}
@@ -234,7 +219,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
 	if err := s.pool.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1`, e.TenantID).Scan(&one); err != nil {
 		return notFound(err, "tenant "+e.TenantID)
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
+	err = s.execOne(ctx, "insert endpoint", `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
 		max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		e.ID, e.TenantID, e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit,
@@ -244,15 +229,13 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
 		return fmt.Errorf("endpoint %q: %w", e.ID, store.ErrConflict)
 	case pgCode(err) == "23503": // foreign key: the tenant was deleted since the look-up
 		return fmt.Errorf("tenant %s: %w", e.TenantID, store.ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("insert endpoint: %w", err)
 	}
-	return nil
+	return err
 }
 
 // GetEndpoint reads one endpoint of a tenant.
 func (s *Store) GetEndpoint(ctx context.Context, tenantID, id string) (*store.Endpoint, error) {
-	e, _, err := scanEndpoint(s.pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE tenant_id = $1 AND id = $2`, tenantID, id))
+	e, _, err := scanEndpoint(s.keys, s.pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE tenant_id = $1 AND id = $2`, tenantID, id))
 	if err != nil {
 		return nil, notFound(err, "endpoint "+id)
 	}
@@ -261,7 +244,7 @@ func (s *Store) GetEndpoint(ctx context.Context, tenantID, id string) (*store.En
 
 // EndpointByID reads one endpoint whatever its tenant.
 func (s *Store) EndpointByID(ctx context.Context, id string) (*store.Endpoint, error) {
-	e, _, err := scanEndpoint(s.pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE id = $1`, id))
+	e, _, err := scanEndpoint(s.keys, s.pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE id = $1`, id))
 	if err != nil {
 		return nil, notFound(err, "endpoint "+id)
 	}
@@ -282,7 +265,7 @@ func (s *Store) ListEndpoints(ctx context.Context, tenantID string, p store.Page
 	}
 	var pos []int64
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Endpoint, error) {
-		e, seq, err := scanEndpoint(r)
+		e, seq, err := scanEndpoint(s.keys, r)
 		if err != nil {
 			return store.Endpoint{}, err
 		}
@@ -297,19 +280,15 @@ func (s *Store) ListEndpoints(ctx context.Context, tenantID string, p store.Page
 
 // UpdateEndpoint replaces an endpoint's settings.
 func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
-	a, err := encodeEndpoint(e)
+	a, err := encodeEndpoint(s.keys, e)
 	if err != nil {
 		return err
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE endpoints SET url = $1, description = $2, event_types = $3, secrets = $4, timeout_ms = $5,
+	return s.execOne(ctx, "endpoint "+e.ID, `UPDATE endpoints SET url = $1, description = $2, event_types = $3, secrets = $4, timeout_ms = $5,
 		max_concurrency = $6, rate_limit = $7, retry_schedule = $8, headers = $9, enabled = $10, disabled_reason = $11,
 		failing_since = $12, updated_at = $13 WHERE tenant_id = $14 AND id = $15`,
 		e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit, a.schedule, a.headers,
 		e.Enabled, e.DisabledReason, e.FailingSince, e.UpdatedAt, e.TenantID, e.ID)
-	if err != nil {
-		return fmt.Errorf("update endpoint: %w", err)
-	}
-	return affected(tag, "endpoint "+e.ID)
 }
 
 // DeleteEndpoint removes an endpoint with its deliveries and their attempts.
@@ -362,15 +341,12 @@ func (s *Store) DisableEndpoint(ctx context.Context, id, reason string, deadLett
 
 // CreateAPIKey stores a key's hash.
 func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO api_keys (id, name, role, tenant_id, hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+	err := s.execOne(ctx, "insert api key", `INSERT INTO api_keys (id, name, role, tenant_id, hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		k.ID, k.Name, string(k.Role), k.TenantID, k.Hash, k.Prefix, k.CreatedAt)
 	if isUnique(err) {
 		return fmt.Errorf("api key: %w", store.ErrConflict)
 	}
-	if err != nil {
-		return fmt.Errorf("insert api key: %w", err)
-	}
-	return nil
+	return err
 }
 
 const keyColumns = `id, name, role, tenant_id, hash, prefix, created_at, revoked_at`
@@ -415,11 +391,7 @@ func (s *Store) ListAPIKeys(ctx context.Context) ([]store.APIKey, error) {
 
 // RevokeAPIKey marks a key revoked.
 func (s *Store) RevokeAPIKey(ctx context.Context, id string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, time.Now(), id)
-	if err != nil {
-		return fmt.Errorf("revoke api key: %w", err)
-	}
-	return affected(tag, "api key "+id)
+	return s.execOne(ctx, "api key "+id, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, time.Now(), id)
 }
 
 // CountAPIKeys counts keys that are not revoked.

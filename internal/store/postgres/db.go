@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/heraldhq/herald/internal/seal"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -37,10 +38,13 @@ type Options struct {
 	// Notify makes Publish send a pg_notify with the endpoints that got deliveries, for Listen in
 	// other processes. It is off by default: PostgreSQL serialises the commits of all transactions
 	// that notify, which caps the publish rate.
-	Notify bool
 	// NoMigrate leaves the schema as it is: Open then fails if the database lacks a migration this
 	// build needs (run herald migrate first), for operators who migrate as a separate step.
 	NoMigrate bool
+	Notify    bool
+	// Keys encrypt endpoint secrets at rest. Nil stores them in plaintext, as versions before
+	// encryption did: for tests only; herald serve always sets them.
+	Keys *seal.Keyring
 }
 
 // Store is the PostgreSQL implementation of store.Store.
@@ -48,7 +52,8 @@ type Store struct {
 	node    string // this process's id in lanes
 	pool    *pgxpool.Pool
 	notify  bool
-	channel string    // the pg_notify channel of this schema
+	channel string // the pg_notify channel of this schema
+	keys    *seal.Keyring
 	held    *held     // the leases this handle holds, to renew them
 	lanes   *laneBook // the lanes it holds, and its view of the cluster
 
@@ -89,7 +94,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{node: newNodeID(), pool: pool, notify: opts.Notify, channel: channelName(opts.Schema), held: newHeld(), lanes: newLaneBook()}, nil
+	return &Store{node: newNodeID(), pool: pool, notify: opts.Notify, channel: channelName(opts.Schema), keys: opts.Keys, held: newHeld(), lanes: newLaneBook()}, nil
 }
 
 // Close closes every connection of the pool, waiting for those in use to be returned.
@@ -131,8 +136,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // maxTries bounds how often a transaction is run again after a deadlock or serialization failure.
 const maxTries = 3
 
-// inTx runs fn in a transaction and commits it. A transaction that PostgreSQL aborted to break a
-// deadlock is run again, so fn must set its outputs afresh each time.
+// inTx runs fn in a transaction and commits it, with the audit entry that ctx carries, if any.
+// A transaction that PostgreSQL aborted to break a deadlock is run again, so fn must set its
+// outputs afresh each time.
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	for try := 1; ; try++ {
 		err := s.tryTx(ctx, fn)
@@ -151,6 +157,13 @@ func (s *Store) tryTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback(ctx)
 		return err
+	}
+	if a := store.AuditFrom(ctx); a != nil {
+		// The change and its audit entry commit together (see store.WithAudit).
+		if err := insertAudit(ctx, tx, a); err != nil {
+			_ = tx.Rollback(ctx)
+			return err
+		}
 	}
 	// Once the transaction is sent for commit, its caller must learn its fate: a cancelled context
 	// would leave it unknown whether, say, an acknowledged event was stored.

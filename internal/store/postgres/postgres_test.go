@@ -70,7 +70,7 @@ func openSchema(t *testing.T, schema string, opts postgres.Options) *postgres.St
 
 func open(t *testing.T) store.Store {
 	t.Helper()
-	return openSchema(t, newSchema(t), postgres.Options{})
+	return openSchema(t, newSchema(t), postgres.Options{Keys: testKeys(t)})
 }
 
 func TestConformance(t *testing.T) {
@@ -638,6 +638,11 @@ func TestMigrate_FromAnOlderVersionKeepsData(t *testing.T) {
 	if !lanes {
 		t.Fatal("migration 2 was not applied")
 	}
+	// Migration 4: the tenant redacts nothing, and the audit log works.
+	if tn.RedactFields != nil {
+		t.Fatalf("a migrated tenant redacts %v", tn.RedactFields)
+	}
+	must(t, upgraded.RecordAudit(ctx, &store.AuditEntry{At: now, Action: "tenant.update", ResourceType: "tenant", ResourceID: "acme", TenantID: "acme"}))
 	// And it works: claims take lanes.
 	setupEndpointOnly(t, upgraded)
 }

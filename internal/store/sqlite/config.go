@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heraldhq/herald/internal/seal"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -37,8 +38,8 @@ func affected(res sql.Result, what string) error {
 // CreateTenant inserts a tenant; ErrConflict if the id is taken.
 func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)`,
-			t.ID, t.Name, micros(t.CreatedAt), micros(t.UpdatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, name, redact_fields, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+			t.ID, t.Name, redactArg(t.RedactFields), micros(t.CreatedAt), micros(t.UpdatedAt))
 		if isUnique(err) {
 			return fmt.Errorf("tenant %q: %w", t.ID, store.ErrConflict)
 		}
@@ -49,16 +50,41 @@ func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 	})
 }
 
+const tenantColumns = `id, name, redact_fields, created_at, updated_at, rowid`
+
+func scanTenant(r rowScanner) (*store.Tenant, int64, error) {
+	var t store.Tenant
+	var redact string
+	var rowid, c, u int64
+	if err := r.Scan(&t.ID, &t.Name, &redact, &c, &u, &rowid); err != nil {
+		return nil, 0, err
+	}
+	if err := json.Unmarshal([]byte(redact), &t.RedactFields); err != nil {
+		return nil, 0, fmt.Errorf("tenant %s redact fields: %w", t.ID, err)
+	}
+	if len(t.RedactFields) == 0 {
+		t.RedactFields = nil
+	}
+	t.CreatedAt, t.UpdatedAt = fromMicros(c), fromMicros(u)
+	return &t, rowid, nil
+}
+
+// redactArg is the column value of a tenant's redaction paths: a JSON array.
+func redactArg(paths []string) string {
+	if len(paths) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(paths) // a []string always encodes
+	return string(b)
+}
+
 // GetTenant reads one tenant.
 func (s *Store) GetTenant(ctx context.Context, id string) (*store.Tenant, error) {
-	var t store.Tenant
-	var c, u int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, name, created_at, updated_at FROM tenants WHERE id = ?`, id).Scan(&t.ID, &t.Name, &c, &u)
+	t, _, err := scanTenant(s.r.QueryRowContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = ?`, id))
 	if err != nil {
 		return nil, notFound(err, "tenant "+id)
 	}
-	t.CreatedAt, t.UpdatedAt = fromMicros(c), fromMicros(u)
-	return &t, nil
+	return t, nil
 }
 
 // ListTenants lists tenants in creation order.
@@ -68,7 +94,7 @@ func (s *Store) ListTenants(ctx context.Context, p store.Page) ([]store.Tenant, 
 		return nil, "", err
 	}
 	limit := p.Clamp()
-	rows, err := s.r.QueryContext(ctx, `SELECT rowid, id, name, created_at, updated_at FROM tenants WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, limit+1)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("list tenants: %w", err)
 	}
@@ -76,13 +102,11 @@ func (s *Store) ListTenants(ctx context.Context, p store.Page) ([]store.Tenant, 
 	var out []store.Tenant
 	var pos []int64
 	for rows.Next() {
-		var t store.Tenant
-		var rowid, c, u int64
-		if err := rows.Scan(&rowid, &t.ID, &t.Name, &c, &u); err != nil {
+		t, rowid, err := scanTenant(rows)
+		if err != nil {
 			return nil, "", fmt.Errorf("list tenants: %w", err)
 		}
-		t.CreatedAt, t.UpdatedAt = fromMicros(c), fromMicros(u)
-		out = append(out, t)
+		out = append(out, *t)
 		pos = append(pos, rowid)
 	}
 	return page(out, limit, rows.Err(), func(i int) int64 { return pos[i] })
@@ -103,33 +127,12 @@ func page[T any](items []T, limit int, err error, pos func(i int) int64) ([]T, s
 // UpdateTenant changes a tenant's name.
 func (s *Store) UpdateTenant(ctx context.Context, t *store.Tenant) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, updated_at = ? WHERE id = ?`, t.Name, micros(t.UpdatedAt), t.ID)
+		res, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, redact_fields = ?, updated_at = ? WHERE id = ?`,
+			t.Name, redactArg(t.RedactFields), micros(t.UpdatedAt), t.ID)
 		if err != nil {
 			return fmt.Errorf("update tenant: %w", err)
 		}
 		return affected(res, "tenant "+t.ID)
-	})
-}
-
-// DeleteTenant removes a tenant with everything it owns.
-func (s *Store) DeleteTenant(ctx context.Context, id string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		clear(s.subs)
-		for _, q := range []string{
-			`DELETE FROM attempts WHERE tenant_id = ?`,
-			`DELETE FROM deliveries WHERE tenant_id = ?`,
-			`DELETE FROM events WHERE tenant_id = ?`,
-			`DELETE FROM api_keys WHERE tenant_id = ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, id); err != nil {
-				return fmt.Errorf("delete tenant: %w", err)
-			}
-		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE id = ?`, id)
-		if err != nil {
-			return fmt.Errorf("delete tenant: %w", err)
-		}
-		return affected(res, "tenant "+id)
 	})
 }
 
@@ -218,7 +221,7 @@ const endpointColumns = `rowid, id, tenant_id, url, description, event_types, se
 
 type rowScanner interface{ Scan(dest ...any) error }
 
-func scanEndpoint(r rowScanner) (*store.Endpoint, int64, error) {
+func scanEndpoint(keys *seal.Keyring, r rowScanner) (*store.Endpoint, int64, error) {
 	var e store.Endpoint
 	var rowid, timeoutMS, c, u int64
 	var types, secrets, headers string
@@ -232,8 +235,9 @@ func scanEndpoint(r rowScanner) (*store.Endpoint, int64, error) {
 	if err := json.Unmarshal([]byte(types), &e.EventTypes); err != nil {
 		return nil, 0, fmt.Errorf("endpoint %s event types: %w", e.ID, err)
 	}
-	if err := json.Unmarshal([]byte(secrets), &e.Secrets); err != nil {
-		return nil, 0, fmt.Errorf("endpoint %s secrets: %w", e.ID, err)
+	var err error
+	if e.Secrets, err = store.DecodeSecrets(keys, e.ID, []byte(secrets)); err != nil {
+		return nil, 0, err
 	}
 	if err := json.Unmarshal([]byte(headers), &e.Headers); err != nil {
 		return nil, 0, fmt.Errorf("endpoint %s headers: %w", e.ID, err)
@@ -260,15 +264,15 @@ type endpointArgs struct {
 	schedule                sql.NullString
 }
 
-func encodeEndpoint(e *store.Endpoint) (endpointArgs, error) {
+func encodeEndpoint(keys *seal.Keyring, e *store.Endpoint) (endpointArgs, error) {
 	var a endpointArgs
 	types, err := json.Marshal(e.EventTypes)
 	if err != nil {
 		return a, fmt.Errorf("encode event types: %w", err)
 	}
-	secrets, err := json.Marshal(e.Secrets)
+	secrets, err := store.EncodeSecrets(keys, e.ID, e.Secrets)
 	if err != nil {
-		return a, fmt.Errorf("encode secrets: %w", err)
+		return a, err
 	}
 	h := e.Headers
 	if h == nil {
@@ -295,7 +299,7 @@ func encodeEndpoint(e *store.Endpoint) (endpointArgs, error) {
 
 // CreateEndpoint inserts an endpoint of an existing tenant.
 func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
-	a, err := encodeEndpoint(e)
+	a, err := encodeEndpoint(s.keys, e)
 	if err != nil {
 		return err
 	}
@@ -322,7 +326,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
 
 // GetEndpoint reads one endpoint of a tenant.
 func (s *Store) GetEndpoint(ctx context.Context, tenantID, id string) (*store.Endpoint, error) {
-	e, _, err := scanEndpoint(s.r.QueryRowContext(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE tenant_id = ? AND id = ?`, tenantID, id))
+	e, _, err := scanEndpoint(s.keys, s.r.QueryRowContext(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE tenant_id = ? AND id = ?`, tenantID, id))
 	if err != nil {
 		return nil, notFound(err, "endpoint "+id)
 	}
@@ -331,7 +335,7 @@ func (s *Store) GetEndpoint(ctx context.Context, tenantID, id string) (*store.En
 
 // EndpointByID reads one endpoint whatever its tenant.
 func (s *Store) EndpointByID(ctx context.Context, id string) (*store.Endpoint, error) {
-	e, _, err := scanEndpoint(s.r.QueryRowContext(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE id = ?`, id))
+	e, _, err := scanEndpoint(s.keys, s.r.QueryRowContext(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE id = ?`, id))
 	if err != nil {
 		return nil, notFound(err, "endpoint "+id)
 	}
@@ -353,7 +357,7 @@ func (s *Store) ListEndpoints(ctx context.Context, tenantID string, p store.Page
 	var out []store.Endpoint
 	var pos []int64
 	for rows.Next() {
-		e, rowid, err := scanEndpoint(rows)
+		e, rowid, err := scanEndpoint(s.keys, rows)
 		if err != nil {
 			return nil, "", fmt.Errorf("list endpoints: %w", err)
 		}
@@ -365,7 +369,7 @@ func (s *Store) ListEndpoints(ctx context.Context, tenantID string, p store.Page
 
 // UpdateEndpoint replaces an endpoint's settings.
 func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
-	a, err := encodeEndpoint(e)
+	a, err := encodeEndpoint(s.keys, e)
 	if err != nil {
 		return err
 	}

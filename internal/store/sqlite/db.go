@@ -23,6 +23,7 @@ import (
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
+	"github.com/heraldhq/herald/internal/seal"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -36,6 +37,9 @@ type Options struct {
 	Synchronous string
 	// MaxBatch bounds how many writes share one transaction.
 	MaxBatch int
+	// Keys encrypt endpoint secrets at rest. Nil stores them in plaintext, as versions before
+	// encryption did: for tests only; herald serve always sets them.
+	Keys *seal.Keyring
 }
 
 // Store is the SQLite implementation of store.Store.
@@ -58,6 +62,7 @@ type Store struct {
 	subs    map[string][]subscriber
 	sync    string // the configured synchronous level
 	curSync string // the level in force on the write connection (writer goroutine only)
+	keys    *seal.Keyring
 }
 
 var _ store.Store = (*Store)(nil)
@@ -92,7 +97,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	dsn := fmt.Sprintf("file:%s?_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate", path, opts.Synchronous)
+	// secure_delete(FAST) zeroes deleted content where that costs no extra I/O, so that a secret
+	// replaced by its ciphertext (rotation, re-encryption) does not linger in the file's pages.
+	dsn := fmt.Sprintf("file:%s?_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=secure_delete(FAST)&_txlock=immediate", path, opts.Synchronous)
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		_ = lock.Close()
@@ -115,7 +122,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), leases: newLeases(), claimStmts: map[int]*sql.Stmt{}, subs: map[string][]subscriber{}, sync: opts.Synchronous, curSync: opts.Synchronous, quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch}
+	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), leases: newLeases(), claimStmts: map[int]*sql.Stmt{}, subs: map[string][]subscriber{}, sync: opts.Synchronous, curSync: opts.Synchronous, keys: opts.Keys, quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch}
 	if err := s.stmts.prepare(ctx, w, r); err != nil {
 		_ = s.closeDBs()
 		return nil, err
@@ -196,8 +203,9 @@ var errClosed = errors.New("sqlite store is closed")
 
 // write runs fn in the writer's next transaction and returns once that is committed. fn may be
 // run twice (see commit), so it must set its outputs afresh each time.
+// An audit entry in ctx (store.WithAudit) is written in the same transaction, after fn.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	return s.enqueue(&op{ctx: ctx, fn: fn, err: make(chan error, 1)})
+	return s.enqueue(&op{ctx: ctx, fn: audited(ctx, fn), err: make(chan error, 1)})
 }
 
 // writeLazy is write for changes whose loss to a power cut is harmless (see op.lazy).

@@ -16,7 +16,7 @@ import (
 
 func open(t *testing.T) store.Store {
 	t.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "herald.db"), sqlite.Options{})
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "herald.db"), sqlite.Options{Keys: testKeys(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

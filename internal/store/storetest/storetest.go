@@ -18,22 +18,27 @@ type Open func(t *testing.T) store.Store
 // Run runs every conformance test against the driver.
 func Run(t *testing.T, open Open) {
 	tests := map[string]func(*testing.T, store.Store){
-		"TenantCRUD":                   testTenantCRUD,
-		"Pagination":                   testPagination,
-		"PublishFansOutToSubscribers":  testPublishFansOut,
-		"PublishIsIdempotentByID":      testPublishIdempotent,
-		"PublishUnknownTenant":         testPublishUnknownTenant,
-		"ClaimLeasesAndReportsNextDue": testClaim,
-		"RecordResultsMovesState":      testRecordResults,
-		"RetryReplayResend":            testRetryReplayResend,
-		"DisableEndpointDeadLetters":   testDisableEndpoint,
-		"ReleaseClaims":                testReleaseClaims,
-		"RenewClaimsExtendsLeases":     testRenewClaims,
-		"StatsCountsSince":             testStats,
-		"RetentionDeletesOldEvents":    testRetention,
-		"APIKeys":                      testAPIKeys,
-		"FailingSinceTracksStreaks":    testFailingSince,
-		"DeleteEndpointRemovesHistory": testDeleteEndpoint,
+		"TenantCRUD":                    testTenantCRUD,
+		"Pagination":                    testPagination,
+		"PublishFansOutToSubscribers":   testPublishFansOut,
+		"PublishIsIdempotentByID":       testPublishIdempotent,
+		"PublishUnknownTenant":          testPublishUnknownTenant,
+		"ClaimLeasesAndReportsNextDue":  testClaim,
+		"RecordResultsMovesState":       testRecordResults,
+		"RetryReplayResend":             testRetryReplayResend,
+		"DisableEndpointDeadLetters":    testDisableEndpoint,
+		"ReleaseClaims":                 testReleaseClaims,
+		"RenewClaimsExtendsLeases":      testRenewClaims,
+		"StatsCountsSince":              testStats,
+		"RetentionDeletesOldEvents":     testRetention,
+		"APIKeys":                       testAPIKeys,
+		"FailingSinceTracksStreaks":     testFailingSince,
+		"DeleteEndpointRemovesHistory":  testDeleteEndpoint,
+		"AuditWrittenWithTheChange":     testAuditWithChange,
+		"AuditListFiltersAndPages":      testAuditList,
+		"AuditRetention":                testAuditRetention,
+		"DeleteTenantRemovesAllItsData": testDeleteTenantCounts,
+		"TenantRedactFieldsRoundTrip":   testTenantRedactFields,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -110,11 +115,12 @@ func testTenantCRUD(t *testing.T, s store.Store) {
 	if got.Name != "Acme Inc" {
 		t.Fatalf("after update name = %q", got.Name)
 	}
-	must(t, s.DeleteTenant(ctx, "acme"))
+	_, err = s.DeleteTenant(ctx, "acme")
+	must(t, err)
 	if _, err := s.GetTenant(ctx, "acme"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted tenant: got %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteTenant(ctx, "acme"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.DeleteTenant(ctx, "acme"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("delete missing tenant: got %v, want ErrNotFound", err)
 	}
 }

@@ -1,0 +1,298 @@
+package storetest
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/internal/seal"
+	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/webhook"
+)
+
+// Database is one database that the secrets suite opens stores on again and again, with other
+// keys each time: what a restart with a new configuration does.
+type Database struct {
+	// Open opens a store on the database with keys (nil: as a version before encryption at rest
+	// did). The suite closes each store before it opens the next.
+	Open func(t *testing.T, keys *seal.Keyring) store.Store
+	// Raw returns what the database holds as it holds it: the database files and their WAL, or
+	// every row of every table as text. The suite looks for secrets in it.
+	Raw func(t *testing.T) []byte
+}
+
+// NewDatabase makes a fresh, empty Database for one test.
+type NewDatabase func(t *testing.T) Database
+
+// RunSecrets runs the conformance tests of secrets at rest: encryption, master key rotation and
+// the upgrade of plaintext secrets written by earlier versions.
+func RunSecrets(t *testing.T, newDB NewDatabase) {
+	tests := map[string]func(*testing.T, *reopener){
+		"SecretsAreEncryptedAtRest":   testSecretsEncrypted,
+		"WrongKeyIsRefused":           testSecretsWrongKey,
+		"OldKeysReadRekeyMovesToNew":  testSecretsRotation,
+		"PlaintextFromEarlierVersion": testSecretsPlaintextUpgrade,
+	}
+	for name, fn := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := &reopener{t: t, db: newDB(t)}
+			t.Cleanup(r.close)
+			fn(t, r)
+		})
+	}
+}
+
+// reopener holds the store open on a Database, closing it before opening another.
+type reopener struct {
+	t  *testing.T
+	db Database
+	s  store.Store
+}
+
+func (r *reopener) open(keys *seal.Keyring) store.Store {
+	r.t.Helper()
+	r.close()
+	r.s = r.db.Open(r.t, keys)
+	return r.s
+}
+
+func (r *reopener) close() {
+	if r.s != nil {
+		if err := r.s.Close(); err != nil {
+			r.t.Errorf("close store: %v", err)
+		}
+		r.s = nil
+	}
+}
+
+func newKeyring(t *testing.T) (*seal.Keyring, []byte) {
+	t.Helper()
+	k, err := seal.GenerateKey()
+	must(t, err)
+	kr, err := seal.NewKeyring(k)
+	must(t, err)
+	return kr, k
+}
+
+func keyringOf(t *testing.T, current []byte, old ...[]byte) *seal.Keyring {
+	t.Helper()
+	kr, err := seal.NewKeyring(current, old...)
+	must(t, err)
+	return kr
+}
+
+// secretEndpoint makes an endpoint in the middle of a rotation from an HMAC secret to an
+// Ed25519 key: every kind of credential Herald stores.
+func secretEndpoint(t *testing.T, s store.Store, tenantID, id string) *store.Endpoint {
+	t.Helper()
+	hmacKey, err := webhook.NewSecret()
+	must(t, err)
+	edKey, _, err := webhook.NewSigningKey()
+	must(t, err)
+	n := now()
+	expires := n.Add(time.Hour)
+	e := &store.Endpoint{
+		ID: id, TenantID: tenantID, URL: "https://example.com/" + id, EventTypes: []string{"*"},
+		Secrets: []store.Secret{{Key: edKey}, {Key: hmacKey, ExpiresAt: &expires}}, Timeout: 10 * time.Second,
+		MaxConcurrency: 10, Enabled: true, CreatedAt: n, UpdatedAt: n,
+	}
+	must(t, s.CreateEndpoint(ctx, e))
+	return e
+}
+
+// assertNoSecrets fails if the raw database holds any of the keys, whole or as their base64 body
+// (the part after whsec_ / whsk_).
+func assertNoSecrets(t *testing.T, raw []byte, secrets []store.Secret) {
+	t.Helper()
+	for _, sec := range secrets {
+		_, body, _ := strings.Cut(sec.Key, "_")
+		for _, needle := range []string{sec.Key, body} {
+			if bytes.Contains(raw, []byte(needle)) {
+				t.Fatalf("the database holds the secret %.12s… in clear", needle)
+			}
+		}
+		if key, err := base64.StdEncoding.DecodeString(body); err == nil && bytes.Contains(raw, key) {
+			t.Fatalf("the database holds the bytes of the secret %.12s… in clear", sec.Key)
+		}
+	}
+}
+
+func assertSecrets(t *testing.T, s store.Store, tenantID, id string, want []store.Secret) {
+	t.Helper()
+	got, err := s.GetEndpoint(ctx, tenantID, id)
+	must(t, err)
+	byID, err := s.EndpointByID(ctx, id)
+	must(t, err)
+	list, _, err := s.ListEndpoints(ctx, tenantID, store.Page{})
+	must(t, err)
+	i := slices.IndexFunc(list, func(e store.Endpoint) bool { return e.ID == id })
+	if i < 0 {
+		t.Fatalf("endpoint %s not listed", id)
+	}
+	for _, secrets := range [][]store.Secret{got.Secrets, byID.Secrets, list[i].Secrets} {
+		if len(secrets) != len(want) {
+			t.Fatalf("endpoint %s has %d secrets, want %d", id, len(secrets), len(want))
+		}
+		for j := range want {
+			if secrets[j].Key != want[j].Key {
+				t.Fatalf("endpoint %s secret %d = %.12s…, want %.12s…", id, j, secrets[j].Key, want[j].Key)
+			}
+			if (secrets[j].ExpiresAt == nil) != (want[j].ExpiresAt == nil) ||
+				(want[j].ExpiresAt != nil && !secrets[j].ExpiresAt.Equal(*want[j].ExpiresAt)) {
+				t.Fatalf("endpoint %s secret %d expires %v, want %v", id, j, secrets[j].ExpiresAt, want[j].ExpiresAt)
+			}
+		}
+	}
+}
+
+func testSecretsEncrypted(t *testing.T, r *reopener) {
+	keys, _ := newKeyring(t)
+	s := r.open(keys)
+	tenant(t, s, "acme")
+	e := secretEndpoint(t, s, "acme", "ep_1")
+	raw := r.db.Raw(t)
+	assertNoSecrets(t, raw, e.Secrets)
+	if !bytes.Contains(raw, []byte("enc:v1:"+keys.ID()+":")) {
+		t.Fatal("the database holds no value sealed with the current key: is Raw looking in the right place?")
+	}
+	assertSecrets(t, s, "acme", "ep_1", e.Secrets)
+
+	// A rotation stores the new secret sealed as well.
+	fresh, err := webhook.NewSecret()
+	must(t, err)
+	e.Secrets = append([]store.Secret{{Key: fresh}}, e.Secrets...)
+	e.UpdatedAt = now()
+	must(t, s.UpdateEndpoint(ctx, e))
+	assertNoSecrets(t, r.db.Raw(t), e.Secrets)
+	assertSecrets(t, s, "acme", "ep_1", e.Secrets)
+
+	// After a restart with the same key, everything reads back.
+	s = r.open(keys)
+	assertSecrets(t, s, "acme", "ep_1", e.Secrets)
+	if n, _, err := s.RekeySecrets(ctx, store.Page{}); err != nil || n != 0 {
+		t.Fatalf("rekey with nothing to do rewrote %d endpoints: %v", n, err)
+	}
+}
+
+func testSecretsWrongKey(t *testing.T, r *reopener) {
+	keys, _ := newKeyring(t)
+	s := r.open(keys)
+	tenant(t, s, "acme")
+	secretEndpoint(t, s, "acme", "ep_1")
+
+	other, _ := newKeyring(t)
+	s = r.open(other)
+	if _, err := s.GetEndpoint(ctx, "acme", "ep_1"); !errors.Is(err, seal.ErrUnknownKey) {
+		t.Fatalf("GetEndpoint with another key = %v, want ErrUnknownKey", err)
+	}
+	if _, err := s.EndpointByID(ctx, "ep_1"); !errors.Is(err, seal.ErrUnknownKey) {
+		t.Fatalf("EndpointByID with another key = %v, want ErrUnknownKey", err)
+	}
+	if _, _, err := s.ListEndpoints(ctx, "acme", store.Page{}); !errors.Is(err, seal.ErrUnknownKey) {
+		t.Fatalf("ListEndpoints with another key = %v, want ErrUnknownKey", err)
+	}
+	if _, _, err := s.RekeySecrets(ctx, store.Page{}); !errors.Is(err, seal.ErrUnknownKey) {
+		t.Fatalf("RekeySecrets with another key = %v, want ErrUnknownKey", err)
+	}
+	s = r.open(nil)
+	if _, err := s.GetEndpoint(ctx, "acme", "ep_1"); !errors.Is(err, store.ErrNoEncryptionKey) {
+		t.Fatalf("GetEndpoint without keys = %v, want ErrNoEncryptionKey", err)
+	}
+	if _, _, err := s.RekeySecrets(ctx, store.Page{}); !errors.Is(err, store.ErrNoEncryptionKey) {
+		t.Fatalf("RekeySecrets without keys = %v, want ErrNoEncryptionKey", err)
+	}
+}
+
+// rekeyAll runs passes of small pages until the end, as herald rekey does, and returns how
+// many endpoints were rewritten.
+func rekeyAll(t *testing.T, s store.Store, pageSize int) int {
+	t.Helper()
+	total, cursor := 0, ""
+	for pages := 0; ; pages++ {
+		if pages > 1000 {
+			t.Fatal("rekey does not end")
+		}
+		n, next, err := s.RekeySecrets(ctx, store.Page{Limit: pageSize, Cursor: cursor})
+		must(t, err)
+		total += n
+		if next == "" {
+			return total
+		}
+		cursor = next
+	}
+}
+
+func testSecretsRotation(t *testing.T, r *reopener) {
+	_, oldKey := newKeyring(t)
+	k, err := seal.GenerateKey()
+	must(t, err)
+	s := r.open(keyringOf(t, oldKey))
+	tenant(t, s, "acme")
+	tenant(t, s, "globex")
+	var eps []*store.Endpoint
+	for i, tn := range []string{"acme", "globex", "acme", "globex", "acme"} {
+		eps = append(eps, secretEndpoint(t, s, tn, "ep_old_"+string(rune('a'+i))))
+	}
+
+	// The new key is current; the old one still opens what it sealed.
+	rotated := keyringOf(t, k, oldKey)
+	s = r.open(rotated)
+	for _, e := range eps {
+		assertSecrets(t, s, e.TenantID, e.ID, e.Secrets)
+	}
+	fresh := secretEndpoint(t, s, "acme", "ep_new")
+	raw := r.db.Raw(t)
+	if !bytes.Contains(raw, []byte("enc:v1:"+rotated.ID()+":")) {
+		t.Fatal("a new endpoint is not sealed with the current key")
+	}
+	if got := rekeyAll(t, s, 2); got != len(eps) {
+		t.Fatalf("rekey rewrote %d endpoints, want %d", got, len(eps))
+	}
+	if got := rekeyAll(t, s, 2); got != 0 {
+		t.Fatalf("a second rekey rewrote %d endpoints, want 0", got)
+	}
+	assertNoSecrets(t, r.db.Raw(t), fresh.Secrets)
+
+	// The old key can now be retired: everything opens with the new key alone.
+	s = r.open(keyringOf(t, k))
+	for _, e := range append(eps, fresh) {
+		assertSecrets(t, s, e.TenantID, e.ID, e.Secrets)
+	}
+}
+
+func testSecretsPlaintextUpgrade(t *testing.T, r *reopener) {
+	// An earlier version stored secrets in plaintext.
+	s := r.open(nil)
+	tenant(t, s, "acme")
+	var eps []*store.Endpoint
+	for _, id := range []string{"ep_1", "ep_2", "ep_3"} {
+		eps = append(eps, secretEndpoint(t, s, "acme", id))
+	}
+	if !bytes.Contains(r.db.Raw(t), []byte(eps[0].Secrets[0].Key)) {
+		t.Fatal("a store without keys did not write plaintext: is Raw looking in the right place?")
+	}
+
+	keys, _ := newKeyring(t)
+	s = r.open(keys)
+	for _, e := range eps {
+		assertSecrets(t, s, "acme", e.ID, e.Secrets)
+	}
+	if got := rekeyAll(t, s, 2); got != len(eps) {
+		t.Fatalf("rekey rewrote %d endpoints, want %d", got, len(eps))
+	}
+	// What was replaced is gone from the database, not only from its live rows.
+	raw := r.db.Raw(t)
+	for _, e := range eps {
+		assertNoSecrets(t, raw, e.Secrets)
+		assertSecrets(t, s, "acme", e.ID, e.Secrets)
+	}
+	s = r.open(keys)
+	for _, e := range eps {
+		assertSecrets(t, s, "acme", e.ID, e.Secrets)
+	}
+}
