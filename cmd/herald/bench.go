@@ -71,6 +71,9 @@ a plain Go HTTP client posting the same bodies to the same receiver at the same 
 				}
 				sc.Synchronous = cfg.Synchronous
 				sc.DatabaseURL, sc.Nodes = cfg.DatabaseURL, cfg.Nodes
+				if cfg.QueueDepth > 0 {
+					sc.QueueDepth = cfg.QueueDepth
+				}
 				// Runs on a shared two-core machine vary; with --repeat the run with the median
 				// ratio is reported, and the spread is printed.
 				var runs []*bench.Result

@@ -38,7 +38,7 @@ type Config struct {
 	// DisableAfter disables an endpoint that has failed without a single success for this long.
 	DisableAfter time.Duration
 	// QueueDepth is how many rounds of an endpoint's max_concurrency a lane claims ahead (default
-	// 6): deeper queues mean fewer, larger claims, and more memory per busy lane (all lanes
+	// 16): deeper queues mean fewer, larger claims, and more memory per busy lane (all lanes
 	// together stay within MaxInFlight).
 	QueueDepth int
 	// BreakerFailures consecutive retryable failures open an endpoint's circuit breaker.
@@ -69,7 +69,7 @@ func (c *Config) defaults() {
 		c.DisableAfter = 5 * 24 * time.Hour
 	}
 	if c.QueueDepth <= 0 {
-		c.QueueDepth = 6
+		c.QueueDepth = 16
 	}
 	if c.BreakerFailures == 0 {
 		c.BreakerFailures = 20

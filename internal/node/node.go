@@ -128,6 +128,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	// The SQLite store belongs to this process alone, so leases left at start are a crashed run's;
 	// on PostgreSQL they may be other nodes' and expire on their own.
 	dc.ReleaseClaimsAtStart = pg == nil
+	if pg != nil && dc.QueueDepth == 0 {
+		// A claim on PostgreSQL is a round trip (a few ms on a loaded machine, against tens of µs
+		// for SQLite's in-process read): deeper queues amortise it. Leases stay short either
+		// way, as they are renewed.
+		dc.QueueDepth = 32
+	}
 	dc.Logger = log
 	d := dispatch.New(st, client, dc)
 	a := api.New(api.Config{
