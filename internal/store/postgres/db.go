@@ -36,12 +36,12 @@ type Options struct {
 	// MaxConns bounds the pool; 0 means pgxpool's default (the larger of 4 and the number of CPUs).
 	MaxConns int32
 	// Notify makes Publish send a pg_notify with the endpoints that got deliveries, for Listen in
-	// other processes. It is off by default: PostgreSQL serialises the commits of all transactions
-	// that notify, which caps the publish rate.
+	// other processes (after its commit, coalesced: see notify.go). Processes that do not Listen
+	// (herald migrate, tests of one store) leave it off.
+	Notify bool
 	// NoMigrate leaves the schema as it is: Open then fails if the database lacks a migration this
 	// build needs (run herald migrate first), for operators who migrate as a separate step.
 	NoMigrate bool
-	Notify    bool
 	// Keys encrypt endpoint secrets at rest. Nil stores them in plaintext, as versions before
 	// encryption did: for tests only; herald serve always sets them.
 	Keys *seal.Keyring
@@ -49,13 +49,13 @@ type Options struct {
 
 // Store is the PostgreSQL implementation of store.Store.
 type Store struct {
-	node    string // this process's id in lanes
-	pool    *pgxpool.Pool
-	notify  bool
-	channel string // the pg_notify channel of this schema
-	keys    *seal.Keyring
-	held    *held     // the leases this handle holds, to renew them
-	lanes   *laneBook // the lanes it holds, and its view of the cluster
+	node     string // this process's id in lanes
+	pool     *pgxpool.Pool
+	notifier *notifier // nil without Options.Notify
+	channel  string    // the pg_notify channel of this schema
+	keys     *seal.Keyring
+	held     *held     // the leases this handle holds, to renew them
+	lanes    *laneBook // the lanes it holds, and its view of the cluster
 
 	closeOnce sync.Once
 	closeErr  error
@@ -94,12 +94,19 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{node: newNodeID(), pool: pool, notify: opts.Notify, channel: channelName(opts.Schema), keys: opts.Keys, held: newHeld(), lanes: newLaneBook()}, nil
+	s := &Store{node: newNodeID(), pool: pool, channel: channelName(opts.Schema), keys: opts.Keys, held: newHeld(), lanes: newLaneBook()}
+	if opts.Notify {
+		s.notifier = startNotifier(pool, s.channel)
+	}
+	return s, nil
 }
 
 // Close closes every connection of the pool, waiting for those in use to be returned.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		if s.notifier != nil {
+			s.notifier.close()
+		}
 		// Give this node's lanes up and leave the cluster, so that other nodes need not wait
 		// for them to expire.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

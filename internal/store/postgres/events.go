@@ -98,8 +98,6 @@ func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Ev
 			at                         []time.Time
 		}
 		var dupIDs []string
-		var woken []string
-		seen := map[string]bool{}
 		for i, ev := range events {
 			seq, ok := seqs[ev.ID]
 			if !ok {
@@ -122,10 +120,6 @@ func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Ev
 				d.at = append(d.at, ev.CreatedAt)
 				res.Deliveries++
 				res.EndpointIDs = append(res.EndpointIDs, sub.id)
-				if !seen[sub.id] {
-					seen[sub.id] = true
-					woken = append(woken, sub.id)
-				}
 			}
 			results[i] = res
 		}
@@ -147,11 +141,6 @@ func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Ev
 		}
 		if len(d.seqs) > 0 {
 			b.Queue(insertDeliveries, tenantID, d.seqs, d.eventIDs, d.types, d.endpoints, d.at)
-		}
-		if s.notify {
-			for _, payload := range notifyPayloads(woken) {
-				b.Queue(`SELECT pg_notify($1, $2)`, s.channel, payload)
-			}
 		}
 		if b.Len() > 0 {
 			if err := tx.SendBatch(ctx, &b).Close(); err != nil {
@@ -175,6 +164,13 @@ func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Ev
 	})
 	if err != nil {
 		return nil, err
+	}
+	if s.notifier != nil {
+		for _, r := range results {
+			if !r.Duplicate {
+				s.notifier.add(r.EndpointIDs)
+			}
+		}
 	}
 	return results, nil
 }
