@@ -140,6 +140,66 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// sendFunc sends one batch of a transaction run by inBatchTx; last commits it.
+type sendFunc func(b *pgx.Batch, last bool) error
+
+// inBatchTx runs a transaction as a few batches, each one round trip: BEGIN travels with the
+// first batch and COMMIT with the last, where pool.Begin and Commit would cost a round trip each.
+// A publish is then two round trips instead of four. fn must send its last batch with last set
+// (or the transaction is committed after fn returns), must not send after it, and, as with inTx,
+// must set its outputs afresh on each try.
+func (s *Store) inBatchTx(ctx context.Context, fn func(send sendFunc) error) error {
+	for try := 1; ; try++ {
+		err := s.tryBatchTx(ctx, fn)
+		if try < maxTries && retryable(err) {
+			continue
+		}
+		return err
+	}
+}
+
+func (s *Store) tryBatchTx(ctx context.Context, fn func(send sendFunc) error) (err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire connection: %w", err)
+	}
+	// A connection given back inside a transaction (a failed ROLLBACK) is closed by the pool.
+	defer conn.Release()
+	begun, done := false, false
+	send := func(b *pgx.Batch, last bool) error {
+		full := &pgx.Batch{}
+		if !begun {
+			full.Queue("BEGIN")
+			begun = true
+		}
+		full.QueuedQueries = append(full.QueuedQueries, b.QueuedQueries...)
+		sendCtx := ctx
+		if last {
+			full.Queue("COMMIT")
+			done = true
+			// Once the commit is sent, its caller must learn its fate: a cancelled context
+			// would leave it unknown whether, say, an acknowledged event was stored.
+			sendCtx = context.WithoutCancel(ctx)
+		}
+		return conn.SendBatch(sendCtx, full).Close()
+	}
+	defer func() {
+		if err != nil && begun {
+			// Aborted or unfinished (after a failed COMMIT this only draws a warning).
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_, _ = conn.Exec(rctx, "ROLLBACK")
+		}
+	}()
+	if err := fn(send); err != nil {
+		return err
+	}
+	if !done {
+		return send(&pgx.Batch{}, true)
+	}
+	return nil
+}
+
 // maxTries bounds how often a transaction is run again after a deadlock or serialization failure.
 const maxTries = 3
 

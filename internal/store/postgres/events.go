@@ -40,7 +40,7 @@ const insertDeliveries = `INSERT INTO deliveries (tenant_id, event_seq, event_id
 // stored versions of events that were already there).
 func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Event) ([]store.PublishResult, error) {
 	var results []store.PublishResult
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inBatchTx(ctx, func(send sendFunc) error {
 		results = make([]store.PublishResult, len(events))
 		ids := make([]string, len(events))
 		types := make([]string, len(events))
@@ -85,7 +85,7 @@ func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Ev
 			}
 			return rows.Err()
 		})
-		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+		if err := send(&b, false); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
 		if !tenantFound {
@@ -142,10 +142,8 @@ func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Ev
 		if len(d.seqs) > 0 {
 			b.Queue(insertDeliveries, tenantID, d.seqs, d.eventIDs, d.types, d.endpoints, d.at)
 		}
-		if b.Len() > 0 {
-			if err := tx.SendBatch(ctx, &b).Close(); err != nil {
-				return fmt.Errorf("publish: %w", err)
-			}
+		if err := send(&b, true); err != nil {
+			return fmt.Errorf("publish: %w", err)
 		}
 		for i, ev := range events {
 			if results[i].Event != nil {
