@@ -49,13 +49,14 @@ type Options struct {
 
 // Store is the PostgreSQL implementation of store.Store.
 type Store struct {
-	node     string // this process's id in lanes
-	pool     *pgxpool.Pool
-	notifier *notifier // nil without Options.Notify
-	channel  string    // the pg_notify channel of this schema
-	keys     *seal.Keyring
-	held     *held     // the leases this handle holds, to renew them
-	lanes    *laneBook // the lanes it holds, and its view of the cluster
+	node      string // this process's id in lanes
+	pool      *pgxpool.Pool
+	notifier  *notifier  // nil without Options.Notify
+	publisher *publisher // shares transactions among concurrent publishes
+	channel   string     // the pg_notify channel of this schema
+	keys      *seal.Keyring
+	held      *held     // the leases this handle holds, to renew them
+	lanes     *laneBook // the lanes it holds, and its view of the cluster
 
 	closeOnce sync.Once
 	closeErr  error
@@ -95,6 +96,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{node: newNodeID(), pool: pool, channel: channelName(opts.Schema), keys: opts.Keys, held: newHeld(), lanes: newLaneBook()}
+	s.publisher = newPublisher(s.publishTx)
 	if opts.Notify {
 		s.notifier = startNotifier(pool, s.channel)
 	}

@@ -35,10 +35,27 @@ const insertDeliveries = `INSERT INTO deliveries (tenant_id, event_seq, event_id
 		WITH ORDINALITY AS u (seq, event_id, event_type, endpoint_id, at, n)
 	ORDER BY u.n`
 
-// Publish stores events and their deliveries in one transaction, in two round trips besides BEGIN
-// and COMMIT: the tenant, its subscribers and the events together; then the deliveries (and the
-// stored versions of events that were already there).
+// Publish stores events and their deliveries. Concurrent publishes of one tenant share
+// transactions (see coalesce.go); each caller gets the results of its own events.
 func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Event) ([]store.PublishResult, error) {
+	results, err := s.publisher.publish(ctx, tenantID, events)
+	if err != nil {
+		return nil, err
+	}
+	if s.notifier != nil {
+		for _, r := range results {
+			if !r.Duplicate {
+				s.notifier.add(r.EndpointIDs)
+			}
+		}
+	}
+	return results, nil
+}
+
+// publishTx stores events and their deliveries in one transaction, in two round trips: BEGIN,
+// the tenant, its subscribers and the events together; then the deliveries (and the stored
+// versions of events that were already there) and COMMIT.
+func (s *Store) publishTx(ctx context.Context, tenantID string, events []*store.Event) ([]store.PublishResult, error) {
 	var results []store.PublishResult
 	err := s.inBatchTx(ctx, func(send sendFunc) error {
 		results = make([]store.PublishResult, len(events))
@@ -162,13 +179,6 @@ func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Ev
 	})
 	if err != nil {
 		return nil, err
-	}
-	if s.notifier != nil {
-		for _, r := range results {
-			if !r.Duplicate {
-				s.notifier.add(r.EndpointIDs)
-			}
-		}
 	}
 	return results, nil
 }
