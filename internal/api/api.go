@@ -57,6 +57,10 @@ type Server struct {
 	mux *http.ServeMux
 	// limiter is nil when API keys are not rate limited.
 	limiter *keyLimiter
+	// types remembers event types known to exist, for the publish path.
+	types *typeCache
+	// keys remembers valid API keys for a few seconds.
+	keys *keyCache
 }
 
 // New builds the API's routes.
@@ -96,7 +100,7 @@ func New(cfg Config) *Server {
 	jf := jsonFormat(cfg.MaxJSONDepth)
 	hc.Formats = map[string]huma.Format{"application/json": jf, "json": jf}
 	hc.Transformers = []huma.Transformer{boundErrorValues}
-	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst)}
+	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst), types: newTypeCache(), keys: newKeyCache()}
 	s.api = humago.New(mux, hc)
 	// authenticate runs first: the rate limit is per authenticated key.
 	s.api.UseMiddleware(s.authenticate, s.rateLimit)

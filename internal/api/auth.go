@@ -70,7 +70,12 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		return
 	}
 	hash := HashKey(strings.TrimSpace(token))
-	key, err := s.st.APIKeyByHash(ctx.Context(), hash)
+	key, err := s.keys.lookup(hash, time.Now())
+	if key == nil {
+		if key, err = s.st.APIKeyByHash(ctx.Context(), hash); err == nil {
+			s.keys.remember(key, time.Now())
+		}
+	}
 	if err != nil || subtle.ConstantTimeCompare(key.Hash, hash) != 1 {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("look up api key", "err", err)

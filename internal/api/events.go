@@ -112,7 +112,12 @@ type batchInput struct {
 func (s *Server) build(ctx context.Context, in *EventInput, loc string, known map[string]error, now time.Time) (*store.Event, []error) {
 	var errs []error
 	if _, ok := known[in.Type]; !ok {
-		_, err := s.st.GetEventType(ctx, in.Type)
+		var err error
+		if !s.types.known(in.Type, time.Now()) {
+			if _, err = s.st.GetEventType(ctx, in.Type); err == nil {
+				s.types.remember(in.Type, time.Now())
+			}
+		}
 		known[in.Type] = err
 	}
 	if err := known[in.Type]; err != nil {

@@ -122,6 +122,7 @@ func (s *Server) registerEventTypes() {
 			return nil, s.fail(err, "event type "+in.Name)
 		}
 		a := s.audit(ctx, "event_type.delete", "event_type", et.Name, "", eventTypeOut(et), nil)
+		s.types.forget(in.Name)
 		if err := s.st.DeleteEventType(store.WithAudit(ctx, a), in.Name); err != nil {
 			return nil, s.fail(err, "event type "+in.Name)
 		}

@@ -103,6 +103,10 @@ func (s *Server) registerKeys() {
 		revoked := s.auditTime()
 		k.RevokedAt = &revoked
 		a := s.audit(ctx, "api_key.revoke", "api_key", k.ID, k.TenantID, before, keyOut(k))
+		// Before and after the change: a request between the two could remember it again.
+		isRevoked := func(k *store.APIKey) bool { return k.ID == in.ID }
+		s.keys.forget(isRevoked)
+		defer s.keys.forget(isRevoked)
 		if err := s.st.RevokeAPIKey(store.WithAudit(ctx, a), in.ID); err != nil {
 			return nil, s.fail(err, "api key "+in.ID)
 		}

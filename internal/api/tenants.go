@@ -178,6 +178,10 @@ func (s *Server) registerTenants() {
 			cursor = next
 		}
 		a := s.audit(ctx, "tenant.delete", "tenant", t.ID, t.ID, tenantOut(t), nil)
+		// Before and after the change: a request between the two could remember one again.
+		gone := func(k *store.APIKey) bool { return k.TenantID == in.Tenant }
+		s.keys.forget(gone)
+		defer s.keys.forget(gone)
 		del, err := s.st.DeleteTenant(store.WithAudit(ctx, a), in.Tenant)
 		for _, id := range endpoints {
 			s.cfg.Notifier.EndpointChanged(id)
