@@ -214,16 +214,33 @@ func (s *Store) writeLazy(ctx context.Context, fn func(tx *sql.Tx) error) error 
 }
 
 func (s *Store) enqueue(o *op) error {
+	closed := fmt.Errorf("%w: %w", store.ErrUnavailable, errClosed)
+	select {
+	case <-s.quit:
+		return closed
+	default:
+	}
 	select {
 	case s.ops <- o:
 	case <-s.quit:
-		return fmt.Errorf("%w: %w", store.ErrUnavailable, errClosed)
+		return closed
 	case <-o.ctx.Done():
 		return o.ctx.Err()
 	}
 	// Once queued, the op runs even if ctx ends: callers learn its fate, so that a write is never
 	// half-known (an API client that disconnects still gets its event stored, as acknowledged or not).
-	return unavailable(<-o.err)
+	// Unless the writer stops first: an op queued as the store closes is never run.
+	select {
+	case err := <-o.err:
+		return unavailable(err)
+	case <-s.done:
+		select {
+		case err := <-o.err:
+			return unavailable(err)
+		default:
+			return closed
+		}
+	}
 }
 
 // unavailable marks errors that mean the database cannot take writes now (SQLITE_FULL,
