@@ -414,7 +414,7 @@ func TestCluster_NodeKilledMidwayLosesNothing(t *testing.T) {
 	arrivedAtKill, _ := arrived()
 	victim.signal(syscall.SIGKILL)
 	if code := victim.waitExit(10 * time.Second); code != -1 {
-		t.Fatalf("node 2 exited with %d after SIGKILL, want -1 (killed by a signal)", code)
+		t.Fatalf("%s exited with %d after SIGKILL, want -1 (killed by a signal)", victim.name, code)
 	}
 	killedAt := time.Since(start)
 	t.Logf("%s killed after %v: %d events acknowledged, %d deliveries arrived (sent by %s)",
@@ -428,8 +428,8 @@ func TestCluster_NodeKilledMidwayLosesNothing(t *testing.T) {
 	mu.Lock()
 	ackIDs := append([]string(nil), ids...)
 	mu.Unlock()
-	t.Logf("publishing done after %v: %d events acknowledged; %d requests (%d events) in flight to node 2 when it died",
-		published.Round(time.Millisecond), len(ackIDs), lostReq, lostEvs)
+	t.Logf("publishing done after %v: %d events acknowledged; %d requests (%d events) in flight to %s when it died",
+		published.Round(time.Millisecond), len(ackIDs), lostReq, lostEvs, victim.name)
 
 	// Every acknowledged event at every receiver.
 	// Generous: the test is about what arrives, not how fast; under the race detector on two
@@ -510,6 +510,6 @@ func TestCluster_NodeKilledMidwayLosesNothing(t *testing.T) {
 	t.Logf("deliveries expected: %d (acknowledged events × %d endpoints); stored and succeeded: %d", endpoints*len(ackIDs), endpoints, st.Succeeded)
 	t.Logf("deliveries received: %d, distinct (event, endpoint): %d, duplicates: %d; attempts recorded: %d; sent by %s",
 		total, distinct, total-distinct, st.Attempts, from)
-	t.Logf("time: node 2 killed at %v, publishing done at %v, every acknowledged event at every receiver at %v, stats settled at %v",
-		killedAt.Round(time.Millisecond), published.Round(time.Millisecond), complete.Round(time.Millisecond), settled.Round(time.Millisecond))
+	t.Logf("time: %s killed at %v, publishing done at %v, every acknowledged event at every receiver at %v, stats settled at %v",
+		victim.name, killedAt.Round(time.Millisecond), published.Round(time.Millisecond), complete.Round(time.Millisecond), settled.Round(time.Millisecond))
 }
