@@ -94,6 +94,8 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.IntVar(&cfg.Dispatch.MaxInFlight, "max-in-flight", 2000, "attempts in flight at once over all endpoints")
 	f.DurationVar(&cfg.Dispatch.LeaseMargin, "lease-margin", 30*time.Second, "added to an endpoint's timeout to make a claim's lease (renewed every third of it while the claim is held); on PostgreSQL, how long other nodes wait before taking over a dead node's claims")
 	f.DurationVar(&cfg.Dispatch.DisableAfter, "disable-after", 5*24*time.Hour, "disable an endpoint failing without a success for this long")
+	f.BoolVar(&cfg.NoMetrics, "no-metrics", false, "do not serve Prometheus metrics at GET /metrics (served without authentication otherwise; see docs/observability.md)")
+	f.IntVar(&cfg.Metrics.EndpointLabels, "metrics-endpoint-labels", 0, "label delivery metrics by endpoint for the first N endpoints delivered to, the rest as \"other\" (0: no endpoint label)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd

@@ -15,6 +15,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/heraldhq/herald/internal/httpsend"
+	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -46,6 +47,8 @@ type Config struct {
 	RateBurst int
 	// Now is the clock; tests may set it.
 	Now func() time.Time
+	// Metrics, when set, counts requests by route and published events.
+	Metrics *metrics.Metrics
 }
 
 // Server is the HTTP handler of the API.
@@ -121,7 +124,9 @@ func New(cfg Config) *Server {
 }
 
 // ServeHTTP serves the API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.cfg.Metrics.ServeMux(s.mux, w, r)
+}
 
 // OpenAPI returns the generated OpenAPI document.
 func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }

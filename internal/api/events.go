@@ -181,10 +181,15 @@ func (s *Server) publish(ctx context.Context, tenant string, events []*store.Eve
 	}
 	out := make([]Published, len(results))
 	var wake []string
+	stored := 0
 	for i, r := range results {
 		out[i] = Published{ID: r.Event.ID, Type: r.Event.Type, Timestamp: r.Event.Timestamp, Deliveries: r.Deliveries, Duplicate: r.Duplicate}
 		wake = append(wake, r.EndpointIDs...)
+		if !r.Duplicate {
+			stored++
+		}
 	}
+	s.cfg.Metrics.EventsPublished(tenant, stored)
 	if len(wake) > 0 {
 		s.cfg.Notifier.Notify(wake...)
 	}

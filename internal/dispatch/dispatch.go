@@ -21,6 +21,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/heraldhq/herald/internal/httpsend"
+	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/webhook"
 )
@@ -53,6 +54,8 @@ type Config struct {
 	// ReleaseClaimsAtStart ends every lease at start: right for a store owned by one process.
 	ReleaseClaimsAtStart bool
 	Logger               *slog.Logger
+	// Metrics, when set, counts attempts and follows in-flight work, queues and breakers.
+	Metrics *metrics.Metrics
 }
 
 func (c *Config) defaults() {
@@ -253,6 +256,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			l.nextDue = time.Time{}
 			d.markReady(l)
 		}
+		d.cfg.Metrics.SetDispatch(d.inFlight, d.held-d.inFlight)
 	}
 }
 
@@ -294,6 +298,9 @@ func (d *Dispatcher) shutdown(ctx context.Context, cancelSends context.CancelFun
 		m.lane.inFlight--
 	}
 	d.sends.Wait()
+	// Nothing is sent after Run returns: the kept-alive connections to receivers (and the two
+	// goroutines each holds) would otherwise outlive the dispatcher until their idle timeout.
+	d.client.Close()
 }
 
 func (d *Dispatcher) takeSignals(ctx context.Context) {
@@ -334,6 +341,7 @@ func (d *Dispatcher) collectIdleLanes() {
 	cutoff := time.Now().Add(-10 * time.Minute)
 	for id, l := range d.lanes {
 		if l.inFlight == 0 && len(l.queue) == 0 && !l.claiming && !l.ready && l.heapIndex < 0 && l.lastActive.Before(cutoff) {
+			l.forgetBreaker(d.cfg.Metrics)
 			delete(d.lanes, id)
 		}
 	}
@@ -492,6 +500,7 @@ func (d *Dispatcher) room(ctx context.Context, l *lane, now time.Time) (int, tim
 	if err := d.load(ctx, l, now); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			d.releaseQueue(ctx, l)
+			l.forgetBreaker(d.cfg.Metrics)
 			delete(d.lanes, l.id)
 			return 0, time.Time{}
 		}
@@ -607,6 +616,7 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 		return
 	}
 	state, next := d.cfg.Policy.Next(s.schedule, c.Tries+1, out, time.Now())
+	d.cfg.Metrics.Attempt(s.ep.TenantID, s.ep.ID, attemptOutcome(state), out)
 	d.results <- store.Result{
 		DeliveryID:    c.DeliveryID,
 		EndpointID:    s.ep.ID,

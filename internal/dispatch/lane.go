@@ -25,6 +25,7 @@ type lane struct {
 	limiter      *rate.Limiter
 	breaker      *gobreaker.TwoStepCircuitBreaker[struct{}]
 	openUntil    time.Time
+	breakerOpen  bool // for the open-breakers gauge
 	failingSince time.Time
 
 	queue      []store.Claimed // claimed, waiting for a free slot
@@ -83,6 +84,7 @@ func (d *Dispatcher) load(ctx context.Context, l *lane, now time.Time) error {
 				if to == gobreaker.StateOpen {
 					l.openUntil = time.Now().Add(d.cfg.BreakerCooldown)
 				}
+				l.setBreakerOpen(to == gobreaker.StateOpen, d.cfg.Metrics)
 				d.log.Info("endpoint circuit breaker", "endpoint", name, "from", from.String(), "to", to.String())
 			},
 		})

@@ -20,6 +20,7 @@ import (
 	"github.com/heraldhq/herald/internal/api"
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/httpsend"
+	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/redact"
 	"github.com/heraldhq/herald/internal/seal"
 	"github.com/heraldhq/herald/internal/store"
@@ -71,6 +72,10 @@ type Config struct {
 	// TLSConfig for outbound requests (tests trust their own CA with it).
 	HTTPSend httpsend.Config
 	Logger   *slog.Logger
+	// Metrics tunes the Prometheus metrics served, without authentication, at GET /metrics on
+	// the API's listener; NoMetrics turns them off. See docs/observability.md.
+	Metrics   metrics.Options
+	NoMetrics bool
 }
 
 // Node is a running Herald process.
@@ -85,6 +90,9 @@ type Node struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	runErr     error
+
+	// Metrics is nil with NoMetrics.
+	Metrics *metrics.Metrics
 }
 
 // Start opens the store, starts the engine and serves the API. Stop it with Close.
@@ -135,11 +143,24 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		dc.QueueDepth = 32
 	}
 	dc.Logger = log
+	var m *metrics.Metrics
+	if !cfg.NoMetrics {
+		m = metrics.New(cfg.Metrics)
+		m.WatchOldestPending(st.DueEndpoints, 10*time.Second)
+	}
+	dc.Metrics = m
 	d := dispatch.New(st, client, dc)
 	a := api.New(api.Config{
 		Store: st, Notifier: d, URLCheck: client, Logger: log, Version: Version, MaxEventBytes: cfg.MaxEventBytes,
-		RateLimit: cfg.APIRate, RateBurst: cfg.APIBurst,
+		RateLimit: cfg.APIRate, RateBurst: cfg.APIBurst, Metrics: m,
 	})
+	var handler http.Handler = a
+	if m != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Handler())
+		mux.Handle("/", a)
+		handler = mux
+	}
 	srvTLS, err := serverTLS(cfg.TLSCertFile, cfg.TLSKeyFile)
 	if err != nil {
 		_ = st.Close()
@@ -151,12 +172,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	n := &Node{Store: st, Dispatcher: d, API: a, Addr: ln.Addr().String(), scheme: "http", log: log, cancel: cancel}
+	n := &Node{Store: st, Dispatcher: d, API: a, Metrics: m, Addr: ln.Addr().String(), scheme: "http", log: log, cancel: cancel}
 	// Every phase of a request is bounded, so a slow or stalled client holds a connection for
 	// seconds, not forever: headers within 5 s (slowloris), the whole request within 30 s (the
 	// largest batch is 32 MiB), the answer within 60 s, and an idle keep-alive for 2 min.
 	n.srv = &http.Server{
-		Handler:           a,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
