@@ -18,7 +18,7 @@ func main() {
 	defer stop()
 	if err := root().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "herald:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -29,7 +29,10 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.AddCommand(serveCmd(), migrateCmd(), rekeyCmd(), receiveCmd(), benchCmd(), versionCmd())
+	cmd.AddCommand(serveCmd(), migrateCmd(), rekeyCmd(), receiveCmd(), benchCmd(), versionCmd(),
+		verifyCmd(),
+		triggerCmd(),
+	)
 	return cmd
 }
 
