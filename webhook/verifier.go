@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/heraldhq/herald/internal/httpheader"
 )
 
 // Errors returned by Verifier, wrapped with details; test with errors.Is.
@@ -230,30 +232,8 @@ func readHeaders(h http.Header) (id, timestamp string, signatures []string, err 
 	return id, timestamp, signatures, nil
 }
 
-// headerValues returns the values of a header, matching its name without
-// regard to case. http.Header.Values only finds canonical keys
-// ("Webhook-Id"), which net/http always produces, but headers copied into a
-// map by hand (serverless events, other HTTP stacks, tests) often keep the
-// lower-case wire form.
-func headerValues(h http.Header, name string) []string {
-	if vs := h.Values(name); len(vs) > 0 {
-		return vs
-	}
-	var keys []string
-	for k := range h {
-		if strings.EqualFold(k, name) && len(h[k]) > 0 {
-			keys = append(keys, k)
-		}
-	}
-	// Sorted so that a map holding the same name in several spellings gives
-	// the same answer every time, not one that depends on map order.
-	slices.Sort(keys)
-	var vs []string
-	for _, k := range keys {
-		vs = append(vs, h[k]...)
-	}
-	return vs
-}
+// headerValues finds a header's values whatever the case of its stored name.
+func headerValues(h http.Header, name string) []string { return httpheader.Values(h, name) }
 
 func firstValue(vs []string) string {
 	if len(vs) == 0 {

@@ -2,70 +2,25 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-)
 
-// writeSelfSigned writes a self-signed certificate for 127.0.0.1 and its key into dir.
-func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "herald e2e"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
+	"github.com/heraldhq/herald/internal/testcert"
+)
 
 // TestServe_HTTPSAndRateLimitFromEnvAndFlags runs the binary with its certificate from
 // HERALD_TLS_CERT / HERALD_TLS_KEY and a tight per-key rate limit from flags, and talks to it
 // with a client that trusts only that certificate.
 func TestServe_HTTPSAndRateLimitFromEnvAndFlags(t *testing.T) {
 	needBinary(t)
-	certFile, keyFile, pool := writeSelfSigned(t, t.TempDir())
+	certFile, keyFile, pool := testcert.WriteSelfSigned(t, t.TempDir())
 	addr := freeAddr(t)
 	p := run(t, "https", []string{"HERALD_API_KEY=" + testKey, "HERALD_TLS_CERT=" + certFile, "HERALD_TLS_KEY=" + keyFile},
 		"serve", "--addr", addr, "--data-dir", t.TempDir(), "--api-rate", "0.2", "--api-burst", "2")
@@ -117,7 +72,7 @@ func TestServe_BadSecuritySettingsStopTheStart(t *testing.T) {
 	needBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	certFile, _, _ := writeSelfSigned(t, t.TempDir())
+	certFile, _, _ := testcert.WriteSelfSigned(t, t.TempDir())
 	for _, c := range []struct {
 		name  string
 		env   []string

@@ -2,18 +2,11 @@ package node_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,55 +15,12 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/node"
+	"github.com/heraldhq/herald/internal/testcert"
 )
-
-// selfSigned writes a self-signed certificate for 127.0.0.1 and localhost, and its key, as PEM
-// files in dir, and returns their paths and a pool that trusts the certificate.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "herald test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
 
 func TestNode_ServesHTTPSWithACertificate(t *testing.T) {
 	t.Parallel()
-	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	certFile, keyFile, pool := testcert.WriteSelfSigned(t, t.TempDir())
 	h := start(t, func(c *node.Config) { c.TLSCertFile, c.TLSKeyFile = certFile, keyFile })
 	if !strings.HasPrefix(h.node.URL(), "https://127.0.0.1:") {
 		t.Fatalf("URL() = %q, want https://127.0.0.1:…", h.node.URL())
@@ -124,8 +74,8 @@ func TestNode_ServesHTTPSWithACertificate(t *testing.T) {
 func TestNode_TLSSettingsAreChecked(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	certFile, keyFile, _ := selfSigned(t, dir)
-	otherCert, _, _ := selfSigned(t, t.TempDir())
+	certFile, keyFile, _ := testcert.WriteSelfSigned(t, dir)
+	otherCert, _, _ := testcert.WriteSelfSigned(t, t.TempDir())
 	garbage := filepath.Join(dir, "garbage.pem")
 	if err := os.WriteFile(garbage, []byte("not a pem file"), 0o600); err != nil {
 		t.Fatal(err)

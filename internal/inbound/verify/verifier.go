@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/heraldhq/herald/internal/httpheader"
 )
 
 // Request is what verification needs of an incoming HTTP request. Build it
@@ -252,28 +254,8 @@ func reject(reason Reason, header, format string, args ...any) *Error {
 	return &Error{Reason: reason, Header: header, Detail: fmt.Sprintf(format, args...)}
 }
 
-// headerValues returns a header's values, matching its name without regard to
-// case: http.Header.Values only finds canonical keys, which net/http always
-// produces, but headers copied into a map by hand (serverless events, other
-// HTTP stacks) often keep the lower-case wire form.
-func headerValues(h http.Header, name string) []string {
-	if vs := h.Values(name); len(vs) > 0 {
-		return vs
-	}
-	var keys []string
-	for k := range h {
-		if strings.EqualFold(k, name) && len(h[k]) > 0 {
-			keys = append(keys, k)
-		}
-	}
-	// Sorted so that the answer does not depend on map order.
-	slices.Sort(keys)
-	var vs []string
-	for _, k := range keys {
-		vs = append(vs, h[k]...)
-	}
-	return vs
-}
+// headerValues finds a header's values whatever the case of its stored name.
+func headerValues(h http.Header, name string) []string { return httpheader.Values(h, name) }
 
 // header returns the first value of a header, trimmed of surrounding white
 // space, or "".

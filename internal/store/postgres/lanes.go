@@ -46,9 +46,9 @@ type lanePlan struct {
 	release []string        // lanes let go of now: this node holds no claims on them
 }
 
-// plan works out, before a claim, which lanes this node lets go of. heldBy counts the claims this
-// node holds per endpoint.
-func (lb *laneBook) plan(now time.Time, reqs []store.ClaimRequest, heldBy map[string]int) lanePlan {
+// plan works out, before a claim, which lanes this node lets go of. countHeld counts the claims
+// this node holds per endpoint; it is called only when there are lanes to let go of.
+func (lb *laneBook) plan(now time.Time, reqs []store.ClaimRequest, countHeld func() map[string]int) lanePlan {
 	for id, until := range lb.mine {
 		if !until.After(now) {
 			delete(lb.mine, id)
@@ -65,6 +65,7 @@ func (lb *laneBook) plan(now time.Time, reqs []store.ClaimRequest, heldBy map[st
 	if excess <= 1 {
 		return p // one over is tolerated, so that an odd lane does not bounce between nodes
 	}
+	heldBy := countHeld()
 	ids := make([]string, 0, len(lb.mine))
 	for id := range lb.mine {
 		ids = append(ids, id)

@@ -85,7 +85,7 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 	// taken without the leases taken with it.
 	s.lanes.claimMu.Lock()
 	defer s.lanes.claimMu.Unlock()
-	plan := s.lanes.plan(now, reqs, s.held.byEndpoint())
+	plan := s.lanes.plan(now, reqs, s.held.byEndpoint)
 	var out []store.ClaimResult
 	err := s.sendBatch(ctx, func() *pgx.Batch {
 		out = make([]store.ClaimResult, len(reqs))
