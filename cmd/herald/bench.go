@@ -25,8 +25,10 @@ func benchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure Herald end to end against a local receiver, with the same-run ceiling",
 		Long: `Starts a receiver and a Herald node (embedded SQLite in a temporary directory) in this process,
-publishes events through the real API with concurrent publishers, and prints ingest events/s,
-end-to-end deliveries/s, publish-to-receipt latency (p50, p95, p99), peak memory, and the ceiling:
+publishes events through the real API with concurrent publishers (or, with --inbound, posts them as
+Standard Webhooks-signed requests to a source's ingest URL, which forwards them), and prints ingest
+events/s, end-to-end deliveries/s, publish-to-receipt latency (p50, p95, p99), the ingest answer's
+latency (ack p50, p99; inbound only), peak memory, and the ceiling:
 a plain Go HTTP client posting the same bodies to the same receiver at the same concurrency.
 
 --standard runs the scenarios recorded in docs/benchmarks.md.`,
@@ -43,6 +45,8 @@ a plain Go HTTP client posting the same bodies to the same receiver at the same 
 					{Name: "fan-out 100, 10 ev/s", Events: 200, Publishers: 8, Endpoints: 100, Concurrency: 10, Rate: 10},
 					{Name: "isolation: 9 healthy, 100 ev/s", Events: 3000, Publishers: 8, Endpoints: 9, Concurrency: 10, Rate: 100},
 					{Name: "isolation: 9 healthy + 1 hanging", Events: 3000, Publishers: 8, Endpoints: 9, Hanging: 1, Concurrency: 10, Rate: 100},
+					{Name: "inbound: verified source, 500 req/s", Events: 10000, Publishers: 32, Endpoints: 1, Concurrency: 10, Rate: 500, Inbound: true},
+					{Name: "inbound: verified source, max rate", Events: 20000, Publishers: 32, Endpoints: 1, Concurrency: 10, Inbound: true},
 				}
 			}
 			if cpuProfile != "" {
@@ -116,6 +120,7 @@ a plain Go HTTP client posting the same bodies to the same receiver at the same 
 	f.IntVar(&cfg.Batch, "batch", 1, "events per publish request (1: single-event API; more: batch API)")
 	f.StringVar(&cfg.DatabaseURL, "database-url", "", "run on PostgreSQL (a schema of its own, dropped afterwards) instead of SQLite")
 	f.IntVar(&cfg.Nodes, "nodes", 1, "Herald nodes sharing the PostgreSQL database; publishers spread over them")
+	f.BoolVar(&cfg.Inbound, "inbound", false, "post the events as signed webhooks to a source's ingest URL (receiving side) instead of publishing them")
 	f.BoolVar(&cfg.Drain, "drain", false, "publish first while the receiver holds requests, then time the engine draining the backlog")
 	f.IntVar(&cfg.PayloadSize, "payload", 512, "bytes of data per event")
 	f.StringVar(&cfg.Synchronous, "sqlite-synchronous", "FULL", "SQLite synchronous pragma for the run")

@@ -16,10 +16,11 @@ import (
 
 func serveCmd() *cobra.Command {
 	var (
-		cfg        node.Config
-		allowCIDRs []string
-		logFormat  string
-		logLevel   string
+		cfg           node.Config
+		allowCIDRs    []string
+		internalCIDRs []string
+		logFormat     string
+		logLevel      string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -41,6 +42,13 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 					return fmt.Errorf("--allow-cidr %q: %w", c, err)
 				}
 				cfg.AllowCIDRs = append(cfg.AllowCIDRs, p)
+			}
+			for _, c := range internalCIDRs {
+				p, err := netip.ParsePrefix(c)
+				if err != nil {
+					return fmt.Errorf("--internal-cidr %q: %w", c, err)
+				}
+				cfg.InternalCIDRs = append(cfg.InternalCIDRs, p)
 			}
 			cfg.Logger = log
 			if cfg.Retention == 0 {
@@ -81,10 +89,12 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.BoolVar(&cfg.NoMigrate, "no-migrate", false, "on PostgreSQL, do not apply schema migrations at start: refuse to start if any is missing (run herald migrate)")
 	f.BoolVar(&cfg.Dev, "dev", false, "allow plain-HTTP and loopback endpoints (local development only)")
 	f.StringSliceVar(&allowCIDRs, "allow-cidr", nil, "private networks endpoints may reach (e.g. 10.1.0.0/16); repeatable")
+	f.StringSliceVar(&internalCIDRs, "internal-cidr", nil, "private networks only endpoints an admin marked internal may reach, over http or https (e.g. 10.2.0.0/16); repeatable")
 	f.StringVar(&cfg.APIKey, "api-key", "", "an admin API key to accept (otherwise one is created at first start)")
 	f.IntVar(&cfg.MaxEventBytes, "max-event-bytes", 256<<10, "largest event accepted, in bytes")
 	f.Float64Var(&cfg.APIRate, "api-rate", 100, "API requests per second each API key may make (0: no limit)")
 	f.IntVar(&cfg.APIBurst, "api-burst", 200, "API requests each key may make at once above --api-rate (0: twice --api-rate)")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "base URL senders reach Herald at (https://hooks.example.com), shown in sources' URLs; default: the scheme and host of the API request")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) to serve the API over HTTPS; needs --tls-key")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	f.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "delete events, deliveries and attempts older than this (0 keeps everything)")

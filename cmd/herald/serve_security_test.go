@@ -85,6 +85,8 @@ func TestServe_BadSecuritySettingsStopTheStart(t *testing.T) {
 		{"certificate without key", nil, []string{"--tls-cert", certFile}, []string{"--tls-key"}},
 		{"unreadable certificate", []string{"HERALD_TLS_CERT=/nonexistent/cert.pem", "HERALD_TLS_KEY=/nonexistent/key.pem"}, nil,
 			[]string{"load the TLS certificate"}},
+		{"bad --internal-cidr", nil, []string{"--internal-cidr", "10.0.0.0/33"}, []string{"--internal-cidr"}},
+		{"bad HERALD_INTERNAL_CIDR entry", []string{"HERALD_INTERNAL_CIDR=10.2.0.0/16,nonsense"}, nil, []string{`--internal-cidr "nonsense"`}},
 	} {
 		args := append([]string{"serve", "--addr", freeAddr(t), "--data-dir", t.TempDir(), "--api-key", testKey}, c.args...)
 		cmd := exec.CommandContext(ctx, heraldBin, args...)

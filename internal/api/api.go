@@ -15,6 +15,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/heraldhq/herald/internal/httpsend"
+	"github.com/heraldhq/herald/internal/inbound"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -32,8 +33,11 @@ type Config struct {
 	Notifier Notifier
 	// URLCheck validates endpoint URLs at registration (scheme, credentials, blocked addresses).
 	URLCheck *httpsend.Client
-	Logger   *slog.Logger
-	Version  string
+	// InternalURLCheck validates the URLs of endpoints marked internal, which may also reach the
+	// ranges --internal-cidr opens (nil: URLCheck, so they may reach no more than others).
+	InternalURLCheck *httpsend.Client
+	Logger           *slog.Logger
+	Version          string
 	// MaxEventBytes bounds one event's envelope (default 256 KiB).
 	MaxEventBytes int
 	// SecretOverlap is how long a rotated-out endpoint secret stays valid (default 24 h).
@@ -49,6 +53,23 @@ type Config struct {
 	Now func() time.Time
 	// Metrics, when set, counts requests by route and published events.
 	Metrics *metrics.Metrics
+	// Inbound replays received requests and is told when a source changes (nil: the received
+	// requests' replay route answers 503).
+	Inbound Inbound
+	// PublicURL is the base of the ingest URLs the API shows ("https://hooks.example.com");
+	// empty means the scheme and Host of the API request that asks.
+	PublicURL string
+}
+
+// Inbound is what the API needs of the receiving side (internal/inbound.Service).
+type Inbound interface {
+	// Replay sends a received request's event to the tenant's endpoints again; a quarantined
+	// request is checked against the source's current schema first (unless force) and becomes
+	// an event.
+	Replay(ctx context.Context, tenantID, requestID string, force bool) (*inbound.ReplayResult, error)
+	// SourceChanged drops what this process cached about a source, after an update, a token
+	// rotation or a delete.
+	SourceChanged(sourceID string)
 }
 
 // Server is the HTTP handler of the API.
@@ -115,6 +136,8 @@ func New(cfg Config) *Server {
 	s.registerKeys()
 	s.registerAudit()
 	s.registerExport()
+	s.registerSources()
+	s.registerReceived()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))

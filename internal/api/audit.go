@@ -149,7 +149,7 @@ func endpointUpdateAction(wasEnabled bool, e *store.Endpoint) string {
 type AuditQuery struct {
 	ListParams
 	Action       string    `query:"action" maxLength:"64" doc:"Only this action, e.g. endpoint.update."`
-	ResourceType string    `query:"resource_type" maxLength:"64" doc:"Only this resource type: tenant, event_type, endpoint, api_key, event, delivery."`
+	ResourceType string    `query:"resource_type" maxLength:"64" doc:"Only this resource type: tenant, event_type, endpoint, api_key, event, delivery, source, received_request."`
 	ResourceID   string    `query:"resource_id" maxLength:"200" doc:"Only this resource."`
 	Since        time.Time `query:"since" doc:"Only entries recorded at or after this time (RFC 3339)."`
 	Until        time.Time `query:"until" doc:"Only entries recorded before this time (RFC 3339)."`

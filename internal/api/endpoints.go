@@ -28,6 +28,7 @@ type Endpoint struct {
 	RetrySchedule   []int             `json:"retry_schedule" doc:"Seconds to wait before each attempt; the first is the delay of the first attempt."`
 	Headers         map[string]string `json:"headers"`
 	Enabled         bool              `json:"enabled"`
+	Internal        bool              `json:"internal" doc:"On the operator's own network: may reach the private ranges the operator opened with --internal-cidr, over http or https. Set by admin keys only."`
 	DisabledReason  string            `json:"disabled_reason,omitempty"`
 	FailingSince    *time.Time        `json:"failing_since,omitempty" doc:"First failure since the last success."`
 	Secret          string            `json:"secret,omitempty" doc:"The whsec_ signing secret of an hmac-sha256 endpoint: in the answer that creates the endpoint."`
@@ -53,7 +54,7 @@ func endpointOut(e *store.Endpoint, defaultSchedule []time.Duration) Endpoint {
 	out := Endpoint{
 		ID: e.ID, TenantID: e.TenantID, URL: e.URL, Description: e.Description, EventTypes: e.EventTypes,
 		TimeoutSeconds: int(e.Timeout / time.Second), MaxConcurrency: e.MaxConcurrency, RateLimit: e.RateLimit,
-		RetrySchedule: secs, Headers: h, Enabled: e.Enabled, DisabledReason: e.DisabledReason,
+		RetrySchedule: secs, Headers: h, Enabled: e.Enabled, Internal: e.Internal, DisabledReason: e.DisabledReason,
 		FailingSince: e.FailingSince, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
 		SignatureScheme: e.SignatureScheme(),
 	}
@@ -78,7 +79,7 @@ func shownKey(key string) string {
 
 // EndpointFields are the settings shared by create and update; nil means "not given".
 type EndpointFields struct {
-	URL             *string           `json:"url,omitempty" maxLength:"2048" doc:"https URL (http and loopback only in --dev mode)." example:"https://example.com/webhooks"`
+	URL             *string           `json:"url,omitempty" maxLength:"2048" doc:"https URL (http and loopback only in --dev mode; http for internal endpoints). Only an admin key may change the URL of an internal endpoint." example:"https://example.com/webhooks"`
 	Description     *string           `json:"description,omitempty" maxLength:"2000"`
 	EventTypes      []string          `json:"event_types,omitempty" minItems:"1" maxItems:"200" doc:"Event type names, prefixes like invoice.*, or * for all." example:"[\"invoice.*\"]"`
 	TimeoutSeconds  *int              `json:"timeout_seconds,omitempty" minimum:"1" maximum:"30" doc:"Per-attempt timeout; default 10."`
@@ -87,6 +88,7 @@ type EndpointFields struct {
 	RetrySchedule   []int             `json:"retry_schedule,omitempty" minItems:"1" maxItems:"50" doc:"Seconds before each attempt (each 0..604800); the default is about two days."`
 	Headers         map[string]string `json:"headers,omitempty" doc:"Extra request headers."`
 	Enabled         *bool             `json:"enabled,omitempty"`
+	Internal        *bool             `json:"internal,omitempty" doc:"Admin keys only: mark the endpoint as on the operator's network, so it may reach the ranges the operator opened with --internal-cidr (and use http). Default false. A tenant key may turn it off, not on."`
 	SignatureScheme *string           `json:"signature_scheme,omitempty" enum:"hmac-sha256,ed25519" doc:"Default hmac-sha256. ed25519: Herald generates a key pair and shows only the public key. Changing it rotates to a new key of that scheme, with the default overlap."`
 }
 
@@ -122,12 +124,20 @@ var (
 
 // apply validates the given fields and writes them into e.
 func (s *Server) apply(ctx context.Context, f *EndpointFields, e *store.Endpoint) error {
+	if err := s.applyInternal(ctx, f, e); err != nil {
+		return err
+	}
 	var errs []error
 	if f.URL != nil {
-		if err := s.cfg.URLCheck.ValidateURL(*f.URL); err != nil {
+		if err := s.checkURL(ctx, e.Internal, *f.URL); err != nil {
 			errs = append(errs, &huma.ErrorDetail{Location: "body.url", Message: err.Error(), Value: *f.URL})
 		}
 		e.URL = *f.URL
+	} else if f.Internal != nil && !e.Internal && e.URL != "" {
+		// Turned off: the URL it has must now pass the ordinary check.
+		if err := s.checkURL(ctx, false, e.URL); err != nil {
+			errs = append(errs, &huma.ErrorDetail{Location: "body.internal", Message: "the endpoint's URL needs internal: " + err.Error(), Value: false})
+		}
 	}
 	if f.Description != nil {
 		if strings.ContainsRune(*f.Description, 0) {
@@ -201,6 +211,48 @@ func (s *Server) apply(ctx context.Context, f *EndpointFields, e *store.Endpoint
 		return huma.Error422UnprocessableEntity("invalid endpoint", errs...)
 	}
 	return nil
+}
+
+// applyInternal writes the internal flag into e. The flag opens the operator's --internal-cidr
+// ranges to the endpoint, so it is the operator's decision: a tenant key may turn it off but not
+// on, and may not move an internal endpoint to another URL, which would take the opening along.
+func (s *Server) applyInternal(ctx context.Context, f *EndpointFields, e *store.Endpoint) error {
+	if isAdmin(ctx) {
+		if f.Internal != nil {
+			e.Internal = *f.Internal
+		}
+		return nil
+	}
+	if f.Internal != nil && *f.Internal && !e.Internal {
+		return huma.Error403Forbidden("only an admin key may mark an endpoint internal",
+			&huma.ErrorDetail{Location: "body.internal", Message: "needs an admin key", Value: true})
+	}
+	if f.URL != nil && *f.URL != e.URL && e.Internal && (f.Internal == nil || *f.Internal) {
+		return huma.Error403Forbidden("only an admin key may change the URL of an internal endpoint",
+			&huma.ErrorDetail{Location: "body.url", Message: "the endpoint is internal: needs an admin key", Value: *f.URL})
+	}
+	if f.Internal != nil {
+		e.Internal = *f.Internal
+	}
+	return nil
+}
+
+// checkURL is the registration check of an endpoint URL, by the client that will send to it.
+func (s *Server) checkURL(ctx context.Context, internal bool, raw string) error {
+	if internal && s.cfg.InternalURLCheck != nil {
+		return s.cfg.InternalURLCheck.ValidateURL(raw)
+	}
+	err := s.cfg.URLCheck.ValidateURL(raw)
+	if err != nil && isAdmin(ctx) && s.cfg.InternalURLCheck != nil && s.cfg.InternalURLCheck.ValidateURL(raw) == nil {
+		// Only admins learn which ranges --internal-cidr opens.
+		return fmt.Errorf("%w; it is reachable by internal endpoints: set internal to true", err)
+	}
+	return err
+}
+
+func isAdmin(ctx context.Context) bool {
+	p, ok := ctx.Value(principalKey{}).(principal)
+	return ok && p.admin()
 }
 
 // SecretInfo is what receivers verify an endpoint's signatures with. Ed25519 private keys never

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -68,13 +69,24 @@ func tooDeep(b []byte, max int) bool {
 
 // boundErrorValues is a huma transformer that shortens the values problems echo back, so an error
 // answer is never much larger than its message.
-func boundErrorValues(_ huma.Context, _ string, v any) (any, error) {
+func boundErrorValues(ctx huma.Context, _ string, v any) (any, error) {
 	em, ok := v.(*huma.ErrorModel)
 	if !ok {
 		return v, nil
 	}
+	// Sources' and endpoints' bodies carry secrets: their problems never echo what was sent. Nor
+	// does any problem quote a whole body back (what the JSON parser does with one it cannot read).
+	secretBody := false
+	if ctx != nil {
+		p := ctx.URL().Path
+		secretBody = strings.Contains(p, "/sources") || strings.Contains(p, "/endpoints")
+	}
 	for _, d := range em.Errors {
 		if d == nil {
+			continue
+		}
+		if secretBody || d.Location == "body" {
+			d.Value = nil
 			continue
 		}
 		switch val := d.Value.(type) {

@@ -50,7 +50,11 @@ type Config struct {
 	DatabaseURL string
 	Nodes       int
 	// OnDrain, if set, is called when the drain starts (the CLI starts its CPU profile there).
-	OnDrain     func()
+	OnDrain func()
+	// Inbound posts the events as webhooks to a source's ingest URL (/in/{token}), signed with
+	// Standard Webhooks and verified by Herald, instead of publishing them through the API; the
+	// receiver gets them forwarded. Ack latency is the time each ingest request took.
+	Inbound     bool
 	PayloadSize int    // bytes of data per event
 	DataDir     string // where the SQLite store goes (a temporary directory if empty)
 	Synchronous string // SQLite synchronous pragma
@@ -64,11 +68,13 @@ type Result struct {
 	IngestPerSec     float64
 	DeliveriesPerSec float64
 	P50, P95, P99    time.Duration
-	PeakHeapMB       float64
-	PeakRSSMB        float64
-	CeilingPerSec    float64
-	Ratio            float64
-	Elapsed          time.Duration
+	// AckP50 and AckP99 (inbound scenarios) are how long senders waited for Herald's answer.
+	AckP50, AckP99 time.Duration
+	PeakHeapMB     float64
+	PeakRSSMB      float64
+	CeilingPerSec  float64
+	Ratio          float64
+	Elapsed        time.Duration
 }
 
 const benchKey = "hk_admin_bench_0123456789abcdef"
@@ -98,7 +104,7 @@ func newReceiver() (*receiver, error) {
 }
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_, _ = io.Copy(io.Discard, r.Body)
+	body, _ := io.ReadAll(r.Body)
 	if strings.HasPrefix(r.URL.Path, "/hang/") {
 		<-r.Context().Done() // Herald gives up at the endpoint's timeout
 		return
@@ -110,7 +116,17 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		<-gate
 	}
 	now := time.Now()
-	if id := r.Header.Get("webhook-id"); id != "" {
+	id := r.Header.Get("webhook-id")
+	if !strings.HasPrefix(id, "b-") {
+		// A forwarded inbound request: its event id is Herald's; the sender's id is in the data.
+		if i := bytes.Index(body, []byte(`"seq":"`)); i >= 0 {
+			rest := body[i+7:]
+			if j := bytes.IndexByte(rest, '"'); j >= 0 {
+				id = string(rest[:j])
+			}
+		}
+	}
+	if id != "" {
 		rc.mu.Lock()
 		rc.arrivals[id] = append(rc.arrivals[id], now)
 		rc.mu.Unlock()
@@ -208,6 +224,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := apis[0].setup(ctx, rc.url, cfg); err != nil {
 		return nil, err
 	}
+	var src *source
+	if cfg.Inbound {
+		if src, err = apis[0].createSource(ctx); err != nil {
+			return nil, err
+		}
+	}
 
 	data := `{"blob":"` + strings.Repeat("x", max(cfg.PayloadSize-11, 0)) + `"}`
 	total := cfg.Events * cfg.Endpoints
@@ -221,7 +243,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	start := time.Now()
-	if err := publishAll(ctx, apis, cfg, data, sent); err != nil {
+	var acks []time.Duration
+	if cfg.Inbound {
+		acks, err = postAll(ctx, apis[0], src, cfg, data, sent)
+	} else {
+		err = publishAll(ctx, apis, cfg, data, sent)
+	}
+	if err != nil {
 		return nil, err
 	}
 	ingest := time.Since(start)
@@ -254,6 +282,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if !cfg.Drain {
 		res.P50, res.P95, res.P99 = latencies(rc, sent)
+	}
+	if len(acks) > 0 {
+		slices.Sort(acks)
+		res.AckP50, res.AckP99 = percentile(acks, 0.50), percentile(acks, 0.99)
 	}
 
 	// The ceiling: the same number of bodies of the same size, posted by a plain client at the
@@ -342,8 +374,12 @@ func latencies(rc *receiver, sent []time.Time) (p50, p95, p99 time.Duration) {
 		return 0, 0, 0
 	}
 	slices.Sort(ls)
-	pick := func(q float64) time.Duration { return ls[min(len(ls)-1, int(q*float64(len(ls))))] }
-	return pick(0.50), pick(0.95), pick(0.99)
+	return percentile(ls, 0.50), percentile(ls, 0.95), percentile(ls, 0.99)
+}
+
+// percentile picks the q-quantile of sorted durations.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
 }
 
 func ceiling(ctx context.Context, url string, body []byte, total, workers int) (float64, error) {
@@ -481,8 +517,8 @@ func (c *client) setup(ctx context.Context, receiverURL string, cfg Config) erro
 
 // Table prints results as a Markdown table.
 func Table(w io.Writer, rs []*Result) {
-	fmt.Fprintln(w, "| scenario | events | batch | endpoints (+hanging) | publishers | rate | deliveries | ingest ev/s | deliveries/s | p50 | p95 | p99 | peak heap MB | peak RSS MB | ceiling/s | ratio |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| scenario | events | batch | endpoints (+hanging) | publishers | rate | deliveries | ingest ev/s | deliveries/s | p50 | p95 | p99 | ack p50 | ack p99 | peak heap MB | peak RSS MB | ceiling/s | ratio |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
 		rate := "max"
 		if r.Config.Rate > 0 {
@@ -491,9 +527,9 @@ func Table(w io.Writer, rs []*Result) {
 		if r.Config.Drain {
 			rate = "backlog"
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %s | %d | %s | %d | %.0f | %.0f | %s | %s | %s | %.0f | %.0f | %.0f | %.2f |\n",
+		fmt.Fprintf(w, "| %s | %d | %d | %s | %d | %s | %d | %.0f | %.0f | %s | %s | %s | %s | %s | %.0f | %.0f | %.0f | %.2f |\n",
 			r.Config.Name, r.Config.Events, r.Config.Batch, endpoints(r.Config), r.Config.Publishers, rate, r.Deliveries, r.IngestPerSec, r.DeliveriesPerSec,
-			ms(r.P50), ms(r.P95), ms(r.P99), r.PeakHeapMB, r.PeakRSSMB, r.CeilingPerSec, r.Ratio)
+			ms(r.P50), ms(r.P95), ms(r.P99), ms(r.AckP50), ms(r.AckP99), r.PeakHeapMB, r.PeakRSSMB, r.CeilingPerSec, r.Ratio)
 	}
 }
 

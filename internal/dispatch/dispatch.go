@@ -56,6 +56,10 @@ type Config struct {
 	Logger               *slog.Logger
 	// Metrics, when set, counts attempts and follows in-flight work, queues and breakers.
 	Metrics *metrics.Metrics
+	// InternalClient sends to endpoints marked internal: its guard also admits the ranges the
+	// operator opened for them (--internal-cidr). Nil sends them with the ordinary client, so an
+	// internal endpoint never gets more than the operator configured.
+	InternalClient *httpsend.Client
 }
 
 func (c *Config) defaults() {
@@ -301,6 +305,19 @@ func (d *Dispatcher) shutdown(ctx context.Context, cancelSends context.CancelFun
 	// Nothing is sent after Run returns: the kept-alive connections to receivers (and the two
 	// goroutines each holds) would otherwise outlive the dispatcher until their idle timeout.
 	d.client.Close()
+	if c := d.cfg.InternalClient; c != nil && c != d.client {
+		c.Close()
+	}
+}
+
+// clientFor is the client that may send to ep. The flag is read from the snapshot the attempt
+// was claimed with, and each client's guard checks every dial, so an endpoint whose flag was
+// turned off is refused by the ordinary client's guard from its next attempt on.
+func (d *Dispatcher) clientFor(ep *store.Endpoint) *httpsend.Client {
+	if ep.Internal && d.cfg.InternalClient != nil {
+		return d.cfg.InternalClient
+	}
+	return d.client
 }
 
 func (d *Dispatcher) takeSignals(ctx context.Context) {
@@ -605,7 +622,7 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 	}
 	now := time.Now()
 	s.signer.SetHeaders(h, c.EventID, now, c.Payload)
-	out := d.client.Send(ctx, httpsend.Request{URL: s.ep.URL, Header: h, Body: c.Payload, Timeout: s.ep.Timeout})
+	out := d.clientFor(s.ep).Send(ctx, httpsend.Request{URL: s.ep.URL, Header: h, Body: c.Payload, Timeout: s.ep.Timeout})
 	if ctx.Err() != nil {
 		// Shutdown cut the attempt short: it says nothing about the endpoint, so it is not recorded
 		// and the delivery goes back to the queue as it was.

@@ -52,6 +52,7 @@ func TestNilMetricsDoNothing(t *testing.T) {
 	m.BreakerOpened()
 	m.BreakerClosed()
 	m.WatchOldestPending(nil, time.Second)
+	m.InboundRequest("acme", InboundAccepted, time.Millisecond)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /x", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
 	rec := httptest.NewRecorder()
@@ -126,5 +127,26 @@ func TestOldestPending(t *testing.T) {
 	fail = true
 	if _, err := m.Registry().Gather(); err == nil || !strings.Contains(err.Error(), "store down") {
 		t.Fatalf("gather with a failing store: %v", err)
+	}
+}
+
+func TestInboundRequestsCountedByTenantAndOutcome(t *testing.T) {
+	t.Parallel()
+	m := New(Options{})
+	m.InboundRequest("acme", InboundAccepted, 2*time.Millisecond)
+	m.InboundRequest("acme", InboundAccepted, 3*time.Millisecond)
+	m.InboundRequest("", InboundNotFound, time.Millisecond)
+	if got := counter(t, m.inbound.WithLabelValues("acme", InboundAccepted)); got != 2 {
+		t.Errorf("accepted = %v", got)
+	}
+	if got := counter(t, m.inbound.WithLabelValues("", InboundNotFound)); got != 1 {
+		t.Errorf("not_found = %v", got)
+	}
+	var h dto.Metric
+	if err := m.inboundAck.WithLabelValues("acme").(prometheus.Histogram).Write(&h); err != nil {
+		t.Fatal(err)
+	}
+	if h.GetHistogram().GetSampleCount() != 2 {
+		t.Errorf("ack samples = %d", h.GetHistogram().GetSampleCount())
 	}
 }

@@ -21,30 +21,39 @@ import (
 // list is checked against the OpenAPI document: a new tenant route fails the test until it is
 // added here.
 var isolationBodies = map[string]string{
-	"GET /v1/tenants/{tenant}":                               "",
-	"PATCH /v1/tenants/{tenant}":                             `{"name":"taken over","redact_fields":[]}`,
-	"DELETE /v1/tenants/{tenant}":                            "",
-	"GET /v1/tenants/{tenant}/audit":                         "",
-	"GET /v1/tenants/{tenant}/export":                        "",
-	"POST /v1/tenants/{tenant}/endpoints":                    `{"url":"http://127.0.0.1:9/stolen","event_types":["*"]}`,
-	"GET /v1/tenants/{tenant}/endpoints":                     "",
-	"GET /v1/tenants/{tenant}/endpoints/{id}":                "",
-	"PATCH /v1/tenants/{tenant}/endpoints/{id}":              `{"url":"http://127.0.0.1:9/stolen","enabled":false}`,
-	"DELETE /v1/tenants/{tenant}/endpoints/{id}":             "",
-	"GET /v1/tenants/{tenant}/endpoints/{id}/secret":         "",
-	"POST /v1/tenants/{tenant}/endpoints/{id}/secret/rotate": `{"overlap_seconds":0}`,
-	"POST /v1/tenants/{tenant}/events":                       `{"type":"a.happened","data":{"x":1}}`,
-	"POST /v1/tenants/{tenant}/events/batch":                 `{"events":[{"type":"a.happened","data":{"x":1}}]}`,
-	"GET /v1/tenants/{tenant}/events":                        "",
-	"GET /v1/tenants/{tenant}/events/{id}":                   "",
-	"GET /v1/tenants/{tenant}/events/{id}/deliveries":        "",
-	"POST /v1/tenants/{tenant}/events/{id}/resend":           `{"endpoint_id":"{endpoint}"}`,
-	"GET /v1/tenants/{tenant}/deliveries":                    "",
-	"GET /v1/tenants/{tenant}/deliveries/{id}":               "",
-	"POST /v1/tenants/{tenant}/deliveries/{id}/retry":        "",
-	"GET /v1/tenants/{tenant}/attempts":                      "",
-	"POST /v1/tenants/{tenant}/replays":                      `{"states":["pending","succeeded","dead"]}`,
-	"GET /v1/tenants/{tenant}/stats":                         "",
+	"GET /v1/tenants/{tenant}":                                "",
+	"PATCH /v1/tenants/{tenant}":                              `{"name":"taken over","redact_fields":[]}`,
+	"DELETE /v1/tenants/{tenant}":                             "",
+	"GET /v1/tenants/{tenant}/audit":                          "",
+	"GET /v1/tenants/{tenant}/export":                         "",
+	"POST /v1/tenants/{tenant}/endpoints":                     `{"url":"http://127.0.0.1:9/stolen","event_types":["*"]}`,
+	"GET /v1/tenants/{tenant}/endpoints":                      "",
+	"GET /v1/tenants/{tenant}/endpoints/{id}":                 "",
+	"PATCH /v1/tenants/{tenant}/endpoints/{id}":               `{"url":"http://127.0.0.1:9/stolen","enabled":false}`,
+	"DELETE /v1/tenants/{tenant}/endpoints/{id}":              "",
+	"GET /v1/tenants/{tenant}/endpoints/{id}/secret":          "",
+	"POST /v1/tenants/{tenant}/endpoints/{id}/secret/rotate":  `{"overlap_seconds":0}`,
+	"POST /v1/tenants/{tenant}/events":                        `{"type":"a.happened","data":{"x":1}}`,
+	"POST /v1/tenants/{tenant}/events/batch":                  `{"events":[{"type":"a.happened","data":{"x":1}}]}`,
+	"GET /v1/tenants/{tenant}/events":                         "",
+	"GET /v1/tenants/{tenant}/events/{id}":                    "",
+	"GET /v1/tenants/{tenant}/events/{id}/deliveries":         "",
+	"POST /v1/tenants/{tenant}/events/{id}/resend":            `{"endpoint_id":"{endpoint}"}`,
+	"GET /v1/tenants/{tenant}/deliveries":                     "",
+	"GET /v1/tenants/{tenant}/deliveries/{id}":                "",
+	"POST /v1/tenants/{tenant}/deliveries/{id}/retry":         "",
+	"GET /v1/tenants/{tenant}/attempts":                       "",
+	"POST /v1/tenants/{tenant}/replays":                       `{"states":["pending","succeeded","dead"]}`,
+	"GET /v1/tenants/{tenant}/stats":                          "",
+	"POST /v1/tenants/{tenant}/sources":                       `{"name":"stolen","verification":{"scheme":"none"}}`,
+	"GET /v1/tenants/{tenant}/sources":                        "",
+	"GET /v1/tenants/{tenant}/sources/{id}":                   "",
+	"PATCH /v1/tenants/{tenant}/sources/{id}":                 `{"name":"taken over","enabled":false,"verification":{"scheme":"none"}}`,
+	"DELETE /v1/tenants/{tenant}/sources/{id}":                "",
+	"POST /v1/tenants/{tenant}/sources/{id}/rotate-token":     "",
+	"GET /v1/tenants/{tenant}/received-requests":              "",
+	"GET /v1/tenants/{tenant}/received-requests/{id}":         "",
+	"POST /v1/tenants/{tenant}/received-requests/{id}/replay": `{"force":true}`,
 }
 
 // tenantRoutes lists "METHOD path" of every operation in the OpenAPI document whose path names a
@@ -96,6 +105,11 @@ func world(t *testing.T, st store.Store, tenants ...string) string {
 		dump(tn+" deliveries", ds, err)
 		as, _, err := st.ListAttempts(ctx, store.AttemptFilter{TenantID: tn, Page: store.Page{Limit: store.MaxLimit}})
 		dump(tn+" attempts", as, err)
+		// Sources with their tokens and secrets.
+		srcs, _, err := st.ListSources(ctx, tn, store.Page{Limit: store.MaxLimit})
+		dump(tn+" sources", srcs, err)
+		rs, _, err := st.ListReceived(ctx, store.ReceivedFilter{TenantID: tn, Page: store.Page{Limit: store.MaxLimit}})
+		dump(tn+" received requests", rs, err)
 	}
 	keys, err := st.ListAPIKeys(ctx)
 	dump("api keys", keys, err)
@@ -158,7 +172,26 @@ func tenantIsolationOnEveryRoute(t *testing.T, mod func(*node.Config)) {
 		}
 		return len(v) == 1 && len(m) == 1
 	})
-	ids := map[string]string{"endpoints": ep.ID, "events": evt.ID, "deliveries": dlv}
+	// A source with a received request that failed its schema: replayable, and no event yet, so
+	// that nothing more reaches the receiver.
+	var src struct {
+		ID string `json:"id"`
+	}
+	h.must(201, "POST", "/v1/tenants/victim/sources", map[string]any{
+		"name": "victim's source", "verification": map[string]any{"scheme": "bearer", "secrets": []string{"victim-bearer-token"}},
+		"schema": map[string]any{"type": "object", "required": []string{"id"}},
+	}, &src)
+	h.must(201, "POST", "/v1/tenants/mallory/sources", map[string]any{"name": "mallory's source", "verification": map[string]any{"scheme": "none"}}, nil)
+	now := time.Now().UTC()
+	rr := &store.ReceivedRequest{
+		ID: "req_victim", TenantID: "victim", SourceID: src.ID, ReceivedAt: now, Method: "POST", Path: "/in/[REDACTED]",
+		Headers: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"secret":"victim's"}`), RemoteAddr: "192.0.2.1:1234",
+		Status: store.ReceiveQuarantined, Reason: "schema: /: missing property id", DedupKey: "victim-key", DedupUntil: now.Add(time.Hour),
+	}
+	if _, err := h.node.Store.Receive(context.Background(), rr, nil); err != nil {
+		t.Fatalf("store a received request: %v", err)
+	}
+	ids := map[string]string{"endpoints": ep.ID, "events": evt.ID, "deliveries": dlv, "sources": src.ID, "received-requests": rr.ID}
 	url := func(route, tenant string) (method, path, body string) {
 		method, path, _ = strings.Cut(route, " ")
 		path = strings.ReplaceAll(path, "{tenant}", tenant)

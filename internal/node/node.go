@@ -13,13 +13,16 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/heraldhq/herald/internal/api"
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/httpsend"
+	"github.com/heraldhq/herald/internal/inbound"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/redact"
 	"github.com/heraldhq/herald/internal/seal"
@@ -43,8 +46,12 @@ type Config struct {
 	// rather than apply them (herald migrate does).
 	NoMigrate bool
 	// Dev allows plain-HTTP and loopback endpoints, for local work.
-	Dev        bool
+	Dev bool
+	// AllowCIDRs are private ranges every endpoint may reach (--allow-cidr).
 	AllowCIDRs []netip.Prefix
+	// InternalCIDRs are private ranges only endpoints marked internal may reach
+	// (--internal-cidr); internal endpoints may also use plain http://.
+	InternalCIDRs []netip.Prefix
 	// APIKey, when set, is an admin key to accept (stored hashed). Without it, a first start
 	// creates one and reports it through OnAdminKey.
 	APIKey     string
@@ -76,6 +83,12 @@ type Config struct {
 	// the API's listener; NoMetrics turns them off. See docs/observability.md.
 	Metrics   metrics.Options
 	NoMetrics bool
+	// PublicURL is the base URL senders reach this node at ("https://hooks.example.com"): the
+	// API shows source URLs under it. Empty: the scheme and host of the API request that asks.
+	PublicURL string
+	// MaxInboundBytes bounds the body of a request received on a source that sets no limit
+	// (default 1 MiB).
+	MaxInboundBytes int
 }
 
 // Node is a running Herald process.
@@ -93,6 +106,8 @@ type Node struct {
 
 	// Metrics is nil with NoMetrics.
 	Metrics *metrics.Metrics
+	// Inbound serves /in/{token}, the sources' URLs.
+	Inbound *inbound.Service
 }
 
 // Start opens the store, starts the engine and serves the API. Stop it with Close.
@@ -110,6 +125,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.Retention = 30 * 24 * time.Hour
 	}
 	log := cfg.Logger
+	publicURL, err := checkPublicURL(cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
+	cfg.PublicURL = publicURL
 	keys, err := loadKeys(cfg)
 	if err != nil {
 		return nil, err
@@ -132,6 +152,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		hc.UserAgent = "Herald-Webhooks/" + Version + " (+https://github.com/heraldhq/herald)"
 	}
 	client := httpsend.New(hc)
+	// Endpoints an admin marked internal get a client of their own, whose guard also admits
+	// --internal-cidr: one shared guard would open those ranges to every endpoint.
+	ihc := hc
+	ihc.AllowHTTP = true
+	ihc.AllowCIDRs = append(append([]netip.Prefix(nil), hc.AllowCIDRs...), cfg.InternalCIDRs...)
+	internalClient := httpsend.New(ihc)
 	dc := cfg.Dispatch
 	// The SQLite store belongs to this process alone, so leases left at start are a crashed run's;
 	// on PostgreSQL they may be other nodes' and expire on their own.
@@ -149,18 +175,22 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		m.WatchOldestPending(st.DueEndpoints, 10*time.Second)
 	}
 	dc.Metrics = m
+	dc.InternalClient = internalClient
 	d := dispatch.New(st, client, dc)
+	in := inbound.New(inbound.Config{Store: st, Notifier: d, Logger: log, Metrics: m, MaxBodyBytes: cfg.MaxInboundBytes})
 	a := api.New(api.Config{
-		Store: st, Notifier: d, URLCheck: client, Logger: log, Version: Version, MaxEventBytes: cfg.MaxEventBytes,
-		RateLimit: cfg.APIRate, RateBurst: cfg.APIBurst, Metrics: m,
+		Store: st, Notifier: d, URLCheck: client, InternalURLCheck: internalClient, Logger: log, Version: Version, MaxEventBytes: cfg.MaxEventBytes,
+		RateLimit: cfg.APIRate, RateBurst: cfg.APIBurst, Metrics: m, Inbound: in, PublicURL: cfg.PublicURL,
 	})
-	var handler http.Handler = a
+	// Sources' URLs sit beside the API, outside its authentication: the sender proves itself by
+	// the source's verification instead.
+	mux := http.NewServeMux()
 	if m != nil {
-		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", m.Handler())
-		mux.Handle("/", a)
-		handler = mux
 	}
+	mux.Handle("/in/", in)
+	mux.Handle("/", a)
+	var handler http.Handler = mux
 	srvTLS, err := serverTLS(cfg.TLSCertFile, cfg.TLSKeyFile)
 	if err != nil {
 		_ = st.Close()
@@ -172,7 +202,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	n := &Node{Store: st, Dispatcher: d, API: a, Metrics: m, Addr: ln.Addr().String(), scheme: "http", log: log, cancel: cancel}
+	n := &Node{Store: st, Dispatcher: d, API: a, Inbound: in, Metrics: m, Addr: ln.Addr().String(), scheme: "http", log: log, cancel: cancel}
 	// Every phase of a request is bounded, so a slow or stalled client holds a connection for
 	// seconds, not forever: headers within 5 s (slowloris), the whole request within 30 s (the
 	// largest batch is 32 MiB), the answer within 60 s, and an idle keep-alive for 2 min.
@@ -237,6 +267,23 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	log.Info("herald is serving", "addr", n.Addr, "tls", srvTLS != nil, "store", storeDesc, "dev", cfg.Dev, "version", Version)
 	return n, nil
+}
+
+// checkPublicURL validates --public-url and returns it without a trailing slash.
+func checkPublicURL(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("public URL %q: %w", s, err)
+	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
+		return "", fmt.Errorf("public URL %q: want http(s)://host[:port][/path]", s)
+	case u.User != nil, u.RawQuery != "", u.ForceQuery, u.Fragment != "":
+		return "", fmt.Errorf("public URL %q: must not contain credentials, a query or a fragment", s)
+	}
+	return strings.TrimRight(s, "/"), nil
 }
 
 // URL is the base URL of the API.

@@ -41,6 +41,8 @@ type TenantDeletion struct {
 	Attempts   int `json:"attempts"`
 	Endpoints  int `json:"endpoints"`
 	APIKeys    int `json:"api_keys"`
+	Sources    int `json:"sources"`
+	Received   int `json:"received_requests"`
 }
 
 type auditKey struct{}

@@ -52,6 +52,8 @@ type Store interface {
 	// endpoints (every tenant's, in creation order) that are plaintext or sealed with an older
 	// key, and returns how many endpoints it rewrote and the next page's cursor ("" after the
 	// last). An endpoint changed meanwhile is skipped: its new secrets were sealed when written.
+	// After the endpoints the same cursor pages through the sources (tokens and settings), so
+	// that a full pass leaves nothing an old key must open; the count then includes sources.
 	RekeySecrets(ctx context.Context, p Page) (int, string, error)
 	// DisableEndpoint marks the endpoint disabled with a reason; with deadLetter, its pending
 	// deliveries become dead with that reason. It returns how many deliveries were dead-lettered.
@@ -93,6 +95,34 @@ type Store interface {
 	// driver may count leased deliveries: waking a lane early is harmless).
 	DueEndpoints(ctx context.Context, now time.Time) (map[string]time.Time, error)
 
+	// Sources (see sources.go). Drivers store a source's token and settings sealed (EncodeSource)
+	// and find it by TokenHash. Configuration writes record the audit entry ctx carries.
+	CreateSource(ctx context.Context, s *Source) error
+	GetSource(ctx context.Context, tenantID, id string) (*Source, error)
+	// SourceByToken finds a source, enabled or not, by the token of its ingest URL.
+	SourceByToken(ctx context.Context, token string) (*Source, error)
+	ListSources(ctx context.Context, tenantID string, p Page) ([]Source, string, error)
+	// UpdateSource writes name, token, enabled and settings; a new token replaces the old one at
+	// once. It sets UpdatedAt from s.
+	UpdateSource(ctx context.Context, s *Source) error
+	// DeleteSource removes a source with its received requests (the events they became stay).
+	DeleteSource(ctx context.Context, tenantID, id string) error
+
+	// Receive stores a received request and what it became, in one transaction. A request with
+	// Status accepted or quarantined and a DedupKey takes that key for its source until
+	// DedupUntil; when the key is already taken by a request whose window has not ended at
+	// ReceivedAt, the request is stored as a duplicate (Status duplicate, DuplicateOf set) and
+	// nothing else is written. An accepted request that is not a duplicate is stored with ev and
+	// its deliveries, exactly as Publish stores an event (EventID, EventType and Deliveries are
+	// then set on the stored request). Fails with ErrNotFound when the source is gone.
+	Receive(ctx context.Context, req *ReceivedRequest, ev *Event) (*ReceiveResult, error)
+	GetReceived(ctx context.Context, tenantID, id string) (*ReceivedRequest, error)
+	// ListReceived lists received requests newest first.
+	ListReceived(ctx context.Context, f ReceivedFilter) ([]ReceivedRequest, string, error)
+	// AcceptReceived turns a quarantined request into the event ev with its deliveries, in one
+	// transaction, and marks it accepted. ErrConflict when it is no longer quarantined.
+	AcceptReceived(ctx context.Context, tenantID, id string, ev *Event) (*ReceiveResult, error)
+
 	CreateAPIKey(ctx context.Context, k *APIKey) error
 	APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error)
 	ListAPIKeys(ctx context.Context) ([]APIKey, error)
@@ -106,8 +136,12 @@ type Store interface {
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, string, error)
 	DeleteAuditOlderThan(ctx context.Context, t time.Time, limit int) (int, error)
 
-	// DeleteOlderThan removes events (and their deliveries and attempts) created before t, at most
-	// limit events at a time, and returns how many events it removed.
+	// DeleteOlderThan removes events (and their deliveries and attempts) created before t,
+	// received requests received before t and dedup keys whose window ended before t, at most
+	// limit of each kind at a time. It returns how many of those events, requests and keys it
+	// removed together: less than limit means that none of the three had more to remove, so a
+	// caller that repeats while it gets limit drains them all (counting events alone would leave
+	// a source busier than limit requests an interval ever further behind).
 	DeleteOlderThan(ctx context.Context, t time.Time, limit int) (int, error)
 }
 

@@ -49,8 +49,11 @@ type Endpoint struct {
 	Enabled        bool
 	DisabledReason string
 	FailingSince   *time.Time // first failure since the last success
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// Internal marks an endpoint on the operator's own network: only an admin sets it, and only
+	// such endpoints may reach the ranges the operator opens with --internal-cidr.
+	Internal  bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Subscribes reports whether the endpoint wants events of the given type.

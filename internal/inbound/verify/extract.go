@@ -185,3 +185,14 @@ func (p *payload) str(path string) string {
 	}
 	return s
 }
+
+// PayloadValue reads a dotted path ("data.object.id"; numeric segments index
+// arrays) in a request's payload, by the same rules as the Config's
+// event_*_path fields: a JSON body, a form body's "payload" field as JSON, or
+// any other form body as an object of its fields' first values. It returns the
+// string or number found there, or "" when there is none or it is longer than
+// 256 bytes. Like Event, its answer means something only after Verify.
+func PayloadValue(req *Request, path string) string {
+	p := &payload{req: req}
+	return p.str(path)
+}

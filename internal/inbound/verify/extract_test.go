@@ -183,3 +183,29 @@ func secretsFor(cfg verify.Config) []string {
 	}
 	return []string{plainSecrets[0]}
 }
+
+func TestPayloadValue(t *testing.T) {
+	t.Parallel()
+	jsonReq := &verify.Request{Header: http.Header{"Content-Type": {"application/json"}},
+		Body: []byte(`{"data":{"object":{"id":"in_1","n":12.5,"list":["a","b"]}},"ok":true}`)}
+	formReq := &verify.Request{Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
+		Body: []byte("MessageSid=SM1&payload=x")}
+	for _, c := range []struct {
+		req        *verify.Request
+		path, want string
+	}{
+		{jsonReq, "data.object.id", "in_1"},
+		{jsonReq, "data.object.n", "12.5"},
+		{jsonReq, "data.object.list.1", "b"},
+		{jsonReq, "data.object.list.2", ""},
+		{jsonReq, "ok", ""}, // not a string or number
+		{jsonReq, "data.missing", ""},
+		{formReq, "MessageSid", ""}, // a "payload" field is read as the JSON payload
+		{&verify.Request{Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, Body: []byte("MessageSid=SM1")}, "MessageSid", "SM1"},
+		{&verify.Request{Body: []byte("not json")}, "a", ""},
+	} {
+		if got := verify.PayloadValue(c.req, c.path); got != c.want {
+			t.Errorf("PayloadValue(%s, %q) = %q, want %q", c.req.Body, c.path, got, c.want)
+		}
+	}
+}

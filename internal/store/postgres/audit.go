@@ -39,15 +39,34 @@ func jsonArg(b json.RawMessage) any {
 	return string(b)
 }
 
+const insertAuditSQL = `INSERT INTO audit_log (at, actor_key_id, actor_role, actor_tenant_id, action, resource_type,
+	resource_id, tenant_id, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10::json) RETURNING id`
+
+func auditArgs(a *store.AuditEntry) []any {
+	return []any{a.At, a.ActorKeyID, string(a.ActorRole), a.ActorTenant, a.Action, a.ResourceType, a.ResourceID, a.TenantID,
+		jsonArg(a.Before), jsonArg(a.After)}
+}
+
 func insertAudit(ctx context.Context, tx pgx.Tx, a *store.AuditEntry) error {
-	err := tx.QueryRow(ctx, `INSERT INTO audit_log (at, actor_key_id, actor_role, actor_tenant_id, action, resource_type,
-		resource_id, tenant_id, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10::json) RETURNING id`,
-		a.At, a.ActorKeyID, string(a.ActorRole), a.ActorTenant, a.Action, a.ResourceType, a.ResourceID, a.TenantID,
-		jsonArg(a.Before), jsonArg(a.After)).Scan(&a.ID)
-	if err != nil {
+	if err := tx.QueryRow(ctx, insertAuditSQL, auditArgs(a)...).Scan(&a.ID); err != nil {
 		return fmt.Errorf("insert audit entry: %w", err)
 	}
 	return nil
+}
+
+// queueAudit queues the insert of the audit entry a, if any, in a batch of a transaction run by
+// inBatchTx (which, unlike inTx, does not write the entry ctx carries); it sets a.ID when the
+// batch runs.
+func queueAudit(b *pgx.Batch, a *store.AuditEntry) {
+	if a == nil {
+		return
+	}
+	b.Queue(insertAuditSQL, auditArgs(a)...).QueryRow(func(r pgx.Row) error {
+		if err := r.Scan(&a.ID); err != nil {
+			return fmt.Errorf("insert audit entry: %w", err)
+		}
+		return nil
+	})
 }
 
 // RecordAudit writes an audit entry on its own.
@@ -113,15 +132,26 @@ func (s *Store) DeleteAuditOlderThan(ctx context.Context, t time.Time, limit int
 	return int(tag.RowsAffected()), nil
 }
 
+// deleteSources removes a tenant's sources with their dedup keys and counts the sources. Each
+// source goes before its keys, in the order Receive locks them (the source, then a key), so
+// that a deletion and a receive wait for each other rather than deadlock.
+const deleteSources = `WITH gone AS (
+		DELETE FROM sources WHERE tenant_id = $1 RETURNING id
+	), keys AS (
+		DELETE FROM inbound_dedup WHERE source_id IN (SELECT id FROM gone)
+	)
+	SELECT count(*) FROM gone`
+
 // tenantBatch bounds how many rows of one table a statement of DeleteTenant removes, so that
 // deleting a large tenant never holds many row locks for long.
 const tenantBatch = 1000
 
-// DeleteTenant removes a tenant with everything it owns, in small transactions. The keys and
-// endpoints go first (the tenant can no longer call, and new events are delivered nowhere), then
-// attempts, deliveries and events a batch per statement, and the tenant last, with whatever
-// arrived meanwhile: an interrupted deletion leaves the tenant in place, and deleting it again
-// finishes the job. A re-created tenant of the same id never sees the old one's rows.
+// DeleteTenant removes a tenant with everything it owns, in small transactions. The keys,
+// endpoints and sources go first (the tenant can no longer call, new events are delivered
+// nowhere, and nothing more is received), then attempts, deliveries, events and received
+// requests a batch per statement, and the tenant last, with whatever arrived meanwhile: an
+// interrupted deletion leaves the tenant in place, and deleting it again finishes the job. A
+// re-created tenant of the same id never sees the old one's rows.
 func (s *Store) DeleteTenant(ctx context.Context, id string) (*store.TenantDeletion, error) {
 	audit := store.AuditFrom(ctx)
 	quiet := store.WithAudit(ctx, nil) // the entry goes with the last transaction only
@@ -141,6 +171,10 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) (*store.TenantDelet
 			return fmt.Errorf("delete tenant endpoints: %w", err)
 		}
 		del.Endpoints = int(tag.RowsAffected())
+		// The sources go with the endpoints: the tenant receives nothing more.
+		if err := tx.QueryRow(ctx, deleteSources, id).Scan(&del.Sources); err != nil {
+			return fmt.Errorf("delete tenant sources: %w", err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -153,6 +187,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) (*store.TenantDelet
 		{`DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE tenant_id = $1 LIMIT $2)`, &del.Attempts},
 		{`DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE tenant_id = $1 LIMIT $2)`, &del.Deliveries},
 		{`DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE tenant_id = $1 LIMIT $2)`, &del.Events},
+		{`DELETE FROM received_requests WHERE seq IN (SELECT seq FROM received_requests WHERE tenant_id = $1 LIMIT $2)`, &del.Received},
 	} {
 		for {
 			tag, err := s.pool.Exec(ctx, b.q, id, tenantBatch)
@@ -169,6 +204,13 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) (*store.TenantDelet
 	var out store.TenantDeletion
 	err = s.inTx(quiet, func(tx pgx.Tx) error {
 		out = del
+		// Sources first: a receive still under way holds its source, and this waits for it to
+		// commit, so that the request it stored goes below.
+		var sources int
+		if err := tx.QueryRow(ctx, deleteSources, id).Scan(&sources); err != nil {
+			return fmt.Errorf("delete tenant %s sources: %w", id, err)
+		}
+		out.Sources += sources
 		for _, q := range []struct {
 			q string
 			n *int
@@ -178,6 +220,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) (*store.TenantDelet
 			{`DELETE FROM events WHERE tenant_id = $1`, &out.Events},
 			{`DELETE FROM api_keys WHERE tenant_id = $1`, &out.APIKeys},
 			{`DELETE FROM endpoints WHERE tenant_id = $1`, &out.Endpoints},
+			{`DELETE FROM received_requests WHERE tenant_id = $1`, &out.Received},
 		} {
 			tag, err := tx.Exec(ctx, q.q, id)
 			if err != nil {

@@ -144,7 +144,7 @@ func (s *Store) DeleteEventType(ctx context.Context, name string) error {
 }
 
 const endpointColumns = `seq, id, tenant_id, url, description, event_types, secrets, timeout_ms, max_concurrency, rate_limit,
-	retry_schedule, headers, enabled, disabled_reason, failing_since, created_at, updated_at`
+	retry_schedule, headers, enabled, disabled_reason, failing_since, internal, created_at, updated_at`
 
 func scanEndpoint(keys *seal.Keyring, r pgx.Row) (*store.Endpoint, int64, error) {
 	var e store.Endpoint
@@ -152,7 +152,7 @@ func scanEndpoint(keys *seal.Keyring, r pgx.Row) (*store.Endpoint, int64, error)
 	var secrets, headers []byte
 	var schedule []int64
 	if err := r.Scan(&seq, &e.ID, &e.TenantID, &e.URL, &e.Description, &e.EventTypes, &secrets, &timeoutMS, &e.MaxConcurrency,
-		&e.RateLimit, &schedule, &headers, &e.Enabled, &e.DisabledReason, &e.FailingSince, &e.CreatedAt, &e.UpdatedAt); err != nil {
+		&e.RateLimit, &schedule, &headers, &e.Enabled, &e.DisabledReason, &e.FailingSince, &e.Internal, &e.CreatedAt, &e.UpdatedAt); err != nil {
 		return nil, 0, err
 	}
 	var err error
@@ -220,10 +220,10 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
 		return notFound(err, "tenant "+e.TenantID)
 	}
 	err = s.execOne(ctx, "insert endpoint", `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
-		max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, internal, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		e.ID, e.TenantID, e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit,
-		a.schedule, a.headers, e.Enabled, e.DisabledReason, e.FailingSince, e.CreatedAt, e.UpdatedAt)
+		a.schedule, a.headers, e.Enabled, e.DisabledReason, e.FailingSince, e.Internal, e.CreatedAt, e.UpdatedAt)
 	switch {
 	case isUnique(err):
 		return fmt.Errorf("endpoint %q: %w", e.ID, store.ErrConflict)
@@ -286,9 +286,9 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
 	}
 	return s.execOne(ctx, "endpoint "+e.ID, `UPDATE endpoints SET url = $1, description = $2, event_types = $3, secrets = $4, timeout_ms = $5,
 		max_concurrency = $6, rate_limit = $7, retry_schedule = $8, headers = $9, enabled = $10, disabled_reason = $11,
-		failing_since = $12, updated_at = $13 WHERE tenant_id = $14 AND id = $15`,
+		failing_since = $12, internal = $13, updated_at = $14 WHERE tenant_id = $15 AND id = $16`,
 		e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit, a.schedule, a.headers,
-		e.Enabled, e.DisabledReason, e.FailingSince, e.UpdatedAt, e.TenantID, e.ID)
+		e.Enabled, e.DisabledReason, e.FailingSince, e.Internal, e.UpdatedAt, e.TenantID, e.ID)
 }
 
 // DeleteEndpoint removes an endpoint with its deliveries and their attempts.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -58,127 +59,143 @@ func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Ev
 func (s *Store) publishTx(ctx context.Context, tenantID string, events []*store.Event) ([]store.PublishResult, error) {
 	var results []store.PublishResult
 	err := s.inBatchTx(ctx, func(send sendFunc) error {
-		results = make([]store.PublishResult, len(events))
-		ids := make([]string, len(events))
-		types := make([]string, len(events))
-		stamps := make([]time.Time, len(events))
-		sources := make([]string, len(events))
-		payloads := make([][]byte, len(events))
-		created := make([]time.Time, len(events))
-		for i, ev := range events {
-			ids[i], types[i], stamps[i], sources[i], payloads[i], created[i] = ev.ID, ev.Type, ev.Timestamp, ev.Source, ev.Payload, ev.CreatedAt
-		}
-
-		var b pgx.Batch
-		tenantFound := false
-		// KEY SHARE holds off a concurrent DeleteTenant until this commits, as a foreign key would.
-		b.Queue(`SELECT true FROM tenants WHERE id = $1 FOR KEY SHARE`, tenantID).QueryRow(func(r pgx.Row) error {
-			err := r.Scan(&tenantFound)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return nil
-			}
-			return err
-		})
-		var subs []subscriber
-		b.Queue(`SELECT id, event_types FROM endpoints WHERE tenant_id = $1 AND enabled ORDER BY seq`, tenantID).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var sub subscriber
-				if err := rows.Scan(&sub.id, &sub.patterns); err != nil {
-					return err
-				}
-				subs = append(subs, sub)
-			}
-			return rows.Err()
-		})
-		seqs := make(map[string]int64, len(events))
-		b.Queue(insertEvents, tenantID, ids, types, stamps, sources, payloads, created).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var id string
-				var seq int64
-				if err := rows.Scan(&id, &seq); err != nil {
-					return err
-				}
-				seqs[id] = seq
-			}
-			return rows.Err()
-		})
-		if err := send(&b, false); err != nil {
-			return fmt.Errorf("publish: %w", err)
-		}
-		if !tenantFound {
-			return fmt.Errorf("tenant %s: %w", tenantID, store.ErrNotFound)
-		}
-
-		var d struct {
-			seqs                       []int64
-			eventIDs, types, endpoints []string
-			at                         []time.Time
-		}
-		var dupIDs []string
-		for i, ev := range events {
-			seq, ok := seqs[ev.ID]
-			if !ok {
-				// The id exists: idempotent publish returns the stored event and fans out nothing.
-				dupIDs = append(dupIDs, ev.ID)
-				continue
-			}
-			// An id repeated within the batch is stored once; later copies are duplicates of it.
-			delete(seqs, ev.ID)
-			ev.TenantID = tenantID
-			res := store.PublishResult{Event: ev}
-			for _, sub := range subs {
-				if !store.MatchAny(sub.patterns, ev.Type) {
-					continue
-				}
-				d.seqs = append(d.seqs, seq)
-				d.eventIDs = append(d.eventIDs, ev.ID)
-				d.types = append(d.types, ev.Type)
-				d.endpoints = append(d.endpoints, sub.id)
-				d.at = append(d.at, ev.CreatedAt)
-				res.Deliveries++
-				res.EndpointIDs = append(res.EndpointIDs, sub.id)
-			}
-			results[i] = res
-		}
-
-		b = pgx.Batch{}
-		stored := map[string]*store.Event{}
-		if len(dupIDs) > 0 {
-			b.Queue(`SELECT id, type, ts, source, payload, created_at FROM events WHERE tenant_id = $1 AND id = ANY($2)`, tenantID, dupIDs).
-				Query(func(rows pgx.Rows) error {
-					for rows.Next() {
-						ev, err := scanEvent(rows, tenantID)
-						if err != nil {
-							return err
-						}
-						stored[ev.ID] = ev
-					}
-					return rows.Err()
-				})
-		}
-		if len(d.seqs) > 0 {
-			b.Queue(insertDeliveries, tenantID, d.seqs, d.eventIDs, d.types, d.endpoints, d.at)
-		}
-		if err := send(&b, true); err != nil {
-			return fmt.Errorf("publish: %w", err)
-		}
-		for i, ev := range events {
-			if results[i].Event != nil {
-				continue
-			}
-			st, ok := stored[ev.ID]
-			if !ok {
-				// Its conflict was with a row deleted since (retention): not the caller's error.
-				return fmt.Errorf("publish: event %s conflicted with a stored event that is gone now", ev.ID)
-			}
-			// A copy each: a batch may repeat an id.
-			dup := *st
-			results[i] = store.PublishResult{Event: &dup, Duplicate: true}
-		}
-		return nil
+		var err error
+		results, err = s.publishIn(ctx, send, tenantID, events, nil)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return results, nil
+}
+
+// publishIn stores events and their deliveries in the transaction that send runs, in two
+// batches (see publishTx), and commits it with the second. Publish, Receive and AcceptReceived
+// share it, so that an inbound event is stored exactly as a published one. then, if not nil,
+// queues the caller's own statements in the last batch, before the COMMIT, knowing what each event
+// became: a result with a nil Event is an id the tenant already had (its stored event is read
+// in that same batch).
+func (s *Store) publishIn(ctx context.Context, send sendFunc, tenantID string, events []*store.Event,
+	then func(b *pgx.Batch, results []store.PublishResult)) ([]store.PublishResult, error) {
+	results := make([]store.PublishResult, len(events))
+	ids := make([]string, len(events))
+	types := make([]string, len(events))
+	stamps := make([]time.Time, len(events))
+	sources := make([]string, len(events))
+	payloads := make([][]byte, len(events))
+	created := make([]time.Time, len(events))
+	for i, ev := range events {
+		ids[i], types[i], stamps[i], sources[i], payloads[i], created[i] = ev.ID, ev.Type, ev.Timestamp, ev.Source, ev.Payload, ev.CreatedAt
+	}
+
+	var b pgx.Batch
+	tenantFound := false
+	// KEY SHARE holds off a concurrent DeleteTenant until this commits, as a foreign key would.
+	b.Queue(`SELECT true FROM tenants WHERE id = $1 FOR KEY SHARE`, tenantID).QueryRow(func(r pgx.Row) error {
+		err := r.Scan(&tenantFound)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
+	var subs []subscriber
+	b.Queue(`SELECT id, event_types FROM endpoints WHERE tenant_id = $1 AND enabled ORDER BY seq`, tenantID).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var sub subscriber
+			if err := rows.Scan(&sub.id, &sub.patterns); err != nil {
+				return err
+			}
+			subs = append(subs, sub)
+		}
+		return rows.Err()
+	})
+	seqs := make(map[string]int64, len(events))
+	b.Queue(insertEvents, tenantID, ids, types, stamps, sources, payloads, created).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id string
+			var seq int64
+			if err := rows.Scan(&id, &seq); err != nil {
+				return err
+			}
+			seqs[id] = seq
+		}
+		return rows.Err()
+	})
+	if err := send(&b, false); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	if !tenantFound {
+		return nil, fmt.Errorf("tenant %s: %w", tenantID, store.ErrNotFound)
+	}
+
+	var d struct {
+		seqs                       []int64
+		eventIDs, types, endpoints []string
+		at                         []time.Time
+	}
+	var dupIDs []string
+	for i, ev := range events {
+		seq, ok := seqs[ev.ID]
+		if !ok {
+			// The id exists: idempotent publish returns the stored event and fans out nothing.
+			dupIDs = append(dupIDs, ev.ID)
+			continue
+		}
+		// An id repeated within the batch is stored once; later copies are duplicates of it.
+		delete(seqs, ev.ID)
+		ev.TenantID = tenantID
+		res := store.PublishResult{Event: ev}
+		for _, sub := range subs {
+			if !store.MatchAny(sub.patterns, ev.Type) {
+				continue
+			}
+			d.seqs = append(d.seqs, seq)
+			d.eventIDs = append(d.eventIDs, ev.ID)
+			d.types = append(d.types, ev.Type)
+			d.endpoints = append(d.endpoints, sub.id)
+			d.at = append(d.at, ev.CreatedAt)
+			res.Deliveries++
+			res.EndpointIDs = append(res.EndpointIDs, sub.id)
+		}
+		results[i] = res
+	}
+
+	b = pgx.Batch{}
+	stored := map[string]*store.Event{}
+	if len(dupIDs) > 0 {
+		b.Queue(`SELECT id, type, ts, source, payload, created_at FROM events WHERE tenant_id = $1 AND id = ANY($2)`, tenantID, dupIDs).
+			Query(func(rows pgx.Rows) error {
+				for rows.Next() {
+					ev, err := scanEvent(rows, tenantID)
+					if err != nil {
+						return err
+					}
+					stored[ev.ID] = ev
+				}
+				return rows.Err()
+			})
+	}
+	if len(d.seqs) > 0 {
+		b.Queue(insertDeliveries, tenantID, d.seqs, d.eventIDs, d.types, d.endpoints, d.at)
+	}
+	if then != nil {
+		then(&b, results)
+	}
+	if err := send(&b, true); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	for i, ev := range events {
+		if results[i].Event != nil {
+			continue
+		}
+		st, ok := stored[ev.ID]
+		if !ok {
+			// Its conflict was with a row deleted since (retention): not the caller's error.
+			return nil, fmt.Errorf("publish: event %s conflicted with a stored event that is gone now", ev.ID)
+		}
+		// A copy each: a batch may repeat an id.
+		dup := *st
+		results[i] = store.PublishResult{Event: &dup, Duplicate: true}
 	}
 	return results, nil
 }
@@ -290,16 +307,31 @@ const deleteOld = `WITH old AS (
 	)
 	SELECT count(*) FROM old`
 
-// DeleteOlderThan removes old events with their deliveries and attempts, at most limit events (a
-// negative limit: all of them, as in the SQLite driver).
+// DeleteOlderThan removes old events with their deliveries and attempts, received requests
+// received before t and dedup keys whose window ended before t, at most limit of each kind (a
+// negative limit: all of them, as in the SQLite driver), in one implicit transaction. It returns
+// how many rows of the three kinds it removed together: less than limit means none of them had
+// more to remove, so that a caller that repeats while it gets limit drains every kind.
 func (s *Store) DeleteOlderThan(ctx context.Context, t time.Time, limit int) (int, error) {
 	var lim any = limit
 	if limit < 0 {
 		lim = nil // LIMIT NULL is no limit
 	}
-	var n int
-	if err := s.pool.QueryRow(ctx, deleteOld, t, lim).Scan(&n); err != nil {
-		return 0, fmt.Errorf("delete old events: %w", err)
+	var events, received, keys int
+	err := s.sendBatch(ctx, func() *pgx.Batch {
+		events, received, keys = 0, 0, 0
+		b := &pgx.Batch{}
+		b.Queue(deleteOld, t, lim).QueryRow(func(r pgx.Row) error { return r.Scan(&events) })
+		b.Queue(`DELETE FROM received_requests WHERE seq IN (
+			SELECT seq FROM received_requests WHERE received_at < $1 ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, t, lim).
+			Exec(func(tag pgconn.CommandTag) error { received = int(tag.RowsAffected()); return nil })
+		b.Queue(`DELETE FROM inbound_dedup WHERE (source_id, key) IN (
+			SELECT source_id, key FROM inbound_dedup WHERE expires_at < $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, t, lim).
+			Exec(func(tag pgconn.CommandTag) error { keys = int(tag.RowsAffected()); return nil })
+		return b
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete old events and received requests: %w", err)
 	}
-	return n, nil
+	return events + received + keys, nil
 }

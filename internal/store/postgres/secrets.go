@@ -9,9 +9,14 @@ import (
 	"github.com/heraldhq/herald/internal/store"
 )
 
-// RekeySecrets re-encrypts one page of endpoints' secrets with the current key (see store.Store).
-// Each endpoint is updated only if its secrets are unchanged since the read, so that nodes
-// running passes at once, or an API call rotating a secret meanwhile, lose nothing.
+// sourcePhase splits RekeySecrets' cursor: below it a position is the last endpoint done; at or
+// above it, sourcePhase plus the last source done. One pass with one cursor thus re-encrypts
+// the endpoints, then the sources, and its callers need not know there are two kinds.
+const sourcePhase = 1 << 62
+
+// RekeySecrets re-encrypts one page of endpoints' secrets, or of sources' tokens and settings,
+// with the current key (see store.Store). Each row is updated only if unchanged since the read,
+// so that nodes running passes at once, or an API call rotating a secret meanwhile, lose nothing.
 func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, error) {
 	if s.keys == nil {
 		return 0, "", fmt.Errorf("rekey secrets: %w", store.ErrNoEncryptionKey)
@@ -21,6 +26,9 @@ func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, er
 		return 0, "", err
 	}
 	limit := p.Clamp()
+	if after >= sourcePhase {
+		return s.rekeySources(ctx, after-sourcePhase, limit)
+	}
 	rows, err := s.pool.Query(ctx, `SELECT seq, id, secrets::text FROM endpoints WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	if err != nil {
 		return 0, "", fmt.Errorf("rekey secrets: %w", err)
@@ -37,7 +45,7 @@ func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, er
 	if err != nil {
 		return 0, "", fmt.Errorf("rekey secrets: %w", err)
 	}
-	next := ""
+	next := store.EncodeCursor(sourcePhase) // the endpoints are done: the sources are next
 	if len(read) == limit {
 		next = store.EncodeCursor(read[len(read)-1].seq)
 	}
@@ -68,6 +76,73 @@ func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, er
 			if err != nil {
 				_ = br.Close()
 				return fmt.Errorf("rekey endpoint %s: %w", c.id, err)
+			}
+			done += int(tag.RowsAffected())
+		}
+		return br.Close()
+	})
+	if err != nil {
+		return 0, "", err
+	}
+	return done, next, nil
+}
+
+// rekeySources re-encrypts the tokens and settings of one page of sources, those after the
+// source at position after, with the current key.
+func (s *Store) rekeySources(ctx context.Context, after int64, limit int) (int, string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, id, token, settings FROM sources WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	if err != nil {
+		return 0, "", fmt.Errorf("rekey sources: %w", err)
+	}
+	type change struct {
+		seq                                        int64
+		id, oldToken, oldSettings, token, settings string
+	}
+	read, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (change, error) {
+		var c change
+		err := r.Scan(&c.seq, &c.id, &c.oldToken, &c.oldSettings)
+		return c, err
+	})
+	if err != nil {
+		return 0, "", fmt.Errorf("rekey sources: %w", err)
+	}
+	next := ""
+	if len(read) == limit {
+		next = store.EncodeCursor(sourcePhase + read[len(read)-1].seq)
+	}
+	var changes []change
+	for _, c := range read {
+		if s.keys.IsCurrent(c.oldToken) && s.keys.IsCurrent(c.oldSettings) {
+			continue
+		}
+		src := store.Source{ID: c.id}
+		if err := store.DecodeSource(s.keys, &src, []byte(c.oldToken), []byte(c.oldSettings)); err != nil {
+			return 0, "", fmt.Errorf("rekey sources: %w", err)
+		}
+		token, settings, err := store.EncodeSource(s.keys, &src)
+		if err != nil {
+			return 0, "", fmt.Errorf("rekey sources: %w", err)
+		}
+		c.token, c.settings = string(token), string(settings)
+		changes = append(changes, c)
+	}
+	if len(changes) == 0 {
+		return 0, next, nil
+	}
+	var done int
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		done = 0
+		b := &pgx.Batch{}
+		for _, c := range changes {
+			b.Queue(`UPDATE sources SET token = $1, settings = $2 WHERE id = $3 AND token = $4 AND settings = $5`,
+				c.token, c.settings, c.id, c.oldToken, c.oldSettings)
+		}
+		br := tx.SendBatch(ctx, b)
+		for _, c := range changes {
+			tag, err := br.Exec()
+			if err != nil {
+				_ = br.Close()
+				return fmt.Errorf("rekey source %s: %w", c.id, err)
 			}
 			done += int(tag.RowsAffected())
 		}

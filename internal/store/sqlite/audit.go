@@ -116,11 +116,11 @@ func (s *Store) DeleteAuditOlderThan(ctx context.Context, t time.Time, limit int
 // deleting a large tenant never holds the writer for long.
 const tenantBatch = 1000
 
-// DeleteTenant removes a tenant with everything it owns, in small transactions. The keys and
-// endpoints go first (the tenant can no longer call, and new events are delivered nowhere), then
-// attempts, deliveries and events a batch at a time, and the tenant last, with whatever arrived
-// meanwhile: an interrupted deletion leaves the tenant in place, and deleting it again finishes
-// the job. A re-created tenant of the same id never sees the old one's rows.
+// DeleteTenant removes a tenant with everything it owns, in small transactions. The keys,
+// endpoints and sources go first (the tenant can no longer call, new events are delivered
+// nowhere, and nothing more is received), then attempts, deliveries, events and received
+// requests a batch at a time, and the tenant last, with whatever arrived meanwhile: an
+// interrupted deletion leaves the tenant in place, and deleting it again finishes the job. A re-created tenant of the same id never sees the old one's rows.
 func (s *Store) DeleteTenant(ctx context.Context, id string) (*store.TenantDeletion, error) {
 	audit := store.AuditFrom(ctx)
 	quiet := store.WithAudit(ctx, nil) // the entry goes with the last transaction only
@@ -139,6 +139,13 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) (*store.TenantDelet
 		if del.Endpoints, err = execCount(ctx, tx, `DELETE FROM endpoints WHERE tenant_id = ?`, id); err != nil {
 			return fmt.Errorf("delete tenant endpoints: %w", err)
 		}
+		// The sources go with the endpoints: the tenant receives nothing more.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM inbound_dedup WHERE source_id IN (SELECT id FROM sources WHERE tenant_id = ?)`, id); err != nil {
+			return fmt.Errorf("delete tenant dedup keys: %w", err)
+		}
+		if del.Sources, err = execCount(ctx, tx, `DELETE FROM sources WHERE tenant_id = ?`, id); err != nil {
+			return fmt.Errorf("delete tenant sources: %w", err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -151,6 +158,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) (*store.TenantDelet
 		{`DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE tenant_id = ? LIMIT ?)`, &del.Attempts},
 		{`DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE tenant_id = ? LIMIT ?)`, &del.Deliveries},
 		{`DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE tenant_id = ? LIMIT ?)`, &del.Events},
+		{`DELETE FROM received_requests WHERE seq IN (SELECT seq FROM received_requests WHERE tenant_id = ? LIMIT ?)`, &del.Received},
 	} {
 		for {
 			var n int
@@ -181,6 +189,9 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) (*store.TenantDelet
 			{`DELETE FROM events WHERE tenant_id = ?`, &out.Events},
 			{`DELETE FROM api_keys WHERE tenant_id = ?`, &out.APIKeys},
 			{`DELETE FROM endpoints WHERE tenant_id = ?`, &out.Endpoints},
+			{`DELETE FROM inbound_dedup WHERE source_id IN (SELECT id FROM sources WHERE tenant_id = ?)`, new(int)},
+			{`DELETE FROM sources WHERE tenant_id = ?`, &out.Sources},
+			{`DELETE FROM received_requests WHERE tenant_id = ?`, &out.Received},
 		} {
 			n, err := execCount(ctx, tx, q.q, id)
 			if err != nil {

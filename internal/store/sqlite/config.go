@@ -217,7 +217,7 @@ func (s *Store) DeleteEventType(ctx context.Context, name string) error {
 }
 
 const endpointColumns = `rowid, id, tenant_id, url, description, event_types, secrets, timeout_ms, max_concurrency, rate_limit,
-	retry_schedule, headers, enabled, disabled_reason, failing_since, created_at, updated_at`
+	retry_schedule, headers, enabled, disabled_reason, failing_since, internal, created_at, updated_at`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -226,10 +226,10 @@ func scanEndpoint(keys *seal.Keyring, r rowScanner) (*store.Endpoint, int64, err
 	var rowid, timeoutMS, c, u int64
 	var types, secrets, headers string
 	var schedule sql.NullString
-	var enabled int
+	var enabled, internal int
 	var failing sql.NullInt64
 	if err := r.Scan(&rowid, &e.ID, &e.TenantID, &e.URL, &e.Description, &types, &secrets, &timeoutMS, &e.MaxConcurrency,
-		&e.RateLimit, &schedule, &headers, &enabled, &e.DisabledReason, &failing, &c, &u); err != nil {
+		&e.RateLimit, &schedule, &headers, &enabled, &e.DisabledReason, &failing, &internal, &c, &u); err != nil {
 		return nil, 0, err
 	}
 	if err := json.Unmarshal([]byte(types), &e.EventTypes); err != nil {
@@ -254,6 +254,7 @@ func scanEndpoint(keys *seal.Keyring, r rowScanner) (*store.Endpoint, int64, err
 	}
 	e.Timeout = time.Duration(timeoutMS) * time.Millisecond
 	e.Enabled = enabled == 1
+	e.Internal = internal == 1
 	e.FailingSince = fromNullMicros(failing)
 	e.CreatedAt, e.UpdatedAt = fromMicros(c), fromMicros(u)
 	return &e, rowid, nil
@@ -310,10 +311,11 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
 			return notFound(err, "tenant "+e.TenantID)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
-			max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, internal, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			e.ID, e.TenantID, e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit,
-			a.schedule, a.headers, boolInt(e.Enabled), e.DisabledReason, nullMicros(e.FailingSince), micros(e.CreatedAt), micros(e.UpdatedAt))
+			a.schedule, a.headers, boolInt(e.Enabled), e.DisabledReason, nullMicros(e.FailingSince), boolInt(e.Internal),
+			micros(e.CreatedAt), micros(e.UpdatedAt))
 		if isUnique(err) {
 			return fmt.Errorf("endpoint %q: %w", e.ID, store.ErrConflict)
 		}
@@ -377,9 +379,9 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
 		clear(s.subs)
 		res, err := tx.ExecContext(ctx, `UPDATE endpoints SET url = ?, description = ?, event_types = ?, secrets = ?, timeout_ms = ?,
 			max_concurrency = ?, rate_limit = ?, retry_schedule = ?, headers = ?, enabled = ?, disabled_reason = ?, failing_since = ?,
-			updated_at = ? WHERE tenant_id = ? AND id = ?`,
+			internal = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
 			e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit, a.schedule, a.headers,
-			boolInt(e.Enabled), e.DisabledReason, nullMicros(e.FailingSince), micros(e.UpdatedAt), e.TenantID, e.ID)
+			boolInt(e.Enabled), e.DisabledReason, nullMicros(e.FailingSince), boolInt(e.Internal), micros(e.UpdatedAt), e.TenantID, e.ID)
 		if err != nil {
 			return fmt.Errorf("update endpoint: %w", err)
 		}

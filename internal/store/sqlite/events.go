@@ -73,55 +73,65 @@ type subscriber struct {
 func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Event) ([]store.PublishResult, error) {
 	var results []store.PublishResult
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		results = make([]store.PublishResult, len(events))
-		var one int
-		if err := tx.StmtContext(ctx, s.stmts.tenant).QueryRowContext(ctx, tenantID).Scan(&one); err != nil {
-			return notFound(err, "tenant "+tenantID)
-		}
-		subs, ok := s.subs[tenantID]
-		if !ok {
-			var err error
-			if subs, err = subscribers(ctx, tx.StmtContext(ctx, s.stmts.endpointsOf), tenantID); err != nil {
-				return err
-			}
-			s.subs[tenantID] = subs
-		}
-		insertEvent := tx.StmtContext(ctx, s.stmts.insertEvent)
-		insertDelivery := tx.StmtContext(ctx, s.stmts.insertDelivery)
-		for i, ev := range events {
-			var seq int64
-			err := insertEvent.QueryRowContext(ctx, tenantID, ev.ID, ev.Type, micros(ev.Timestamp), ev.Source, []byte(ev.Payload), micros(ev.CreatedAt)).Scan(&seq)
-			if err == sql.ErrNoRows {
-				// The id exists: idempotent publish returns the stored event and fans out nothing.
-				stored, err := scanEvent(tx.StmtContext(ctx, s.stmts.eventByID).QueryRowContext(ctx, tenantID, ev.ID), tenantID)
-				if err != nil {
-					return fmt.Errorf("read existing event %s: %w", ev.ID, err)
-				}
-				results[i] = store.PublishResult{Event: stored, Duplicate: true}
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("insert event: %w", err)
-			}
-			ev.TenantID = tenantID
-			res := store.PublishResult{Event: ev}
-			now := micros(ev.CreatedAt)
-			for _, sub := range subs {
-				if !store.MatchAny(sub.patterns, ev.Type) {
-					continue
-				}
-				if _, err := insertDelivery.ExecContext(ctx, tenantID, seq, ev.ID, ev.Type, sub.id, now, now, now); err != nil {
-					return fmt.Errorf("insert delivery: %w", err)
-				}
-				res.Deliveries++
-				res.EndpointIDs = append(res.EndpointIDs, sub.id)
-			}
-			results[i] = res
-		}
-		return nil
+		var err error
+		results, err = s.publishIn(ctx, tx, tenantID, events)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return results, nil
+}
+
+// publishIn stores events and one delivery per enabled endpoint of the tenant whose subscriptions
+// match, in tx (the writer's). Publish, Receive and AcceptReceived share it, so that an inbound
+// event is stored exactly as a published one. It reads subscribers through s.subs, which the
+// writer clears when a transaction rolls back.
+func (s *Store) publishIn(ctx context.Context, tx *sql.Tx, tenantID string, events []*store.Event) ([]store.PublishResult, error) {
+	results := make([]store.PublishResult, len(events))
+	var one int
+	if err := tx.StmtContext(ctx, s.stmts.tenant).QueryRowContext(ctx, tenantID).Scan(&one); err != nil {
+		return nil, notFound(err, "tenant "+tenantID)
+	}
+	subs, ok := s.subs[tenantID]
+	if !ok {
+		var err error
+		if subs, err = subscribers(ctx, tx.StmtContext(ctx, s.stmts.endpointsOf), tenantID); err != nil {
+			return nil, err
+		}
+		s.subs[tenantID] = subs
+	}
+	insertEvent := tx.StmtContext(ctx, s.stmts.insertEvent)
+	insertDelivery := tx.StmtContext(ctx, s.stmts.insertDelivery)
+	for i, ev := range events {
+		var seq int64
+		err := insertEvent.QueryRowContext(ctx, tenantID, ev.ID, ev.Type, micros(ev.Timestamp), ev.Source, []byte(ev.Payload), micros(ev.CreatedAt)).Scan(&seq)
+		if err == sql.ErrNoRows {
+			// The id exists: idempotent publish returns the stored event and fans out nothing.
+			stored, err := scanEvent(tx.StmtContext(ctx, s.stmts.eventByID).QueryRowContext(ctx, tenantID, ev.ID), tenantID)
+			if err != nil {
+				return nil, fmt.Errorf("read existing event %s: %w", ev.ID, err)
+			}
+			results[i] = store.PublishResult{Event: stored, Duplicate: true}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("insert event: %w", err)
+		}
+		ev.TenantID = tenantID
+		res := store.PublishResult{Event: ev}
+		now := micros(ev.CreatedAt)
+		for _, sub := range subs {
+			if !store.MatchAny(sub.patterns, ev.Type) {
+				continue
+			}
+			if _, err := insertDelivery.ExecContext(ctx, tenantID, seq, ev.ID, ev.Type, sub.id, now, now, now); err != nil {
+				return nil, fmt.Errorf("insert delivery: %w", err)
+			}
+			res.Deliveries++
+			res.EndpointIDs = append(res.EndpointIDs, sub.id)
+		}
+		results[i] = res
 	}
 	return results, nil
 }
@@ -238,32 +248,47 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 	return page(out, limit, rows.Err(), func(i int) int64 { return seqs[i] })
 }
 
-// DeleteOlderThan removes old events with their deliveries and attempts, a batch at a time.
+// DeleteOlderThan removes old events with their deliveries and attempts, received requests
+// received before t and dedup keys whose window ended before t, at most limit of each kind. It
+// returns how many rows of the three kinds it removed together (events, requests, keys): less
+// than limit means none of them had more to remove, so that a caller that repeats while it gets
+// limit drains every kind, not only events.
 func (s *Store) DeleteOlderThan(ctx context.Context, t time.Time, limit int) (int, error) {
 	var n int
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		n = 0
 		found, err := queryInt64s(ctx, tx, `SELECT seq FROM events WHERE created_at < ? ORDER BY created_at LIMIT ?`, micros(t), limit)
 		if err != nil {
 			return fmt.Errorf("find old events: %w", err)
 		}
-		seqs := make([]any, len(found))
-		for i, seq := range found {
-			seqs[i] = seq
-		}
-		if len(seqs) == 0 {
-			return nil
-		}
-		in := "(" + strings.TrimSuffix(strings.Repeat("?,", len(seqs)), ",") + ")"
-		for _, q := range []string{
-			`DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_seq IN ` + in + `)`,
-			`DELETE FROM deliveries WHERE event_seq IN ` + in,
-			`DELETE FROM events WHERE seq IN ` + in,
-		} {
-			if _, err := tx.ExecContext(ctx, q, seqs...); err != nil {
-				return fmt.Errorf("delete old events: %w", err)
+		if len(found) > 0 {
+			seqs := make([]any, len(found))
+			for i, seq := range found {
+				seqs[i] = seq
 			}
+			in := "(" + strings.TrimSuffix(strings.Repeat("?,", len(seqs)), ",") + ")"
+			for _, q := range []string{
+				`DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_seq IN ` + in + `)`,
+				`DELETE FROM deliveries WHERE event_seq IN ` + in,
+				`DELETE FROM events WHERE seq IN ` + in,
+			} {
+				if _, err := tx.ExecContext(ctx, q, seqs...); err != nil {
+					return fmt.Errorf("delete old events: %w", err)
+				}
+			}
+			n = len(seqs)
 		}
-		n = len(seqs)
+		received, err := execCount(ctx, tx, `DELETE FROM received_requests WHERE seq IN (
+			SELECT seq FROM received_requests WHERE received_at < ? ORDER BY received_at LIMIT ?)`, micros(t), limit)
+		if err != nil {
+			return fmt.Errorf("delete old received requests: %w", err)
+		}
+		keys, err := execCount(ctx, tx, `DELETE FROM inbound_dedup WHERE rowid IN (
+			SELECT rowid FROM inbound_dedup WHERE expires_at < ? ORDER BY expires_at LIMIT ?)`, micros(t), limit)
+		if err != nil {
+			return fmt.Errorf("delete expired dedup keys: %w", err)
+		}
+		n += received + keys
 		return nil
 	})
 	return n, err

@@ -8,10 +8,16 @@ import (
 	"github.com/heraldhq/herald/internal/store"
 )
 
-// RekeySecrets re-encrypts one page of endpoints' secrets with the current key (see store.Store).
-// When it rewrote any, it checkpoints the WAL and truncates it, so that the values it replaced
-// (plaintext from an earlier version, or ciphertext of a retired key) do not linger in the WAL;
-// secure_delete on the write connection has zeroed them in the database's pages.
+// sourcePhase splits RekeySecrets' cursor: below it a position is the last endpoint done; at or
+// above it, sourcePhase plus the last source done. One pass with one cursor thus re-encrypts
+// the endpoints, then the sources, and its callers need not know there are two kinds.
+const sourcePhase = 1 << 62
+
+// RekeySecrets re-encrypts one page of endpoints' secrets, or of sources' tokens and settings,
+// with the current key (see store.Store). When it rewrote any, it checkpoints the WAL and
+// truncates it, so that the values it replaced (plaintext from an earlier version, or ciphertext
+// of a retired key) do not linger in the WAL; secure_delete on the write connection has zeroed
+// them in the database's pages.
 func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, error) {
 	if s.keys == nil {
 		return 0, "", fmt.Errorf("rekey secrets: %w", store.ErrNoEncryptionKey)
@@ -21,6 +27,9 @@ func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, er
 		return 0, "", err
 	}
 	limit := p.Clamp()
+	if after >= sourcePhase {
+		return s.rekeySources(ctx, after-sourcePhase, limit)
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT rowid, id, secrets FROM endpoints WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, limit)
 	if err != nil {
 		return 0, "", fmt.Errorf("rekey secrets: %w", err)
@@ -47,7 +56,7 @@ func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, er
 	if err := rows.Err(); err != nil {
 		return 0, "", fmt.Errorf("rekey secrets: %w", err)
 	}
-	next := ""
+	next := store.EncodeCursor(sourcePhase) // the endpoints are done: the sources are next
 	if n == limit {
 		next = store.EncodeCursor(last)
 	}
@@ -78,6 +87,75 @@ func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, er
 		// Best effort: a reader holding an old snapshot keeps the WAL from being reset; the next
 		// pass, or SQLite's own checkpoints, will overwrite it.
 		_, _ = s.r.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	}
+	return int(done), next, nil
+}
+
+// rekeySources re-encrypts the tokens and settings of one page of sources, those after the
+// source at position after, with the current key.
+func (s *Store) rekeySources(ctx context.Context, after int64, limit int) (int, string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, id, token, settings FROM sources WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err != nil {
+		return 0, "", fmt.Errorf("rekey sources: %w", err)
+	}
+	defer rows.Close()
+	type change struct{ id, oldToken, oldSettings, token, settings string }
+	var changes []change
+	var last int64
+	n := 0
+	for rows.Next() {
+		var c change
+		if err := rows.Scan(&last, &c.id, &c.oldToken, &c.oldSettings); err != nil {
+			return 0, "", fmt.Errorf("rekey sources: %w", err)
+		}
+		n++
+		if s.keys.IsCurrent(c.oldToken) && s.keys.IsCurrent(c.oldSettings) {
+			continue
+		}
+		src := store.Source{ID: c.id}
+		if err := store.DecodeSource(s.keys, &src, []byte(c.oldToken), []byte(c.oldSettings)); err != nil {
+			return 0, "", fmt.Errorf("rekey sources: %w", err)
+		}
+		token, settings, err := store.EncodeSource(s.keys, &src)
+		if err != nil {
+			return 0, "", fmt.Errorf("rekey sources: %w", err)
+		}
+		c.token, c.settings = string(token), string(settings)
+		changes = append(changes, c)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, "", fmt.Errorf("rekey sources: %w", err)
+	}
+	next := ""
+	if n == limit {
+		next = store.EncodeCursor(sourcePhase + last)
+	}
+	if len(changes) == 0 {
+		return 0, next, nil
+	}
+	var done int64
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		done = 0
+		for _, c := range changes {
+			// Only if unchanged since the read: a concurrent update sealed its values already.
+			res, err := tx.ExecContext(ctx, `UPDATE sources SET token = ?, settings = ? WHERE id = ? AND token = ? AND settings = ?`,
+				c.token, c.settings, c.id, c.oldToken, c.oldSettings)
+			if err != nil {
+				return fmt.Errorf("rekey source %s: %w", c.id, err)
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("rekey source %s: %w", c.id, err)
+			}
+			done += k
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, "", err
+	}
+	if done > 0 {
+		_, _ = s.r.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`) // as for endpoints
 	}
 	return int(done), next, nil
 }

@@ -122,7 +122,7 @@ func testAuditWithChange(t *testing.T, s store.Store) {
 	_, err := s.DeleteTenant(audited(a), "acme")
 	must(t, err)
 	got = auditLog(t, s, store.AuditFilter{Action: "tenant.delete"})
-	if len(got) != 1 || got[0].ID != a.ID || !sameJSON(got[0].After, json.RawMessage(`{"events":0,"deliveries":0,"attempts":0,"endpoints":0,"api_keys":1}`)) {
+	if len(got) != 1 || got[0].ID != a.ID || !sameJSON(got[0].After, json.RawMessage(`{"events":0,"deliveries":0,"attempts":0,"endpoints":0,"api_keys":1,"sources":0,"received_requests":0}`)) {
 		t.Fatalf("tenant.delete entries = %+v", got)
 	}
 }

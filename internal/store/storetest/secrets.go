@@ -36,6 +36,8 @@ func RunSecrets(t *testing.T, newDB NewDatabase) {
 		"WrongKeyIsRefused":           testSecretsWrongKey,
 		"OldKeysReadRekeyMovesToNew":  testSecretsRotation,
 		"PlaintextFromEarlierVersion": testSecretsPlaintextUpgrade,
+		"SourceSecretsAreEncrypted":   testSourceSecretsEncrypted,
+		"SourcesRekeyMovesToNewKey":   testSourceSecretsRekey,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -294,5 +296,126 @@ func testSecretsPlaintextUpgrade(t *testing.T, r *reopener) {
 	s = r.open(keys)
 	for _, e := range eps {
 		assertSecrets(t, s, "acme", e.ID, e.Secrets)
+	}
+}
+
+// secretSource makes a source whose token and verification secret are marked by tag, so that
+// the raw database can be searched for them.
+func secretSource(t *testing.T, s store.Store, tenantID, id, tag string) *store.Source {
+	t.Helper()
+	n := now()
+	src := &store.Source{ID: id, TenantID: tenantID, Name: "GitHub", Token: "src_tok_" + tag + "_b3JkZXJz", Enabled: true,
+		Settings:  store.SourceSettings{Verification: []byte(`{"scheme":"github","secrets":["gh-secret-` + tag + `"]}`)},
+		CreatedAt: n, UpdatedAt: n}
+	must(t, s.CreateSource(ctx, src))
+	return src
+}
+
+// assertNoSourceSecrets fails if the raw database holds a source's token or a verification
+// secret of its settings in clear.
+func assertNoSourceSecrets(t *testing.T, raw []byte, src *store.Source, secrets ...string) {
+	t.Helper()
+	for _, needle := range append([]string{src.Token}, secrets...) {
+		if bytes.Contains(raw, []byte(needle)) {
+			t.Fatalf("the database holds the source secret %.14s… in clear", needle)
+		}
+	}
+}
+
+func assertSource(t *testing.T, s store.Store, want *store.Source) {
+	t.Helper()
+	got, err := s.GetSource(ctx, want.TenantID, want.ID)
+	must(t, err)
+	byToken, err := s.SourceByToken(ctx, want.Token)
+	must(t, err)
+	list, _, err := s.ListSources(ctx, want.TenantID, store.Page{})
+	must(t, err)
+	i := slices.IndexFunc(list, func(x store.Source) bool { return x.ID == want.ID })
+	if i < 0 {
+		t.Fatalf("source %s not listed", want.ID)
+	}
+	for _, g := range []*store.Source{got, byToken, &list[i]} {
+		if g.Token != want.Token || !sameJSON(g.Settings.Verification, want.Settings.Verification) {
+			t.Fatalf("source %s reads back token %.14s… and verification %s", want.ID, g.Token, g.Settings.Verification)
+		}
+	}
+}
+
+func testSourceSecretsEncrypted(t *testing.T, r *reopener) {
+	keys, _ := newKeyring(t)
+	s := r.open(keys)
+	tenant(t, s, "acme")
+	src := secretSource(t, s, "acme", "src_1", "XYZ")
+	raw := r.db.Raw(t)
+	assertNoSourceSecrets(t, raw, src, "gh-secret-XYZ")
+	if !bytes.Contains(raw, []byte("enc:v1:"+keys.ID()+":")) {
+		t.Fatal("the database holds no value sealed with the current key: is Raw looking in the right place?")
+	}
+	assertSource(t, s, src)
+
+	// A new token and secret are stored sealed as well.
+	old := src.Token
+	src.Token = "src_tok_ROTATED_b3JkZXJz"
+	src.Settings.Verification = []byte(`{"scheme":"github","secrets":["gh-secret-NEW","gh-secret-XYZ"]}`)
+	src.UpdatedAt = now()
+	must(t, s.UpdateSource(ctx, src))
+	assertNoSourceSecrets(t, r.db.Raw(t), src, "gh-secret-NEW", "gh-secret-XYZ", old)
+	assertSource(t, s, src)
+
+	// After a restart with the same key, everything reads back; with another key or none, the
+	// source does not open.
+	s = r.open(keys)
+	assertSource(t, s, src)
+	other, _ := newKeyring(t)
+	s = r.open(other)
+	if _, err := s.GetSource(ctx, "acme", "src_1"); !errors.Is(err, seal.ErrUnknownKey) {
+		t.Fatalf("GetSource with another key = %v, want ErrUnknownKey", err)
+	}
+	if _, err := s.SourceByToken(ctx, src.Token); !errors.Is(err, seal.ErrUnknownKey) {
+		t.Fatalf("SourceByToken with another key = %v, want ErrUnknownKey", err)
+	}
+	s = r.open(nil)
+	if _, err := s.GetSource(ctx, "acme", "src_1"); !errors.Is(err, store.ErrNoEncryptionKey) {
+		t.Fatalf("GetSource without keys = %v, want ErrNoEncryptionKey", err)
+	}
+}
+
+// Sources are re-encrypted by the same pass as endpoints: plaintext from a store without keys,
+// then values sealed with a key being retired.
+func testSourceSecretsRekey(t *testing.T, r *reopener) {
+	s := r.open(nil)
+	tenant(t, s, "acme")
+	tenant(t, s, "globex")
+	plain := secretSource(t, s, "acme", "src_plain", "PLAIN")
+	if !bytes.Contains(r.db.Raw(t), []byte(plain.Token)) {
+		t.Fatal("a store without keys did not write plaintext: is Raw looking in the right place?")
+	}
+
+	_, oldKey := newKeyring(t)
+	s = r.open(keyringOf(t, oldKey))
+	assertSource(t, s, plain)
+	ep := secretEndpoint(t, s, "acme", "ep_1")
+	sealed := []*store.Source{secretSource(t, s, "acme", "src_a", "AAA"), secretSource(t, s, "globex", "src_b", "BBB"),
+		secretSource(t, s, "acme", "src_c", "CCC")}
+	if got := rekeyAll(t, s, 2); got != 1 {
+		t.Fatalf("rekey rewrote %d, want 1 (the plaintext source)", got)
+	}
+	assertNoSourceSecrets(t, r.db.Raw(t), plain, "gh-secret-PLAIN")
+
+	k, err := seal.GenerateKey()
+	must(t, err)
+	s = r.open(keyringOf(t, k, oldKey))
+	if got := rekeyAll(t, s, 2); got != 1+4 {
+		t.Fatalf("rekey rewrote %d, want 5 (an endpoint and four sources)", got)
+	}
+	if got := rekeyAll(t, s, 2); got != 0 {
+		t.Fatalf("a second rekey rewrote %d, want 0", got)
+	}
+
+	// The old key can now be retired.
+	s = r.open(keyringOf(t, k))
+	assertSecrets(t, s, "acme", "ep_1", ep.Secrets)
+	for _, src := range append(sealed, plain) {
+		assertSource(t, s, src)
 	}
 }

@@ -39,6 +39,17 @@ func Run(t *testing.T, open Open) {
 		"AuditRetention":                testAuditRetention,
 		"DeleteTenantRemovesAllItsData": testDeleteTenantCounts,
 		"TenantRedactFieldsRoundTrip":   testTenantRedactFields,
+		"SourceCRUDAndTokenLookup":      testSourceCRUD,
+		"ReceiveAcceptedPublishes":      testReceiveAccepted,
+		"ReceiveDeduplicatesByKey":      testReceiveDedup,
+		"ReceiveDedupIsAtomic":          testReceiveDedupConcurrent,
+		"AcceptReceivedQuarantined":     testAcceptReceived,
+		"ListReceivedFiltersAndPages":   testListReceived,
+		"ReceivedTenantIsolation":       testReceivedTenantIsolation,
+		"DeleteSourceRemovesRequests":   testDeleteSourceRemovesRequests,
+		"DeleteTenantRemovesSources":    testDeleteTenantSources,
+		"RetentionRemovesReceived":      testRetentionReceived,
+		"EndpointInternalRoundTrip":     testEndpointInternal,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -1,0 +1,216 @@
+package inbound
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/heraldhq/herald/internal/httpheader"
+	"github.com/heraldhq/herald/internal/inbound/verify"
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// DefaultEventType is the type of an event whose request names none and whose source sets no
+// default.
+const DefaultEventType = "webhook.received"
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// newID makes a sortable unique id the way the API does: prefix_ + 48 bits of milliseconds + 80
+// random bits, base32.
+func newID(prefix string, now time.Time) string {
+	var b [16]byte
+	ms := uint64(now.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	_, _ = rand.Read(b[6:])
+	return prefix + "_" + idEncoding.EncodeToString(b[:])
+}
+
+// eventType names the event a request becomes.
+func eventType(set *store.SourceSettings, providerType string) string {
+	t := providerType
+	if t == "" {
+		t = set.DefaultEventType
+	}
+	if t == "" {
+		t = DefaultEventType
+	}
+	return set.EventTypePrefix + t
+}
+
+// buildEvent makes the event a verified request becomes: a fresh id, and the same envelope the
+// API builds for published events ({"id","type","timestamp","data","source"}) so that an endpoint
+// cannot tell forwarded events from published ones.
+func buildEvent(tenantID, sourceID, typ string, data []byte, now time.Time) (*store.Event, error) {
+	id := newID("evt", now)
+	payload, err := envelope(id, typ, now, data, sourceID)
+	if err != nil {
+		return nil, err
+	}
+	return &store.Event{ID: id, TenantID: tenantID, Type: typ, Timestamp: now, Source: sourceID, Payload: payload, CreatedAt: now}, nil
+}
+
+// envelope writes the event document by hand rather than through encoding/json, which would
+// compact data: data is the sender's body byte for byte. It is encoded as the API's envelope is
+// otherwise: HTML characters unescaped, no trailing newline.
+func envelope(id, typ string, ts time.Time, data []byte, source string) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(data) + 160)
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	field := func(name string, v any) error {
+		buf.WriteString(name)
+		if err := enc.Encode(v); err != nil {
+			return fmt.Errorf("encode event %s: %w", strings.Trim(name, `{,":`), err)
+		}
+		buf.Truncate(buf.Len() - 1) // Encode's newline
+		return nil
+	}
+	if err := field(`{"id":`, id); err != nil {
+		return nil, err
+	}
+	if err := field(`,"type":`, typ); err != nil {
+		return nil, err
+	}
+	if err := field(`,"timestamp":`, ts); err != nil {
+		return nil, err
+	}
+	buf.WriteString(`,"data":`)
+	buf.Write(data)
+	if source != "" {
+		if err := field(`,"source":`, source); err != nil {
+			return nil, err
+		}
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+// eventData is the event's data for a request body: the body itself when it is JSON; a
+// form-encoded body as an object of its fields (a string, or an array of strings for a repeated
+// field); anything else as {"content_type", "body"}, or "body_base64" when the body is not UTF-8
+// text.
+func eventData(header http.Header, body []byte) []byte {
+	trimmed := bytes.TrimSpace(body)
+	// Valid UTF-8 too: json.Valid lets invalid bytes through inside strings, which a JSON column
+	// would refuse and a receiver could not decode.
+	if len(trimmed) > 0 && utf8.Valid(trimmed) && json.Valid(trimmed) {
+		return trimmed
+	}
+	var ct string
+	if vs := httpheader.Values(header, "Content-Type"); len(vs) > 0 {
+		ct = vs[0]
+	}
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && mt == "application/x-www-form-urlencoded" && utf8.Valid(body) {
+		if form, err := url.ParseQuery(string(body)); err == nil {
+			obj := make(map[string]any, len(form))
+			for k, vs := range form {
+				if len(vs) == 1 {
+					obj[k] = vs[0]
+				} else {
+					obj[k] = vs
+				}
+			}
+			if doc, err := marshal(obj); err == nil {
+				return doc
+			}
+		}
+	}
+	doc := map[string]string{"content_type": ct}
+	if utf8.Valid(body) {
+		doc["body"] = string(body)
+	} else {
+		doc["body_base64"] = base64.StdEncoding.EncodeToString(body)
+	}
+	out, err := marshal(doc)
+	if err != nil {
+		// A map of strings always encodes; keep the event well formed regardless.
+		return []byte(`{}`)
+	}
+	return out
+}
+
+// marshal is json.Marshal without HTML escaping, as the envelope is written.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// maxDedupKey bounds a stored dedup key; longer values are stored as their hash.
+const maxDedupKey = 256
+
+// dedupKey is the value a request is deduplicated on by the source's rule, or "" for none.
+func dedupKey(d store.Dedup, req *verify.Request, ev verify.Event) string {
+	var key string
+	switch d.By {
+	case "", store.DedupProviderID:
+		key = ev.ID
+	case store.DedupHeader:
+		if vs := httpheader.Values(req.Header, d.Header); len(vs) > 0 {
+			key = strings.TrimSpace(vs[0])
+		}
+	case store.DedupJSONPath:
+		key = verify.PayloadValue(req, d.Path)
+	case store.DedupBodyHash:
+		sum := sha256.Sum256(req.Body)
+		return hex.EncodeToString(sum[:])
+	case store.DedupNone:
+		return ""
+	}
+	if len(key) > maxDedupKey || !utf8.ValidString(key) {
+		sum := sha256.Sum256([]byte(key))
+		return "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return key
+}
+
+// isCredential reports whether a header's value is replaced before a request is stored: these
+// carry the sender's credentials (basic and bearer sources check them), never needed to
+// understand a delivery.
+func isCredential(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Authorization", "Proxy-Authorization", "Cookie":
+		return true
+	}
+	return false
+}
+
+// Redacted is what a credential header's value becomes in a stored request.
+const Redacted = "[REDACTED]"
+
+// storedHeaders copies h with the credential headers' values replaced.
+func storedHeaders(h http.Header) http.Header {
+	out := h.Clone()
+	if out == nil {
+		out = http.Header{}
+	}
+	for name, vs := range out {
+		if isCredential(name) {
+			red := make([]string, len(vs))
+			for i := range red {
+				red[i] = Redacted
+			}
+			out[name] = red
+		}
+	}
+	return out
+}
