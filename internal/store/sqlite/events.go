@@ -18,6 +18,8 @@ type statements struct {
 	endpointsOf, insertEvent, eventByID, insertDelivery   *sql.Stmt
 	claim, nextDue, insertAttempt, updateDelivery, tenant *sql.Stmt
 	clearStreak, startStreak                              *sql.Stmt
+	// The receiving side's: a source exists, take a dedup key, read its holder, store a request.
+	sourceOf, takeKey, keyHolder, insertReceived *sql.Stmt
 }
 
 func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
@@ -26,6 +28,10 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		q string
 	}{
 		{&st.tenant, `SELECT 1 FROM tenants WHERE id = ?`},
+		{&st.sourceOf, `SELECT 1 FROM sources WHERE tenant_id = ? AND id = ?`},
+		{&st.takeKey, takeKey},
+		{&st.keyHolder, `SELECT request_id FROM inbound_dedup WHERE source_id = ? AND key = ?`},
+		{&st.insertReceived, insertReceived},
 		{&st.clearStreak, `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`},
 		{&st.startStreak, `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`},
 		{&st.endpointsOf, `SELECT id, event_types FROM endpoints WHERE tenant_id = ? AND enabled = 1`},
@@ -57,7 +63,8 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 }
 
 func (st *statements) close() {
-	for _, s := range []*sql.Stmt{st.tenant, st.endpointsOf, st.insertEvent, st.eventByID, st.insertDelivery, st.claim, st.nextDue, st.insertAttempt, st.updateDelivery, st.clearStreak, st.startStreak} {
+	for _, s := range []*sql.Stmt{st.tenant, st.endpointsOf, st.insertEvent, st.eventByID, st.insertDelivery, st.claim, st.nextDue, st.insertAttempt, st.updateDelivery, st.clearStreak, st.startStreak,
+		st.sourceOf, st.takeKey, st.keyHolder, st.insertReceived} {
 		if s != nil {
 			_ = s.Close()
 		}

@@ -162,16 +162,15 @@ func (s *Store) Receive(ctx context.Context, req *store.ReceivedRequest, ev *sto
 		r := *req
 		res = &store.ReceiveResult{Request: &r}
 		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM sources WHERE tenant_id = ? AND id = ?`, r.TenantID, r.SourceID).Scan(&one); err != nil {
+		if err := tx.StmtContext(ctx, s.stmts.sourceOf).QueryRowContext(ctx, r.TenantID, r.SourceID).Scan(&one); err != nil {
 			return notFound(err, "source "+r.SourceID)
 		}
 		if takesKey(&r) {
 			var taken string
-			err := tx.QueryRowContext(ctx, takeKey, r.SourceID, r.DedupKey, r.ID, micros(r.DedupUntil), micros(r.ReceivedAt)).Scan(&taken)
+			err := tx.StmtContext(ctx, s.stmts.takeKey).QueryRowContext(ctx, r.SourceID, r.DedupKey, r.ID, micros(r.DedupUntil), micros(r.ReceivedAt)).Scan(&taken)
 			switch {
 			case errors.Is(err, sql.ErrNoRows):
-				if err := tx.QueryRowContext(ctx, `SELECT request_id FROM inbound_dedup WHERE source_id = ? AND key = ?`,
-					r.SourceID, r.DedupKey).Scan(&r.DuplicateOf); err != nil {
+				if err := tx.StmtContext(ctx, s.stmts.keyHolder).QueryRowContext(ctx, r.SourceID, r.DedupKey).Scan(&r.DuplicateOf); err != nil {
 					return fmt.Errorf("read dedup key holder: %w", err)
 				}
 				r.Status, r.EventID, r.Deliveries = store.ReceiveDuplicate, "", 0
@@ -187,9 +186,7 @@ func (s *Store) Receive(ctx context.Context, req *store.ReceivedRequest, ev *sto
 			res.Published = &results[0]
 			r.EventID, r.EventType, r.Deliveries = results[0].Event.ID, results[0].Event.Type, results[0].Deliveries
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO received_requests (id, tenant_id, source_id, received_at, method, path, query,
-			headers, body, remote_addr, status, reason, dedup_key, dedup_until, duplicate_of, event_id, event_type, deliveries)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.StmtContext(ctx, s.stmts.insertReceived).ExecContext(ctx,
 			r.ID, r.TenantID, r.SourceID, micros(r.ReceivedAt), r.Method, r.Path, r.Query, headers, store.BodyArg(r.Body), r.RemoteAddr,
 			string(r.Status), r.Reason, r.DedupKey, micros(r.DedupUntil), r.DuplicateOf, r.EventID, r.EventType, r.Deliveries)
 		if isUnique(err) {
@@ -205,6 +202,11 @@ func (s *Store) Receive(ctx context.Context, req *store.ReceivedRequest, ev *sto
 	}
 	return res, nil
 }
+
+// insertReceived stores one received request.
+const insertReceived = `INSERT INTO received_requests (id, tenant_id, source_id, received_at, method, path, query,
+	headers, body, remote_addr, status, reason, dedup_key, dedup_until, duplicate_of, event_id, event_type, deliveries)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 const receivedColumns = `seq, id, tenant_id, source_id, received_at, method, path, query, headers, body, remote_addr, status,
 	reason, dedup_key, dedup_until, duplicate_of, event_id, event_type, deliveries`
