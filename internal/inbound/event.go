@@ -52,12 +52,21 @@ func eventType(set *store.SourceSettings, providerType string) string {
 	return set.EventTypePrefix + t
 }
 
+// Origin is what a forwarded event says of the request it came from, in its envelope's
+// "inbound" object: the received request (to find it in the API) and the sender's own id of the
+// delivery (GitHub's X-GitHub-Delivery, Stripe's evt_…, …), which the event's id is not: ids of
+// different senders could collide within a tenant, so Herald's event ids are its own.
+type Origin struct {
+	RequestID  string `json:"request_id"`
+	ProviderID string `json:"provider_id,omitempty"`
+}
+
 // buildEvent makes the event a verified request becomes: a fresh id, and the same envelope the
 // API builds for published events ({"id","type","timestamp","data","source"}) so that an endpoint
 // cannot tell forwarded events from published ones.
-func buildEvent(tenantID, sourceID, typ string, data []byte, now time.Time) (*store.Event, error) {
+func buildEvent(tenantID, sourceID, typ string, data []byte, now time.Time, origin Origin) (*store.Event, error) {
 	id := newID("evt", now)
-	payload, err := envelope(id, typ, now, data, sourceID)
+	payload, err := envelope(id, typ, now, data, sourceID, origin)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +76,7 @@ func buildEvent(tenantID, sourceID, typ string, data []byte, now time.Time) (*st
 // envelope writes the event document by hand rather than through encoding/json, which would
 // compact data: data is the sender's body byte for byte. It is encoded as the API's envelope is
 // otherwise: HTML characters unescaped, no trailing newline.
-func envelope(id, typ string, ts time.Time, data []byte, source string) ([]byte, error) {
+func envelope(id, typ string, ts time.Time, data []byte, source string, origin Origin) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(data) + 160)
 	enc := json.NewEncoder(&buf)
@@ -93,6 +102,11 @@ func envelope(id, typ string, ts time.Time, data []byte, source string) ([]byte,
 	buf.Write(data)
 	if source != "" {
 		if err := field(`,"source":`, source); err != nil {
+			return nil, err
+		}
+	}
+	if origin != (Origin{}) {
+		if err := field(`,"inbound":`, origin); err != nil {
 			return nil, err
 		}
 	}

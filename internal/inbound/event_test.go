@@ -51,11 +51,12 @@ func TestEventData(t *testing.T) {
 func TestEnvelope_MatchesTheAPIsShape(t *testing.T) {
 	t.Parallel()
 	ts := time.Date(2026, 11, 30, 1, 2, 3, 456000000, time.UTC)
-	ev, err := buildEvent("acme", "src_1", "stripe.invoice.paid", []byte("{\"a\": \"<x>\"}"), ts)
+	ev, err := buildEvent("acme", "src_1", "stripe.invoice.paid", []byte("{\"a\": \"<x>\"}"), ts, Origin{RequestID: "req_1", ProviderID: "evt_stripe_1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"id":"` + ev.ID + `","type":"stripe.invoice.paid","timestamp":"2026-11-30T01:02:03.456Z","data":{"a": "<x>"},"source":"src_1"}`
+	want := `{"id":"` + ev.ID + `","type":"stripe.invoice.paid","timestamp":"2026-11-30T01:02:03.456Z","data":{"a": "<x>"},"source":"src_1",` +
+		`"inbound":{"request_id":"req_1","provider_id":"evt_stripe_1"}}`
 	if string(ev.Payload) != want {
 		t.Errorf("payload\n got %s\nwant %s", ev.Payload, want)
 	}

@@ -111,7 +111,7 @@ func (s *Service) accept(ctx context.Context, rr *store.ReceivedRequest, force b
 	vreq := &verify.Request{Method: rr.Method, Header: rr.Headers, Body: rr.Body}
 	pev := src.verifier.Event(vreq)
 	now := s.now()
-	ev, err := buildEvent(rr.TenantID, src.id, eventType(&src.settings, pev.Type), data, now)
+	ev, err := buildEvent(rr.TenantID, src.id, eventType(&src.settings, pev.Type), data, now, Origin{RequestID: rr.ID, ProviderID: pev.ID})
 	if err != nil {
 		return nil, fmt.Errorf("replay %s: %w", rr.ID, err)
 	}

@@ -233,7 +233,7 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request, x *exchange, sr
 		rr.DedupKey, rr.DedupUntil = key, now.Add(src.settings.Dedup.Window())
 	}
 	if rr.Status == store.ReceiveAccepted {
-		if ev, err = buildEvent(src.tenantID, src.id, eventType(&src.settings, pev.Type), data, now); err != nil {
+		if ev, err = buildEvent(src.tenantID, src.id, eventType(&src.settings, pev.Type), data, now, Origin{RequestID: rr.ID, ProviderID: pev.ID}); err != nil {
 			x.outcome = metrics.InboundStoreError
 			s.storeFailed(w, err, "build event")
 			return

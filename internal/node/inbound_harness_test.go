@@ -129,6 +129,11 @@ type forwarded struct {
 	Type   string          `json:"type"`
 	Data   json.RawMessage `json:"data"`
 	Source string          `json:"source"`
+	// Inbound names the received request and the sender's own delivery id.
+	Inbound struct {
+		RequestID  string `json:"request_id"`
+		ProviderID string `json:"provider_id"`
+	} `json:"inbound"`
 }
 
 func (rc *receiver) events(t *testing.T) []forwarded {

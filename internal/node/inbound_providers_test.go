@@ -195,6 +195,12 @@ func receivesEveryProvider(t *testing.T, mod func(*node.Config)) {
 					first.EventID, p.wantType, src.ID, want)
 			}
 
+			// The envelope names the request it came from and the sender's id of the delivery
+			// (every sender here puts id in it, some with a prefix: evt_, msg_, Ev).
+			if got.Inbound.RequestID != first.ID || got.Inbound.ProviderID == "" || !strings.HasSuffix(got.Inbound.ProviderID, id) {
+				t.Errorf("envelope's inbound = %+v; want request %s and a provider id ending in %s", got.Inbound, first.ID, id)
+			}
+
 			// The same delivery again: acknowledged, not forwarded.
 			dup := h.mustIngest(200, path, header, body)
 			if dup.Status != "duplicate" || dup.DuplicateOf != first.ID || dup.EventID != "" {
