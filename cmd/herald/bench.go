@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,6 +21,8 @@ func benchCmd() *cobra.Command {
 		repeat     int
 		cpuProfile string
 		memProfile string
+		scenario   string
+		soak       time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -31,8 +34,68 @@ events/s, end-to-end deliveries/s, publish-to-receipt latency (p50, p95, p99), t
 latency (ack p50, p99; inbound only), peak memory, and the ceiling:
 a plain Go HTTP client posting the same bodies to the same receiver at the same concurrency.
 
---standard runs the scenarios recorded in docs/benchmarks.md.`,
+--standard runs the scenarios recorded in docs/benchmarks.md.
+
+--scenario tenants-hanging runs issue 6's "1,000 endpoints across 100 tenants, 1 % hanging" (100
+tenants × 10 healthy endpoints, plus 10 that never answer; --events at --rate, default 6,000 at
+100 events/s, so 1,000 deliveries/s for a minute), then the same without the hanging endpoints,
+and prints the healthy endpoints' p99 ratio against the 1.2× target.
+
+--soak 10m --rate N publishes at N events/s for the duration and samples the live heap, the
+resident set and the goroutine count every 10 s; it prints the samples, their growth from the
+first minute to the end, and the usual figures with the ceiling.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case soak > 0 && (standard || scenario != ""):
+				return fmt.Errorf("--soak runs alone: drop --standard and --scenario")
+			case standard && scenario != "":
+				return fmt.Errorf("--standard and --scenario are separate runs")
+			case soak > 0:
+				if cfg.Rate <= 0 {
+					return fmt.Errorf("--soak needs a fixed --rate (events per second)")
+				}
+				sc := bench.Soak(soak, cfg.Rate)
+				sc.Synchronous, sc.DatabaseURL, sc.Nodes, sc.QueueDepth = cfg.Synchronous, cfg.DatabaseURL, cfg.Nodes, cfg.QueueDepth
+				fmt.Fprintf(os.Stderr, "herald bench on %d CPUs (%s/%s): %s ...\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, sc.Name)
+				r, err := bench.Run(cmd.Context(), sc)
+				if err != nil {
+					return fmt.Errorf("soak: %w", err)
+				}
+				bench.PrintSoak(os.Stdout, r)
+				fmt.Println()
+				bench.Table(os.Stdout, []*bench.Result{r})
+				return nil
+			case scenario == "tenants-hanging":
+				events, rate := 6000, 100.0
+				if cmd.Flags().Changed("events") {
+					events = cfg.Events
+				}
+				if cmd.Flags().Changed("rate") {
+					rate = cfg.Rate
+				}
+				sc := bench.TenantsHanging(events, rate)
+				sc.Synchronous, sc.DatabaseURL, sc.Nodes, sc.QueueDepth = cfg.Synchronous, cfg.DatabaseURL, cfg.Nodes, cfg.QueueDepth
+				fmt.Fprintf(os.Stderr, "herald bench on %d CPUs (%s/%s): %s, with and without the hanging endpoints ...\n",
+					runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, sc.Name)
+				// As with the other scenarios, --repeat reports the run with the median p99 ratio.
+				var runs []*bench.Isolation
+				for i := range max(repeat, 1) {
+					fmt.Fprintf(os.Stderr, "running %q with and without (%d of %d) ...\n", sc.Name, i+1, max(repeat, 1))
+					iso, err := bench.RunIsolation(cmd.Context(), sc)
+					if err != nil {
+						return fmt.Errorf("%s: %w", sc.Name, err)
+					}
+					runs = append(runs, iso)
+				}
+				slices.SortFunc(runs, func(a, b *bench.Isolation) int { return cmp.Compare(a.P99Ratio(), b.P99Ratio()) })
+				if len(runs) > 1 {
+					fmt.Fprintf(os.Stderr, "%s: p99 ratio %.2f to %.2f over %d runs\n", sc.Name, runs[0].P99Ratio(), runs[len(runs)-1].P99Ratio(), len(runs))
+				}
+				runs[len(runs)/2].Print(os.Stdout)
+				return nil
+			case scenario != "":
+				return fmt.Errorf("unknown --scenario %q (known: tenants-hanging)", scenario)
+			}
 			scenarios := []bench.Config{cfg}
 			if standard {
 				scenarios = []bench.Config{
@@ -128,5 +191,8 @@ a plain Go HTTP client posting the same bodies to the same receiver at the same 
 	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the run to this file")
 	f.IntVar(&repeat, "repeat", 1, "run each scenario this many times and report the run with the median ratio")
 	f.BoolVar(&standard, "standard", false, "run the standard scenarios of docs/benchmarks.md")
+	f.StringVar(&scenario, "scenario", "", "run a named scenario: tenants-hanging (100 tenants, 1 % hanging endpoints, with and without)")
+	f.DurationVar(&soak, "soak", 0, "publish at --rate for this long, sampling memory and goroutines every 10 s")
+	f.IntVar(&cfg.Tenants, "tenants", 1, "tenants the events are spread over, each with --endpoints endpoints")
 	return cmd
 }

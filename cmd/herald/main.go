@@ -32,15 +32,18 @@ func root() *cobra.Command {
 	cmd.AddCommand(serveCmd(), migrateCmd(), rekeyCmd(), receiveCmd(), benchCmd(), versionCmd(),
 		verifyCmd(),
 		triggerCmd(),
+		listenCmd(),
+		replayCmd(), tenantsCmd(), endpointsCmd(), eventsCmd(), deliveriesCmd(),
 	)
 	return cmd
 }
 
-// bindEnv lets HERALD_<FLAG_NAME> set any flag the command line did not set.
+// bindEnv lets HERALD_<FLAG_NAME> set any flag the command line did not set, except --yes.
 func bindEnv(flags *pflag.FlagSet) error {
 	var err error
 	flags.VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed {
+		// A confirmation must be typed, never inherited from the environment.
+		if err != nil || f.Changed || f.Name == "yes" {
 			return
 		}
 		name := "HERALD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))

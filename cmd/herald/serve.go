@@ -32,6 +32,8 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 				return err
 			}
 			encryptionEnv(&cfg.Encryption)
+			// Without --otlp-endpoint, the exporter follows the standard OTEL_EXPORTER_OTLP_* variables.
+			cfg.Tracing.FromEnv = true
 			log, err := newLogger(logFormat, logLevel)
 			if err != nil {
 				return err
@@ -106,6 +108,8 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.DurationVar(&cfg.Dispatch.DisableAfter, "disable-after", 5*24*time.Hour, "disable an endpoint failing without a success for this long")
 	f.BoolVar(&cfg.NoMetrics, "no-metrics", false, "do not serve Prometheus metrics at GET /metrics (served without authentication otherwise; see docs/observability.md)")
 	f.IntVar(&cfg.Metrics.EndpointLabels, "metrics-endpoint-labels", 0, "label delivery metrics by endpoint for the first N endpoints delivered to, the rest as \"other\" (0: no endpoint label)")
+	f.StringVar(&cfg.Tracing.Endpoint, "otlp-endpoint", "", "export OpenTelemetry traces over OTLP/HTTP to this collector (http://collector:4318); default: the standard OTEL_EXPORTER_OTLP_ENDPOINT, else no export")
+	f.StringVar(&cfg.Ops.Tenant, "ops-tenant", "", "publish operational events (endpoint.disabled, endpoint.failing, delivery.dead_lettered, source.verification_failing) to this tenant; default: none (off)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd

@@ -13,11 +13,14 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/inbound"
 	"github.com/heraldhq/herald/internal/metrics"
+	"github.com/heraldhq/herald/internal/seal"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/telemetry"
 )
 
 // Notifier is told about changes the delivery engine must act on.
@@ -53,12 +56,23 @@ type Config struct {
 	Now func() time.Time
 	// Metrics, when set, counts requests by route and published events.
 	Metrics *metrics.Metrics
+	// TracerProvider traces publishes (nil: no spans; a trace context that comes with a publish
+	// is still stored with its events and reaches the receivers).
+	TracerProvider trace.TracerProvider
 	// Inbound replays received requests and is told when a source changes (nil: the received
 	// requests' replay route answers 503).
 	Inbound Inbound
 	// PublicURL is the base of the ingest URLs the API shows ("https://hooks.example.com");
 	// empty means the scheme and Host of the API request that asks.
 	PublicURL string
+	// CursorKeys seal feed and listen cursors (the node's encryption keyring, so that every node
+	// opens every node's cursors); nil: a random key, whose cursors die with the process.
+	CursorKeys *seal.Keyring
+	// ListenHeartbeat is how often a quiet listen stream sends a heartbeat (default 15 s).
+	ListenHeartbeat time.Duration
+	// PortalKey signs and checks portal links (portal.go); nil: portal links answer 503 and no
+	// portal token is accepted.
+	PortalKey []byte
 }
 
 // Inbound is what the API needs of the receiving side (internal/inbound.Service).
@@ -85,6 +99,11 @@ type Server struct {
 	types *typeCache
 	// keys remembers valid API keys for a few seconds.
 	keys *keyCache
+	// tracer makes the publish spans.
+	tracer trace.Tracer
+	// cursorKeys seal feed cursors (feed.go); streams ends listen streams (listen.go).
+	cursorKeys *seal.Keyring
+	streams    *streams
 }
 
 // New builds the API's routes.
@@ -125,6 +144,7 @@ func New(cfg Config) *Server {
 	hc.Formats = map[string]huma.Format{"application/json": jf, "json": jf}
 	hc.Transformers = []huma.Transformer{boundErrorValues}
 	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst), types: newTypeCache(), keys: newKeyCache()}
+	s.tracer = telemetry.Tracer(cfg.TracerProvider)
 	s.api = humago.New(mux, hc)
 	// authenticate runs first: the rate limit is per authenticated key.
 	s.api.UseMiddleware(s.authenticate, s.rateLimit)
@@ -138,6 +158,10 @@ func New(cfg Config) *Server {
 	s.registerExport()
 	s.registerSources()
 	s.registerReceived()
+	s.registerFeed()
+	s.registerListen()
+	s.registerPortal()
+	s.registerTimeseries()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
@@ -148,6 +172,10 @@ func New(cfg Config) *Server {
 
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A caller's W3C trace context (traceparent) makes a publish's span its child.
+	if r.Header.Get("traceparent") != "" {
+		r = r.WithContext(telemetry.Extract(r.Context(), r.Header))
+	}
 	s.cfg.Metrics.ServeMux(s.mux, w, r)
 }
 
@@ -181,7 +209,9 @@ func (s *Server) fail(err error, what string) error {
 		return huma.NewError(499, "client closed request")
 	case errors.Is(err, store.ErrUnavailable):
 		s.log.Error("store unavailable", "what", what, "err", err)
-		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("the store cannot take writes now; nothing was stored, try again later"),
+		// "Not acknowledged", not "not stored": a database connection lost during a commit
+		// leaves its outcome unknown. A retry with the same event id cannot store it twice.
+		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("the store cannot take writes now; nothing was acknowledged, try again later"),
 			http.Header{"Retry-After": []string{"5"}})
 	}
 	s.log.Error("request failed", "what", what, "err", err)

@@ -52,6 +52,8 @@ type principalKey struct{}
 // principal is who is calling.
 type principal struct {
 	key *store.APIKey
+	// expires is when a portal token stops working (zero for API keys).
+	expires time.Time
 }
 
 func (p principal) admin() bool { return p.key.Role == store.RoleAdmin }
@@ -69,7 +71,12 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		_ = huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>")
 		return
 	}
-	hash := HashKey(strings.TrimSpace(token))
+	token = strings.TrimSpace(token)
+	if strings.HasPrefix(token, PortalTokenPrefix) {
+		s.authenticatePortal(ctx, token, next)
+		return
+	}
+	hash := HashKey(token)
 	key, err := s.keys.lookup(hash, time.Now())
 	if key == nil {
 		if key, err = s.st.APIKeyByHash(ctx.Context(), hash); err == nil {
@@ -79,6 +86,7 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 	if err != nil || subtle.ConstantTimeCompare(key.Hash, hash) != 1 {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("look up api key", "err", err)
+			ctx.SetHeader("Retry-After", "5")
 			_ = huma.WriteErr(s.api, ctx, http.StatusServiceUnavailable, "cannot check the API key now")
 			return
 		}
@@ -86,7 +94,24 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		_ = huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "invalid or revoked API key")
 		return
 	}
-	p := principal{key: key}
+	s.authorize(ctx, principal{key: key}, next)
+}
+
+// authenticatePortal admits a portal token (portal.go) as a tenant key of its tenant until it
+// expires.
+func (s *Server) authenticatePortal(ctx huma.Context, token string, next func(huma.Context)) {
+	c, err := verifyPortalToken(s.cfg.PortalKey, token, s.now())
+	if err != nil {
+		ctx.SetHeader("WWW-Authenticate", `Bearer realm="herald", error="invalid_token"`)
+		_ = huma.WriteErr(s.api, ctx, http.StatusUnauthorized, err.Error())
+		return
+	}
+	s.authorize(ctx, principal{key: portalKey(c), expires: time.Unix(c.Expiry, 0).UTC()}, next)
+}
+
+// authorize scopes an authenticated caller: a tenant key reaches its own tenant's routes only.
+func (s *Server) authorize(ctx huma.Context, p principal, next func(huma.Context)) {
+	key := p.key
 	if !p.admin() {
 		// Another tenant is checked first: its admin-only routes answer 404 too, not 403, so
 		// that no answer differs between a tenant that exists and one that does not.

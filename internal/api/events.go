@@ -10,9 +10,12 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/heraldhq/herald/internal/redact"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/telemetry"
 )
 
 // Object is a JSON object kept as raw bytes: it is validated as an object and forwarded verbatim
@@ -175,10 +178,32 @@ func invalid(errs []error) error {
 }
 
 func (s *Server) publish(ctx context.Context, tenant string, events []*store.Event) ([]Published, error) {
-	results, err := s.st.Publish(ctx, tenant, events)
+	ctx, span := s.tracer.Start(ctx, "herald.publish", trace.WithSpanKind(trace.SpanKindServer))
+	defer span.End()
+	if span.IsRecording() {
+		// The ids of a batch, up to 100 of them: enough to find an event's publish.
+		ids := make([]string, 0, min(len(events), 100))
+		for _, ev := range events[:cap(ids)] {
+			ids = append(ids, ev.ID)
+		}
+		span.SetAttributes(telemetry.AttrTenant.String(tenant), telemetry.AttrEventCount.Int(len(events)),
+			telemetry.AttrEventID.StringSlice(ids), telemetry.AttrEventType.String(events[0].Type))
+	}
+	// The publish's trace context is stored with its events: their attempts, later and maybe on
+	// another node, continue this trace.
+	traceparent, tracestate := telemetry.Capture(ctx)
+	for _, ev := range events {
+		ev.Traceparent, ev.Tracestate = traceparent, tracestate
+	}
+	storeCtx, storeSpan := s.tracer.Start(ctx, "herald.store.publish")
+	results, err := s.st.Publish(storeCtx, tenant, events)
 	if err != nil {
+		storeSpan.SetStatus(codes.Error, err.Error())
+		storeSpan.End()
+		span.SetStatus(codes.Error, "store")
 		return nil, s.fail(err, "tenant "+tenant)
 	}
+	storeSpan.End()
 	out := make([]Published, len(results))
 	var wake []string
 	stored := 0

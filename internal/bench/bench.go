@@ -34,9 +34,14 @@ type Config struct {
 	Name       string
 	Events     int // events to publish
 	Publishers int // concurrent publishers
-	Endpoints  int // endpoints subscribed to every event (fan-out)
+	// Tenants spreads the events over this many tenants (default 1, named "bench"; more are named
+	// bench-000, bench-001, …), each with its own Endpoints; publish request b (event b when
+	// publishing one at a time) goes to tenant b mod Tenants.
+	Tenants   int
+	Endpoints int // endpoints of each tenant, subscribed to every event (fan-out)
 	// Hanging endpoints are subscribed too but never answer (each attempt ends at its 5 s
-	// timeout): the other endpoints' figures show whether they delay anyone else.
+	// timeout): the other endpoints' figures show whether they delay anyone else. They are
+	// spread round-robin over the tenants, one per tenant until every tenant has one.
 	Hanging     int
 	Concurrency int     // max_concurrency of each endpoint
 	QueueDepth  int     // the dispatcher's QueueDepth (0: its default)
@@ -51,6 +56,10 @@ type Config struct {
 	Nodes       int
 	// OnDrain, if set, is called when the drain starts (the CLI starts its CPU profile there).
 	OnDrain func()
+	// SampleEvery, if set, samples the live heap, the resident set and the goroutine count at
+	// this interval while the scenario runs (a soak); the bench then keeps its own bookkeeping in
+	// arrays allocated up front, so that only Herald's memory can grow.
+	SampleEvery time.Duration
 	// Inbound posts the events as webhooks to a source's ingest URL (/in/{token}), signed with
 	// Standard Webhooks and verified by Herald, instead of publishing them through the API; the
 	// receiver gets them forwarded. Ack latency is the time each ingest request took.
@@ -75,6 +84,20 @@ type Result struct {
 	CeilingPerSec  float64
 	Ratio          float64
 	Elapsed        time.Duration
+	Publishing     time.Duration // how long publishing took
+	// Duplicates counts deliveries that arrived more than once (at-least-once allows them);
+	// Missing, deliveries that had not arrived when the expected number of requests had.
+	Duplicates, Missing int
+	Samples             []Sample // with Config.SampleEvery
+}
+
+// Sample is one reading of the process during a soak.
+type Sample struct {
+	At         time.Duration // since publishing began
+	Delivered  int64
+	HeapMB     float64 // heap in use after a GC: what is live
+	RSSMB      float64 // resident set now (VmRSS)
+	Goroutines int
 }
 
 const benchKey = "hk_admin_bench_0123456789abcdef"
@@ -90,14 +113,44 @@ type receiver struct {
 	done     chan struct{}          // closed once want requests have arrived
 	closed   bool
 	gate     chan struct{} // while open (not closed), requests wait
+	// compact, when set, replaces arrivals: a log allocated up front (a soak must not see the
+	// bench's own bookkeeping grow).
+	compact *arrivalLog
 }
 
-func newReceiver() (*receiver, error) {
+// arrivalLog records (event index, arrival time) pairs in a slice allocated up front; each slot
+// is written by the one request that took its index.
+type arrivalLog struct {
+	next    atomic.Int64
+	events  []int32
+	at      []int64 // unix nanoseconds
+	dropped atomic.Int64
+}
+
+func newArrivalLog(capacity int) *arrivalLog {
+	return &arrivalLog{events: make([]int32, capacity), at: make([]int64, capacity)}
+}
+
+func (a *arrivalLog) record(event int, at time.Time) {
+	k := a.next.Add(1) - 1
+	if k >= int64(len(a.events)) {
+		a.dropped.Add(1)
+		return
+	}
+	a.events[k], a.at[k] = int32(event), at.UnixNano()
+}
+
+// newReceiver starts a receiver; with compact > 0 it logs arrivals in an arrivalLog of that
+// capacity instead of a map.
+func newReceiver(compact int) (*receiver, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("receiver listen: %w", err)
 	}
 	rc := &receiver{url: "http://" + ln.Addr().String(), arrivals: map[string][]time.Time{}, done: make(chan struct{})}
+	if compact > 0 {
+		rc.compact = newArrivalLog(compact)
+	}
 	rc.srv = &http.Server{Handler: rc, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = rc.srv.Serve(ln) }()
 	return rc, nil
@@ -126,7 +179,13 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if id != "" {
+	switch {
+	case id == "":
+	case rc.compact != nil:
+		if i, err := strconv.Atoi(strings.TrimPrefix(id, "b-")); err == nil {
+			rc.compact.record(i, now)
+		}
+	default:
 		rc.mu.Lock()
 		rc.arrivals[id] = append(rc.arrivals[id], now)
 		rc.mu.Unlock()
@@ -163,8 +222,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Publishers <= 0 {
 		cfg.Publishers = 16
 	}
+	if cfg.Tenants <= 0 {
+		cfg.Tenants = 1
+	}
 	if cfg.Endpoints <= 0 {
 		cfg.Endpoints = 1
+	}
+	if cfg.Inbound && cfg.Tenants > 1 {
+		return nil, fmt.Errorf("inbound scenarios use one tenant")
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 10
@@ -187,13 +252,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	rc, err := newReceiver()
+	total := cfg.Events * cfg.Endpoints
+	compact := 0
+	if cfg.SampleEvery > 0 {
+		compact = total + total/10 + 100 // room for some duplicates
+	}
+	rc, err := newReceiver(compact)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.srv.Close()
 
-	inFlight := cfg.Endpoints * cfg.Concurrency // the healthy endpoints'; hanging ones add their own
+	inFlight := cfg.Tenants * cfg.Endpoints * cfg.Concurrency // the healthy endpoints'; hanging ones add their own
 	nodes := max(cfg.Nodes, 1)
 	if cfg.DatabaseURL == "" && nodes > 1 {
 		return nil, fmt.Errorf("several nodes need PostgreSQL (a database URL)")
@@ -232,7 +302,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	data := `{"blob":"` + strings.Repeat("x", max(cfg.PayloadSize-11, 0)) + `"}`
-	total := cfg.Events * cfg.Endpoints
 	done := rc.reset(int64(total))
 	sent := make([]time.Time, cfg.Events)
 	stopSampling := sampleMemory()
@@ -243,6 +312,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	start := time.Now()
+	stopSoak := func() []Sample { return nil }
+	if cfg.SampleEvery > 0 {
+		stopSoak = sampleProcess(start, cfg.SampleEvery, &rc.received)
+	}
 	var acks []time.Duration
 	if cfg.Inbound {
 		acks, err = postAll(ctx, apis[0], src, cfg, data, sent)
@@ -250,6 +323,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		err = publishAll(ctx, apis, cfg, data, sent)
 	}
 	if err != nil {
+		stopSoak()
 		return nil, err
 	}
 	ingest := time.Since(start)
@@ -266,22 +340,28 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	select {
 	case <-done:
 	case <-time.After(10*time.Minute + time.Duration(total)*time.Millisecond):
+		stopSoak()
 		return nil, fmt.Errorf("timed out: %d of %d deliveries arrived", rc.received.Load(), total)
 	case <-ctx.Done():
+		stopSoak()
 		return nil, ctx.Err()
 	}
 	elapsed := time.Since(start)
 	peakHeap := stopSampling()
+	samples := stopSoak()
 
 	res := &Result{
-		Config: cfg, Deliveries: total, Elapsed: elapsed,
+		Config: cfg, Deliveries: total, Elapsed: elapsed, Publishing: ingest,
 		IngestPerSec:     float64(cfg.Events) / ingest.Seconds(),
 		DeliveriesPerSec: float64(total) / elapsed.Seconds(),
 		PeakHeapMB:       float64(peakHeap) / (1 << 20),
 		PeakRSSMB:        peakRSS(),
+		Samples:          samples,
 	}
-	if !cfg.Drain {
-		res.P50, res.P95, res.P99 = latencies(rc, sent)
+	var ls []time.Duration
+	ls, res.Duplicates, res.Missing = latencies(rc, sent, cfg.Endpoints)
+	if !cfg.Drain && len(ls) > 0 {
+		res.P50, res.P95, res.P99 = percentile(ls, 0.50), percentile(ls, 0.95), percentile(ls, 0.99)
 	}
 	if len(acks) > 0 {
 		slices.Sort(acks)
@@ -329,7 +409,7 @@ func publishAll(ctx context.Context, apis []*client, cfg Config, data string, se
 				}
 				first, last := b*cfg.Batch, min((b+1)*cfg.Batch, cfg.Events)
 				body.Reset()
-				path := "/v1/tenants/bench/events"
+				path := "/v1/tenants/" + tenantID(b%cfg.Tenants, cfg.Tenants) + "/events"
 				if cfg.Batch > 1 {
 					path += "/batch"
 					body.WriteString(`{"events":[`)
@@ -357,24 +437,44 @@ func publishAll(ctx context.Context, apis []*client, cfg Config, data string, se
 	return <-errs
 }
 
-func latencies(rc *receiver, sent []time.Time) (p50, p95, p99 time.Duration) {
+// latencies returns every delivery's publish-to-receipt latency, sorted, how many deliveries
+// arrived more than once and how many did not arrive (each event is due once at each of its
+// tenant's fanOut endpoints).
+func latencies(rc *receiver, sent []time.Time, fanOut int) (ls []time.Duration, dups, missing int) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	var ls []time.Duration
-	for id, arrivals := range rc.arrivals {
-		i, err := strconv.Atoi(strings.TrimPrefix(id, "b-"))
-		if err != nil || i >= len(sent) {
-			continue
+	if c := rc.compact; c != nil {
+		n := min(int(c.next.Load()), len(c.events))
+		hits := make([]int32, len(sent))
+		for k := range n {
+			i := int(c.events[k])
+			if i < 0 || i >= len(sent) {
+				continue
+			}
+			hits[i]++
+			ls = append(ls, time.Unix(0, c.at[k]).Sub(sent[i]))
 		}
-		for _, at := range arrivals {
-			ls = append(ls, at.Sub(sent[i]))
+		for _, h := range hits {
+			dups += max(int(h)-fanOut, 0)
+			missing += max(fanOut-int(h), 0)
 		}
-	}
-	if len(ls) == 0 {
-		return 0, 0, 0
+		dups += int(c.dropped.Load())
+	} else {
+		for id, arrivals := range rc.arrivals {
+			i, err := strconv.Atoi(strings.TrimPrefix(id, "b-"))
+			if err != nil || i >= len(sent) {
+				continue
+			}
+			dups += max(len(arrivals)-fanOut, 0)
+			missing -= min(len(arrivals), fanOut)
+			for _, at := range arrivals {
+				ls = append(ls, at.Sub(sent[i]))
+			}
+		}
+		missing += len(sent) * fanOut
 	}
 	slices.Sort(ls)
-	return percentile(ls, 0.50), percentile(ls, 0.95), percentile(ls, 0.99)
+	return ls, dups, missing
 }
 
 // percentile picks the q-quantile of sorted durations.
@@ -453,14 +553,52 @@ func sampleMemory() func() uint64 {
 	}
 }
 
+// sampleProcess records a Sample every interval (and one at the start) until the returned
+// function is called, which returns them all, with one last sample at the end.
+func sampleProcess(start time.Time, every time.Duration, delivered *atomic.Int64) func() []Sample {
+	stop := make(chan struct{})
+	var samples []Sample
+	take := func() {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		samples = append(samples, Sample{At: time.Since(start), Delivered: delivered.Load(),
+			HeapMB: float64(ms.HeapInuse) / (1 << 20), RSSMB: procStatus("VmRSS:"), Goroutines: runtime.NumGoroutine()})
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			take()
+			select {
+			case <-stop:
+				take()
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() []Sample {
+		close(stop)
+		wg.Wait()
+		return samples
+	}
+}
+
 // peakRSS reads the process's peak resident set (VmHWM) on Linux; 0 elsewhere.
-func peakRSS() float64 {
+func peakRSS() float64 { return procStatus("VmHWM:") }
+
+// procStatus reads a size in MB from /proc/self/status (Linux); 0 elsewhere.
+func procStatus(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kb / 1024
 		}
@@ -492,23 +630,55 @@ func (c *client) post(ctx context.Context, path, body string, want int) error {
 	return nil
 }
 
-func (c *client) setup(ctx context.Context, receiverURL string, cfg Config) error {
-	if err := c.post(ctx, "/v1/tenants", `{"id":"bench","name":"Bench"}`, http.StatusCreated); err != nil {
-		return err
+// tenantID names tenant i of n: "bench" when there is one, as before there were several.
+func tenantID(i, n int) string {
+	if n <= 1 {
+		return "bench"
 	}
+	return fmt.Sprintf("bench-%03d", i)
+}
+
+// setup creates the tenants, the event type and the endpoints through the API, a few requests
+// at a time (a thousand endpoints one by one take a while).
+func (c *client) setup(ctx context.Context, receiverURL string, cfg Config) error {
 	if err := c.post(ctx, "/v1/event-types", `{"name":"bench.happened"}`, http.StatusCreated); err != nil {
 		return err
 	}
-	for i := range cfg.Endpoints {
-		body, _ := json.Marshal(map[string]any{"url": fmt.Sprintf("%s/ep/%d", receiverURL, i), "event_types": []string{"*"}, "max_concurrency": cfg.Concurrency})
-		if err := c.post(ctx, "/v1/tenants/bench/endpoints", string(body), http.StatusCreated); err != nil {
-			return err
+	type request struct{ path, body string }
+	var tenants, endpoints []request
+	for t := range cfg.Tenants {
+		id := tenantID(t, cfg.Tenants)
+		body, _ := json.Marshal(map[string]any{"id": id, "name": "Bench " + id})
+		tenants = append(tenants, request{"/v1/tenants", string(body)})
+		for i := range cfg.Endpoints {
+			body, _ := json.Marshal(map[string]any{"url": fmt.Sprintf("%s/ep/%d/%d", receiverURL, t, i), "event_types": []string{"*"}, "max_concurrency": cfg.Concurrency})
+			endpoints = append(endpoints, request{"/v1/tenants/" + id + "/endpoints", string(body)})
 		}
 	}
 	for i := range cfg.Hanging {
 		body, _ := json.Marshal(map[string]any{"url": fmt.Sprintf("%s/hang/%d", receiverURL, i), "event_types": []string{"*"},
 			"max_concurrency": cfg.Concurrency, "timeout_seconds": 5})
-		if err := c.post(ctx, "/v1/tenants/bench/endpoints", string(body), http.StatusCreated); err != nil {
+		endpoints = append(endpoints, request{"/v1/tenants/" + tenantID(i%cfg.Tenants, cfg.Tenants) + "/endpoints", string(body)})
+	}
+	for _, reqs := range [][]request{tenants, endpoints} {
+		var next atomic.Int64
+		errs := make(chan error, 8)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := int(next.Add(1) - 1); k < len(reqs); k = int(next.Add(1) - 1) {
+					if err := c.post(ctx, reqs[k].path, reqs[k].body, http.StatusCreated); err != nil {
+						errs <- fmt.Errorf("setup: %w", err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
 			return err
 		}
 	}
@@ -541,10 +711,14 @@ func ms(d time.Duration) string {
 }
 
 func endpoints(c Config) string {
-	if c.Hanging == 0 {
-		return strconv.Itoa(c.Endpoints)
+	n := strconv.Itoa(c.Endpoints)
+	if c.Tenants > 1 {
+		n = fmt.Sprintf("%d tenants × %d", c.Tenants, c.Endpoints)
 	}
-	return fmt.Sprintf("%d (+%d)", c.Endpoints, c.Hanging)
+	if c.Hanging == 0 {
+		return n
+	}
+	return fmt.Sprintf("%s (+%d)", n, c.Hanging)
 }
 
 func dropSchema(url, schema string) {

@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestRun_DeliversEverythingAndMeasuresTheCeiling(t *testing.T) {
@@ -26,6 +28,94 @@ func TestRun_DeliversEverythingAndMeasuresTheCeiling(t *testing.T) {
 				t.Fatalf("latencies p50 %s p99 %s", r.P50, r.P99)
 			}
 		})
+	}
+}
+
+func TestRunIsolation_SeveralTenantsWithAndWithoutHanging(t *testing.T) {
+	t.Parallel()
+	// 3 tenants × 2 healthy endpoints, plus 2 hanging endpoints in the first two tenants.
+	cfg := Config{Name: "tiny tenants", Events: 30, Rate: 100, Publishers: 4, Tenants: 3, Endpoints: 2, Hanging: 2, Concurrency: 2}
+	iso, err := RunIsolation(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*Result{iso.With, iso.Without} {
+		if r.Deliveries != 60 || r.Missing != 0 {
+			t.Fatalf("%s: deliveries %d, missing %d; want 60 and 0", r.Config.Name, r.Deliveries, r.Missing)
+		}
+		if r.P50 <= 0 || r.P99 < r.P50 || r.CeilingPerSec <= 0 {
+			t.Fatalf("%s: result = %+v", r.Config.Name, r)
+		}
+	}
+	if iso.With.Config.Hanging != 2 || iso.Without.Config.Hanging != 0 || iso.Without.Config.Tenants != 3 {
+		t.Fatalf("with %+v, without %+v", iso.With.Config, iso.Without.Config)
+	}
+	if iso.P99Ratio() <= 0 {
+		t.Fatalf("p99 ratio = %v", iso.P99Ratio())
+	}
+	var out strings.Builder
+	iso.Print(&out)
+	for _, want := range []string{"3 tenants × 2 (+2)", "3 tenants × 2 |", "target ≤ 1.2×"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the printout lacks %q:\n%s", want, out.String())
+		}
+	}
+	if _, err := RunIsolation(context.Background(), Config{Events: 1}); err == nil {
+		t.Error("an isolation run without hanging endpoints must be refused")
+	}
+}
+
+func TestRun_SoakSamplesTheProcess(t *testing.T) {
+	t.Parallel()
+	cfg := Soak(1500*time.Millisecond, 200)
+	cfg.SampleEvery = 200 * time.Millisecond
+	r, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Deliveries != 300 || r.Missing != 0 || r.P99 <= 0 || r.Ratio <= 0 {
+		t.Fatalf("result = %+v", r)
+	}
+	if len(r.Samples) < 5 {
+		t.Fatalf("%d samples in 1.5 s at 200 ms, want at least 5", len(r.Samples))
+	}
+	for i, s := range r.Samples {
+		if s.HeapMB <= 0 || s.Goroutines <= 0 || (i > 0 && s.At < r.Samples[i-1].At) {
+			t.Fatalf("sample %d = %+v", i, s)
+		}
+	}
+	if last := r.Samples[len(r.Samples)-1]; last.Delivered < 300 {
+		t.Errorf("the last sample saw %d deliveries, want all 300", last.Delivered)
+	}
+	from, to, ok := SoakGrowth(r.Samples, r.Publishing)
+	if !ok || from.At >= to.At || to.At > r.Publishing {
+		t.Errorf("growth measured from %v to %v (ok %v), publishing took %v", from.At, to.At, ok, r.Publishing)
+	}
+	var out strings.Builder
+	PrintSoak(&out, r)
+	for _, want := range []string{"| at | delivered |", "growth from", "0 missing"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the printout lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestSoakGrowth_FromTheFirstMinute(t *testing.T) {
+	t.Parallel()
+	var samples []Sample
+	for at := time.Duration(0); at <= 10*time.Minute; at += 10 * time.Second {
+		samples = append(samples, Sample{At: at, HeapMB: float64(at / time.Second)})
+	}
+	from, to, ok := SoakGrowth(samples, 10*time.Minute)
+	if !ok || from.At != time.Minute || to.At != 10*time.Minute {
+		t.Fatalf("from %v to %v (ok %v), want 1m0s to 10m0s", from.At, to.At, ok)
+	}
+	// Samples after publishing ended are left out.
+	if _, to, _ := SoakGrowth(samples, 9*time.Minute+55*time.Second); to.At != 9*time.Minute+50*time.Second {
+		t.Errorf("growth measured to %v, want the last sample while publishing (9m50s)", to.At)
+	}
+	if _, _, ok := SoakGrowth(samples[:1], time.Hour); ok {
+		t.Error("one sample has no growth")
 	}
 }
 

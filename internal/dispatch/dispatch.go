@@ -15,14 +15,19 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/metrics"
+	"github.com/heraldhq/herald/internal/ops"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/telemetry"
 	"github.com/heraldhq/herald/webhook"
 )
 
@@ -60,6 +65,11 @@ type Config struct {
 	// operator opened for them (--internal-cidr). Nil sends them with the ordinary client, so an
 	// internal endpoint never gets more than the operator configured.
 	InternalClient *httpsend.Client
+	// TracerProvider traces each attempt as a child of its event's publish (nil: no spans; the
+	// publish's stored trace context still reaches the receiver).
+	TracerProvider trace.TracerProvider
+	// Ops, when set, is told of disabled and failing endpoints and dead-lettered deliveries.
+	Ops *ops.Publisher
 }
 
 func (c *Config) defaults() {
@@ -104,13 +114,14 @@ type Dispatcher struct {
 	client *httpsend.Client
 	cfg    Config
 	log    *slog.Logger
+	tracer trace.Tracer
 
 	mu      sync.Mutex
 	woken   map[string]bool // endpoint id -> reload its settings too
 	rescan  bool
 	signal  chan struct{}
 	done    chan doneMsg
-	results chan store.Result
+	results chan result
 
 	// Owned by the loop goroutine.
 	lanes    map[string]*lane
@@ -132,17 +143,29 @@ type doneMsg struct {
 	retryAt  time.Time
 	breaker  func(error)
 	released bool // the attempt was abandoned at shutdown and its claim released
+	// What the attempt was, for the logs and operational events its outcome may cause.
+	at      time.Time
+	eventID string
+	attempt int
+}
+
+// result is an outcome on its way to the store, with what a dead letter's operational event
+// and log line need.
+type result struct {
+	store.Result
+	eventType string
+	attempt   int // the delivery's attempts, all told, this one included
 }
 
 // New makes a dispatcher that reads and writes st and sends with client.
 func New(st store.Store, client *httpsend.Client, cfg Config) *Dispatcher {
 	cfg.defaults()
 	return &Dispatcher{
-		st: st, client: client, cfg: cfg, log: cfg.Logger,
+		st: st, client: client, cfg: cfg, log: cfg.Logger, tracer: telemetry.Tracer(cfg.TracerProvider),
 		woken:   map[string]bool{},
 		signal:  make(chan struct{}, 1),
 		done:    make(chan doneMsg, cfg.MaxInFlight),
-		results: make(chan store.Result, cfg.MaxInFlight),
+		results: make(chan result, cfg.MaxInFlight),
 		lanes:   map[string]*lane{},
 		claims:  make(chan claimBatch, 1),
 		renewed: make(chan error, 1),
@@ -200,7 +223,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer cancelSends()
 	d.sendCtx = sendCtx
 	writerDone := make(chan struct{})
-	go d.writeResults(writerDone)
+	go d.writeResults(ctx, writerDone)
 
 	d.Rescan()
 	ticker := time.NewTicker(d.cfg.Rescan)
@@ -406,10 +429,14 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 	var reqs []store.ClaimRequest
 	var claiming []*lane
 	var capped []bool
-	rest := d.ready[:0]
-	for i, l := range d.ready {
+	// Lanes may become ready again while this loop runs (wakeAt and pump call markReady): they
+	// go to a fresh d.ready, not into the slice being iterated, where they would be lost.
+	ready := d.ready
+	d.ready = nil
+	var rest []*lane
+	for i, l := range ready {
 		if free <= 0 {
-			rest = append(rest, d.ready[i:]...)
+			rest = append(rest, ready[i:]...)
 			break
 		}
 		n, retry := d.room(ctx, l, now)
@@ -432,7 +459,7 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 		reqs = append(reqs, store.ClaimRequest{EndpointID: l.id, Limit: n})
 		claiming = append(claiming, l)
 	}
-	d.ready = rest
+	d.ready = append(rest, d.ready...)
 	if len(reqs) == 0 {
 		return
 	}
@@ -602,7 +629,7 @@ func (d *Dispatcher) releaseQueue(ctx context.Context, l *lane) {
 	d.held -= len(l.queue)
 	l.queue = nil
 	if err := d.st.ReleaseClaims(context.WithoutCancel(ctx), ids); err != nil {
-		d.log.Error("release claims", "endpoint", l.id, "err", err)
+		d.log.Error("release claims", "endpoint", l.id, "tenant", l.tenant(), "deliveries", ids, "err", err)
 	}
 }
 
@@ -616,6 +643,18 @@ type laneSnapshot struct {
 
 func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, breakerDone func(error)) {
 	defer d.sends.Done()
+	attempt := c.Attempts + 1
+	// The attempt continues the trace of the request that published the event, which may have
+	// run long ago on another node: its context was stored with the event.
+	ctx, span := d.tracer.Start(telemetry.Restore(ctx, c.Traceparent, c.Tracestate), "herald.attempt", trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	tracing := span.IsRecording() // attributes are built only for spans that keep them
+	if tracing {
+		span.SetAttributes(
+			telemetry.AttrTenant.String(s.ep.TenantID), telemetry.AttrEndpoint.String(s.ep.ID),
+			telemetry.AttrEventID.String(c.EventID), telemetry.AttrEventType.String(c.EventType),
+			telemetry.AttrDelivery.Int64(c.DeliveryID), telemetry.AttrAttempt.Int(attempt))
+	}
 	h := make(http.Header, len(s.ep.Headers)+4)
 	for k, v := range s.ep.Headers {
 		h.Set(k, v)
@@ -626,26 +665,58 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 	if ctx.Err() != nil {
 		// Shutdown cut the attempt short: it says nothing about the endpoint, so it is not recorded
 		// and the delivery goes back to the queue as it was.
+		span.SetStatus(codes.Error, "canceled by shutdown")
 		if err := d.st.ReleaseClaims(context.WithoutCancel(ctx), []int64{c.DeliveryID}); err != nil {
-			d.log.Error("release claim", "delivery", c.DeliveryID, "err", err)
+			d.logAttempt(ctx, slog.LevelError, "release claim", s, c, "err", err)
 		}
 		d.done <- doneMsg{lane: s.lane, released: true}
 		return
 	}
 	state, next := d.cfg.Policy.Next(s.schedule, c.Tries+1, out, time.Now())
 	d.cfg.Metrics.Attempt(s.ep.TenantID, s.ep.ID, attemptOutcome(state), out)
-	d.results <- store.Result{
-		DeliveryID:    c.DeliveryID,
-		EndpointID:    s.ep.ID,
-		State:         state,
-		NextAttemptAt: next,
-		Attempt: store.Attempt{
-			TenantID: s.ep.TenantID, EndpointID: s.ep.ID, EventID: c.EventID, DeliveryID: c.DeliveryID,
-			At: now, StatusCode: out.StatusCode, Latency: out.Latency, Response: string(out.Response),
-			ErrorKind: out.ErrorKind, Error: out.Error, Success: out.Class == httpsend.Success,
-		},
+	if tracing {
+		span.SetAttributes(telemetry.AttrOutcome.String(attemptOutcome(state)))
+		if out.StatusCode != 0 {
+			span.SetAttributes(telemetry.AttrStatusCode.Int(out.StatusCode))
+		}
+		if out.Class != httpsend.Success {
+			span.SetAttributes(telemetry.AttrErrorClass.String(metrics.ErrorClass(out)))
+			span.SetStatus(codes.Error, metrics.ErrorClass(out))
+		}
 	}
-	d.done <- doneMsg{lane: s.lane, out: out, retryAt: next, breaker: breakerDone}
+	// One debug line per attempt: checked first, so that the hot path builds no log record
+	// unless debug logging is on.
+	if d.log.Enabled(ctx, slog.LevelDebug) {
+		if out.Class == httpsend.Success {
+			d.logAttempt(ctx, slog.LevelDebug, "attempt succeeded", s, c, "status", out.StatusCode, "latency", out.Latency)
+		} else {
+			d.logAttempt(ctx, slog.LevelDebug, "attempt failed", s, c, "status", out.StatusCode, "error_class", metrics.ErrorClass(out),
+				"err", out.Error, "latency", out.Latency, "next_attempt_at", next)
+		}
+	}
+	d.results <- result{
+		Result: store.Result{
+			DeliveryID:    c.DeliveryID,
+			EndpointID:    s.ep.ID,
+			State:         state,
+			NextAttemptAt: next,
+			Attempt: store.Attempt{
+				TenantID: s.ep.TenantID, EndpointID: s.ep.ID, EventID: c.EventID, DeliveryID: c.DeliveryID,
+				At: now, StatusCode: out.StatusCode, Latency: out.Latency, Response: string(out.Response),
+				ErrorKind: out.ErrorKind, Error: out.Error, Success: out.Class == httpsend.Success,
+			},
+		},
+		eventType: c.EventType,
+		attempt:   attempt,
+	}
+	d.done <- doneMsg{lane: s.lane, out: out, retryAt: next, breaker: breakerDone, at: now, eventID: c.EventID, attempt: attempt}
+}
+
+// logAttempt logs a line about one attempt, with the keys every line of the delivery path has:
+// event, tenant, endpoint, delivery and attempt.
+func (d *Dispatcher) logAttempt(ctx context.Context, level slog.Level, msg string, s laneSnapshot, c store.Claimed, args ...any) {
+	d.log.Log(ctx, level, msg, append([]any{"event", c.EventID, "tenant", s.ep.TenantID, "endpoint", s.ep.ID,
+		"delivery", c.DeliveryID, "attempt", c.Attempts + 1}, args...)...)
 }
 
 // finish accounts for a completed attempt in the loop goroutine.
@@ -667,16 +738,24 @@ func (d *Dispatcher) finish(ctx context.Context, m doneMsg) {
 	now := time.Now()
 	switch {
 	case m.out.Class == httpsend.Success:
-		l.failingSince = time.Time{}
+		l.failingSince, l.streakFailures, l.streakReported = time.Time{}, 0, 0
 	case l.failingSince.IsZero():
-		l.failingSince = now
+		// The attempt's start, as the store records the streak: the id of an endpoint.failing
+		// event is made of it, so that a restart noticing the same streak publishes nothing new.
+		l.failingSince = m.at.UTC().Truncate(time.Microsecond)
+		fallthrough
+	default:
+		l.streakFailures++
 	}
 	if l.ep != nil && l.ep.Enabled {
+		if !l.failingSince.IsZero() {
+			d.reportFailing(l, m, now)
+		}
 		switch {
 		case m.out.Class == httpsend.Gone:
-			d.disable(ctx, l, "the endpoint answered 410 Gone", true)
+			d.disable(ctx, l, m, "the endpoint answered 410 Gone", true)
 		case !l.failingSince.IsZero() && now.Sub(l.failingSince) >= d.cfg.DisableAfter:
-			d.disable(ctx, l, fmt.Sprintf("no successful delivery since %s", l.failingSince.UTC().Format(time.RFC3339)), false)
+			d.disable(ctx, l, m, fmt.Sprintf("no successful delivery since %s", l.failingSince.UTC().Format(time.RFC3339)), false)
 		}
 	}
 	if !m.retryAt.IsZero() {
@@ -688,23 +767,74 @@ func (d *Dispatcher) finish(ctx context.Context, m doneMsg) {
 	}
 }
 
-func (d *Dispatcher) disable(ctx context.Context, l *lane, reason string, deadLetter bool) {
+// reportFailing publishes endpoint.failing for each threshold of DisableAfter (50, 90 and 100 %)
+// the lane's failure streak has reached since it was last reported: each once per streak.
+func (d *Dispatcher) reportFailing(l *lane, m doneMsg, now time.Time) {
+	failingFor := now.Sub(l.failingSince)
+	for i, pct := range [...]int{50, 90, 100} {
+		if i < l.streakReported || failingFor < d.cfg.DisableAfter*time.Duration(pct)/100 {
+			continue
+		}
+		l.streakReported = i + 1
+		d.log.Warn("endpoint failing", "endpoint", l.id, "tenant", l.ep.TenantID, "event", m.eventID, "attempt", m.attempt,
+			"threshold_percent", pct, "failing_since", l.failingSince, "failed_attempts", l.streakFailures)
+		d.cfg.Ops.EndpointFailing(ops.FailingData{
+			Tenant: l.ep.TenantID, Endpoint: l.id, ThresholdPercent: pct, FailingSince: l.failingSince,
+			FailingForSeconds: int64(failingFor / time.Second), DisableAfterSeconds: int64(d.cfg.DisableAfter / time.Second),
+			FailedAttempts: l.streakFailures, LastErrorKind: metrics.ErrorClass(m.out), LastStatus: m.out.StatusCode,
+		})
+	}
+}
+
+// disable disables the lane's endpoint after the attempt m, and says so in the log and with an
+// endpoint.disabled event.
+func (d *Dispatcher) disable(ctx context.Context, l *lane, m doneMsg, reason string, deadLetter bool) {
 	n, err := d.st.DisableEndpoint(ctx, l.id, reason, deadLetter)
 	if err != nil {
-		d.log.Error("disable endpoint", "endpoint", l.id, "err", err)
+		d.log.Error("disable endpoint", "endpoint", l.id, "tenant", l.ep.TenantID, "event", m.eventID, "attempt", m.attempt, "err", err)
 		return
 	}
 	l.ep.Enabled = false
 	l.ep.DisabledReason = reason
-	d.log.Warn("endpoint disabled", "endpoint", l.id, "tenant", l.ep.TenantID, "reason", reason, "dead_lettered", n)
+	d.log.Warn("endpoint disabled", "endpoint", l.id, "tenant", l.ep.TenantID, "event", m.eventID, "attempt", m.attempt,
+		"reason", reason, "dead_lettered", n)
+	data := ops.DisabledData{Tenant: l.ep.TenantID, Endpoint: l.id, Reason: reason, Gone: m.out.Class == httpsend.Gone, DeadLettered: n}
+	if !l.failingSince.IsZero() {
+		since := l.failingSince
+		data.FailingSince = &since
+	}
+	d.cfg.Ops.EndpointDisabled(data)
+}
+
+// deadLettered logs a delivery that has no attempt left and publishes delivery.dead_lettered.
+func (d *Dispatcher) deadLettered(r result) {
+	reason := "no attempt left in the retry schedule"
+	switch {
+	case r.Attempt.StatusCode == http.StatusGone:
+		reason = "the endpoint answered 410 Gone"
+	case r.Attempt.StatusCode >= 300 && r.Attempt.StatusCode < 500 && !retryableStatus(r.Attempt.StatusCode):
+		reason = "the endpoint refused it permanently"
+	}
+	d.log.Warn("delivery dead-lettered", "event", r.Attempt.EventID, "tenant", r.Attempt.TenantID, "endpoint", r.EndpointID,
+		"delivery", r.DeliveryID, "attempt", r.attempt, "status", r.Attempt.StatusCode, "error_kind", r.Attempt.ErrorKind, "reason", reason)
+	d.cfg.Ops.DeliveryDeadLettered(ops.DeadLetterData{
+		Tenant: r.Attempt.TenantID, Endpoint: r.EndpointID, EventID: r.Attempt.EventID, EventType: r.eventType,
+		Delivery: "dlv_" + strconv.FormatInt(r.DeliveryID, 10), Attempts: r.attempt, LastStatus: r.Attempt.StatusCode,
+		ErrorKind: r.Attempt.ErrorKind, Reason: reason,
+	})
+}
+
+// retryableStatus reports the 4xx statuses the policy retries on (httpsend classifies them).
+func retryableStatus(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooEarly || code == http.StatusTooManyRequests
 }
 
 // writeResults writes outcomes in batches: whatever has arrived while the last batch was being
-// committed goes into the next one.
-func (d *Dispatcher) writeResults(done chan<- struct{}) {
+// committed goes into the next one. stop is Run's context: once it ends, a batch the store cannot
+// take is no longer waited for (see record).
+func (d *Dispatcher) writeResults(stop context.Context, done chan<- struct{}) {
 	defer close(done)
-	ctx := context.Background()
-	batch := make([]store.Result, 0, 512)
+	batch := make([]result, 0, 512)
 	for r := range d.results {
 		batch = append(batch[:0], r)
 	fill:
@@ -719,10 +849,64 @@ func (d *Dispatcher) writeResults(done chan<- struct{}) {
 				break fill
 			}
 		}
-		if err := d.st.RecordResults(ctx, batch); err != nil {
-			// The deliveries stay leased, so they are attempted again when the lease ends:
-			// at-least-once holds, at the price of a duplicate.
-			d.log.Error("record delivery results", "count", len(batch), "err", err)
+		if !d.record(stop, batch) {
+			continue
 		}
+		// Dead letters are reported once their state is committed: a result given up is
+		// attempted again, and may yet succeed.
+		for _, r := range batch {
+			if r.State == store.StateDead {
+				d.deadLettered(r)
+			}
+		}
+	}
+}
+
+// record writes a batch of results. While the store cannot take writes (a full disk, a database
+// that cannot be reached: store.ErrUnavailable) it tries again with backoff, holding the batch:
+// the deliveries stay leased (their leases are renewed), so nothing sends them meanwhile, and
+// each attempt is recorded once the store is back. Senders wait while it waits (the results
+// channel fills), which stops new attempts. Once stop has ended it gives up; and on any other
+// error at once. A batch given up has its claims released, so that its deliveries, still
+// pending in the store as before the attempt, are sent again (at-least-once, at the price of a
+// duplicate): otherwise a store whose leases are renewed in memory would hold them until a restart.
+// It reports whether the batch was recorded.
+func (d *Dispatcher) record(stop context.Context, results []result) bool {
+	ctx := context.Background()
+	batch := make([]store.Result, len(results))
+	for i, r := range results {
+		batch[i] = r.Result
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		err := d.st.RecordResults(ctx, batch)
+		if err == nil {
+			return true
+		}
+		if !errors.Is(err, store.ErrUnavailable) || stop.Err() != nil {
+			d.log.Error("record delivery results", "count", len(batch), "err", err)
+			// One line per result too (a batch holds at most 512), so that each delivery's
+			// history in the logs shows its attempt was not recorded.
+			for _, r := range results {
+				d.log.Error("record delivery result", "event", r.Attempt.EventID, "tenant", r.Attempt.TenantID,
+					"endpoint", r.EndpointID, "delivery", r.DeliveryID, "attempt", r.attempt, "err", err)
+			}
+			ids := make([]int64, len(batch))
+			for i, r := range batch {
+				ids[i] = r.DeliveryID
+			}
+			if err := d.st.ReleaseClaims(ctx, ids); err != nil {
+				d.log.Error("release claims", "count", len(ids), "err", err)
+			}
+			return false
+		}
+		d.log.Warn("record delivery results: store unavailable, will try again", "count", len(batch), "retry_in", backoff, "err", err)
+		select {
+		case <-stop.Done():
+		case <-time.After(backoff):
+		}
+		// At most a second apart: a failing write is cheap, and each second waited is a second
+		// in which a stop (or a second failure) would turn recorded attempts into duplicates.
+		backoff = min(2*backoff, time.Second)
 	}
 }

@@ -27,6 +27,10 @@ type lane struct {
 	openUntil    time.Time
 	breakerOpen  bool // for the open-breakers gauge
 	failingSince time.Time
+	// streakFailures counts the failed attempts this process has seen since failingSince, and
+	// streakReported how many of the thresholds of reportFailing the streak has been reported at.
+	streakFailures int
+	streakReported int
 
 	queue      []store.Claimed // claimed, waiting for a free slot
 	claiming   bool            // part of the claim under way
@@ -85,15 +89,30 @@ func (d *Dispatcher) load(ctx context.Context, l *lane, now time.Time) error {
 					l.openUntil = time.Now().Add(d.cfg.BreakerCooldown)
 				}
 				l.setBreakerOpen(to == gobreaker.StateOpen, d.cfg.Metrics)
-				d.log.Info("endpoint circuit breaker", "endpoint", name, "from", from.String(), "to", to.String())
+				d.log.Info("endpoint circuit breaker", "endpoint", name, "tenant", l.tenant(), "from", from.String(), "to", to.String())
 			},
 		})
 	}
-	if l.ep == nil && ep.FailingSince != nil {
-		l.failingSince = *ep.FailingSince
+	if l.ep == nil {
+		// First load, or the endpoint changed: the store's streak is the truth. Re-enabling an
+		// endpoint clears it, and a new streak is reported (endpoint.failing) afresh.
+		switch {
+		case ep.FailingSince == nil:
+			l.failingSince, l.streakFailures, l.streakReported = time.Time{}, 0, 0
+		case !ep.FailingSince.Equal(l.failingSince):
+			l.failingSince, l.streakFailures, l.streakReported = *ep.FailingSince, 0, 0
+		}
 	}
 	l.ep, l.loadedAt = ep, now
 	return nil
+}
+
+// tenant is the lane's endpoint's tenant, for the logs ("" before it is loaded).
+func (l *lane) tenant() string {
+	if l.ep == nil {
+		return ""
+	}
+	return l.ep.TenantID
 }
 
 func (l *lane) snapshot() laneSnapshot {

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/heraldhq/herald/internal/telemetry"
 )
 
 const (
@@ -181,6 +183,9 @@ func (c *Client) Send(ctx context.Context, r Request) Outcome {
 		return Outcome{Class: Permanent, ErrorKind: kind, Error: err.Error(), Latency: time.Since(start)}
 	}
 	req.Header = c.header(r.Header)
+	// The attempt's trace context (the dispatcher's span, child of the publish) goes to the
+	// receiver as W3C traceparent/tracestate, replacing any an endpoint's own headers set.
+	telemetry.Inject(ctx, req.Header)
 
 	resp, err := c.transport.RoundTrip(req)
 	if err != nil {

@@ -14,10 +14,15 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/heraldhq/herald/internal/inbound/schema"
 	"github.com/heraldhq/herald/internal/inbound/verify"
 	"github.com/heraldhq/herald/internal/metrics"
+	"github.com/heraldhq/herald/internal/ops"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/telemetry"
 )
 
 // Notifier wakes the delivery engine for endpoints that got new deliveries (dispatch.Dispatcher).
@@ -47,6 +52,12 @@ type Config struct {
 	Notifier Notifier // nil: the dispatcher finds new deliveries on its next scan
 	Logger   *slog.Logger
 	Metrics  *metrics.Metrics // nil: nothing is counted
+	// TracerProvider traces each request (nil: no spans); the event a request becomes carries
+	// the request's trace context to its deliveries' attempts.
+	TracerProvider trace.TracerProvider
+	// Ops is told of requests rejected by verification and of verified ones, for
+	// source.verification_failing (nil: off).
+	Ops *ops.Publisher
 	// MaxBodyBytes bounds a request body when the source sets no limit (default 1 MiB).
 	MaxBodyBytes int
 	// CacheTTL and CacheSize tune the token cache (defaults 5 s and 10,000 sources).
@@ -65,6 +76,7 @@ type Service struct {
 	m        *metrics.Metrics
 	sources  *sourceCache
 	limiters *limiters
+	tracer   trace.Tracer
 }
 
 // New builds a Service.
@@ -84,7 +96,8 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, m: cfg.Metrics, limiters: &limiters{buckets: make(map[string]*bucket)}}
+	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, m: cfg.Metrics, limiters: &limiters{buckets: make(map[string]*bucket)},
+		tracer: telemetry.Tracer(cfg.TracerProvider)}
 	s.sources = newSourceCache(cfg.Store.SourceByToken, cfg.CacheTTL, cfg.CacheSize)
 	return s
 }
@@ -117,7 +130,16 @@ type exchange struct {
 // schema (stored as quarantined, 202) → dedup → one transaction → 200.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{start: time.Now()}
-	defer func() { s.m.InboundRequest(x.tenant, x.outcome, time.Since(x.start)) }()
+	// A sender's own trace context, if it sends one, is continued.
+	ctx, span := s.tracer.Start(telemetry.Extract(r.Context(), r.Header), "herald.inbound", trace.WithSpanKind(trace.SpanKindServer))
+	r = r.WithContext(ctx)
+	defer func() {
+		s.m.InboundRequest(x.tenant, x.outcome, time.Since(x.start))
+		if span.IsRecording() {
+			span.SetAttributes(telemetry.AttrTenant.String(x.tenant), telemetry.AttrOutcome.String(x.outcome))
+		}
+		span.End()
+	}()
 	w.Header().Set("Cache-Control", "no-store")
 	switch r.Method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch:
@@ -208,10 +230,15 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request, x *exchange, sr
 	log := s.log.With("tenant", src.tenantID, "source", src.id)
 	vreq := verify.FromHTTP(r, body)
 	rr := s.received(r, src, body, now)
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(telemetry.AttrSource.String(src.id), telemetry.AttrRequest.String(rr.ID))
 	if _, err := src.verifier.VerifyAt(vreq, now); err != nil {
+		span.SetStatus(codes.Error, "verification failed")
 		s.reject(ctx, w, x, log, rr, err)
+		s.cfg.Ops.SourceRejected(src.tenantID, src.id, rr.Reason)
 		return
 	}
+	s.cfg.Ops.SourceVerified(src.id)
 	if src.verifier.Scheme() == verify.SchemeSlack && verify.PayloadValue(vreq, "type") == "url_verification" {
 		// Slack checks a new Request URL with a signed challenge it expects echoed; it is not an
 		// event, so nothing is stored.
@@ -239,6 +266,8 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request, x *exchange, sr
 			return
 		}
 		rr.EventID, rr.EventType = ev.ID, ev.Type
+		ev.Traceparent, ev.Tracestate = telemetry.Capture(ctx)
+		span.SetAttributes(telemetry.AttrEventID.String(ev.ID), telemetry.AttrEventType.String(ev.Type))
 	}
 	res, err := s.st.Receive(ctx, rr, ev)
 	if err != nil {
@@ -354,10 +383,10 @@ func (s *Service) storeFailed(w http.ResponseWriter, err error, what string) {
 	s.log.Error("inbound: "+what, "err", err)
 	if errors.Is(err, store.ErrUnavailable) {
 		w.Header().Set("Retry-After", "5")
-		writeProblem(w, http.StatusServiceUnavailable, "store_unavailable", "the request could not be stored; nothing was kept, retry later")
+		writeProblem(w, http.StatusServiceUnavailable, "store_unavailable", "the request could not be stored; it was not acknowledged, retry later")
 		return
 	}
-	writeProblem(w, http.StatusInternalServerError, "internal_error", "the request could not be stored; nothing was kept, retry later")
+	writeProblem(w, http.StatusInternalServerError, "internal_error", "the request could not be stored; it was not acknowledged, retry later")
 }
 
 // tokenOf is the token of /in/{token}, or "" when the path has another shape.

@@ -14,21 +14,27 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/heraldhq/herald/internal/api"
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/inbound"
 	"github.com/heraldhq/herald/internal/metrics"
+	"github.com/heraldhq/herald/internal/ops"
 	"github.com/heraldhq/herald/internal/redact"
 	"github.com/heraldhq/herald/internal/seal"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
+	"github.com/heraldhq/herald/internal/telemetry"
+	"github.com/heraldhq/herald/internal/ui"
 )
 
 // Version is Herald's version, set at build time with -ldflags "-X ...node.Version=...".
@@ -89,6 +95,13 @@ type Config struct {
 	// MaxInboundBytes bounds the body of a request received on a source that sets no limit
 	// (default 1 MiB).
 	MaxInboundBytes int
+	// Tracing says where OpenTelemetry spans are exported (none by default). TracerProvider,
+	// when set, is used instead (tests record spans with it); the node does not shut it down.
+	Tracing        telemetry.Config
+	TracerProvider trace.TracerProvider
+	// Ops turns on operational webhooks: events about Herald itself, published to Ops.Tenant
+	// (see docs/observability.md). Store and Logger are the node's.
+	Ops ops.Config
 }
 
 // Node is a running Herald process.
@@ -103,6 +116,7 @@ type Node struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	runErr     error
+	tracing    *telemetry.Tracing
 
 	// Metrics is nil with NoMetrics.
 	Metrics *metrics.Metrics
@@ -176,12 +190,40 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	dc.Metrics = m
 	dc.InternalClient = internalClient
+	tracing, tp, err := setupTracing(ctx, cfg)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			_ = tracing.Shutdown(context.WithoutCancel(ctx))
+		}
+	}()
+	opsCfg := cfg.Ops
+	opsCfg.Store, opsCfg.Logger = st, log
+	opsPub := ops.New(opsCfg)
+	if err := opsPub.Register(ctx); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	dc.TracerProvider, dc.Ops = tp, opsPub
 	d := dispatch.New(st, client, dc)
-	in := inbound.New(inbound.Config{Store: st, Notifier: d, Logger: log, Metrics: m, MaxBodyBytes: cfg.MaxInboundBytes})
+	in := inbound.New(inbound.Config{Store: st, Notifier: d, Logger: log, Metrics: m, MaxBodyBytes: cfg.MaxInboundBytes,
+		TracerProvider: tp, Ops: opsPub})
 	a := api.New(api.Config{
 		Store: st, Notifier: d, URLCheck: client, InternalURLCheck: internalClient, Logger: log, Version: Version, MaxEventBytes: cfg.MaxEventBytes,
-		RateLimit: cfg.APIRate, RateBurst: cfg.APIBurst, Metrics: m, Inbound: in, PublicURL: cfg.PublicURL,
+		RateLimit: cfg.APIRate, RateBurst: cfg.APIBurst, Metrics: m, Inbound: in, PublicURL: cfg.PublicURL, TracerProvider: tp,
+		PortalKey: keys.Derive("herald portal link v1"),
+		// Feed and listen cursors are sealed with the keyring, so every node opens every node's.
+		CursorKeys: keys,
 	})
+	dashboard, err := ui.New(ui.Config{Version: Version})
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
 	// Sources' URLs sit beside the API, outside its authentication: the sender proves itself by
 	// the source's verification instead.
 	mux := http.NewServeMux()
@@ -189,6 +231,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		mux.Handle("GET /metrics", m.Handler())
 	}
 	mux.Handle("/in/", in)
+	mux.Handle("/ui/", dashboard)
 	mux.Handle("/", a)
 	var handler http.Handler = mux
 	srvTLS, err := serverTLS(cfg.TLSCertFile, cfg.TLSKeyFile)
@@ -202,7 +245,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	n := &Node{Store: st, Dispatcher: d, API: a, Inbound: in, Metrics: m, Addr: ln.Addr().String(), scheme: "http", log: log, cancel: cancel}
+	n := &Node{Store: st, Dispatcher: d, API: a, Inbound: in, Metrics: m, Addr: ln.Addr().String(), scheme: "http", log: log, cancel: cancel,
+		tracing: tracing}
 	// Every phase of a request is bounded, so a slow or stalled client holds a connection for
 	// seconds, not forever: headers within 5 s (slowloris), the whole request within 30 s (the
 	// largest batch is 32 MiB), the answer within 60 s, and an idle keep-alive for 2 min.
@@ -216,6 +260,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		TLSConfig:         srvTLS,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Listen streams never end by themselves: Shutdown would wait for them until it gave up.
+	n.srv.RegisterOnShutdown(a.StopStreams)
 	if srvTLS != nil {
 		n.scheme = "https"
 		ln = tls.NewListener(ln, srvTLS)
@@ -238,7 +284,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			}
 		}()
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go func() {
+		defer n.wg.Done()
+		opsPub.Run(runCtx, d)
+	}()
 	go func() {
 		defer n.wg.Done()
 		if err := d.Run(runCtx); err != nil {
@@ -265,6 +315,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if pg != nil {
 		storeDesc = "postgres"
 	}
+	started = true
 	log.Info("herald is serving", "addr", n.Addr, "tls", srvTLS != nil, "store", storeDesc, "dev", cfg.Dev, "version", Version)
 	return n, nil
 }
@@ -314,7 +365,29 @@ func (n *Node) Close(ctx context.Context) error {
 	err := n.srv.Shutdown(ctx)
 	n.cancel()
 	n.wg.Wait()
+	// After the engine stopped: the last attempts' spans are exported too. A collector that is
+	// down costs those spans, not a failed shutdown.
+	if terr := n.tracing.Shutdown(ctx); terr != nil {
+		n.log.Warn("export the last spans", "err", terr)
+	}
 	return errors.Join(err, n.runErr, n.Store.Close())
+}
+
+// setupTracing is the node's tracer provider: the one Config gives, or the OTLP exporter
+// Config.Tracing configures (which the node shuts down), or none.
+func setupTracing(ctx context.Context, cfg Config) (*telemetry.Tracing, trace.TracerProvider, error) {
+	if cfg.TracerProvider != nil {
+		return nil, cfg.TracerProvider, nil
+	}
+	tc := cfg.Tracing
+	if tc.Version == "" {
+		tc.Version = Version
+	}
+	t, err := telemetry.Setup(ctx, tc, os.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, t.Provider, nil
 }
 
 // envKeyName marks the key that HERALD_API_KEY provides.

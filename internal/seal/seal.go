@@ -45,6 +45,9 @@ var (
 type key struct {
 	id   string
 	aead cipher.AEAD
+	// prk keys Derive (derive.go): a pseudorandom key extracted from the master key, so that the
+	// master key itself is never used for anything but AES-GCM.
+	prk []byte
 }
 
 // Keyring holds the current master key, which seals, and older ones, which only open. It is
@@ -78,7 +81,7 @@ func NewKeyring(current []byte, old ...[]byte) (*Keyring, error) {
 		if err != nil {
 			return nil, fmt.Errorf("seal: %s: %w", what, err)
 		}
-		kk := &key{id: id, aead: aead}
+		kk := &key{id: id, aead: aead, prk: extract(raw)}
 		k.byID[id] = kk
 		if i == 0 {
 			k.current = kk

@@ -65,6 +65,15 @@ type Store interface {
 	Publish(ctx context.Context, tenantID string, events []*Event) ([]PublishResult, error)
 	GetEvent(ctx context.Context, tenantID, id string) (*Event, error)
 	ListEvents(ctx context.Context, f EventFilter) ([]Event, string, error)
+	// EventsAfter lists a tenant's events in publish order after position after (0: from the
+	// first), at most limit, only those whose type matches one of patterns (see MatchAny; no
+	// patterns: every type). A reader that resumes from the Position of the last event it got
+	// never misses an event, even one whose transaction commits after a later one's (see
+	// feed.go).
+	EventsAfter(ctx context.Context, tenantID string, after int64, patterns []string, limit int) ([]FeedEvent, error)
+	// LatestPosition is the position of the tenant's newest visible event (0 if none): where a
+	// reader that wants only events published from now on starts.
+	LatestPosition(ctx context.Context, tenantID string) (int64, error)
 
 	GetDelivery(ctx context.Context, tenantID string, id int64) (*Delivery, error)
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, string, error)
@@ -176,6 +185,9 @@ type Claimed struct {
 	Payload    []byte
 	Attempts   int // attempts made before this one, in all
 	Tries      int // attempts made since the delivery was last (re)queued; indexes the schedule
+	// Traceparent and Tracestate are the event's stored trace context (see Event).
+	Traceparent string
+	Tracestate  string
 }
 
 // ErrBadCursor is returned for a cursor that this store did not issue.

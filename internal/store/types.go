@@ -107,6 +107,11 @@ type Event struct {
 	Source    string
 	Payload   json.RawMessage
 	CreatedAt time.Time
+	// Traceparent and Tracestate are the W3C trace context of the request that published the
+	// event (empty when it had none and tracing is off): its delivery attempts, which run later
+	// and maybe on another node, continue that trace.
+	Traceparent string
+	Tracestate  string
 }
 
 // PublishResult tells what Publish did with one event.

@@ -16,7 +16,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -137,7 +141,7 @@ func newNodeID() string {
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("ping postgres: %w", err)
+		return unavailable(fmt.Errorf("ping postgres: %w", err))
 	}
 	return nil
 }
@@ -156,7 +160,7 @@ func (s *Store) inBatchTx(ctx context.Context, fn func(send sendFunc) error) err
 		if try < maxTries && retryable(err) {
 			continue
 		}
-		return err
+		return unavailable(err)
 	}
 }
 
@@ -214,7 +218,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		if try < maxTries && retryable(err) {
 			continue
 		}
-		return err
+		return unavailable(err)
 	}
 }
 
@@ -255,7 +259,7 @@ func (s *Store) sendBatch(ctx context.Context, build func() *pgx.Batch) error {
 		if try < maxTries && retryable(err) {
 			continue
 		}
-		return err
+		return unavailable(err)
 	}
 }
 
@@ -268,10 +272,44 @@ func pgCode(err error) string {
 }
 
 // retryable reports a deadlock (40P01) or serialization failure (40001): PostgreSQL aborted the
-// transaction, and running it again is the remedy.
+// transaction, and running it again is the remedy. So is a connection that failed before anything
+// was sent on it (an idle connection whose backend had been terminated, say): nothing ran.
 func retryable(err error) bool {
 	c := pgCode(err)
-	return c == "40P01" || c == "40001"
+	return c == "40P01" || c == "40001" || (err != nil && pgconn.SafeToRetry(err))
+}
+
+// unavailable marks the errors that mean the database cannot be reached or cannot take writes
+// now as store.ErrUnavailable, so that the API answers 503 with Retry-After instead of 500: a
+// refused or broken connection, a backend terminated by an administrator or a server shutting
+// down, a server still starting, too many connections, a full disk, a read-only standby. The
+// caller may try again later; the pool opens fresh connections by itself.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	if connectionLost(err) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+func connectionLost(err error) bool {
+	switch c := pgCode(err); {
+	case c == "":
+	case strings.HasPrefix(c, "08"), // connection exception
+		c == "57P01", c == "57P02", c == "57P03", // admin_shutdown, crash_shutdown, cannot_connect_now
+		c == "53100", c == "53300", // disk_full, too_many_connections
+		c == "25006": // read_only_sql_transaction: a standby, or a primary being demoted
+		return true
+	default:
+		return false
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNREFUSED) || pgconn.SafeToRetry(err)
 }
 
 func isUnique(err error) bool { return pgCode(err) == "23505" }
@@ -281,7 +319,7 @@ func notFound(err error, what string) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
 	}
-	return fmt.Errorf("%s: %w", what, err)
+	return unavailable(fmt.Errorf("%s: %w", what, err))
 }
 
 // affected maps an UPDATE or DELETE that touched no row to store.ErrNotFound.

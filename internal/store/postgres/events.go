@@ -21,10 +21,10 @@ type subscriber struct {
 }
 
 // insertEvents inserts a batch of events in their order; ids the tenant already has are skipped.
-const insertEvents = `INSERT INTO events (tenant_id, id, type, ts, source, payload, created_at)
-	SELECT $1, u.id, u.type, u.ts, u.source, u.payload, u.created_at
-	FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::bytea[], $7::timestamptz[])
-		WITH ORDINALITY AS u (id, type, ts, source, payload, created_at, n)
+const insertEvents = `INSERT INTO events (tenant_id, id, type, ts, source, payload, created_at, traceparent, tracestate)
+	SELECT $1, u.id, u.type, u.ts, u.source, u.payload, u.created_at, u.traceparent, u.tracestate
+	FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::bytea[], $7::timestamptz[], $8::text[], $9::text[])
+		WITH ORDINALITY AS u (id, type, ts, source, payload, created_at, traceparent, tracestate, n)
 	ORDER BY u.n
 	ON CONFLICT (tenant_id, id) DO NOTHING
 	RETURNING id, seq`
@@ -84,8 +84,11 @@ func (s *Store) publishIn(ctx context.Context, send sendFunc, tenantID string, e
 	sources := make([]string, len(events))
 	payloads := make([][]byte, len(events))
 	created := make([]time.Time, len(events))
+	parents := make([]string, len(events))
+	states := make([]string, len(events))
 	for i, ev := range events {
 		ids[i], types[i], stamps[i], sources[i], payloads[i], created[i] = ev.ID, ev.Type, ev.Timestamp, ev.Source, ev.Payload, ev.CreatedAt
+		parents[i], states[i] = ev.Traceparent, ev.Tracestate
 	}
 
 	var b pgx.Batch
@@ -110,7 +113,7 @@ func (s *Store) publishIn(ctx context.Context, send sendFunc, tenantID string, e
 		return rows.Err()
 	})
 	seqs := make(map[string]int64, len(events))
-	b.Queue(insertEvents, tenantID, ids, types, stamps, sources, payloads, created).Query(func(rows pgx.Rows) error {
+	b.Queue(insertEvents, tenantID, ids, types, stamps, sources, payloads, created, parents, states).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id string
 			var seq int64

@@ -60,7 +60,7 @@ const claim = `WITH mine AS (
 		UPDATE deliveries d SET lease_until = $4 FROM due WHERE d.id = due.id
 		RETURNING d.id, d.attempts, d.tries, d.event_seq, d.next_attempt_at
 	)
-	SELECT l.id, l.attempts, l.tries, e.id, e.type, e.ts, e.payload
+	SELECT l.id, l.attempts, l.tries, e.id, e.type, e.ts, e.payload, e.traceparent, e.tracestate
 	FROM leased l JOIN events e ON e.seq = l.event_seq
 	ORDER BY l.next_attempt_at, l.id`
 
@@ -116,7 +116,7 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 					for rows.Next() {
 						var c store.Claimed
 						var payload []byte
-						if err := rows.Scan(&c.DeliveryID, &c.Attempts, &c.Tries, &c.EventID, &c.EventType, &c.EventTime, &payload); err != nil {
+						if err := rows.Scan(&c.DeliveryID, &c.Attempts, &c.Tries, &c.EventID, &c.EventType, &c.EventTime, &payload, &c.Traceparent, &c.Tracestate); err != nil {
 							return err
 						}
 						c.Payload = payload

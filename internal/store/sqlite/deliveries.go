@@ -348,7 +348,7 @@ func (s *Store) claimRows(ctx context.Context, ids []int64) ([]store.Claimed, er
 	}
 	stmt, ok := s.claimStmts[len(ids)]
 	if !ok {
-		q := `SELECT d.id, d.attempts, d.tries, e.id, e.type, e.ts, e.payload FROM deliveries d
+		q := `SELECT d.id, d.attempts, d.tries, e.id, e.type, e.ts, e.payload, e.traceparent, e.tracestate FROM deliveries d
 			JOIN events e ON e.seq = d.event_seq WHERE d.state = 0 AND d.id IN (` + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + `)`
 		var err error
 		if stmt, err = s.r.PrepareContext(ctx, q); err != nil {
@@ -369,7 +369,7 @@ func (s *Store) claimRows(ctx context.Context, ids []int64) ([]store.Claimed, er
 	for rows.Next() {
 		var c store.Claimed
 		var ts int64
-		if err := rows.Scan(&c.DeliveryID, &c.Attempts, &c.Tries, &c.EventID, &c.EventType, &ts, &c.Payload); err != nil {
+		if err := rows.Scan(&c.DeliveryID, &c.Attempts, &c.Tries, &c.EventID, &c.EventType, &ts, &c.Payload, &c.Traceparent, &c.Tracestate); err != nil {
 			return nil, fmt.Errorf("claim: %w", err)
 		}
 		c.EventTime = fromMicros(ts)

@@ -35,7 +35,7 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		{&st.clearStreak, `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`},
 		{&st.startStreak, `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`},
 		{&st.endpointsOf, `SELECT id, event_types FROM endpoints WHERE tenant_id = ? AND enabled = 1`},
-		{&st.insertEvent, `INSERT INTO events (tenant_id, id, type, ts, source, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+		{&st.insertEvent, `INSERT INTO events (tenant_id, id, type, ts, source, payload, created_at, traceparent, tracestate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (tenant_id, id) DO NOTHING RETURNING seq`},
 		{&st.eventByID, `SELECT id, type, ts, source, payload, created_at FROM events WHERE tenant_id = ? AND id = ?`},
 		{&st.insertDelivery, `INSERT INTO deliveries (tenant_id, event_seq, event_id, event_type, endpoint_id, next_attempt_at, created_at, updated_at)
@@ -112,7 +112,8 @@ func (s *Store) publishIn(ctx context.Context, tx *sql.Tx, tenantID string, even
 	insertDelivery := tx.StmtContext(ctx, s.stmts.insertDelivery)
 	for i, ev := range events {
 		var seq int64
-		err := insertEvent.QueryRowContext(ctx, tenantID, ev.ID, ev.Type, micros(ev.Timestamp), ev.Source, []byte(ev.Payload), micros(ev.CreatedAt)).Scan(&seq)
+		err := insertEvent.QueryRowContext(ctx, tenantID, ev.ID, ev.Type, micros(ev.Timestamp), ev.Source, []byte(ev.Payload), micros(ev.CreatedAt),
+			ev.Traceparent, ev.Tracestate).Scan(&seq)
 		if err == sql.ErrNoRows {
 			// The id exists: idempotent publish returns the stored event and fans out nothing.
 			stored, err := scanEvent(tx.StmtContext(ctx, s.stmts.eventByID).QueryRowContext(ctx, tenantID, ev.ID), tenantID)
@@ -264,7 +265,11 @@ func (s *Store) DeleteOlderThan(ctx context.Context, t time.Time, limit int) (in
 	var n int
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		n = 0
-		found, err := queryInt64s(ctx, tx, `SELECT seq FROM events WHERE created_at < ? ORDER BY created_at LIMIT ?`, micros(t), limit)
+		// The newest event is never removed: SQLite numbers a new row one past the largest left,
+		// so emptying the table would restart positions at 1, and a feed reader's cursor
+		// (EventsAfter) would skip the events numbered again below it.
+		found, err := queryInt64s(ctx, tx, `SELECT seq FROM events WHERE created_at < ? AND seq < (SELECT max(seq) FROM events)
+			ORDER BY created_at LIMIT ?`, micros(t), limit)
 		if err != nil {
 			return fmt.Errorf("find old events: %w", err)
 		}

@@ -50,6 +50,9 @@ func Run(t *testing.T, open Open) {
 		"DeleteTenantRemovesSources":    testDeleteTenantSources,
 		"RetentionRemovesReceived":      testRetentionReceived,
 		"EndpointInternalRoundTrip":     testEndpointInternal,
+		"EventsAfterInPublishOrder":     testEventsAfter,
+		"EventsAfterMissesNoConcurrent": testEventsAfterConcurrent,
+		"EventsAfterSurvivesRetention":  testEventsAfterRetention,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -59,3 +59,8 @@ CREATE INDEX inbound_dedup_expires ON inbound_dedup (expires_at);
 -- Endpoints the operator marks internal may reach the ranges --internal-cidr opens; no other
 -- endpoint may. Set only through admin keys.
 ALTER TABLE endpoints ADD COLUMN internal BOOLEAN NOT NULL DEFAULT false;
+
+-- The W3C trace context of the request that published an event, so that its delivery attempts
+-- continue that trace (docs/observability.md); empty when there was none.
+ALTER TABLE events ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN tracestate TEXT NOT NULL DEFAULT '';

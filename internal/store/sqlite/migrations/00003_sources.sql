@@ -60,7 +60,14 @@ CREATE INDEX inbound_dedup_expires ON inbound_dedup (expires_at);
 -- endpoint may. Set only through admin keys.
 ALTER TABLE endpoints ADD COLUMN internal INTEGER NOT NULL DEFAULT 0;
 
+-- The W3C trace context of the request that published an event, so that its delivery attempts
+-- continue that trace (docs/observability.md); empty when there was none.
+ALTER TABLE events ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN tracestate TEXT NOT NULL DEFAULT '';
+
 -- +goose Down
+ALTER TABLE events DROP COLUMN tracestate;
+ALTER TABLE events DROP COLUMN traceparent;
 ALTER TABLE endpoints DROP COLUMN internal;
 DROP TABLE inbound_dedup;
 DROP TABLE received_requests;

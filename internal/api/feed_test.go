@@ -1,0 +1,147 @@
+package api_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/heraldhq/herald/internal/api"
+)
+
+type feedPage struct {
+	Data []struct {
+		ID   string          `json:"id"`
+		Type string          `json:"type"`
+		Data json.RawMessage `json:"data"`
+	} `json:"data"`
+	Next    string `json:"next"`
+	HasMore bool   `json:"has_more"`
+}
+
+func (p feedPage) ids() []string {
+	var out []string
+	for _, e := range p.Data {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+// feedSetUp makes tenant acme (redacting card.number) with an endpoint on invoice.* and one on
+// customer.created, and returns the tenant's key and the two endpoint ids.
+func feedSetUp(t *testing.T, a *testAPI) (key, invoices, customers string) {
+	t.Helper()
+	key = a.tenantKey("acme")
+	a.must(http.StatusOK, "PATCH", "/v1/tenants/acme", map[string]any{"redact_fields": []string{"card.number"}}, nil)
+	for _, et := range []string{"invoice.paid", "invoice.voided", "customer.created"} {
+		a.must(http.StatusCreated, "POST", "/v1/event-types", map[string]any{"name": et}, nil)
+	}
+	var ep struct {
+		ID string `json:"id"`
+	}
+	a.must(http.StatusCreated, "POST", "/v1/tenants/acme/endpoints", map[string]any{"url": "https://hooks.example.com/a", "event_types": []string{"invoice.*"}}, &ep)
+	invoices = ep.ID
+	a.must(http.StatusCreated, "POST", "/v1/tenants/acme/endpoints", map[string]any{"url": "https://hooks.example.com/b", "event_types": []string{"customer.created"}}, &ep)
+	return key, invoices, ep.ID
+}
+
+func (a *testAPI) publishEvent(id, typ string, data map[string]any) {
+	a.t.Helper()
+	a.must(http.StatusAccepted, "POST", "/v1/tenants/acme/events", map[string]any{"id": id, "type": typ, "data": data}, nil)
+}
+
+func (a *testAPI) feed(key, endpoint, after string, limit int) (answer, feedPage) {
+	a.t.Helper()
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if after != "" {
+		q.Set("after", after)
+	}
+	ans := a.do(key, "GET", "/v1/tenants/acme/endpoints/"+endpoint+"/feed?"+q.Encode(), nil)
+	var p feedPage
+	if ans.status == http.StatusOK {
+		if err := json.Unmarshal(ans.body, &p); err != nil {
+			a.t.Fatalf("decode feed %s: %v", ans.body, err)
+		}
+	}
+	return ans, p
+}
+
+func TestFeed_PullsSubscribedEventsInOrderFromACursor(t *testing.T) {
+	t.Parallel()
+	a := newTestAPI(t, api.Config{})
+	key, invoices, customers := feedSetUp(t, a)
+	a.publishEvent("i1", "invoice.paid", map[string]any{"amount": 1, "card": map[string]any{"number": "4242424242424242"}})
+	a.publishEvent("c1", "customer.created", map[string]any{})
+	a.publishEvent("i2", "invoice.voided", map[string]any{})
+	a.publishEvent("i3", "invoice.paid", map[string]any{})
+	a.publishEvent("c2", "customer.created", map[string]any{})
+
+	ans, p := a.feed(key, invoices, "", 2)
+	if ans.status != http.StatusOK || !slices.Equal(p.ids(), []string{"i1", "i2"}) || !p.HasMore || p.Next == "" {
+		t.Fatalf("first page: %d %s", ans.status, ans.body)
+	}
+	if got := string(p.Data[0].Data); got != `{"amount":1,"card":{"number":"[REDACTED]"}}` {
+		t.Fatalf("i1's data = %s, want card.number redacted", got)
+	}
+	ans, p = a.feed(key, invoices, p.Next, 2)
+	if ans.status != http.StatusOK || !slices.Equal(p.ids(), []string{"i3"}) || p.HasMore {
+		t.Fatalf("second page: %d %s", ans.status, ans.body)
+	}
+	// At the end: no event, and a cursor that still works once more are published.
+	end := p.Next
+	if ans, p = a.feed(key, invoices, end, 2); ans.status != http.StatusOK || len(p.Data) != 0 || p.Next == "" || p.HasMore {
+		t.Fatalf("at the end: %d %s", ans.status, ans.body)
+	}
+	a.publishEvent("i4", "invoice.paid", map[string]any{})
+	a.publishEvent("c3", "customer.created", map[string]any{})
+	if ans, p = a.feed(key, invoices, end, 10); !slices.Equal(p.ids(), []string{"i4"}) {
+		t.Fatalf("after publishing i4: %d %s", ans.status, ans.body)
+	}
+	if ans, p = a.feed(key, customers, "", 10); !slices.Equal(p.ids(), []string{"c1", "c2", "c3"}) {
+		t.Fatalf("the customers endpoint's feed: %d %s", ans.status, ans.body)
+	}
+	if ans, _ := a.feed(key, "ep_missing", "", 10); ans.status != http.StatusNotFound {
+		t.Fatalf("an unknown endpoint's feed = %d %s", ans.status, ans.body)
+	}
+}
+
+// A cursor is signed and bound to its endpoint: changed, made up, or taken to another endpoint
+// or another server's key, it is refused with a problem naming query.after.
+func TestFeed_RefusesCursorsItDidNotIssueForThisEndpoint(t *testing.T) {
+	t.Parallel()
+	a := newTestAPI(t, api.Config{})
+	key, invoices, customers := feedSetUp(t, a)
+	a.publishEvent("i1", "invoice.paid", map[string]any{})
+	a.publishEvent("c1", "customer.created", map[string]any{})
+	_, p := a.feed(key, invoices, "", 10)
+	good := p.Next
+
+	other := newTestAPI(t, api.Config{}) // another key: its cursors do not open here
+	okey, oinv, _ := feedSetUp(t, other)
+	other.publishEvent("i1", "invoice.paid", map[string]any{})
+	_, op := other.feed(okey, oinv, "", 10)
+
+	tampered := []byte(good)
+	tampered[len(tampered)-3] ^= 1
+	for name, c := range map[string]struct{ endpoint, cursor string }{
+		"another endpoint's":   {customers, good},
+		"changed":              {invoices, string(tampered)},
+		"made up":              {invoices, "0000000a.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+		"not a cursor":         {invoices, "42"},
+		"another server's key": {invoices, op.Next},
+	} {
+		ans, _ := a.feed(key, c.endpoint, c.cursor, 10)
+		if ans.status != http.StatusUnprocessableEntity {
+			t.Errorf("%s cursor: %d %s, want 422", name, ans.status, ans.body)
+			continue
+		}
+		if _, ok := ans.problem(t).find("query.after"); !ok {
+			t.Errorf("%s cursor: the problem does not name query.after: %s", name, ans.body)
+		}
+	}
+	if ans, p := a.feed(key, invoices, good, 10); ans.status != http.StatusOK || len(p.Data) != 0 {
+		t.Fatalf("the good cursor: %d %s", ans.status, ans.body)
+	}
+}

@@ -1,0 +1,62 @@
+package store
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// FeedEvent is an event with its position in its tenant's feed (Store.EventsAfter).
+//
+// Positions grow in publish order, and a driver makes them safe to resume from: it returns an
+// event only once no event with a lower position can still appear. That matters where positions
+// are handed out before commit (PostgreSQL's identity column: two transactions take 10 and 11,
+// and 11 commits first); a reader that took 11 and moved on would never see 10.
+type FeedEvent struct {
+	Event
+	Position int64
+}
+
+// MaxFeedLimit bounds one EventsAfter call.
+const MaxFeedLimit = 1000
+
+// FeedPatterns splits subscription patterns for a query: match all ("*" or no patterns), exact
+// names, and the prefixes of "prefix.*" patterns (with their dot, and their length in
+// characters, for SQL's substring functions).
+type FeedPatterns struct {
+	All      bool
+	Exact    []string
+	Prefixes []string
+	Lengths  []int
+}
+
+// SplitPatterns classifies patterns the way MatchAny reads them.
+func SplitPatterns(patterns []string) FeedPatterns {
+	var f FeedPatterns
+	if len(patterns) == 0 {
+		f.All = true
+	}
+	for _, p := range patterns {
+		switch {
+		case p == "*":
+			f.All = true
+		case strings.HasSuffix(p, ".*"):
+			prefix := p[:len(p)-1]
+			f.Prefixes = append(f.Prefixes, prefix)
+			f.Lengths = append(f.Lengths, utf8.RuneCountInString(prefix))
+		default:
+			f.Exact = append(f.Exact, p)
+		}
+	}
+	return f
+}
+
+// ClampFeed returns a usable EventsAfter limit.
+func ClampFeed(limit int) int {
+	switch {
+	case limit <= 0:
+		return DefaultLimit
+	case limit > MaxFeedLimit:
+		return MaxFeedLimit
+	}
+	return limit
+}

@@ -1,0 +1,679 @@
+// Herald dashboard. Plain JavaScript, no framework and no build step: the Go binary embeds this
+// file as it is. Every page is built from the REST API (/v1) with the caller's credential, kept in
+// this tab's sessionStorage and sent as a Bearer token. The DOM is built with createElement and
+// textContent only, never from HTML strings, so data from the API (payloads, responses, names) is
+// never parsed as markup; the Content-Security-Policy forbids inline scripts as a second line.
+"use strict";
+
+(function () {
+  const KEY = "herald.key";
+  const TENANT = "herald.tenant";
+  const $ = (sel) => document.querySelector(sel);
+
+  // ---------- small DOM helpers ----------
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      else if (k === "class") el.className = v;
+      else el.setAttribute(k, v === true ? "" : String(v));
+    }
+    append(el, children);
+    return el;
+  }
+  function append(el, children) {
+    for (const c of children.flat(Infinity)) {
+      if (c === undefined || c === null || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+  const SVG = "http://www.w3.org/2000/svg";
+  function s(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+    append(el, children);
+    return el;
+  }
+  function page(title, ...children) {
+    const main = $("#main");
+    main.replaceChildren(h("h1", {}, title));
+    append(main, children);
+    document.title = title + " · Herald";
+  }
+  function flash(msg, kind) {
+    const f = $("#flash");
+    f.textContent = msg;
+    f.className = "flash " + (kind || "ok");
+    f.hidden = false;
+    clearTimeout(flash.t);
+    flash.t = setTimeout(() => { f.hidden = true; }, 6000);
+  }
+  // confirmDialog shows a modal <dialog> and resolves true when confirmed.
+  function confirmDialog(text, okLabel) {
+    const d = $("#confirm");
+    $("#confirm-text").textContent = text;
+    $("#confirm-ok").textContent = okLabel || "Confirm";
+    return new Promise((resolve) => {
+      const done = (v) => () => { d.close(); cleanup(); resolve(v); };
+      const ok = done(true), cancel = done(false);
+      function cleanup() {
+        $("#confirm-ok").removeEventListener("click", ok);
+        $("#confirm-cancel").removeEventListener("click", cancel);
+      }
+      $("#confirm-ok").addEventListener("click", ok);
+      $("#confirm-cancel").addEventListener("click", cancel);
+      d.showModal();
+    });
+  }
+
+  // ---------- formatting ----------
+  function ago(iso) {
+    if (!iso) return "";
+    const d = (Date.now() - Date.parse(iso)) / 1000;
+    const f = (n, u) => Math.round(n) + " " + u + (Math.round(n) === 1 ? "" : "s");
+    const abs = Math.abs(d);
+    let t;
+    if (abs < 5) return "just now";
+    if (abs < 60) t = f(abs, "second");
+    else if (abs < 3600) t = f(abs / 60, "minute");
+    else if (abs < 86400) t = f(abs / 3600, "hour");
+    else t = f(abs / 86400, "day");
+    return d >= 0 ? t + " ago" : "in " + t;
+  }
+  function when(iso) {
+    if (!iso) return "—";
+    return h("time", { datetime: iso, title: iso }, ago(iso));
+  }
+  function dur(sec) {
+    if (sec < 60) return sec + "s";
+    if (sec < 3600) return Math.round(sec / 60) + "m";
+    if (sec < 86400) return +(sec / 3600).toFixed(1) + "h";
+    return +(sec / 86400).toFixed(1) + "d";
+  }
+  function plural(n, one, many) { return n + " " + (n === 1 ? one : (many || one + "s")); }
+  function pct(n, d) { return d ? (100 * n / d).toFixed(1) + "%" : "—"; }
+  function stateBadge(state) { return h("span", { class: "badge state-" + state }, state); }
+  function code(text) { return h("code", {}, text); }
+  function pretty(v) {
+    try { return JSON.stringify(v, null, 2); } catch (e) { return String(v); }
+  }
+  function fieldRows(pairs) {
+    return h("dl", { class: "fields" }, pairs.filter(Boolean).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+  }
+  // table lays out rows under headers; numeric lists the columns to align right.
+  function table(headers, rows, empty, numeric) {
+    if (!rows.length) return h("p", { class: "empty" }, empty || "Nothing here.");
+    const num = new Set(numeric || []);
+    return h("table", {}, h("thead", {}, h("tr", {}, headers.map((x, i) => h("th", { class: num.has(i) ? "num" : null }, x)))),
+      h("tbody", {}, rows));
+  }
+  // isoFromLocal turns a datetime-local input value into RFC 3339 (UTC).
+  function isoFromLocal(v) { return v ? new Date(v).toISOString() : ""; }
+
+  // ---------- API ----------
+  const state = { key: sessionStorage.getItem(KEY), me: null, tenant: sessionStorage.getItem(TENANT) };
+
+  class APIError extends Error {
+    constructor(status, problem) {
+      const extra = (problem.errors || []).map((e) => (e.location ? e.location + ": " : "") + e.message).join("; ");
+      super((problem.detail || problem.title || "HTTP " + status) + (extra ? " (" + extra + ")" : ""));
+      this.status = status;
+    }
+  }
+  async function api(method, path, body) {
+    const opts = { method, headers: { Authorization: "Bearer " + state.key }, credentials: "omit", cache: "no-store" };
+    // Reads belong to the page being shown: moving to another page cancels them, so a slow
+    // answer for the previous page cannot replace the new one. Changes are never cancelled.
+    if (method === "GET" && state.reads) opts.signal = state.reads.signal;
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    const resp = await fetch(path, opts);
+    const text = await resp.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (e) { data = { detail: text }; }
+    if (!resp.ok) {
+      if (resp.status === 401 && state.me) {
+        signOut("Your credential is no longer valid (revoked, or the portal link expired). Sign in again.");
+      }
+      throw new APIError(resp.status, data || {});
+    }
+    return data;
+  }
+  const t = () => "/v1/tenants/" + encodeURIComponent(state.tenant);
+  function qs(params) {
+    const u = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) {
+      if (Array.isArray(v)) v.forEach((x) => x && u.append(k, x));
+      else if (v !== undefined && v !== null && v !== "") u.append(k, v);
+    }
+    const q = u.toString();
+    return q ? "?" + q : "";
+  }
+  // pages fetches up to max items of a list, following next_cursor.
+  async function pages(path, params, max) {
+    let out = [], cursor = "";
+    do {
+      const r = await api("GET", path + qs({ ...params, limit: 250, cursor }));
+      out = out.concat(r.data);
+      cursor = r.next_cursor || "";
+    } while (cursor && out.length < max);
+    return { items: out.slice(0, max), more: !!cursor || out.length > max };
+  }
+
+  // ---------- sign-in, portal links, tenant choice ----------
+  function signOut(msg) {
+    sessionStorage.removeItem(KEY);
+    sessionStorage.removeItem(TENANT);
+    state.key = null; state.me = null; state.tenant = null;
+    $("#nav").hidden = true; $("#who").hidden = true;
+    location.hash = "#/";
+    renderSignIn(msg);
+  }
+  function renderSignIn(msg) {
+    const input = h("input", { type: "password", id: "api-key", name: "key", autocomplete: "off", required: true, placeholder: "hk_admin_… or hk_tenant_…", size: 60 });
+    const err = h("p", { class: "error", id: "sign-in-error" }, msg || "");
+    const form = h("form", { id: "sign-in", class: "card narrow", onsubmit: async (e) => {
+      e.preventDefault();
+      state.key = input.value.trim();
+      try {
+        await start();
+      } catch (ex) {
+        state.key = null;
+        err.textContent = ex.status === 401 ? "That key is not valid (unknown or revoked)." : "Sign-in failed: " + ex.message;
+      }
+    } },
+    h("label", { for: "api-key" }, "API key"), input,
+    h("p", { class: "hint" }, "The key stays in this browser tab (sessionStorage) and is sent only to this server's API. An admin key sees every tenant; a tenant key sees its own tenant."),
+    h("button", { type: "submit", id: "sign-in-submit" }, "Sign in"), err);
+    page("Sign in", form);
+    input.focus();
+  }
+  // start checks the credential and sets up the header for the caller.
+  async function start() {
+    const me = await api("GET", "/v1/me");
+    state.me = me;
+    sessionStorage.setItem(KEY, state.key);
+    $("#nav").hidden = false; $("#who").hidden = false;
+    $("#role").textContent = me.portal ? "portal · expires " + ago(me.expires_at) : me.role;
+    if (me.role === "tenant") {
+      state.tenant = me.tenant_id;
+      $("#tenant-pick-label").hidden = true;
+      $("#tenant-name").textContent = me.tenant_id;
+      $("#portal-link").hidden = true;
+    } else {
+      const { items } = await pages("/v1/tenants", {}, 1000);
+      const sel = $("#tenant-pick");
+      sel.replaceChildren(...items.map((x) => h("option", { value: x.id }, x.name + " (" + x.id + ")")));
+      if (!items.some((x) => x.id === state.tenant)) state.tenant = items.length ? items[0].id : null;
+      sel.value = state.tenant || "";
+      $("#tenant-pick-label").hidden = false;
+      $("#tenant-name").textContent = "";
+      $("#portal-link").hidden = !state.tenant;
+      if (!items.length) {
+        page("No tenants", h("p", {}, "Create a tenant with POST /v1/tenants first (see docs/api.md)."));
+        return;
+      }
+    }
+    sessionStorage.setItem(TENANT, state.tenant);
+    if (!location.hash || location.hash === "#/" || location.hash.startsWith("#portal=")) history.replaceState(null, "", location.pathname + "#/home");
+    await route();
+  }
+  $("#sign-out").addEventListener("click", () => signOut());
+  $("#tenant-pick").addEventListener("change", (e) => {
+    state.tenant = e.target.value;
+    sessionStorage.setItem(TENANT, state.tenant);
+    route();
+  });
+  $("#portal-link").addEventListener("click", async () => {
+    try {
+      const link = await api("POST", t() + "/portal-links", { expires_in_seconds: 3600 });
+      const box = h("input", { type: "text", readonly: true, value: link.url, size: 80, id: "portal-url" });
+      page("Portal link for " + state.tenant,
+        h("p", {}, "Give this link to the tenant. It opens this dashboard limited to the tenant, with a tenant key's powers, until ", when(link.expires_at), ". Treat it as a secret."),
+        box, h("p", { class: "hint" }, "Link id " + link.id + " (in the audit log)."));
+      box.select();
+    } catch (e) { flash(e.message, "error"); }
+  });
+
+  // ---------- router ----------
+  const routes = [
+    [/^\/home$/, home],
+    [/^\/endpoints$/, endpoints],
+    [/^\/endpoints\/([^/]+)$/, endpointDetail],
+    [/^\/events$/, events],
+    [/^\/events\/([^/]+)$/, eventDetail],
+    [/^\/deliveries$/, deliveries],
+    [/^\/deliveries\/([^/]+)$/, deliveryDetail],
+    [/^\/dead$/, dead],
+    [/^\/event-types$/, eventTypes],
+    [/^\/sources$/, sources],
+    [/^\/sources\/([^/]+)$/, sourceDetail],
+    [/^\/received\/([^/]+)$/, receivedDetail],
+  ];
+  function parseHash() {
+    const raw = location.hash.replace(/^#/, "");
+    const [path, query] = raw.split("?");
+    return { path: path || "/home", params: new URLSearchParams(query || "") };
+  }
+  function go(path, params) { location.hash = "#" + path + (params ? qs(params) : ""); }
+  // refreshSoon shows the page again in a few seconds while it shows work in progress (pending
+  // deliveries), unless the user has moved on.
+  let refreshTimer = 0;
+  function refreshSoon() {
+    const at = location.hash;
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(() => { if (location.hash === at) route(); }, 2000);
+  }
+  async function route() {
+    clearTimeout(refreshTimer);
+    if (!state.me) return;
+    if (!state.tenant) return;
+    if (state.reads) state.reads.abort();
+    const reads = new AbortController();
+    state.reads = reads;
+    const { path, params } = parseHash();
+    for (const a of document.querySelectorAll("[data-nav]")) {
+      a.classList.toggle("active", path === "/" + a.dataset.nav || path.startsWith("/" + a.dataset.nav + "/"));
+    }
+    for (const [re, fn] of routes) {
+      const m = path.match(re);
+      if (m) {
+        $("#main").classList.add("loading");
+        try {
+          await fn(params, ...m.slice(1).map(decodeURIComponent));
+        } catch (e) {
+          if (!reads.signal.aborted) page("Error", h("p", { class: "error" }, e.message));
+        } finally {
+          if (state.reads === reads) $("#main").classList.remove("loading");
+        }
+        return;
+      }
+    }
+    page("Not found", h("p", {}, "No such page."));
+  }
+  window.addEventListener("hashchange", route);
+
+  // ---------- home ----------
+  const PERIODS = [["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"], ["30d", "Last 30 days"]];
+  async function home(params) {
+    const period = params.get("period") || "24h";
+    const [hour, st, series, att, eps] = await Promise.all([
+      api("GET", t() + "/stats?since=1h"),
+      api("GET", t() + "/stats" + qs({ since: period })),
+      api("GET", t() + "/stats/timeseries" + qs({ since: period, buckets: period === "1h" ? 12 : period === "24h" ? 24 : period === "7d" ? 28 : 30 })),
+      pages(t() + "/attempts", { since: new Date(Date.now() - periodMs(period)).toISOString() }, 1000),
+      pages(t() + "/endpoints", {}, 1000),
+    ]);
+    const periodSel = h("select", { id: "period", onchange: (e) => go("/home", { period: e.target.value }) },
+      PERIODS.map(([v, l]) => h("option", { value: v, selected: v === period }, l)));
+    const num = (id, label, value, cls, href) => h("a", { class: "stat " + (cls || ""), id, href: href || null },
+      h("span", { class: "value" }, String(value)), h("span", { class: "label" }, label));
+    page("Overview of " + state.tenant,
+      h("section", { class: "hero" },
+        num("failed-last-hour", "deliveries failed in the last hour", hour.failed_deliveries, hour.failed_deliveries ? "bad" : "good", "#/deliveries?since=1h&failed=1"),
+        h("p", { class: "hint" }, plural(hour.failed_attempts, "failed attempt") + " of " + hour.attempts + " in the last hour; " +
+          plural(hour.dead, "of the hour's deliveries is dead", "of the hour's deliveries are dead") + ".")),
+      h("div", { class: "toolbar" }, h("label", {}, "Period ", periodSel)),
+      h("section", { class: "stats" },
+        num("stat-events", "events published", st.events, "", "#/events"),
+        num("stat-succeeded", "deliveries succeeded", st.succeeded, "good", "#/deliveries?state=succeeded"),
+        num("stat-failed", "deliveries with a failed attempt", st.failed_deliveries, st.failed_deliveries ? "warn" : "", "#/deliveries"),
+        num("stat-pending", "pending", st.pending, "", "#/deliveries?state=pending"),
+        num("stat-dead", "dead", st.dead, st.dead ? "bad" : "", "#/dead")),
+      h("h2", {}, "Attempts and failures over time"),
+      chart(series),
+      h("h2", {}, "Endpoints failing most"),
+      failingMost(att, new Map(eps.items.map((e) => [e.id, e]))));
+  }
+  function periodMs(p) {
+    const n = parseInt(p, 10);
+    return n * (p.endsWith("d") ? 86400e3 : p.endsWith("h") ? 3600e3 : 60e3);
+  }
+  // chart draws attempts (successful and failed, stacked) per bucket as an inline SVG.
+  function chart(series) {
+    const W = 900, H = 220, P = { l: 40, r: 10, t: 10, b: 30 };
+    const b = series.buckets;
+    const maxV = Math.max(1, ...b.map((x) => x.attempts));
+    const bw = (W - P.l - P.r) / b.length;
+    const y = (v) => H - P.b - (v / maxV) * (H - P.t - P.b);
+    const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", id: "chart", role: "img", "aria-label": "attempts and failures over time" });
+    for (const f of [0, 0.5, 1]) {
+      const v = Math.round(maxV * f);
+      svg.append(s("line", { x1: P.l, x2: W - P.r, y1: y(v), y2: y(v), class: "grid" }),
+        s("text", { x: P.l - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, v));
+    }
+    b.forEach((x, i) => {
+      const ok = x.attempts - x.failed_attempts;
+      const x0 = P.l + i * bw + 1;
+      const g = s("g", {}, s("title", {}, `${new Date(x.start).toLocaleString()}: ${x.attempts} attempts, ${x.failed_attempts} failed, ${x.events} events, ${x.dead} now dead`));
+      if (ok > 0) g.append(s("rect", { x: x0, width: Math.max(1, bw - 2), y: y(x.attempts), height: y(x.failed_attempts) - y(x.attempts), class: "ok" }));
+      if (x.failed_attempts > 0) g.append(s("rect", { x: x0, width: Math.max(1, bw - 2), y: y(x.failed_attempts), height: y(0) - y(x.failed_attempts), class: "fail" }));
+      svg.append(g);
+      if (i % Math.ceil(b.length / 6) === 0) {
+        const d = new Date(x.start);
+        const label = series.bucket_seconds >= 86400 ? d.toLocaleDateString() : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+        svg.append(s("text", { x: x0, y: H - 10, class: "axis" }, label));
+      }
+    });
+    return h("figure", {}, svg, h("figcaption", {}, h("span", { class: "key ok" }), " successful attempts ", h("span", { class: "key fail" }), " failed attempts, per " + dur(Math.round(series.bucket_seconds))));
+  }
+  // health aggregates attempts by endpoint: count, failures, mean latency.
+  function health(attempts) {
+    const by = new Map();
+    for (const a of attempts) {
+      const e = by.get(a.endpoint_id) || { id: a.endpoint_id, n: 0, failed: 0, latency: 0 };
+      e.n++; if (!a.success) e.failed++; e.latency += a.latency_ms || 0;
+      by.set(a.endpoint_id, e);
+    }
+    return by;
+  }
+  function failingMost(att, byID) {
+    const rows = [...health(att.items).values()].filter((e) => e.failed > 0).sort((a, b) => b.failed - a.failed).slice(0, 5)
+      .map((e) => h("tr", {}, h("td", {}, h("a", { href: "#/endpoints/" + e.id }, byID.has(e.id) ? byID.get(e.id).url : e.id),
+        h("div", { class: "hint" }, byID.has(e.id) ? [endpointState(byID.get(e.id))] : "deleted")), h("td", { class: "num" }, e.failed),
+        h("td", { class: "num" }, e.n), h("td", { class: "num" }, pct(e.n - e.failed, e.n)), h("td", { class: "num" }, (e.latency / e.n).toFixed(1) + " ms")));
+    return [table(["endpoint", "failed attempts", "attempts", "success rate", "mean latency"], rows, "No endpoint failed in this period.", [1, 2, 3, 4]),
+      att.more ? h("p", { class: "hint" }, "Based on the newest " + att.items.length + " attempts of the period.") : null];
+  }
+
+  // ---------- endpoints ----------
+  function endpointState(e) {
+    if (!e.enabled) return [h("span", { class: "badge state-dead" }, "disabled"), " ", e.disabled_reason || ""];
+    if (e.failing_since) return [h("span", { class: "badge state-pending" }, "failing"), " since ", when(e.failing_since)];
+    return h("span", { class: "badge state-succeeded" }, "healthy");
+  }
+  async function endpoints() {
+    const [eps, att] = await Promise.all([
+      pages(t() + "/endpoints", {}, 1000),
+      pages(t() + "/attempts", { since: new Date(Date.now() - 86400e3).toISOString() }, 2000),
+    ]);
+    const hl = health(att.items);
+    const rows = eps.items.map((e) => {
+      const x = hl.get(e.id);
+      return h("tr", {}, h("td", {}, h("a", { href: "#/endpoints/" + e.id }, e.url), h("div", { class: "hint" }, e.description || e.id)),
+        h("td", {}, endpointState(e)),
+        h("td", { class: "num" }, x ? pct(x.n - x.failed, x.n) : "—"), h("td", { class: "num" }, x ? (x.latency / x.n).toFixed(1) + " ms" : "—"),
+        h("td", { class: "num" }, x ? x.n : 0), h("td", {}, e.event_types.join(", ")));
+    });
+    page("Endpoints", table(["URL", "state", "success (24 h)", "mean latency", "attempts", "subscriptions"], rows, "No endpoints yet.", [2, 3, 4]),
+      h("p", { class: "hint" }, "Health is computed from the attempts of the last 24 hours" + (att.more ? " (the newest " + att.items.length + ")" : "") +
+        ". A disabled endpoint shows why; a failing one, since when (its circuit breaker pauses it for 30 s after 20 retryable failures in a row)."),
+      h("h2", {}, "Add an endpoint"), newEndpointForm());
+  }
+  function newEndpointForm() {
+    const url = h("input", { type: "url", required: true, placeholder: "https://example.com/webhooks", size: 50 });
+    const types = h("input", { type: "text", required: true, value: "*", size: 30 });
+    return h("form", { class: "inline", onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        const ep = await api("POST", t() + "/endpoints", { url: url.value, event_types: types.value.split(",").map((x) => x.trim()).filter(Boolean) });
+        flash("Endpoint created. Its signing secret is on its page.");
+        go("/endpoints/" + ep.id);
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, h("label", {}, "URL ", url), h("label", {}, "Event types ", types), h("button", { type: "submit" }, "Add"));
+  }
+  async function endpointDetail(params, id) {
+    const base = t() + "/endpoints/" + encodeURIComponent(id);
+    const [e, att, pend, catalog] = await Promise.all([
+      api("GET", base),
+      api("GET", t() + "/attempts" + qs({ endpoint_id: id, limit: 25 })),
+      api("GET", t() + "/deliveries" + qs({ endpoint_id: id, state: ["pending", "dead"], limit: 25 })),
+      pages("/v1/event-types", {}, 1000),
+    ]);
+    const secretBox = h("div", { id: "secret" }, h("button", { type: "button", class: "secondary", id: "reveal-secret", onclick: async () => {
+      try {
+        const sec = await api("GET", base + "/secret");
+        secretBox.replaceChildren(code(sec.key), sec.previous && sec.previous.length ? h("p", { class: "hint" }, sec.previous.length + " previous secret(s) still valid until they expire.") : "");
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, "Reveal secret"), " ", h("button", { type: "button", class: "secondary", id: "rotate-secret", onclick: async () => {
+      if (!await confirmDialog("Rotate the signing secret of " + e.url + "? The old secret stays valid for 24 hours, so receivers can switch.", "Rotate")) return;
+      try {
+        const sec = await api("POST", base + "/secret/rotate", {});
+        secretBox.replaceChildren(code(sec.key), h("p", { class: "hint" }, "New secret; the old one expires in 24 hours."));
+        flash("Secret rotated.");
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, "Rotate secret"));
+    const toggle = h("button", { type: "button", id: "toggle-endpoint", class: e.enabled ? "danger" : "", onclick: async () => {
+      if (e.enabled && !await confirmDialog("Disable " + e.url + "? New events will create no deliveries for it until you enable it again.", "Disable")) return;
+      try {
+        await api("PATCH", base, { enabled: !e.enabled });
+        flash(e.enabled ? "Endpoint disabled." : "Endpoint enabled; its pending deliveries resume.");
+        route();
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, e.enabled ? "Disable" : "Enable");
+    // A test event is of a type the endpoint subscribes to: an exact name, or a catalogued type
+    // that one of its patterns matches.
+    const matches = (name) => e.event_types.some((p) => p === "*" || p === name || (p.endsWith(".*") && name.startsWith(p.slice(0, -1))));
+    const testTypes = catalog.items.map((x) => x.name).filter(matches);
+    const testSel = h("select", { id: "test-type" }, testTypes.map((n) => h("option", { value: n }, n)));
+    const test = testTypes.length ? h("form", { class: "inline", onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        const r = await api("POST", t() + "/events", { type: testSel.value, data: { test: true, sent_from: "herald dashboard", endpoint_id: id }, source: "dashboard-test" });
+        flash("Test event " + r.id + " published (" + r.deliveries + " deliveries).");
+        go("/events/" + r.id);
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, h("label", {}, "Send a test event of type ", testSel), h("button", { type: "submit", id: "send-test" }, "Send")) :
+      h("p", { class: "hint" }, "No catalogued event type matches this endpoint's subscriptions.");
+    const sched = e.retry_schedule || [];
+    page("Endpoint " + e.url,
+      fieldRows([["id", code(e.id)], ["state", endpointState(e)], ["subscriptions", e.event_types.join(", ")],
+        ["description", e.description || "—"], ["signature", e.signature_scheme],
+        ["timeout", e.timeout_seconds + " s"], ["concurrency", e.max_concurrency], ["rate limit", e.rate_limit ? e.rate_limit + "/s" : "none"],
+        ["retry schedule", plural(sched.length, "attempt") + ": " + sched.map(dur).join(", ") + " (±20 % jitter)"],
+        ["signing secret", secretBox]]),
+      h("div", { class: "toolbar" }, toggle, " ", h("a", { href: "#/deliveries?endpoint_id=" + encodeURIComponent(id) }, "All deliveries"), " · ",
+        h("a", { href: "#/dead?endpoint_id=" + encodeURIComponent(id) }, "Dead letters")),
+      test,
+      h("h2", {}, "Pending and dead deliveries"), deliveryTable(pend.data),
+      h("h2", {}, "Recent attempts"), attemptTable(att.data, true));
+  }
+
+  // ---------- deliveries and attempts ----------
+  function retryButton(d) {
+    return h("button", { type: "button", class: "small retry", "data-delivery": d.id, onclick: async (ev) => {
+      ev.target.disabled = true;
+      try {
+        await api("POST", t() + "/deliveries/" + d.id + "/retry");
+        flash("Delivery " + d.id + " queued again.");
+        setTimeout(route, 800);
+      } catch (ex) { flash(ex.message, "error"); ev.target.disabled = false; }
+    } }, "Retry");
+  }
+  function deliveryTable(list) {
+    return table(["delivery", "event", "endpoint", "state", "attempts", "last status", "next attempt / error", ""],
+      list.map((d) => h("tr", { "data-delivery": d.id, "data-state": d.state },
+        h("td", {}, h("a", { href: "#/deliveries/" + d.id }, d.id), h("div", { class: "hint" }, when(d.created_at))),
+        h("td", {}, h("a", { href: "#/events/" + encodeURIComponent(d.event_id) }, d.event_id), h("div", { class: "hint" }, d.event_type)),
+        h("td", {}, h("a", { href: "#/endpoints/" + d.endpoint_id }, d.endpoint_id)),
+        h("td", {}, stateBadge(d.state)), h("td", { class: "num" }, d.attempt_count),
+        h("td", { class: "num" }, d.last_status || "—"),
+        h("td", {}, d.state === "pending" && d.next_attempt_at ? ["next ", when(d.next_attempt_at)] : (d.last_error || "")),
+        h("td", {}, retryButton(d)))), "No deliveries match.");
+  }
+  function attemptTable(list, showDelivery) {
+    return table(["time", showDelivery ? "delivery" : null, "result", "latency", "error", "response"].filter(Boolean),
+      list.map((a) => h("tr", {}, h("td", {}, when(a.at)),
+        showDelivery ? h("td", {}, h("a", { href: "#/deliveries/" + a.delivery_id }, a.delivery_id)) : null,
+        h("td", {}, h("span", { class: "badge " + (a.success ? "state-succeeded" : "state-dead") }, a.status_code ? String(a.status_code) : (a.error_kind || "failed"))),
+        h("td", { class: "num" }, (a.latency_ms || 0).toFixed(1) + " ms"), h("td", {}, a.error || ""),
+        h("td", {}, a.response ? h("pre", { class: "excerpt" }, a.response.slice(0, 500)) : ""))), "No attempts yet.");
+  }
+  function deliveryFilters(params, path) {
+    const f = {
+      id: h("input", { name: "id", placeholder: "dlv_…", size: 10 }),
+      endpoint_id: h("input", { name: "endpoint_id", value: params.get("endpoint_id") || "", placeholder: "ep_…", size: 30 }),
+      event_type: h("input", { name: "event_type", value: params.get("event_type") || "", placeholder: "invoice.paid", size: 20 }),
+      since: h("input", { type: "datetime-local", name: "since" }),
+      until: h("input", { type: "datetime-local", name: "until" }),
+    };
+    const states = h("select", { name: "state", id: "state-filter" }, ["", "pending", "succeeded", "dead"].map((x) => h("option", { value: x, selected: x === (params.get("state") || "") }, x || "any state")));
+    return h("form", { class: "inline", onsubmit: (e) => {
+      e.preventDefault();
+      if (f.id.value.trim()) return go("/deliveries/" + encodeURIComponent(f.id.value.trim()));
+      go(path, { endpoint_id: f.endpoint_id.value.trim(), event_type: f.event_type.value.trim(), state: path === "/dead" ? "" : states.value,
+        since: isoFromLocal(f.since.value), until: isoFromLocal(f.until.value) });
+    } }, h("label", {}, "Id ", f.id), h("label", {}, "Endpoint ", f.endpoint_id), h("label", {}, "Type ", f.event_type),
+    path === "/dead" ? null : h("label", {}, "State ", states),
+    h("label", {}, "From ", f.since), h("label", {}, "To ", f.until), h("button", { type: "submit" }, "Search"));
+  }
+  function deliveryQuery(params) {
+    let since = params.get("since") || "";
+    if (since && !since.includes("T")) since = new Date(Date.now() - periodMs(since)).toISOString();
+    return { endpoint_id: params.get("endpoint_id"), event_type: params.get("event_type"), state: params.get("state"),
+      since, until: params.get("until"), cursor: params.get("cursor"), limit: 50 };
+  }
+  async function deliveries(params) {
+    const r = await api("GET", t() + "/deliveries" + qs(deliveryQuery(params)));
+    let list = r.data;
+    if (params.get("failed")) list = list.filter((d) => (d.attempts || []).some((a) => !a.success));
+    page("Deliveries", deliveryFilters(params, "/deliveries"), deliveryTable(list), nextLink("/deliveries", params, r.next_cursor));
+    if (list.some((d) => d.state === "pending")) refreshSoon();
+  }
+  function nextLink(path, params, cursor) {
+    if (!cursor) return null;
+    const p = Object.fromEntries(params.entries());
+    p.cursor = cursor;
+    return h("p", {}, h("a", { href: "#" + path + qs(p) }, "Older →"));
+  }
+  async function deliveryDetail(params, id) {
+    const d = await api("GET", t() + "/deliveries/" + encodeURIComponent(id));
+    page("Delivery " + d.id, deliverySection(d));
+    if (d.state === "pending") refreshSoon();
+  }
+  function deliverySection(d) {
+    return h("section", { class: "card delivery", "data-delivery": d.id, "data-state": d.state },
+      h("h3", {}, "Delivery ", h("a", { href: "#/deliveries/" + d.id }, d.id), " to ", h("a", { href: "#/endpoints/" + d.endpoint_id }, d.endpoint_id), " ", stateBadge(d.state), " ", retryButton(d)),
+      fieldRows([["event", h("a", { href: "#/events/" + encodeURIComponent(d.event_id) }, d.event_id)], ["attempts", d.attempt_count],
+        d.state === "pending" ? ["next attempt", when(d.next_attempt_at)] : null,
+        ["last status", d.last_status || "—"], d.last_error ? ["last error", d.last_error] : null, ["created", when(d.created_at)]]),
+      attemptTable(d.attempts || [], false));
+  }
+
+  // ---------- dead letters ----------
+  async function dead(params) {
+    const q = deliveryQuery(params);
+    q.state = "dead";
+    const r = await api("GET", t() + "/deliveries" + qs(q));
+    const replay = h("button", { type: "button", id: "replay-all", class: "danger", disabled: !r.data.length, onclick: async () => {
+      // Count what the replay will queue: every dead delivery matching the filters.
+      let n;
+      const filter = { endpoint_id: q.endpoint_id || undefined, event_types: q.event_type ? [q.event_type] : undefined, states: ["dead"],
+        since: q.since || undefined, until: q.until || undefined };
+      try {
+        const all = await pages(t() + "/deliveries", { endpoint_id: q.endpoint_id, event_type: q.event_type, state: "dead", since: q.since, until: q.until }, 10000);
+        n = all.more ? "more than " + all.items.length : String(all.items.length);
+      } catch (ex) { flash(ex.message, "error"); return; }
+      const one = n === "1";
+      if (!await confirmDialog("Replay will queue " + n + " dead deliver" + (one ? "y" : "ies") + " again, due now, with a fresh retry schedule. Receivers see the same webhook-id.", "Queue " + n)) return;
+      try {
+        const res = await api("POST", t() + "/replays", filter);
+        flash("Queued " + res.queued + " deliver" + (res.queued === 1 ? "y" : "ies") + " again.");
+        go("/deliveries", { endpoint_id: q.endpoint_id, event_type: q.event_type });
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, "Replay all matching…");
+    page("Dead letters", h("p", {}, "Deliveries that used up their retry schedule, or whose endpoint answered 410 Gone. Fix the receiver, then retry one or replay them all."),
+      deliveryFilters(params, "/dead"), h("div", { class: "toolbar" }, replay), deliveryTable(r.data), nextLink("/dead", params, r.next_cursor));
+  }
+
+  // ---------- events ----------
+  async function events(params) {
+    const id = h("input", { name: "id", placeholder: "event id", size: 28, id: "event-id" });
+    const type = h("input", { name: "event_type", value: params.get("event_type") || "", placeholder: "invoice.paid", size: 20 });
+    const since = h("input", { type: "datetime-local" }), until = h("input", { type: "datetime-local" });
+    const form = h("form", { class: "inline", onsubmit: (e) => {
+      e.preventDefault();
+      if (id.value.trim()) return go("/events/" + encodeURIComponent(id.value.trim()));
+      go("/events", { event_type: type.value.trim(), since: isoFromLocal(since.value), until: isoFromLocal(until.value) });
+    } }, h("label", {}, "Id ", id), h("label", {}, "Type ", type), h("label", {}, "From ", since), h("label", {}, "To ", until), h("button", { type: "submit" }, "Search"));
+    const r = await api("GET", t() + "/events" + qs({ event_type: params.get("event_type"), since: params.get("since"), until: params.get("until"), cursor: params.get("cursor"), limit: 50 }));
+    page("Events", form, table(["event", "type", "source", "created"], r.data.map((e) => h("tr", {},
+      h("td", {}, h("a", { href: "#/events/" + encodeURIComponent(e.id) }, e.id)), h("td", {}, e.type), h("td", {}, e.source || ""), h("td", {}, when(e.created_at)))),
+    "No events match."), nextLink("/events", params, r.next_cursor));
+  }
+  async function eventDetail(params, id) {
+    const base = t() + "/events/" + encodeURIComponent(id);
+    const [e, ds] = await Promise.all([api("GET", base), api("GET", base + "/deliveries?limit=250")]);
+    page("Event " + e.id,
+      fieldRows([["type", e.type], ["timestamp", when(e.timestamp)], e.source ? ["source", e.source] : null,
+        e.resource ? ["resource", (e.resource.type || "") + " " + e.resource.id] : null]),
+      h("h2", {}, "Payload"), h("pre", { class: "json", id: "payload" }, pretty(e.data)),
+      h("h2", {}, "Deliveries (" + ds.data.length + ")"),
+      ds.data.length ? ds.data.map(deliverySection) : h("p", { class: "empty" }, "No endpoint subscribed to this event when it was published."));
+    if (ds.data.some((d) => d.state === "pending")) refreshSoon();
+  }
+
+  // ---------- event types, sources, received requests ----------
+  async function eventTypes() {
+    const r = await pages("/v1/event-types", {}, 1000);
+    page("Event types", table(["name", "description", ""], r.items.map((x) => h("tr", {},
+      h("td", {}, code(x.name)), h("td", {}, x.description || ""), h("td", {}, x.deprecated ? h("span", { class: "badge state-dead" }, "deprecated") : ""))),
+    "The catalog is empty."));
+  }
+  async function sources() {
+    const r = await pages(t() + "/sources", {}, 1000);
+    page("Sources", h("p", {}, "Ingest URLs where other platforms send webhooks to this tenant; see docs/receiving.md."),
+      table(["name", "scheme", "state", "created"], r.items.map((x) => h("tr", {},
+        h("td", {}, h("a", { href: "#/sources/" + x.id }, x.name)), h("td", {}, x.verification.scheme),
+        h("td", {}, x.enabled ? "enabled" : "disabled"), h("td", {}, when(x.created_at)))), "No sources yet."));
+  }
+  async function sourceDetail(params, id) {
+    const status = params.get("status") || "";
+    const [src, rr] = await Promise.all([api("GET", t() + "/sources/" + encodeURIComponent(id)),
+      api("GET", t() + "/received-requests" + qs({ source_id: id, status, cursor: params.get("cursor"), limit: 50 }))]);
+    const sel = h("select", { onchange: (e) => go("/sources/" + id, { status: e.target.value }) },
+      ["", "accepted", "duplicate", "quarantined", "rejected"].map((x) => h("option", { value: x, selected: x === status }, x || "any status")));
+    page("Source " + src.name,
+      fieldRows([["id", code(src.id)], ["ingest URL", code(src.ingest_url)], ["verification", src.verification.scheme],
+        ["state", src.enabled ? "enabled" : "disabled"], ["dedup", src.dedup ? src.dedup.by : "—"]]),
+      h("h2", {}, "Received requests"), h("div", { class: "toolbar" }, h("label", {}, "Status ", sel)),
+      table(["request", "received", "status", "reason", "event"], rr.data.map((x) => h("tr", {},
+        h("td", {}, h("a", { href: "#/received/" + x.id }, x.id)), h("td", {}, when(x.received_at)), h("td", {}, h("span", { class: "badge rr-" + x.status }, x.status)),
+        h("td", {}, x.reason || ""), h("td", {}, x.event_id ? h("a", { href: "#/events/" + encodeURIComponent(x.event_id) }, x.event_id) : ""))), "Nothing received yet."),
+      nextLink("/sources/" + id, params, rr.next_cursor));
+  }
+  async function receivedDetail(params, id) {
+    const x = await api("GET", t() + "/received-requests/" + encodeURIComponent(id));
+    let body = x.body || "";
+    try { body = pretty(JSON.parse(body)); } catch (e) { /* not JSON: shown as received */ }
+    const replay = x.status === "rejected" ? null : h("button", { type: "button", id: "replay-received", onclick: async () => {
+      if (!await confirmDialog("Replay request " + x.id + "? Its event is queued again for the endpoints subscribed to it now.", "Replay")) return;
+      try {
+        const r = await api("POST", t() + "/received-requests/" + encodeURIComponent(id) + "/replay", x.status === "quarantined" ? { force: true } : {});
+        flash("Replayed: " + r.deliveries + " deliveries queued.");
+        route();
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, x.status === "quarantined" ? "Accept and forward" : "Replay");
+    page("Received request " + x.id,
+      fieldRows([["source", h("a", { href: "#/sources/" + x.source_id }, x.source_id)], ["received", when(x.received_at)], ["status", x.status],
+        x.reason ? ["reason", x.reason] : null, ["from", x.remote_addr], ["method", x.method + " " + x.path],
+        x.event_id ? ["event", h("a", { href: "#/events/" + encodeURIComponent(x.event_id) }, x.event_id)] : null]),
+      h("div", { class: "toolbar" }, replay),
+      h("h2", {}, "Headers"), h("pre", { class: "json" }, pretty(x.headers)),
+      h("h2", {}, "Body"), h("pre", { class: "json" }, x.body_base64 ? "(binary, base64) " + x.body_base64 : body),
+      h("h2", {}, "Forwarding"), deliveryTable(x.forwarding || []));
+  }
+
+  // ---------- boot ----------
+  async function boot() {
+    // A portal link carries its token in the fragment, which no server sees: keep it in this
+    // tab only and take it out of the address bar and history at once.
+    const m = location.hash.match(/^#portal=(hk_portal_[A-Za-z0-9_\-.]+)$/);
+    if (m) {
+      state.key = m[1];
+      sessionStorage.removeItem(TENANT);
+      history.replaceState(null, "", location.pathname + "#/home");
+    }
+    if (!state.key) return renderSignIn();
+    try {
+      await start();
+    } catch (e) {
+      signOut(e.status === 401 ? "Your credential is no longer valid (revoked, or the portal link expired)." : "Sign-in failed: " + e.message);
+    }
+  }
+  boot();
+})();
