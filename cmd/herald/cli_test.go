@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/inbound/schema"
 	"github.com/heraldhq/herald/webhook"
 )
 
@@ -312,5 +313,73 @@ func TestTrigger_PublishesThroughTheAPI(t *testing.T) {
 				t.Errorf("%s: stderr does not mention %q:\n%s", c.name, w, errOut)
 			}
 		}
+	}
+}
+
+// trigger without --data publishes an example made from the event type's schema: one that the
+// schema accepts, with its required fields, refs followed and the author's examples used.
+func TestTrigger_WithoutDataPublishesTheSchemaExample(t *testing.T) {
+	needBinary(t)
+	t.Parallel()
+	p := serve(t, "serve", t.TempDir(), []string{"HERALD_API_KEY=" + testKey}, "--dev")
+	p.must("POST", "/v1/tenants", testKey, map[string]any{"id": "acme", "name": "Acme Inc"}, http.StatusCreated, nil)
+	doc := `{"type":"object","required":["id","amount","customer"],"properties":{
+		"id":{"type":"string","format":"uuid"},
+		"amount":{"type":"integer","minimum":100},
+		"currency":{"type":"string","enum":["eur","usd"]},
+		"paid_at":{"type":"string","format":"date-time"},
+		"customer":{"$ref":"#/$defs/customer"},
+		"lines":{"type":"array","minItems":1,"items":{"$ref":"#/$defs/line"}}},
+		"$defs":{
+			"customer":{"type":"object","required":["email"],"properties":{"email":{"type":"string","format":"email"},"referred_by":{"$ref":"#/$defs/customer"}}},
+			"line":{"type":"object","required":["sku"],"properties":{"sku":{"type":"string","examples":["SKU-1"]}}}},
+		"additionalProperties":false}`
+	compiled, err := schema.Compile([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.must("POST", "/v1/event-types", testKey, map[string]any{"name": "invoice.paid", "schema": json.RawMessage(doc)}, http.StatusCreated, nil)
+
+	out, errOut, code := runCLI(t, "", []string{"HERALD_API_KEY=" + testKey}, "trigger", "invoice.paid", "--tenant", "acme", "--url", "http://"+p.addr)
+	m := publishedRe.FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("trigger: exit %d, stdout %q, stderr %q%s", code, out, errOut, p.logs())
+	}
+	var ev struct {
+		Data json.RawMessage `json:"data"`
+	}
+	p.must("GET", "/v1/tenants/acme/events/"+m[1], testKey, nil, http.StatusOK, &ev)
+	if err := compiled.Validate(ev.Data); err != nil {
+		t.Fatalf("published data %s does not satisfy the schema: %v", ev.Data, err)
+	}
+	var data struct {
+		Amount   int `json:"amount"`
+		Customer struct {
+			Email string `json:"email"`
+		} `json:"customer"`
+		Lines []struct {
+			SKU string `json:"sku"`
+		} `json:"lines"`
+	}
+	if err := json.Unmarshal(ev.Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	if data.Amount != 100 || data.Customer.Email != "user@example.com" || len(data.Lines) != 1 || data.Lines[0].SKU != "SKU-1" {
+		t.Errorf("published data %s is not the schema's example", ev.Data)
+	}
+
+	// A schema no example satisfies: trigger says so and publishes nothing.
+	p.must("POST", "/v1/event-types", testKey, map[string]any{"name": "invoice.never",
+		"schema": json.RawMessage(`{"type":"object","required":["x"],"properties":{"x":false}}`)}, http.StatusCreated, nil)
+	_, errOut, code = runCLI(t, "", []string{"HERALD_API_KEY=" + testKey}, "trigger", "invoice.never", "--tenant", "acme", "--url", "http://"+p.addr)
+	if code != 1 || !strings.Contains(errOut, "pass --data") || !strings.Contains(errOut, "422") {
+		t.Errorf("trigger of a type without an example: exit %d, stderr %q", code, errOut)
+	}
+	var list struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	p.must("GET", "/v1/tenants/acme/events", testKey, nil, http.StatusOK, &list)
+	if len(list.Data) != 1 {
+		t.Errorf("%d events published, want 1", len(list.Data))
 	}
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,9 +25,12 @@ func triggerCmd() *cobra.Command {
 		Short: "Publish one event through the API and print its id and delivery count",
 		Long: `Publish one event of type EVENT_TYPE for a tenant through a running Herald's API
 (POST /v1/tenants/{tenant}/events) and print the event id and how many deliveries it created. The
-payload is --data, a JSON object inline or @file to read it from a file (@- for standard input);
-without --data it is {}. The API key comes from --api-key or HERALD_API_KEY.`,
-		Example: `  herald trigger invoice.paid --tenant acme --data '{"amount":1200}'
+payload is --data, a JSON object inline or @file to read it from a file (@- for standard input).
+Without --data it is an example made from the event type's schema
+(GET /v1/event-types/{name}/example), or {} for a type without one. The API key comes from
+--api-key or HERALD_API_KEY.`,
+		Example: `  herald trigger invoice.paid --tenant acme
+  herald trigger invoice.paid --tenant acme --data '{"amount":1200}'
   HERALD_API_KEY=hk_... herald trigger invoice.paid --tenant acme --data @invoice.json --url http://herald:8080`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
@@ -50,6 +55,11 @@ without --data it is {}. The API key comes from --api-key or HERALD_API_KEY.`,
 			base, err := url.Parse(baseURL)
 			if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 				return usageErrorf("--url %q: want http://host:port or https://host:port", baseURL)
+			}
+			if data == "" {
+				if payload, err = exampleData(cmd.Context(), base, apiKey, args[0]); err != nil {
+					return err
+				}
 			}
 			body, err := json.Marshal(map[string]any{"type": args[0], "data": payload})
 			if err != nil {
@@ -95,10 +105,35 @@ without --data it is {}. The API key comes from --api-key or HERALD_API_KEY.`,
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErrorf("%w", err) })
 	f := cmd.Flags()
 	f.StringVar(&tenant, "tenant", "", "the tenant to publish for")
-	f.StringVar(&data, "data", "", "the event's payload: a JSON object, or @file to read it from (@- for standard input)")
+	f.StringVar(&data, "data", "", "the event's payload: a JSON object, or @file to read it from (@- for standard input); default: an example made from the event type's schema")
 	f.StringVar(&baseURL, "url", "http://127.0.0.1:8080", "the Herald API's base URL")
 	f.StringVar(&apiKey, "api-key", "", "an API key allowed to publish for the tenant")
 	return cmd
+}
+
+// exampleData asks the API for an example of the event type's data, made from its schema. A 404
+// gives {}: the type is unknown (the publish that follows says so, and how to register it) or the
+// server predates examples.
+func exampleData(ctx context.Context, base *url.URL, apiKey, eventType string) (json.RawMessage, error) {
+	c := &apiClient{base: base, key: apiKey, http: &http.Client{Timeout: 30 * time.Second}}
+	var ex struct {
+		Data json.RawMessage `json:"data"`
+	}
+	err := c.do(ctx, http.MethodGet, apiPath("v1", "event-types", eventType, "example"), nil, nil, &ex)
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae) && ae.status == http.StatusNotFound:
+		return json.RawMessage("{}"), nil
+	case errors.As(err, &ae) && ae.status == http.StatusUnprocessableEntity:
+		return nil, fmt.Errorf("no example of %s can be made from its schema; pass --data: %w", eventType, err)
+	case err != nil:
+		return nil, fmt.Errorf("example of %s: %w", eventType, err)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(ex.Data, &obj); err != nil || obj == nil {
+		return nil, fmt.Errorf("the example of %s is not a JSON object (%s), which event data must be; pass --data", eventType, ex.Data)
+	}
+	return ex.Data, nil
 }
 
 // readData returns the --data payload as raw JSON, checked here so that a typo in a shell quote

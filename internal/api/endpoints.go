@@ -31,6 +31,7 @@ type Endpoint struct {
 	Internal        bool              `json:"internal" doc:"On the operator's own network: may reach the private ranges the operator opened with --internal-cidr, over http or https. Set by admin keys only."`
 	DisabledReason  string            `json:"disabled_reason,omitempty"`
 	FailingSince    *time.Time        `json:"failing_since,omitempty" doc:"First failure since the last success."`
+	BreakerState    string            `json:"breaker_state,omitempty" enum:"closed,half-open,open" doc:"The circuit breaker of the node that answers: open while it holds deliveries back after consecutive failures, half-open while one probe is let through. Each node keeps its own."`
 	Secret          string            `json:"secret,omitempty" doc:"The whsec_ signing secret of an hmac-sha256 endpoint: in the answer that creates the endpoint."`
 	SignatureScheme string            `json:"signature_scheme" enum:"hmac-sha256,ed25519" doc:"hmac-sha256 signs v1 signatures with a shared whsec_ secret; ed25519 signs v1a signatures with a private key only Herald holds."`
 	PublicKey       string            `json:"public_key,omitempty" doc:"ed25519 endpoints: the whpk_ public key receivers verify v1a signatures with."`
@@ -62,6 +63,20 @@ func endpointOut(e *store.Endpoint, defaultSchedule []time.Duration) Endpoint {
 		out.PublicKey = shownKey(e.Secrets[0].Key)
 	}
 	return out
+}
+
+// breakerStates is what the dispatcher tells of its circuit breakers.
+type breakerStates interface {
+	BreakerState(endpointID string) string
+}
+
+// withBreaker adds this node's breaker state to an endpoint answer (not to audit snapshots,
+// where it would be noise).
+func (s *Server) withBreaker(e Endpoint) Endpoint {
+	if b, ok := s.cfg.Notifier.(breakerStates); ok {
+		e.BreakerState = b.BreakerState(e.ID)
+	}
+	return e
 }
 
 // shownKey is what the API may show of a signing key: an HMAC secret as it is (the receiver
@@ -371,7 +386,7 @@ func (s *Server) registerEndpoints() {
 		if err := s.st.CreateEndpoint(s.auditEndpoint(ctx, "endpoint.create", nil, e), e); err != nil {
 			return nil, s.fail(err, "tenant "+in.Tenant)
 		}
-		out := endpointOut(e, s.defaultSchedule())
+		out := s.withBreaker(endpointOut(e, s.defaultSchedule()))
 		if scheme == store.SchemeHMAC {
 			out.Secret = key
 		}
@@ -393,7 +408,7 @@ func (s *Server) registerEndpoints() {
 		}
 		out := make([]Endpoint, len(eps))
 		for i := range eps {
-			out[i] = endpointOut(&eps[i], s.defaultSchedule())
+			out[i] = s.withBreaker(endpointOut(&eps[i], s.defaultSchedule()))
 		}
 		return &Out[ListBody[Endpoint]]{Body: list(out, next)}, nil
 	})
@@ -405,7 +420,7 @@ func (s *Server) registerEndpoints() {
 		if err != nil {
 			return nil, s.fail(err, "endpoint "+in.ID)
 		}
-		return &Out[Endpoint]{Body: endpointOut(e, s.defaultSchedule())}, nil
+		return &Out[Endpoint]{Body: s.withBreaker(endpointOut(e, s.defaultSchedule()))}, nil
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "update-endpoint", Method: http.MethodPatch, Path: "/v1/tenants/{tenant}/endpoints/{id}", Tags: tags,
@@ -431,7 +446,7 @@ func (s *Server) registerEndpoints() {
 			return nil, s.fail(err, "endpoint "+in.ID)
 		}
 		s.cfg.Notifier.EndpointChanged(e.ID)
-		return &Out[Endpoint]{Body: endpointOut(e, s.defaultSchedule())}, nil
+		return &Out[Endpoint]{Body: s.withBreaker(endpointOut(e, s.defaultSchedule()))}, nil
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "delete-endpoint", Method: http.MethodDelete, Path: "/v1/tenants/{tenant}/endpoints/{id}", Tags: tags,

@@ -135,6 +135,19 @@ type Dispatcher struct {
 	held     int             // claims held: in flight and queued
 	sendCtx  context.Context
 	sends    sync.WaitGroup
+
+	// breakers holds the state of every endpoint breaker that is not closed (endpoint id →
+	// "open" or "half-open"), for the API; written from the breakers' state callbacks.
+	breakers sync.Map
+}
+
+// BreakerState is this process's circuit breaker state for an endpoint: "closed", "open" or
+// "half-open" (one probe let through). Each node keeps its own breakers.
+func (d *Dispatcher) BreakerState(endpointID string) string {
+	if v, ok := d.breakers.Load(endpointID); ok {
+		return v.(string)
+	}
+	return "closed"
 }
 
 type doneMsg struct {

@@ -89,6 +89,11 @@ func (d *Dispatcher) load(ctx context.Context, l *lane, now time.Time) error {
 					l.openUntil = time.Now().Add(d.cfg.BreakerCooldown)
 				}
 				l.setBreakerOpen(to == gobreaker.StateOpen, d.cfg.Metrics)
+				if to == gobreaker.StateClosed {
+					d.breakers.Delete(name)
+				} else {
+					d.breakers.Store(name, to.String())
+				}
 				d.log.Info("endpoint circuit breaker", "endpoint", name, "tenant", l.tenant(), "from", from.String(), "to", to.String())
 			},
 		})

@@ -22,8 +22,11 @@ type EventType struct {
 	Name        string
 	Description string
 	Deprecated  bool
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Schema is the JSON Schema of the events' data, nil for none. It documents the type and
+	// makes examples; publishing does not check events against it yet.
+	Schema    json.RawMessage
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Secret is one signing key of an endpoint. During rotation an endpoint has the new secret and the

@@ -243,6 +243,7 @@ func TestBrowser_SignInFindDeadDeliveryReplayIt(t *testing.T) {
 	step(ctx, "open the endpoints", chromedp.Click(chromedp.CSS(`a[data-nav="endpoints"]`)), chromedp.WaitVisible(chromedp.CSS(`a[href="#/endpoints/`+ep.ID+`"]`)))
 	shot(ctx, "03-endpoints")
 	step(ctx, "open the endpoint", chromedp.Click(chromedp.CSS(`a[href="#/endpoints/`+ep.ID+`"]`)), chromedp.WaitVisible(chromedp.CSS("#reveal-secret")),
+		chromedp.WaitVisible(chromedp.CSS("#attempt-chart circle.fail")),
 		chromedp.Click(chromedp.CSS("#reveal-secret")), chromedp.WaitVisible(chromedp.CSS("#secret code")))
 	if got := text(ctx, "#secret code"); !strings.HasPrefix(got, "whsec_") {
 		t.Fatalf("revealed secret %q, want whsec_…", got)

@@ -87,8 +87,9 @@ func (s *Store) UpdateTenant(ctx context.Context, t *store.Tenant) error {
 
 // CreateEventType adds an event type to the catalog.
 func (s *Store) CreateEventType(ctx context.Context, et *store.EventType) error {
-	err := s.execOne(ctx, "insert event type", `INSERT INTO event_types (name, description, deprecated, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)`,
-		et.Name, et.Description, et.Deprecated, et.CreatedAt, et.UpdatedAt)
+	err := s.execOne(ctx, "insert event type", `INSERT INTO event_types (name, description, deprecated, schema, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`,
+		et.Name, et.Description, et.Deprecated, jsonArg(et.Schema), et.CreatedAt, et.UpdatedAt)
 	if isUnique(err) {
 		return fmt.Errorf("event type %q: %w", et.Name, store.ErrConflict)
 	}
@@ -98,11 +99,13 @@ func (s *Store) CreateEventType(ctx context.Context, et *store.EventType) error 
 // GetEventType reads one event type.
 func (s *Store) GetEventType(ctx context.Context, name string) (*store.EventType, error) {
 	var et store.EventType
-	err := s.pool.QueryRow(ctx, `SELECT name, description, deprecated, created_at, updated_at FROM event_types WHERE name = $1`, name).
-		Scan(&et.Name, &et.Description, &et.Deprecated, &et.CreatedAt, &et.UpdatedAt)
+	var sch *string
+	err := s.pool.QueryRow(ctx, `SELECT name, description, deprecated, schema, created_at, updated_at FROM event_types WHERE name = $1`, name).
+		Scan(&et.Name, &et.Description, &et.Deprecated, &sch, &et.CreatedAt, &et.UpdatedAt)
 	if err != nil {
 		return nil, notFound(err, "event type "+name)
 	}
+	et.Schema = fromJSONText(sch)
 	return &et, nil
 }
 
@@ -113,7 +116,7 @@ func (s *Store) ListEventTypes(ctx context.Context, p store.Page) ([]store.Event
 		return nil, "", err
 	}
 	limit := p.Clamp()
-	rows, err := s.pool.Query(ctx, `SELECT seq, name, description, deprecated, created_at, updated_at FROM event_types
+	rows, err := s.pool.Query(ctx, `SELECT seq, name, description, deprecated, schema, created_at, updated_at FROM event_types
 		WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("list event types: %w", err)
@@ -122,8 +125,10 @@ func (s *Store) ListEventTypes(ctx context.Context, p store.Page) ([]store.Event
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.EventType, error) {
 		var et store.EventType
 		var seq int64
-		err := r.Scan(&seq, &et.Name, &et.Description, &et.Deprecated, &et.CreatedAt, &et.UpdatedAt)
+		var sch *string
+		err := r.Scan(&seq, &et.Name, &et.Description, &et.Deprecated, &sch, &et.CreatedAt, &et.UpdatedAt)
 		pos = append(pos, seq)
+		et.Schema = fromJSONText(sch)
 		return et, err
 	})
 	if err != nil {
@@ -132,10 +137,18 @@ func (s *Store) ListEventTypes(ctx context.Context, p store.Page) ([]store.Event
 	return page(out, limit, func(i int) int64 { return pos[i] })
 }
 
-// UpdateEventType changes description and deprecation.
+// UpdateEventType changes description, deprecation and schema.
 func (s *Store) UpdateEventType(ctx context.Context, et *store.EventType) error {
-	return s.execOne(ctx, "event type "+et.Name, `UPDATE event_types SET description = $1, deprecated = $2, updated_at = $3 WHERE name = $4`,
-		et.Description, et.Deprecated, et.UpdatedAt, et.Name)
+	return s.execOne(ctx, "event type "+et.Name, `UPDATE event_types SET description = $1, deprecated = $2, schema = $3, updated_at = $4
+		WHERE name = $5`, et.Description, et.Deprecated, jsonArg(et.Schema), et.UpdatedAt, et.Name)
+}
+
+// fromJSONText reads a nullable JSON text column: NULL is nil.
+func fromJSONText(v *string) json.RawMessage {
+	if v == nil {
+		return nil
+	}
+	return json.RawMessage(*v)
 }
 
 // DeleteEventType removes an event type from the catalog; events already published keep their type.

@@ -139,8 +139,8 @@ func (s *Store) UpdateTenant(ctx context.Context, t *store.Tenant) error {
 // CreateEventType adds an event type to the catalog.
 func (s *Store) CreateEventType(ctx context.Context, et *store.EventType) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO event_types (name, description, deprecated, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
-			et.Name, et.Description, boolInt(et.Deprecated), micros(et.CreatedAt), micros(et.UpdatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO event_types (name, description, deprecated, schema, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			et.Name, et.Description, boolInt(et.Deprecated), nullJSON(et.Schema), micros(et.CreatedAt), micros(et.UpdatedAt))
 		if isUnique(err) {
 			return fmt.Errorf("event type %q: %w", et.Name, store.ErrConflict)
 		}
@@ -156,12 +156,13 @@ func (s *Store) GetEventType(ctx context.Context, name string) (*store.EventType
 	var et store.EventType
 	var dep int
 	var c, u int64
-	err := s.r.QueryRowContext(ctx, `SELECT name, description, deprecated, created_at, updated_at FROM event_types WHERE name = ?`, name).
-		Scan(&et.Name, &et.Description, &dep, &c, &u)
+	var sch sql.NullString
+	err := s.r.QueryRowContext(ctx, `SELECT name, description, deprecated, schema, created_at, updated_at FROM event_types WHERE name = ?`, name).
+		Scan(&et.Name, &et.Description, &dep, &sch, &c, &u)
 	if err != nil {
 		return nil, notFound(err, "event type "+name)
 	}
-	et.Deprecated, et.CreatedAt, et.UpdatedAt = dep == 1, fromMicros(c), fromMicros(u)
+	et.Deprecated, et.Schema, et.CreatedAt, et.UpdatedAt = dep == 1, fromNullJSON(sch), fromMicros(c), fromMicros(u)
 	return &et, nil
 }
 
@@ -172,7 +173,7 @@ func (s *Store) ListEventTypes(ctx context.Context, p store.Page) ([]store.Event
 		return nil, "", err
 	}
 	limit := p.Clamp()
-	rows, err := s.r.QueryContext(ctx, `SELECT rowid, name, description, deprecated, created_at, updated_at FROM event_types WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, limit+1)
+	rows, err := s.r.QueryContext(ctx, `SELECT rowid, name, description, deprecated, schema, created_at, updated_at FROM event_types WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("list event types: %w", err)
 	}
@@ -183,21 +184,22 @@ func (s *Store) ListEventTypes(ctx context.Context, p store.Page) ([]store.Event
 		var et store.EventType
 		var rowid, c, u int64
 		var dep int
-		if err := rows.Scan(&rowid, &et.Name, &et.Description, &dep, &c, &u); err != nil {
+		var sch sql.NullString
+		if err := rows.Scan(&rowid, &et.Name, &et.Description, &dep, &sch, &c, &u); err != nil {
 			return nil, "", fmt.Errorf("list event types: %w", err)
 		}
-		et.Deprecated, et.CreatedAt, et.UpdatedAt = dep == 1, fromMicros(c), fromMicros(u)
+		et.Deprecated, et.Schema, et.CreatedAt, et.UpdatedAt = dep == 1, fromNullJSON(sch), fromMicros(c), fromMicros(u)
 		out = append(out, et)
 		pos = append(pos, rowid)
 	}
 	return page(out, limit, rows.Err(), func(i int) int64 { return pos[i] })
 }
 
-// UpdateEventType changes description and deprecation.
+// UpdateEventType changes description, deprecation and schema.
 func (s *Store) UpdateEventType(ctx context.Context, et *store.EventType) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE event_types SET description = ?, deprecated = ?, updated_at = ? WHERE name = ?`,
-			et.Description, boolInt(et.Deprecated), micros(et.UpdatedAt), et.Name)
+		res, err := tx.ExecContext(ctx, `UPDATE event_types SET description = ?, deprecated = ?, schema = ?, updated_at = ? WHERE name = ?`,
+			et.Description, boolInt(et.Deprecated), nullJSON(et.Schema), micros(et.UpdatedAt), et.Name)
 		if err != nil {
 			return fmt.Errorf("update event type: %w", err)
 		}
@@ -214,6 +216,14 @@ func (s *Store) DeleteEventType(ctx context.Context, name string) error {
 		}
 		return affected(res, "event type "+name)
 	})
+}
+
+// fromNullJSON reads a nullable JSON text column: NULL is nil.
+func fromNullJSON(v sql.NullString) json.RawMessage {
+	if !v.Valid {
+		return nil
+	}
+	return json.RawMessage(v.String)
 }
 
 const endpointColumns = `rowid, id, tenant_id, url, description, event_types, secrets, timeout_ms, max_concurrency, rate_limit,

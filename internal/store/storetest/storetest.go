@@ -19,6 +19,7 @@ type Open func(t *testing.T) store.Store
 func Run(t *testing.T, open Open) {
 	tests := map[string]func(*testing.T, store.Store){
 		"TenantCRUD":                    testTenantCRUD,
+		"EventTypeCRUDWithSchema":       testEventTypeCRUD,
 		"Pagination":                    testPagination,
 		"PublishFansOutToSubscribers":   testPublishFansOut,
 		"PublishIsIdempotentByID":       testPublishIdempotent,

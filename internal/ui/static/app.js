@@ -361,28 +361,36 @@
     });
     return h("figure", {}, svg, h("figcaption", {}, h("span", { class: "key ok" }), " successful attempts ", h("span", { class: "key fail" }), " failed attempts, per " + dur(Math.round(series.bucket_seconds))));
   }
-  // health aggregates attempts by endpoint: count, failures, mean latency.
+  // health aggregates attempts by endpoint: count, failures, latency p50 and p95.
   function health(attempts) {
     const by = new Map();
     for (const a of attempts) {
-      const e = by.get(a.endpoint_id) || { id: a.endpoint_id, n: 0, failed: 0, latency: 0 };
-      e.n++; if (!a.success) e.failed++; e.latency += a.latency_ms || 0;
+      const e = by.get(a.endpoint_id) || { id: a.endpoint_id, n: 0, failed: 0, latency: 0, lat: [] };
+      e.n++; if (!a.success) e.failed++; e.latency += a.latency_ms || 0; e.lat.push(a.latency_ms || 0);
       by.set(a.endpoint_id, e);
+    }
+    for (const e of by.values()) {
+      e.lat.sort((x, y) => x - y);
+      const q = (p) => e.lat[Math.min(e.lat.length - 1, Math.floor(p * e.lat.length))];
+      e.p50 = q(0.5); e.p95 = q(0.95);
     }
     return by;
   }
+  function latencies(x) { return x ? x.p50.toFixed(1) + " / " + x.p95.toFixed(1) + " ms" : "—"; }
   function failingMost(att, byID) {
     const rows = [...health(att.items).values()].filter((e) => e.failed > 0).sort((a, b) => b.failed - a.failed).slice(0, 5)
       .map((e) => h("tr", {}, h("td", {}, h("a", { href: "#/endpoints/" + e.id }, byID.has(e.id) ? byID.get(e.id).url : e.id),
         h("div", { class: "hint" }, byID.has(e.id) ? [endpointState(byID.get(e.id))] : "deleted")), h("td", { class: "num" }, e.failed),
-        h("td", { class: "num" }, e.n), h("td", { class: "num" }, pct(e.n - e.failed, e.n)), h("td", { class: "num" }, (e.latency / e.n).toFixed(1) + " ms")));
-    return [table(["endpoint", "failed attempts", "attempts", "success rate", "mean latency"], rows, "No endpoint failed in this period.", [1, 2, 3, 4]),
+        h("td", { class: "num" }, e.n), h("td", { class: "num" }, pct(e.n - e.failed, e.n)), h("td", { class: "num" }, latencies(e))));
+    return [table(["endpoint", "failed attempts", "attempts", "success rate", "latency p50 / p95"], rows, "No endpoint failed in this period.", [1, 2, 3, 4]),
       att.more ? h("p", { class: "hint" }, "Based on the newest " + att.items.length + " attempts of the period.") : null];
   }
 
   // ---------- endpoints ----------
   function endpointState(e) {
     if (!e.enabled) return [h("span", { class: "badge state-dead" }, "disabled"), " ", e.disabled_reason || ""];
+    if (e.breaker_state === "open" || e.breaker_state === "half-open")
+      return [h("span", { class: "badge state-dead" }, "breaker " + e.breaker_state), e.failing_since ? [" failing since ", when(e.failing_since)] : ""];
     if (e.failing_since) return [h("span", { class: "badge state-pending" }, "failing"), " since ", when(e.failing_since)];
     return h("span", { class: "badge state-succeeded" }, "healthy");
   }
@@ -396,10 +404,10 @@
       const x = hl.get(e.id);
       return h("tr", {}, h("td", {}, h("a", { href: "#/endpoints/" + e.id }, e.url), h("div", { class: "hint" }, e.description || e.id)),
         h("td", {}, endpointState(e)),
-        h("td", { class: "num" }, x ? pct(x.n - x.failed, x.n) : "—"), h("td", { class: "num" }, x ? (x.latency / x.n).toFixed(1) + " ms" : "—"),
+        h("td", { class: "num" }, x ? pct(x.n - x.failed, x.n) : "—"), h("td", { class: "num" }, latencies(x)),
         h("td", { class: "num" }, x ? x.n : 0), h("td", {}, e.event_types.join(", ")));
     });
-    page("Endpoints", table(["URL", "state", "success (24 h)", "mean latency", "attempts", "subscriptions"], rows, "No endpoints yet.", [2, 3, 4]),
+    page("Endpoints", table(["URL", "state", "success (24 h)", "latency p50 / p95", "attempts", "subscriptions"], rows, "No endpoints yet.", [2, 3, 4]),
       h("p", { class: "hint" }, "Health is computed from the attempts of the last 24 hours" + (att.more ? " (the newest " + att.items.length + ")" : "") +
         ". A disabled endpoint shows why; a failing one, since when (its circuit breaker pauses it for 30 s after 20 retryable failures in a row)."),
       h("h2", {}, "Add an endpoint"), newEndpointForm());
@@ -470,7 +478,33 @@
         h("a", { href: "#/dead?endpoint_id=" + encodeURIComponent(id) }, "Dead letters")),
       test,
       h("h2", {}, "Pending and dead deliveries"), deliveryTable(pend.data),
+      h("h2", {}, "Latency and status of recent attempts"), attemptChart(att.data),
       h("h2", {}, "Recent attempts"), attemptTable(att.data, true));
+  }
+  // attemptChart plots recent attempts as points: time across, latency up (log scale), blue for
+  // a success and red for a failure, each with its status or error in a tooltip.
+  function attemptChart(list) {
+    if (!list.length) return h("p", { class: "hint" }, "No attempts yet.");
+    const W = 900, H = 200, P = { l: 50, r: 10, t: 10, b: 30 };
+    const times = list.map((a) => Date.parse(a.at));
+    const t0 = Math.min(...times), t1 = Math.max(t0 + 1, ...times);
+    const lat = list.map((a) => Math.max(0.1, a.latency_ms || 0));
+    const top = Math.pow(10, Math.ceil(Math.log10(Math.max(1, ...lat))));
+    const x = (t) => P.l + ((t - t0) / (t1 - t0)) * (W - P.l - P.r);
+    const y = (v) => H - P.b - (Math.log10(v / 0.1) / Math.log10(top / 0.1)) * (H - P.t - P.b);
+    const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", id: "attempt-chart", role: "img", "aria-label": "latency and status of recent attempts" });
+    for (let e = -1; Math.pow(10, e) <= top; e++) {
+      const v = Math.pow(10, e);
+      svg.append(s("line", { x1: P.l, x2: W - P.r, y1: y(v), y2: y(v), class: "grid" }),
+        s("text", { x: P.l - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, v >= 1000 ? v / 1000 + " s" : (e < 0 ? "0.1" : v) + " ms"));
+    }
+    list.forEach((a, i) => {
+      svg.append(s("circle", { cx: x(times[i]), cy: y(lat[i]), r: 4, class: a.success ? "ok" : "fail" },
+        s("title", {}, `${new Date(times[i]).toLocaleString()}: ${a.status_code || a.error_kind || "failed"}, ${(a.latency_ms || 0).toFixed(1)} ms`)));
+    });
+    svg.append(s("text", { x: P.l, y: H - 10, class: "axis" }, new Date(t0).toLocaleTimeString()),
+      s("text", { x: W - P.r, y: H - 10, class: "axis", "text-anchor": "end" }, new Date(t1).toLocaleTimeString()));
+    return h("figure", {}, svg, h("figcaption", {}, h("span", { class: "key ok" }), " succeeded ", h("span", { class: "key fail" }), " failed; latency on a log scale"));
   }
 
   // ---------- deliveries and attempts ----------

@@ -64,3 +64,7 @@ ALTER TABLE endpoints ADD COLUMN internal BOOLEAN NOT NULL DEFAULT false;
 -- continue that trace (docs/observability.md); empty when there was none.
 ALTER TABLE events ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';
 ALTER TABLE events ADD COLUMN tracestate TEXT NOT NULL DEFAULT '';
+
+-- The JSON Schema of an event type's data, NULL for none. TEXT rather than JSONB: JSONB reorders
+-- an object's keys, and the order of a schema's properties is part of what its author wrote.
+ALTER TABLE event_types ADD COLUMN schema TEXT;

@@ -65,7 +65,12 @@ ALTER TABLE endpoints ADD COLUMN internal INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE events ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';
 ALTER TABLE events ADD COLUMN tracestate TEXT NOT NULL DEFAULT '';
 
+-- The JSON Schema of an event type's data, NULL for none. Text in the author's key order (compacted,
+-- not re-encoded), so that its properties keep their order in what the API answers.
+ALTER TABLE event_types ADD COLUMN schema TEXT;
+
 -- +goose Down
+ALTER TABLE event_types DROP COLUMN schema;
 ALTER TABLE events DROP COLUMN tracestate;
 ALTER TABLE events DROP COLUMN traceparent;
 ALTER TABLE endpoints DROP COLUMN internal;
