@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/heraldhq/herald/internal/inbound/schema"
 	"github.com/heraldhq/herald/internal/redact"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/telemetry"
@@ -111,20 +114,81 @@ type batchInput struct {
 	}
 }
 
+// knownType is what a publish learnt of an event type: whether it exists, and its schema.
+type knownType struct {
+	err    error
+	schema *schema.Schema
+}
+
+// eventType looks an event type up (cached for typeTTL) and compiles its schema.
+func (s *Server) eventType(ctx context.Context, name string) knownType {
+	now := time.Now()
+	if sch, ok := s.types.lookup(name, now); ok {
+		return knownType{schema: sch}
+	}
+	et, err := s.st.GetEventType(ctx, name)
+	if err != nil {
+		return knownType{err: err}
+	}
+	var sch *schema.Schema
+	if len(et.Schema) > 0 && string(et.Schema) != "{}" {
+		if sch, err = schema.Compile(et.Schema); err != nil {
+			// Schemas are compiled when they are saved; one that no longer compiles is the
+			// operator's to fix, and must not block publishing.
+			s.log.Error("event type schema does not compile; events of the type are not checked", "event_type", name, "err", err)
+			sch = nil
+		}
+	}
+	s.types.remember(name, sch, now)
+	return knownType{schema: sch}
+}
+
+// pointerPath turns a JSON pointer ("/items/0/sku") into the problem location's path
+// (".items[0].sku").
+func pointerPath(ptr string) string {
+	var b strings.Builder
+	for _, tok := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
+		if tok == "" {
+			continue
+		}
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		if _, err := strconv.Atoi(tok); err == nil {
+			b.WriteString("[" + tok + "]")
+		} else {
+			b.WriteString("." + tok)
+		}
+	}
+	return b.String()
+}
+
 // build validates one event and makes its envelope; loc prefixes error locations.
-func (s *Server) build(ctx context.Context, in *EventInput, loc string, known map[string]error, now time.Time) (*store.Event, []error) {
+func (s *Server) build(ctx context.Context, in *EventInput, loc string, known map[string]knownType, now time.Time) (*store.Event, []error) {
 	var errs []error
-	if _, ok := known[in.Type]; !ok {
-		var err error
-		if !s.types.known(in.Type, time.Now()) {
-			if _, err = s.st.GetEventType(ctx, in.Type); err == nil {
-				s.types.remember(in.Type, time.Now())
+	kt, ok := known[in.Type]
+	if !ok {
+		kt = s.eventType(ctx, in.Type)
+		known[in.Type] = kt
+	}
+	switch {
+	case kt.err != nil:
+		errs = append(errs, &huma.ErrorDetail{Location: loc + ".type", Message: "unknown event type; register it with POST /v1/event-types", Value: in.Type})
+	case kt.schema != nil:
+		// Payloads are checked before anything is stored or sent: one that does not satisfy its
+		// type's schema is refused with each failing place in data.
+		if err := kt.schema.Validate(in.Data); err != nil {
+			v, ok := errors.AsType[*schema.Violation](err)
+			if !ok {
+				return nil, []error{s.fail(err, "event type "+in.Type)}
+			}
+			for _, p := range v.Problems {
+				at, msg, found := strings.Cut(p, ": ")
+				if !found || !strings.HasPrefix(at, "/") {
+					errs = append(errs, &huma.ErrorDetail{Location: loc + ".data", Message: p})
+					continue
+				}
+				errs = append(errs, &huma.ErrorDetail{Location: loc + ".data" + pointerPath(at), Message: "does not match the schema of " + in.Type + ": " + msg})
 			}
 		}
-		known[in.Type] = err
-	}
-	if err := known[in.Type]; err != nil {
-		errs = append(errs, &huma.ErrorDetail{Location: loc + ".type", Message: "unknown event type; register it with POST /v1/event-types", Value: in.Type})
 	}
 	if strings.ContainsRune(in.Source, 0) {
 		errs = append(errs, &huma.ErrorDetail{Location: loc + ".source", Message: "must not contain NUL characters"})
@@ -230,7 +294,7 @@ func (s *Server) registerEvents() {
 			"Publishing an id that exists returns the original event and creates no deliveries.",
 		DefaultStatus: http.StatusAccepted, MaxBodyBytes: int64(s.cfg.MaxEventBytes) + 64<<10,
 	}, func(ctx context.Context, in *publishInput) (*Out[Published], error) {
-		ev, errs := s.build(ctx, &in.Body, "body", map[string]error{}, s.eventTime())
+		ev, errs := s.build(ctx, &in.Body, "body", map[string]knownType{}, s.eventTime())
 		if errs != nil {
 			return nil, invalid(errs)
 		}
@@ -249,7 +313,7 @@ func (s *Server) registerEvents() {
 		Events []Published `json:"events"`
 	}], error) {
 		now := s.eventTime()
-		known := map[string]error{}
+		known := map[string]knownType{}
 		events := make([]*store.Event, 0, len(in.Body.Events))
 		var errs []error
 		seen := map[string]int{}

@@ -20,7 +20,7 @@ type EventType struct {
 	Name        string    `json:"name"`
 	Description string    `json:"description"`
 	Deprecated  bool      `json:"deprecated"`
-	Schema      Object    `json:"schema,omitempty" doc:"The JSON Schema of the events' data; absent when the type has none. For documentation and examples (GET /v1/event-types/{name}/example); not enforced yet: published events are not checked against it."`
+	Schema      Object    `json:"schema,omitempty" doc:"The JSON Schema of the events' data; absent when the type has none. For documentation and examples (GET /v1/event-types/{name}/example); published events whose data does not satisfy it are refused (422 naming each failing place)."`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 }
@@ -61,7 +61,7 @@ type createEventTypeInput struct {
 		Name        string `json:"name" maxLength:"128" pattern:"^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$" doc:"resource.action in lower case, by convention in the past tense (invoice.paid), with an optional version suffix (invoice.paid.v2)." example:"invoice.paid"`
 		Description string `json:"description,omitempty" maxLength:"2000" example:"An invoice was paid in full."`
 		Deprecated  bool   `json:"deprecated,omitempty"`
-		Schema      Object `json:"schema,omitempty" doc:"A JSON Schema (draft 4 to 2020-12, no external $ref) of the events' data, for documentation and examples (GET /v1/event-types/{name}/example); not enforced yet: published events are not checked against it. {} is the same as none."`
+		Schema      Object `json:"schema,omitempty" doc:"A JSON Schema (draft 4 to 2020-12, no external $ref) of the events' data, for documentation and examples (GET /v1/event-types/{name}/example); published events whose data does not satisfy it are refused (422 naming each failing place). {} is the same as none."`
 	}
 }
 
@@ -74,7 +74,7 @@ type updateEventTypeInput struct {
 	Body struct {
 		Description *string `json:"description,omitempty" maxLength:"2000"`
 		Deprecated  *bool   `json:"deprecated,omitempty"`
-		Schema      Object  `json:"schema,omitempty" doc:"A JSON Schema (draft 4 to 2020-12, no external $ref) of the events' data, for documentation and examples (GET /v1/event-types/{name}/example); not enforced yet: published events are not checked against it. Replaces the schema; {} removes it; absent keeps it."`
+		Schema      Object  `json:"schema,omitempty" doc:"A JSON Schema (draft 4 to 2020-12, no external $ref) of the events' data, for documentation and examples (GET /v1/event-types/{name}/example); published events whose data does not satisfy it are refused (422 naming each failing place). Replaces the schema; {} removes it; absent keeps it."`
 	}
 }
 
@@ -175,6 +175,7 @@ func (s *Server) registerEventTypes() {
 		}
 		et.UpdatedAt = s.now()
 		a := s.audit(ctx, "event_type.update", "event_type", et.Name, "", before, eventTypeOut(et))
+		s.types.forget(et.Name)
 		if err := s.st.UpdateEventType(store.WithAudit(ctx, a), et); err != nil {
 			return nil, s.fail(err, "event type "+in.Name)
 		}

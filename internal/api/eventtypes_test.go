@@ -152,3 +152,64 @@ func TestEventTypes_ExampleOfUnknownOrImpossible(t *testing.T) {
 		t.Errorf("problem does not say why: %s", ans.body)
 	}
 }
+
+// TestEventTypes_PublishedDataMustSatisfyTheSchema: an event whose data does not satisfy its
+// type's schema is refused with 422 naming each failing place, and nothing is stored; a batch
+// with one such event stores none; a changed schema applies at once.
+func TestEventTypes_PublishedDataMustSatisfyTheSchema(t *testing.T) {
+	t.Parallel()
+	a := newTestAPI(t, api.Config{})
+	a.must(http.StatusCreated, "POST", "/v1/event-types", map[string]any{"name": "order.placed", "schema": json.RawMessage(`{
+		"type":"object","required":["amount"],
+		"properties":{"amount":{"type":"integer","minimum":0},
+			"items":{"type":"array","items":{"type":"object","properties":{"sku":{"type":"string"}}}}}}`)}, nil)
+	a.must(http.StatusCreated, "POST", "/v1/event-types", map[string]any{"name": "order.noted"}, nil)
+	a.must(http.StatusCreated, "POST", "/v1/tenants", map[string]any{"id": "acme", "name": "Acme"}, nil)
+	publish := func(data string) answer {
+		return a.do(a.admin, "POST", "/v1/tenants/acme/events", `{"type":"order.placed","data":`+data+`}`)
+	}
+	if ans := publish(`{"amount":5,"items":[{"sku":"a"}]}`); ans.status != http.StatusAccepted {
+		t.Fatalf("valid data: %d %s", ans.status, ans.body)
+	}
+	ans := publish(`{"amount":-1,"items":[{"sku":"a"},{"sku":7}]}`)
+	if ans.status != http.StatusUnprocessableEntity {
+		t.Fatalf("invalid data: %d %s", ans.status, ans.body)
+	}
+	p := ans.problem(t)
+	for _, loc := range []string{"body.data.amount", "body.data.items[1].sku"} {
+		if msg, ok := p.find(loc); !ok || !strings.Contains(msg, "order.placed") {
+			t.Errorf("no error at %s naming the type: %s", loc, ans.body)
+		}
+	}
+	if ans := publish(`{"items":[]}`); ans.status != http.StatusUnprocessableEntity || !strings.Contains(string(ans.body), "amount") {
+		t.Errorf("missing required field: %d %s", ans.status, ans.body)
+	}
+	// A type without a schema takes any object.
+	if ans := a.do(a.admin, "POST", "/v1/tenants/acme/events", `{"type":"order.noted","data":{"anything":[1,"x"]}}`); ans.status != http.StatusAccepted {
+		t.Errorf("type without a schema: %d %s", ans.status, ans.body)
+	}
+
+	// A batch with one bad event stores none of them.
+	ans = a.do(a.admin, "POST", "/v1/tenants/acme/events/batch", `{"events":[
+		{"id":"b1","type":"order.placed","data":{"amount":1}},
+		{"id":"b2","type":"order.placed","data":{"amount":"one"}}]}`)
+	if ans.status != http.StatusUnprocessableEntity {
+		t.Fatalf("batch with a bad event: %d %s", ans.status, ans.body)
+	}
+	if _, ok := ans.problem(t).find("body.events[1].data.amount"); !ok {
+		t.Errorf("no error at body.events[1].data.amount: %s", ans.body)
+	}
+	if ans := a.do(a.admin, "GET", "/v1/tenants/acme/events/b1", nil); ans.status != http.StatusNotFound {
+		t.Errorf("the batch's valid event was stored: %d", ans.status)
+	}
+
+	// A changed schema applies at once.
+	a.must(http.StatusOK, "PATCH", "/v1/event-types/order.placed", map[string]any{"schema": json.RawMessage(`{"type":"object","required":["currency"]}`)}, nil)
+	if ans := publish(`{"amount":5}`); ans.status != http.StatusUnprocessableEntity {
+		t.Errorf("after the schema changed, data without currency: %d %s", ans.status, ans.body)
+	}
+	a.must(http.StatusOK, "PATCH", "/v1/event-types/order.placed", map[string]any{"schema": json.RawMessage(`{}`)}, nil)
+	if ans := publish(`{"amount":"any"}`); ans.status != http.StatusAccepted {
+		t.Errorf("after the schema was removed: %d %s", ans.status, ans.body)
+	}
+}

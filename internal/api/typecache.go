@@ -3,15 +3,23 @@ package api
 import (
 	"sync"
 	"time"
+
+	"github.com/heraldhq/herald/internal/inbound/schema"
 )
 
-// typeCache remembers, for a few seconds, event types that exist, so that a publish does not
-// read the catalog each time (a round trip on PostgreSQL). Only existence is cached: a type
-// created anywhere is usable at once; one deleted on another node may still be accepted here for
-// typeTTL (deleted here, it is forgotten at once).
+// typeCache remembers, for a few seconds, event types that exist with their compiled schemas,
+// so that a publish does not read the catalog and compile a schema each time (a round trip on
+// PostgreSQL). A type created anywhere is usable at once; one deleted or changed on another node
+// may still be accepted here, with its old schema, for typeTTL (changed here, it is forgotten at
+// once).
 type typeCache struct {
-	mu    sync.Mutex
-	until map[string]time.Time
+	mu      sync.Mutex
+	entries map[string]typeEntry
+}
+
+type typeEntry struct {
+	until  time.Time
+	schema *schema.Schema // nil when the type has none
 }
 
 const (
@@ -19,25 +27,30 @@ const (
 	maxTypeCache = 10000
 )
 
-func newTypeCache() *typeCache { return &typeCache{until: map[string]time.Time{}} }
+func newTypeCache() *typeCache { return &typeCache{entries: map[string]typeEntry{}} }
 
-func (c *typeCache) known(name string, now time.Time) bool {
+// lookup returns a type's schema (nil for none) and whether the type is known.
+func (c *typeCache) lookup(name string, now time.Time) (*schema.Schema, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.until[name].After(now)
+	e, ok := c.entries[name]
+	if !ok || !e.until.After(now) {
+		return nil, false
+	}
+	return e.schema, true
 }
 
-func (c *typeCache) remember(name string, now time.Time) {
+func (c *typeCache) remember(name string, sch *schema.Schema, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.until) >= maxTypeCache {
-		clear(c.until)
+	if len(c.entries) >= maxTypeCache {
+		clear(c.entries)
 	}
-	c.until[name] = now.Add(typeTTL)
+	c.entries[name] = typeEntry{until: now.Add(typeTTL), schema: sch}
 }
 
 func (c *typeCache) forget(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.until, name)
+	delete(c.entries, name)
 }
