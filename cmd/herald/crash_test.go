@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"sync"
@@ -17,8 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/heraldhq/herald/webhook"
 )
 
 func TestCrash_RepeatedSIGKILLLosesNothing(t *testing.T) {
@@ -73,17 +70,7 @@ func crashLoop(t *testing.T, timeout int, storeFlags []string) {
 	env := []string{"HERALD_API_KEY=" + testKey}
 	secret := newSecret(t)
 	// The receiver takes 2–10 ms to answer, so that a kill usually lands with requests in flight.
-	v, err := webhook.NewVerifier(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv := &receiver{verifier: v, release: make(chan struct{}), arrivals: map[string]int{}, accepted: map[string]int{}}
-	rcv.mode.Store(modeAccept)
-	rcv.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		time.Sleep(time.Duration(2+rand.IntN(9)) * time.Millisecond)
-		rcv.serve(w, req)
-	}))
-	t.Cleanup(rcv.srv.Close)
+	rcv := newPacedReceiver(t, secret, 2, 9)
 
 	start := func(name string) *proc {
 		t.Helper()

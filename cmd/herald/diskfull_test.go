@@ -15,9 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,8 +26,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/heraldhq/herald/webhook"
 )
 
 // smallFS is a file system of a few MiB mounted for one test.
@@ -230,30 +226,14 @@ func TestSQLite_DiskFullAndReadOnly(t *testing.T) {
 	h := start("herald")
 
 	secret := newSecret(t)
-	v, err := webhook.NewVerifier(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv := &receiver{verifier: v, release: make(chan struct{}), arrivals: map[string]int{}, accepted: map[string]int{}}
-	rcv.mode.Store(modeAccept)
-	rcv.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		time.Sleep(time.Duration(1+rand.IntN(5)) * time.Millisecond)
-		rcv.serve(w, req)
-	}))
-	t.Cleanup(rcv.srv.Close)
+	rcv := newPacedReceiver(t, secret, 1, 5)
 	h.must("POST", "/v1/tenants", testKey, map[string]any{"id": "acme", "name": "Acme Inc"}, http.StatusCreated, nil)
 	h.must("POST", "/v1/event-types", testKey, map[string]any{"name": "a.happened"}, http.StatusCreated, nil)
 	h.must("POST", "/v1/tenants/acme/endpoints", testKey, map[string]any{
 		"url": rcv.url(), "secret": secret, "event_types": []string{"*"}, "max_concurrency": 10, "timeout_seconds": 10,
 		"retry_schedule": []int{0, 1, 1, 1, 2, 2, 2, 5, 5, 5, 5, 5},
 	}, http.StatusCreated, nil)
-	const ghSecret = "It's a Secret to Everybody"
-	var src struct {
-		IngestURL string `json:"ingest_url"`
-	}
-	h.must("POST", "/v1/tenants/acme/sources", testKey, map[string]any{
-		"name": "github", "verification": map[string]any{"scheme": "github", "secrets": []string{ghSecret}},
-	}, http.StatusCreated, &src)
+	ingestURL := createGitHubSource(h)
 
 	// Two kinds of client, each posting on a tick: the publish API and a signed inbound webhook.
 	// Bodies carry some weight, so that the disk fills within seconds when nothing is freed.
@@ -297,7 +277,7 @@ func TestSQLite_DiskFullAndReadOnly(t *testing.T) {
 		return a
 	}
 	receive := func() answer {
-		return postGitHub(src.IngestURL, ghSecret, n.Add(1), pad)
+		return postGitHub(ingestURL, githubSecret, n.Add(1), pad)
 	}
 	stop := make(chan struct{})
 	var stopOnce sync.Once

@@ -6,13 +6,7 @@ package main
 // event forwarded to the endpoint.
 
 import (
-	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -43,45 +37,9 @@ func TestInbound_SIGKILLAfter200LosesNothing(t *testing.T) {
 		"url": rcv.url(), "secret": secret, "event_types": []string{"*"},
 		"retry_schedule": []int{0, 1, 1, 1, 1, 1, 1, 1, 1, 1},
 	}, http.StatusCreated, nil)
-	const ghSecret = "It's a Secret to Everybody"
-	var src struct {
-		IngestURL string `json:"ingest_url"`
-	}
-	h.must("POST", "/v1/tenants/acme/sources", testKey, map[string]any{
-		"name": "github", "verification": map[string]any{"scheme": "github", "secrets": []string{ghSecret}},
-	}, http.StatusCreated, &src)
-	if !strings.HasPrefix(src.IngestURL, "http://"+addr+"/in/") {
-		t.Fatalf("ingest_url %q is not on this server", src.IngestURL)
-	}
-
-	post := func(n int) (int, string, error) {
-		body := []byte(fmt.Sprintf(`{"ref":"refs/heads/main","n":%d}`, n))
-		mac := hmac.New(sha256.New, []byte(ghSecret))
-		mac.Write(body)
-		req, err := http.NewRequest("POST", src.IngestURL, bytes.NewReader(body))
-		if err != nil {
-			return 0, "", err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-GitHub-Event", "push")
-		req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("delivery-%d", n))
-		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, "", err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var out struct {
-			Status  string `json:"status"`
-			EventID string `json:"event_id"`
-		}
-		if resp.StatusCode == http.StatusOK {
-			if err := json.Unmarshal(b, &out); err != nil || out.Status != "accepted" || out.EventID == "" {
-				return resp.StatusCode, "", fmt.Errorf("200 without an accepted event: %s", b)
-			}
-		}
-		return resp.StatusCode, out.EventID, nil
+	ingestURL := createGitHubSource(h)
+	if !strings.HasPrefix(ingestURL, "http://"+addr+"/in/") {
+		t.Fatalf("ingest_url %q is not on this server", ingestURL)
 	}
 
 	var (
@@ -96,17 +54,17 @@ func TestInbound_SIGKILLAfter200LosesNothing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for n := range next {
-				status, ev, err := post(n)
+				a := postGitHub(ingestURL, githubSecret, int64(n), "")
 				mu.Lock()
 				switch {
-				case err != nil && status == 0:
+				case a.err != nil && a.status == 0:
 					// The connection died with the process: not acknowledged, the sender retries.
-				case err != nil:
-					badAnsw = append(badAnsw, err.Error())
-				case status == http.StatusOK:
-					events = append(events, ev)
-				case status < 500:
-					badAnsw = append(badAnsw, fmt.Sprintf("request %d answered %d", n, status))
+				case a.err != nil:
+					badAnsw = append(badAnsw, a.err.Error())
+				case a.status == http.StatusOK:
+					events = append(events, a.event)
+				case a.status < 500:
+					badAnsw = append(badAnsw, fmt.Sprintf("request %d answered %d", n, a.status))
 				}
 				mu.Unlock()
 			}

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -394,6 +395,39 @@ func (r *receiver) counts(ids []string) (distinct, total, accepted int) {
 		}
 	}
 	return len(r.arrivals), total, accepted
+}
+
+// newPacedReceiver is a receiver that accepts, answering each request after minMS to
+// minMS+spreadMS-1 ms, so that a kill or an outage usually lands with requests in flight.
+func newPacedReceiver(t *testing.T, secret string, minMS, spreadMS int) *receiver {
+	t.Helper()
+	v, err := webhook.NewVerifier(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &receiver{verifier: v, release: make(chan struct{}), arrivals: map[string]int{}, accepted: map[string]int{}}
+	r.mode.Store(modeAccept)
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		time.Sleep(time.Duration(minMS+rand.IntN(spreadMS)) * time.Millisecond)
+		r.serve(w, req)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// githubSecret is the webhook secret of the GitHub sources the tests create.
+const githubSecret = "It's a Secret to Everybody"
+
+// createGitHubSource creates a GitHub source for tenant acme and returns its ingest URL.
+func createGitHubSource(p *proc) string {
+	p.t.Helper()
+	var src struct {
+		IngestURL string `json:"ingest_url"`
+	}
+	p.must("POST", "/v1/tenants/acme/sources", testKey, map[string]any{
+		"name": "github", "verification": map[string]any{"scheme": "github", "secrets": []string{githubSecret}},
+	}, http.StatusCreated, &src)
+	return src.IngestURL
 }
 
 // setUp creates tenant acme, event type a.happened and an endpoint for it with the given settings.

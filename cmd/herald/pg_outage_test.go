@@ -13,10 +13,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -26,8 +24,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/heraldhq/herald/webhook"
 )
 
 // tcpProxy forwards connections from a port on 127.0.0.1 to upstream, and can cut them all.
@@ -203,17 +199,7 @@ func TestPostgres_OutageUnderLoad(t *testing.T) {
 	}
 
 	secret := newSecret(t)
-	v, err := webhook.NewVerifier(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv := &receiver{verifier: v, release: make(chan struct{}), arrivals: map[string]int{}, accepted: map[string]int{}}
-	rcv.mode.Store(modeAccept)
-	rcv.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		time.Sleep(time.Duration(1+rand.IntN(5)) * time.Millisecond)
-		rcv.serve(w, req)
-	}))
-	t.Cleanup(rcv.srv.Close)
+	rcv := newPacedReceiver(t, secret, 1, 5)
 
 	h := serve(t, "herald", t.TempDir(), []string{"HERALD_API_KEY=" + testKey},
 		"--database-url", hu.String(), "--database-schema", schema, "--dev", "--api-rate", "0")
@@ -224,13 +210,7 @@ func TestPostgres_OutageUnderLoad(t *testing.T) {
 		"retry_schedule": []int{0, 1, 1, 1, 2, 2, 2, 5, 5, 5, 5, 5},
 	}, http.StatusCreated, nil)
 	// A source too: webhooks received during the outage must get 200 or 503, like publishes.
-	const ghSecret = "It's a Secret to Everybody"
-	var src struct {
-		IngestURL string `json:"ingest_url"`
-	}
-	h.must("POST", "/v1/tenants/acme/sources", testKey, map[string]any{
-		"name": "github", "verification": map[string]any{"scheme": "github", "secrets": []string{ghSecret}},
-	}, http.StatusCreated, &src)
+	ingestURL := createGitHubSource(h)
 	start := time.Now()
 	waitFor(t, 10*time.Second, "herald's LISTEN connection", func() bool { return listening(start.Add(-time.Hour)) }, h)
 
@@ -267,7 +247,7 @@ func TestPostgres_OutageUnderLoad(t *testing.T) {
 				return
 			case <-ticker.C:
 			}
-			a := postGitHub(src.IngestURL, ghSecret, received.Add(1), "")
+			a := postGitHub(ingestURL, githubSecret, received.Add(1), "")
 			rec := publishRecord{kind: "inbound", at: a.at, took: time.Since(a.at), status: a.status, retryAfter: a.retryAfter, err: a.err}
 			mu.Lock()
 			if a.err == nil && a.status == http.StatusOK {

@@ -83,7 +83,7 @@ Without --data it is an example made from the event type's schema
 				return fmt.Errorf("publish: read answer: %w", err)
 			}
 			if resp.StatusCode/100 != 2 {
-				return problemError(resp, answer)
+				return newAPIError(http.MethodPost, "/v1/tenants/"+tenant+"/events", resp.StatusCode, answer)
 			}
 			var pub struct {
 				ID         string `json:"id"`
@@ -168,37 +168,4 @@ func describeJSONError(err error) string {
 		return "got null"
 	}
 	return err.Error()
-}
-
-// problemError turns an RFC 9457 problem answer into an error listing its title, detail and each
-// invalid field, falling back to the raw body for answers that are not problem documents.
-func problemError(resp *http.Response, body []byte) error {
-	var p struct {
-		Title  string `json:"title"`
-		Detail string `json:"detail"`
-		Errors []struct {
-			Location string `json:"location"`
-			Message  string `json:"message"`
-			Value    any    `json:"value"`
-		} `json:"errors"`
-	}
-	if err := json.Unmarshal(body, &p); err != nil || (p.Title == "" && p.Detail == "") {
-		return fmt.Errorf("publish: %s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "publish: %d %s", resp.StatusCode, p.Title)
-	if p.Detail != "" {
-		fmt.Fprintf(&b, ": %s", p.Detail)
-	}
-	for _, e := range p.Errors {
-		b.WriteString("\n  ")
-		if e.Location != "" {
-			b.WriteString(e.Location + ": ")
-		}
-		b.WriteString(e.Message)
-		if e.Value != nil {
-			fmt.Fprintf(&b, " (value: %v)", e.Value)
-		}
-	}
-	return fmt.Errorf("%s", b.String())
 }

@@ -60,6 +60,10 @@ func (p principal) admin() bool { return p.key.Role == store.RoleAdmin }
 
 const metaAdminOnly = "admin-only"
 
+// metaSecretBody marks operations whose request body carries secrets (a source's verification
+// secrets, an endpoint's signing secret): their problems never quote the values sent.
+const metaSecretBody = "secret-body"
+
 // authenticate checks the bearer key of every API operation and scopes tenant keys to their
 // tenant. A tenant key asking for another tenant gets 404, as if it did not exist, so it learns
 // nothing about other tenants.

@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -74,12 +73,13 @@ func boundErrorValues(ctx huma.Context, _ string, v any) (any, error) {
 	if !ok {
 		return v, nil
 	}
-	// Sources' and endpoints' bodies carry secrets: their problems never echo what was sent. Nor
-	// does any problem quote a whole body back (what the JSON parser does with one it cannot read).
+	// Bodies that carry secrets (metaSecretBody) are never echoed in their problems. Nor does any
+	// problem quote a whole body back (what the JSON parser does with one it cannot read).
 	secretBody := false
 	if ctx != nil {
-		p := ctx.URL().Path
-		secretBody = strings.Contains(p, "/sources") || strings.Contains(p, "/endpoints")
+		if op := ctx.Operation(); op != nil {
+			secretBody = op.Metadata[metaSecretBody] == true
+		}
 	}
 	for _, d := range em.Errors {
 		if d == nil {

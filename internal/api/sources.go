@@ -617,7 +617,7 @@ func (s *Server) sourceChanged(id string) {
 func (s *Server) registerSources() {
 	tags := []string{"Sources"}
 	huma.Register(s.api, huma.Operation{
-		OperationID: "create-source", Method: http.MethodPost, Path: "/v1/tenants/{tenant}/sources", Tags: tags,
+		OperationID: "create-source", Metadata: map[string]any{metaSecretBody: true}, Method: http.MethodPost, Path: "/v1/tenants/{tenant}/sources", Tags: tags,
 		Summary: "Create a source",
 		Description: "A source is an ingest URL (ingest_url) for a sender: what it receives is verified as the verification " +
 			"object says, deduplicated, stored, and forwarded as events to the tenant's endpoints. Secrets are write-only.",
@@ -670,7 +670,7 @@ func (s *Server) registerSources() {
 		return &Out[Source]{Body: sourceOut(src, s.ingestURL(in.IngestOrigin, src.Token))}, nil
 	})
 	huma.Register(s.api, huma.Operation{
-		OperationID: "update-source", Method: http.MethodPatch, Path: "/v1/tenants/{tenant}/sources/{id}", Tags: tags,
+		OperationID: "update-source", Metadata: map[string]any{metaSecretBody: true}, Method: http.MethodPatch, Path: "/v1/tenants/{tenant}/sources/{id}", Tags: tags,
 		Summary: "Change a source",
 		Description: "Only the fields given change. verification, allow_ips and dedup are replaced as a whole; " +
 			"verification without secrets keeps the stored secrets.",
