@@ -264,17 +264,7 @@ func crashLoop(t *testing.T, timeout int, storeFlags []string) {
 
 	// The store agrees: nothing pending or dead, every stored event's delivery succeeded (events
 	// stored by a request cut by a kill count too: they were committed, though not acknowledged).
-	var st clusterStats
-	waitFor(t, time.Until(deadline)+10*time.Second, "no pending or dead deliveries in the stats", func() bool {
-		h.must("GET", "/v1/tenants/acme/stats?since=1h", testKey, nil, http.StatusOK, &st)
-		return st.Pending == 0 && st.Dead == 0 && st.Succeeded == st.Events
-	}, h)
-	if st.Events < len(ackIDs) {
-		t.Errorf("the store has %d events, fewer than the %d acknowledged", st.Events, len(ackIDs))
-	}
-	if n := rcv.badSigs.Load(); n != 0 {
-		t.Errorf("%d requests had a signature that does not verify", n)
-	}
+	st := storeAgrees(h, rcv, len(ackIDs), time.Until(deadline)+10*time.Second)
 
 	distinct, total, _ := rcv.counts(nil)
 	rcv.mu.Lock()

@@ -406,17 +406,7 @@ func TestSQLite_DiskFullAndReadOnly(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	var st clusterStats
-	waitFor(t, 30*time.Second, "no pending or dead deliveries in the stats", func() bool {
-		h.must("GET", "/v1/tenants/acme/stats?since=1h", testKey, nil, http.StatusOK, &st)
-		return st.Pending == 0 && st.Dead == 0 && st.Succeeded == st.Events
-	}, h)
-	if st.Events < len(acked) {
-		t.Errorf("the store has %d events, fewer than the %d acknowledged", st.Events, len(acked))
-	}
-	if n := rcv.badSigs.Load(); n != 0 {
-		t.Errorf("%d requests had a signature that does not verify", n)
-	}
+	st := storeAgrees(h, rcv, len(acked), 30*time.Second)
 	distinct, total, _ := rcv.counts(nil)
 	t.Logf("events acknowledged: %d; stored: %d; attempts: %d; requests received: %d for %d distinct events: %d duplicates; all done %v after the start",
 		len(acked), st.Events, st.Attempts, total, distinct, total-distinct, time.Since(began).Round(time.Millisecond))

@@ -415,6 +415,26 @@ func newPacedReceiver(t *testing.T, secret string, minMS, spreadMS int) *receive
 	return r
 }
 
+// storeAgrees waits up to wait until tenant acme's stats show nothing pending or dead and a
+// succeeded delivery for every stored event, then checks that the store holds at least the
+// acknowledged events and that every request the receiver got verified.
+func storeAgrees(h *proc, rcv *receiver, acknowledged int, wait time.Duration) clusterStats {
+	t := h.t
+	t.Helper()
+	var st clusterStats
+	waitFor(t, wait, "no pending or dead deliveries in the stats", func() bool {
+		h.must("GET", "/v1/tenants/acme/stats?since=1h", testKey, nil, http.StatusOK, &st)
+		return st.Pending == 0 && st.Dead == 0 && st.Succeeded == st.Events
+	}, h)
+	if st.Events < acknowledged {
+		t.Errorf("the store has %d events, fewer than the %d acknowledged", st.Events, acknowledged)
+	}
+	if n := rcv.badSigs.Load(); n != 0 {
+		t.Errorf("%d requests had a signature that does not verify", n)
+	}
+	return st
+}
+
 // githubSecret is the webhook secret of the GitHub sources the tests create.
 const githubSecret = "It's a Secret to Everybody"
 

@@ -393,17 +393,7 @@ func TestPostgres_OutageUnderLoad(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	complete := time.Since(start)
-	var st clusterStats
-	waitFor(t, time.Until(deadline)+10*time.Second, "no pending or dead deliveries in the stats", func() bool {
-		h.must("GET", "/v1/tenants/acme/stats?since=1h", testKey, nil, http.StatusOK, &st)
-		return st.Pending == 0 && st.Dead == 0 && st.Succeeded == st.Events
-	}, h)
-	if st.Events < len(ackIDs) {
-		t.Errorf("the store has %d events, fewer than the %d acknowledged", st.Events, len(ackIDs))
-	}
-	if n := rcv.badSigs.Load(); n != 0 {
-		t.Errorf("%d requests had a signature that does not verify", n)
-	}
+	st := storeAgrees(h, rcv, len(ackIDs), time.Until(deadline)+10*time.Second)
 	distinct, total, _ := rcv.counts(nil)
 	t.Logf("events acknowledged: %d; stored: %d (%d from publishes answered 503 whose commit went through); attempts: %d",
 		len(ackIDs), st.Events, st.Events-len(ackIDs), st.Attempts)

@@ -63,23 +63,10 @@ func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, er
 	if len(changes) == 0 {
 		return 0, next, nil
 	}
-	var done int
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		done = 0
-		b := &pgx.Batch{}
+	done, err := s.updateInTx(ctx, "rekey endpoints", func(b *pgx.Batch) {
 		for _, c := range changes {
 			b.Queue(`UPDATE endpoints SET secrets = $1 WHERE id = $2 AND secrets = $3::jsonb`, c.new, c.id, c.old)
 		}
-		br := tx.SendBatch(ctx, b)
-		for _, c := range changes {
-			tag, err := br.Exec()
-			if err != nil {
-				_ = br.Close()
-				return fmt.Errorf("rekey endpoint %s: %w", c.id, err)
-			}
-			done += int(tag.RowsAffected())
-		}
-		return br.Close()
 	})
 	if err != nil {
 		return 0, "", err
@@ -129,27 +116,36 @@ func (s *Store) rekeySources(ctx context.Context, after int64, limit int) (int, 
 	if len(changes) == 0 {
 		return 0, next, nil
 	}
-	var done int
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		done = 0
-		b := &pgx.Batch{}
+	done, err := s.updateInTx(ctx, "rekey sources", func(b *pgx.Batch) {
 		for _, c := range changes {
 			b.Queue(`UPDATE sources SET token = $1, settings = $2 WHERE id = $3 AND token = $4 AND settings = $5`,
 				c.token, c.settings, c.id, c.oldToken, c.oldSettings)
 		}
-		br := tx.SendBatch(ctx, b)
-		for _, c := range changes {
-			tag, err := br.Exec()
-			if err != nil {
-				_ = br.Close()
-				return fmt.Errorf("rekey source %s: %w", c.id, err)
-			}
-			done += int(tag.RowsAffected())
-		}
-		return br.Close()
 	})
 	if err != nil {
 		return 0, "", err
 	}
 	return done, next, nil
+}
+
+// updateInTx runs the statements queue adds as one batch in one transaction, and returns how
+// many rows they changed in all. The batch is built afresh if the transaction is run again.
+func (s *Store) updateInTx(ctx context.Context, what string, queue func(b *pgx.Batch)) (int, error) {
+	var done int
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		done = 0
+		b := &pgx.Batch{}
+		queue(b)
+		br := tx.SendBatch(ctx, b)
+		for range b.Len() {
+			tag, err := br.Exec()
+			if err != nil {
+				_ = br.Close()
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			done += int(tag.RowsAffected())
+		}
+		return br.Close()
+	})
+	return done, err
 }
