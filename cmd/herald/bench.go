@@ -41,6 +41,10 @@ tenants × 10 healthy endpoints, plus 10 that never answer; --events at --rate, 
 100 events/s, so 1,000 deliveries/s for a minute), then the same without the hanging endpoints,
 and prints the healthy endpoints' p99 ratio against the 1.2× target.
 
+--scenario batching publishes a backlog (--events, default 20,000) for one endpoint on a local
+receiver that holds its requests, then times the drain: once with each event sent on its own,
+once with batching (100 events or 50 ms), and prints events/s of each and their ratio.
+
 --soak 10m --rate N publishes at N events/s for the duration and samples the live heap, the
 resident set and the goroutine count every 10 s; it prints the samples, their growth from the
 first minute to the end, and the usual figures with the ceiling.`,
@@ -93,8 +97,21 @@ first minute to the end, and the usual figures with the ceiling.`,
 				}
 				runs[len(runs)/2].Print(os.Stdout)
 				return nil
+			case scenario == "batching":
+				bc := bench.BatchingConfig{Events: 20000, Concurrency: cfg.Concurrency, PayloadSize: cfg.PayloadSize, Synchronous: cfg.Synchronous}
+				if cmd.Flags().Changed("events") {
+					bc.Events = cfg.Events
+				}
+				fmt.Fprintf(os.Stderr, "herald bench on %d CPUs (%s/%s): batching, %d events drained by one endpoint without and with batching ...\n",
+					runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, bc.Events)
+				b, err := bench.RunBatching(cmd.Context(), bc)
+				if err != nil {
+					return fmt.Errorf("batching: %w", err)
+				}
+				b.Print(os.Stdout)
+				return nil
 			case scenario != "":
-				return fmt.Errorf("unknown --scenario %q (known: tenants-hanging)", scenario)
+				return fmt.Errorf("unknown --scenario %q (known: tenants-hanging, batching)", scenario)
 			}
 			scenarios := []bench.Config{cfg}
 			if standard {
@@ -191,7 +208,7 @@ first minute to the end, and the usual figures with the ceiling.`,
 	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the run to this file")
 	f.IntVar(&repeat, "repeat", 1, "run each scenario this many times and report the run with the median ratio")
 	f.BoolVar(&standard, "standard", false, "run the standard scenarios of docs/benchmarks.md")
-	f.StringVar(&scenario, "scenario", "", "run a named scenario: tenants-hanging (100 tenants, 1 % hanging endpoints, with and without)")
+	f.StringVar(&scenario, "scenario", "", "run a named scenario: tenants-hanging (100 tenants, 1 % hanging endpoints, with and without); batching (one endpoint drains a backlog without and with batching, 100 events or 50 ms)")
 	f.DurationVar(&soak, "soak", 0, "publish at --rate for this long, sampling memory and goroutines every 10 s")
 	f.IntVar(&cfg.Tenants, "tenants", 1, "tenants the events are spread over, each with --endpoints endpoints")
 	return cmd

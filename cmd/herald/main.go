@@ -33,7 +33,7 @@ func root() *cobra.Command {
 		verifyCmd(),
 		triggerCmd(),
 		listenCmd(),
-		replayCmd(), tenantsCmd(), endpointsCmd(), eventsCmd(), deliveriesCmd(),
+		replayCmd(), tenantsCmd(), endpointsCmd(), eventsCmd(), deliveriesCmd(), eventTypesCmd(),
 	)
 	return cmd
 }

@@ -372,6 +372,11 @@ type endpointSettings struct {
 	rateLimit                float64
 	schedule                 []int
 	disabled, internal       bool
+	filter, transform        string
+	format                   string
+	batch                    int
+	batchWait                time.Duration
+	ordered                  bool
 }
 
 func (e *endpointSettings) register(f *pflag.FlagSet) {
@@ -386,6 +391,12 @@ func (e *endpointSettings) register(f *pflag.FlagSet) {
 	f.StringVar(&e.scheme, "signature-scheme", "", "hmac-sha256 (default) or ed25519")
 	f.BoolVar(&e.disabled, "disabled", false, "create it disabled, or disable it (--disabled=false enables)")
 	f.BoolVar(&e.internal, "internal", false, "admin keys only: the endpoint is on the operator's network")
+	f.StringVar(&e.filter, "filter", "", `a CEL filter over the envelope, e.g. 'data.amount > 1000'; "" removes it`)
+	f.StringVar(&e.transform, "transform", "", `a CEL expression whose value is the body sent; "" removes it`)
+	f.StringVar(&e.format, "signature-format", "", "standard-webhooks (default), github or stripe")
+	f.IntVar(&e.batch, "batch", 0, "send up to this many events per request (0 turns batching off)")
+	f.DurationVar(&e.batchWait, "batch-wait", 0, "how long the oldest event waits for a batch to fill (default 5s)")
+	f.BoolVar(&e.ordered, "ordered", false, "deliver in publish order, one at a time")
 }
 
 // body is the JSON body with the fields whose flags were given.
@@ -406,6 +417,20 @@ func (e *endpointSettings) body(f *pflag.FlagSet) (map[string]any, error) {
 	set("signature-scheme", "signature_scheme", e.scheme)
 	set("disabled", "enabled", !e.disabled)
 	set("internal", "internal", e.internal)
+	set("filter", "filter", e.filter)
+	set("transform", "transform", e.transform)
+	set("signature-format", "signature_format", e.format)
+	set("ordered", "ordered", e.ordered)
+	if f.Changed("batch") || f.Changed("batch-wait") {
+		batch := map[string]any{"enabled": e.batch > 0 || (!f.Changed("batch") && e.batchWait > 0)}
+		if e.batch > 0 {
+			batch["max_events"] = e.batch
+		}
+		if e.batchWait > 0 {
+			batch["max_wait_ms"] = e.batchWait.Milliseconds()
+		}
+		b["batch"] = batch
+	}
 	if f.Changed("header") {
 		h := map[string]string{}
 		for _, kv := range e.headers {

@@ -15,6 +15,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/heraldhq/herald/internal/expr"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/inbound"
 	"github.com/heraldhq/herald/internal/metrics"
@@ -104,6 +105,8 @@ type Server struct {
 	// cursorKeys seal feed cursors (feed.go); streams ends listen streams (listen.go).
 	cursorKeys *seal.Keyring
 	streams    *streams
+	// exprs compiles endpoints' filters and transformations when they are saved.
+	exprs *expr.Cache
 }
 
 // New builds the API's routes.
@@ -143,7 +146,7 @@ func New(cfg Config) *Server {
 	jf := jsonFormat(cfg.MaxJSONDepth)
 	hc.Formats = map[string]huma.Format{"application/json": jf, "json": jf}
 	hc.Transformers = []huma.Transformer{boundErrorValues}
-	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst), types: newTypeCache(), keys: newKeyCache()}
+	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst), types: newTypeCache(), keys: newKeyCache(), exprs: expr.NewCache(256)}
 	s.tracer = telemetry.Tracer(cfg.TracerProvider)
 	s.api = humago.New(mux, hc)
 	// authenticate runs first: the rate limit is per authenticated key.

@@ -35,8 +35,9 @@ type Endpoint struct {
 	Secret          string            `json:"secret,omitempty" doc:"The whsec_ signing secret of an hmac-sha256 endpoint: in the answer that creates the endpoint."`
 	SignatureScheme string            `json:"signature_scheme" enum:"hmac-sha256,ed25519" doc:"hmac-sha256 signs v1 signatures with a shared whsec_ secret; ed25519 signs v1a signatures with a private key only Herald holds."`
 	PublicKey       string            `json:"public_key,omitempty" doc:"ed25519 endpoints: the whpk_ public key receivers verify v1a signatures with."`
-	CreatedAt       time.Time         `json:"created_at"`
-	UpdatedAt       time.Time         `json:"updated_at"`
+	EndpointOptions
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 func endpointOut(e *store.Endpoint, defaultSchedule []time.Duration) Endpoint {
@@ -57,7 +58,7 @@ func endpointOut(e *store.Endpoint, defaultSchedule []time.Duration) Endpoint {
 		TimeoutSeconds: int(e.Timeout / time.Second), MaxConcurrency: e.MaxConcurrency, RateLimit: e.RateLimit,
 		RetrySchedule: secs, Headers: h, Enabled: e.Enabled, Internal: e.Internal, DisabledReason: e.DisabledReason,
 		FailingSince: e.FailingSince, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
-		SignatureScheme: e.SignatureScheme(),
+		SignatureScheme: e.SignatureScheme(), EndpointOptions: optionsOut(e.Options),
 	}
 	if out.SignatureScheme == store.SchemeEd25519 {
 		out.PublicKey = shownKey(e.Secrets[0].Key)
@@ -105,6 +106,7 @@ type EndpointFields struct {
 	Enabled         *bool             `json:"enabled,omitempty"`
 	Internal        *bool             `json:"internal,omitempty" doc:"Admin keys only: mark the endpoint as on the operator's network, so it may reach the ranges the operator opened with --internal-cidr (and use http). Default false. A tenant key may turn it off, not on."`
 	SignatureScheme *string           `json:"signature_scheme,omitempty" enum:"hmac-sha256,ed25519" doc:"Default hmac-sha256. ed25519: Herald generates a key pair and shows only the public key. Changing it rotates to a new key of that scheme, with the default overlap."`
+	EndpointOptionFields
 }
 
 type createEndpointInput struct {
@@ -128,6 +130,7 @@ type updateEndpointInput struct {
 // reservedHeaders are set by Herald and cannot be overridden by custom headers.
 var reservedHeaders = map[string]bool{
 	"webhook-id": true, "webhook-timestamp": true, "webhook-signature": true, "content-type": true,
+	"x-hub-signature-256": true, "stripe-signature": true, "x-herald-delivery": true,
 	"content-length": true, "user-agent": true, "host": true, "transfer-encoding": true, "connection": true,
 }
 
@@ -222,6 +225,7 @@ func (s *Server) apply(ctx context.Context, f *EndpointFields, e *store.Endpoint
 		}
 		e.Enabled = *f.Enabled
 	}
+	errs = append(errs, s.applyOptions(ctx, f, e)...)
 	if len(errs) > 0 {
 		return huma.Error422UnprocessableEntity("invalid endpoint", errs...)
 	}

@@ -51,6 +51,18 @@ type EventInput struct {
 	Data     Object          `json:"data" doc:"The event's payload: a JSON object."`
 	Source   string          `json:"source,omitempty" maxLength:"200" doc:"Where the event comes from, e.g. a service name."`
 	Resource *store.Resource `json:"resource,omitempty" doc:"The object the event is about."`
+	Priority string          `json:"priority,omitempty" enum:"high,normal,low" doc:"Under backlog, higher priority deliveries go first; a lower priority one is never starved (see docs/events.md). Default normal."`
+}
+
+// priorities maps the API's priority names to the store's.
+func priority(name string) int {
+	switch name {
+	case "high":
+		return store.PriorityHigh
+	case "low":
+		return store.PriorityLow
+	}
+	return store.PriorityNormal
 }
 
 // envelope is the JSON body every endpoint receives.
@@ -216,7 +228,26 @@ func (s *Server) build(ctx context.Context, in *EventInput, loc string, known ma
 	if len(payload) > s.cfg.MaxEventBytes {
 		return nil, []error{&tooLarge{loc: loc + ".data", size: len(payload), limit: s.cfg.MaxEventBytes}}
 	}
-	return &store.Event{ID: id, Type: in.Type, Timestamp: now, Source: in.Source, Payload: payload, CreatedAt: now}, nil
+	return &store.Event{ID: id, Type: in.Type, Timestamp: now, Source: in.Source, Payload: payload, CreatedAt: now, Priority: priority(in.Priority)}, nil
+}
+
+// BuildEvent checks an event as a publish through the API does (registered type, schema, size)
+// and makes what the store takes, for publishers inside the process (the outbox relay). Its error
+// is a huma.StatusError (422 or 413) whose details name each failing place.
+func (s *Server) BuildEvent(ctx context.Context, in EventInput) (*store.Event, error) {
+	switch in.Priority {
+	case "", "high", "normal", "low":
+	default:
+		return nil, huma.Error422UnprocessableEntity("invalid event", &huma.ErrorDetail{Location: "priority", Message: "must be high, normal or low"})
+	}
+	if len(in.Data) == 0 || in.Data[0] != '{' {
+		return nil, huma.Error422UnprocessableEntity("invalid event", &huma.ErrorDetail{Location: "data", Message: "must be a JSON object"})
+	}
+	ev, errs := s.build(ctx, &in, "", map[string]knownType{}, s.eventTime())
+	if errs != nil {
+		return nil, invalid(errs)
+	}
+	return ev, nil
 }
 
 type tooLarge struct {

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/heraldhq/herald/internal/expr"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/ops"
@@ -115,6 +117,7 @@ type Dispatcher struct {
 	cfg    Config
 	log    *slog.Logger
 	tracer trace.Tracer
+	exprs  *expr.Cache // endpoints' compiled transformations
 
 	mu      sync.Mutex
 	woken   map[string]bool // endpoint id -> reload its settings too
@@ -133,6 +136,7 @@ type Dispatcher struct {
 	renewed  chan error      // its answer
 	inFlight int             // attempts under way
 	held     int             // claims held: in flight and queued
+	sending  int             // claims held by the attempts under way (a batch's members each count)
 	sendCtx  context.Context
 	sends    sync.WaitGroup
 
@@ -156,6 +160,7 @@ type doneMsg struct {
 	retryAt  time.Time
 	breaker  func(error)
 	released bool // the attempt was abandoned at shutdown and its claim released
+	held     int  // deliveries the attempt held: 1, or a batch's members
 	// What the attempt was, for the logs and operational events its outcome may cause.
 	at      time.Time
 	eventID string
@@ -168,13 +173,16 @@ type result struct {
 	store.Result
 	eventType string
 	attempt   int // the delivery's attempts, all told, this one included
+	// wake: once the result is written, the endpoint's lane claims again (an ordered endpoint's
+	// next delivery cannot be claimed before its predecessor's result is committed).
+	wake bool
 }
 
 // New makes a dispatcher that reads and writes st and sends with client.
 func New(st store.Store, client *httpsend.Client, cfg Config) *Dispatcher {
 	cfg.defaults()
 	return &Dispatcher{
-		st: st, client: client, cfg: cfg, log: cfg.Logger, tracer: telemetry.Tracer(cfg.TracerProvider),
+		st: st, client: client, cfg: cfg, log: cfg.Logger, tracer: telemetry.Tracer(cfg.TracerProvider), exprs: expr.NewCache(1024),
 		woken:   map[string]bool{},
 		signal:  make(chan struct{}, 1),
 		done:    make(chan doneMsg, cfg.MaxInFlight),
@@ -296,7 +304,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			l.nextDue = time.Time{}
 			d.markReady(l)
 		}
-		d.cfg.Metrics.SetDispatch(d.inFlight, d.held-d.inFlight)
+		d.cfg.Metrics.SetDispatch(d.inFlight, d.held-d.sending)
 	}
 }
 
@@ -334,7 +342,8 @@ func (d *Dispatcher) shutdown(ctx context.Context, cancelSends context.CancelFun
 	for d.inFlight > 0 {
 		m := <-d.done
 		d.inFlight--
-		d.held--
+		d.held -= m.held
+		d.sending -= m.held
 		m.lane.inFlight--
 	}
 	d.sends.Wait()
@@ -461,15 +470,21 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 			d.pump(ctx, sendCtx, l, now)
 			continue
 		}
-		if limit := max(share, l.ep.MaxConcurrency); n > limit {
+		// A batching lane's n counts batches, each up to MaxEvents deliveries: the global bound
+		// counts deliveries.
+		per := 1
+		if l.batch != nil {
+			per = l.batch.MaxEvents
+		}
+		if limit := max(share/per, l.concurrency()); n > limit {
 			n = limit
 			capped = append(capped, true)
 		} else {
-			capped = append(capped, n > free)
+			capped = append(capped, n*per > free)
 		}
-		n = min(n, free)
-		free -= n
-		reqs = append(reqs, store.ClaimRequest{EndpointID: l.id, Limit: n})
+		n = min(n, max(free/per, 1))
+		free -= n * per
+		reqs = append(reqs, store.ClaimRequest{EndpointID: l.id, Limit: n, Ordered: l.ep.Options.Ordered, Batch: l.batch})
 		claiming = append(claiming, l)
 	}
 	d.ready = append(rest, d.ready...)
@@ -526,9 +541,11 @@ func (d *Dispatcher) claimed(ctx context.Context, b claimBatch) {
 	for i, res := range b.results {
 		l := b.lanes[i]
 		l.queue = append(l.queue, res.Claimed...)
+		got := requests(res.Claimed)
+		l.requests += got
 		d.held += len(res.Claimed)
 		switch {
-		case len(res.Claimed) < b.reqs[i].Limit:
+		case got < b.reqs[i].Limit:
 			if !res.NextDue.IsZero() {
 				d.wakeAt(l, res.NextDue)
 			}
@@ -543,7 +560,7 @@ func (d *Dispatcher) claimed(ctx context.Context, b claimBatch) {
 			continue
 		}
 		d.pump(ctx, d.sendCtx, l, now)
-		if len(res.Claimed) == b.reqs[i].Limit && l.wantsMore(d.cfg.QueueDepth) {
+		if got == b.reqs[i].Limit && l.wantsMore(d.cfg.QueueDepth) {
 			d.markReady(l)
 		}
 	}
@@ -579,15 +596,30 @@ func (d *Dispatcher) room(ctx context.Context, l *lane, now time.Time) (int, tim
 		}
 		return 1, time.Time{}
 	}
+	if l.ep.Options.Ordered {
+		// One at a time, claimed once the previous one's result is written (which wakes the
+		// lane): the store gives nothing while the first pending delivery is leased anyway.
+		if l.inFlight > 0 || l.requests > 0 {
+			return 0, time.Time{}
+		}
+		return 1, time.Time{}
+	}
 	if !l.wantsMore(d.cfg.QueueDepth) {
 		return 0, time.Time{} // enough queued; a completion will wake the lane
 	}
-	return l.queueTarget(d.cfg.QueueDepth) - len(l.queue), time.Time{}
+	return l.queueTarget(d.cfg.QueueDepth) - l.requests, time.Time{}
 }
 
-// queueTarget is how many claims a lane keeps queued: depth rounds of its concurrency, or a few
-// seconds' worth at its rate limit.
+// queueTarget is how many requests a lane keeps queued: depth rounds of its concurrency, or a few
+// seconds' worth at its rate limit. An ordered lane queues one delivery; a batching lane one
+// round of batches (each claim of a batch takes what is due, so claiming ahead gains nothing).
 func (l *lane) queueTarget(depth int) int {
+	switch {
+	case l.ep.Options.Ordered:
+		return 1
+	case l.batch != nil:
+		depth = 1
+	}
 	target := depth * l.ep.MaxConcurrency
 	if l.limiter != nil {
 		target = min(target, max(1, int(math.Ceil(l.ep.RateLimit*5))))
@@ -598,12 +630,13 @@ func (l *lane) queueTarget(depth int) int {
 // wantsMore says whether the lane's queue has fallen to half its target, where it refills: early
 // enough that the next claim's answer arrives before the queue runs dry, in large batches.
 func (l *lane) wantsMore(depth int) bool {
-	return len(l.queue) <= l.queueTarget(depth)/2
+	return l.requests <= l.queueTarget(depth)/2
 }
 
-// pump starts queued deliveries while the lane's concurrency, rate and breaker allow.
+// pump starts queued requests (a delivery, or a batch's members) while the lane's concurrency,
+// rate and breaker allow.
 func (d *Dispatcher) pump(ctx, sendCtx context.Context, l *lane, now time.Time) {
-	for len(l.queue) > 0 && l.ep != nil && l.ep.Enabled && l.inFlight < l.ep.MaxConcurrency {
+	for len(l.queue) > 0 && l.ep != nil && l.ep.Enabled && l.inFlight < l.concurrency() {
 		if l.limiter != nil && !l.limiter.AllowN(now, 1) {
 			r := l.limiter.ReserveN(now, 1)
 			d.wakeAt(l, now.Add(r.DelayFrom(now)))
@@ -616,13 +649,27 @@ func (d *Dispatcher) pump(ctx, sendCtx context.Context, l *lane, now time.Time) 
 			d.releaseQueue(ctx, l)
 			return
 		}
-		c := l.queue[0]
-		l.queue[0] = store.Claimed{}
-		l.queue = l.queue[1:]
+		l.requests--
 		l.inFlight++
 		l.lastActive = now
 		d.inFlight++
 		d.sends.Add(1)
+		if batch := l.queue[0].BatchID; batch != 0 {
+			n := 1
+			for n < len(l.queue) && l.queue[n].BatchID == batch {
+				n++
+			}
+			d.sending += n
+			members := slices.Clone(l.queue[:n])
+			clear(l.queue[:n])
+			l.queue = l.queue[n:]
+			go d.sendBatch(sendCtx, l.snapshot(), members, done)
+			continue
+		}
+		d.sending++
+		c := l.queue[0]
+		l.queue[0] = store.Claimed{}
+		l.queue = l.queue[1:]
 		go d.send(sendCtx, l.snapshot(), c, done)
 	}
 	if len(l.queue) == 0 {
@@ -640,7 +687,7 @@ func (d *Dispatcher) releaseQueue(ctx context.Context, l *lane) {
 		ids[i] = c.DeliveryID
 	}
 	d.held -= len(l.queue)
-	l.queue = nil
+	l.queue, l.requests = nil, 0
 	if err := d.st.ReleaseClaims(context.WithoutCancel(ctx), ids); err != nil {
 		d.log.Error("release claims", "endpoint", l.id, "tenant", l.tenant(), "deliveries", ids, "err", err)
 	}
@@ -648,10 +695,12 @@ func (d *Dispatcher) releaseQueue(ctx context.Context, l *lane) {
 
 // laneSnapshot is what a send needs, copied so that the loop may reload the lane meanwhile.
 type laneSnapshot struct {
-	lane     *lane
-	ep       *store.Endpoint
-	signer   *webhook.Signer
-	schedule []time.Duration
+	lane      *lane
+	ep        *store.Endpoint
+	signer    *webhook.Signer
+	keys      []string
+	transform transformFunc
+	schedule  []time.Duration
 }
 
 func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, breakerDone func(error)) {
@@ -668,13 +717,16 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 			telemetry.AttrEventID.String(c.EventID), telemetry.AttrEventType.String(c.EventType),
 			telemetry.AttrDelivery.Int64(c.DeliveryID), telemetry.AttrAttempt.Int(attempt))
 	}
-	h := make(http.Header, len(s.ep.Headers)+4)
-	for k, v := range s.ep.Headers {
-		h.Set(k, v)
-	}
 	now := time.Now()
-	s.signer.SetHeaders(h, c.EventID, now, c.Payload)
-	out := d.clientFor(s.ep).Send(ctx, httpsend.Request{URL: s.ep.URL, Header: h, Body: c.Payload, Timeout: s.ep.Timeout})
+	var out httpsend.Outcome
+	if body, err := s.body(ctx, c); err != nil {
+		// A transformation that fails is the attempt's failure, recorded like any other (nothing
+		// is sent): a permanent one, tried a few times so that a corrected transformation sends it.
+		out = transformFailed(err)
+	} else {
+		h := s.header(c.EventID, body, now)
+		out = d.clientFor(s.ep).Send(ctx, httpsend.Request{URL: s.ep.URL, Header: h, Body: body, Timeout: s.ep.Timeout})
+	}
 	if ctx.Err() != nil {
 		// Shutdown cut the attempt short: it says nothing about the endpoint, so it is not recorded
 		// and the delivery goes back to the queue as it was.
@@ -682,7 +734,7 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 		if err := d.st.ReleaseClaims(context.WithoutCancel(ctx), []int64{c.DeliveryID}); err != nil {
 			d.logAttempt(ctx, slog.LevelError, "release claim", s, c, "err", err)
 		}
-		d.done <- doneMsg{lane: s.lane, released: true}
+		d.done <- doneMsg{lane: s.lane, released: true, held: 1}
 		return
 	}
 	state, next := d.cfg.Policy.Next(s.schedule, c.Tries+1, out, time.Now())
@@ -721,8 +773,9 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 		},
 		eventType: c.EventType,
 		attempt:   attempt,
+		wake:      s.ep.Options.Ordered,
 	}
-	d.done <- doneMsg{lane: s.lane, out: out, retryAt: next, breaker: breakerDone, at: now, eventID: c.EventID, attempt: attempt}
+	d.done <- doneMsg{lane: s.lane, out: out, retryAt: next, breaker: breakerDone, at: now, eventID: c.EventID, attempt: attempt, held: 1}
 }
 
 // logAttempt logs a line about one attempt, with the keys every line of the delivery path has:
@@ -735,7 +788,8 @@ func (d *Dispatcher) logAttempt(ctx context.Context, level slog.Level, msg strin
 // finish accounts for a completed attempt in the loop goroutine.
 func (d *Dispatcher) finish(ctx context.Context, m doneMsg) {
 	d.inFlight--
-	d.held--
+	d.held -= m.held
+	d.sending -= m.held
 	l := m.lane
 	l.inFlight--
 	if m.released {
@@ -862,7 +916,9 @@ func (d *Dispatcher) writeResults(stop context.Context, done chan<- struct{}) {
 				break fill
 			}
 		}
-		if !d.record(stop, batch) {
+		recorded := d.record(stop, batch)
+		d.wake(batch)
+		if !recorded {
 			continue
 		}
 		// Dead letters are reported once their state is committed: a result given up is
@@ -872,6 +928,19 @@ func (d *Dispatcher) writeResults(stop context.Context, done chan<- struct{}) {
 				d.deadLettered(r)
 			}
 		}
+	}
+}
+
+// wake wakes the lanes that asked to claim again once their results were written (or given up).
+func (d *Dispatcher) wake(results []result) {
+	var ids []string
+	for _, r := range results {
+		if r.wake && !slices.Contains(ids, r.EndpointID) {
+			ids = append(ids, r.EndpointID)
+		}
+	}
+	if len(ids) > 0 {
+		d.Notify(ids...)
 	}
 }
 

@@ -20,6 +20,8 @@ type lane struct {
 	ep           *store.Endpoint // nil until loaded, or after a change
 	loadedAt     time.Time
 	signer       *webhook.Signer
+	keys         []string // the active secrets, for the signature schemes other than Standard Webhooks
+	transform    transformFunc
 	signerUntil  time.Time // when a rotated-out secret expires and the signer must be rebuilt
 	schedule     []time.Duration
 	limiter      *rate.Limiter
@@ -32,7 +34,9 @@ type lane struct {
 	streakFailures int
 	streakReported int
 
-	queue      []store.Claimed // claimed, waiting for a free slot
+	queue      []store.Claimed // claimed, waiting for a free slot; a batch's members are adjacent
+	requests   int             // requests in queue: a batch is one
+	batch      *store.Batching // the endpoint's batching with its defaults, nil if it does not batch
 	claiming   bool            // part of the claim under way
 	inFlight   int
 	ready      bool
@@ -61,7 +65,11 @@ func (d *Dispatcher) load(ctx context.Context, l *lane, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("endpoint %s secrets: %w", ep.ID, err)
 	}
-	l.signer, l.signerUntil = signer, time.Time{}
+	transform, err := d.transformFor(ep)
+	if err != nil {
+		return fmt.Errorf("endpoint %s transformation: %w", ep.ID, err)
+	}
+	l.signer, l.keys, l.transform, l.signerUntil = signer, keys, transform, time.Time{}
 	for _, s := range ep.Secrets {
 		if s.ExpiresAt != nil && s.ExpiresAt.After(now) && (l.signerUntil.IsZero() || s.ExpiresAt.Before(l.signerUntil)) {
 			l.signerUntil = *s.ExpiresAt
@@ -109,7 +117,58 @@ func (d *Dispatcher) load(ctx context.Context, l *lane, now time.Time) error {
 		}
 	}
 	l.ep, l.loadedAt = ep, now
+	l.batch = batching(ep.Options)
 	return nil
+}
+
+// Batching defaults, for an endpoint that enables batching without saying how much.
+const (
+	DefaultBatchEvents = 100
+	DefaultBatchWait   = 5 * time.Second
+)
+
+// batching is how an endpoint batches, with the defaults; nil when it does not. An ordered
+// endpoint does not batch: its deliveries go one at a time, in publish order.
+func batching(o store.EndpointOptions) *store.Batching {
+	if o.Batch == nil || o.Ordered {
+		return nil
+	}
+	b := *o.Batch
+	if b.MaxEvents <= 0 {
+		b.MaxEvents = DefaultBatchEvents
+	}
+	if b.MaxWait <= 0 {
+		b.MaxWait = DefaultBatchWait
+	}
+	return &b
+}
+
+// An ordered endpoint (store.EndpointOptions.Ordered) gets its events in publish order, one
+// request at a time: its lane claims only the endpoint's first pending delivery (by id), only
+// once the previous one's result is written, and the store gives nothing while that delivery is
+// leased or waiting for its retry. The trade-off is deliberate: one failing event holds the
+// lane until it succeeds or is dead-lettered (or the endpoint is disabled). Priorities do not
+// apply. A delivery made pending again (retry, replay, resend) is, by id, earlier than the
+// deliveries still pending after it, so it goes before them: publish order, not requeue order.
+
+// concurrency is how many requests the lane may have in flight: one for an ordered endpoint.
+func (l *lane) concurrency() int {
+	if l.ep.Options.Ordered {
+		return 1
+	}
+	return l.ep.MaxConcurrency
+}
+
+// requests counts the requests claimed deliveries make: a batch's members (adjacent, with one
+// BatchID) are one.
+func requests(cs []store.Claimed) int {
+	n := 0
+	for i, c := range cs {
+		if c.BatchID == 0 || i == 0 || cs[i-1].BatchID != c.BatchID {
+			n++
+		}
+	}
+	return n
 }
 
 // tenant is the lane's endpoint's tenant, for the logs ("" before it is loaded).
@@ -121,7 +180,7 @@ func (l *lane) tenant() string {
 }
 
 func (l *lane) snapshot() laneSnapshot {
-	return laneSnapshot{lane: l, ep: l.ep, signer: l.signer, schedule: l.schedule}
+	return laneSnapshot{lane: l, ep: l.ep, signer: l.signer, keys: l.keys, transform: l.transform, schedule: l.schedule}
 }
 
 // laneHeap orders lanes by when they are next due.

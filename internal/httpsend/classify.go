@@ -40,6 +40,8 @@ const (
 	KindInvalidResponse = "invalid_response"
 	KindBodyTimeout     = "body_timeout"
 	KindCanceled        = "canceled" // the caller's context was canceled (shutdown), not the receiver's fault
+	// KindTransform: the endpoint's transformation failed on the event, so nothing was sent.
+	KindTransform = "transform_failed"
 )
 
 const (

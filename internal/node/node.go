@@ -28,6 +28,7 @@ import (
 	"github.com/heraldhq/herald/internal/inbound"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/ops"
+	"github.com/heraldhq/herald/internal/outboxrelay"
 	"github.com/heraldhq/herald/internal/redact"
 	"github.com/heraldhq/herald/internal/seal"
 	"github.com/heraldhq/herald/internal/store"
@@ -283,6 +284,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 				log.Error("listen for new deliveries", "err", err)
 			}
 		}()
+	}
+	if pg != nil {
+		// Events that applications wrote to the outbox in their own transactions (docs/outbox.md).
+		n.wg.Go(func() {
+			_ = outboxrelay.Run(runCtx, outboxrelay.Config{Store: pg, Build: a.BuildEvent, Notify: d.Notify, Logger: log})
+		})
 	}
 	n.wg.Add(4)
 	go func() {

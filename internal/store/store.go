@@ -161,9 +161,34 @@ type Page struct {
 }
 
 // ClaimRequest asks for up to Limit due deliveries of one endpoint.
+//
+// Unless Ordered or Batch, deliveries are taken by priority with ageing: a delivery's rank is
+// its due time plus PriorityDelay(its priority), lowest rank first, so that a high priority
+// delivery goes before normal ones due less than PriorityDelay(PriorityNormal) earlier, and nothing waits
+// for ever behind a stream of higher priority work.
 type ClaimRequest struct {
 	EndpointID string
 	Limit      int
+	// Ordered: only the endpoint's first pending delivery in publish order, and only when it is
+	// due and not leased (Limit is then at most 1).
+	Ordered bool
+	// Batch, when set, makes Limit count batches: each Claimed group is either a failed batch
+	// again (all its pending members) or up to Batch.MaxEvents due deliveries not in a batch,
+	// taken only when there are MaxEvents of them or the oldest has been due for MaxWait
+	// (NextDue then says when it will have been).
+	Batch *Batching
+}
+
+// PriorityDelay is how far a priority's deliveries are set back when a claim ranks them: high 0,
+// normal 10 s, low 60 s.
+func PriorityDelay(priority int) time.Duration {
+	switch priority {
+	case PriorityHigh:
+		return 0
+	case PriorityLow:
+		return 60 * time.Second
+	}
+	return 10 * time.Second
 }
 
 // ClaimResult is what ClaimDue found for one endpoint.
@@ -188,6 +213,8 @@ type Claimed struct {
 	// Traceparent and Tracestate are the event's stored trace context (see Event).
 	Traceparent string
 	Tracestate  string
+	// BatchID groups the deliveries of one batch (Batch claims): the smallest delivery id in it.
+	BatchID int64
 }
 
 // ErrBadCursor is returned for a cursor that this store did not issue.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -24,10 +25,31 @@ type EventType struct {
 	Deprecated  bool
 	// Schema is the JSON Schema of the events' data, nil for none. It documents the type and
 	// makes examples; publishing does not check events against it yet.
-	Schema    json.RawMessage
+	Schema json.RawMessage
+	// Docs is what the generated documentation shows beyond the description.
+	Docs      EventTypeDocs
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
+
+// EventTypeDocs documents an event type for the operator's integrators (GET /v1/event-types/docs).
+type EventTypeDocs struct {
+	// Trigger says what makes the event happen ("An invoice was paid in full").
+	Trigger string `json:"trigger,omitempty"`
+	// Examples are example data payloads, each valid against the schema; the first is the one
+	// `herald trigger` and the generated documentation use (a generated one when there are none).
+	Examples []json.RawMessage `json:"examples,omitempty"`
+	// Sunset is the date after which a deprecated type (usually an old version) is no longer
+	// published; shown in the documentation and the dashboard.
+	Sunset *time.Time `json:"sunset,omitempty"`
+}
+
+// Priorities of a publish: under backlog, higher priority deliveries go first.
+const (
+	PriorityHigh   = 0
+	PriorityNormal = 1
+	PriorityLow    = 2
+)
 
 // Secret is one signing key of an endpoint. During rotation an endpoint has the new secret and the
 // old one until ExpiresAt; every delivery in that window is signed with both.
@@ -54,9 +76,43 @@ type Endpoint struct {
 	FailingSince   *time.Time // first failure since the last success
 	// Internal marks an endpoint on the operator's own network: only an admin sets it, and only
 	// such endpoints may reach the ranges the operator opens with --internal-cidr.
-	Internal  bool
+	Internal bool
+	// Options are the endpoint's delivery options beyond the basics.
+	Options   EndpointOptions
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// EndpointOptions shape what an endpoint receives and how (stored as one JSON document).
+type EndpointOptions struct {
+	// Filter is a CEL expression over the envelope (internal/expr); an event whose envelope does
+	// not make it true creates no delivery for the endpoint. Empty: every subscribed event.
+	Filter string `json:"filter,omitempty"`
+	// Transform is a CEL expression whose value becomes the body sent instead of the envelope
+	// (internal/expr). Empty: the envelope as published.
+	Transform string `json:"transform,omitempty"`
+	// Signature is the signature scheme: SignatureStandard (also for ""), SignatureGitHub or
+	// SignatureStripe.
+	Signature string `json:"signature,omitempty"`
+	// Batch, when set, sends up to MaxEvents events per request, a JSON array of envelopes.
+	Batch *Batching `json:"batch,omitempty"`
+	// Ordered delivers events in publish order, one at a time: a later event waits while an
+	// earlier one is retried.
+	Ordered bool `json:"ordered,omitempty"`
+}
+
+// Signature schemes an endpoint may choose.
+const (
+	SignatureStandard = "standard-webhooks"
+	SignatureGitHub   = "github"
+	SignatureStripe   = "stripe"
+)
+
+// Batching groups an endpoint's events: a request leaves when MaxEvents are due or the oldest due
+// one has waited MaxWait, whichever comes first.
+type Batching struct {
+	MaxEvents int           `json:"max_events"`
+	MaxWait   time.Duration `json:"max_wait"`
 }
 
 // Subscribes reports whether the endpoint wants events of the given type.
@@ -115,6 +171,9 @@ type Event struct {
 	// and maybe on another node, continue that trace.
 	Traceparent string
 	Tracestate  string
+	// Priority is the priority its deliveries get (PriorityHigh, PriorityNormal, PriorityLow);
+	// it is not stored with the event.
+	Priority int
 }
 
 // PublishResult tells what Publish did with one event.
@@ -150,6 +209,7 @@ type Delivery struct {
 	State         DeliveryState
 	Attempts      int
 	NextAttemptAt *time.Time // set while pending
+	Priority      int
 	LastStatus    int
 	LastError     string
 	CreatedAt     time.Time
@@ -180,6 +240,9 @@ type Result struct {
 	// State after the attempt: succeeded, dead, or pending with NextAttemptAt.
 	State         DeliveryState
 	NextAttemptAt time.Time
+	// BatchID is set when the attempt sent a batch: the batch's id (its smallest delivery id),
+	// stored with a pending delivery so that its retries send the same batch.
+	BatchID int64
 }
 
 // EventFilter selects events of a tenant.
@@ -245,4 +308,46 @@ type APIKey struct {
 	Prefix    string // the first characters of the key, to recognise it in lists
 	CreatedAt time.Time
 	RevokedAt *time.Time
+}
+
+// EncodeEndpointOptions and DecodeEndpointOptions convert an endpoint's options to and from the
+// JSON document drivers store.
+func EncodeEndpointOptions(o EndpointOptions) (string, error) {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return "", fmt.Errorf("encode endpoint options: %w", err)
+	}
+	return string(b), nil
+}
+
+func DecodeEndpointOptions(s string) (EndpointOptions, error) {
+	var o EndpointOptions
+	if s == "" {
+		return o, nil
+	}
+	if err := json.Unmarshal([]byte(s), &o); err != nil {
+		return o, fmt.Errorf("decode endpoint options: %w", err)
+	}
+	return o, nil
+}
+
+// EncodeEventTypeDocs and DecodeEventTypeDocs convert an event type's documentation to and from
+// the JSON document drivers store.
+func EncodeEventTypeDocs(d EventTypeDocs) (string, error) {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return "", fmt.Errorf("encode event type docs: %w", err)
+	}
+	return string(b), nil
+}
+
+func DecodeEventTypeDocs(s string) (EventTypeDocs, error) {
+	var d EventTypeDocs
+	if s == "" {
+		return d, nil
+	}
+	if err := json.Unmarshal([]byte(s), &d); err != nil {
+		return d, fmt.Errorf("decode event type docs: %w", err)
+	}
+	return d, nil
 }

@@ -87,9 +87,13 @@ func (s *Store) UpdateTenant(ctx context.Context, t *store.Tenant) error {
 
 // CreateEventType adds an event type to the catalog.
 func (s *Store) CreateEventType(ctx context.Context, et *store.EventType) error {
-	err := s.execOne(ctx, "insert event type", `INSERT INTO event_types (name, description, deprecated, schema, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`,
-		et.Name, et.Description, et.Deprecated, jsonArg(et.Schema), et.CreatedAt, et.UpdatedAt)
+	docs, err := store.EncodeEventTypeDocs(et.Docs)
+	if err != nil {
+		return err
+	}
+	err = s.execOne(ctx, "insert event type", `INSERT INTO event_types (name, description, deprecated, schema, docs, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		et.Name, et.Description, et.Deprecated, jsonArg(et.Schema), docs, et.CreatedAt, et.UpdatedAt)
 	if isUnique(err) {
 		return fmt.Errorf("event type %q: %w", et.Name, store.ErrConflict)
 	}
@@ -100,12 +104,16 @@ func (s *Store) CreateEventType(ctx context.Context, et *store.EventType) error 
 func (s *Store) GetEventType(ctx context.Context, name string) (*store.EventType, error) {
 	var et store.EventType
 	var sch *string
-	err := s.pool.QueryRow(ctx, `SELECT name, description, deprecated, schema, created_at, updated_at FROM event_types WHERE name = $1`, name).
-		Scan(&et.Name, &et.Description, &et.Deprecated, &sch, &et.CreatedAt, &et.UpdatedAt)
+	var docs string
+	err := s.pool.QueryRow(ctx, `SELECT name, description, deprecated, schema, docs, created_at, updated_at FROM event_types WHERE name = $1`, name).
+		Scan(&et.Name, &et.Description, &et.Deprecated, &sch, &docs, &et.CreatedAt, &et.UpdatedAt)
 	if err != nil {
 		return nil, notFound(err, "event type "+name)
 	}
 	et.Schema = fromJSONText(sch)
+	if et.Docs, err = store.DecodeEventTypeDocs(docs); err != nil {
+		return nil, fmt.Errorf("event type %s: %w", name, err)
+	}
 	return &et, nil
 }
 
@@ -116,7 +124,7 @@ func (s *Store) ListEventTypes(ctx context.Context, p store.Page) ([]store.Event
 		return nil, "", err
 	}
 	limit := p.Clamp()
-	rows, err := s.pool.Query(ctx, `SELECT seq, name, description, deprecated, schema, created_at, updated_at FROM event_types
+	rows, err := s.pool.Query(ctx, `SELECT seq, name, description, deprecated, schema, docs, created_at, updated_at FROM event_types
 		WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("list event types: %w", err)
@@ -126,9 +134,14 @@ func (s *Store) ListEventTypes(ctx context.Context, p store.Page) ([]store.Event
 		var et store.EventType
 		var seq int64
 		var sch *string
-		err := r.Scan(&seq, &et.Name, &et.Description, &et.Deprecated, &sch, &et.CreatedAt, &et.UpdatedAt)
+		var docs string
+		if err := r.Scan(&seq, &et.Name, &et.Description, &et.Deprecated, &sch, &docs, &et.CreatedAt, &et.UpdatedAt); err != nil {
+			return et, err
+		}
 		pos = append(pos, seq)
 		et.Schema = fromJSONText(sch)
+		var err error
+		et.Docs, err = store.DecodeEventTypeDocs(docs)
 		return et, err
 	})
 	if err != nil {
@@ -139,8 +152,12 @@ func (s *Store) ListEventTypes(ctx context.Context, p store.Page) ([]store.Event
 
 // UpdateEventType changes description, deprecation and schema.
 func (s *Store) UpdateEventType(ctx context.Context, et *store.EventType) error {
-	return s.execOne(ctx, "event type "+et.Name, `UPDATE event_types SET description = $1, deprecated = $2, schema = $3, updated_at = $4
-		WHERE name = $5`, et.Description, et.Deprecated, jsonArg(et.Schema), et.UpdatedAt, et.Name)
+	docs, err := store.EncodeEventTypeDocs(et.Docs)
+	if err != nil {
+		return err
+	}
+	return s.execOne(ctx, "event type "+et.Name, `UPDATE event_types SET description = $1, deprecated = $2, schema = $3, docs = $4, updated_at = $5
+		WHERE name = $6`, et.Description, et.Deprecated, jsonArg(et.Schema), docs, et.UpdatedAt, et.Name)
 }
 
 // fromJSONText reads a nullable JSON text column: NULL is nil.
@@ -157,18 +174,22 @@ func (s *Store) DeleteEventType(ctx context.Context, name string) error {
 }
 
 const endpointColumns = `seq, id, tenant_id, url, description, event_types, secrets, timeout_ms, max_concurrency, rate_limit,
-	retry_schedule, headers, enabled, disabled_reason, failing_since, internal, created_at, updated_at`
+	retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at`
 
 func scanEndpoint(keys *seal.Keyring, r pgx.Row) (*store.Endpoint, int64, error) {
 	var e store.Endpoint
 	var seq, timeoutMS int64
 	var secrets, headers []byte
+	var options string
 	var schedule []int64
 	if err := r.Scan(&seq, &e.ID, &e.TenantID, &e.URL, &e.Description, &e.EventTypes, &secrets, &timeoutMS, &e.MaxConcurrency,
-		&e.RateLimit, &schedule, &headers, &e.Enabled, &e.DisabledReason, &e.FailingSince, &e.Internal, &e.CreatedAt, &e.UpdatedAt); err != nil {
+		&e.RateLimit, &schedule, &headers, &e.Enabled, &e.DisabledReason, &e.FailingSince, &e.Internal, &options, &e.CreatedAt, &e.UpdatedAt); err != nil {
 		return nil, 0, err
 	}
 	var err error
+	if e.Options, err = store.DecodeEndpointOptions(options); err != nil {
+		return nil, 0, fmt.Errorf("endpoint %s: %w", e.ID, err)
+	}
 	if e.Secrets, err = store.DecodeSecrets(keys, e.ID, secrets); err != nil {
 		return nil, 0, err
 	}
@@ -187,9 +208,9 @@ func scanEndpoint(keys *seal.Keyring, r pgx.Row) (*store.Endpoint, int64, error)
 
 // endpointArgs are an endpoint's fields as the columns take them.
 type endpointArgs struct {
-	types            []string
-	secrets, headers string
-	schedule         []int64 // nil (NULL) for the default schedule
+	types                     []string
+	secrets, headers, options string
+	schedule                  []int64 // nil (NULL) for the default schedule
 }
 
 func encodeEndpoint(keys *seal.Keyring, e *store.Endpoint) (endpointArgs, error) {
@@ -211,6 +232,9 @@ func encodeEndpoint(keys *seal.Keyring, e *store.Endpoint) (endpointArgs, error)
 		return a, fmt.Errorf("encode headers: %w", err)
 	}
 	a.secrets, a.headers = string(secrets), string(headers)
+	if a.options, err = store.EncodeEndpointOptions(e.Options); err != nil {
+		return a, err
+	}
 	if e.RetrySchedule != nil {
 		a.schedule = make([]int64, len(e.RetrySchedule))
 		for i, d := range e.RetrySchedule {
@@ -233,10 +257,10 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
 		return notFound(err, "tenant "+e.TenantID)
 	}
 	err = s.execOne(ctx, "insert endpoint", `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
-		max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, internal, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 		e.ID, e.TenantID, e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit,
-		a.schedule, a.headers, e.Enabled, e.DisabledReason, e.FailingSince, e.Internal, e.CreatedAt, e.UpdatedAt)
+		a.schedule, a.headers, e.Enabled, e.DisabledReason, e.FailingSince, e.Internal, a.options, e.CreatedAt, e.UpdatedAt)
 	switch {
 	case isUnique(err):
 		return fmt.Errorf("endpoint %q: %w", e.ID, store.ErrConflict)
@@ -299,9 +323,9 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
 	}
 	return s.execOne(ctx, "endpoint "+e.ID, `UPDATE endpoints SET url = $1, description = $2, event_types = $3, secrets = $4, timeout_ms = $5,
 		max_concurrency = $6, rate_limit = $7, retry_schedule = $8, headers = $9, enabled = $10, disabled_reason = $11,
-		failing_since = $12, internal = $13, updated_at = $14 WHERE tenant_id = $15 AND id = $16`,
+		failing_since = $12, internal = $13, options = $14, updated_at = $15 WHERE tenant_id = $16 AND id = $17`,
 		e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit, a.schedule, a.headers,
-		e.Enabled, e.DisabledReason, e.FailingSince, e.Internal, e.UpdatedAt, e.TenantID, e.ID)
+		e.Enabled, e.DisabledReason, e.FailingSince, e.Internal, a.options, e.UpdatedAt, e.TenantID, e.ID)
 }
 
 // DeleteEndpoint removes an endpoint with its deliveries and their attempts.

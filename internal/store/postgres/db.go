@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/heraldhq/herald/internal/expr"
 	"github.com/heraldhq/herald/internal/seal"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -59,8 +60,9 @@ type Store struct {
 	publisher *publisher // shares transactions among concurrent publishes
 	channel   string     // the pg_notify channel of this schema
 	keys      *seal.Keyring
-	held      *held     // the leases this handle holds, to renew them
-	lanes     *laneBook // the lanes it holds, and its view of the cluster
+	exprs     *expr.Cache // endpoints' compiled filters
+	held      *held       // the leases this handle holds, to renew them
+	lanes     *laneBook   // the lanes it holds, and its view of the cluster
 
 	closeOnce sync.Once
 	closeErr  error
@@ -99,7 +101,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{node: newNodeID(), pool: pool, channel: channelName(opts.Schema), keys: opts.Keys, held: newHeld(), lanes: newLaneBook()}
+	s := &Store{node: newNodeID(), pool: pool, channel: channelName(opts.Schema), keys: opts.Keys, held: newHeld(), lanes: newLaneBook(), exprs: expr.NewCache(1024)}
 	s.publisher = newPublisher(s.publishTx)
 	if opts.Notify {
 		s.notifier = startNotifier(pool, s.channel)

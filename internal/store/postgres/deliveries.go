@@ -14,16 +14,17 @@ import (
 var stateCodes = map[store.DeliveryState]int16{store.StatePending: 0, store.StateSucceeded: 1, store.StateDead: 2}
 var stateNames = [...]store.DeliveryState{store.StatePending, store.StateSucceeded, store.StateDead}
 
-const deliveryColumns = `id, tenant_id, event_id, event_type, endpoint_id, state, attempts, next_attempt_at, last_status, last_error, created_at, updated_at`
+const deliveryColumns = `id, tenant_id, event_id, event_type, endpoint_id, state, attempts, next_attempt_at, last_status, last_error, created_at, updated_at, priority`
 
 func scanDelivery(r pgx.Row) (*store.Delivery, error) {
 	var d store.Delivery
-	var state int16
+	var state, priority int16
 	var next time.Time
 	if err := r.Scan(&d.ID, &d.TenantID, &d.EventID, &d.EventType, &d.EndpointID, &state, &d.Attempts, &next, &d.LastStatus,
-		&d.LastError, &d.CreatedAt, &d.UpdatedAt); err != nil {
+		&d.LastError, &d.CreatedAt, &d.UpdatedAt, &priority); err != nil {
 		return nil, err
 	}
+	d.Priority = int(priority)
 	if state < 0 || int(state) >= len(stateNames) {
 		return nil, fmt.Errorf("delivery %d: unknown state %d", d.ID, state)
 	}

@@ -15,11 +15,6 @@ import (
 	"github.com/heraldhq/herald/internal/store"
 )
 
-type subscriber struct {
-	id       string
-	patterns []string
-}
-
 // insertEvents inserts a batch of events in their order; ids the tenant already has are skipped.
 const insertEvents = `INSERT INTO events (tenant_id, id, type, ts, source, payload, created_at, traceparent, tracestate)
 	SELECT $1, u.id, u.type, u.ts, u.source, u.payload, u.created_at, u.traceparent, u.tracestate
@@ -30,10 +25,10 @@ const insertEvents = `INSERT INTO events (tenant_id, id, type, ts, source, paylo
 	RETURNING id, seq`
 
 // insertDeliveries inserts the deliveries of a batch of events in one statement, in order.
-const insertDeliveries = `INSERT INTO deliveries (tenant_id, event_seq, event_id, event_type, endpoint_id, next_attempt_at, created_at, updated_at)
-	SELECT $1, u.seq, u.event_id, u.event_type, u.endpoint_id, u.at, u.at, u.at
-	FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-		WITH ORDINALITY AS u (seq, event_id, event_type, endpoint_id, at, n)
+const insertDeliveries = `INSERT INTO deliveries (tenant_id, event_seq, event_id, event_type, endpoint_id, next_attempt_at, created_at, updated_at, priority)
+	SELECT $1, u.seq, u.event_id, u.event_type, u.endpoint_id, u.at, u.at, u.at, u.priority
+	FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::smallint[])
+		WITH ORDINALITY AS u (seq, event_id, event_type, endpoint_id, at, priority, n)
 	ORDER BY u.n`
 
 // Publish stores events and their deliveries. Concurrent publishes of one tenant share
@@ -101,12 +96,17 @@ func (s *Store) publishIn(ctx context.Context, send sendFunc, tenantID string, e
 		}
 		return err
 	})
-	var subs []subscriber
-	b.Queue(`SELECT id, event_types FROM endpoints WHERE tenant_id = $1 AND enabled ORDER BY seq`, tenantID).Query(func(rows pgx.Rows) error {
+	var subs []store.Subscriber
+	b.Queue(`SELECT id, event_types, options FROM endpoints WHERE tenant_id = $1 AND enabled ORDER BY seq`, tenantID).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
-			var sub subscriber
-			if err := rows.Scan(&sub.id, &sub.patterns); err != nil {
+			var id, options string
+			var patterns []string
+			if err := rows.Scan(&id, &patterns, &options); err != nil {
 				return err
+			}
+			sub, err := store.NewSubscriber(id, patterns, options, s.exprs)
+			if err != nil {
+				return fmt.Errorf("endpoint %s: %w", id, err)
 			}
 			subs = append(subs, sub)
 		}
@@ -135,6 +135,7 @@ func (s *Store) publishIn(ctx context.Context, send sendFunc, tenantID string, e
 		seqs                       []int64
 		eventIDs, types, endpoints []string
 		at                         []time.Time
+		priorities                 []int16
 	}
 	var dupIDs []string
 	for i, ev := range events {
@@ -148,17 +149,19 @@ func (s *Store) publishIn(ctx context.Context, send sendFunc, tenantID string, e
 		delete(seqs, ev.ID)
 		ev.TenantID = tenantID
 		res := store.PublishResult{Event: ev}
+		m := store.NewMatcher(ev)
 		for _, sub := range subs {
-			if !store.MatchAny(sub.patterns, ev.Type) {
+			if !m.Wants(ctx, sub) {
 				continue
 			}
 			d.seqs = append(d.seqs, seq)
 			d.eventIDs = append(d.eventIDs, ev.ID)
 			d.types = append(d.types, ev.Type)
-			d.endpoints = append(d.endpoints, sub.id)
+			d.endpoints = append(d.endpoints, sub.ID)
 			d.at = append(d.at, ev.CreatedAt)
+			d.priorities = append(d.priorities, int16(ev.Priority))
 			res.Deliveries++
-			res.EndpointIDs = append(res.EndpointIDs, sub.id)
+			res.EndpointIDs = append(res.EndpointIDs, sub.ID)
 		}
 		results[i] = res
 	}
@@ -179,7 +182,7 @@ func (s *Store) publishIn(ctx context.Context, send sendFunc, tenantID string, e
 			})
 	}
 	if len(d.seqs) > 0 {
-		b.Queue(insertDeliveries, tenantID, d.seqs, d.eventIDs, d.types, d.endpoints, d.at)
+		b.Queue(insertDeliveries, tenantID, d.seqs, d.eventIDs, d.types, d.endpoints, d.at, d.priorities)
 	}
 	if then != nil {
 		then(&b, results)

@@ -26,16 +26,13 @@ import (
 // All times compared with lease_until are the callers' (the dispatcher's clock), never the
 // database's, so that the lease a process takes and the expiry it checks use one clock.
 
-// claim leases up to $3 due, unleased deliveries of endpoint $1 until $4, oldest first, and returns
-// them with their events.
-//
-// The claim first renews this node's ($5) lane of the endpoint until $4, or takes the lane if it
-// is free (or its holder's time has passed), there is due work, and this node holds fewer lanes
-// than its fair share: the lanes in force, plus the $6 this node holds or asks for, divided among
-// the nodes alive (see lanes.go). If another node holds the lane, the claim takes nothing: one
-// node at a time delivers to an endpoint, so its concurrency and rate limits hold across the
-// cluster.
-const claim = `WITH mine AS (
+// laneCTEs renew this node's ($5) lane of endpoint $1 until $4, or take the lane if it is free
+// (or its holder's time has passed), there is due work, and this node holds fewer lanes than its
+// fair share: the lanes in force, plus the $6 this node holds or asks for, divided among the
+// nodes alive (see lanes.go). If another node holds the lane, neither returns a row, and a claim
+// takes nothing: one node at a time delivers to an endpoint, so its concurrency and rate limits
+// hold across the cluster.
+const laneCTEs = `mine AS (
 		UPDATE lanes SET until = greatest(until, $4) WHERE endpoint_id = $1 AND node_id = $5
 		RETURNING 1
 	), taken AS (
@@ -50,33 +47,97 @@ const claim = `WITH mine AS (
 		ON CONFLICT (endpoint_id) DO UPDATE SET node_id = excluded.node_id, until = excluded.until
 			WHERE lanes.until <= $2
 		RETURNING 1
-	), due AS (
-		SELECT id FROM deliveries
-		WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until <= $2
-			AND (EXISTS (SELECT 1 FROM mine) OR EXISTS (SELECT 1 FROM taken))
-		ORDER BY next_attempt_at, id LIMIT $3
-		FOR UPDATE SKIP LOCKED
-	), leased AS (
+	)`
+
+// leaseDue leases the rows of due (a CTE of ids, locked) until $4 and returns them with their
+// events, by rank.
+var leaseDue = `leased AS (
 		UPDATE deliveries d SET lease_until = $4 FROM due WHERE d.id = due.id
-		RETURNING d.id, d.attempts, d.tries, d.event_seq, d.next_attempt_at
+		RETURNING d.id, d.attempts, d.tries, d.event_seq, d.next_attempt_at, d.priority
 	)
 	SELECT l.id, l.attempts, l.tries, e.id, e.type, e.ts, e.payload, e.traceparent, e.tracestate
 	FROM leased l JOIN events e ON e.seq = l.event_seq
-	ORDER BY l.next_attempt_at, l.id`
+	ORDER BY ` + rank("l.") + `, l.id`
+
+// rank is a delivery's rank in a claim (store.ClaimRequest): its due time set back by its
+// priority's delay.
+func rank(prefix string) string {
+	return fmt.Sprintf(`%[1]snext_attempt_at + CASE %[1]spriority WHEN %[2]d THEN interval '%[3]d microseconds' WHEN %[4]d THEN interval '%[5]d microseconds'
+		ELSE interval '%[6]d microseconds' END`, prefix, store.PriorityHigh, store.PriorityDelay(store.PriorityHigh).Microseconds(),
+		store.PriorityLow, store.PriorityDelay(store.PriorityLow).Microseconds(), store.PriorityDelay(store.PriorityNormal).Microseconds())
+}
+
+// byPriority is up to limit pending, unleased deliveries of endpoint $1 of each priority that
+// match cond, each priority oldest first: three short scans of the (endpoint_id, priority,
+// next_attempt_at, id) index rather than a sort of every due delivery. Rows are (id, rank,
+// next_attempt_at).
+func byPriority(cond, limit string) string {
+	var b strings.Builder
+	for p := store.PriorityHigh; p <= store.PriorityLow; p++ {
+		if p > store.PriorityHigh {
+			b.WriteString(" UNION ALL ")
+		}
+		fmt.Fprintf(&b, `(SELECT id, next_attempt_at + interval '%d microseconds' AS rank, next_attempt_at FROM deliveries
+			WHERE endpoint_id = $1 AND state = 0 AND priority = %d AND %s AND lease_until <= $2
+			ORDER BY next_attempt_at, id LIMIT %s)`, store.PriorityDelay(p).Microseconds(), p, cond, limit)
+	}
+	return b.String()
+}
+
+// claim leases up to $3 due, unleased deliveries of endpoint $1 until $4, by rank (the
+// candidates are read without locks, then the chosen ones locked and checked again), and
+// returns them with their events, if this node ($5) holds the endpoint's lane (laneCTEs).
+var claim = `WITH ` + laneCTEs + `, cand AS (
+		` + byPriority("next_attempt_at <= $2", "$3") + `
+	), due AS (
+		SELECT id FROM deliveries
+		WHERE id IN (SELECT id FROM cand ORDER BY rank, id LIMIT $3)
+			AND state = 0 AND next_attempt_at <= $2 AND lease_until <= $2
+			AND (EXISTS (SELECT 1 FROM mine) OR EXISTS (SELECT 1 FROM taken))
+		ORDER BY id
+		FOR UPDATE SKIP LOCKED
+	), ` + leaseDue
+
+// claimOrdered leases endpoint $1's first pending delivery in publish order, if it is due and
+// not leased (and $3 > 0): no later delivery overtakes an earlier one, even one waiting for its
+// retry.
+var claimOrdered = `WITH ` + laneCTEs + `, first AS (
+		SELECT id FROM deliveries WHERE endpoint_id = $1 AND state = 0 ORDER BY id LIMIT 1
+	), due AS (
+		SELECT id FROM deliveries
+		WHERE id = (SELECT id FROM first) AND state = 0 AND next_attempt_at <= $2 AND lease_until <= $2 AND $3::int > 0
+			AND (EXISTS (SELECT 1 FROM mine) OR EXISTS (SELECT 1 FROM taken))
+		FOR UPDATE SKIP LOCKED
+	), ` + leaseDue
+
+// holdLane takes or renews the lane as a claim does, in a batching claim's transaction.
+const holdLane = `WITH ` + laneCTEs + ` SELECT $3::int > 0 AND (EXISTS (SELECT 1 FROM mine) OR EXISTS (SELECT 1 FROM taken))`
+
+// laneTerm is when another node's lane of endpoint $1 ends, if it has due work.
+const laneTerm = `(SELECT until FROM lanes WHERE endpoint_id = $1 AND node_id <> $3 AND until > $2
+		AND EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2))`
 
 // nextDue finds when endpoint $1 next has a delivery to claim after $2: the earliest of its
-// unleased pending deliveries not yet due, and the earliest lease to end among those due now but
-// leased (another node's, perhaps a node that died: without this, its work would wait for a
-// rescan instead of being taken over when the lease ends). Leased due rows are few: at most what
-// the nodes hold in flight and queued.
-const nextDue = `SELECT least(
-	(SELECT next_attempt_at FROM deliveries
-		WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at > $2 AND lease_until <= $2
-		ORDER BY next_attempt_at LIMIT 1),
-	(SELECT min(lease_until) FROM deliveries
-		WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until > $2),
-	(SELECT until FROM lanes WHERE endpoint_id = $1 AND node_id <> $3 AND until > $2
-		AND EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2)))`
+// unleased pending deliveries not yet due (of any priority), and the earliest lease to end among
+// those due now but leased (another node's, perhaps a node that died: without this, its work
+// would wait for a rescan instead of being taken over when the lease ends). Leased due rows are
+// few: at most what the nodes hold in flight and queued.
+var nextDue = func() string {
+	q := `SELECT least(`
+	for p := store.PriorityHigh; p <= store.PriorityLow; p++ {
+		q += fmt.Sprintf(`(SELECT next_attempt_at FROM deliveries
+		WHERE endpoint_id = $1 AND state = 0 AND priority = %d AND next_attempt_at > $2 AND lease_until <= $2
+		ORDER BY next_attempt_at LIMIT 1), `, p)
+	}
+	return q + `(SELECT min(lease_until) FROM deliveries
+		WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until > $2), ` + laneTerm + `)`
+}()
+
+// nextDueOrdered is nextDue for an ordered endpoint: when its first pending delivery is due, or
+// its lease ends.
+const nextDueOrdered = `SELECT least(
+	(SELECT CASE WHEN next_attempt_at > $2 THEN next_attempt_at WHEN lease_until > $2 THEN lease_until END
+		FROM deliveries WHERE endpoint_id = $1 AND state = 0 ORDER BY id LIMIT 1), ` + laneTerm + `)`
 
 // ClaimDue leases due deliveries of several endpoints in one transaction and one round trip: a
 // batch with a claim and a next-due query per endpoint.
@@ -87,8 +148,10 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 	defer s.lanes.claimMu.Unlock()
 	plan := s.lanes.plan(now, reqs, s.held.byEndpoint)
 	var out []store.ClaimResult
+	var batched []int // indexes of batching requests
 	err := s.sendBatch(ctx, func() *pgx.Batch {
 		out = make([]store.ClaimResult, len(reqs))
+		batched = batched[:0]
 		b := &pgx.Batch{}
 		b.Queue(lazyCommit)
 		for _, id := range plan.release {
@@ -111,8 +174,16 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 				res.NextDue = now.Add(shedRetry)
 				continue
 			}
+			if req.Batch != nil && !req.Ordered {
+				batched = append(batched, i) // in transactions of their own, below
+				continue
+			}
+			claimQ, nextQ := claim, nextDue
+			if req.Ordered {
+				claimQ, nextQ = claimOrdered, nextDueOrdered
+			}
 			if req.Limit > 0 {
-				b.Queue(claim, req.EndpointID, now, req.Limit, leaseUntil, s.node, plan.demand).Query(func(rows pgx.Rows) error {
+				b.Queue(claimQ, req.EndpointID, now, req.Limit, leaseUntil, s.node, plan.demand).Query(func(rows pgx.Rows) error {
 					for rows.Next() {
 						var c store.Claimed
 						var payload []byte
@@ -127,7 +198,7 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 			}
 			// Queued whatever the claim finds (it costs one probe of the due index): the answer
 			// is used only if the endpoint got fewer than it asked for, as in the SQLite driver.
-			b.Queue(nextDue, req.EndpointID, now, s.node).QueryRow(func(r pgx.Row) error {
+			b.Queue(nextQ, req.EndpointID, now, s.node).QueryRow(func(r pgx.Row) error {
 				var next *time.Time // NULL when neither kind exists
 				if err := r.Scan(&next); err != nil {
 					if errors.Is(err, pgx.ErrNoRows) {
@@ -147,6 +218,24 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 		return nil, fmt.Errorf("claim: %w", err)
 	}
 	s.lanes.released(plan.release)
+	for _, i := range batched {
+		if plan.shed[reqs[i].EndpointID] {
+			continue // as above
+		}
+		res, err := s.claimBatches(ctx, reqs[i], now, leaseUntil, plan.demand)
+		if err != nil {
+			// Its transaction rolled back, so it took nothing; the claims of the other endpoints
+			// stand (failing the call would lose them), and this one is asked again shortly.
+			res = store.ClaimResult{EndpointID: reqs[i].EndpointID, NextDue: now.Add(time.Second)}
+		}
+		out[i] = res
+	}
+	s.hold(out, leaseUntil)
+	return out, nil
+}
+
+// hold records the leases and lanes of claims made.
+func (s *Store) hold(out []store.ClaimResult, leaseUntil time.Time) {
 	for _, res := range out {
 		for _, c := range res.Claimed {
 			s.held.add(c.DeliveryID, res.EndpointID, leaseUntil)
@@ -155,7 +244,6 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 			s.lanes.hold(res.EndpointID, leaseUntil)
 		}
 	}
-	return out, nil
 }
 
 // Attempt rows keep what endpoints answered, which may be any bytes; PostgreSQL's text takes
@@ -214,12 +302,15 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 		kinds     = make([]string, n)
 		errs      = make([]string, n)
 		oks       = make([]bool, n)
+		batches   = make([]int64, n) // 0: in no batch
 	)
 	for i, r := range sorted {
 		a := r.Attempt
 		ids[i], states[i], ats[i] = r.DeliveryID, stateCodes[r.State], a.At
 		if r.State == store.StatePending {
-			nexts[i] = r.NextAttemptAt
+			// A pending member of a batch keeps its batch, so that its retries send the same
+			// batch; anything else leaves its batch.
+			nexts[i], batches[i] = r.NextAttemptAt, r.BatchID
 		}
 		statuses[i], latencies[i], oks[i] = int32(a.StatusCode), a.Latency.Microseconds(), a.Success
 		responses[i], kinds[i], errs[i] = cleanText(a.Response), a.ErrorKind, cleanText(a.Error)
@@ -244,10 +335,10 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 			ORDER BY u.n`,
 			ids, ats, statuses, latencies, responses, kinds, errs, oks)
 		b.Queue(`UPDATE deliveries d SET state = u.state, attempts = d.attempts + 1, tries = d.tries + 1, next_attempt_at = u.next,
-				last_status = u.status, last_error = u.error, updated_at = $6, lease_until = '-infinity'
-			FROM unnest($1::bigint[], $2::smallint[], $3::timestamptz[], $4::int[], $5::text[]) AS u(id, state, next, status, error)
+				last_status = u.status, last_error = u.error, updated_at = $7, lease_until = '-infinity', batch_id = nullif(u.batch, 0)
+			FROM unnest($1::bigint[], $2::smallint[], $3::timestamptz[], $4::int[], $5::text[], $6::bigint[]) AS u(id, state, next, status, error, batch)
 			WHERE d.id = u.id`,
-			ids, states, nexts, statuses, errs, now)
+			ids, states, nexts, statuses, errs, batches, now)
 		return b
 	})
 	if err != nil {
@@ -441,4 +532,190 @@ func (h *held) renewed(asked, renewed []int64, until time.Time) {
 			delete(h.byID, id)
 		}
 	}
+}
+
+// leaseBatch leases, until $3, the pending and unleased deliveries matching cond (on the array $1
+// and the time $2), locked in id order, and returns them with their events, by id.
+func leaseBatch(cond string) string {
+	return `WITH due AS (
+		SELECT id FROM deliveries WHERE ` + cond + ` AND state = 0 AND lease_until <= $2 ORDER BY id FOR UPDATE SKIP LOCKED
+	), leased AS (
+		UPDATE deliveries d SET lease_until = $3 FROM due WHERE d.id = due.id
+		RETURNING d.id, d.attempts, d.tries, d.event_seq, coalesce(d.batch_id, 0) AS batch_id
+	)
+	SELECT l.id, l.attempts, l.tries, e.id, e.type, e.ts, e.payload, e.traceparent, e.tracestate, l.batch_id
+	FROM leased l JOIN events e ON e.seq = l.event_seq ORDER BY l.id`
+}
+
+var (
+	leaseFailedBatches = leaseBatch(`batch_id = ANY($1)`)
+	leaseNewBatches    = leaseBatch(`id = ANY($1) AND batch_id IS NULL AND next_attempt_at <= $2`)
+	unbatched          = `SELECT id, next_attempt_at FROM (` + byPriority("next_attempt_at <= $2 AND batch_id IS NULL", "$3") + `) c ORDER BY rank, id`
+)
+
+// claimBatches claims for a batching endpoint (store.ClaimRequest.Batch): failed batches due
+// again first, each with all its pending members, then new batches of up to MaxEvents due
+// deliveries in no batch, by rank, each only if it is full or its oldest delivery has been due
+// for MaxWait. Which deliveries form a batch is decided here, between a read and the locks, so
+// it runs in a transaction of its own (a few round trips; each claim takes up to MaxEvents
+// deliveries a batch, so they are rare beside the deliveries they take).
+func (s *Store) claimBatches(ctx context.Context, req store.ClaimRequest, now, leaseUntil time.Time, demand int) (store.ClaimResult, error) {
+	var res store.ClaimResult
+	maxEvents := max(req.Batch.MaxEvents, 1)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		res = store.ClaimResult{EndpointID: req.EndpointID}
+		batches := 0
+		var waitUntil time.Time
+		var mine bool
+		if req.Limit > 0 {
+			if err := tx.QueryRow(ctx, holdLane, req.EndpointID, now, req.Limit, leaseUntil, s.node, demand).Scan(&mine); err != nil {
+				return err
+			}
+		}
+		if mine {
+			rows, err := tx.Query(ctx, `SELECT batch_id FROM deliveries WHERE endpoint_id = $1 AND state = 0 AND batch_id IS NOT NULL
+				AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY next_attempt_at, id LIMIT $3`, req.EndpointID, now, req.Limit*maxEvents)
+			if err != nil {
+				return err
+			}
+			ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			if err != nil {
+				return err
+			}
+			var failed []int64
+			for _, id := range ids {
+				if len(failed) < req.Limit && !slices.Contains(failed, id) {
+					failed = append(failed, id)
+				}
+			}
+			if len(failed) > 0 {
+				claimed, err := queryClaimed(ctx, tx, leaseFailedBatches, failed, now, leaseUntil)
+				if err != nil {
+					return err
+				}
+				for _, b := range failed {
+					n := len(res.Claimed)
+					for _, c := range claimed {
+						if c.BatchID == b {
+							res.Claimed = append(res.Claimed, c)
+						}
+					}
+					if len(res.Claimed) > n {
+						batches++
+					}
+				}
+			}
+			if batches < req.Limit {
+				rows, err := tx.Query(ctx, unbatched, req.EndpointID, now, (req.Limit-batches)*maxEvents)
+				if err != nil {
+					return err
+				}
+				cands, err := pgx.CollectRows(rows, pgx.RowToStructByPos[candidate])
+				if err != nil {
+					return err
+				}
+				var groups [][]int64
+				groups, waitUntil = formBatches(cands, req.Limit-batches, maxEvents, req.Batch.MaxWait, now)
+				if len(groups) > 0 {
+					var ids []int64
+					for _, g := range groups {
+						ids = append(ids, g...)
+					}
+					claimed, err := queryClaimed(ctx, tx, leaseNewBatches, ids, now, leaseUntil)
+					if err != nil {
+						return err
+					}
+					byID := make(map[int64]store.Claimed, len(claimed))
+					for _, c := range claimed {
+						byID[c.DeliveryID] = c
+					}
+					for _, g := range groups {
+						var batch int64 // the smallest id claimed: g is sorted
+						for _, id := range g {
+							c, ok := byID[id]
+							if !ok {
+								continue
+							}
+							if batch == 0 {
+								batch = id
+								batches++
+							}
+							c.BatchID = batch
+							res.Claimed = append(res.Claimed, c)
+						}
+					}
+				}
+			}
+		}
+		if batches < req.Limit || req.Limit == 0 {
+			var next *time.Time
+			if err := tx.QueryRow(ctx, nextDue, req.EndpointID, now, s.node).Scan(&next); err != nil {
+				return err
+			}
+			if next != nil {
+				res.NextDue = next.UTC()
+			}
+			res.NextDue = earliest(res.NextDue, waitUntil)
+		}
+		return nil
+	})
+	return res, err
+}
+
+func queryClaimed(ctx context.Context, tx pgx.Tx, q string, ids []int64, now, leaseUntil time.Time) ([]store.Claimed, error) {
+	rows, err := tx.Query(ctx, q, ids, now, leaseUntil)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Claimed
+	var c store.Claimed
+	_, err = pgx.ForEachRow(rows, []any{&c.DeliveryID, &c.Attempts, &c.Tries, &c.EventID, &c.EventType, &c.EventTime, &c.Payload, &c.Traceparent, &c.Tracestate, &c.BatchID}, func() error {
+		c.EventTime = c.EventTime.UTC()
+		out = append(out, c)
+		c = store.Claimed{}
+		return nil
+	})
+	return out, err
+}
+
+// candidate is a due delivery a batching claim may take.
+type candidate struct {
+	ID   int64
+	Next time.Time
+}
+
+// formBatches groups candidates (by rank) into at most limit batches of up to maxEvents, each
+// sorted by id (publish order within the batch). A batch short of maxEvents is formed only
+// once its oldest candidate has been due for wait; otherwise waitUntil says when it will have.
+func formBatches(cands []candidate, limit, maxEvents int, wait time.Duration, now time.Time) (batches [][]int64, waitUntil time.Time) {
+	for len(batches) < limit && len(cands) > 0 {
+		if len(cands) < maxEvents {
+			oldest := cands[0].Next
+			for _, c := range cands {
+				if c.Next.Before(oldest) {
+					oldest = c.Next
+				}
+			}
+			if until := oldest.Add(wait); until.After(now) {
+				return batches, until.UTC()
+			}
+		}
+		n := min(len(cands), maxEvents)
+		ids := make([]int64, n)
+		for i, c := range cands[:n] {
+			ids[i] = c.ID
+		}
+		slices.Sort(ids)
+		batches = append(batches, ids)
+		cands = cands[n:]
+	}
+	return batches, time.Time{}
+}
+
+// earliest is the earlier of two times, a zero one standing for none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }

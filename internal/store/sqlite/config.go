@@ -138,9 +138,13 @@ func (s *Store) UpdateTenant(ctx context.Context, t *store.Tenant) error {
 
 // CreateEventType adds an event type to the catalog.
 func (s *Store) CreateEventType(ctx context.Context, et *store.EventType) error {
+	docs, err := store.EncodeEventTypeDocs(et.Docs)
+	if err != nil {
+		return err
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO event_types (name, description, deprecated, schema, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			et.Name, et.Description, boolInt(et.Deprecated), nullJSON(et.Schema), micros(et.CreatedAt), micros(et.UpdatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO event_types (name, description, deprecated, schema, docs, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			et.Name, et.Description, boolInt(et.Deprecated), nullJSON(et.Schema), docs, micros(et.CreatedAt), micros(et.UpdatedAt))
 		if isUnique(err) {
 			return fmt.Errorf("event type %q: %w", et.Name, store.ErrConflict)
 		}
@@ -157,10 +161,14 @@ func (s *Store) GetEventType(ctx context.Context, name string) (*store.EventType
 	var dep int
 	var c, u int64
 	var sch sql.NullString
-	err := s.r.QueryRowContext(ctx, `SELECT name, description, deprecated, schema, created_at, updated_at FROM event_types WHERE name = ?`, name).
-		Scan(&et.Name, &et.Description, &dep, &sch, &c, &u)
+	var docs string
+	err := s.r.QueryRowContext(ctx, `SELECT name, description, deprecated, schema, docs, created_at, updated_at FROM event_types WHERE name = ?`, name).
+		Scan(&et.Name, &et.Description, &dep, &sch, &docs, &c, &u)
 	if err != nil {
 		return nil, notFound(err, "event type "+name)
+	}
+	if et.Docs, err = store.DecodeEventTypeDocs(docs); err != nil {
+		return nil, fmt.Errorf("event type %s: %w", name, err)
 	}
 	et.Deprecated, et.Schema, et.CreatedAt, et.UpdatedAt = dep == 1, fromNullJSON(sch), fromMicros(c), fromMicros(u)
 	return &et, nil
@@ -173,7 +181,7 @@ func (s *Store) ListEventTypes(ctx context.Context, p store.Page) ([]store.Event
 		return nil, "", err
 	}
 	limit := p.Clamp()
-	rows, err := s.r.QueryContext(ctx, `SELECT rowid, name, description, deprecated, schema, created_at, updated_at FROM event_types WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, limit+1)
+	rows, err := s.r.QueryContext(ctx, `SELECT rowid, name, description, deprecated, schema, docs, created_at, updated_at FROM event_types WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("list event types: %w", err)
 	}
@@ -185,8 +193,12 @@ func (s *Store) ListEventTypes(ctx context.Context, p store.Page) ([]store.Event
 		var rowid, c, u int64
 		var dep int
 		var sch sql.NullString
-		if err := rows.Scan(&rowid, &et.Name, &et.Description, &dep, &sch, &c, &u); err != nil {
+		var docs string
+		if err := rows.Scan(&rowid, &et.Name, &et.Description, &dep, &sch, &docs, &c, &u); err != nil {
 			return nil, "", fmt.Errorf("list event types: %w", err)
+		}
+		if et.Docs, err = store.DecodeEventTypeDocs(docs); err != nil {
+			return nil, "", fmt.Errorf("event type %s: %w", et.Name, err)
 		}
 		et.Deprecated, et.Schema, et.CreatedAt, et.UpdatedAt = dep == 1, fromNullJSON(sch), fromMicros(c), fromMicros(u)
 		out = append(out, et)
@@ -197,9 +209,13 @@ func (s *Store) ListEventTypes(ctx context.Context, p store.Page) ([]store.Event
 
 // UpdateEventType changes description, deprecation and schema.
 func (s *Store) UpdateEventType(ctx context.Context, et *store.EventType) error {
+	docs, err := store.EncodeEventTypeDocs(et.Docs)
+	if err != nil {
+		return err
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE event_types SET description = ?, deprecated = ?, schema = ?, updated_at = ? WHERE name = ?`,
-			et.Description, boolInt(et.Deprecated), nullJSON(et.Schema), micros(et.UpdatedAt), et.Name)
+		res, err := tx.ExecContext(ctx, `UPDATE event_types SET description = ?, deprecated = ?, schema = ?, docs = ?, updated_at = ? WHERE name = ?`,
+			et.Description, boolInt(et.Deprecated), nullJSON(et.Schema), docs, micros(et.UpdatedAt), et.Name)
 		if err != nil {
 			return fmt.Errorf("update event type: %w", err)
 		}
@@ -227,19 +243,19 @@ func fromNullJSON(v sql.NullString) json.RawMessage {
 }
 
 const endpointColumns = `rowid, id, tenant_id, url, description, event_types, secrets, timeout_ms, max_concurrency, rate_limit,
-	retry_schedule, headers, enabled, disabled_reason, failing_since, internal, created_at, updated_at`
+	retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
 func scanEndpoint(keys *seal.Keyring, r rowScanner) (*store.Endpoint, int64, error) {
 	var e store.Endpoint
 	var rowid, timeoutMS, c, u int64
-	var types, secrets, headers string
+	var types, secrets, headers, options string
 	var schedule sql.NullString
 	var enabled, internal int
 	var failing sql.NullInt64
 	if err := r.Scan(&rowid, &e.ID, &e.TenantID, &e.URL, &e.Description, &types, &secrets, &timeoutMS, &e.MaxConcurrency,
-		&e.RateLimit, &schedule, &headers, &enabled, &e.DisabledReason, &failing, &internal, &c, &u); err != nil {
+		&e.RateLimit, &schedule, &headers, &enabled, &e.DisabledReason, &failing, &internal, &options, &c, &u); err != nil {
 		return nil, 0, err
 	}
 	if err := json.Unmarshal([]byte(types), &e.EventTypes); err != nil {
@@ -265,14 +281,17 @@ func scanEndpoint(keys *seal.Keyring, r rowScanner) (*store.Endpoint, int64, err
 	e.Timeout = time.Duration(timeoutMS) * time.Millisecond
 	e.Enabled = enabled == 1
 	e.Internal = internal == 1
+	if e.Options, err = store.DecodeEndpointOptions(options); err != nil {
+		return nil, 0, fmt.Errorf("endpoint %s: %w", e.ID, err)
+	}
 	e.FailingSince = fromNullMicros(failing)
 	e.CreatedAt, e.UpdatedAt = fromMicros(c), fromMicros(u)
 	return &e, rowid, nil
 }
 
 type endpointArgs struct {
-	types, secrets, headers string
-	schedule                sql.NullString
+	types, secrets, headers, options string
+	schedule                         sql.NullString
 }
 
 func encodeEndpoint(keys *seal.Keyring, e *store.Endpoint) (endpointArgs, error) {
@@ -294,6 +313,9 @@ func encodeEndpoint(keys *seal.Keyring, e *store.Endpoint) (endpointArgs, error)
 		return a, fmt.Errorf("encode headers: %w", err)
 	}
 	a.types, a.secrets, a.headers = string(types), string(secrets), string(headers)
+	if a.options, err = store.EncodeEndpointOptions(e.Options); err != nil {
+		return a, err
+	}
 	if e.RetrySchedule != nil {
 		ms := make([]int64, len(e.RetrySchedule))
 		for i, d := range e.RetrySchedule {
@@ -321,10 +343,10 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
 			return notFound(err, "tenant "+e.TenantID)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
-			max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, internal, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			e.ID, e.TenantID, e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit,
-			a.schedule, a.headers, boolInt(e.Enabled), e.DisabledReason, nullMicros(e.FailingSince), boolInt(e.Internal),
+			a.schedule, a.headers, boolInt(e.Enabled), e.DisabledReason, nullMicros(e.FailingSince), boolInt(e.Internal), a.options,
 			micros(e.CreatedAt), micros(e.UpdatedAt))
 		if isUnique(err) {
 			return fmt.Errorf("endpoint %q: %w", e.ID, store.ErrConflict)
@@ -389,9 +411,9 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
 		clear(s.subs)
 		res, err := tx.ExecContext(ctx, `UPDATE endpoints SET url = ?, description = ?, event_types = ?, secrets = ?, timeout_ms = ?,
 			max_concurrency = ?, rate_limit = ?, retry_schedule = ?, headers = ?, enabled = ?, disabled_reason = ?, failing_since = ?,
-			internal = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
+			internal = ?, options = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
 			e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit, a.schedule, a.headers,
-			boolInt(e.Enabled), e.DisabledReason, nullMicros(e.FailingSince), boolInt(e.Internal), micros(e.UpdatedAt), e.TenantID, e.ID)
+			boolInt(e.Enabled), e.DisabledReason, nullMicros(e.FailingSince), boolInt(e.Internal), a.options, micros(e.UpdatedAt), e.TenantID, e.ID)
 		if err != nil {
 			return fmt.Errorf("update endpoint: %w", err)
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
+	"github.com/heraldhq/herald/internal/expr"
 	"github.com/heraldhq/herald/internal/seal"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -59,7 +60,9 @@ type Store struct {
 	max        int
 	// subs caches each tenant's enabled endpoints and their subscriptions for Publish. Only the
 	// writer goroutine touches it; every endpoint write, and every rolled-back batch, clears it.
-	subs    map[string][]subscriber
+	subs map[string][]store.Subscriber
+	// exprs keeps endpoints' compiled filters.
+	exprs   *expr.Cache
 	sync    string // the configured synchronous level
 	curSync string // the level in force on the write connection (writer goroutine only)
 	keys    *seal.Keyring
@@ -122,7 +125,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), leases: newLeases(), claimStmts: map[int]*sql.Stmt{}, subs: map[string][]subscriber{}, sync: opts.Synchronous, curSync: opts.Synchronous, keys: opts.Keys, quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch}
+	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), leases: newLeases(), claimStmts: map[int]*sql.Stmt{}, subs: map[string][]store.Subscriber{}, exprs: expr.NewCache(1024), sync: opts.Synchronous, curSync: opts.Synchronous, keys: opts.Keys, quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch}
 	if err := s.stmts.prepare(ctx, w, r); err != nil {
 		_ = s.closeDBs()
 		return nil, err

@@ -1,9 +1,12 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,13 +16,13 @@ import (
 var stateCodes = map[store.DeliveryState]int{store.StatePending: 0, store.StateSucceeded: 1, store.StateDead: 2}
 var stateNames = [...]store.DeliveryState{store.StatePending, store.StateSucceeded, store.StateDead}
 
-const deliveryColumns = `id, tenant_id, event_id, event_type, endpoint_id, state, attempts, next_attempt_at, last_status, last_error, created_at, updated_at`
+const deliveryColumns = `id, tenant_id, event_id, event_type, endpoint_id, state, attempts, next_attempt_at, last_status, last_error, created_at, updated_at, priority`
 
 func scanDelivery(r rowScanner) (*store.Delivery, error) {
 	var d store.Delivery
 	var state int
 	var next, c, u int64
-	if err := r.Scan(&d.ID, &d.TenantID, &d.EventID, &d.EventType, &d.EndpointID, &state, &d.Attempts, &next, &d.LastStatus, &d.LastError, &c, &u); err != nil {
+	if err := r.Scan(&d.ID, &d.TenantID, &d.EventID, &d.EventType, &d.EndpointID, &state, &d.Attempts, &next, &d.LastStatus, &d.LastError, &c, &u, &d.Priority); err != nil {
 		return nil, err
 	}
 	if state < 0 || state >= len(stateNames) {
@@ -285,6 +288,58 @@ func (s *Store) Stats(ctx context.Context, tenantID string, since time.Time) (*s
 	return st, nil
 }
 
+// byPriority reads, for endpoint ?1, up to ?3 pending deliveries of each priority matching cond
+// (on next_attempt_at, bound to ?2), each priority oldest first: three short range scans of the
+// (endpoint_id, priority, next_attempt_at) index rather than one sort of every due delivery.
+// Rows are cols, where {rank} is the delivery's rank in microseconds (its due time plus its
+// priority's delay; see store.ClaimRequest), unordered: the caller ranks them. Few columns: with
+// a backlog, a claim reads hundreds of rows, and each column costs.
+func byPriority(cond, cols string) string {
+	var b strings.Builder
+	for p := store.PriorityHigh; p <= store.PriorityLow; p++ {
+		if p > store.PriorityHigh {
+			b.WriteString(" UNION ALL ")
+		}
+		c := strings.ReplaceAll(cols, "{rank}", fmt.Sprintf("next_attempt_at + %d", store.PriorityDelay(p).Microseconds()))
+		fmt.Fprintf(&b, `SELECT %s FROM (SELECT id, next_attempt_at FROM deliveries
+			WHERE endpoint_id = ?1 AND state = 0 AND priority = %d AND %s ORDER BY next_attempt_at LIMIT ?3)`, c, p, cond)
+	}
+	return b.String()
+}
+
+// candidate is a due delivery a claim may take.
+type candidate struct {
+	id, next, rank int64 // next and rank in microseconds
+}
+
+// ranked reads candidates from a byPriority query of "id, {rank}" (and "next_attempt_at" if
+// withNext), drops those leased at now, and sorts the rest by rank, then id.
+func (s *Store) ranked(rows *sql.Rows, now time.Time, withNext bool) ([]candidate, error) {
+	defer rows.Close()
+	var out []candidate
+	for rows.Next() {
+		var c candidate
+		var err error
+		if withNext {
+			err = rows.Scan(&c.id, &c.rank, &c.next)
+		} else {
+			err = rows.Scan(&c.id, &c.rank)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if s.leases.held(c.id, now) {
+			continue
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b candidate) int { return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.id, b.id)) })
+	return out, nil
+}
+
 // ClaimDue leases due deliveries of several endpoints. Leases live in memory (see leases), so a
 // claim is a read on the read pool.
 func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []store.ClaimRequest) ([]store.ClaimResult, error) {
@@ -292,51 +347,270 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 	defer s.leases.claimMu.Unlock()
 	s.leases.applyReleases()
 	out := make([]store.ClaimResult, len(reqs))
-	n := micros(now)
 	for i, req := range reqs {
-		res := store.ClaimResult{EndpointID: req.EndpointID}
-		held := s.leases.countFor(req.EndpointID)
-		if req.Limit > 0 {
-			// First the ids, from the index alone (leased ones are skipped here, so their payloads
-			// are never read), then each new claim's row and payload.
-			rows, err := s.stmts.claim.QueryContext(ctx, req.EndpointID, n, req.Limit+held)
-			if err != nil {
-				return nil, fmt.Errorf("claim: %w", err)
-			}
-			var ids []int64
-			for rows.Next() && len(ids) < req.Limit {
-				var id int64
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return nil, fmt.Errorf("claim: %w", err)
-				}
-				if !s.leases.held(id, now) {
-					ids = append(ids, id)
-				}
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return nil, fmt.Errorf("claim: %w", err)
-			}
-			claimed, err := s.claimRows(ctx, ids)
-			if err != nil {
-				return nil, err
-			}
-			for _, c := range claimed {
-				res.Claimed = append(res.Claimed, c)
-				s.leases.add(c.DeliveryID, req.EndpointID, leaseUntil)
-			}
+		var err error
+		switch {
+		case req.Ordered:
+			out[i], err = s.claimOrdered(ctx, req, now, leaseUntil)
+		case req.Batch != nil:
+			out[i], err = s.claimBatches(ctx, req, now, leaseUntil)
+		default:
+			out[i], err = s.claimRanked(ctx, req, now, leaseUntil)
 		}
-		if len(res.Claimed) < req.Limit || req.Limit == 0 {
-			next, err := s.nextDue(ctx, req.EndpointID, now, s.leases.countFor(req.EndpointID))
-			if err != nil {
-				return nil, err
-			}
-			res.NextDue = next
+		if err != nil {
+			return nil, err
 		}
-		out[i] = res
 	}
 	return out, nil
+}
+
+// claimRanked takes up to Limit due deliveries by rank (store.ClaimRequest).
+func (s *Store) claimRanked(ctx context.Context, req store.ClaimRequest, now, leaseUntil time.Time) (store.ClaimResult, error) {
+	res := store.ClaimResult{EndpointID: req.EndpointID}
+	if req.Limit > 0 {
+		// First the ids, from the index alone (leased ones are skipped here, so their payloads
+		// are never read), then each new claim's row and payload. Reading Limit + held rows of
+		// each priority finds Limit unleased ones of it if there are.
+		rows, err := s.stmts.claim.QueryContext(ctx, req.EndpointID, micros(now), req.Limit+s.leases.countFor(req.EndpointID))
+		if err != nil {
+			return res, fmt.Errorf("claim: %w", err)
+		}
+		cands, err := s.ranked(rows, now, false)
+		if err != nil {
+			return res, fmt.Errorf("claim: %w", err)
+		}
+		ids := make([]int64, 0, min(len(cands), req.Limit))
+		for _, c := range cands[:min(len(cands), req.Limit)] {
+			ids = append(ids, c.id)
+		}
+		if res.Claimed, err = s.claimRows(ctx, ids); err != nil {
+			return res, err
+		}
+		s.lease(res.Claimed, req.EndpointID, leaseUntil)
+	}
+	if len(res.Claimed) < req.Limit || req.Limit == 0 {
+		next, err := s.nextDue(ctx, req.EndpointID, now, s.leases.countFor(req.EndpointID))
+		if err != nil {
+			return res, err
+		}
+		res.NextDue = next
+	}
+	return res, nil
+}
+
+func (s *Store) lease(claimed []store.Claimed, endpointID string, until time.Time) {
+	for _, c := range claimed {
+		s.leases.add(c.DeliveryID, endpointID, until)
+	}
+}
+
+// Keys of claimStmts for the statements of ordered and batching claims (positive keys are
+// claimRows' statements by number of ids).
+const (
+	stmtFirstPending = -1 - iota
+	stmtFailedBatches
+	stmtBatchMembers
+	stmtUnbatched
+)
+
+var modeQueries = map[int]string{
+	// The endpoint's first pending delivery in publish order (deliveries_pending).
+	stmtFirstPending: `SELECT id, next_attempt_at FROM deliveries WHERE endpoint_id = ? AND state = 0 ORDER BY id LIMIT 1`,
+	// Due members of failed batches, oldest first (deliveries_batch_due).
+	stmtFailedBatches: `SELECT id, batch_id FROM deliveries WHERE endpoint_id = ? AND state = 0 AND batch_id IS NOT NULL
+		AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`,
+	// A failed batch's pending members (deliveries_batch).
+	stmtBatchMembers: `SELECT id FROM deliveries WHERE batch_id = ? AND state = 0 ORDER BY id`,
+	// Due deliveries in no batch yet, by priority.
+	stmtUnbatched: byPriority("next_attempt_at <= ?2 AND batch_id IS NULL", "id, {rank}, next_attempt_at"),
+}
+
+// modeStmt prepares the statement of key on the read pool once. Call with claimMu held.
+func (s *Store) modeStmt(ctx context.Context, key int) (*sql.Stmt, error) {
+	if st, ok := s.claimStmts[key]; ok {
+		return st, nil
+	}
+	st, err := s.r.PrepareContext(ctx, modeQueries[key])
+	if err != nil {
+		return nil, fmt.Errorf("prepare claim: %w", err)
+	}
+	s.claimStmts[key] = st
+	return st, nil
+}
+
+// claimOrdered takes the endpoint's first pending delivery in publish order if it is due and not
+// leased; otherwise nothing, so that no later delivery overtakes it.
+func (s *Store) claimOrdered(ctx context.Context, req store.ClaimRequest, now, leaseUntil time.Time) (store.ClaimResult, error) {
+	res := store.ClaimResult{EndpointID: req.EndpointID}
+	st, err := s.modeStmt(ctx, stmtFirstPending)
+	if err != nil {
+		return res, err
+	}
+	var id, next int64
+	switch err := st.QueryRowContext(ctx, req.EndpointID).Scan(&id, &next); {
+	case errors.Is(err, sql.ErrNoRows):
+		return res, nil
+	case err != nil:
+		return res, fmt.Errorf("claim: %w", err)
+	}
+	switch {
+	case s.leases.held(id, now):
+		// In flight: its result (or release) wakes the lane.
+	case next > micros(now):
+		res.NextDue = fromMicros(next)
+	case req.Limit > 0:
+		if res.Claimed, err = s.claimRows(ctx, []int64{id}); err != nil {
+			return res, err
+		}
+		s.lease(res.Claimed, req.EndpointID, leaseUntil)
+	}
+	return res, nil
+}
+
+// claimBatches takes up to Limit batches: failed batches due again first, each with all its
+// pending members, then new ones of up to MaxEvents due deliveries in no batch, by rank, each
+// only if it is full or its oldest delivery has been due for MaxWait.
+func (s *Store) claimBatches(ctx context.Context, req store.ClaimRequest, now, leaseUntil time.Time) (store.ClaimResult, error) {
+	res := store.ClaimResult{EndpointID: req.EndpointID}
+	maxEvents := max(req.Batch.MaxEvents, 1)
+	held := s.leases.countFor(req.EndpointID)
+	batches := 0
+	var waitUntil time.Time
+	if req.Limit > 0 {
+		st, err := s.modeStmt(ctx, stmtFailedBatches)
+		if err != nil {
+			return res, err
+		}
+		rows, err := st.QueryContext(ctx, req.EndpointID, micros(now), held+req.Limit*maxEvents)
+		if err != nil {
+			return res, fmt.Errorf("claim: %w", err)
+		}
+		var failed []int64
+		for rows.Next() && len(failed) < req.Limit {
+			var id, batch int64
+			if err := rows.Scan(&id, &batch); err != nil {
+				rows.Close()
+				return res, fmt.Errorf("claim: %w", err)
+			}
+			if !s.leases.held(id, now) && !slices.Contains(failed, batch) {
+				failed = append(failed, batch)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return res, fmt.Errorf("claim: %w", err)
+		}
+		members, err := s.modeStmt(ctx, stmtBatchMembers)
+		if err != nil {
+			return res, err
+		}
+		for _, batch := range failed {
+			ids, err := stmtInt64s(ctx, members, batch)
+			if err != nil {
+				return res, fmt.Errorf("claim: %w", err)
+			}
+			ids = slices.DeleteFunc(ids, func(id int64) bool { return s.leases.held(id, now) })
+			if err := s.claimBatch(ctx, &res, ids, batch, leaseUntil); err != nil {
+				return res, err
+			}
+			batches++
+		}
+	}
+	if batches < req.Limit {
+		st, err := s.modeStmt(ctx, stmtUnbatched)
+		if err != nil {
+			return res, err
+		}
+		rows, err := st.QueryContext(ctx, req.EndpointID, micros(now), held+(req.Limit-batches)*maxEvents)
+		if err != nil {
+			return res, fmt.Errorf("claim: %w", err)
+		}
+		cands, err := s.ranked(rows, now, true)
+		if err != nil {
+			return res, fmt.Errorf("claim: %w", err)
+		}
+		var groups [][]int64
+		groups, waitUntil = formBatches(cands, req.Limit-batches, maxEvents, req.Batch.MaxWait, now)
+		for _, ids := range groups {
+			if err := s.claimBatch(ctx, &res, ids, ids[0], leaseUntil); err != nil {
+				return res, err
+			}
+			batches++
+		}
+	}
+	if batches < req.Limit || req.Limit == 0 {
+		next, err := s.nextDue(ctx, req.EndpointID, now, s.leases.countFor(req.EndpointID))
+		if err != nil {
+			return res, err
+		}
+		res.NextDue = earliest(next, waitUntil)
+	}
+	return res, nil
+}
+
+// claimBatch leases the deliveries ids as one batch.
+func (s *Store) claimBatch(ctx context.Context, res *store.ClaimResult, ids []int64, batch int64, leaseUntil time.Time) error {
+	claimed, err := s.claimRows(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for i := range claimed {
+		claimed[i].BatchID = batch
+	}
+	s.lease(claimed, res.EndpointID, leaseUntil)
+	res.Claimed = append(res.Claimed, claimed...)
+	return nil
+}
+
+// formBatches groups candidates (by rank) into at most limit batches of up to maxEvents, each
+// sorted by id (publish order within the batch). A batch short of maxEvents is formed only
+// once its oldest candidate has been due for wait; otherwise waitUntil says when it will have.
+func formBatches(cands []candidate, limit, maxEvents int, wait time.Duration, now time.Time) (batches [][]int64, waitUntil time.Time) {
+	for len(batches) < limit && len(cands) > 0 {
+		if len(cands) < maxEvents {
+			oldest := cands[0].next
+			for _, c := range cands {
+				oldest = min(oldest, c.next)
+			}
+			if until := fromMicros(oldest).Add(wait); until.After(now) {
+				return batches, until
+			}
+		}
+		n := min(len(cands), maxEvents)
+		ids := make([]int64, n)
+		for i, c := range cands[:n] {
+			ids[i] = c.id
+		}
+		slices.Sort(ids)
+		batches = append(batches, ids)
+		cands = cands[n:]
+	}
+	return batches, time.Time{}
+}
+
+func stmtInt64s(ctx context.Context, st *sql.Stmt, args ...any) ([]int64, error) {
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// earliest is the earlier of two times, a zero one standing for none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // claimRows reads the rows and payloads of deliveries still pending, in the order of ids, with
@@ -387,23 +661,28 @@ func (s *Store) claimRows(ctx context.Context, ids []int64) ([]store.Claimed, er
 	return out, nil
 }
 
-// nextDue finds when the endpoint's earliest pending, unleased delivery after now is due.
+// nextDue finds when the endpoint's earliest pending, unleased delivery after now is due, of any
+// priority.
 func (s *Store) nextDue(ctx context.Context, endpointID string, now time.Time, held int) (time.Time, error) {
 	rows, err := s.stmts.nextDue.QueryContext(ctx, endpointID, micros(now), held+1)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("next due: %w", err)
 	}
 	defer rows.Close()
+	var first int64
 	for rows.Next() {
 		var id, next int64
 		if err := rows.Scan(&id, &next); err != nil {
 			return time.Time{}, fmt.Errorf("next due: %w", err)
 		}
-		if !s.leases.held(id, now) {
-			return fromMicros(next), nil
+		if !s.leases.held(id, now) && (first == 0 || next < first) {
+			first = next
 		}
 	}
-	return time.Time{}, rows.Err()
+	if err := rows.Err(); err != nil || first == 0 {
+		return time.Time{}, err
+	}
+	return fromMicros(first), nil
 }
 
 func nextMicros(r store.Result) int64 {
@@ -411,6 +690,15 @@ func nextMicros(r store.Result) int64 {
 		return micros(r.NextAttemptAt)
 	}
 	return 0
+}
+
+// batchOf is the batch a delivery stays in after the result: a pending member of a batch keeps
+// it, so that its retries send the same batch; anything else leaves its batch.
+func batchOf(r store.Result) any {
+	if r.State == store.StatePending && r.BatchID != 0 {
+		return r.BatchID
+	}
+	return nil
 }
 
 // resultChunk is how many results one multi-row statement writes.
@@ -427,8 +715,8 @@ func prepareResultStmts(ctx context.Context, w *sql.DB) ([]resultStmts, error) {
 		ins := `INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success) VALUES ` +
 			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?),", n), ",")
 		upd := `UPDATE deliveries SET state = v.column2, attempts = attempts + 1, tries = tries + 1, next_attempt_at = v.column3,
-			last_status = v.column4, last_error = v.column5, updated_at = ?
-			FROM (VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?),", n), ",") + `) AS v WHERE deliveries.id = v.column1`
+			last_status = v.column4, last_error = v.column5, batch_id = v.column6, updated_at = ?
+			FROM (VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?),", n), ",") + `) AS v WHERE deliveries.id = v.column1`
 		var err error
 		if out[n-1].insert, err = w.PrepareContext(ctx, ins); err != nil {
 			return nil, fmt.Errorf("prepare result insert: %w", err)
@@ -471,18 +759,21 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 			if _, err := update.ExecContext(ctx, stateCodes[r.State], nextMicros(r), a.StatusCode, a.Error, now, r.DeliveryID); err != nil {
 				return fmt.Errorf("update delivery: %w", err)
 			}
+			if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET batch_id = ? WHERE id = ? AND batch_id IS NOT ?`, batchOf(r), r.DeliveryID, batchOf(r)); err != nil {
+				return fmt.Errorf("update delivery: %w", err)
+			}
 		}
 		for len(known) > 0 {
 			chunk := known[:min(len(known), resultChunk)]
 			known = known[len(chunk):]
 			st := s.resultStmts[len(chunk)-1]
 			ins := make([]any, 0, len(chunk)*11)
-			upd := make([]any, 0, len(chunk)*5+1)
+			upd := make([]any, 0, len(chunk)*6+1)
 			upd = append(upd, now)
 			for _, r := range chunk {
 				a := r.Attempt
 				ins = append(ins, r.DeliveryID, a.TenantID, r.EndpointID, a.EventID, micros(a.At), a.StatusCode, a.Latency.Microseconds(), a.Response, a.ErrorKind, a.Error, boolInt(a.Success))
-				upd = append(upd, r.DeliveryID, stateCodes[r.State], nextMicros(r), a.StatusCode, a.Error)
+				upd = append(upd, r.DeliveryID, stateCodes[r.State], nextMicros(r), a.StatusCode, a.Error, batchOf(r))
 			}
 			if _, err := tx.StmtContext(ctx, st.insert).ExecContext(ctx, ins...); err != nil {
 				return fmt.Errorf("insert attempts: %w", err)

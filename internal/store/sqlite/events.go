@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heraldhq/herald/internal/expr"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -34,16 +35,14 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		{&st.insertReceived, insertReceived},
 		{&st.clearStreak, `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`},
 		{&st.startStreak, `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`},
-		{&st.endpointsOf, `SELECT id, event_types FROM endpoints WHERE tenant_id = ? AND enabled = 1`},
+		{&st.endpointsOf, `SELECT id, event_types, options FROM endpoints WHERE tenant_id = ? AND enabled = 1`},
 		{&st.insertEvent, `INSERT INTO events (tenant_id, id, type, ts, source, payload, created_at, traceparent, tracestate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (tenant_id, id) DO NOTHING RETURNING seq`},
 		{&st.eventByID, `SELECT id, type, ts, source, payload, created_at FROM events WHERE tenant_id = ? AND id = ?`},
-		{&st.insertDelivery, `INSERT INTO deliveries (tenant_id, event_seq, event_id, event_type, endpoint_id, next_attempt_at, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&st.claim, `/*read*/ SELECT id FROM deliveries WHERE endpoint_id = ? AND state = 0 AND next_attempt_at <= ?
-			ORDER BY next_attempt_at LIMIT ?`},
-		{&st.nextDue, `/*read*/ SELECT id, next_attempt_at FROM deliveries WHERE endpoint_id = ? AND state = 0 AND next_attempt_at > ?
-			ORDER BY next_attempt_at LIMIT ?`},
+		{&st.insertDelivery, `INSERT INTO deliveries (tenant_id, event_seq, event_id, event_type, endpoint_id, next_attempt_at, created_at, updated_at, priority)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&st.claim, `/*read*/ ` + byPriority("next_attempt_at <= ?2", "id, {rank}")},
+		{&st.nextDue, `/*read*/ ` + byPriority("next_attempt_at > ?2", "id, next_attempt_at")},
 		{&st.insertAttempt, `INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
 			SELECT id, tenant_id, endpoint_id, event_id, ?, ?, ?, ?, ?, ?, ? FROM deliveries WHERE id = ?`},
 		{&st.updateDelivery, `UPDATE deliveries SET state = ?, attempts = attempts + 1, tries = tries + 1, next_attempt_at = ?,
@@ -69,11 +68,6 @@ func (st *statements) close() {
 			_ = s.Close()
 		}
 	}
-}
-
-type subscriber struct {
-	id       string
-	patterns []string
 }
 
 // Publish stores events and their deliveries in one transaction.
@@ -103,7 +97,7 @@ func (s *Store) publishIn(ctx context.Context, tx *sql.Tx, tenantID string, even
 	subs, ok := s.subs[tenantID]
 	if !ok {
 		var err error
-		if subs, err = subscribers(ctx, tx.StmtContext(ctx, s.stmts.endpointsOf), tenantID); err != nil {
+		if subs, err = subscribers(ctx, tx.StmtContext(ctx, s.stmts.endpointsOf), tenantID, s.exprs); err != nil {
 			return nil, err
 		}
 		s.subs[tenantID] = subs
@@ -129,36 +123,41 @@ func (s *Store) publishIn(ctx context.Context, tx *sql.Tx, tenantID string, even
 		ev.TenantID = tenantID
 		res := store.PublishResult{Event: ev}
 		now := micros(ev.CreatedAt)
+		m := store.NewMatcher(ev)
 		for _, sub := range subs {
-			if !store.MatchAny(sub.patterns, ev.Type) {
+			if !m.Wants(ctx, sub) {
 				continue
 			}
-			if _, err := insertDelivery.ExecContext(ctx, tenantID, seq, ev.ID, ev.Type, sub.id, now, now, now); err != nil {
+			if _, err := insertDelivery.ExecContext(ctx, tenantID, seq, ev.ID, ev.Type, sub.ID, now, now, now, ev.Priority); err != nil {
 				return nil, fmt.Errorf("insert delivery: %w", err)
 			}
 			res.Deliveries++
-			res.EndpointIDs = append(res.EndpointIDs, sub.id)
+			res.EndpointIDs = append(res.EndpointIDs, sub.ID)
 		}
 		results[i] = res
 	}
 	return results, nil
 }
 
-func subscribers(ctx context.Context, stmt *sql.Stmt, tenantID string) ([]subscriber, error) {
+func subscribers(ctx context.Context, stmt *sql.Stmt, tenantID string, exprs *expr.Cache) ([]store.Subscriber, error) {
 	rows, err := stmt.QueryContext(ctx, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("read endpoints: %w", err)
 	}
 	defer rows.Close()
-	var subs []subscriber
+	var subs []store.Subscriber
 	for rows.Next() {
-		var sub subscriber
-		var types string
-		if err := rows.Scan(&sub.id, &types); err != nil {
+		var id, types, options string
+		var patterns []string
+		if err := rows.Scan(&id, &types, &options); err != nil {
 			return nil, fmt.Errorf("read endpoints: %w", err)
 		}
-		if err := json.Unmarshal([]byte(types), &sub.patterns); err != nil {
-			return nil, fmt.Errorf("endpoint %s event types: %w", sub.id, err)
+		if err := json.Unmarshal([]byte(types), &patterns); err != nil {
+			return nil, fmt.Errorf("endpoint %s event types: %w", id, err)
+		}
+		sub, err := store.NewSubscriber(id, patterns, options, exprs)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s: %w", id, err)
 		}
 		subs = append(subs, sub)
 	}

@@ -25,6 +25,9 @@ func Run(t *testing.T, open Open) {
 		"PublishIsIdempotentByID":       testPublishIdempotent,
 		"PublishUnknownTenant":          testPublishUnknownTenant,
 		"ClaimLeasesAndReportsNextDue":  testClaim,
+		"ClaimRanksByPriority":          testClaimPriority,
+		"ClaimOrderedTakesFirstPending": testClaimOrdered,
+		"ClaimBatches":                  testClaimBatches,
 		"RecordResultsMovesState":       testRecordResults,
 		"RetryReplayResend":             testRetryReplayResend,
 		"DisableEndpointDeadLetters":    testDisableEndpoint,
@@ -54,6 +57,9 @@ func Run(t *testing.T, open Open) {
 		"EventsAfterInPublishOrder":     testEventsAfter,
 		"EventsAfterMissesNoConcurrent": testEventsAfterConcurrent,
 		"EventsAfterSurvivesRetention":  testEventsAfterRetention,
+		"FiltersDecideFanOut":           testFiltersDecideFanOut,
+		"EndpointOptionsRoundTrip":      testEndpointOptionsRoundTrip,
+		"EventTypeDocsRoundTrip":        testEventTypeDocsRoundTrip,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {

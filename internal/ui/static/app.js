@@ -470,7 +470,10 @@
     const sched = e.retry_schedule || [];
     page("Endpoint " + e.url,
       fieldRows([["id", code(e.id)], ["state", endpointState(e)], ["subscriptions", e.event_types.join(", ")],
-        ["description", e.description || "—"], ["signature", e.signature_scheme],
+        ["description", e.description || "—"], ["signature", e.signature_scheme + " · " + (e.signature_format || "standard-webhooks")],
+        ["filter", e.filter ? code(e.filter) : "none"], ["transformation", e.transform ? code(e.transform) : "none"],
+        ["batching", e.batch && e.batch.enabled ? "up to " + e.batch.max_events + " events or " + dur(e.batch.max_wait_ms / 1000) : "off"],
+        ["ordered", e.ordered ? "yes: one at a time, in publish order" : "no"],
         ["timeout", e.timeout_seconds + " s"], ["concurrency", e.max_concurrency], ["rate limit", e.rate_limit ? e.rate_limit + "/s" : "none"],
         ["retry schedule", plural(sched.length, "attempt") + ": " + sched.map(dur).join(", ") + " (±20 % jitter)"],
         ["signing secret", secretBox]]),
@@ -644,9 +647,50 @@
   // ---------- event types, sources, received requests ----------
   async function eventTypes() {
     const r = await pages("/v1/event-types", {}, 1000);
-    page("Event types", table(["name", "description", ""], r.items.map((x) => h("tr", {},
-      h("td", {}, code(x.name)), h("td", {}, x.description || ""), h("td", {}, x.deprecated ? h("span", { class: "badge state-dead" }, "deprecated") : ""))),
-    "The catalog is empty."));
+    // The generated documentation needs the Bearer header, so it is fetched here rather than
+    // linked: Markdown is shown as text in a <pre>, HTML is offered as a download (opened from
+    // a blob URL it would inherit this page's CSP, which blocks its inline styles).
+    const docsOut = h("pre", { class: "docs", id: "event-type-docs", hidden: true });
+    async function fetchDocs(format) {
+      const resp = await fetch("/v1/event-types/docs?format=" + format,
+        { headers: { Authorization: "Bearer " + state.key }, credentials: "omit", cache: "no-store" });
+      const text = await resp.text();
+      if (!resp.ok) {
+        let msg = "HTTP " + resp.status;
+        try { const p = JSON.parse(text); msg = p.detail || p.title || msg; } catch (e) { /* not a problem document */ }
+        throw new Error(msg);
+      }
+      return text;
+    }
+    const showDocs = h("button", { type: "button", id: "show-event-type-docs", onclick: async () => {
+      try {
+        docsOut.textContent = await fetchDocs("markdown");
+        docsOut.hidden = false;
+      } catch (ex) { flash("Documentation: " + ex.message, "error"); }
+    } }, "Show documentation (Markdown)");
+    const downloadDocs = h("button", { type: "button", class: "secondary", id: "download-event-type-docs", onclick: async () => {
+      try {
+        const url = URL.createObjectURL(new Blob([await fetchDocs("html")], { type: "text/html" }));
+        const a = h("a", { href: url, download: "webhook-events.html" });
+        document.body.append(a);
+        a.click();
+        a.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 10000);
+      } catch (ex) { flash("Documentation: " + ex.message, "error"); }
+    } }, "Download documentation (HTML)");
+    const status = (x) => {
+      if (!x.deprecated) return "";
+      return h("span", { class: "badge state-dead" }, "deprecated" + (x.sunset ? " · sunset " + x.sunset.slice(0, 10) : ""));
+    };
+    page("Event types",
+      h("div", { class: "toolbar" }, showDocs, downloadDocs),
+      table(["name", "version", "description", ""], r.items.map((x) => h("tr", {},
+        h("td", {}, code(x.name)),
+        h("td", { class: "num" }, x.version ? "v" + x.version : ""),
+        h("td", {}, x.description || "", x.trigger ? h("div", { class: "trigger" }, "Sent when: " + x.trigger) : null),
+        h("td", {}, status(x)))),
+      "The catalog is empty.", [1]),
+      docsOut);
   }
   async function sources() {
     const r = await pages(t() + "/sources", {}, 1000);

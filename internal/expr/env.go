@@ -1,0 +1,131 @@
+package expr
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/cost"
+	"cel.dev/cel-go/common/overloads"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/ext"
+)
+
+// Limits on what an expression may be and may do; the package doc explains each.
+const (
+	MaxSourceBytes          = 4096
+	MaxParseDepth           = 32
+	MaxComprehensionNesting = 3
+	CostLimit               = 1_000_000
+	FilterTimeout           = 5 * time.Millisecond
+	TransformTimeout        = 50 * time.Millisecond
+	MaxOutputBytes          = 1 << 20
+	// MaxRegexProgramSize bounds a regular expression's compiled size: matching is linear in the
+	// input times the program, and a call runs to the end before CEL charges for it.
+	MaxRegexProgramSize = 256
+	// InterruptCheckFrequency is how many comprehension iterations run between deadline checks.
+	InterruptCheckFrequency = 100
+	// maxRangeSize bounds lists.range(n) before the cost limit would.
+	maxRangeSize = 10_000
+)
+
+// variables are the names an expression sees besides event: the envelope's top-level fields.
+var variables = [...]string{"id", "type", "timestamp", "data", "source", "resource", "inbound"}
+
+// env returns the one CEL environment every expression compiles in. It is built on first use and
+// never modified after: cel.Env is safe for concurrent Compile and Program calls, and building it
+// takes far longer than compiling a filter, so building it per compile would dominate.
+var env = sync.OnceValues(newEnv)
+
+func newEnv() (*cel.Env, error) {
+	opts := []cel.EnvOption{
+		cel.Variable("event", cel.MapType(cel.StringType, cel.DynType)),
+		cel.CrossTypeNumericComparisons(true),
+		cel.DefaultUTCTimeZone(true),
+		cel.OptionalTypes(),
+		ext.Strings(),
+		ext.Math(),
+		ext.Lists(ext.ListsMaxRangeSize(maxRangeSize)),
+		ext.TwoVarComprehensions(),
+		// Version 0: base64 only. json.encode materializes a value of any size before it is
+		// charged, so it is left out along with the parsers.
+		ext.Encoders(ext.EncodersVersion(0)),
+		cel.ParserExpressionSizeLimit(MaxSourceBytes),
+		cel.ParserRecursionLimit(MaxParseDepth),
+		cel.RegexProgramSizeLimit(MaxRegexProgramSize),
+		cel.ASTValidators(cel.ValidateComprehensionNestingLimit(MaxComprehensionNesting), amplifierValidator{}),
+		reshapeFunctions(),
+	}
+	for _, name := range variables {
+		opts = append(opts, cel.Variable(name, cel.DynType))
+	}
+	e, err := cel.NewEnv(opts...)
+	if err != nil {
+		return nil, err
+	}
+	// cel-go v0.33.2 loads the checker's symbol catalog lazily, on the first undeclared
+	// reference, and that write races with concurrent compiles that copy the checker's scope.
+	// Loading it here, before the environment is shared, removes the race.
+	_, _ = e.Compile("herald_warmup.undeclared()")
+	return e, nil
+}
+
+// programOptions are the evaluation limits common to filters and transformations.
+func programOptions() []cel.ProgramOption {
+	return []cel.ProgramOption{
+		cel.CostLimit(CostLimit),
+		cel.CostTrackerOptions(append(reshapeCostTrackers(), cost.OverloadTracker(overloads.AddList, chargeConcat))...),
+		cel.InterruptCheckFrequency(InterruptCheckFrequency),
+	}
+}
+
+// chargeConcat charges list concatenation for the smaller operand. CEL concatenates lists lazily
+// at a constant cost, so x + x nested a few times would describe billions of elements for almost
+// nothing, and the first function to walk them would run unbounded. Charging the smaller side
+// keeps every list's length below what was paid for (a result outgrows its larger operand by
+// exactly the charge) while a comprehension appending one element at a time stays linear.
+func chargeConcat(args []ref.Val, _ ref.Val) *uint64 {
+	c := uint64(1)
+	if len(args) == 2 {
+		c += min(size(args[0]), size(args[1]))
+	}
+	return &c
+}
+
+// amplifiers are functions whose result can be far larger than what CEL charged to build their
+// arguments, because the arguments may hold many references to one large value: a list of ten
+// thousand references to one long string costs ten thousand, joining it costs gigabytes. CEL
+// charges a call only after it returns, so the cost limit cannot stop them; they are refused at
+// compile time instead.
+var amplifiers = map[string]string{
+	"join":    "concatenate strings with +",
+	"replace": "",
+	"format":  "concatenate strings with +",
+	"flatten": "",
+}
+
+// amplifierValidator refuses calls to the amplifiers.
+type amplifierValidator struct{}
+
+func (amplifierValidator) Name() string { return "herald.expr.amplifiers" }
+
+func (amplifierValidator) Validate(_ *cel.Env, _ cel.ValidatorConfig, a *ast.AST, iss *cel.Issues) {
+	root := ast.NavigateAST(a)
+	calls := ast.MatchDescendants(root, func(e ast.NavigableExpr) bool {
+		if e.Kind() != ast.CallKind {
+			return false
+		}
+		_, denied := amplifiers[e.AsCall().FunctionName()]
+		return denied
+	})
+	for _, call := range calls {
+		name := call.AsCall().FunctionName()
+		msg := fmt.Sprintf("function %s is not available: its result is not bounded by the cost limit", name)
+		if hint := amplifiers[name]; hint != "" {
+			msg += "; " + hint
+		}
+		iss.ReportErrorAtID(call.ID(), "%s", msg)
+	}
+}
