@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -40,9 +41,12 @@ type BatchingRun struct {
 	EventsPerSec float64
 }
 
-// Batching is the scenario's two runs.
+// Batching is the scenario's two runs, and the ceiling measured in the same run: a plain Go HTTP
+// client posting the same number of single-event requests to the same kind of receiver, with
+// the endpoint's concurrency.
 type Batching struct {
 	Off, On BatchingRun
+	Ceiling float64 // requests (= events) per second
 }
 
 // Ratio is events/s with batching over events/s without.
@@ -64,7 +68,9 @@ func (b *Batching) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s | %d | %d | %.2f | %.0f |\n", name, r.Events, r.Requests, r.Elapsed.Seconds(), r.EventsPerSec)
 	}
-	fmt.Fprintf(w, "\nevents/s with batching / without: %.1f×\n", b.Ratio())
+	fmt.Fprintf(w, "| ceiling: plain Go client, one event a request | %d | %d | — | %.0f |\n", b.Off.Events, b.Off.Events, b.Ceiling)
+	fmt.Fprintf(w, "\nevents/s with batching / without: %.1f×; without / ceiling: %.2f; with / ceiling: %.2f\n",
+		b.Ratio(), b.Off.EventsPerSec/b.Ceiling, b.On.EventsPerSec/b.Ceiling)
 }
 
 // RunBatching drains the backlog without batching, then with it.
@@ -92,7 +98,22 @@ func RunBatching(ctx context.Context, cfg BatchingConfig) (*Batching, error) {
 	if err != nil {
 		return nil, fmt.Errorf("with batching: %w", err)
 	}
-	return &Batching{Off: *off, On: *on}, nil
+	ceil, err := batchingCeiling(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Batching{Off: *off, On: *on, Ceiling: ceil}, nil
+}
+
+// batchingCeiling posts cfg.Events single events to a receiver like the runs', open from the start.
+func batchingCeiling(ctx context.Context, cfg BatchingConfig) (float64, error) {
+	rc := &batchReceiver{want: int64(cfg.Events), gate: make(chan struct{}), done: make(chan struct{})}
+	close(rc.gate)
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	body := fmt.Appendf(nil, `{"id":"evt_ceiling","type":"bench.created","timestamp":"2026-01-01T00:00:00Z","data":{"pad":%q}}`,
+		strings.Repeat("x", cfg.PayloadSize))
+	return ceiling(ctx, srv.URL, body, cfg.Events, cfg.Concurrency)
 }
 
 // batchReceiver counts the events it gets, one a request or a JSON array of them, and holds

@@ -218,3 +218,40 @@ func TestSignatureFormats_VerifiedByTheProvidersOwnLibraries(t *testing.T) {
 		t.Errorf("after the change the endpoint shows %q", shown.SignatureFormat)
 	}
 }
+
+func TestVersions_EachEndpointGetsTheVersionItChose(t *testing.T) {
+	h := start(t, nil)
+	h.setup("acme", "invoice.paid", "invoice.paid.v2")
+	v1 := newReceiver(t, nil)
+	v2 := newReceiver(t, nil)
+	wildV2 := newReceiver(t, nil)
+	h.endpoint("acme", map[string]any{"url": v1.URL, "event_types": []string{"invoice.paid"}})
+	h.endpoint("acme", map[string]any{"url": v2.URL, "event_types": []string{"invoice.paid.v2"}})
+	// A wildcard subscriber receives every version; during a transition it keeps one with a filter.
+	h.endpoint("acme", map[string]any{"url": wildV2.URL, "event_types": []string{"invoice.*"}, "filter": `type.endsWith(".v2")`})
+
+	// During the transition the publisher publishes both versions of each occurrence.
+	for i := range 3 {
+		h.publish("acme", map[string]any{"type": "invoice.paid", "data": map[string]any{"amount": i}})
+		h.publish("acme", map[string]any{"type": "invoice.paid.v2", "data": map[string]any{"amount": map[string]any{"value": i, "currency": "EUR"}}})
+	}
+	eventually(t, 5*time.Second, "three events at each endpoint", func() bool {
+		return v1.count() == 3 && v2.count() == 3 && wildV2.count() == 3
+	})
+	time.Sleep(200 * time.Millisecond) // a wrong version would have been sent with the others
+	for _, c := range []struct {
+		name string
+		rc   *receiver
+		want string
+	}{{"v1", v1, `"type":"invoice.paid"`}, {"v2", v2, `"type":"invoice.paid.v2"`}, {"wildcard with filter", wildV2, `"type":"invoice.paid.v2"`}} {
+		got := c.rc.got()
+		if len(got) != 3 {
+			t.Errorf("%s endpoint got %d events, want 3", c.name, len(got))
+		}
+		for _, r := range got {
+			if !strings.Contains(string(r.body), c.want) {
+				t.Errorf("%s endpoint got %s", c.name, r.body)
+			}
+		}
+	}
+}
