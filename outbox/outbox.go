@@ -26,17 +26,16 @@ package outbox
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/heraldhq/herald/client"
 )
 
 // Event is one event to publish.
@@ -201,20 +200,9 @@ func (w *Writer) row(tenant string, ev Event) ([]any, error) {
 	return []any{tenant, id, ev.Type, string(data), ev.Source, resource, ev.Priority}, nil
 }
 
-var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
-
-// NewID makes an event id as Herald's API does: "evt_", then 48 bits of Unix milliseconds and 80
-// random bits in lowercase base32, so ids sort by creation time.
-func NewID() string {
-	var b [16]byte
-	ms := uint64(time.Now().UnixMilli())
-	for i := 5; i >= 0; i-- {
-		b[i] = byte(ms)
-		ms >>= 8
-	}
-	_, _ = rand.Read(b[6:])
-	return "evt_" + idEncoding.EncodeToString(b[:])
-}
+// NewID makes an event id as Herald's API does (client.NewID): "evt_", then 48 bits of Unix
+// milliseconds and 80 random bits in lowercase base32, so ids sort by creation time.
+func NewID() string { return client.NewID() }
 
 // quoteTable quotes "name" or "schema.name" as SQL identifiers.
 func quoteTable(name string) string {

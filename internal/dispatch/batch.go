@@ -127,22 +127,7 @@ func (d *Dispatcher) sendBatch(ctx context.Context, s laneSnapshot, batch []stor
 	for _, c := range batch {
 		// Counted per delivery, as single attempts are: the metric counts deliveries' attempts.
 		d.cfg.Metrics.Attempt(s.ep.TenantID, s.ep.ID, attemptOutcome(state), out)
-		d.results <- result{
-			Result: store.Result{
-				DeliveryID:    c.DeliveryID,
-				EndpointID:    s.ep.ID,
-				State:         state,
-				NextAttemptAt: next,
-				BatchID:       id,
-				Attempt: store.Attempt{
-					TenantID: s.ep.TenantID, EndpointID: s.ep.ID, EventID: c.EventID, DeliveryID: c.DeliveryID,
-					At: now, StatusCode: out.StatusCode, Latency: out.Latency, Response: string(out.Response),
-					ErrorKind: out.ErrorKind, Error: out.Error, Success: out.Class == httpsend.Success,
-				},
-			},
-			eventType: c.EventType,
-			attempt:   c.Attempts + 1,
-		}
+		d.results <- attemptResult(s, c, out, state, next, now, id)
 	}
 	d.done <- doneMsg{lane: s.lane, out: out, retryAt: next, breaker: breakerDone, at: now, eventID: msgID, attempt: batch[0].Attempts + 1, held: len(batch)}
 }

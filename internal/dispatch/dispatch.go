@@ -759,23 +759,30 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 				"err", out.Error, "latency", out.Latency, "next_attempt_at", next)
 		}
 	}
-	d.results <- result{
+	d.results <- attemptResult(s, c, out, state, next, now, 0)
+	d.done <- doneMsg{lane: s.lane, out: out, retryAt: next, breaker: breakerDone, at: now, eventID: c.EventID, attempt: attempt, held: 1}
+}
+
+// attemptResult is what the result writer stores of one delivery's attempt (batch: the id of the
+// batch it went in, 0 for none).
+func attemptResult(s laneSnapshot, c store.Claimed, out httpsend.Outcome, state store.DeliveryState, next, at time.Time, batch int64) result {
+	return result{
 		Result: store.Result{
 			DeliveryID:    c.DeliveryID,
 			EndpointID:    s.ep.ID,
 			State:         state,
 			NextAttemptAt: next,
+			BatchID:       batch,
 			Attempt: store.Attempt{
 				TenantID: s.ep.TenantID, EndpointID: s.ep.ID, EventID: c.EventID, DeliveryID: c.DeliveryID,
-				At: now, StatusCode: out.StatusCode, Latency: out.Latency, Response: string(out.Response),
+				At: at, StatusCode: out.StatusCode, Latency: out.Latency, Response: string(out.Response),
 				ErrorKind: out.ErrorKind, Error: out.Error, Success: out.Class == httpsend.Success,
 			},
 		},
 		eventType: c.EventType,
-		attempt:   attempt,
+		attempt:   c.Attempts + 1,
 		wake:      s.ep.Options.Ordered,
 	}
-	d.done <- doneMsg{lane: s.lane, out: out, retryAt: next, breaker: breakerDone, at: now, eventID: c.EventID, attempt: attempt, held: 1}
 }
 
 // logAttempt logs a line about one attempt, with the keys every line of the delivery path has:

@@ -190,7 +190,7 @@ func (s *Store) Replay(ctx context.Context, f store.DeliveryFilter) (int, error)
 			w := deliveryWhere(f)
 			w.add("id > ?", from)
 			now := micros(time.Now())
-			ids, err := queryInt64s(ctx, tx, `SELECT id FROM deliveries WHERE `+w.String()+` ORDER BY id LIMIT 1000`, w.args...)
+			ids, err := int64s(tx.QueryContext(ctx, `SELECT id FROM deliveries WHERE `+w.String()+` ORDER BY id LIMIT 1000`, w.args...))
 			if err != nil {
 				return fmt.Errorf("replay: %w", err)
 			}
@@ -505,7 +505,7 @@ func (s *Store) claimBatches(ctx context.Context, req store.ClaimRequest, now, l
 			return res, err
 		}
 		for _, batch := range failed {
-			ids, err := stmtInt64s(ctx, members, batch)
+			ids, err := int64s(members.QueryContext(ctx, batch))
 			if err != nil {
 				return res, fmt.Errorf("claim: %w", err)
 			}
@@ -586,23 +586,6 @@ func formBatches(cands []candidate, limit, maxEvents int, wait time.Duration, no
 		cands = cands[n:]
 	}
 	return batches, time.Time{}
-}
-
-func stmtInt64s(ctx context.Context, st *sql.Stmt, args ...any) ([]int64, error) {
-	rows, err := st.QueryContext(ctx, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var v int64
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
 }
 
 // earliest is the earlier of two times, a zero one standing for none.

@@ -267,8 +267,8 @@ func (s *Store) DeleteOlderThan(ctx context.Context, t time.Time, limit int) (in
 		// The newest event is never removed: SQLite numbers a new row one past the largest left,
 		// so emptying the table would restart positions at 1, and a feed reader's cursor
 		// (EventsAfter) would skip the events numbered again below it.
-		found, err := queryInt64s(ctx, tx, `SELECT seq FROM events WHERE created_at < ? AND seq < (SELECT max(seq) FROM events)
-			ORDER BY created_at LIMIT ?`, micros(t), limit)
+		found, err := int64s(tx.QueryContext(ctx, `SELECT seq FROM events WHERE created_at < ? AND seq < (SELECT max(seq) FROM events)
+			ORDER BY created_at LIMIT ?`, micros(t), limit))
 		if err != nil {
 			return fmt.Errorf("find old events: %w", err)
 		}
@@ -305,9 +305,8 @@ func (s *Store) DeleteOlderThan(ctx context.Context, t time.Time, limit int) (in
 	return n, err
 }
 
-// queryInt64s runs a query of one integer column and returns its values.
-func queryInt64s(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]int64, error) {
-	rows, err := tx.QueryContext(ctx, query, args...)
+// int64s reads the values of a query of one integer column: int64s(tx.QueryContext(…)).
+func int64s(rows *sql.Rows, err error) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
