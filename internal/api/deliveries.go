@@ -25,6 +25,7 @@ type Delivery struct {
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	LastStatus    int        `json:"last_status,omitempty"`
 	LastError     string     `json:"last_error,omitempty" doc:"Why the last attempt failed; for a dead delivery, why it died."`
+	Priority      string     `json:"priority" enum:"high,normal,low" doc:"The priority of the publish that made it."`
 	Attempts      []Attempt  `json:"attempts,omitempty" doc:"Every attempt, newest first."`
 	CreatedAt     time.Time  `json:"created_at"`
 	UpdatedAt     time.Time  `json:"updated_at"`
@@ -56,7 +57,7 @@ func deliveryOut(d *store.Delivery, attempts []store.Attempt, paths redact.Paths
 	out := Delivery{
 		ID: deliveryID(d.ID), EventID: d.EventID, EventType: d.EventType, EndpointID: d.EndpointID, State: string(d.State),
 		AttemptCount: d.Attempts, NextAttemptAt: d.NextAttemptAt, LastStatus: d.LastStatus, LastError: d.LastError,
-		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, Priority: priorityName(d.Priority),
 	}
 	for i := range attempts {
 		out.Attempts = append(out.Attempts, attemptOut(&attempts[i], paths))

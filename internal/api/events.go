@@ -65,6 +65,17 @@ func priority(name string) int {
 	return store.PriorityNormal
 }
 
+// priorityName is the API's name of a store priority.
+func priorityName(p int) string {
+	switch p {
+	case store.PriorityHigh:
+		return "high"
+	case store.PriorityLow:
+		return "low"
+	}
+	return "normal"
+}
+
 // envelope is the JSON body every endpoint receives.
 type envelope struct {
 	ID        string          `json:"id"`

@@ -12,6 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/heraldhq/herald/internal/seal"
+	"github.com/heraldhq/herald/internal/store"
 )
 
 // Feeds let a consumer pull what an endpoint would be pushed: the events it subscribes to, in
@@ -89,7 +90,7 @@ func (s *Server) registerFeed() {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "get-endpoint-feed", Method: http.MethodGet, Path: "/v1/tenants/{tenant}/endpoints/{id}/feed", Tags: []string{"Endpoints"},
 		Summary: "Pull the events an endpoint subscribes to",
-		Description: "The tenant's events whose types match the endpoint's event_types, oldest first, after the cursor `after` " +
+		Description: "The tenant's events whose types match the endpoint's event_types (and its filter, if it has one), oldest first, after the cursor `after` " +
 			"(absent: from the oldest event kept), with `next` to continue from. Pulling changes nothing: the endpoint's " +
 			"deliveries go on as before, and several consumers may read one feed. A cursor works only for the endpoint that " +
 			"returned it. Event data is redacted by the tenant's redact_fields. On PostgreSQL, an event appears once no " +
@@ -115,12 +116,28 @@ func (s *Server) registerFeed() {
 		if err != nil {
 			return nil, s.fail(err, "feed")
 		}
-		out := &Out[FeedBody]{Body: FeedBody{Data: make([]Event, len(evs)), HasMore: len(evs) == in.Limit}}
+		// The feed holds what the endpoint receives: events its filter refuses are passed over
+		// (the cursor moves past them), so a page may hold fewer than it read.
+		filter := store.Subscriber{ID: ep.ID, Patterns: ep.EventTypes}
+		if ep.Options.Filter != "" {
+			if filter.Filter, err = s.exprs.Filter(ep.Options.Filter); err != nil {
+				return nil, s.fail(err, "endpoint "+ep.ID+" filter")
+			}
+		}
+		out := &Out[FeedBody]{Body: FeedBody{Data: make([]Event, 0, len(evs)), HasMore: len(evs) == in.Limit}}
 		for i := range evs {
-			if out.Body.Data[i], err = eventOut(&evs[i].Event, paths); err != nil {
+			after = evs[i].Position
+			if filter.Filter != nil {
+				m := store.NewMatcher(&evs[i].Event)
+				if !m.Wants(ctx, filter) {
+					continue
+				}
+			}
+			ev, err := eventOut(&evs[i].Event, paths)
+			if err != nil {
 				return nil, s.fail(err, "feed")
 			}
-			after = evs[i].Position
+			out.Body.Data = append(out.Body.Data, ev)
 		}
 		if out.Body.Next, err = sealCursor(s.cursorKeys, "endpoint", in.Tenant, ep.ID, after); err != nil {
 			return nil, s.fail(err, "feed")

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/heraldhq/herald/internal/api"
@@ -143,5 +144,58 @@ func TestFeed_RefusesCursorsItDidNotIssueForThisEndpoint(t *testing.T) {
 	}
 	if ans, p := a.feed(key, invoices, good, 10); ans.status != http.StatusOK || len(p.Data) != 0 {
 		t.Fatalf("the good cursor: %d %s", ans.status, ans.body)
+	}
+}
+
+// The feed holds what the endpoint receives: with a filter, the events it refuses are passed
+// over, and the cursor moves past them.
+func TestFeed_AppliesTheEndpointsFilter(t *testing.T) {
+	t.Parallel()
+	a := newTestAPI(t, api.Config{})
+	key, invoices, _ := feedSetUp(t, a)
+	a.must(http.StatusOK, "PATCH", "/v1/tenants/acme/endpoints/"+invoices, map[string]any{"filter": `data.amount > 100`}, nil)
+	a.publishEvent("i1", "invoice.paid", map[string]any{"amount": 500})
+	a.publishEvent("i2", "invoice.paid", map[string]any{"amount": 5})
+	a.publishEvent("i3", "invoice.voided", map[string]any{})
+	a.publishEvent("i4", "invoice.paid", map[string]any{"amount": 101})
+
+	ans, p := a.feed(key, invoices, "", 3)
+	if ans.status != http.StatusOK || !slices.Equal(p.ids(), []string{"i1"}) || !p.HasMore {
+		t.Fatalf("first page of 3 read: %d %s, want i1 only (i2 and i3 filtered out) and more to come", ans.status, ans.body)
+	}
+	if ans, p = a.feed(key, invoices, p.Next, 3); !slices.Equal(p.ids(), []string{"i4"}) || p.HasMore {
+		t.Fatalf("second page: %d %s, want i4", ans.status, ans.body)
+	}
+	a.must(http.StatusOK, "PATCH", "/v1/tenants/acme/endpoints/"+invoices, map[string]any{"filter": ""}, nil)
+	if ans, p = a.feed(key, invoices, "", 10); !slices.Equal(p.ids(), []string{"i1", "i2", "i3", "i4"}) {
+		t.Fatalf("without the filter: %d %s", ans.status, ans.body)
+	}
+}
+
+func TestPublish_PriorityReachesTheDeliveries(t *testing.T) {
+	t.Parallel()
+	a := newTestAPI(t, api.Config{})
+	feedSetUp(t, a)
+	a.must(http.StatusAccepted, "POST", "/v1/tenants/acme/events", map[string]any{"id": "hi", "type": "invoice.paid", "data": map[string]any{}, "priority": "high"}, nil)
+	a.must(http.StatusAccepted, "POST", "/v1/tenants/acme/events", map[string]any{"id": "plain", "type": "invoice.paid", "data": map[string]any{}}, nil)
+	a.must(http.StatusAccepted, "POST", "/v1/tenants/acme/events/batch", map[string]any{"events": []map[string]any{
+		{"id": "lo", "type": "invoice.paid", "data": map[string]any{}, "priority": "low"}}}, nil)
+	var page struct {
+		Data []struct {
+			EventID  string `json:"event_id"`
+			Priority string `json:"priority"`
+		} `json:"data"`
+	}
+	a.must(http.StatusOK, "GET", "/v1/tenants/acme/deliveries", nil, &page)
+	got := map[string]string{}
+	for _, d := range page.Data {
+		got[d.EventID] = d.Priority
+	}
+	if got["hi"] != "high" || got["plain"] != "normal" || got["lo"] != "low" {
+		t.Fatalf("delivery priorities %v", got)
+	}
+	ans := a.do(a.admin, "POST", "/v1/tenants/acme/events", map[string]any{"type": "invoice.paid", "data": map[string]any{}, "priority": "urgent"})
+	if ans.status != http.StatusUnprocessableEntity || !strings.Contains(string(ans.body), "body.priority") {
+		t.Fatalf("priority urgent: %d %s, want 422 at body.priority", ans.status, ans.body)
 	}
 }
