@@ -135,12 +135,17 @@ func TestBrowser_SignInFindDeadDeliveryReplayIt(t *testing.T) {
 	apiCall(t, n, 201, "POST", "/v1/tenants", map[string]any{"id": "acme", "name": "Acme Inc"}, nil)
 	apiCall(t, n, 201, "POST", "/v1/tenants", map[string]any{"id": "globex", "name": "Globex"}, nil)
 	apiCall(t, n, 201, "POST", "/v1/event-types", map[string]any{"name": "invoice.paid", "description": "An invoice was paid in full."}, nil)
+	// A version transition: v2 beside v1, v1 deprecated with a sunset date.
+	apiCall(t, n, 201, "POST", "/v1/event-types", map[string]any{"name": "invoice.paid.v2", "description": "An invoice was paid (amounts in minor units).",
+		"trigger": "The last payment of an invoice settled."}, nil)
+	apiCall(t, n, 200, "PATCH", "/v1/event-types/invoice.paid", map[string]any{"deprecated": true, "sunset": "2027-03-01"}, nil)
 	var ep struct {
 		ID string `json:"id"`
 	}
 	// One attempt, then dead: the receiver's failure dead-letters the delivery at once.
 	apiCall(t, n, 201, "POST", "/v1/tenants/acme/endpoints", map[string]any{
 		"url": rc.URL + "/webhooks", "event_types": []string{"invoice.*"}, "retry_schedule": []int{0}, "description": "Acme billing service",
+		"filter": `data.amount > 100`,
 	}, &ep)
 	apiCall(t, n, 202, "POST", "/v1/tenants/acme/events", map[string]any{
 		"id": "inv_1001-paid", "type": "invoice.paid", "data": map[string]any{"invoice": "in_1001", "amount": 12000, "currency": "eur"},
@@ -248,6 +253,9 @@ func TestBrowser_SignInFindDeadDeliveryReplayIt(t *testing.T) {
 	if got := text(ctx, "#secret code"); !strings.HasPrefix(got, "whsec_") {
 		t.Fatalf("revealed secret %q, want whsec_…", got)
 	}
+	if got := text(ctx, "main"); !strings.Contains(got, "data.amount > 100") {
+		t.Fatalf("the endpoint page does not show its filter: %q", got)
+	}
 	shot(ctx, "04-endpoint")
 
 	// The dead letter, found and replayed once the receiver is fixed.
@@ -271,6 +279,18 @@ func TestBrowser_SignInFindDeadDeliveryReplayIt(t *testing.T) {
 		t.Fatalf("payload shows %q, want the pretty JSON", got)
 	}
 	shot(ctx, "07-event")
+
+	// The catalog: versions, the deprecation with its sunset date, the generated documentation.
+	step(ctx, "open the event types", chromedp.Click(chromedp.CSS(`a[data-nav="event-types"]`)), chromedp.WaitVisible(chromedp.CSS("#show-event-type-docs")))
+	if got := text(ctx, "main"); !strings.Contains(got, "deprecated · sunset 2027-03-01") || !strings.Contains(got, "invoice.paid.v2") ||
+		!strings.Contains(got, "The last payment of an invoice settled.") {
+		t.Fatalf("the event types page shows %q, want v2, its trigger and v1's sunset date", got)
+	}
+	step(ctx, "show the generated documentation", chromedp.Click(chromedp.CSS("#show-event-type-docs")), chromedp.WaitVisible(chromedp.CSS("#event-type-docs")))
+	if got := text(ctx, "#event-type-docs"); !strings.Contains(got, "invoice.paid.v2") || !strings.Contains(got, "2027-03-01") {
+		t.Fatalf("the generated documentation shows %q", got)
+	}
+	shot(ctx, "09-event-types")
 
 	if problems, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.problems`)); err != nil || len(problems) > 0 {
 		t.Fatalf("the page had problems: %q %v", problems, err)
