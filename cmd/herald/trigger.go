@@ -19,7 +19,7 @@ import (
 // triggerCmd publishes one event through the API, so that a developer can fire a webhook at their
 // endpoint without writing a curl command with the right headers and JSON.
 func triggerCmd() *cobra.Command {
-	var tenant, data, baseURL, apiKey string
+	var tenant, data, baseURL, apiKey, priority string
 	cmd := &cobra.Command{
 		Use:   "trigger EVENT_TYPE --tenant TENANT [--data JSON | --data @FILE]",
 		Short: "Publish one event through the API and print its id and delivery count",
@@ -61,7 +61,11 @@ Without --data it is an example made from the event type's schema
 					return err
 				}
 			}
-			body, err := json.Marshal(map[string]any{"type": args[0], "data": payload})
+			ev := map[string]any{"type": args[0], "data": payload}
+			if priority != "" {
+				ev["priority"] = priority
+			}
+			body, err := json.Marshal(ev)
 			if err != nil {
 				return err
 			}
@@ -108,6 +112,7 @@ Without --data it is an example made from the event type's schema
 	f.StringVar(&data, "data", "", "the event's payload: a JSON object, or @file to read it from (@- for standard input); default: an example made from the event type's schema")
 	f.StringVar(&baseURL, "url", "http://127.0.0.1:8080", "the Herald API's base URL")
 	f.StringVar(&apiKey, "api-key", "", "an API key allowed to publish for the tenant")
+	f.StringVar(&priority, "priority", "", "high, normal (default) or low")
 	return cmd
 }
 
