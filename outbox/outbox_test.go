@@ -310,9 +310,34 @@ func TestOutbox_DatabaseSQLAndRefusedRows(t *testing.T) {
 	if !strings.Contains(lastError, "type: unknown event type") {
 		t.Fatalf("last_error %q, want the unknown type named", lastError)
 	}
+	// The refusal shows in the node's metrics, as the relayed events do.
+	resp, err := http.Get(a.node.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metricsText), `herald_outbox_refused_total{tenant="acme"}`) ||
+		!strings.Contains(string(metricsText), `herald_events_published_total{tenant="acme"} 20`) {
+		t.Fatalf("metrics lack the refused row or the 20 relayed events:\n%s", grepLines(string(metricsText), "herald_outbox", "herald_events_published"))
+	}
 	// Registered, it goes out on a later try (the first retry is 1 s after the failure).
 	a.api(201, "POST", "/v1/event-types", map[string]any{"name": "order.shipped", "description": "Shipped."}, nil)
 	if d := a.next(15 * time.Second); d.id != refused || d.err != nil {
 		t.Fatalf("delivery %s (signature: %v), want %s", d.id, d.err, refused)
 	}
+}
+
+// grepLines keeps the lines of text that contain one of the words.
+func grepLines(text string, words ...string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		for _, w := range words {
+			if strings.Contains(line, w) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -54,6 +54,7 @@ type Metrics struct {
 	apiDuration     *prometheus.HistogramVec
 	inbound         *prometheus.CounterVec
 	inboundAck      *prometheus.HistogramVec
+	outboxRefused   *prometheus.CounterVec
 
 	endpoints *endpointCap // nil: no endpoint label
 }
@@ -72,7 +73,7 @@ func New(opts Options) *Metrics {
 	}
 	m.published = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_events_published_total",
-		Help: "Events stored by the publish API (duplicates excluded).",
+		Help: "Events stored by the publish API and the outbox relay (duplicates excluded).",
 	}, []string{"tenant"})
 	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_deliveries_total",
@@ -115,8 +116,12 @@ func New(opts Options) *Metrics {
 		// 0.5 ms to 5 s: the target is 20 ms at the 99th percentile.
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"tenant"})
+	m.outboxRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_outbox_refused_total",
+		Help: "Tries to relay an outbox row that Herald refused (unknown type or tenant, data against the schema); the row stays and is tried again.",
+	}, []string{"tenant"})
 	reg.MustRegister(m.published, m.deliveries, m.attemptDuration, m.inFlight, m.queued, m.breakersOpen,
-		m.apiRequests, m.apiDuration, m.inbound, m.inboundAck,
+		m.apiRequests, m.apiDuration, m.inbound, m.inboundAck, m.outboxRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -136,6 +141,14 @@ func (m *Metrics) EventsPublished(tenant string, n int) {
 		return
 	}
 	m.published.WithLabelValues(tenant).Add(float64(n))
+}
+
+// OutboxRefused counts one refused try to relay an outbox row of tenant.
+func (m *Metrics) OutboxRefused(tenant string) {
+	if m == nil {
+		return
+	}
+	m.outboxRefused.WithLabelValues(tenant).Inc()
 }
 
 // Outcomes of a request received on a source, as the herald_inbound_requests_total outcome label.

@@ -288,7 +288,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if pg != nil {
 		// Events that applications wrote to the outbox in their own transactions (docs/outbox.md).
 		n.wg.Go(func() {
-			_ = outboxrelay.Run(runCtx, outboxrelay.Config{Store: pg, Build: a.BuildEvent, Notify: d.Notify, Logger: log})
+			_ = outboxrelay.Run(runCtx, outboxrelay.Config{Store: pg, Build: a.BuildEvent, Notify: d.Notify, Logger: log, Metrics: m})
 		})
 	}
 	n.wg.Add(4)

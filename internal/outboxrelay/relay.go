@@ -20,6 +20,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/heraldhq/herald/internal/api"
+	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/postgres"
 )
@@ -43,6 +44,8 @@ type Config struct {
 	// Batch is how many rows a pass takes (default 100).
 	Batch  int
 	Logger *slog.Logger
+	// Metrics counts the events relayed (as published) and the rows refused (may be nil).
+	Metrics *metrics.Metrics
 }
 
 // Run relays until ctx ends: a pass, then another at once while passes take full batches, else
@@ -116,7 +119,11 @@ func Pass(ctx context.Context, cfg Config) (full bool, err error) {
 	for _, r := range res.Published {
 		if !r.Duplicate {
 			wake = append(wake, r.EndpointIDs...)
+			cfg.Metrics.EventsPublished(r.Event.TenantID, 1)
 		}
+	}
+	for _, row := range res.Failed {
+		cfg.Metrics.OutboxRefused(row.TenantID)
 	}
 	if len(wake) > 0 && cfg.Notify != nil {
 		cfg.Notify(wake...)

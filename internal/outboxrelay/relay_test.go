@@ -3,14 +3,20 @@ package outboxrelay_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/heraldhq/herald/internal/metrics"
+	"github.com/heraldhq/herald/outbox"
 
 	"github.com/heraldhq/herald/internal/api"
 	"github.com/heraldhq/herald/internal/outboxrelay"
@@ -18,71 +24,99 @@ import (
 	"github.com/heraldhq/herald/internal/store/postgres"
 )
 
-// fakeOutbox hands out its rows a batch per pass, as the store does, and records what the
-// build made of them.
-type fakeOutbox struct {
-	mu     sync.Mutex
-	rows   []postgres.OutboxRow
-	passes int
-	built  []*store.Event
-	drain  chan struct{} // closed when the rows ran out
-}
-
-func (f *fakeOutbox) RelayOutbox(ctx context.Context, limit int, build postgres.OutboxBuild) (postgres.RelayResult, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.passes++
-	take := f.rows[:min(limit, len(f.rows))]
-	f.rows = f.rows[len(take):]
-	var res postgres.RelayResult
-	res.Rows = len(take)
-	for _, row := range take {
-		ev, err := build(ctx, row)
-		if err != nil {
-			res.Failed, res.Errors = append(res.Failed, row), append(res.Errors, err)
-			continue
+// openStore opens a PostgreSQL store in a fresh schema, dropped when the test ends, with tenant
+// acme, types order.created and order.shipped registered and an endpoint subscribed to both.
+func openStore(t *testing.T) (*postgres.Store, *pgx.Conn) {
+	t.Helper()
+	url := os.Getenv("HERALD_TEST_DATABASE_URL")
+	if url == "" {
+		t.Skip("HERALD_TEST_DATABASE_URL is not set")
+	}
+	ctx := context.Background()
+	schema := "herald_test_" + strings.ToLower(rand.Text()[:13])
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("drop schema: %v", err)
 		}
-		f.built = append(f.built, ev)
-		res.Published = append(res.Published, store.PublishResult{Event: ev, Deliveries: 1, EndpointIDs: []string{"ep_" + row.TenantID}})
+		conn.Close(context.Background())
+	})
+	st, err := postgres.Open(ctx, url, postgres.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(f.rows) == 0 && f.drain != nil {
-		close(f.drain)
-		f.drain = nil
+	t.Cleanup(func() { st.Close() })
+	if _, err := conn.Exec(ctx, "SET search_path TO "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
 	}
-	return res, nil
+	now := time.Now()
+	if err := st.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "Acme", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateEndpoint(ctx, &store.Endpoint{ID: "ep_acme", TenantID: "acme", URL: "https://example.com/hook", EventTypes: []string{"order.*"},
+		Secrets: []store.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, Timeout: time.Second, MaxConcurrency: 1, Enabled: true,
+		CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	return st, conn
 }
 
 // A backlog is drained pass after pass without waiting for the interval; each published event
-// wakes its endpoints; a refused row is logged with its tenant, event and Herald's reason.
+// wakes its endpoint; a refused row is logged with its tenant, event and Herald's reason, stays
+// in the outbox, and counts in the metrics.
 func TestRun_DrainsBacklogAndWakesEndpoints(t *testing.T) {
 	t.Parallel()
-	drained := make(chan struct{})
-	f := &fakeOutbox{drain: drained}
+	st, conn := openStore(t)
+	ctx := context.Background()
+	w := outbox.New()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused string
 	for i := range 25 {
 		typ := "order.created"
 		if i == 7 {
 			typ = "order.unknown"
 		}
-		f.rows = append(f.rows, postgres.OutboxRow{ID: int64(i), TenantID: "acme", EventID: "evt_" + string(rune('a'+i)), Type: typ,
-			Data: []byte(`{"i":1}`), Resource: []byte(`{"id":"o1","type":"order"}`), Priority: "high"})
+		id, err := w.Publish(ctx, tx, "acme", outbox.Event{Type: typ, Data: map[string]any{"i": i},
+			Resource: &outbox.Resource{ID: "o1", Type: "order"}, Priority: "high"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 7 {
+			refused = id
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	var woken []string
+	built := 0
 	var logs bytes.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
+	m := metrics.New(metrics.Options{})
+	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error)
 	go func() {
-		done <- outboxrelay.Run(ctx, outboxrelay.Config{
-			Store: f,
+		done <- outboxrelay.Run(runCtx, outboxrelay.Config{
+			Store: st,
 			Build: func(_ context.Context, in api.EventInput) (*store.Event, error) {
 				if in.Type == "order.unknown" {
 					return nil, huma.Error422UnprocessableEntity("invalid event",
 						&huma.ErrorDetail{Location: ".type", Message: "unknown event type; register it with POST /v1/event-types"})
 				}
-				if in.Resource == nil || in.Resource.ID != "o1" || in.Priority != "high" || string(in.Data) != `{"i":1}` {
+				if in.Resource == nil || in.Resource.ID != "o1" || in.Priority != "high" || !strings.HasPrefix(string(in.Data), `{"i":`) {
 					t.Errorf("input %+v: the row's fields are lost", in)
 				}
-				return &store.Event{ID: in.ID, Type: in.Type}, nil
+				mu.Lock()
+				built++
+				mu.Unlock()
+				now := time.Now()
+				return &store.Event{ID: in.ID, Type: in.Type, Timestamp: now, CreatedAt: now, Payload: []byte(`{"id":"` + in.ID + `"}`), Priority: store.PriorityHigh}, nil
 			},
 			Notify: func(ids ...string) {
 				mu.Lock()
@@ -92,33 +126,68 @@ func TestRun_DrainsBacklogAndWakesEndpoints(t *testing.T) {
 			Interval: time.Hour, // only full batches may chain passes
 			Batch:    10,
 			Logger:   slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)),
+			Metrics:  m,
 		})
 	}()
-	select {
-	case <-drained:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the backlog was not drained without waiting for the interval")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var left int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		n := len(woken)
+		mu.Unlock()
+		if left == 1 && n == 24 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rows left and %d wake-ups: the backlog was not drained without waiting for the interval", left, n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond) // the last pass's wake-ups and logs
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.passes != 3 || len(f.built) != 24 {
-		t.Fatalf("%d passes built %d events; want 3 passes of 10, 10 and 5 rows, 24 built", f.passes, len(f.built))
+	ds, _, err := st.ListDeliveries(ctx, store.DeliveryFilter{TenantID: "acme", Page: store.Page{Limit: 100}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(woken) != 24 || woken[0] != "ep_acme" {
-		t.Fatalf("woke %v, want ep_acme once per event", woken)
+	if len(ds) != 24 || ds[0].Priority != store.PriorityHigh || built != 24 {
+		t.Fatalf("%d deliveries (priority %d) from %d built events, want 24 of high priority", len(ds), ds[0].Priority, built)
+	}
+	var lastError string
+	if err := conn.QueryRow(ctx, `SELECT last_error FROM outbox WHERE event_id = $1`, refused).Scan(&lastError); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(lastError, "type: unknown event type") {
+		t.Fatalf("the refused row's last_error %q", lastError)
 	}
 	log := logs.String()
-	if !strings.Contains(log, "level=WARN") || !strings.Contains(log, "tenant=acme") || !strings.Contains(log, "event=evt_h") ||
+	if !strings.Contains(log, "level=WARN") || !strings.Contains(log, "tenant=acme") || !strings.Contains(log, "event="+refused) ||
 		!strings.Contains(log, "type: unknown event type") {
 		t.Fatalf("log %q: want a warning naming the tenant, the event and the reason", log)
 	}
+	if got := counterValue(t, m, "herald_outbox_refused_total"); got != 1 {
+		t.Errorf("herald_outbox_refused_total = %v, want 1", got)
+	}
+}
+
+// counterValue is the value of a counter's only series in the registry.
+func counterValue(t *testing.T, m *metrics.Metrics, name string) float64 {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no single series of %s", name)
+	return 0
 }
 
 func TestDescribe_NamesEachFailingPlace(t *testing.T) {
