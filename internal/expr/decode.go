@@ -20,9 +20,14 @@ const maxDecodeDepth = 128
 // converting them after costs twice the allocations, and this runs once per published event for
 // endpoints with filters.
 type decoder struct {
-	b   []byte
-	pos int
+	b []byte
+	// text is b as one string: strings without escapes (nearly all, keys included) are slices of
+	// it, so that the envelope's text is copied once rather than once per string.
+	text string
+	pos  int
 }
+
+func newDecoder(b []byte) *decoder { return &decoder{b: b, text: string(b)} }
 
 var errSyntax = errors.New("invalid JSON")
 
@@ -165,11 +170,11 @@ func (d *decoder) str() (string, error) {
 		case c == '"':
 			d.pos++
 			if plain {
-				s := d.b[start+1 : d.pos-1]
-				if !utf8.Valid(s) {
-					return string([]rune(string(s))), nil // invalid bytes become U+FFFD, as encoding/json does
+				s := d.text[start+1 : d.pos-1]
+				if !utf8.ValidString(s) {
+					return string([]rune(s)), nil // invalid bytes become U+FFFD, as encoding/json does
 				}
-				return string(s), nil
+				return s, nil
 			}
 			var s string
 			if err := json.Unmarshal(d.b[start:d.pos], &s); err != nil {
@@ -188,32 +193,45 @@ func (d *decoder) str() (string, error) {
 	return "", errSyntax
 }
 
-// number reads a JSON number: integral values that fit an int64 are ints (also 1e3 and 1200.0,
-// so that they equal int literals), others doubles.
+// number reads a JSON number (-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?): integral values
+// that fit an int64 are ints (also 1e3 and 1200.0, so that they equal int literals), others
+// doubles.
 func (d *decoder) number() (ref.Val, error) {
 	start := d.pos
+	digits := func() int {
+		n := 0
+		for d.pos < len(d.b) && d.b[d.pos] >= '0' && d.b[d.pos] <= '9' {
+			d.pos++
+			n++
+		}
+		return n
+	}
 	if d.b[d.pos] == '-' {
 		d.pos++
 	}
-	integer := true
-	digits := 0
-	for d.pos < len(d.b) {
-		c := d.b[d.pos]
-		switch {
-		case c >= '0' && c <= '9':
-			digits++
-		case c == '.' || c == 'e' || c == 'E' || c == '+' || (c == '-' && d.pos > start):
-			integer = false
-		default:
-			goto done
-		}
-		d.pos++
-	}
-done:
-	text := string(d.b[start:d.pos])
-	if digits == 0 || !json.Valid(d.b[start:d.pos]) {
+	lead := d.pos
+	if n := digits(); n == 0 || (n > 1 && d.b[lead] == '0') {
 		return nil, errSyntax
 	}
+	integer := true
+	if d.pos < len(d.b) && d.b[d.pos] == '.' {
+		d.pos++
+		integer = false
+		if digits() == 0 {
+			return nil, errSyntax
+		}
+	}
+	if d.pos < len(d.b) && (d.b[d.pos] == 'e' || d.b[d.pos] == 'E') {
+		d.pos++
+		integer = false
+		if d.pos < len(d.b) && (d.b[d.pos] == '+' || d.b[d.pos] == '-') {
+			d.pos++
+		}
+		if digits() == 0 {
+			return nil, errSyntax
+		}
+	}
+	text := d.text[start:d.pos]
 	if integer {
 		if i, err := strconv.ParseInt(text, 10, 64); err == nil {
 			return types.Int(i), nil

@@ -18,7 +18,7 @@ type Input struct {
 // NewInput decodes an envelope, which must be a JSON object. Integral numbers that fit an int64
 // become CEL ints, all other numbers doubles.
 func NewInput(payload []byte) (*Input, error) {
-	d := decoder{b: payload}
+	d := newDecoder(payload)
 	d.skipSpace()
 	if d.pos >= len(d.b) || d.b[d.pos] != '{' {
 		return nil, errors.New("expr: decode envelope: not a JSON object")
