@@ -345,6 +345,10 @@ func TestSQLite_DiskFullAndReadOnly(t *testing.T) {
 	}
 	freedAt := time.Now()
 	waitFor(t, 20*time.Second, "publishes and inbound webhooks accepted again once space is back", accepting(freedAt), h)
+	if ready != http.StatusServiceUnavailable {
+		t.Errorf("/readyz answered %d while the disk was full, want 503", ready)
+	}
+	waitFor(t, 20*time.Second, "/readyz 200 once space is back", func() bool { return h.call("GET", "/readyz", "", nil).status == http.StatusOK }, h)
 	t.Logf("%s: disk filled with %d KiB: first 503s after %v (/readyz %d meanwhile); accepting again %v after space was freed",
 		fs.kind, filled>>10, refusedAfter.Round(time.Millisecond), ready, time.Since(freedAt).Round(time.Millisecond))
 	time.Sleep(time.Second)

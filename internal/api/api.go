@@ -192,6 +192,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	if err := s.st.Ping(ctx); err != nil {
 		s.log.Warn("readiness check failed", "err", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
+		if errors.Is(err, store.ErrUnavailable) {
+			_, _ = w.Write([]byte(`{"status":"unavailable","reason":"store cannot take writes"}`))
+			return
+		}
 		_, _ = w.Write([]byte(`{"status":"unavailable","reason":"store unreachable"}`))
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,15 +46,19 @@ type Options struct {
 
 // Store is the SQLite implementation of store.Store.
 type Store struct {
-	w           *sql.DB // exactly one connection, used only by the writer goroutine
-	r           *sql.DB // read pool
-	lock        *os.File
-	ops         chan *op
-	quit        chan struct{}
-	done        chan struct{}
-	stmts       statements
-	resultStmts []resultStmts // multi-row result writes, by chunk size - 1
-	closeOnce   sync.Once
+	// unavailableAt is when a write last failed because the database could not take it (a full
+	// disk, a read-only file system), in Unix nanoseconds; 0 once a later write succeeded. Ping
+	// reports the store unavailable for a while after such a failure.
+	unavailableAt atomic.Int64
+	w             *sql.DB // exactly one connection, used only by the writer goroutine
+	r             *sql.DB // read pool
+	lock          *os.File
+	ops           chan *op
+	quit          chan struct{}
+	done          chan struct{}
+	stmts         statements
+	resultStmts   []resultStmts // multi-row result writes, by chunk size - 1
+	closeOnce     sync.Once
 	// claimStmts are claim reads prepared per number of ids; guarded by leases.claimMu.
 	claimStmts map[int]*sql.Stmt
 	leases     *leases
@@ -75,8 +80,10 @@ type op struct {
 	// lazy writes may skip the fsync: losing them to a power cut only repeats work (a delivery
 	// result lost means the delivery is attempted again), so they never pay for one on their own.
 	lazy bool
-	fn   func(tx *sql.Tx) error
-	err  chan error
+	// probe: the readiness check's write, which says nothing of whether other writes succeed.
+	probe bool
+	fn    func(tx *sql.Tx) error
+	err   chan error
 }
 
 // Open opens (creating if needed) the database file at path, takes an exclusive lock on it so that a
@@ -194,12 +201,43 @@ func (s *Store) closeDBs() error {
 	return err
 }
 
-// Ping checks that both connections answer.
+// Ping checks that the store can be read and written: it reads, then writes the health row (an
+// empty transaction would succeed on a full disk, where every real write fails). And since a
+// small write can still fit where larger ones do not, a store whose real writes failed as
+// unavailable in the last unavailableFor is unavailable too, until one succeeds.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.r.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping sqlite: %w", err)
 	}
-	return s.write(ctx, func(tx *sql.Tx) error { return nil })
+	now := time.Now()
+	err := s.enqueue(&op{ctx: ctx, lazy: true, probe: true, err: make(chan error, 1), fn: func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO health (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at`, micros(now))
+		return err
+	}})
+	if err != nil {
+		return fmt.Errorf("write to sqlite: %w", err)
+	}
+	if at := s.unavailableAt.Load(); at != 0 && now.Sub(time.Unix(0, at)) < unavailableFor {
+		return fmt.Errorf("%w: a write failed %s ago", store.ErrUnavailable, now.Sub(time.Unix(0, at)).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// unavailableFor is how long after a write failed as unavailable Ping still says so (unless a
+// write has succeeded since).
+const unavailableFor = 10 * time.Second
+
+// noteWrite keeps track of whether the writes that are not probes succeed (see Ping).
+func (s *Store) noteWrite(o *op, err error) {
+	switch {
+	case o.probe:
+	case err == nil:
+		if s.unavailableAt.Load() != 0 {
+			s.unavailableAt.Store(0)
+		}
+	case errors.Is(unavailable(err), store.ErrUnavailable):
+		s.unavailableAt.Store(time.Now().UnixNano())
+	}
 }
 
 var errClosed = errors.New("sqlite store is closed")
@@ -303,6 +341,7 @@ func (s *Store) commit(batch []*op) {
 		errs, err := s.run(batch)
 		if err == nil {
 			for i, o := range batch {
+				s.noteWrite(o, errs[i])
 				o.err <- errs[i]
 			}
 			return
@@ -310,11 +349,11 @@ func (s *Store) commit(batch []*op) {
 	}
 	for _, o := range batch {
 		errs, err := s.run([]*op{o})
-		if err != nil {
-			o.err <- err
-			continue
+		if err == nil {
+			err = errs[0]
 		}
-		o.err <- errs[0]
+		s.noteWrite(o, err)
+		o.err <- err
 	}
 }
 
