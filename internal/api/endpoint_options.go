@@ -9,6 +9,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/expr"
 	"github.com/heraldhq/herald/internal/schemaexample"
 	"github.com/heraldhq/herald/internal/store"
@@ -20,12 +21,6 @@ type Batch struct {
 	MaxEvents int  `json:"max_events,omitempty" minimum:"1" maximum:"1000" doc:"Events per request at most; default 100."`
 	MaxWaitMS int  `json:"max_wait_ms,omitempty" minimum:"1" maximum:"300000" doc:"How long the oldest waiting event may wait for the batch to fill, in milliseconds; default 5000."`
 }
-
-// Defaults of an enabled batch (the issue's: 100 events or 5 s, whichever first).
-const (
-	defaultBatchEvents = 100
-	defaultBatchWait   = 5 * time.Second
-)
 
 // EndpointOptionFields are the delivery options create and update take; nil means "not given".
 type EndpointOptionFields struct {
@@ -96,10 +91,10 @@ func (s *Server) applyOptions(ctx context.Context, f *EndpointFields, e *store.E
 		default:
 			b := store.Batching{MaxEvents: f.Batch.MaxEvents, MaxWait: time.Duration(f.Batch.MaxWaitMS) * time.Millisecond}
 			if b.MaxEvents == 0 {
-				b.MaxEvents = defaultBatchEvents
+				b.MaxEvents = dispatch.DefaultBatchEvents
 			}
 			if b.MaxWait == 0 {
-				b.MaxWait = defaultBatchWait
+				b.MaxWait = dispatch.DefaultBatchWait
 			}
 			o.Batch = &b
 		}
