@@ -121,7 +121,9 @@ const laneTerm = `(SELECT until FROM lanes WHERE endpoint_id = $1 AND node_id <>
 // unleased pending deliveries not yet due (of any priority), and the earliest lease to end among
 // those due now but leased (another node's, perhaps a node that died: without this, its work
 // would wait for a rescan instead of being taken over when the lease ends). Leased due rows are
-// few: at most what the nodes hold in flight and queued.
+// few, but finding them means reading every due row of the endpoint (8.9 ms at a backlog of
+// 50,000), so they are looked for only when no due row is free: while one is, the lane has work
+// now and the next claim looks again (0.8 ms for the same backlog).
 var nextDue = func() string {
 	q := `SELECT least(`
 	for p := store.PriorityHigh; p <= store.PriorityLow; p++ {
@@ -129,8 +131,10 @@ var nextDue = func() string {
 		WHERE endpoint_id = $1 AND state = 0 AND priority = %d AND next_attempt_at > $2 AND lease_until <= $2
 		ORDER BY next_attempt_at LIMIT 1), `, p)
 	}
-	return q + `(SELECT min(lease_until) FROM deliveries
-		WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until > $2), ` + laneTerm + `)`
+	return q + `CASE WHEN EXISTS (SELECT 1 FROM deliveries
+			WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until <= $2) THEN NULL
+		ELSE (SELECT min(lease_until) FROM deliveries
+			WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until > $2) END, ` + laneTerm + `)`
 }()
 
 // nextDueOrdered is nextDue for an ordered endpoint: when its first pending delivery is due, or
