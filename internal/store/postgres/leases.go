@@ -614,12 +614,12 @@ func (s *Store) claimBatches(ctx context.Context, req store.ClaimRequest, now, l
 				if err != nil {
 					return err
 				}
-				cands, err := pgx.CollectRows(rows, pgx.RowToStructByPos[candidate])
+				cands, err := pgx.CollectRows(rows, pgx.RowToStructByPos[store.BatchCandidate])
 				if err != nil {
 					return err
 				}
 				var groups [][]int64
-				groups, waitUntil = formBatches(cands, req.Limit-batches, maxEvents, req.Batch.MaxWait, now)
+				groups, waitUntil = store.FormBatches(cands, req.Limit-batches, maxEvents, req.Batch.MaxWait, now)
 				if len(groups) > 0 {
 					var ids []int64
 					for _, g := range groups {
@@ -659,7 +659,7 @@ func (s *Store) claimBatches(ctx context.Context, req store.ClaimRequest, now, l
 			if next != nil {
 				res.NextDue = next.UTC()
 			}
-			res.NextDue = earliest(res.NextDue, waitUntil)
+			res.NextDue = store.Earliest(res.NextDue, waitUntil)
 		}
 		return nil
 	})
@@ -680,46 +680,4 @@ func queryClaimed(ctx context.Context, tx pgx.Tx, q string, ids []int64, now, le
 		return nil
 	})
 	return out, err
-}
-
-// candidate is a due delivery a batching claim may take.
-type candidate struct {
-	ID   int64
-	Next time.Time
-}
-
-// formBatches groups candidates (by rank) into at most limit batches of up to maxEvents, each
-// sorted by id (publish order within the batch). A batch short of maxEvents is formed only
-// once its oldest candidate has been due for wait; otherwise waitUntil says when it will have.
-func formBatches(cands []candidate, limit, maxEvents int, wait time.Duration, now time.Time) (batches [][]int64, waitUntil time.Time) {
-	for len(batches) < limit && len(cands) > 0 {
-		if len(cands) < maxEvents {
-			oldest := cands[0].Next
-			for _, c := range cands {
-				if c.Next.Before(oldest) {
-					oldest = c.Next
-				}
-			}
-			if until := oldest.Add(wait); until.After(now) {
-				return batches, until.UTC()
-			}
-		}
-		n := min(len(cands), maxEvents)
-		ids := make([]int64, n)
-		for i, c := range cands[:n] {
-			ids[i] = c.ID
-		}
-		slices.Sort(ids)
-		batches = append(batches, ids)
-		cands = cands[n:]
-	}
-	return batches, time.Time{}
-}
-
-// earliest is the earlier of two times, a zero one standing for none.
-func earliest(a, b time.Time) time.Time {
-	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
-		return b
-	}
-	return a
 }

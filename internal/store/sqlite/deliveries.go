@@ -529,8 +529,12 @@ func (s *Store) claimBatches(ctx context.Context, req store.ClaimRequest, now, l
 		if err != nil {
 			return res, fmt.Errorf("claim: %w", err)
 		}
+		due := make([]store.BatchCandidate, len(cands))
+		for i, c := range cands {
+			due[i] = store.BatchCandidate{ID: c.id, Due: fromMicros(c.next)}
+		}
 		var groups [][]int64
-		groups, waitUntil = formBatches(cands, req.Limit-batches, maxEvents, req.Batch.MaxWait, now)
+		groups, waitUntil = store.FormBatches(due, req.Limit-batches, maxEvents, req.Batch.MaxWait, now)
 		for _, ids := range groups {
 			if err := s.claimBatch(ctx, &res, ids, ids[0], leaseUntil); err != nil {
 				return res, err
@@ -543,7 +547,7 @@ func (s *Store) claimBatches(ctx context.Context, req store.ClaimRequest, now, l
 		if err != nil {
 			return res, err
 		}
-		res.NextDue = earliest(next, waitUntil)
+		res.NextDue = store.Earliest(next, waitUntil)
 	}
 	return res, nil
 }
@@ -560,40 +564,6 @@ func (s *Store) claimBatch(ctx context.Context, res *store.ClaimResult, ids []in
 	s.lease(claimed, res.EndpointID, leaseUntil)
 	res.Claimed = append(res.Claimed, claimed...)
 	return nil
-}
-
-// formBatches groups candidates (by rank) into at most limit batches of up to maxEvents, each
-// sorted by id (publish order within the batch). A batch short of maxEvents is formed only
-// once its oldest candidate has been due for wait; otherwise waitUntil says when it will have.
-func formBatches(cands []candidate, limit, maxEvents int, wait time.Duration, now time.Time) (batches [][]int64, waitUntil time.Time) {
-	for len(batches) < limit && len(cands) > 0 {
-		if len(cands) < maxEvents {
-			oldest := cands[0].next
-			for _, c := range cands {
-				oldest = min(oldest, c.next)
-			}
-			if until := fromMicros(oldest).Add(wait); until.After(now) {
-				return batches, until
-			}
-		}
-		n := min(len(cands), maxEvents)
-		ids := make([]int64, n)
-		for i, c := range cands[:n] {
-			ids[i] = c.id
-		}
-		slices.Sort(ids)
-		batches = append(batches, ids)
-		cands = cands[n:]
-	}
-	return batches, time.Time{}
-}
-
-// earliest is the earlier of two times, a zero one standing for none.
-func earliest(a, b time.Time) time.Time {
-	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
-		return b
-	}
-	return a
 }
 
 // claimRows reads the rows and payloads of deliveries still pending, in the order of ids, with
