@@ -6,10 +6,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,8 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/heraldhq/herald/internal/pgtest"
 	"github.com/heraldhq/herald/webhook"
 )
 
@@ -36,27 +33,7 @@ import (
 // HERALD_TEST_DATABASE_URL is not set.
 func pgSchema(t *testing.T) (url, schema string) {
 	t.Helper()
-	url = os.Getenv("HERALD_TEST_DATABASE_URL")
-	if url == "" {
-		t.Skip("HERALD_TEST_DATABASE_URL is not set")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema = "herald_e2e_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop schema: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	return url, schema
+	return pgtest.Schema(t, "herald_e2e_")
 }
 
 // postJSON posts body to a herald node without failing the test: publishers run in goroutines and

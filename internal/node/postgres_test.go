@@ -1,45 +1,23 @@
 package node_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/heraldhq/herald/internal/node"
+	"github.com/heraldhq/herald/internal/pgtest"
 )
 
 // onPostgres configures a node for PostgreSQL in a schema of its own, dropped at cleanup.
 func onPostgres(t *testing.T) func(*node.Config) {
 	t.Helper()
-	url := os.Getenv("HERALD_TEST_DATABASE_URL")
-	if url == "" {
-		t.Skip("HERALD_TEST_DATABASE_URL is not set")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "herald_node_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop schema: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
+	url, schema := pgtest.Schema(t, "herald_node_")
 	// Nodes sharing a database share its encryption key, as operators must configure them.
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)

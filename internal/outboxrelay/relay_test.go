@@ -3,10 +3,8 @@ package outboxrelay_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/heraldhq/herald/internal/metrics"
+	"github.com/heraldhq/herald/internal/pgtest"
 	"github.com/heraldhq/herald/outbox"
 
 	"github.com/heraldhq/herald/internal/api"
@@ -28,22 +27,13 @@ import (
 // acme, types order.created and order.shipped registered and an endpoint subscribed to both.
 func openStore(t *testing.T) (*postgres.Store, *pgx.Conn) {
 	t.Helper()
-	url := os.Getenv("HERALD_TEST_DATABASE_URL")
-	if url == "" {
-		t.Skip("HERALD_TEST_DATABASE_URL is not set")
-	}
+	url, schema := pgtest.Schema(t, "herald_relay_")
 	ctx := context.Background()
-	schema := "herald_test_" + strings.ToLower(rand.Text()[:13])
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-		conn.Close(context.Background())
-	})
+	t.Cleanup(func() { conn.Close(context.Background()) })
 	st, err := postgres.Open(ctx, url, postgres.Options{Schema: schema})
 	if err != nil {
 		t.Fatal(err)

@@ -2,10 +2,8 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/heraldhq/herald/internal/pgtest"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/storetest"
@@ -23,31 +22,13 @@ import (
 // postgres://postgres@127.0.0.1:5432/test?sslmode=disable. Each test works in a schema of its own.
 func databaseURL(t *testing.T) string {
 	t.Helper()
-	url := os.Getenv("HERALD_TEST_DATABASE_URL")
-	if url == "" {
-		t.Skip("HERALD_TEST_DATABASE_URL is not set")
-	}
-	return url
+	return pgtest.URL(t)
 }
 
 // newSchema names a fresh schema (Open creates it) and drops it when the test ends.
 func newSchema(t *testing.T) string {
 	t.Helper()
-	url := databaseURL(t)
-	name := "herald_test_" + strings.ToLower(rand.Text()[:13])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-		}
-	})
+	_, name := pgtest.Schema(t, "herald_test_")
 	return name
 }
 
