@@ -67,6 +67,33 @@ func (r *receiver) missing(ids []string) int {
 	return n
 }
 
+// waitDelivered waits until the receiver has accepted every one of ids, logging progress every
+// 5 s, and fails the test as LOST after d with how many never arrived, the details detail gives
+// (if not nil) and p's logs.
+func (r *receiver) waitDelivered(t *testing.T, ids []string, d time.Duration, p *proc, detail func() string) {
+	t.Helper()
+	began := time.Now()
+	lastLog := began
+	for {
+		missing := r.missing(ids)
+		if missing == 0 {
+			return
+		}
+		if time.Since(began) > d {
+			extra := ""
+			if detail != nil {
+				extra = "; " + detail()
+			}
+			t.Fatalf("LOST: %d of %d acknowledged events never reached the receiver%s%s", missing, len(ids), extra, p.logs())
+		}
+		if time.Since(lastLog) > 5*time.Second {
+			lastLog = time.Now()
+			t.Logf("after %v: %d acknowledged events not yet delivered", time.Since(began).Round(time.Millisecond), missing)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // clusterStats is GET /v1/tenants/{t}/stats.
 type clusterStats struct {
 	Events     int `json:"events"`

@@ -7,6 +7,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -242,24 +243,11 @@ func crashLoop(t *testing.T, timeout int, storeFlags []string) {
 
 	// Generous: the test is about what arrives, not how fast.
 	deadline := time.Now().Add(2 * time.Minute)
-	lastLog := time.Now()
-	for {
-		missing := rcv.missing(ackIDs)
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			var st clusterStats
-			h.must("GET", "/v1/tenants/acme/stats?since=1h", testKey, nil, http.StatusOK, &st)
-			t.Fatalf("LOST: %d of %d acknowledged events never reached the receiver; stats %+v (seed %d)%s",
-				missing, len(ackIDs), st, seed, h.logs())
-		}
-		if time.Since(lastLog) > 5*time.Second {
-			lastLog = time.Now()
-			t.Logf("after %v: %d acknowledged events not yet delivered", time.Since(began).Round(time.Millisecond), missing)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	rcv.waitDelivered(t, ackIDs, time.Until(deadline), h, func() string {
+		var st clusterStats
+		h.must("GET", "/v1/tenants/acme/stats?since=1h", testKey, nil, http.StatusOK, &st)
+		return fmt.Sprintf("stats %+v (seed %d)", st, seed)
+	})
 	complete := time.Since(began)
 
 	// The store agrees: nothing pending or dead, every stored event's delivery succeeded (events

@@ -399,17 +399,7 @@ func TestSQLite_DiskFullAndReadOnly(t *testing.T) {
 		strings.Count(first.stderr.String(), `msg="record delivery results"`))
 
 	// Nothing acknowledged is lost: every event, published or received, reaches the endpoint.
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		missing := rcv.missing(acked)
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("LOST: %d of %d acknowledged events never reached the receiver%s", missing, len(acked), h.logs())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	rcv.waitDelivered(t, acked, 90*time.Second, h, nil)
 	st := storeAgrees(h, rcv, len(acked), 30*time.Second)
 	distinct, total, _ := rcv.counts(nil)
 	t.Logf("events acknowledged: %d; stored: %d; attempts: %d; requests received: %d for %d distinct events: %d duplicates; all done %v after the start",

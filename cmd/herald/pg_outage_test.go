@@ -382,16 +382,7 @@ func TestPostgres_OutageUnderLoad(t *testing.T) {
 
 	// Every acknowledged event delivered.
 	deadline := time.Now().Add(90 * time.Second)
-	for {
-		missing := rcv.missing(ackIDs)
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("LOST: %d of %d acknowledged events never reached the receiver%s", missing, len(ackIDs), h.logs())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	rcv.waitDelivered(t, ackIDs, time.Until(deadline), h, nil)
 	complete := time.Since(start)
 	st := storeAgrees(h, rcv, len(ackIDs), time.Until(deadline)+10*time.Second)
 	distinct, total, _ := rcv.counts(nil)
