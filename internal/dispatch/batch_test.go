@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/store"
-	"github.com/heraldhq/herald/internal/store/sqlite"
 )
 
 // A shutdown gives back every member of a batch: the one in flight (cut short when the grace
@@ -34,15 +32,8 @@ func TestDispatch_ShutdownReleasesEveryBatchMember(t *testing.T) {
 		}
 	}))
 	t.Cleanup(func() { close(hang); rc.Close() })
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "herald.db"), sqlite.Options{Synchronous: "NORMAL"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := openStore(t)
 	now := time.Now().UTC()
-	if err := st.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "Acme", CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
 	ep := &store.Endpoint{
 		ID: "ep_batch", TenantID: "acme", URL: rc.URL, EventTypes: []string{"*"}, Secrets: []store.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},
 		Timeout: 10 * time.Second, MaxConcurrency: 1, Enabled: true, CreatedAt: now, UpdatedAt: now,

@@ -53,15 +53,8 @@ func TestDispatch_InternalFlagPicksTheClient(t *testing.T) {
 	internal := httpsend.New(httpsend.Config{AllowHTTP: true, Resolver: resolver,
 		AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "herald.db"), sqlite.Options{Synchronous: "NORMAL"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := openStore(t)
 	now := time.Now().UTC()
-	if err := st.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "Acme", CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
 	ep := &store.Endpoint{
 		ID: "ep_internal", TenantID: "acme", URL: "http://" + host + ":" + rc.URL[strings.LastIndexByte(rc.URL, ':')+1:] + "/hook",
 		EventTypes: []string{"*"}, Secrets: []store.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},
@@ -127,4 +120,21 @@ func TestDispatch_InternalFlagPicksTheClient(t *testing.T) {
 	if n := hits.Load(); n != 1 {
 		t.Errorf("the receiver got %d requests, want only the one from before", n)
 	}
+}
+
+// openStore opens a SQLite store in the test's directory, closed when the test ends, with
+// tenant acme.
+func openStore(t *testing.T) *sqlite.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "herald.db"), sqlite.Options{Synchronous: "NORMAL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	now := time.Now().UTC()
+	if err := st.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "Acme", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
