@@ -111,14 +111,7 @@ func (d *Dispatcher) sendBatch(ctx context.Context, s laneSnapshot, batch []stor
 	}
 	state, next := d.cfg.Policy.Next(s.schedule, tries+1, out, time.Now())
 	if tracing {
-		span.SetAttributes(telemetry.AttrOutcome.String(attemptOutcome(state)))
-		if out.StatusCode != 0 {
-			span.SetAttributes(telemetry.AttrStatusCode.Int(out.StatusCode))
-		}
-		if out.Class != httpsend.Success {
-			span.SetAttributes(telemetry.AttrErrorClass.String(metrics.ErrorClass(out)))
-			span.SetStatus(codes.Error, metrics.ErrorClass(out))
-		}
+		spanOutcome(span, state, out)
 	}
 	if d.log.Enabled(ctx, slog.LevelDebug) {
 		d.log.Debug("batch attempt", "batch", msgID, "tenant", s.ep.TenantID, "endpoint", s.ep.ID, "events", len(batch),

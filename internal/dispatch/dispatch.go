@@ -740,14 +740,7 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 	state, next := d.cfg.Policy.Next(s.schedule, c.Tries+1, out, time.Now())
 	d.cfg.Metrics.Attempt(s.ep.TenantID, s.ep.ID, attemptOutcome(state), out)
 	if tracing {
-		span.SetAttributes(telemetry.AttrOutcome.String(attemptOutcome(state)))
-		if out.StatusCode != 0 {
-			span.SetAttributes(telemetry.AttrStatusCode.Int(out.StatusCode))
-		}
-		if out.Class != httpsend.Success {
-			span.SetAttributes(telemetry.AttrErrorClass.String(metrics.ErrorClass(out)))
-			span.SetStatus(codes.Error, metrics.ErrorClass(out))
-		}
+		spanOutcome(span, state, out)
 	}
 	// One debug line per attempt: checked first, so that the hot path builds no log record
 	// unless debug logging is on.
@@ -761,6 +754,18 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 	}
 	d.results <- attemptResult(s, c, out, state, next, now, 0)
 	d.done <- doneMsg{lane: s.lane, out: out, retryAt: next, breaker: breakerDone, at: now, eventID: c.EventID, attempt: attempt, held: 1}
+}
+
+// spanOutcome records an attempt's outcome on its span (a recording one).
+func spanOutcome(span trace.Span, state store.DeliveryState, out httpsend.Outcome) {
+	span.SetAttributes(telemetry.AttrOutcome.String(attemptOutcome(state)))
+	if out.StatusCode != 0 {
+		span.SetAttributes(telemetry.AttrStatusCode.Int(out.StatusCode))
+	}
+	if out.Class != httpsend.Success {
+		span.SetAttributes(telemetry.AttrErrorClass.String(metrics.ErrorClass(out)))
+		span.SetStatus(codes.Error, metrics.ErrorClass(out))
+	}
 }
 
 // attemptResult is what the result writer stores of one delivery's attempt (batch: the id of the
