@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 
 	"github.com/heraldhq/herald/internal/expr"
 )
@@ -22,6 +23,11 @@ type Subscriber struct {
 // (EncodeEndpointOptions), compiling its filter through cache.
 func NewSubscriber(id string, patterns []string, options string, cache *expr.Cache) (Subscriber, error) {
 	sub := Subscriber{ID: id, Patterns: patterns}
+	if !strings.Contains(options, `"filter"`) {
+		// No filter (most endpoints): PostgreSQL reads subscribers with every publish, so their
+		// options are not decoded for nothing.
+		return sub, nil
+	}
 	o, err := DecodeEndpointOptions(options)
 	if err != nil {
 		return sub, err
