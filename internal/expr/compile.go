@@ -21,10 +21,13 @@ type program struct {
 	// and only they check for a deadline, so the others skip the timer, which would otherwise be
 	// a third of a filter's run time.
 	loops bool
+	// costLimit is the cost limit the program runs under.
+	costLimit uint64
 }
 
-// compile parses and checks src and plans it for evaluation under the package's limits.
-func compile(src string) (*cel.Ast, program, error) {
+// compile parses and checks src and plans it for evaluation under the package's limits, with
+// costLimit as its cost limit.
+func compile(src string, costLimit uint64) (*cel.Ast, program, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, program{}, &Error{Message: "expression is empty"}
 	}
@@ -39,12 +42,12 @@ func compile(src string) (*cel.Ast, program, error) {
 	if iss.Err() != nil {
 		return nil, program{}, &Error{Message: issuesMessage(iss), err: iss.Err()}
 	}
-	prg, err := e.Program(ast, programOptions()...)
+	prg, err := e.Program(ast, programOptions(costLimit)...)
 	if err != nil {
 		return nil, program{}, &Error{Message: "invalid expression: " + err.Error(), err: err}
 	}
 	loops := len(celast.MatchDescendants(celast.NavigateAST(ast.NativeRep()), celast.KindMatcher(celast.ComprehensionKind))) > 0
-	return ast, program{prg: prg, loops: loops}, nil
+	return ast, program{prg: prg, loops: loops, costLimit: costLimit}, nil
 }
 
 // issuesMessage renders CEL's compile errors as "line:column: message", one per line, without
@@ -72,11 +75,11 @@ func issuesMessage(iss *cel.Issues) string {
 func eval(ctx context.Context, p program, in *Input, timeout time.Duration) (ref.Val, error) {
 	if !p.loops {
 		if err := ctx.Err(); err != nil {
-			return nil, evalError(ctx, err, timeout)
+			return nil, evalError(ctx, err, p.costLimit, timeout)
 		}
 		out, _, err := p.prg.Eval(in.vars)
 		if err != nil {
-			return nil, evalError(ctx, err, timeout)
+			return nil, evalError(ctx, err, p.costLimit, timeout)
 		}
 		return out, nil
 	}
@@ -84,17 +87,17 @@ func eval(ctx context.Context, p program, in *Input, timeout time.Duration) (ref
 	defer cancel()
 	out, _, err := p.prg.ContextEval(ctx, in.vars)
 	if err != nil {
-		return nil, evalError(ctx, err, timeout)
+		return nil, evalError(ctx, err, p.costLimit, timeout)
 	}
 	return out, nil
 }
 
 // evalError turns CEL's evaluation error into an *Error that names the limit that was hit.
-func evalError(ctx context.Context, err error, timeout time.Duration) *Error {
+func evalError(ctx context.Context, err error, costLimit uint64, timeout time.Duration) *Error {
 	var cancelled interpreter.EvalCancelledError
 	switch {
 	case errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded:
-		return &Error{Message: fmt.Sprintf("evaluation exceeded the cost limit of %d", CostLimit), err: ErrCostLimit}
+		return &Error{Message: fmt.Sprintf("evaluation exceeded the cost limit of %d", costLimit), err: ErrCostLimit}
 	case errors.Is(err, context.DeadlineExceeded) || (errors.Is(err, interpreter.InterruptError{}) && errors.Is(ctx.Err(), context.DeadlineExceeded)):
 		return &Error{Message: fmt.Sprintf("evaluation exceeded the time limit of %s", timeout), err: ErrTimeLimit}
 	case errors.Is(err, context.Canceled):

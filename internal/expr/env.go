@@ -8,6 +8,7 @@ import (
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/cost"
+	celenv "cel.dev/cel-go/common/env"
 	"cel.dev/cel-go/common/overloads"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
@@ -18,13 +19,25 @@ const (
 	MaxSourceBytes          = 4096
 	MaxParseDepth           = 32
 	MaxComprehensionNesting = 3
-	CostLimit               = 1_000_000
-	FilterTimeout           = 5 * time.Millisecond
-	TransformTimeout        = 50 * time.Millisecond
-	MaxOutputBytes          = 1 << 20
-	// MaxRegexProgramSize bounds a regular expression's compiled size: matching is linear in the
-	// input times the program, and a call runs to the end before CEL charges for it.
+	// CostLimit bounds a transformation's evaluation, FilterCostLimit a filter's: a filter's
+	// time budget is a tenth of a transformation's, and filters run on the publish path.
+	CostLimit        = 1_000_000
+	FilterCostLimit  = 250_000
+	FilterTimeout    = 5 * time.Millisecond
+	TransformTimeout = 50 * time.Millisecond
+	MaxOutputBytes   = 1 << 20
+	// MaxRegexProgramSize bounds a regular expression's compiled RE2 program, in instructions:
+	// matching is linear in the input times the program, and a call runs to its end.
 	MaxRegexProgramSize = 256
+	// MaxRegexPatternBytes bounds a pattern's length, so that compiling one, at save for a
+	// literal or at run time for a dynamic pattern, is cheap.
+	MaxRegexPatternBytes = 1024
+	// MaxRegexInputBytes bounds the string one match reads.
+	MaxRegexInputBytes = 64 << 10
+	// MaxRegexWork bounds one match's work, the string's length in bytes times the program's
+	// instructions (each unit takes 1 to 20 ns): 64 KiB for a 4-instruction pattern, 1 KiB for
+	// the largest. Every match is also charged its work against the cost limit before it runs.
+	MaxRegexWork = 1 << 18
 	// InterruptCheckFrequency is how many comprehension iterations run between deadline checks.
 	InterruptCheckFrequency = 100
 	// maxRangeSize bounds lists.range(n) before the cost limit would.
@@ -41,6 +54,8 @@ var env = sync.OnceValues(newEnv)
 
 func newEnv() (*cel.Env, error) {
 	opts := []cel.EnvOption{
+		// The standard library without its matches, which regexFunction replaces.
+		cel.StdLib(cel.StdLibSubset(celenv.NewLibrarySubset().AddExcludedFunctions(&celenv.Function{Name: overloads.Matches}))),
 		cel.Variable("event", cel.MapType(cel.StringType, cel.DynType)),
 		cel.CrossTypeNumericComparisons(true),
 		cel.DefaultUTCTimeZone(true),
@@ -54,14 +69,14 @@ func newEnv() (*cel.Env, error) {
 		ext.Encoders(ext.EncodersVersion(0)),
 		cel.ParserExpressionSizeLimit(MaxSourceBytes),
 		cel.ParserRecursionLimit(MaxParseDepth),
-		cel.RegexProgramSizeLimit(MaxRegexProgramSize),
-		cel.ASTValidators(cel.ValidateComprehensionNestingLimit(MaxComprehensionNesting), amplifierValidator{}),
+		regexFunction(),
+		cel.ASTValidators(cel.ValidateComprehensionNestingLimit(MaxComprehensionNesting), amplifierValidator{}, regexValidator{}),
 		reshapeFunctions(),
 	}
 	for _, name := range variables {
 		opts = append(opts, cel.Variable(name, cel.DynType))
 	}
-	e, err := cel.NewEnv(opts...)
+	e, err := cel.NewCustomEnv(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -72,12 +87,15 @@ func newEnv() (*cel.Env, error) {
 	return e, nil
 }
 
-// programOptions are the evaluation limits common to filters and transformations.
-func programOptions() []cel.ProgramOption {
+// programOptions are the evaluation limits of a program: costLimit is CostLimit or
+// FilterCostLimit.
+func programOptions(costLimit uint64) []cel.ProgramOption {
+	trackers := append(reshapeCostTrackers(), cost.OverloadTracker(overloads.AddList, chargeConcat), regexWorkTracker())
 	return []cel.ProgramOption{
-		cel.CostLimit(CostLimit),
-		cel.CostTrackerOptions(append(reshapeCostTrackers(), cost.OverloadTracker(overloads.AddList, chargeConcat))...),
+		cel.CostLimit(costLimit),
+		cel.CostTrackerOptions(trackers...),
 		cel.InterruptCheckFrequency(InterruptCheckFrequency),
+		regexDecorator(),
 	}
 }
 

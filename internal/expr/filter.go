@@ -18,7 +18,7 @@ type Filter struct {
 // is wrong and where (line:column), fit for a 422 at body.filter. A filter whose type is known
 // not to be bool is refused; one of type dyn is accepted and must yield a bool when it runs.
 func CompileFilter(src string) (*Filter, error) {
-	ast, prg, err := compile(src)
+	ast, prg, err := compile(src, FilterCostLimit)
 	if err != nil {
 		return nil, err
 	}

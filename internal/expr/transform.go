@@ -14,7 +14,7 @@ type Transform struct {
 // CompileTransform parses and type-checks a transformation; its error is an *Error as for
 // CompileFilter.
 func CompileTransform(src string) (*Transform, error) {
-	_, prg, err := compile(src)
+	_, prg, err := compile(src, CostLimit)
 	if err != nil {
 		return nil, err
 	}
