@@ -83,7 +83,7 @@ func compileRegex(pattern string) (*regex, error) {
 // simplified, in which counted repetitions are expanded; it saturates above maxRegexEstimate.
 func estimateProgram(re *syntax.Regexp) int {
 	const limit = maxRegexEstimate + 1
-	n := 0
+	n := 1
 	switch re.Op {
 	case syntax.OpLiteral:
 		n = len(re.Rune)
