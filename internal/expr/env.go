@@ -92,7 +92,7 @@ func newEnv() (*cel.Env, error) {
 // FilterCostLimit.
 func programOptions(costLimit uint64) []cel.ProgramOption {
 	trackers := append(reshapeCostTrackers(), cost.OverloadTracker(overloads.AddList, chargeConcat), regexWorkTracker())
-	trackers = append(trackers, stringCostTrackers()...)
+	trackers = append(trackers, searchCostTrackers()...)
 	return []cel.ProgramOption{
 		cel.CostLimit(costLimit),
 		cel.CostTrackerOptions(trackers...),

@@ -11,11 +11,11 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 )
 
-// CEL's string extension charges each of its functions one unit whatever the string's length,
-// and its indexOf and lastIndexOf compare rune by rune at every position, which takes the
-// string's length times the substring's: "aaa…a".indexOf("aaa…ab") over 250 KiB ran for
-// seconds as one call. Herald binds both to linear searches and charges every string function
-// for the bytes it reads and writes, so that calling one in a loop runs into the cost limit.
+// CEL's string extension's indexOf and lastIndexOf compare rune by rune at every position,
+// which takes the string's length times the substring's: "aaa…a".indexOf("aaa…ab") over
+// 100 KiB ran for seconds as one call, and CEL charged for it only afterwards. Herald binds both
+// to linear searches, charged one unit per ten bytes like a string comparison. The extension's
+// other functions are linear and CEL charges them by size.
 
 // The string extension's overloads, as cel-go names them.
 const (
@@ -119,37 +119,22 @@ func lastIndexOfOffset(s, sub string, off int64) (int64, error) {
 	return int64(utf8.RuneCountInString(s[:i])), nil
 }
 
-// stringCostTrackers charge the string extension's functions one unit per ten bytes read and
-// written (CEL's rate for a string comparison) and one per list element built.
-func stringCostTrackers() []cost.TrackerOption {
-	byBytes := func(args []ref.Val, result ref.Val) *uint64 {
+// searchCostTrackers charge the linear searches one unit per ten bytes of the string and the
+// substring, replacing CEL's charge for its quadratic search.
+func searchCostTrackers() []cost.TrackerOption {
+	byBytes := func(args []ref.Val, _ ref.Val) *uint64 {
 		var n uint64
-		for _, a := range append(args, result) {
-			switch v := a.(type) {
-			case types.String:
-				n += uint64(len(v))
-			case types.Bytes:
-				n += uint64(len(v))
+		for _, a := range args {
+			if s, ok := a.(types.String); ok {
+				n += uint64(len(s))
 			}
 		}
-		c := 1 + n/10 + size(listOnly(result))
+		c := 1 + n/10
 		return &c
 	}
 	var opts []cost.TrackerOption
-	for _, id := range []string{
-		"string_char_at_int", overloadIndexOf, overloadIndexOfOffset, overloadLastIndexOf, overloadLastIndexOfOffset,
-		"string_lower_ascii", "string_upper_ascii", "string_split_string", "string_split_string_int",
-		"string_substring_int", "string_substring_int_int", "string_trim", "string_reverse",
-	} {
+	for _, id := range []string{overloadIndexOf, overloadIndexOfOffset, overloadLastIndexOf, overloadLastIndexOfOffset} {
 		opts = append(opts, cost.OverloadTracker(id, byBytes))
 	}
 	return opts
-}
-
-// listOnly returns v if it is a list, else nil.
-func listOnly(v ref.Val) ref.Val {
-	if v != nil && v.Type() == types.ListType {
-		return v
-	}
-	return nil
 }
