@@ -98,3 +98,33 @@ func BenchmarkNewEnv(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFilterMatch_Regex shows what a bounded match costs: a literal pattern compiled once
+// per program, a dynamic one served by the program's cache, and the largest string a match of a
+// small program may read (64 KiB against 4 instructions, MaxRegexWork).
+func BenchmarkFilterMatch_Regex(b *testing.B) {
+	in := mustInput(b, string(envelope2K(b)))
+	large := largeInput(b, 60<<10)
+	for _, bc := range []struct {
+		name, src string
+		in        *Input
+	}{
+		{"literal", `data.customer.email.matches("^[a-z]+@b\\.c$")`, in},
+		{"dynamic", `data.customer.email.matches("^[a-z]+@" + data.customer.address.country.lowerAscii())`, in},
+		{"64KiB", `data.s.matches("z")`, large},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			f, err := CompileFilter(bc.src)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := f.Match(ctx, bc.in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
