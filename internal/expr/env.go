@@ -40,8 +40,11 @@ const (
 	MaxRegexWork = 1 << 18
 	// InterruptCheckFrequency is how many comprehension iterations run between deadline checks.
 	InterruptCheckFrequency = 100
-	// maxRangeSize bounds lists.range(n) before the cost limit would.
-	maxRangeSize = 10_000
+	// MaxListElements bounds the lists lists.range and split build, checked before they run.
+	MaxListElements = 10_000
+	// MaxSortElements bounds the lists sort and sortBy sort, checked before they run: CEL's
+	// sort compares at a few hundred nanoseconds each.
+	MaxSortElements = 1000
 )
 
 // variables are the names an expression sees besides event: the envelope's top-level fields.
@@ -63,7 +66,7 @@ func newEnv() (*cel.Env, error) {
 		ext.Strings(),
 		linearStringSearch(),
 		ext.Math(),
-		ext.Lists(ext.ListsMaxRangeSize(maxRangeSize)),
+		ext.Lists(ext.ListsMaxRangeSize(MaxListElements)),
 		ext.TwoVarComprehensions(),
 		// Version 0: base64 only. json.encode materializes a value of any size before it is
 		// charged, so it is left out along with the parsers.
@@ -98,6 +101,7 @@ func programOptions(costLimit uint64) []cel.ProgramOption {
 		cel.CostTrackerOptions(trackers...),
 		cel.InterruptCheckFrequency(InterruptCheckFrequency),
 		regexDecorator(),
+		guardDecorator(),
 	}
 }
 

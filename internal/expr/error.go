@@ -19,4 +19,7 @@ var (
 	ErrCostLimit      = errors.New("expression cost limit exceeded")
 	ErrTimeLimit      = errors.New("expression time limit exceeded")
 	ErrOutputTooLarge = errors.New("transformation output too large")
+	// ErrCallLimit is a function call refused before it ran: a regular expression over too
+	// long a string or with too much work, a sort or a split of too many elements.
+	ErrCallLimit = errors.New("function call limit exceeded")
 )

@@ -3,6 +3,7 @@ package expr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp/syntax"
 	"strings"
 	"testing"
@@ -28,8 +29,8 @@ func TestFilter_RegexOverLargeStringIsRefused(t *testing.T) {
 		t.Fatalf("CompileFilter: %v", err)
 	}
 	ok, err := f.Match(context.Background(), largeInput(t, 250<<10))
-	if ok || !errors.Is(err, ErrRegexLimit) {
-		t.Fatalf("Match = %v, %v; want false and ErrRegexLimit", ok, err)
+	if ok || !errors.Is(err, ErrCallLimit) {
+		t.Fatalf("Match = %v, %v; want false and ErrCallLimit", ok, err)
 	}
 	if e := asError(t, err); !strings.Contains(e.Message, "at most 65536 are matched") {
 		t.Errorf("Message = %q", e.Message)
@@ -45,8 +46,8 @@ func TestFilter_RegexWorkIsBounded(t *testing.T) {
 		contains  string
 	}{
 		// 10 KiB × 182 instructions is over MaxRegexWork though the string is under 64 KiB.
-		{"one match over the work limit", `data.s.matches("(a{1,9}){1,9}z")`, ErrRegexLimit, "182 instructions"},
-		{"dynamic pattern, same check", `data.s.matches("(a{1,9}){1,9}" + data.email)`, ErrRegexLimit, "units of work"},
+		{"one match over the work limit", `data.s.matches("(a{1,9}){1,9}z")`, ErrCallLimit, "182 instructions"},
+		{"dynamic pattern, same check", `data.s.matches("(a{1,9}){1,9}" + data.email)`, ErrCallLimit, "units of work"},
 		// Each match is under MaxRegexWork (10 KiB × 18 instructions), but every one is charged
 		// before it runs, so the filter's cost limit stops the sequence.
 		{"matches add up to the cost limit", strings.Repeat(`data.s.matches("a{1,8}z") || `, 3) + `false`, ErrCostLimit, "cost limit of 250000"},
@@ -167,4 +168,50 @@ func FuzzCompileRegex(f *testing.F) {
 			t.Fatalf("estimateProgram(%q) = %d < %d instructions", pattern, est, r.size)
 		}
 	})
+}
+
+// sort and split do their work before CEL charges for it (sorting 60,000 numbers from one
+// event took half a second); a call over the limit is refused before it runs.
+func TestFilter_SortAndSplitAreBoundedBeforeTheyRun(t *testing.T) {
+	t.Parallel()
+	nums := make([]string, MaxSortElements+1)
+	for i := range nums {
+		nums[i] = fmt.Sprint(len(nums) - i)
+	}
+	in := mustInput(t, `{"data":{"l":[`+strings.Join(nums, ",")+`],"small":[3,1,2],"csv":"a,b,c",`+
+		`"s":"`+strings.Repeat("a", MaxListElements+1)+`"}}`)
+	cases := []struct {
+		src  string
+		want bool
+		is   error // nil: no error expected
+	}{
+		{`data.l.sort()[0] == 1`, false, ErrCallLimit},
+		{`data.l.sortBy(x, -x)[0] == 1`, false, ErrCallLimit},
+		{`data.s.split("").size() > 0`, false, ErrCallLimit},
+		{`data.s.split("a").size() > 0`, false, ErrCallLimit}, // MaxListElements+2 pieces
+		{`data.s.split("", 5).size() == 5`, true, nil},
+		{`data.l.slice(0, 100).sort()[0] == 902`, true, nil},
+		{`data.small.sort() == [1, 2, 3]`, true, nil},
+		{`data.small.sortBy(x, -x) == [3, 2, 1]`, true, nil},
+		{`data.csv.split(",") == ["a", "b", "c"]`, true, nil},
+		{`data.csv.split(",", 2) == ["a", "b,c"]`, true, nil},
+	}
+	for _, tc := range cases {
+		f, err := CompileFilter(tc.src)
+		if err != nil {
+			t.Fatalf("CompileFilter(%s): %v", tc.src, err)
+		}
+		ok, err := f.Match(context.Background(), in)
+		if ok != tc.want || (tc.is == nil) != (err == nil) || (tc.is != nil && !errors.Is(err, tc.is)) {
+			t.Errorf("Match(%s) = %v, %v; want %v, %v", tc.src, ok, err, tc.want, tc.is)
+		}
+	}
+	// A string is not a list: the guarded call still reports a missing overload.
+	f, err := CompileFilter(`dyn(data.csv).sort() == []`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := f.Match(context.Background(), in); ok || err == nil || errors.Is(err, ErrCallLimit) {
+		t.Errorf("Match(sort of a string) = %v, %v; want no such overload", ok, err)
+	}
 }

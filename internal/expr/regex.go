@@ -1,7 +1,6 @@
 package expr
 
 import (
-	"errors"
 	"fmt"
 	"regexp"
 	"regexp/syntax"
@@ -42,9 +41,6 @@ const regexCacheSize = 16
 // maxRegexEstimate is the upper estimate of a program's size beyond which a pattern is refused
 // without being compiled: simplifying and compiling x{1,1000} repeated takes 100 ms and more.
 const maxRegexEstimate = 16 * MaxRegexProgramSize
-
-// ErrRegexLimit marks a match refused for its input's size or its work.
-var ErrRegexLimit = errors.New("regular expression limit exceeded")
 
 // regex is a compiled pattern and the size of its program.
 type regex struct {
@@ -110,20 +106,21 @@ func matchWork(r *regex, s string) uint64 { return uint64(len(s)) * uint64(r.siz
 // checkMatch refuses a match whose input or work is over the limits, before it runs.
 func checkMatch(r *regex, s string) error {
 	if len(s) > MaxRegexInputBytes {
-		return regexLimitError(fmt.Sprintf("matches: the string is %d bytes long; at most %d are matched", len(s), MaxRegexInputBytes))
+		return callLimitError(fmt.Sprintf("matches: the string is %d bytes long; at most %d are matched", len(s), MaxRegexInputBytes))
 	}
 	if w := matchWork(r, s); w > MaxRegexWork {
-		return regexLimitError(fmt.Sprintf("matches: a %d-byte string against a regex program of %d instructions is %d units of work; at most %d are allowed",
+		return callLimitError(fmt.Sprintf("matches: a %d-byte string against a regex program of %d instructions is %d units of work; at most %d are allowed",
 			len(s), r.size, w, MaxRegexWork))
 	}
 	return nil
 }
 
-// regexLimitError is a match refused for a limit; it is ErrRegexLimit.
-type regexLimitError string
+// callLimitError is a call refused before it ran, for its input's size or its work; it is
+// ErrCallLimit.
+type callLimitError string
 
-func (e regexLimitError) Error() string        { return string(e) }
-func (e regexLimitError) Is(target error) bool { return target == ErrRegexLimit }
+func (e callLimitError) Error() string        { return string(e) }
+func (e callLimitError) Is(target error) bool { return target == ErrCallLimit }
 
 // regexFunction declares matches (global and member) in place of CEL's. Its binding compiles
 // the pattern on every call; programs replace it with a regexCall (see regexDecorator), so it
