@@ -40,10 +40,10 @@
 //     (32) levels of nesting, which long chains of && and || do not count against, and
 //     comprehensions (all, exists, map, filter, transformMap, ...) nest at most
 //     MaxComprehensionNesting (3) deep, a chained .map().map() counting as nesting.
-//   - CostLimit: each evaluation may spend at most 1,000,000 units of CEL's runtime cost, where a
-//     unit is roughly one variable lookup, field selection or scalar operation, and string, list
-//     and map operations cost in proportion to their size (a string comparison or concatenation
-//     one unit per ten characters); spending all of it takes 10 ms or more. Omitting a key from a
+//   - CostLimit and FilterCostLimit: a transformation may spend at most 1,000,000 units of CEL's
+//     runtime cost, a filter 250,000, where a unit is roughly one variable lookup, field selection
+//     or scalar operation, and string, list and map operations cost in proportion to their size
+//     (a string comparison or concatenation one unit per ten characters). Omitting a key from a
 //     64 KiB envelope costs a few hundred units and mapping over a thousand items about 15,000; a
 //     nested comprehension over thousands of elements is stopped.
 //   - FilterTimeout and TransformTimeout: Match runs for at most 5 ms and Apply for at most 50 ms,
@@ -53,16 +53,32 @@
 //     runs without a timer (which would otherwise be a third of a filter's run time).
 //   - MaxOutputBytes: Apply's JSON is at most 1 MiB; the encoder stops as soon as it passes that.
 //
+// CEL charges a function after it returns and looks at the deadline only between comprehension
+// iterations, so a single call must be bounded before it runs. Every function either is linear
+// in inputs the cost limit already bounds, or is checked here:
+//
+//   - matches is Herald's own (regex.go). A pattern is at most MaxRegexPatternBytes (1 KiB) and
+//     compiles to at most MaxRegexProgramSize (256) RE2 instructions: a literal pattern that does
+//     not is refused at compile time, a dynamic one when it runs. A match reads at most
+//     MaxRegexInputBytes (64 KiB) and does at most MaxRegexWork (262,144) units of work, the
+//     string's bytes times the program's instructions, and each match is charged its work
+//     against the cost limit before it runs. Literal patterns are compiled once per program,
+//     dynamic ones through a small cache per program.
+//   - indexOf and lastIndexOf search in linear time (CEL's compare at every position).
+//   - sort and sortBy sort at most MaxSortElements (1000) elements, and split builds at most
+//     MaxListElements (10,000), as lists.range does; both are checked before the call.
+//
 // The memory bound follows from the cost limit and the output cap: CEL charges list, map and string
 // construction in proportion to the elements or bytes built, so an evaluation cannot build more
 // than about CostLimit elements, or ten times as many bytes of strings, and the JSON encoder never
 // holds more than MaxOutputBytes. Two gaps in CEL's model are closed here. List concatenation is
 // lazy in CEL and charged one unit, so (l + l) nested a few times would describe billions of
-// elements; it is charged the length of its smaller operand instead. And CEL charges a function
-// after it returns, so functions whose result can dwarf their charged arguments (a list of ten
-// thousand references to one long string costs ten thousand, joining it costs gigabytes) are
-// refused at compile time: join, replace, format and flatten, and the json and yaml encoders are
-// not enabled. Errors for a limit wrap ErrCostLimit, ErrTimeLimit or ErrOutputTooLarge.
+// elements; it is charged the length of its smaller operand instead. And functions whose result
+// can dwarf their charged arguments (a list of ten thousand references to one long string costs
+// ten thousand, joining it costs gigabytes) are refused at compile time: join, replace, format and
+// flatten, and distinct, whose time grows with the square of its list's length; the json and yaml
+// encoders are not enabled. Errors for a limit wrap ErrCostLimit, ErrTimeLimit, ErrCallLimit or
+// ErrOutputTooLarge.
 //
 // Compiled filters and transformations are immutable and safe for concurrent use; a Cache keeps
 // them by source text. The package holds no mutable state: the CEL environment is built once,
