@@ -35,6 +35,15 @@ func TestFilter_RegexOverLargeStringIsRefused(t *testing.T) {
 	if e := asError(t, err); !strings.Contains(e.Message, "at most 65536 are matched") {
 		t.Errorf("Message = %q", e.Message)
 	}
+
+	// The same as a transformation, which burned seconds of CPU per attempt.
+	tr, err := CompileTransform(`{"m": ` + strings.Join(clauses, " || ") + `}`)
+	if err != nil {
+		t.Fatalf("CompileTransform: %v", err)
+	}
+	if body, err := tr.Apply(context.Background(), largeInput(t, 250<<10)); !errors.Is(err, ErrCallLimit) {
+		t.Fatalf("Apply = %.100s, %v; want ErrCallLimit", body, err)
+	}
 }
 
 func TestFilter_RegexWorkIsBounded(t *testing.T) {
