@@ -19,7 +19,8 @@ import (
 // pattern's length rather than its compiled size, and CEL looks at the deadline only between
 // comprehension iterations. A match takes time in proportion to the input's length times the
 // compiled program's size, up to about 20 ns per byte and instruction: ten matches of a 183-
-// instruction pattern over 250 KiB cost the CEL of one cheap call each and ran for seconds. Herald
+// instruction pattern over 250 KiB were charged 960,000 units together, under the limit, and ran
+// for seconds. Herald
 // replaces matches with one that knows each call's work before it starts: the pattern is compiled
 // once (at plan time for a literal, through a small cache for a dynamic one), and a call is
 // refused, or charged its work to the cost limit, before the match runs.
