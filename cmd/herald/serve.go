@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/node"
 )
 
@@ -103,7 +104,8 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", 365*24*time.Hour, "delete audit log entries older than this (0 keeps everything)")
 	encryptionFlag(f, &cfg.Encryption)
 	f.StringVar(&cfg.SQLiteSynchronous, "sqlite-synchronous", "FULL", "SQLite synchronous pragma: FULL survives power loss, NORMAL only crashes")
-	f.IntVar(&cfg.Dispatch.MaxInFlight, "max-in-flight", 2000, "attempts in flight at once over all endpoints")
+	f.IntVar(&cfg.Dispatch.MaxInFlight, "max-in-flight", dispatch.DefaultMaxInFlight, "attempts in flight at once over all endpoints")
+	f.IntVar(&cfg.Dispatch.MaxInFlightPerTenant, "max-in-flight-per-tenant", 0, "attempts in flight and queued at once for one tenant's endpoints together (0: half of --max-in-flight)")
 	f.DurationVar(&cfg.Dispatch.LeaseMargin, "lease-margin", 30*time.Second, "added to an endpoint's timeout to make a claim's lease (renewed every third of it while the claim is held); on PostgreSQL, how long other nodes wait before taking over a dead node's claims")
 	f.DurationVar(&cfg.Dispatch.DisableAfter, "disable-after", 5*24*time.Hour, "disable an endpoint failing without a success for this long")
 	f.BoolVar(&cfg.NoMetrics, "no-metrics", false, "do not serve Prometheus metrics at GET /metrics (served without authentication otherwise; see docs/observability.md)")

@@ -38,6 +38,10 @@ type Config struct {
 	Policy Policy
 	// MaxInFlight bounds attempts in flight over all endpoints, which bounds memory.
 	MaxInFlight int
+	// MaxInFlightPerTenant bounds the claims (in flight and queued) of one tenant's endpoints
+	// together (default: half of MaxInFlight), so that a tenant whose many endpoints hang cannot
+	// take every slot of the node from the others.
+	MaxInFlightPerTenant int
 	// LeaseMargin is added to the endpoint's timeout to make a claim's lease, which the dispatcher
 	// renews every LeaseMargin/3 while the claim waits in a lane's queue or is in flight. On
 	// PostgreSQL this is how long other nodes wait before they take over the claims of a node that
@@ -79,8 +83,12 @@ func (c *Config) defaults() {
 		c.Policy = DefaultPolicy()
 	}
 	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 2000
+		c.MaxInFlight = DefaultMaxInFlight
 	}
+	if c.MaxInFlightPerTenant <= 0 {
+		c.MaxInFlightPerTenant = max(c.MaxInFlight/2, 1)
+	}
+	c.MaxInFlightPerTenant = min(c.MaxInFlightPerTenant, c.MaxInFlight)
 	if c.LeaseMargin <= 0 {
 		c.LeaseMargin = 30 * time.Second
 	}
@@ -110,6 +118,9 @@ func (c *Config) defaults() {
 // MaxTimeout is the longest per-endpoint timeout; leases are sized from it.
 const MaxTimeout = 30 * time.Second
 
+// DefaultMaxInFlight is Config.MaxInFlight's default (herald serve --max-in-flight).
+const DefaultMaxInFlight = 2000
+
 // Dispatcher delivers pending deliveries. Create it with New, start it with Run.
 type Dispatcher struct {
 	st     store.Store
@@ -136,9 +147,13 @@ type Dispatcher struct {
 	renewed  chan error      // its answer
 	inFlight int             // attempts under way
 	held     int             // claims held: in flight and queued
-	sending  int             // claims held by the attempts under way (a batch's members each count)
-	sendCtx  context.Context
-	sends    sync.WaitGroup
+	// tenantHeld counts held claims by tenant, and tenantWaiting the lanes that wait for their
+	// tenant to fall below MaxInFlightPerTenant.
+	tenantHeld    map[string]int
+	tenantWaiting map[string][]*lane
+	sending       int // claims held by the attempts under way (a batch's members each count)
+	sendCtx       context.Context
+	sends         sync.WaitGroup
 
 	// breakers holds the state of every endpoint breaker that is not closed (endpoint id →
 	// "open" or "half-open"), for the API; written from the breakers' state callbacks.
@@ -189,7 +204,10 @@ func New(st store.Store, client *httpsend.Client, cfg Config) *Dispatcher {
 		results: make(chan result, cfg.MaxInFlight),
 		lanes:   map[string]*lane{},
 		claims:  make(chan claimBatch, 1),
-		renewed: make(chan error, 1),
+
+		tenantHeld:    map[string]int{},
+		tenantWaiting: map[string][]*lane{},
+		renewed:       make(chan error, 1),
 	}
 }
 
@@ -342,7 +360,7 @@ func (d *Dispatcher) shutdown(ctx context.Context, cancelSends context.CancelFun
 	for d.inFlight > 0 {
 		m := <-d.done
 		d.inFlight--
-		d.held -= m.held
+		d.hold(m.lane, -m.held)
 		d.sending -= m.held
 		m.lane.inFlight--
 	}
@@ -402,7 +420,7 @@ func (d *Dispatcher) lane(id string) *lane {
 func (d *Dispatcher) collectIdleLanes() {
 	cutoff := time.Now().Add(-10 * time.Minute)
 	for id, l := range d.lanes {
-		if l.inFlight == 0 && len(l.queue) == 0 && !l.claiming && !l.ready && l.heapIndex < 0 && l.lastActive.Before(cutoff) {
+		if l.inFlight == 0 && len(l.queue) == 0 && !l.claiming && !l.ready && !l.tenantWait && l.heapIndex < 0 && l.lastActive.Before(cutoff) {
 			l.forgetBreaker(d.cfg.Metrics)
 			delete(d.lanes, id)
 		}
@@ -456,6 +474,11 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 	ready := d.ready
 	d.ready = nil
 	var rest []*lane
+	round := map[string]int{} // what this round claims, by tenant
+	readyOf := map[string]int{}
+	for _, l := range ready {
+		readyOf[l.tenant()]++
+	}
 	for i, l := range ready {
 		if free <= 0 {
 			rest = append(rest, ready[i:]...)
@@ -476,6 +499,17 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 		if l.batch != nil {
 			per = l.batch.MaxEvents
 		}
+		// The tenant's share: its endpoints together hold at most MaxInFlightPerTenant claims.
+		// Its ready lanes split what is left of it (each at least one request), so that one lane
+		// cannot reserve the whole share and leave the others waiting for a claim it did not need.
+		tenant := l.tenant()
+		tenantFree := d.cfg.MaxInFlightPerTenant - d.tenantHeld[tenant] - round[tenant]
+		if tenantFree <= 0 {
+			d.waitForTenant(l, tenant)
+			continue
+		}
+		quota := max((d.cfg.MaxInFlightPerTenant-d.tenantHeld[tenant])/max(readyOf[tenant], 1), 1)
+		n = min(n, max(min(quota, tenantFree)/per, 1))
 		if limit := max(share/per, l.concurrency()); n > limit {
 			n = limit
 			capped = append(capped, true)
@@ -484,6 +518,7 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 		}
 		n = min(n, max(free/per, 1))
 		free -= n * per
+		round[tenant] += n * per
 		reqs = append(reqs, store.ClaimRequest{EndpointID: l.id, Limit: n, Ordered: l.ep.Options.Ordered, Batch: l.batch})
 		claiming = append(claiming, l)
 	}
@@ -543,7 +578,7 @@ func (d *Dispatcher) claimed(ctx context.Context, b claimBatch) {
 		l.queue = append(l.queue, res.Claimed...)
 		got := requests(res.Claimed)
 		l.requests += got
-		d.held += len(res.Claimed)
+		d.hold(l, len(res.Claimed))
 		switch {
 		case got < b.reqs[i].Limit:
 			if !res.NextDue.IsZero() {
@@ -563,6 +598,10 @@ func (d *Dispatcher) claimed(ctx context.Context, b claimBatch) {
 		if got == b.reqs[i].Limit && l.wantsMore(d.cfg.QueueDepth) {
 			d.markReady(l)
 		}
+	}
+	// Lanes that got less than they asked for leave their tenant's share to its waiting lanes.
+	for _, l := range b.lanes {
+		d.wakeTenant(l.tenant())
 	}
 }
 
@@ -686,7 +725,7 @@ func (d *Dispatcher) releaseQueue(ctx context.Context, l *lane) {
 	for i, c := range l.queue {
 		ids[i] = c.DeliveryID
 	}
-	d.held -= len(l.queue)
+	d.hold(l, -len(l.queue))
 	l.queue, l.requests = nil, 0
 	if err := d.st.ReleaseClaims(context.WithoutCancel(ctx), ids); err != nil {
 		d.log.Error("release claims", "endpoint", l.id, "tenant", l.tenant(), "deliveries", ids, "err", err)
@@ -800,7 +839,7 @@ func (d *Dispatcher) logAttempt(ctx context.Context, level slog.Level, msg strin
 // finish accounts for a completed attempt in the loop goroutine.
 func (d *Dispatcher) finish(ctx context.Context, m doneMsg) {
 	d.inFlight--
-	d.held -= m.held
+	d.hold(m.lane, -m.held)
 	d.sending -= m.held
 	l := m.lane
 	l.inFlight--

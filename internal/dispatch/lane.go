@@ -17,6 +17,7 @@ import (
 // flight. Only the loop goroutine touches a lane.
 type lane struct {
 	id           string
+	tenantID     string          // the endpoint's tenant, once loaded (it never changes)
 	ep           *store.Endpoint // nil until loaded, or after a change
 	loadedAt     time.Time
 	signer       *webhook.Signer
@@ -38,6 +39,7 @@ type lane struct {
 	requests   int             // requests in queue: a batch is one
 	batch      *store.Batching // the endpoint's batching with its defaults, nil if it does not batch
 	claiming   bool            // part of the claim under way
+	tenantWait bool            // waits in tenantWaiting for its tenant's claims to fall
 	inFlight   int
 	ready      bool
 	nextDue    time.Time
@@ -70,6 +72,7 @@ func (d *Dispatcher) load(ctx context.Context, l *lane, now time.Time) error {
 		return fmt.Errorf("endpoint %s transformation: %w", ep.ID, err)
 	}
 	l.signer, l.keys, l.transform, l.signerUntil = signer, keys, transform, time.Time{}
+	l.tenantID = ep.TenantID
 	for _, s := range ep.Secrets {
 		if s.ExpiresAt != nil && s.ExpiresAt.After(now) && (l.signerUntil.IsZero() || s.ExpiresAt.Before(l.signerUntil)) {
 			l.signerUntil = *s.ExpiresAt
@@ -172,12 +175,44 @@ func requests(cs []store.Claimed) int {
 }
 
 // tenant is the lane's endpoint's tenant, for the logs ("" before it is loaded).
-func (l *lane) tenant() string {
-	if l.ep == nil {
-		return ""
+// hold counts n claims more (or fewer) held by l, for the node and for l's tenant; when the
+// tenant's count falls below its bound, the lanes that waited for it become ready.
+func (d *Dispatcher) hold(l *lane, n int) {
+	d.held += n
+	t := l.tenant()
+	h := d.tenantHeld[t] + n
+	if h <= 0 {
+		delete(d.tenantHeld, t)
+	} else {
+		d.tenantHeld[t] = h
 	}
-	return l.ep.TenantID
+	if n < 0 {
+		d.wakeTenant(t)
+	}
 }
+
+// wakeTenant makes the lanes that wait for tenant ready if it holds fewer claims than its bound.
+func (d *Dispatcher) wakeTenant(tenant string) {
+	waiting := d.tenantWaiting[tenant]
+	if len(waiting) == 0 || d.tenantHeld[tenant] >= d.cfg.MaxInFlightPerTenant {
+		return
+	}
+	delete(d.tenantWaiting, tenant)
+	for _, w := range waiting {
+		w.tenantWait = false
+		d.markReady(w)
+	}
+}
+
+// waitForTenant parks l until its tenant holds fewer claims (see hold).
+func (d *Dispatcher) waitForTenant(l *lane, tenant string) {
+	if !l.tenantWait {
+		l.tenantWait = true
+		d.tenantWaiting[tenant] = append(d.tenantWaiting[tenant], l)
+	}
+}
+
+func (l *lane) tenant() string { return l.tenantID }
 
 func (l *lane) snapshot() laneSnapshot {
 	return laneSnapshot{lane: l, ep: l.ep, signer: l.signer, keys: l.keys, transform: l.transform, schedule: l.schedule}
