@@ -47,6 +47,9 @@ func TestEndpointOptions_ValidatedStoredAndShown(t *testing.T) {
 		{"ordered and batched", map[string]any{"ordered": true}, "body.ordered"},
 		{"filter syntax", map[string]any{"filter": "data.amount >"}, "body.filter"},
 		{"filter not boolean", map[string]any{"filter": `"yes"`}, "body.filter"},
+		// A regex whose RE2 program is too large to bound is refused at save.
+		{"filter regex too large", map[string]any{"filter": `data.s.matches("(a{1,50}){1,50}zN")`}, "body.filter"},
+		{"transform regex too large", map[string]any{"transform": `data.s.matches("(a{1,50}){1,50}zN") ? {"x": 1} : {"x": 2}`}, "body.transform"},
 		{"transform failing on the example", map[string]any{"transform": `{"x": data.missing}`}, "body.transform"},
 		{"batch too large", map[string]any{"batch": map[string]any{"enabled": true, "max_events": 5000}}, "body.batch.max_events"},
 		{"unknown signature format", map[string]any{"signature_format": "sha1"}, "body.signature_format"},
