@@ -223,7 +223,7 @@ func (s *Server) rateLimit(ctx huma.Context, next func(huma.Context)) {
 		next(ctx)
 		return
 	}
-	allowed, wait := lim.allow(bucket, time.Now())
+	allowed, wait := lim.allow(bucket, s.now())
 	if allowed {
 		next(ctx)
 		return
@@ -236,7 +236,7 @@ func (s *Server) rateLimit(ctx huma.Context, next func(huma.Context)) {
 // address has failed more than RateLimits.AuthFailure allows.
 func (s *Server) authFailed(ctx huma.Context, detail string) {
 	if lim := s.limits.authFailure; lim != nil {
-		if ok, wait := lim.allow(clientAddr(ctx.RemoteAddr()), time.Now()); !ok {
+		if ok, wait := lim.allow(clientAddr(ctx.RemoteAddr()), s.now()); !ok {
 			s.tooManyRequests(ctx, wait, fmt.Sprintf("too many failed authentications from this address: at most %g per second (bursts of %d)",
 				float64(lim.limit), lim.burst))
 			return
