@@ -235,3 +235,32 @@ func TestRateLimits_FailedAuthenticationsPerAddress(t *testing.T) {
 		}
 	}
 }
+
+// A listen stream is bound to the tenant it was opened for: when the tenant is deleted it ends
+// with a close event, and never sends the events of a tenant created later with the same id,
+// even to a key (an admin's) that may read the new tenant.
+func TestListen_StreamEndsWhenItsTenantIsDeleted(t *testing.T) {
+	t.Parallel()
+	a := newTestAPI(t, api.Config{ListenHeartbeat: 200 * time.Millisecond})
+	a.tenantKey("acme")
+	a.must(http.StatusCreated, "POST", "/v1/event-types", map[string]any{"name": "invoice.paid"}, nil)
+	s, ans := listen(t, a.srv.URL, a.admin, "", nil)
+	if s == nil {
+		t.Fatalf("listen: %d %s", ans.status, ans.body)
+	}
+	if ev := s.next(5 * time.Second); ev.name != "ready" {
+		t.Fatalf("first event = %+v, want ready", ev)
+	}
+	a.must(http.StatusOK, "DELETE", "/v1/tenants/acme", nil, nil)
+	a.must(http.StatusCreated, "POST", "/v1/tenants", map[string]any{"id": "acme", "name": "Another Acme"}, nil)
+	a.must(http.StatusAccepted, "POST", "/v1/tenants/acme/events", map[string]any{"type": "invoice.paid", "data": map[string]any{"secret": "new tenant's"}}, nil)
+	ev := s.next(10 * time.Second)
+	if ev.name != "close" || !strings.Contains(ev.data, "the tenant was deleted") {
+		t.Fatalf("event after the tenant was deleted and created again = %+v, want close saying so", ev)
+	}
+	select {
+	case <-s.ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream did not end")
+	}
+}
