@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -64,6 +65,9 @@ func (s *Server) registerKeys() {
 		k.TenantUID = uid
 		a := s.audit(ctx, "api_key.create", "api_key", k.ID, k.TenantID, nil, keyOut(k))
 		if err := s.st.CreateAPIKey(store.WithAudit(ctx, a), k); err != nil {
+			if errors.Is(err, store.ErrNotFound) { // the tenant was deleted meanwhile
+				return nil, s.fail(err, "tenant "+in.Body.TenantID)
+			}
 			return nil, s.fail(err, "api key")
 		}
 		out := keyOut(k)
