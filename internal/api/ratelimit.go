@@ -21,7 +21,7 @@ import (
 //     (bursts of 4,000): thirteen times an application publishing 150 events/s one by one, and
 //     under half of what one node acknowledges in single-event publishes (about 5,000/s on the
 //     reference machine, docs/benchmarks.md), so one tenant cannot take a node from the others.
-//     Batches of up to 100 events carry far more.
+//     A batch (up to 1,000 events) counts as one request.
 //   - Other routes of a tenant key or a portal link (reading deliveries, managing endpoints, the
 //     dashboard) stay at 100 requests/s per key, bursts of 200: the dashboard makes a few requests
 //     a page, an integration a handful a second.
