@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/netip"
 	"os"
 	"time"
@@ -22,6 +21,7 @@ func serveCmd() *cobra.Command {
 		internalCIDRs []string
 		logFormat     string
 		logLevel      string
+		checkLimits   func(*slog.Logger) error
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -66,11 +66,8 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 			if cfg.Dev {
 				log.Warn("dev mode: plain-HTTP and loopback endpoints are allowed; do not use in production")
 			}
-			if !(cfg.APIRate >= 0) || math.IsInf(cfg.APIRate, 0) || cfg.APIBurst < 0 {
-				return fmt.Errorf("--api-rate %v, --api-burst %d: want finite numbers, not negative (--api-rate 0 turns the limit off)", cfg.APIRate, cfg.APIBurst)
-			}
-			if cfg.APIRate == 0 {
-				log.Warn("API rate limit off (--api-rate 0): one API key can use all of the server")
+			if err := checkLimits(log); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			n, err := node.Start(ctx, cfg)
@@ -95,8 +92,7 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.StringSliceVar(&internalCIDRs, "internal-cidr", nil, "private networks only endpoints an admin marked internal may reach, over http or https (e.g. 10.2.0.0/16); repeatable")
 	f.StringVar(&cfg.APIKey, "api-key", "", "an admin API key to accept (otherwise one is created at first start)")
 	f.IntVar(&cfg.MaxEventBytes, "max-event-bytes", 256<<10, "largest event accepted, in bytes")
-	f.Float64Var(&cfg.APIRate, "api-rate", 100, "API requests per second each API key may make (0: no limit)")
-	f.IntVar(&cfg.APIBurst, "api-burst", 200, "API requests each key may make at once above --api-rate (0: twice --api-rate)")
+	checkLimits = apiLimitFlags(f, &cfg.APILimits)
 	f.StringVar(&cfg.PublicURL, "public-url", "", "base URL senders reach Herald at (https://hooks.example.com), shown in sources' URLs; default: the scheme and host of the API request")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) to serve the API over HTTPS; needs --tls-key")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")

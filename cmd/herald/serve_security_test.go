@@ -16,14 +16,14 @@ import (
 )
 
 // TestServe_HTTPSAndRateLimitFromEnvAndFlags runs the binary with its certificate from
-// HERALD_TLS_CERT / HERALD_TLS_KEY and a tight per-key rate limit from flags, and talks to it
+// HERALD_TLS_CERT / HERALD_TLS_KEY and a tight admin key rate limit from flags, and talks to it
 // with a client that trusts only that certificate.
 func TestServe_HTTPSAndRateLimitFromEnvAndFlags(t *testing.T) {
 	needBinary(t)
 	certFile, keyFile, pool := testcert.WriteSelfSigned(t, t.TempDir())
 	addr := freeAddr(t)
 	p := run(t, "https", []string{"HERALD_API_KEY=" + testKey, "HERALD_TLS_CERT=" + certFile, "HERALD_TLS_KEY=" + keyFile},
-		"serve", "--addr", addr, "--data-dir", t.TempDir(), "--api-rate", "0.2", "--api-burst", "2")
+		"serve", "--addr", addr, "--data-dir", t.TempDir(), "--admin-rate", "0.2", "--admin-burst", "2")
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	get := func(path string) (*http.Response, error) {
 		req, err := http.NewRequest("GET", "https://"+addr+path, nil)
@@ -60,7 +60,7 @@ func TestServe_HTTPSAndRateLimitFromEnvAndFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if resp.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("third request with --api-burst 2 = %d, want 429", resp.StatusCode)
+		t.Fatalf("third request with --admin-burst 2 = %d, want 429", resp.StatusCode)
 	}
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || s < 1 {
 		t.Errorf("Retry-After = %q, want whole seconds", resp.Header.Get("Retry-After"))

@@ -48,11 +48,9 @@ type Config struct {
 	SecretOverlap time.Duration
 	// MaxJSONDepth bounds how deeply a request body nests arrays and objects (default 64).
 	MaxJSONDepth int
-	// RateLimit is how many requests per second one API key may make, as a token bucket that
-	// holds RateBurst requests (default twice RateLimit). 0 means no limit. The limit is per
-	// process: behind several nodes a key may make RateLimit requests per second to each.
-	RateLimit float64
-	RateBurst int
+	// RateLimits are the request rate limits (ratelimit.go); a zero Rate is no limit, and the
+	// zero value none at all. herald serve applies DefaultRateLimits.
+	RateLimits RateLimits
 	// Now is the clock; tests may set it.
 	Now func() time.Time
 	// Metrics, when set, counts requests by route and published events.
@@ -94,8 +92,8 @@ type Server struct {
 	log *slog.Logger
 	api huma.API
 	mux *http.ServeMux
-	// limiter is nil when API keys are not rate limited.
-	limiter *keyLimiter
+	// limits are the request rate limits' buckets.
+	limits limiters
 	// types remembers event types known to exist, for the publish path.
 	types *typeCache
 	// keys remembers valid API keys for a few seconds.
@@ -146,7 +144,7 @@ func New(cfg Config) *Server {
 	jf := jsonFormat(cfg.MaxJSONDepth)
 	hc.Formats = map[string]huma.Format{"application/json": jf, "json": jf}
 	hc.Transformers = []huma.Transformer{boundErrorValues}
-	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst), types: newTypeCache(), keys: newKeyCache(), exprs: expr.NewCache(256)}
+	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limits: newLimiters(cfg.RateLimits), types: newTypeCache(), keys: newKeyCache(), exprs: expr.NewCache(256)}
 	s.tracer = telemetry.Tracer(cfg.TracerProvider)
 	s.api = humago.New(mux, hc)
 	// authenticate runs first: the rate limit is per authenticated key.

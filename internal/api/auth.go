@@ -89,25 +89,42 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 	}
 	if err != nil || subtle.ConstantTimeCompare(key.Hash, hash) != 1 {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.log.Error("look up api key", "err", err)
-			ctx.SetHeader("Retry-After", "5")
-			_ = huma.WriteErr(s.api, ctx, http.StatusServiceUnavailable, "cannot check the API key now")
+			s.cannotCheck(ctx, "API key", err)
 			return
 		}
-		ctx.SetHeader("WWW-Authenticate", `Bearer realm="herald", error="invalid_token"`)
-		_ = huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "invalid or revoked API key")
+		s.authFailed(ctx, "invalid or revoked API key")
 		return
 	}
 	s.authorize(ctx, principal{key: key}, next)
 }
 
+// cannotCheck answers a request whose credential could not be checked because the store failed:
+// 503 with Retry-After, never 401, 403 or 404, which a client would take as final.
+func (s *Server) cannotCheck(ctx huma.Context, what string, err error) {
+	s.log.Error("check credential", "what", what, "err", err)
+	ctx.SetHeader("Retry-After", "5")
+	_ = huma.WriteErr(s.api, ctx, http.StatusServiceUnavailable, "cannot check the "+what+" now; try again later")
+}
+
 // authenticatePortal admits a portal token (portal.go) as a tenant key of its tenant until it
-// expires.
+// expires, and while the tenant instance it was made for exists: a link dies with its tenant,
+// even when a tenant of the same id is created later.
 func (s *Server) authenticatePortal(ctx huma.Context, token string, next func(huma.Context)) {
 	c, err := verifyPortalToken(s.cfg.PortalKey, token, s.now())
 	if err != nil {
-		ctx.SetHeader("WWW-Authenticate", `Bearer realm="herald", error="invalid_token"`)
-		_ = huma.WriteErr(s.api, ctx, http.StatusUnauthorized, err.Error())
+		s.authFailed(ctx, err.Error())
+		return
+	}
+	t, err := s.st.GetTenant(ctx.Context(), c.Tenant)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.authFailed(ctx, errPortalToken.Error())
+		return
+	case err != nil:
+		s.cannotCheck(ctx, "portal link", err)
+		return
+	case subtle.ConstantTimeCompare([]byte(t.UID), []byte(c.TenantUID)) != 1:
+		s.authFailed(ctx, errPortalToken.Error())
 		return
 	}
 	s.authorize(ctx, principal{key: portalKey(c), expires: time.Unix(c.Expiry, 0).UTC()}, next)

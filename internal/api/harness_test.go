@@ -32,6 +32,7 @@ type testAPI struct {
 	srv   *httptest.Server
 	api   *api.Server
 	admin string // an admin key's secret
+	st    *sqlite.Store
 }
 
 // newTestAPI starts the API with cfg (store, notifier and, unless set, a production URL check
@@ -62,7 +63,7 @@ func newTestAPI(t testing.TB, cfg api.Config) *testAPI {
 	a := api.New(cfg)
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
-	return &testAPI{t: t, srv: srv, api: a, admin: secret}
+	return &testAPI{t: t, srv: srv, api: a, admin: secret, st: st}
 }
 
 // answer is a response read in full.

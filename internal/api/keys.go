@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -44,13 +45,16 @@ func (s *Server) registerKeys() {
 			return nil, err
 		}
 		role := store.Role(in.Body.Role)
+		var uid string // the tenant instance a tenant key is bound to
 		if role == store.RoleTenant {
 			if in.Body.TenantID == "" {
 				return nil, huma.Error422UnprocessableEntity("a tenant key needs a tenant", &huma.ErrorDetail{Location: "body.tenant_id", Message: "required when role is tenant"})
 			}
-			if _, err := s.st.GetTenant(ctx, in.Body.TenantID); err != nil {
+			t, err := s.st.GetTenant(ctx, in.Body.TenantID)
+			if err != nil {
 				return nil, s.fail(err, "tenant "+in.Body.TenantID)
 			}
+			uid = t.UID
 		} else if in.Body.TenantID != "" {
 			return nil, huma.Error422UnprocessableEntity("an admin key has no tenant", &huma.ErrorDetail{Location: "body.tenant_id", Message: "must be empty when role is admin", Value: in.Body.TenantID})
 		}
@@ -58,8 +62,12 @@ func (s *Server) registerKeys() {
 		if err != nil {
 			return nil, s.fail(err, "api key")
 		}
+		k.TenantUID = uid
 		a := s.audit(ctx, "api_key.create", "api_key", k.ID, k.TenantID, nil, keyOut(k))
 		if err := s.st.CreateAPIKey(store.WithAudit(ctx, a), k); err != nil {
+			if errors.Is(err, store.ErrNotFound) { // the tenant was deleted meanwhile
+				return nil, s.fail(err, "tenant "+in.Body.TenantID)
+			}
 			return nil, s.fail(err, "api key")
 		}
 		out := keyOut(k)

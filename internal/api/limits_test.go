@@ -18,7 +18,8 @@ import (
 func TestAPI_RateLimitIsPerKeyAnd429WithRetryAfter(t *testing.T) {
 	t.Parallel()
 	// One token every 5 s, so none comes back while the test runs; bursts of 4.
-	a := newTestAPI(t, api.Config{RateLimit: 0.2, RateBurst: 4})
+	slow := api.Rate{PerSecond: 0.2, Burst: 4}
+	a := newTestAPI(t, api.Config{RateLimits: api.RateLimits{TenantKey: slow, AdminKey: slow}})
 	tenant := a.tenantKey("acme") // the admin key spends two tokens here
 
 	for i := range 2 {
@@ -61,7 +62,7 @@ func TestAPI_RateLimitIsPerKeyAnd429WithRetryAfter(t *testing.T) {
 
 func TestAPI_RateLimitZeroDisables(t *testing.T) {
 	t.Parallel()
-	a := newTestAPI(t, api.Config{RateLimit: 0, RateBurst: 1})
+	a := newTestAPI(t, api.Config{RateLimits: api.RateLimits{AdminKey: api.Rate{PerSecond: 0, Burst: 1}}})
 	for i := range 300 {
 		if ans := a.do(a.admin, "GET", "/v1/tenants", nil); ans.status != http.StatusOK {
 			t.Fatalf("request %d = %d with the rate limit off: %s", i+1, ans.status, ans.body)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"github.com/heraldhq/herald/internal/redact"
 )
 
 // A listen stream is Server-Sent Events rather than NDJSON: SSE has resumption built in (each
@@ -96,11 +98,12 @@ func (s *Server) registerListen() {
 		if errs := validPatterns("query.events", patterns); len(errs) > 0 {
 			return nil, huma.Error422UnprocessableEntity("invalid event type pattern", errs...)
 		}
-		if _, err := s.redaction(ctx, in.Tenant); err != nil {
-			return nil, err // 404 for a tenant that does not exist
+		// The stream is bound to this instance of the tenant: it ends if the tenant is deleted.
+		tn, err := s.st.GetTenant(ctx, in.Tenant)
+		if err != nil {
+			return nil, s.fail(err, "tenant "+in.Tenant) // 404 for a tenant that does not exist
 		}
 		var after int64
-		var err error
 		switch {
 		case in.LastEventID != "":
 			if after, err = openCursor(s.cursorKeys, "listen", in.Tenant, "", in.LastEventID); err != nil {
@@ -119,13 +122,13 @@ func (s *Server) registerListen() {
 			patterns = []string{"*"}
 		}
 		return &huma.StreamResponse{Body: func(hctx huma.Context) {
-			s.listen(hctx, in.Tenant, patterns, after, heartbeat)
+			s.listen(hctx, in.Tenant, tn.UID, patterns, after, heartbeat)
 		}}, nil
 	})
 }
 
 // listen writes a stream until the client goes, the server stops streams, or the store fails.
-func (s *Server) listen(hctx huma.Context, tenant string, patterns []string, after int64, heartbeat time.Duration) {
+func (s *Server) listen(hctx huma.Context, tenant, uid string, patterns []string, after int64, heartbeat time.Duration) {
 	ctx := hctx.Context()
 	_, w := humago.Unwrap(hctx)
 	rc := http.NewResponseController(w)
@@ -175,10 +178,11 @@ func (s *Server) listen(hctx huma.Context, tenant string, patterns []string, aft
 			}
 			if len(evs) > 0 {
 				// Read each time: a tenant's redaction setting may change while it listens.
-				paths, err := s.redaction(ctx, tenant)
+				t, err := s.tenantInstance(ctx, tenant, uid)
 				if err != nil {
 					return err
 				}
+				paths := redact.Compile(t.RedactFields)
 				var msg strings.Builder
 				for i := range evs {
 					out, err := eventOut(&evs[i].Event, paths)
@@ -209,6 +213,9 @@ func (s *Server) listen(hctx huma.Context, tenant string, patterns []string, aft
 			case <-s.streams.stop:
 				return write(closing)
 			case <-quiet.C:
+				if _, err := s.tenantInstance(ctx, tenant, uid); err != nil {
+					return err
+				}
 				if err := write(": heartbeat\n\n"); err != nil {
 					return err
 				}
@@ -219,6 +226,8 @@ func (s *Server) listen(hctx huma.Context, tenant string, patterns []string, aft
 	}()
 	switch {
 	case err == nil, ctx.Err() != nil:
+	case errors.Is(err, errTenantGone):
+		_ = write("event: close\ndata: {\"reason\":\"the tenant was deleted\"}\n\n")
 	case isClientGone(err):
 		log.Debug("listen stream ended: the client went", "err", err)
 	default:

@@ -23,12 +23,14 @@ import (
 // its URL fragment (which browsers send to no server and put in no Referer); the dashboard uses the
 // token as its Bearer credential. The token is stateless:
 //
-//	hk_portal_<base64url(JSON {"t": tenant, "e": expiry in Unix seconds, "i": link id})>.<base64url(HMAC-SHA256)>
+//	hk_portal_<base64url(JSON {"t": tenant, "u": tenant instance, "e": expiry in Unix seconds, "i": link id})>.<base64url(HMAC-SHA256)>
 //
 // signed with Config.PortalKey, a key derived from the encryption master key (seal.Keyring.Derive):
 // every node sharing the master key accepts the link, a copy of the database cannot forge one, and
 // rotating the master key voids every outstanding link. A portal token acts as a tenant key of its
-// tenant (never an admin), and its expiry is checked on every request.
+// tenant (never an admin). Its expiry is checked on every request, and so is its tenant instance
+// (store.Tenant.UID): deleting the tenant voids the link, even if a tenant of the same id is
+// created later. Links minted before tenants had instances carry none and are refused.
 
 // PortalTokenPrefix starts every portal token, so that a leaked one is recognisable.
 const PortalTokenPrefix = "hk_portal_"
@@ -41,9 +43,10 @@ const (
 
 // portalClaims is what a portal token says.
 type portalClaims struct {
-	Tenant string `json:"t"`
-	Expiry int64  `json:"e"`
-	ID     string `json:"i"`
+	Tenant    string `json:"t"`
+	TenantUID string `json:"u"`
+	Expiry    int64  `json:"e"`
+	ID        string `json:"i"`
 }
 
 // signPortalToken makes the token of c with key.
@@ -83,7 +86,7 @@ func verifyPortalToken(key []byte, token string, now time.Time) (*portalClaims, 
 		return nil, errPortalToken
 	}
 	var c portalClaims
-	if err := json.Unmarshal(payload, &c); err != nil || c.Tenant == "" || c.ID == "" {
+	if err := json.Unmarshal(payload, &c); err != nil || c.Tenant == "" || c.TenantUID == "" || c.ID == "" {
 		return nil, errPortalToken
 	}
 	if !now.Before(time.Unix(c.Expiry, 0)) {
@@ -95,7 +98,7 @@ func verifyPortalToken(key []byte, token string, now time.Time) (*portalClaims, 
 // portalKey is the principal of a portal token: a tenant key that exists only in the request. Its
 // id names the link, so the audit log and the rate limit tell links apart.
 func portalKey(c *portalClaims) *store.APIKey {
-	return &store.APIKey{ID: c.ID, Name: "portal link", Role: store.RoleTenant, TenantID: c.Tenant, Prefix: PortalTokenPrefix}
+	return &store.APIKey{ID: c.ID, Name: "portal link", Role: store.RoleTenant, TenantID: c.Tenant, TenantUID: c.TenantUID, Prefix: PortalTokenPrefix}
 }
 
 // PortalLink is the answer to a portal link request.
@@ -141,7 +144,7 @@ func (s *Server) registerPortal() {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "create-portal-link", Method: http.MethodPost, Path: "/v1/tenants/{tenant}/portal-links", Tags: []string{"Tenants"},
 		Summary:       "Create a short-lived link to the dashboard, limited to one tenant",
-		Description:   "The link opens the dashboard signed in as the tenant, with a tenant key's powers, until it expires (default 1 h, at most 24 h). It cannot be revoked before then, except by rotating the encryption master key, which voids every link.",
+		Description:   "The link opens the dashboard signed in as the tenant, with a tenant key's powers, until it expires (default 1 h, at most 24 h). It cannot be revoked before then, except by deleting the tenant (a tenant created later with the same id does not revive it) or by rotating the encryption master key, which voids every link.",
 		DefaultStatus: http.StatusCreated, Metadata: map[string]any{metaAdminOnly: true},
 	}, func(ctx context.Context, in *portalLinkInput) (*Out[PortalLink], error) {
 		if len(s.cfg.PortalKey) == 0 {
@@ -151,7 +154,8 @@ func (s *Server) registerPortal() {
 		if in.Body != nil && in.Body.ExpiresInSeconds != 0 {
 			ttl = in.Body.ExpiresInSeconds
 		}
-		if _, err := s.st.GetTenant(ctx, in.Tenant); err != nil {
+		t, err := s.st.GetTenant(ctx, in.Tenant)
+		if err != nil {
 			return nil, s.fail(err, "tenant "+in.Tenant)
 		}
 		var rnd [12]byte
@@ -159,7 +163,7 @@ func (s *Server) registerPortal() {
 			return nil, s.fail(fmt.Errorf("portal link id: %w", err), "portal link")
 		}
 		expires := s.now().Add(time.Duration(ttl) * time.Second).Truncate(time.Second)
-		c := portalClaims{Tenant: in.Tenant, Expiry: expires.Unix(), ID: "portal_" + base64.RawURLEncoding.EncodeToString(rnd[:])}
+		c := portalClaims{Tenant: in.Tenant, TenantUID: t.UID, Expiry: expires.Unix(), ID: "portal_" + base64.RawURLEncoding.EncodeToString(rnd[:])}
 		token, err := signPortalToken(s.cfg.PortalKey, c)
 		if err != nil {
 			return nil, s.fail(err, "portal link")

@@ -57,6 +57,46 @@ func TestKeyLimiter_DropsIdleBuckets(t *testing.T) {
 	}
 }
 
+// Past its bound on buckets, a limiter puts new keys into one shared bucket instead of growing:
+// an attacker with many addresses cannot make it hold more, and only limits itself further.
+func TestKeyLimiter_BoundedBuckets(t *testing.T) {
+	t.Parallel()
+	l := newKeyLimiter(10, 2)
+	l.max = 100
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 1000 {
+		l.allow(fmt.Sprintf("addr_%d", i), now)
+	}
+	if n := l.size(); n > 101 {
+		t.Fatalf("%d buckets, want at most the bound and the shared one", n)
+	}
+	if ok, _ := l.allow("addr_0", now); !ok {
+		t.Error("a key that had a bucket before the bound was reached lost it")
+	}
+	if ok, _ := l.allow("addr_new", now); ok {
+		t.Error("a new key past the bound was allowed: it should share the spent overflow bucket")
+	}
+	if ok, _ := l.allow("addr_newer", now.Add(2*time.Minute)); !ok {
+		t.Error("once idle buckets are dropped, a new key must get a bucket of its own")
+	}
+}
+
+func TestClientAddr(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"127.0.0.1:4242":                "127.0.0.1",
+		"[::ffff:10.1.2.3]:80":          "10.1.2.3",
+		"[2001:db8:1:2:3:4:5:6]:443":    "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ffff:4:5:6]:443": "2001:db8:1:2::/64",
+		"[2001:db8:1:3::1]:443":         "2001:db8:1:3::/64",
+		"not an address":                "not an address",
+	} {
+		if got := clientAddr(in); got != want {
+			t.Errorf("clientAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestNewKeyLimiter_Settings(t *testing.T) {
 	t.Parallel()
 	if l := newKeyLimiter(0, 10); l != nil {

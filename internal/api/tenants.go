@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -193,4 +194,22 @@ func (s *Server) registerTenants() {
 			"attempts", del.Attempts, "endpoints", del.Endpoints, "api_keys", del.APIKeys)
 		return &Out[TenantDeleted]{Body: TenantDeleted{TenantID: in.Tenant, Deleted: *del}}, nil
 	})
+}
+
+// errTenantGone is what tenantInstance says when the tenant instance asked for no longer exists.
+var errTenantGone = errors.New("the tenant was deleted")
+
+// tenantInstance reads tenant id if it is still the instance uid: something opened for a tenant
+// (a listen stream) must not carry on with a tenant created later with the same id.
+func (s *Server) tenantInstance(ctx context.Context, id, uid string) (*store.Tenant, error) {
+	t, err := s.st.GetTenant(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errTenantGone
+	case err != nil:
+		return nil, fmt.Errorf("read tenant %s: %w", id, err)
+	case t.UID != uid:
+		return nil, errTenantGone
+	}
+	return t, nil
 }

@@ -76,10 +76,9 @@ type Config struct {
 	// when it names none, a key file in DataDir, created on first start (see rekey.go).
 	Encryption seal.Config
 	Dispatch   dispatch.Config
-	// APIRate is how many API requests per second one key may make (0: no limit; herald serve
-	// defaults to 100), in bursts of up to APIBurst (default twice APIRate).
-	APIRate  float64
-	APIBurst int
+	// APILimits are the API's request rate limits (api.RateLimits; the zero value: none; herald
+	// serve applies api.DefaultRateLimits).
+	APILimits api.RateLimits
 	// TLSCertFile and TLSKeyFile (PEM), both set, make the API serve HTTPS instead of HTTP.
 	TLSCertFile string
 	TLSKeyFile  string
@@ -215,7 +214,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		TracerProvider: tp, Ops: opsPub})
 	a := api.New(api.Config{
 		Store: st, Notifier: d, URLCheck: client, InternalURLCheck: internalClient, Logger: log, Version: Version, MaxEventBytes: cfg.MaxEventBytes,
-		RateLimit: cfg.APIRate, RateBurst: cfg.APIBurst, Metrics: m, Inbound: in, PublicURL: cfg.PublicURL, TracerProvider: tp,
+		RateLimits: cfg.APILimits, Metrics: m, Inbound: in, PublicURL: cfg.PublicURL, TracerProvider: tp,
 		PortalKey: keys.Derive("herald portal link v1"),
 		// Feed and listen cursors are sealed with the keyring, so every node opens every node's.
 		CursorKeys: keys,

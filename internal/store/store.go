@@ -26,6 +26,7 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 
+	// CreateTenant stores t with a new UID (NewTenantUID), set on t.
 	CreateTenant(ctx context.Context, t *Tenant) error
 	GetTenant(ctx context.Context, id string) (*Tenant, error)
 	ListTenants(ctx context.Context, p Page) ([]Tenant, string, error)
@@ -132,7 +133,11 @@ type Store interface {
 	// transaction, and marks it accepted. ErrConflict when it is no longer quarantined.
 	AcceptReceived(ctx context.Context, tenantID, id string, ev *Event) (*ReceiveResult, error)
 
+	// CreateAPIKey stores a key. A tenant key is bound to its tenant's current instance (k.TenantUID
+	// is set to it; one given must match): ErrNotFound when that instance does not exist.
 	CreateAPIKey(ctx context.Context, k *APIKey) error
+	// APIKeyByHash finds a key that is not revoked and, for a tenant key, whose tenant instance
+	// (TenantUID) still exists; ErrNotFound otherwise.
 	APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error)
 	ListAPIKeys(ctx context.Context) ([]APIKey, error)
 	RevokeAPIKey(ctx context.Context, id string) error

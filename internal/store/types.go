@@ -1,6 +1,8 @@
 package store
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -16,6 +18,10 @@ type Tenant struct {
 	RedactFields []string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// UID names this instance of the tenant: CreateTenant gives every new tenant a random one
+	// (NewTenantUID), never reused and never changed, so that a credential bound to it (an API
+	// key, a portal link) dies with the tenant, even if a tenant of the same ID is created later.
+	UID string
 }
 
 // EventType is an entry of the event catalog, named resource.action with an optional .vN suffix.
@@ -290,6 +296,14 @@ type Stats struct {
 	FailedDeliveries int       `json:"failed_deliveries"`
 }
 
+// NewTenantUID makes a tenant instance id: 128 random bits in hex, as migrations give the
+// tenants that existed before instance ids did.
+func NewTenantUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24)
+	return hex.EncodeToString(b[:])
+}
+
 // Role is what an API key may do.
 type Role string
 
@@ -308,6 +322,9 @@ type APIKey struct {
 	Prefix    string // the first characters of the key, to recognise it in lists
 	CreatedAt time.Time
 	RevokedAt *time.Time
+	// TenantUID is the instance of the tenant a tenant key was made for (Tenant.UID): CreateAPIKey
+	// sets it, and APIKeyByHash finds the key only while that instance exists.
+	TenantUID string
 }
 
 // EncodeEndpointOptions and DecodeEndpointOptions convert an endpoint's options to and from the

@@ -14,20 +14,24 @@ import (
 
 // CreateTenant inserts a tenant; ErrConflict if the id is taken.
 func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
-	err := s.execOne(ctx, "insert tenant", `INSERT INTO tenants (id, name, redact_fields, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)`,
-		t.ID, t.Name, redactArg(t.RedactFields), t.CreatedAt, t.UpdatedAt)
+	uid := store.NewTenantUID()
+	err := s.execOne(ctx, "insert tenant", `INSERT INTO tenants (id, name, redact_fields, created_at, updated_at, uid) VALUES ($1, $2, $3, $4, $5, $6)`,
+		t.ID, t.Name, redactArg(t.RedactFields), t.CreatedAt, t.UpdatedAt, uid)
 	if isUnique(err) {
 		return fmt.Errorf("tenant %q: %w", t.ID, store.ErrConflict)
+	}
+	if err == nil {
+		t.UID = uid
 	}
 	return err
 }
 
-const tenantColumns = `id, name, redact_fields, created_at, updated_at, seq`
+const tenantColumns = `id, name, redact_fields, created_at, updated_at, uid, seq`
 
 func scanTenant(r pgx.Row) (*store.Tenant, int64, error) {
 	var t store.Tenant
 	var seq int64
-	if err := r.Scan(&t.ID, &t.Name, &t.RedactFields, &t.CreatedAt, &t.UpdatedAt, &seq); err != nil {
+	if err := r.Scan(&t.ID, &t.Name, &t.RedactFields, &t.CreatedAt, &t.UpdatedAt, &t.UID, &seq); err != nil {
 		return nil, 0, err
 	}
 	if len(t.RedactFields) == 0 {
@@ -378,29 +382,47 @@ func (s *Store) DisableEndpoint(ctx context.Context, id, reason string, deadLett
 
 // CreateAPIKey stores a key's hash.
 func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
-	err := s.execOne(ctx, "insert api key", `INSERT INTO api_keys (id, name, role, tenant_id, hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		k.ID, k.Name, string(k.Role), k.TenantID, k.Hash, k.Prefix, k.CreatedAt)
+	uid := k.TenantUID
+	insert := `INSERT INTO api_keys (id, name, role, tenant_id, hash, prefix, created_at, tenant_uid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+	if k.Role == store.RoleTenant {
+		if uid == "" {
+			t, err := s.GetTenant(ctx, k.TenantID)
+			if err != nil {
+				return err
+			}
+			uid = t.UID
+		}
+		// Bound in the same statement: a tenant deleted (and created again) meanwhile is not found.
+		insert = `INSERT INTO api_keys (id, name, role, tenant_id, hash, prefix, created_at, tenant_uid)
+			SELECT $1::text, $2::text, $3::text, $4::text, $5::bytea, $6::text, $7::timestamptz, $8::text FROM tenants WHERE id = $4 AND uid = $8`
+	}
+	err := s.execOne(ctx, "insert api key", insert, k.ID, k.Name, string(k.Role), k.TenantID, k.Hash, k.Prefix, k.CreatedAt, uid)
 	if isUnique(err) {
 		return fmt.Errorf("api key: %w", store.ErrConflict)
+	}
+	if err == nil {
+		k.TenantUID = uid
 	}
 	return err
 }
 
-const keyColumns = `id, name, role, tenant_id, hash, prefix, created_at, revoked_at`
+const keyColumns = `id, name, role, tenant_id, hash, prefix, created_at, revoked_at, tenant_uid`
 
 func scanKey(r pgx.Row) (*store.APIKey, error) {
 	var k store.APIKey
 	var role string
-	if err := r.Scan(&k.ID, &k.Name, &role, &k.TenantID, &k.Hash, &k.Prefix, &k.CreatedAt, &k.RevokedAt); err != nil {
+	if err := r.Scan(&k.ID, &k.Name, &role, &k.TenantID, &k.Hash, &k.Prefix, &k.CreatedAt, &k.RevokedAt, &k.TenantUID); err != nil {
 		return nil, err
 	}
 	k.Role = store.Role(role)
 	return &k, nil
 }
 
-// APIKeyByHash finds a key that is not revoked by the SHA-256 of its secret.
+// APIKeyByHash finds a key that is not revoked by the SHA-256 of its secret; a tenant key only
+// while the tenant instance it was made for exists.
 func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (*store.APIKey, error) {
-	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = $1 AND revoked_at IS NULL`, hash))
+	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = $1 AND revoked_at IS NULL
+		AND (role <> 'tenant' OR EXISTS (SELECT 1 FROM tenants WHERE tenants.id = api_keys.tenant_id AND tenants.uid = api_keys.tenant_uid))`, hash))
 	if err != nil {
 		return nil, notFound(err, "api key")
 	}

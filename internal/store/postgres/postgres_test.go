@@ -605,6 +605,8 @@ func TestMigrate_FromAnOlderVersionKeepsData(t *testing.T) {
 	now := time.Now()
 	_, err = conn.Exec(ctx, "INSERT INTO "+pgx.Identifier{schema, "tenants"}.Sanitize()+" (id, name, created_at, updated_at) VALUES ('acme', 'Acme', $1, $1)", now)
 	must(t, err)
+	_, err = conn.Exec(ctx, "INSERT INTO "+pgx.Identifier{schema, "api_keys"}.Sanitize()+" (id, role, tenant_id, hash, prefix, created_at) VALUES ('k', 'tenant', 'acme', 'old-key-hash', 'hk_tenant_x', $1)", now)
+	must(t, err)
 	var lanes bool
 	must(t, conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", schema+".lanes").Scan(&lanes))
 	if lanes {
@@ -624,6 +626,10 @@ func TestMigrate_FromAnOlderVersionKeepsData(t *testing.T) {
 		t.Fatalf("a migrated tenant redacts %v", tn.RedactFields)
 	}
 	must(t, upgraded.RecordAudit(ctx, &store.AuditEntry{At: now, Action: "tenant.update", ResourceType: "tenant", ResourceID: "acme", TenantID: "acme"}))
+	// Migration 10: the tenant has an instance, and its key is bound to it.
+	if k, err := upgraded.APIKeyByHash(ctx, []byte("old-key-hash")); len(tn.UID) != 32 || err != nil || k.TenantUID != tn.UID {
+		t.Fatalf("after migration 10: tenant instance %q, key %+v, %v", tn.UID, k, err)
+	}
 	// And it works: claims take lanes.
 	setupEndpointOnly(t, upgraded)
 }

@@ -37,9 +37,10 @@ func affected(res sql.Result, what string) error {
 
 // CreateTenant inserts a tenant; ErrConflict if the id is taken.
 func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, name, redact_fields, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
-			t.ID, t.Name, redactArg(t.RedactFields), micros(t.CreatedAt), micros(t.UpdatedAt))
+	uid := store.NewTenantUID()
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, name, redact_fields, created_at, updated_at, uid) VALUES (?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Name, redactArg(t.RedactFields), micros(t.CreatedAt), micros(t.UpdatedAt), uid)
 		if isUnique(err) {
 			return fmt.Errorf("tenant %q: %w", t.ID, store.ErrConflict)
 		}
@@ -48,15 +49,19 @@ func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 		}
 		return nil
 	})
+	if err == nil {
+		t.UID = uid
+	}
+	return err
 }
 
-const tenantColumns = `id, name, redact_fields, created_at, updated_at, rowid`
+const tenantColumns = `id, name, redact_fields, created_at, updated_at, uid, rowid`
 
 func scanTenant(r rowScanner) (*store.Tenant, int64, error) {
 	var t store.Tenant
 	var redact string
 	var rowid, c, u int64
-	if err := r.Scan(&t.ID, &t.Name, &redact, &c, &u, &rowid); err != nil {
+	if err := r.Scan(&t.ID, &t.Name, &redact, &c, &u, &t.UID, &rowid); err != nil {
 		return nil, 0, err
 	}
 	if err := json.Unmarshal([]byte(redact), &t.RedactFields); err != nil {
@@ -471,9 +476,20 @@ func (s *Store) DisableEndpoint(ctx context.Context, id, reason string, deadLett
 
 // CreateAPIKey stores a key's hash.
 func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (id, name, role, tenant_id, hash, prefix, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			k.ID, k.Name, string(k.Role), k.TenantID, k.Hash, k.Prefix, micros(k.CreatedAt))
+	uid := k.TenantUID
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if k.Role == store.RoleTenant {
+			var current string
+			if err := tx.QueryRowContext(ctx, `SELECT uid FROM tenants WHERE id = ?`, k.TenantID).Scan(&current); err != nil {
+				return notFound(err, "tenant "+k.TenantID)
+			}
+			if uid != "" && uid != current {
+				return fmt.Errorf("tenant %s: the instance the key was made for: %w", k.TenantID, store.ErrNotFound)
+			}
+			uid = current
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (id, name, role, tenant_id, hash, prefix, created_at, tenant_uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			k.ID, k.Name, string(k.Role), k.TenantID, k.Hash, k.Prefix, micros(k.CreatedAt), uid)
 		if isUnique(err) {
 			return fmt.Errorf("api key: %w", store.ErrConflict)
 		}
@@ -482,25 +498,31 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
 		}
 		return nil
 	})
+	if err == nil {
+		k.TenantUID = uid
+	}
+	return err
 }
 
-const keyColumns = `id, name, role, tenant_id, hash, prefix, created_at, revoked_at`
+const keyColumns = `id, name, role, tenant_id, hash, prefix, created_at, revoked_at, tenant_uid`
 
 func scanKey(r rowScanner) (*store.APIKey, error) {
 	var k store.APIKey
 	var role string
 	var c int64
 	var revoked sql.NullInt64
-	if err := r.Scan(&k.ID, &k.Name, &role, &k.TenantID, &k.Hash, &k.Prefix, &c, &revoked); err != nil {
+	if err := r.Scan(&k.ID, &k.Name, &role, &k.TenantID, &k.Hash, &k.Prefix, &c, &revoked, &k.TenantUID); err != nil {
 		return nil, err
 	}
 	k.Role, k.CreatedAt, k.RevokedAt = store.Role(role), fromMicros(c), fromNullMicros(revoked)
 	return &k, nil
 }
 
-// APIKeyByHash finds a key that is not revoked by the SHA-256 of its secret.
+// APIKeyByHash finds a key that is not revoked by the SHA-256 of its secret; a tenant key only
+// while the tenant instance it was made for exists.
 func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (*store.APIKey, error) {
-	k, err := scanKey(s.r.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = ? AND revoked_at IS NULL`, hash))
+	k, err := scanKey(s.r.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = ? AND revoked_at IS NULL
+		AND (role <> 'tenant' OR EXISTS (SELECT 1 FROM tenants WHERE tenants.id = api_keys.tenant_id AND tenants.uid = api_keys.tenant_uid))`, hash))
 	if err != nil {
 		return nil, notFound(err, "api key")
 	}

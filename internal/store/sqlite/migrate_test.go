@@ -35,6 +35,9 @@ func TestMigrate_FromAnOlderVersionKeepsData(t *testing.T) {
 	if _, err := db.ExecContext(ctx, `INSERT INTO tenants (id, name, created_at, updated_at) VALUES ('acme', 'Acme', 1, 1)`); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO api_keys (id, role, tenant_id, hash, prefix, created_at) VALUES ('k', 'tenant', 'acme', CAST('old-key-hash' AS BLOB), 'hk_tenant_x', 1)`); err != nil {
+		t.Fatal(err)
+	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -50,5 +53,9 @@ func TestMigrate_FromAnOlderVersionKeepsData(t *testing.T) {
 	}
 	if err := s.RecordAudit(ctx, &store.AuditEntry{Action: "tenant.update", ResourceType: "tenant", ResourceID: "acme", TenantID: "acme"}); err != nil {
 		t.Fatalf("the audit log after the migration: %v", err)
+	}
+	// Migration 8: the tenant has an instance, and its key is bound to it.
+	if k, err := s.APIKeyByHash(ctx, []byte("old-key-hash")); len(tn.UID) != 32 || err != nil || k.TenantUID != tn.UID {
+		t.Fatalf("after migration 8: tenant instance %q, key %+v, %v", tn.UID, k, err)
 	}
 }

@@ -60,6 +60,7 @@ func Run(t *testing.T, open Open) {
 		"FiltersDecideFanOut":           testFiltersDecideFanOut,
 		"EndpointOptionsRoundTrip":      testEndpointOptionsRoundTrip,
 		"EventTypeDocsRoundTrip":        testEventTypeDocsRoundTrip,
+		"TenantInstanceBindsKeys":       testTenantInstanceBindsKeys,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
