@@ -256,7 +256,7 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request, x *exchange, sr
 			rr.Status, rr.Reason = store.ReceiveQuarantined, quarantineReason(err)
 		}
 	}
-	if key := dedupKey(src.settings.Dedup, vreq, pev); key != "" {
+	if key := dedupKey(src.settings.Dedup, vreq, pev, src.verifier.SecretHeaders()); key != "" {
 		rr.DedupKey, rr.DedupUntil = key, now.Add(src.settings.Dedup.Window())
 	}
 	if rr.Status == store.ReceiveAccepted {
@@ -310,7 +310,7 @@ func (s *Service) received(r *http.Request, src *source, body []byte, now time.T
 		// The token is a credential, stored sealed with the source: not in plaintext here.
 		Path:       "/in/" + Redacted,
 		Query:      r.URL.RawQuery,
-		Headers:    storedHeaders(r.Header),
+		Headers:    storedHeaders(r.Header, src.verifier.SecretHeaders()),
 		Body:       body,
 		RemoteAddr: r.RemoteAddr,
 	}

@@ -227,6 +227,9 @@ func newChecker(c *Config) (checker, error) {
 // Scheme returns the scheme the Verifier checks.
 func (v *Verifier) Scheme() Scheme { return v.cfg.Scheme }
 
+// SecretHeaders is Config.SecretHeaders of the Verifier's Config.
+func (v *Verifier) SecretHeaders() []string { return v.cfg.SecretHeaders() }
+
 // String describes v without its secrets.
 func (v *Verifier) String() string {
 	return fmt.Sprintf("verify.Verifier{Scheme: %q, Secrets: %d redacted}", v.cfg.Scheme, len(v.cfg.Secrets))
