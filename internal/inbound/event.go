@@ -247,20 +247,50 @@ func isSecret(name string, secret []string) bool {
 // Redacted is what a credential header's value becomes in a stored request.
 const Redacted = redact.Marker
 
-// storedHeaders copies h with the values of its secret headers (isSecret) replaced.
-func storedHeaders(h http.Header, secret []string) http.Header {
+// storedHeaders copies h with the values of its secret headers (isSecret) replaced, and any other
+// value that reveals one of the source's secrets in clear (a token sent in another header than the
+// one configured).
+func storedHeaders(h http.Header, secret []string, reveals func(string) bool) http.Header {
 	out := h.Clone()
 	if out == nil {
 		out = http.Header{}
 	}
 	for name, vs := range out {
-		if isSecret(name, secret) {
-			red := make([]string, len(vs))
-			for i := range red {
-				red[i] = Redacted
+		all := isSecret(name, secret)
+		for i, v := range vs {
+			if all || reveals(v) {
+				vs[i] = Redacted
 			}
-			out[name] = red
 		}
 	}
 	return out
+}
+
+// storedQuery is a request's query string with each parameter that reveals one of the source's
+// secrets in clear replaced: no scheme reads one there, but a sender may put it there anyway.
+func storedQuery(raw string, reveals func(string) bool) string {
+	if !revealsEscaped(raw, reveals) {
+		return raw
+	}
+	parts := strings.Split(raw, "&")
+	for i, p := range parts {
+		if !revealsEscaped(p, reveals) {
+			continue
+		}
+		key, _, _ := strings.Cut(p, "=")
+		if revealsEscaped(key, reveals) {
+			key = url.QueryEscape(Redacted)
+		}
+		parts[i] = key + "=" + url.QueryEscape(Redacted)
+	}
+	return strings.Join(parts, "&")
+}
+
+// revealsEscaped applies reveals to s as sent and URL-decoded.
+func revealsEscaped(s string, reveals func(string) bool) bool {
+	if reveals(s) {
+		return true
+	}
+	u, err := url.QueryUnescape(s)
+	return err == nil && u != s && reveals(u)
 }

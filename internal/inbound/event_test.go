@@ -174,7 +174,8 @@ func TestStoredHeaders_RedactCredentials(t *testing.T) {
 		"Cookie":              {"a=1", "b=2"},
 		"X-Hub-Signature-256": {"sha256=abc"},
 	}
-	got := storedHeaders(h, nil)
+	none := func(string) bool { return false }
+	got := storedHeaders(h, nil, none)
 	for _, name := range []string{"Authorization", "Proxy-Authorization"} {
 		if v := got.Get(name); v != Redacted {
 			t.Errorf("%s = %q", name, v)
@@ -187,10 +188,42 @@ func TestStoredHeaders_RedactCredentials(t *testing.T) {
 		t.Errorf("other headers must be kept")
 	}
 	// The headers a source's verification reads a secret from, named in any case.
-	if v := storedHeaders(h, []string{"x-hub-signature-256"}).Get("X-Hub-Signature-256"); v != Redacted {
+	if v := storedHeaders(h, []string{"x-hub-signature-256"}, none).Get("X-Hub-Signature-256"); v != Redacted {
 		t.Errorf("a secret header = %q", v)
 	}
 	if h.Get("Authorization") != "Basic dXNlcjpwYXNz" {
 		t.Errorf("the request's own headers must not change")
+	}
+}
+
+// A secret sent in clear where the source does not read it (another header, the query string) is
+// not stored either.
+func TestStored_SecretsInUnexpectedPlaces(t *testing.T) {
+	t.Parallel()
+	v, err := verify.New(verify.Config{Scheme: verify.SchemeBearer, Secrets: []string{"glpat-0123456789"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{"X-Gitlab-Token": {"glpat-0123456789"}, "X-Other": {"fine", "token glpat-0123456789"}, "Content-Type": {"application/json"}}
+	got := storedHeaders(h, v.SecretHeaders(), v.Reveals)
+	if g := got.Get("X-Gitlab-Token"); g != Redacted {
+		t.Errorf("X-Gitlab-Token = %q", g)
+	}
+	if g := got.Values("X-Other"); len(g) != 2 || g[0] != "fine" || g[1] != Redacted {
+		t.Errorf("X-Other = %q", g)
+	}
+	if g := got.Get("Content-Type"); g != "application/json" {
+		t.Errorf("Content-Type = %q", g)
+	}
+	for raw, want := range map[string]string{
+		"a=1&b=2":                              "a=1&b=2",
+		"a=1&token=glpat-0123456789":           "a=1&token=%5BREDACTED%5D",
+		"token=glpat%2D0123456789&b=2":         "token=%5BREDACTED%5D&b=2",
+		"glpat-0123456789&b=2":                 "%5BREDACTED%5D=%5BREDACTED%5D&b=2",
+		"auth=Bearer+glpat-0123456789+x&c=%zz": "auth=%5BREDACTED%5D&c=%zz",
+	} {
+		if got := storedQuery(raw, v.Reveals); got != want {
+			t.Errorf("storedQuery(%q) = %q, want %q", raw, got, want)
+		}
 	}
 }

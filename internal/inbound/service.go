@@ -311,8 +311,8 @@ func (s *Service) received(r *http.Request, src *source, body []byte, now time.T
 		Method: r.Method,
 		// The token is a credential, stored sealed with the source: not in plaintext here.
 		Path:       "/in/" + Redacted,
-		Query:      r.URL.RawQuery,
-		Headers:    storedHeaders(r.Header, src.verifier.SecretHeaders()),
+		Query:      storedQuery(r.URL.RawQuery, src.verifier.Reveals),
+		Headers:    storedHeaders(r.Header, src.verifier.SecretHeaders(), src.verifier.Reveals),
 		Body:       body,
 		RemoteAddr: r.RemoteAddr,
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/heraldhq/herald/internal/inbound/verify"
 	"github.com/heraldhq/herald/internal/node"
 	"github.com/heraldhq/herald/internal/pgtest"
+	"github.com/heraldhq/herald/internal/store"
 )
 
 // credentialCase is a source whose sender puts a credential (or a signature made with the
@@ -31,6 +32,10 @@ type credentialCase struct {
 	good    func(body []byte) string // the header's value of a genuine request
 	bad     string                   // the header's value of a rejected one
 	secrets []string                 // what must never be stored or shown
+	// badHeader, when set, is where the rejected request carries bad instead of header, and
+	// query is added to its URL: a sender that puts the credential where the source does not
+	// read it.
+	badHeader, query string
 }
 
 func credentialCases() []credentialCase {
@@ -38,6 +43,7 @@ func credentialCases() []credentialCase {
 	bearer, wrongBearer := randomHex(20), randomHex(20)
 	basicPass, wrongPass := randomHex(12), randomHex(12)
 	hmacKey := randomHex(16)
+	misplaced := randomHex(20)
 	basic := func(pass string) string {
 		return "Basic " + base64.StdEncoding.EncodeToString([]byte("hooks:"+pass))
 	}
@@ -61,6 +67,10 @@ func credentialCases() []credentialCase {
 		{name: "hmac in a custom header", header: "X-Acme-Signature",
 			vc:   verify.Config{Scheme: verify.SchemeHMAC, Secrets: []string{hmacKey}, Header: "X-Acme-Signature", Prefix: "sha256="},
 			good: sig, bad: forged, secrets: []string{hmacKey, strings.TrimPrefix(forged, "sha256=")}},
+		{name: "bearer token sent in another header and the query", header: "Authorization",
+			vc:   verify.Config{Scheme: verify.SchemeBearer, Secrets: []string{misplaced}},
+			good: func([]byte) string { return "Bearer " + misplaced }, badHeader: "X-Gitlab-Token", bad: misplaced,
+			query: "?private_token=" + misplaced, secrets: []string{misplaced}},
 	}
 }
 
@@ -122,13 +132,17 @@ func credentialHeadersAreNeverStored(t *testing.T, h *harness, raw func(t *testi
 			src := h.newSource(tenant, c.vc, nil)
 			body := []byte(`{"object_kind":"push","ref":"refs/heads/main"}`)
 			json1 := http.Header{"Content-Type": {"application/json"}}
+			badHeader := c.header
+			if c.badHeader != "" {
+				badHeader = c.badHeader
+			}
 			good, bad := json1.Clone(), json1.Clone()
 			good.Set(c.header, c.good(body))
-			bad.Set(c.header, c.bad)
+			bad.Set(badHeader, c.bad)
 			secrets := append([]string{c.good(body), c.bad}, c.secrets...)
 			answers := [][]byte{
 				h.mustIngest(200, "/in/"+src.Token, good, body).raw,
-				h.mustIngest(401, "/in/"+src.Token, bad, body).raw,
+				h.mustIngest(401, "/in/"+src.Token+c.query, bad, body).raw,
 			}
 
 			stored := h.receivedOf(tenant, src.ID)
@@ -136,8 +150,12 @@ func credentialHeadersAreNeverStored(t *testing.T, h *harness, raw func(t *testi
 				t.Fatalf("%d requests stored, want the accepted and the rejected one", len(stored))
 			}
 			for _, r := range stored {
-				if got := r.Headers.Get(c.header); got != inbound.Redacted {
-					t.Errorf("%s request: %s stored as %q, want %s", r.Status, c.header, got, inbound.Redacted)
+				name := c.header
+				if r.Status == store.ReceiveRejected {
+					name = badHeader
+				}
+				if got := r.Headers.Get(name); got != inbound.Redacted {
+					t.Errorf("%s request: %s stored as %q, want %s", r.Status, name, got, inbound.Redacted)
 				}
 			}
 

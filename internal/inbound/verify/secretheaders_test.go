@@ -54,3 +54,28 @@ func TestSchemes_SecretHeaders(t *testing.T) {
 		})
 	}
 }
+
+// Reveals finds a source's secret sent in clear anywhere: as configured, and for basic as the
+// password alone or the base64 an Authorization header carries. Short secrets are not looked for.
+func TestVerifier_Reveals(t *testing.T) {
+	t.Parallel()
+	basic := mustNew(t, verify.Config{Scheme: verify.SchemeBasic, Secrets: []string{"hooks:correct-horse"}})
+	for s, want := range map[string]bool{
+		"hooks:correct-horse":                true,
+		"password correct-horse":             true,
+		"Basic aG9va3M6Y29ycmVjdC1ob3JzZQ==": true,
+		"hooks":                              false,
+		"":                                   false,
+	} {
+		if got := basic.Reveals(s); got != want {
+			t.Errorf("basic Reveals(%q) = %v, want %v", s, got, want)
+		}
+	}
+	short := mustNew(t, verify.Config{Scheme: verify.SchemeBearer, Secrets: []string{"abc"}})
+	if short.Reveals("abcdef") {
+		t.Error("a 3-byte token is looked for in ordinary values")
+	}
+	if none := mustNew(t, verify.Config{Scheme: verify.SchemeNone}); none.Reveals("anything") {
+		t.Error("none has no secret to reveal")
+	}
+}

@@ -167,6 +167,7 @@ type Verifier struct {
 	cfg     Config // a copy, with its own Secrets slice
 	checker checker
 	now     func() time.Time
+	clear   []string // the forms a secret would take sent in clear, for Reveals
 }
 
 // Option configures a Verifier.
@@ -185,7 +186,7 @@ func New(cfg Config, opts ...Option) (*Verifier, error) {
 		return nil, fmt.Errorf("verify: new verifier: %w", err)
 	}
 	cfg.Secrets = slices.Clone(cfg.Secrets)
-	v := &Verifier{cfg: cfg, now: time.Now}
+	v := &Verifier{cfg: cfg, now: time.Now, clear: clearForms(&cfg)}
 	for _, o := range opts {
 		o(v)
 	}
