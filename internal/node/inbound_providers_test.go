@@ -42,7 +42,7 @@ type provider struct {
 	idHeader string
 	// sigHeader carries the signature, which is never stored.
 	sigHeader string
-	wantType    string
+	wantType  string
 	// wantData is the event's data for a body (default: the body itself).
 	wantData func(body []byte) string
 	mod      func(*store.SourceSettings)
