@@ -168,6 +168,7 @@ type Verifier struct {
 	checker checker
 	now     func() time.Time
 	clear   []string // the forms a secret would take sent in clear, for Reveals
+	secret  []string // SecretHeaders, computed once
 }
 
 // Option configures a Verifier.
@@ -186,7 +187,7 @@ func New(cfg Config, opts ...Option) (*Verifier, error) {
 		return nil, fmt.Errorf("verify: new verifier: %w", err)
 	}
 	cfg.Secrets = slices.Clone(cfg.Secrets)
-	v := &Verifier{cfg: cfg, now: time.Now, clear: clearForms(&cfg)}
+	v := &Verifier{cfg: cfg, now: time.Now, clear: clearForms(&cfg), secret: cfg.SecretHeaders()}
 	for _, o := range opts {
 		o(v)
 	}
@@ -228,8 +229,9 @@ func newChecker(c *Config) (checker, error) {
 // Scheme returns the scheme the Verifier checks.
 func (v *Verifier) Scheme() Scheme { return v.cfg.Scheme }
 
-// SecretHeaders is Config.SecretHeaders of the Verifier's Config.
-func (v *Verifier) SecretHeaders() []string { return v.cfg.SecretHeaders() }
+// SecretHeaders is Config.SecretHeaders of the Verifier's Config. The slice is shared: do not
+// change it.
+func (v *Verifier) SecretHeaders() []string { return v.secret }
 
 // String describes v without its secrets.
 func (v *Verifier) String() string {
