@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -76,8 +77,14 @@ func credentialCases() []credentialCase {
 
 func TestInbound_CredentialHeadersAreNeverStored(t *testing.T) {
 	t.Parallel()
-	h := start(t, nil)
-	credentialHeadersAreNeverStored(t, h, func(t *testing.T, tenant string) []byte { return dataFiles(t, h.dir) })
+	var logs lockedBuffer
+	h := start(t, func(c *node.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	// The SQLite files with their write-ahead log, and the debug log.
+	credentialHeadersAreNeverStored(t, h, func(t *testing.T, tenant string) []byte {
+		return append(dataFiles(t, h.dir), logs.String()...)
+	})
 }
 
 func TestInbound_CredentialHeadersAreNeverStoredOnPostgres(t *testing.T) {
@@ -192,7 +199,7 @@ func credentialHeadersAreNeverStored(t *testing.T, h *harness, raw func(t *testi
 			files := raw(t, tenant)
 			for _, s := range secrets {
 				if bytes.Contains(files, []byte(s)) {
-					t.Errorf("the stored rows hold %q", s)
+					t.Errorf("the stored rows (or the log) hold %q", s)
 				}
 				for _, a := range answers {
 					if bytes.Contains(a, []byte(s)) {
