@@ -297,8 +297,13 @@ func (c *Config) Validate() error {
 	for _, f := range []struct{ field, value string }{
 		{"event_type_header", c.EventTypeHeader}, {"event_id_header", c.EventIDHeader},
 	} {
-		if f.value != "" {
-			validateHeaderName(&v, f.field, f.value)
+		if f.value == "" {
+			continue
+		}
+		validateHeaderName(&v, f.field, f.value)
+		// The event's type and id are stored and forwarded in clear.
+		if slices.ContainsFunc(c.SecretHeaders(), func(h string) bool { return strings.EqualFold(h, f.value) }) {
+			v.add(f.field, "%s carries the %s credential or signature, which is never stored or forwarded", f.value, name)
 		}
 	}
 	for _, f := range []struct{ field, value string }{
