@@ -40,7 +40,7 @@ type ReceivedRequest struct {
 // ReceivedRequestDetail is a received request with its headers, body and forwarding.
 type ReceivedRequestDetail struct {
 	ReceivedRequest
-	Headers    map[string][]string `json:"headers" doc:"As received, with Authorization and Cookie values replaced by [REDACTED]."`
+	Headers    map[string][]string `json:"headers" doc:"As received, with the values of Authorization, Proxy-Authorization, Cookie and the headers the source reads a credential or signature from replaced by [REDACTED]."`
 	Body       *string             `json:"body,omitempty" doc:"The body when it is valid UTF-8; a JSON body with the tenant's redact_fields hidden."`
 	BodyBase64 string              `json:"body_base64,omitempty" doc:"The body, base64, when it is not UTF-8."`
 	Forwarding []Delivery          `json:"forwarding" doc:"The event's deliveries to the tenant's endpoints (the first 50), with their state, attempt_count and last_status."`

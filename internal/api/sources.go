@@ -17,6 +17,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/heraldhq/herald/internal/inbound"
 	"github.com/heraldhq/herald/internal/inbound/schema"
 	"github.com/heraldhq/herald/internal/inbound/verify"
 	"github.com/heraldhq/herald/internal/redact"
@@ -132,7 +133,7 @@ func verificationSchema() *huma.Schema {
 // SourceDedupInput is a source's duplicate rule. A request whose key was seen within the window
 // is acknowledged and not forwarded.
 type SourceDedupInput struct {
-	By            string `json:"by,omitempty" enum:"provider_id,header,json_path,body_hash,none" doc:"What identifies a delivery: the provider's delivery id (default; a request without one is not deduplicated), a header, a JSON path into the body, the body's SHA-256, or nothing."`
+	By            string `json:"by,omitempty" enum:"provider_id,header,json_path,body_hash,none" doc:"What identifies a delivery: the provider's delivery id (a request without one is not deduplicated), a header, a JSON path into the body, the body's SHA-256, or nothing. Default: body_hash for the schemes that sign no timestamp (github, shopify, twilio, hmac without timestamp_header), provider_id for the others."`
 	Header        string `json:"header,omitempty" maxLength:"256" doc:"With by=header: the header."`
 	Path          string `json:"path,omitempty" maxLength:"256" doc:"With by=json_path: a dotted path into the JSON body (data.object.id)."`
 	WindowSeconds *int   `json:"window_seconds,omitempty" minimum:"0" maximum:"2592000" doc:"How long a key stays taken; default 604800 (7 days), at most 30 days. 0 means the default."`
@@ -236,10 +237,7 @@ func sourceOut(src *store.Source, ingestURL string) Source {
 		ips = []string{}
 	}
 	d := set.Dedup
-	by := d.By
-	if by == "" {
-		by = store.DedupProviderID
-	}
+	by := inbound.DedupBy(set)
 	return Source{
 		ID: src.ID, TenantID: src.TenantID, Name: src.Name, Description: set.Description, Enabled: src.Enabled,
 		IngestURL: ingestURL, Verification: verificationView(set.Verification), AllowIPs: ips,
@@ -581,7 +579,8 @@ func applyDedup(in *SourceDedupInput, d *store.Dedup) []error {
 			bad("body.dedup.window_seconds", fmt.Sprintf("must be between 0 and %d seconds (30 days)", int(store.MaxDedupWindow/time.Second)))
 		}
 	}
-	*d = store.Dedup{By: by, Header: in.Header, Path: in.Path, WindowSeconds: window}
+	// An omitted by is stored as such: the scheme's default, which follows the verification.
+	*d = store.Dedup{By: in.By, Header: in.Header, Path: in.Path, WindowSeconds: window}
 	return errs
 }
 

@@ -175,6 +175,23 @@ func TestSources_CreateGetListUpdateDelete(t *testing.T) {
 	if second.Dedup.By != "provider_id" || second.Dedup.WindowSeconds != 7*24*3600 || len(second.AllowIPs) != 0 || second.Schema != nil {
 		t.Errorf("defaults %+v: want provider_id dedup for 7 days, no allowlist, no schema", second)
 	}
+	// GitHub signs no timestamp and its delivery id is unsigned: the body hash by default, also
+	// when only the window is given, and provider_id only when asked for.
+	for _, c := range []struct {
+		dedup map[string]any
+		want  string
+	}{{nil, "body_hash"}, {map[string]any{"window_seconds": 3600}, "body_hash"}, {map[string]any{"by": "provider_id"}, "provider_id"}} {
+		body := map[string]any{"name": "gh", "verification": map[string]any{"scheme": "github", "secrets": []string{"s3cret"}}}
+		if c.dedup != nil {
+			body["dedup"] = c.dedup
+		}
+		var gh sourceOut
+		h.must(http.StatusCreated, "POST", "/v1/tenants/acme/sources", body, &gh)
+		if gh.Dedup.By != c.want {
+			t.Errorf("github source with dedup %v: by %q, want %q", c.dedup, gh.Dedup.By, c.want)
+		}
+		h.must(http.StatusNoContent, "DELETE", "/v1/tenants/acme/sources/"+gh.ID, nil, nil)
+	}
 	h.must(http.StatusOK, "GET", "/v1/tenants/acme/sources?limit=1", nil, &page)
 	if len(page.Data) != 1 || page.NextCursor == "" {
 		t.Fatalf("first page %+v: want one source and a cursor", page)

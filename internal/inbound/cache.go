@@ -57,6 +57,9 @@ func compileSettings(s *store.Source, fp [sha256.Size]byte) (*source, error) {
 		return nil, fmt.Errorf("source %s: %w", s.ID, err)
 	}
 	c := &source{id: s.ID, tenantID: s.TenantID, enabled: s.Enabled, settings: s.Settings, verifier: v, fingerprint: fp}
+	if c.settings.Dedup.By == "" {
+		c.settings.Dedup.By = defaultDedupBy(&vc)
+	}
 	if doc := bytes.TrimSpace(s.Settings.Schema); len(doc) > 0 && !bytes.Equal(doc, []byte("null")) {
 		if c.schema, err = schema.Compile(doc); err != nil {
 			return nil, fmt.Errorf("source %s: %w", s.ID, err)

@@ -12,12 +12,14 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/heraldhq/herald/internal/httpheader"
 	"github.com/heraldhq/herald/internal/inbound/verify"
+	"github.com/heraldhq/herald/internal/redact"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -172,8 +174,32 @@ func marshal(v any) ([]byte, error) {
 // maxDedupKey bounds a stored dedup key; longer values are stored as their hash.
 const maxDedupKey = 256
 
-// dedupKey is the value a request is deduplicated on by the source's rule, or "" for none.
-func dedupKey(d store.Dedup, req *verify.Request, ev verify.Event) string {
+// DedupBy is the key a source deduplicates on: its dedup.by, or when it sets none, the default of
+// its verification: body_hash for a scheme that signs the body but no timestamp (github, shopify,
+// twilio, hmac without timestamp_header), whose delivery id is an unsigned header that a
+// replayed request can change, and provider_id for the others.
+func DedupBy(set *store.SourceSettings) string {
+	if set.Dedup.By != "" {
+		return set.Dedup.By
+	}
+	var vc verify.Config
+	if err := json.Unmarshal(set.Verification, &vc); err != nil {
+		return store.DedupProviderID
+	}
+	return defaultDedupBy(&vc)
+}
+
+func defaultDedupBy(vc *verify.Config) string {
+	if vc.SignsBodyOnly() {
+		return store.DedupBodyHash
+	}
+	return store.DedupProviderID
+}
+
+// dedupKey is the value a request is deduplicated on by the source's rule (its By resolved, see
+// DedupBy), or "" for none. A header that carries a credential or a signature (secret) is keyed
+// by its hash: the key is stored and shown in clear.
+func dedupKey(d store.Dedup, req *verify.Request, ev verify.Event, secret []string) string {
 	var key string
 	switch d.By {
 	case "", store.DedupProviderID:
@@ -181,6 +207,10 @@ func dedupKey(d store.Dedup, req *verify.Request, ev verify.Event) string {
 	case store.DedupHeader:
 		if vs := httpheader.Values(req.Header, d.Header); len(vs) > 0 {
 			key = strings.TrimSpace(vs[0])
+		}
+		if key != "" && isSecret(d.Header, secret) {
+			sum := sha256.Sum256([]byte(key))
+			return "sha256:" + hex.EncodeToString(sum[:])
 		}
 	case store.DedupJSONPath:
 		key = verify.PayloadValue(req, d.Path)
@@ -197,9 +227,9 @@ func dedupKey(d store.Dedup, req *verify.Request, ev verify.Event) string {
 	return key
 }
 
-// isCredential reports whether a header's value is replaced before a request is stored: these
-// carry the sender's credentials (basic and bearer sources check them), never needed to
-// understand a delivery.
+// isCredential reports whether a header's value is replaced before any request is stored: these
+// carry credentials, never needed to understand a delivery. The headers a source's verification
+// reads a credential or signature from (verify.Config.SecretHeaders) are replaced too.
 func isCredential(name string) bool {
 	switch http.CanonicalHeaderKey(name) {
 	case "Authorization", "Proxy-Authorization", "Cookie":
@@ -208,23 +238,59 @@ func isCredential(name string) bool {
 	return false
 }
 
-// Redacted is what a credential header's value becomes in a stored request.
-const Redacted = "[REDACTED]"
+// isSecret reports whether a header's value is never stored: a credential header, or one named in
+// secret (matched without regard to case).
+func isSecret(name string, secret []string) bool {
+	return isCredential(name) || slices.ContainsFunc(secret, func(s string) bool { return strings.EqualFold(s, name) })
+}
 
-// storedHeaders copies h with the credential headers' values replaced.
-func storedHeaders(h http.Header) http.Header {
+// Redacted is what a credential header's value becomes in a stored request.
+const Redacted = redact.Marker
+
+// storedHeaders copies h with the values of its secret headers (isSecret) replaced, and any other
+// value that reveals one of the source's secrets in clear (a token sent in another header than the
+// one configured).
+func storedHeaders(h http.Header, secret []string, reveals func(string) bool) http.Header {
 	out := h.Clone()
 	if out == nil {
 		out = http.Header{}
 	}
 	for name, vs := range out {
-		if isCredential(name) {
-			red := make([]string, len(vs))
-			for i := range red {
-				red[i] = Redacted
+		all := isSecret(name, secret)
+		for i, v := range vs {
+			if all || reveals(v) {
+				vs[i] = Redacted
 			}
-			out[name] = red
 		}
 	}
 	return out
+}
+
+// storedQuery is a request's query string with each parameter that reveals one of the source's
+// secrets in clear replaced: no scheme reads one there, but a sender may put it there anyway.
+func storedQuery(raw string, reveals func(string) bool) string {
+	if !revealsEscaped(raw, reveals) {
+		return raw
+	}
+	parts := strings.Split(raw, "&")
+	for i, p := range parts {
+		if !revealsEscaped(p, reveals) {
+			continue
+		}
+		key, _, _ := strings.Cut(p, "=")
+		if revealsEscaped(key, reveals) {
+			key = url.QueryEscape(Redacted)
+		}
+		parts[i] = key + "=" + url.QueryEscape(Redacted)
+	}
+	return strings.Join(parts, "&")
+}
+
+// revealsEscaped applies reveals to s as sent and URL-decoded.
+func revealsEscaped(s string, reveals func(string) bool) bool {
+	if reveals(s) {
+		return true
+	}
+	u, err := url.QueryUnescape(s)
+	return err == nil && u != s && reveals(u)
 }

@@ -91,7 +91,7 @@ func TestEventType(t *testing.T) {
 func TestDedupKey(t *testing.T) {
 	t.Parallel()
 	req := &verify.Request{
-		Header: http.Header{"X-Delivery": {" d-1 "}, "Content-Type": {"application/json"}},
+		Header: http.Header{"X-Delivery": {" d-1 "}, "Content-Type": {"application/json"}, "X-Token": {"gl-token"}},
 		Body:   []byte(`{"data":{"object":{"id":"in_1","n":7}}}`),
 	}
 	ev := verify.Event{ID: "evt_1"}
@@ -112,9 +112,10 @@ func TestDedupKey(t *testing.T) {
 		{"body hash", store.Dedup{By: store.DedupBodyHash}, ev, "0c4b5c0ba1ec1e3a2e0fdcaf0e6b0bbc6c91a28c4bd2f6bbb9e7c8a0a1f0c1d2"},
 		{"none", store.Dedup{By: store.DedupNone}, ev, ""},
 		{"long ids are hashed", store.Dedup{}, verify.Event{ID: long}, "sha256:"},
+		{"a secret header is hashed", store.Dedup{By: store.DedupHeader, Header: "X-Token"}, ev, "sha256:"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := dedupKey(c.d, req, c.ev)
+			got := dedupKey(c.d, req, c.ev, []string{"x-token"})
 			switch {
 			case c.d.By == store.DedupBodyHash:
 				if len(got) != 64 || strings.Trim(got, "0123456789abcdef") != "" {
@@ -131,6 +132,40 @@ func TestDedupKey(t *testing.T) {
 	}
 }
 
+// A source that sets no dedup rule takes its scheme's: the body hash where the signature covers
+// the body but no timestamp, since such a request verifies again whatever delivery id it carries.
+func TestDedupBy_DefaultsToTheBodyHashWhereNoTimestampIsSigned(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		vc   verify.Config
+		want string
+	}{
+		{verify.Config{Scheme: verify.SchemeGitHub}, store.DedupBodyHash},
+		{verify.Config{Scheme: verify.SchemeShopify}, store.DedupBodyHash},
+		{verify.Config{Scheme: verify.SchemeTwilio}, store.DedupBodyHash},
+		{verify.Config{Scheme: verify.SchemeHMAC, Header: "X-Sig"}, store.DedupBodyHash},
+		{verify.Config{Scheme: verify.SchemeHMAC, Header: "X-Sig", TimestampHeader: "X-Ts", Template: "{timestamp}.{body}"}, store.DedupProviderID},
+		{verify.Config{Scheme: verify.SchemeStripe}, store.DedupProviderID},
+		{verify.Config{Scheme: verify.SchemeSlack}, store.DedupProviderID},
+		{verify.Config{Scheme: verify.SchemeStandardWebhooks}, store.DedupProviderID},
+		{verify.Config{Scheme: verify.SchemeBasic}, store.DedupProviderID},
+		{verify.Config{Scheme: verify.SchemeBearer}, store.DedupProviderID},
+		{verify.Config{Scheme: verify.SchemeNone}, store.DedupProviderID},
+	} {
+		doc, err := json.Marshal(c.vc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := DedupBy(&store.SourceSettings{Verification: doc}); got != c.want {
+			t.Errorf("%s (timestamp header %q): %s, want %s", c.vc.Scheme, c.vc.TimestampHeader, got, c.want)
+		}
+		// A rule the source sets is kept.
+		if got := DedupBy(&store.SourceSettings{Verification: doc, Dedup: store.Dedup{By: store.DedupProviderID}}); got != store.DedupProviderID {
+			t.Errorf("%s with provider_id set: %s", c.vc.Scheme, got)
+		}
+	}
+}
+
 func TestStoredHeaders_RedactCredentials(t *testing.T) {
 	t.Parallel()
 	h := http.Header{
@@ -139,7 +174,8 @@ func TestStoredHeaders_RedactCredentials(t *testing.T) {
 		"Cookie":              {"a=1", "b=2"},
 		"X-Hub-Signature-256": {"sha256=abc"},
 	}
-	got := storedHeaders(h)
+	none := func(string) bool { return false }
+	got := storedHeaders(h, nil, none)
 	for _, name := range []string{"Authorization", "Proxy-Authorization"} {
 		if v := got.Get(name); v != Redacted {
 			t.Errorf("%s = %q", name, v)
@@ -151,7 +187,43 @@ func TestStoredHeaders_RedactCredentials(t *testing.T) {
 	if got.Get("X-Hub-Signature-256") != "sha256=abc" {
 		t.Errorf("other headers must be kept")
 	}
+	// The headers a source's verification reads a secret from, named in any case.
+	if v := storedHeaders(h, []string{"x-hub-signature-256"}, none).Get("X-Hub-Signature-256"); v != Redacted {
+		t.Errorf("a secret header = %q", v)
+	}
 	if h.Get("Authorization") != "Basic dXNlcjpwYXNz" {
 		t.Errorf("the request's own headers must not change")
+	}
+}
+
+// A secret sent in clear where the source does not read it (another header, the query string) is
+// not stored either.
+func TestStored_SecretsInUnexpectedPlaces(t *testing.T) {
+	t.Parallel()
+	v, err := verify.New(verify.Config{Scheme: verify.SchemeBearer, Secrets: []string{"glpat-0123456789"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{"X-Gitlab-Token": {"glpat-0123456789"}, "X-Other": {"fine", "token glpat-0123456789"}, "Content-Type": {"application/json"}}
+	got := storedHeaders(h, v.SecretHeaders(), v.Reveals)
+	if g := got.Get("X-Gitlab-Token"); g != Redacted {
+		t.Errorf("X-Gitlab-Token = %q", g)
+	}
+	if g := got.Values("X-Other"); len(g) != 2 || g[0] != "fine" || g[1] != Redacted {
+		t.Errorf("X-Other = %q", g)
+	}
+	if g := got.Get("Content-Type"); g != "application/json" {
+		t.Errorf("Content-Type = %q", g)
+	}
+	for raw, want := range map[string]string{
+		"a=1&b=2":                              "a=1&b=2",
+		"a=1&token=glpat-0123456789":           "a=1&token=%5BREDACTED%5D",
+		"token=glpat%2D0123456789&b=2":         "token=%5BREDACTED%5D&b=2",
+		"glpat-0123456789&b=2":                 "%5BREDACTED%5D=%5BREDACTED%5D&b=2",
+		"auth=Bearer+glpat-0123456789+x&c=%zz": "auth=%5BREDACTED%5D&c=%zz",
+	} {
+		if got := storedQuery(raw, v.Reveals); got != want {
+			t.Errorf("storedQuery(%q) = %q, want %q", raw, got, want)
+		}
 	}
 }

@@ -256,13 +256,15 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request, x *exchange, sr
 			rr.Status, rr.Reason = store.ReceiveQuarantined, quarantineReason(err)
 		}
 	}
-	if key := dedupKey(src.settings.Dedup, vreq, pev); key != "" {
+	if key := dedupKey(src.settings.Dedup, vreq, pev, src.verifier.SecretHeaders()); key != "" {
 		rr.DedupKey, rr.DedupUntil = key, now.Add(src.settings.Dedup.Window())
 	}
 	if rr.Status == store.ReceiveAccepted {
 		if ev, err = buildEvent(src.tenantID, src.id, eventType(&src.settings, pev.Type), data, now, Origin{RequestID: rr.ID, ProviderID: pev.ID}); err != nil {
+			// Not the store's failure: a bug, which a retry does not mend.
 			x.outcome = metrics.InboundStoreError
-			s.storeFailed(w, err, "build event")
+			log.Error("inbound: build event", "err", err)
+			writeProblem(w, http.StatusInternalServerError, "internal_error", "the request could not be stored; it was not acknowledged")
 			return
 		}
 		rr.EventID, rr.EventType = ev.ID, ev.Type
@@ -309,8 +311,8 @@ func (s *Service) received(r *http.Request, src *source, body []byte, now time.T
 		Method: r.Method,
 		// The token is a credential, stored sealed with the source: not in plaintext here.
 		Path:       "/in/" + Redacted,
-		Query:      r.URL.RawQuery,
-		Headers:    storedHeaders(r.Header),
+		Query:      storedQuery(r.URL.RawQuery, src.verifier.Reveals),
+		Headers:    storedHeaders(r.Header, src.verifier.SecretHeaders(), src.verifier.Reveals),
 		Body:       body,
 		RemoteAddr: r.RemoteAddr,
 	}
@@ -371,8 +373,13 @@ func quarantineReason(err error) string {
 	return "schema: " + err.Error()
 }
 
-// storeFailed answers 503 when the store cannot take writes now (the sender should retry) and
-// 500 otherwise: either way nothing was acknowledged.
+// storeRetryAfter is the Retry-After, in seconds, of a request the store could not answer.
+const storeRetryAfter = "5"
+
+// storeFailed answers 503 with Retry-After for any failure of the store: the lookup of a source,
+// the dedup check and the commit all need it, and none of their failures says anything about the
+// request itself (only "not found" is the sender's fault, answered before this). Nothing was
+// acknowledged; the sender should retry.
 func (s *Service) storeFailed(w http.ResponseWriter, err error, what string) {
 	if errors.Is(err, context.Canceled) {
 		// The sender hung up; it will retry.
@@ -381,12 +388,8 @@ func (s *Service) storeFailed(w http.ResponseWriter, err error, what string) {
 		return
 	}
 	s.log.Error("inbound: "+what, "err", err)
-	if errors.Is(err, store.ErrUnavailable) {
-		w.Header().Set("Retry-After", "5")
-		writeProblem(w, http.StatusServiceUnavailable, "store_unavailable", "the request could not be stored; it was not acknowledged, retry later")
-		return
-	}
-	writeProblem(w, http.StatusInternalServerError, "internal_error", "the request could not be stored; it was not acknowledged, retry later")
+	w.Header().Set("Retry-After", storeRetryAfter)
+	writeProblem(w, http.StatusServiceUnavailable, "store_unavailable", "the request could not be stored; it was not acknowledged, retry later")
 }
 
 // tokenOf is the token of /in/{token}, or "" when the path has another shape.

@@ -370,24 +370,36 @@ func inboundBehaviour(t *testing.T, mod func(*node.Config)) {
 }
 
 // TestInbound_StoreFailureIsTheOnly5xx closes the store under a running node: a genuine request
-// that cannot be committed gets a 5xx (so the sender retries), while a forged one still gets 401.
+// that cannot be committed, and a token that cannot be looked up, get 503 with Retry-After (so the
+// sender retries), never a 404 that says the source does not exist; a forged one still gets 401.
 func TestInbound_StoreFailureIsTheOnly5xx(t *testing.T) {
 	t.Parallel()
-	h := start(t, nil)
+	storeFailureIsTheOnly5xx(t, nil)
+}
+
+func TestInbound_StoreFailureIsTheOnly5xxOnPostgres(t *testing.T) {
+	t.Parallel()
+	storeFailureIsTheOnly5xx(t, onPostgres(t))
+}
+
+func storeFailureIsTheOnly5xx(t *testing.T, mod func(*node.Config)) {
+	h := start(t, mod)
 	h.setup("in_down")
 	src := h.newSource("in_down", verify.Config{Scheme: verify.SchemeBearer, Secrets: []string{"right-token"}}, nil)
+	uncached := h.newSource("in_down", verify.Config{Scheme: verify.SchemeBearer, Secrets: []string{"right-token"}}, nil)
 	good := http.Header{"Authorization": {"Bearer right-token"}}
 	h.mustIngest(200, "/in/"+src.Token, good, []byte(`{"n":1}`)) // the source is now cached
 	if err := h.node.Store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	a := h.ingest("/in/"+src.Token, good, []byte(`{"n":2}`))
-	// A closed store is ErrUnavailable: 503, so the sender retries (any other store failure is 500).
-	if a.status != 503 || a.Reason != "store_unavailable" || a.header.Get("Retry-After") == "" {
-		t.Errorf("store closed: %d Retry-After %q %s, want 503 with Retry-After", a.status, a.header.Get("Retry-After"), a.raw)
-	}
-	if a.header.Get("Content-Type") != "application/problem+json" || strings.Contains(string(a.raw), "sql") {
-		t.Errorf("5xx answer %s", a.raw)
+	for name, token := range map[string]string{"commit": src.Token, "look up a source": uncached.Token, "look up an unknown token": randomHex(24)} {
+		a := h.ingest("/in/"+token, good, []byte(`{"n":2}`))
+		if a.status != 503 || a.Reason != "store_unavailable" || a.header.Get("Retry-After") != "5" {
+			t.Errorf("%s with the store closed: %d Retry-After %q %s, want 503 with Retry-After", name, a.status, a.header.Get("Retry-After"), a.raw)
+		}
+		if a.header.Get("Content-Type") != "application/problem+json" || strings.Contains(string(a.raw), "sql") || strings.Contains(string(a.raw), "pool") {
+			t.Errorf("%s: 5xx answer %s", name, a.raw)
+		}
 	}
 	if a := h.ingest("/in/"+src.Token, http.Header{"Authorization": {"Bearer forged"}}, []byte(`{}`)); a.status != 401 {
 		t.Errorf("a forged request while the store is down: %d, want 401", a.status)

@@ -20,6 +20,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	stripewebhook "github.com/stripe/stripe-go/v82/webhook"
 
+	"github.com/heraldhq/herald/internal/inbound"
 	"github.com/heraldhq/herald/internal/inbound/verify"
 	"github.com/heraldhq/herald/internal/node"
 	"github.com/heraldhq/herald/internal/store"
@@ -36,7 +37,12 @@ type provider struct {
 	deliver func(t *testing.T, secret, id, url string, ts time.Time) (http.Header, []byte)
 	// timestamped senders sign a timestamp, so a stale one is refused.
 	timestamped bool
-	wantType    string
+	// idHeader is the unsigned header that carries the delivery id, when the id is not signed: a
+	// captured request re-sent with a fresh one still verifies.
+	idHeader string
+	// sigHeader carries the signature, which is never stored.
+	sigHeader string
+	wantType  string
 	// wantData is the event's data for a body (default: the body itself).
 	wantData func(body []byte) string
 	mod      func(*store.SourceSettings)
@@ -51,7 +57,7 @@ func sha256Mac(key, msg []byte) []byte {
 func providers() []provider {
 	plainSecret := func() string { return randomHex(20) }
 	return []provider{{
-		name: "stripe", scheme: verify.SchemeStripe, timestamped: true, wantType: "stripe.invoice.paid",
+		name: "stripe", scheme: verify.SchemeStripe, timestamped: true, wantType: "stripe.invoice.paid", sigHeader: "Stripe-Signature",
 		newSecret: func() string { return "whsec_" + randomHex(16) },
 		deliver: func(t *testing.T, secret, id, _ string, ts time.Time) (http.Header, []byte) {
 			body := []byte(`{"id":"evt_` + id + `","object":"event","type":"invoice.paid","data":{"object":{"id":"in_1","note":"hello"}}}`)
@@ -60,8 +66,9 @@ func providers() []provider {
 		},
 	}, {
 		name: "github", scheme: verify.SchemeGitHub, wantType: "github.pull_request.opened", newSecret: plainSecret,
+		idHeader: "X-Github-Delivery", sigHeader: "X-Hub-Signature-256",
 		deliver: func(t *testing.T, secret, id, _ string, _ time.Time) (http.Header, []byte) {
-			body := []byte(`{"action":"opened","number":7,"pull_request":{"title":"hello"}}`)
+			body := []byte(`{"action":"opened","number":7,"pull_request":{"title":"hello","head":{"sha":"` + id + `"}}}`)
 			// GitHub's documented formula; go-github has no signer, so its validator checks ours.
 			sig := "sha256=" + hex.EncodeToString(sha256Mac([]byte(secret), body))
 			h := http.Header{"X-Hub-Signature-256": {sig}, "X-Github-Event": {"pull_request"}, "X-Github-Delivery": {id},
@@ -75,6 +82,7 @@ func providers() []provider {
 		},
 	}, {
 		name: "standard_webhooks", scheme: verify.SchemeStandardWebhooks, timestamped: true, wantType: "standard_webhooks.user.created",
+		sigHeader: "Webhook-Signature",
 		newSecret: func() string { return "whsec_" + base64.StdEncoding.EncodeToString([]byte(randomHex(12))) },
 		deliver: func(t *testing.T, secret, id, _ string, ts time.Time) (http.Header, []byte) {
 			body := []byte(`{"type":"user.created","timestamp":"2026-11-30T00:00:00Z","data":{"name":"hello"}}`)
@@ -91,6 +99,7 @@ func providers() []provider {
 		},
 	}, {
 		name: "slack", scheme: verify.SchemeSlack, timestamped: true, wantType: "slack.app_mention", newSecret: plainSecret,
+		sigHeader: "X-Slack-Signature",
 		deliver: func(t *testing.T, secret, id, _ string, ts time.Time) (http.Header, []byte) {
 			body := []byte(`{"type":"event_callback","event_id":"Ev` + id + `","event":{"type":"app_mention","text":"hello"}}`)
 			t0 := strconv.FormatInt(ts.Unix(), 10)
@@ -110,8 +119,9 @@ func providers() []provider {
 		},
 	}, {
 		name: "shopify", scheme: verify.SchemeShopify, wantType: "shopify.orders/create", newSecret: plainSecret,
+		idHeader: "X-Shopify-Event-Id", sigHeader: "X-Shopify-Hmac-Sha256",
 		deliver: func(t *testing.T, secret, id, _ string, _ time.Time) (http.Header, []byte) {
-			body := []byte(`{"id":820982911946154500,"email":"hello@example.com"}`)
+			body := []byte(`{"id":820982911946154500,"email":"hello@example.com","token":"` + id + `"}`)
 			// https://shopify.dev/docs/apps/build/webhooks/subscribe/https: base64 HMAC-SHA256 of the body.
 			sig := base64.StdEncoding.EncodeToString(sha256Mac([]byte(secret), body))
 			return http.Header{"X-Shopify-Hmac-Sha256": {sig}, "X-Shopify-Topic": {"orders/create"}, "X-Shopify-Event-Id": {id},
@@ -119,6 +129,7 @@ func providers() []provider {
 		},
 	}, {
 		name: "twilio", scheme: verify.SchemeTwilio, wantType: "twilio.message.received", newSecret: plainSecret,
+		idHeader: "I-Twilio-Idempotency-Token", sigHeader: "X-Twilio-Signature",
 		mod: func(s *store.SourceSettings) { s.DefaultEventType = "message.received" },
 		deliver: func(t *testing.T, secret, id, u string, _ time.Time) (http.Header, []byte) {
 			form := url.Values{"MessageSid": {"SM" + id}, "From": {"+15551234567"}, "To": {"+15557654321"}, "Body": {"hello there"}}
@@ -206,6 +217,17 @@ func receivesEveryProvider(t *testing.T, mod func(*node.Config)) {
 			if dup.Status != "duplicate" || dup.DuplicateOf != first.ID || dup.EventID != "" {
 				t.Errorf("repeat answered %s", dup.raw)
 			}
+			wantDuplicates := 1
+			if p.idHeader != "" {
+				// A captured request re-sent with a fresh delivery id, which nothing signs: the
+				// body hash makes it a duplicate too.
+				replay := header.Clone()
+				replay.Set(p.idHeader, randomHex(6))
+				if a := h.mustIngest(200, path, replay, body); a.Status != "duplicate" || a.DuplicateOf != first.ID || a.EventID != "" {
+					t.Errorf("replay with a fresh %s answered %s", p.idHeader, a.raw)
+				}
+				wantDuplicates++
+			}
 
 			// Refusals.
 			tamperedBody := bytes.Replace(body, []byte("hello"), []byte("howdy"), 1)
@@ -255,13 +277,17 @@ func receivesEveryProvider(t *testing.T, mod func(*node.Config)) {
 				if strings.Contains(r.Path, src.Token) {
 					t.Errorf("stored path %q holds the token", r.Path)
 				}
+				if v := r.Headers.Values(p.sigHeader); (len(v) > 0 || r.Status != store.ReceiveRejected) && (len(v) != 1 || v[0] != inbound.Redacted) {
+					t.Errorf("%s request stored %s: %q", r.Status, p.sigHeader, v)
+				}
 			}
 			slices.Sort(statuses)
 			wantRejected := 3
 			if p.timestamped {
 				wantRejected = 5
 			}
-			want2 := append([]string{"accepted", "accepted", "duplicate"}, slices.Repeat([]string{"rejected"}, wantRejected)...)
+			want2 := append([]string{"accepted", "accepted"}, slices.Repeat([]string{"duplicate"}, wantDuplicates)...)
+			want2 = append(want2, slices.Repeat([]string{"rejected"}, wantRejected)...)
 			if !slices.Equal(statuses, want2) {
 				t.Errorf("stored %v, want %v", statuses, want2)
 			}

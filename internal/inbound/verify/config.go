@@ -46,6 +46,52 @@ func (s Scheme) hasTimestamp(c *Config) bool {
 	return false
 }
 
+// SignsBodyOnly reports whether the scheme signs the body with the source's
+// secret but no timestamp (github, shopify, twilio, hmac without
+// timestamp_header): a captured request verifies again, unchanged, whenever it
+// is sent, and its delivery id, when it has one, is an unsigned header that a
+// replay can change. basic, bearer and none sign nothing: whoever captured
+// their request can send any body.
+func (c *Config) SignsBodyOnly() bool {
+	switch c.Scheme {
+	case SchemeBasic, SchemeBearer, SchemeNone:
+		return false
+	}
+	return !c.Scheme.hasTimestamp(c)
+}
+
+// SecretHeaders names the headers whose values the scheme reads a credential
+// (basic, bearer) or a signature made with the source's secret from. A stored
+// request keeps none of them: a credential would let its reader send requests
+// of its own, and a signature stored beside its body is a request that
+// verifies again (for ever where no timestamp is signed).
+func (c *Config) SecretHeaders() []string {
+	switch c.Scheme {
+	case SchemeStandardWebhooks:
+		return []string{webhook.HeaderSignature, svixSignatureHeader}
+	case SchemeStripe:
+		return []string{stripeSignatureHeader}
+	case SchemeGitHub:
+		return []string{githubSignatureHeader, githubLegacyHeader}
+	case SchemeShopify:
+		return []string{shopifySignatureHeader}
+	case SchemeSlack:
+		return []string{slackSignatureHeader}
+	case SchemeTwilio:
+		return []string{twilioSignatureHeader}
+	case SchemeHMAC:
+		return []string{c.Header}
+	case SchemeBasic:
+		return []string{authorizationHeader}
+	case SchemeBearer:
+		if c.Header != "" {
+			return []string{c.Header}
+		}
+		return []string{authorizationHeader}
+	}
+	return nil
+}
+
 // Algorithms and encodings of the generic HMAC scheme.
 const (
 	AlgorithmSHA1   = "sha1"
@@ -251,8 +297,13 @@ func (c *Config) Validate() error {
 	for _, f := range []struct{ field, value string }{
 		{"event_type_header", c.EventTypeHeader}, {"event_id_header", c.EventIDHeader},
 	} {
-		if f.value != "" {
-			validateHeaderName(&v, f.field, f.value)
+		if f.value == "" {
+			continue
+		}
+		validateHeaderName(&v, f.field, f.value)
+		// The event's type and id are stored and forwarded in clear.
+		if slices.ContainsFunc(c.SecretHeaders(), func(h string) bool { return strings.EqualFold(h, f.value) }) {
+			v.add(f.field, "%s carries the %s credential or signature, which is never stored or forwarded", f.value, name)
 		}
 	}
 	for _, f := range []struct{ field, value string }{

@@ -109,3 +109,40 @@ type noneChecker struct{}
 func (noneChecker) check(*Request, time.Time) (Result, *Error) {
 	return Result{SecretIndex: -1}, nil
 }
+
+// minRevealLen is the shortest secret Reveals looks for: a shorter one would match ordinary
+// header values.
+const minRevealLen = 8
+
+// clearForms lists what the secrets of c look like when a sender puts one in a request in clear:
+// the secret as configured, and for basic also the password alone and the base64 of
+// "user:password" that an Authorization header carries.
+func clearForms(c *Config) []string {
+	var forms []string
+	add := func(s string) {
+		if len(s) >= minRevealLen {
+			forms = append(forms, s)
+		}
+	}
+	for _, s := range c.Secrets {
+		add(s)
+		if c.Scheme == SchemeBasic {
+			_, pass, _ := strings.Cut(s, ":")
+			add(pass)
+			add(base64.StdEncoding.EncodeToString([]byte(s)))
+		}
+	}
+	return forms
+}
+
+// Reveals reports whether s holds one of the Verifier's secrets in clear, such as a token sent
+// in a header other than the configured one, or in the query string: whatever carries it must
+// not be stored. Secrets shorter than 8 bytes are not looked for.
+func (v *Verifier) Reveals(s string) bool {
+	for _, f := range v.clear {
+		if strings.Contains(s, f) {
+			return true
+		}
+	}
+	return false
+}

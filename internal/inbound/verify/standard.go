@@ -8,6 +8,10 @@ import (
 	"github.com/heraldhq/herald/webhook"
 )
 
+// svixSignatureHeader is Svix's name of webhook-signature, which the webhook
+// package accepts too.
+const svixSignatureHeader = "svix-signature"
+
 // standardChecker verifies Standard Webhooks (https://www.standardwebhooks.com)
 // with Herald's own webhook package: v1 HMAC-SHA256 keyed with the
 // base64-decoded whsec_ secret, v1a Ed25519 with a whpk_ public key, over
@@ -37,7 +41,7 @@ func (c *standardChecker) check(req *Request, now time.Time) (Result, *Error) {
 	idName, tsName, sigName := webhook.HeaderID, webhook.HeaderTimestamp, webhook.HeaderSignature
 	if headerValues(req.Header, idName) == nil && headerValues(req.Header, tsName) == nil &&
 		headerValues(req.Header, sigName) == nil {
-		idName, tsName, sigName = "svix-id", "svix-timestamp", "svix-signature"
+		idName, tsName, sigName = "svix-id", "svix-timestamp", svixSignatureHeader
 	}
 	switch {
 	case header(req.Header, sigName) == "":

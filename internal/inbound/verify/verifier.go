@@ -167,6 +167,8 @@ type Verifier struct {
 	cfg     Config // a copy, with its own Secrets slice
 	checker checker
 	now     func() time.Time
+	clear   []string // the forms a secret would take sent in clear, for Reveals
+	secret  []string // SecretHeaders, computed once
 }
 
 // Option configures a Verifier.
@@ -185,7 +187,7 @@ func New(cfg Config, opts ...Option) (*Verifier, error) {
 		return nil, fmt.Errorf("verify: new verifier: %w", err)
 	}
 	cfg.Secrets = slices.Clone(cfg.Secrets)
-	v := &Verifier{cfg: cfg, now: time.Now}
+	v := &Verifier{cfg: cfg, now: time.Now, clear: clearForms(&cfg), secret: cfg.SecretHeaders()}
 	for _, o := range opts {
 		o(v)
 	}
@@ -226,6 +228,10 @@ func newChecker(c *Config) (checker, error) {
 
 // Scheme returns the scheme the Verifier checks.
 func (v *Verifier) Scheme() Scheme { return v.cfg.Scheme }
+
+// SecretHeaders is Config.SecretHeaders of the Verifier's Config. The slice is shared: do not
+// change it.
+func (v *Verifier) SecretHeaders() []string { return v.secret }
 
 // String describes v without its secrets.
 func (v *Verifier) String() string {
