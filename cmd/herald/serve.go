@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/heraldhq/herald/internal/api"
 	"github.com/heraldhq/herald/internal/node"
 )
 
@@ -68,6 +69,9 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 			if !(cfg.APIRate >= 0) || math.IsInf(cfg.APIRate, 0) || cfg.APIBurst < 0 {
 				return fmt.Errorf("--api-rate %v, --api-burst %d: want finite numbers, not negative (--api-rate 0 turns the limit off)", cfg.APIRate, cfg.APIBurst)
 			}
+			if cfg.MaxListenStreams < 1 || cfg.MaxListenStreamsPerKey < 1 {
+				return fmt.Errorf("--max-listen-streams %d, --max-listen-streams-per-key %d: want at least 1", cfg.MaxListenStreams, cfg.MaxListenStreamsPerKey)
+			}
 			if cfg.APIRate == 0 {
 				log.Warn("API rate limit off (--api-rate 0): one API key can use all of the server")
 			}
@@ -96,6 +100,8 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.IntVar(&cfg.MaxEventBytes, "max-event-bytes", 256<<10, "largest event accepted, in bytes")
 	f.Float64Var(&cfg.APIRate, "api-rate", 100, "API requests per second each API key may make (0: no limit)")
 	f.IntVar(&cfg.APIBurst, "api-burst", 200, "API requests each key may make at once above --api-rate (0: twice --api-rate)")
+	f.IntVar(&cfg.MaxListenStreams, "max-listen-streams", api.DefaultMaxListenStreams, "listen streams (GET /v1/tenants/{tenant}/listen) this node holds open at once, over all keys")
+	f.IntVar(&cfg.MaxListenStreamsPerKey, "max-listen-streams-per-key", api.DefaultMaxListenStreamsPerKey, "listen streams one API key may hold open at once")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "base URL senders reach Herald at (https://hooks.example.com), shown in sources' URLs; default: the scheme and host of the API request")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) to serve the API over HTTPS; needs --tls-key")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
