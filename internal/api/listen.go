@@ -19,6 +19,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
+	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -73,9 +74,11 @@ type streams struct {
 	once sync.Once
 	// perKey and total are the limits.
 	perKey, total int
-	mu            sync.Mutex
-	open          map[string]int // by key id
-	n             int
+	// metrics counts the open streams (herald_listen_streams).
+	metrics *metrics.Metrics
+	mu      sync.Mutex
+	open    map[string]int // by key id
+	n       int
 }
 
 // acquire counts a new stream of key, or refuses it with a 429 naming the limit. release undoes
@@ -96,6 +99,7 @@ func (st *streams) acquire(keyID string) (func(), error) {
 	}
 	st.open[keyID]++
 	st.n++
+	st.metrics.ListenStreams(st.n)
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -105,15 +109,9 @@ func (st *streams) acquire(keyID string) (func(), error) {
 				delete(st.open, keyID)
 			}
 			st.n--
+			st.metrics.ListenStreams(st.n)
 		})
 	}, nil
-}
-
-// count is the number of open streams.
-func (st *streams) count() int {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.n
 }
 
 // StopStreams ends every listen stream, at once and for good: each sends a close event and
@@ -142,7 +140,7 @@ type listenInput struct {
 }
 
 func (s *Server) registerListen() {
-	s.streams = &streams{stop: make(chan struct{}), open: map[string]int{},
+	s.streams = &streams{stop: make(chan struct{}), open: map[string]int{}, metrics: s.cfg.Metrics,
 		perKey: cmp.Or(max(s.cfg.MaxListenStreamsPerKey, 0), DefaultMaxListenStreamsPerKey),
 		total:  cmp.Or(max(s.cfg.MaxListenStreams, 0), DefaultMaxListenStreams)}
 	huma.Register(s.api, huma.Operation{
@@ -209,14 +207,10 @@ func (s *Server) openListen(ctx context.Context, in *listenInput) (*huma.StreamR
 	if err != nil {
 		return nil, err
 	}
-	s.cfg.Metrics.ListenStreams(s.streams.count())
 	l := &listenStream{s: s, tenant: in.Tenant, keyID: keyID, patterns: patterns, after: after,
 		heartbeat: cmp.Or(max(s.cfg.ListenHeartbeat, 0), DefaultListenHeartbeat), window: cmp.Or(max(s.cfg.ListenWriteTimeout, 0), DefaultListenWriteTimeout)}
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
-		defer func() {
-			release()
-			s.cfg.Metrics.ListenStreams(s.streams.count())
-		}()
+		defer release()
 		l.run(hctx)
 	}}, nil
 }
