@@ -11,10 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -462,24 +463,6 @@ func TestListen_AStreamNobodyReadsHoldsOnePage(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log that tests read while the server writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // metricValue is the value of a gauge or counter (the sum over its labels).
 func metricValue(t *testing.T, m *metrics.Metrics, name string) float64 {
 	t.Helper()
@@ -504,23 +487,35 @@ func metricValue(t *testing.T, m *metrics.Metrics, name string) float64 {
 // closes the connection.
 func TestListen_DropsAClientThatDoesNotKeepUp(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	// The log goes to a file, which the test reads while the server writes it.
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "herald.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = logFile.Close() })
+	logs := func() string {
+		b, err := os.ReadFile(logFile.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
 	m := metrics.New(metrics.Options{})
-	a := newTestAPI(t, api.Config{ListenWriteTimeout: 300 * time.Millisecond, Metrics: m, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	a := newTestAPI(t, api.Config{ListenWriteTimeout: 300 * time.Millisecond, Metrics: m, Logger: slog.New(slog.NewTextHandler(logFile, nil))})
 	key, _, _ := feedSetUp(t, a)
 	from := readyCursor(t, a.srv.URL, key)
 	a.publishLarge("big", 100) // 24 MiB: more than the sockets' buffers take
 
 	resp := openUnread(t, a.srv.URL, key, from)
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(logs.String(), "reason="+api.ListenSlowConsumer) {
+	for !strings.Contains(logs(), "reason="+api.ListenSlowConsumer) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the stream was not dropped within 20 s; log:\n%s", logs.String())
+			t.Fatalf("the stream was not dropped within 20 s; log:\n%s", logs())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	var line string
-	for _, l := range strings.Split(logs.String(), "\n") {
+	for _, l := range strings.Split(logs(), "\n") {
 		if strings.Contains(l, "reason="+api.ListenSlowConsumer) {
 			line = l
 		}
