@@ -233,30 +233,26 @@ var errSlowConsumer = errors.New("the client did not take a write in time")
 // write sends msg, which the client must take within the write timeout. Flushing is apart
 // (flush), so that a page of small events goes out in one packet.
 func (l *listenStream) write(msg []byte) error {
-	start := time.Now()
-	if err := l.rc.SetWriteDeadline(start.Add(l.window)); err != nil {
-		return fmt.Errorf("set write deadline: %w", err)
-	}
-	if _, err := l.body.Write(msg); err != nil {
-		return l.writeErr(err, start)
-	}
-	return nil
+	return l.withDeadline(func() error {
+		_, err := l.body.Write(msg)
+		return err
+	})
 }
 
+// flush sends what is buffered, within the write timeout.
 func (l *listenStream) flush() error {
+	return l.withDeadline(l.rc.Flush)
+}
+
+// withDeadline runs a write that the client must take within the write timeout, and tells a
+// client too slow (errSlowConsumer) from one that went.
+func (l *listenStream) withDeadline(write func() error) error {
 	start := time.Now()
 	if err := l.rc.SetWriteDeadline(start.Add(l.window)); err != nil {
 		return fmt.Errorf("set write deadline: %w", err)
 	}
-	if err := l.rc.Flush(); err != nil {
-		return l.writeErr(err, start)
-	}
-	return nil
-}
-
-// writeErr tells a client too slow from one that went.
-func (l *listenStream) writeErr(err error, start time.Time) error {
-	if errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) >= l.window {
+	err := write()
+	if err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) >= l.window) {
 		return fmt.Errorf("%w (%v): %w", errSlowConsumer, l.window, err)
 	}
 	return err
