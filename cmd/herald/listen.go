@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/heraldhq/herald/internal/api"
 	"github.com/heraldhq/herald/internal/node"
 	"github.com/heraldhq/herald/webhook"
 )
@@ -191,6 +192,19 @@ type errStreamRefused struct{ msg string }
 
 func (e *errStreamRefused) Error() string { return e.msg }
 
+// errStreamBusy is a 429: too many streams for the key or the server, for now; the next try
+// waits at least its Retry-After.
+type errStreamBusy struct {
+	msg        string
+	retryAfter time.Duration
+}
+
+func (e *errStreamBusy) Error() string { return e.msg }
+
+// errStreamCut is a stream that ended without a close or error event.
+var errStreamCut = fmt.Errorf("the stream ended without a reason: the connection broke, or the server dropped it because "+
+	"this side did not read in time (the server waits %v for each write by default; a slow --forward-to delays reading)", api.DefaultListenWriteTimeout)
+
 // run connects, forwards, and reconnects with backoff until ctx ends or the API refuses.
 func (l *listener) run(ctx context.Context) error {
 	const minBackoff, maxBackoff = 250 * time.Millisecond, 10 * time.Second
@@ -207,8 +221,12 @@ func (l *listener) run(ctx context.Context) error {
 		if connected {
 			backoff = minBackoff
 		}
-		fmt.Fprintf(l.out, "%s stream dropped (%v); reconnecting in %v\n", clock(), err, backoff)
-		t := time.NewTimer(backoff)
+		wait := backoff
+		if busy := (*errStreamBusy)(nil); errors.As(err, &busy) {
+			wait = max(wait, busy.retryAfter)
+		}
+		fmt.Fprintf(l.out, "%s stream dropped (%v); reconnecting in %v\n", clock(), err, wait)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -217,6 +235,15 @@ func (l *listener) run(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// describeEnd is the data of a close or error event (api.ListenEnd) as one line.
+func describeEnd(data string) string {
+	var end api.ListenEnd
+	if json.Unmarshal([]byte(data), &end) != nil || end.Message == "" {
+		return data
+	}
+	return end.Message + " (" + end.Reason + ")"
 }
 
 // stream reads one connection of the stream until it ends; connected says whether it got as far
@@ -245,6 +272,8 @@ func (l *listener) stream(ctx context.Context) (connected bool, err error) {
 		switch resp.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity:
 			return false, &errStreamRefused{msg: msg}
+		case http.StatusTooManyRequests:
+			return false, &errStreamBusy{msg: msg, retryAfter: retryAfter(resp.Header)}
 		}
 		return false, errors.New(msg)
 	}
@@ -288,9 +317,9 @@ func (l *listener) stream(ctx context.Context) (connected bool, err error) {
 			}
 			connected = true
 		case "close":
-			return connected, errors.New("the server is shutting down")
+			return connected, fmt.Errorf("the server closed the stream: %s", describeEnd(ev.data))
 		case "error":
-			return connected, fmt.Errorf("the server reported: %s", ev.data)
+			return connected, fmt.Errorf("the server reported: %s", describeEnd(ev.data))
 		case "":
 			if ev.data != "" {
 				l.deliver(ctx, ev.data)
@@ -307,7 +336,7 @@ func (l *listener) stream(ctx context.Context) (connected bool, err error) {
 		}
 		return connected, err
 	}
-	return connected, io.ErrUnexpectedEOF
+	return connected, errStreamCut
 }
 
 // deliver forwards one event, signed, and prints the line that tells what happened.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -230,7 +231,8 @@ func TestListen_ForwardsSignedEventsAndResumesAfterARestart(t *testing.T) {
 		t.Fatalf("forwarded %v, want %v: each invoice event once, in order\n%s", ids, want, l.stdout.String())
 	}
 	out := l.stdout.String()
-	for _, want := range []string{"i1 invoice.paid -> 204", "i2 invoice.voided -> 204", "i4 invoice.paid -> 204", "reconnecting in"} {
+	for _, want := range []string{"i1 invoice.paid -> 204", "i2 invoice.voided -> 204", "i4 invoice.paid -> 204", "reconnecting in",
+		"the server closed the stream: the server is shutting down (shutdown)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("listen's output lacks %q:\n%s", want, out)
 		}
@@ -272,4 +274,38 @@ func TestListen_RefusedStreamEndsWithTheProblem(t *testing.T) {
 			t.Errorf("%s: exit %d, stderr %q; want a failure naming %q", name, code, l.stderr.String(), c.want)
 		}
 	}
+}
+
+// With --max-listen-streams-per-key 1 and the key's one stream taken, herald listen shows the
+// server's 429, waits its Retry-After, and connects once the other stream has ended.
+func TestListen_WaitsWhenTheKeyHasTooManyStreams(t *testing.T) {
+	needBinary(t)
+	t.Parallel()
+	p := serve(t, "serve", t.TempDir(), []string{"HERALD_API_KEY=" + testKey}, "--dev", "--max-listen-streams-per-key", "1")
+	p.must("POST", "/v1/tenants", testKey, map[string]any{"id": "acme", "name": "Acme Inc"}, http.StatusCreated, nil)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+p.addr+"/v1/tenants/acme/listen", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	held, err := http.DefaultClient.Do(req)
+	if err != nil || held.StatusCode != http.StatusOK {
+		t.Fatalf("the first stream: %v %v", held, err)
+	}
+
+	args := []string{"listen", "--forward-to", "http://127.0.0.1:9/hooks", "--tenant", "acme", "--api-url", "http://" + p.addr}
+	l := run(t, "listen", []string{"XDG_CONFIG_HOME=" + t.TempDir(), "HERALD_API_KEY=" + testKey}, args...)
+	waitFor(t, 10*time.Second, "listen to be refused", func() bool {
+		return strings.Contains(l.stdout.String(), "429 Too Many Requests: ") && strings.Contains(l.stdout.String(), "reconnecting in 5s")
+	}, l)
+	if !strings.Contains(l.stdout.String(), "this API key already has 1 open") || strings.Contains(l.stdout.String(), "connected;") {
+		t.Fatalf("listen's output does not show the server's reason, or it connected:\n%s", l.stdout.String())
+	}
+	cancel()
+	_ = held.Body.Close()
+	waitFor(t, 20*time.Second, "listen to connect once the other stream ended", func() bool { return strings.Contains(l.stdout.String(), "connected;") }, l)
+	l.stop()
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/heraldhq/herald/internal/dispatch"
+	"github.com/heraldhq/herald/internal/api"
 	"github.com/heraldhq/herald/internal/node"
 )
 
@@ -69,6 +70,9 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 			if err := checkLimits(log); err != nil {
 				return err
 			}
+			if cfg.MaxListenStreams < 1 || cfg.MaxListenStreamsPerKey < 1 {
+				return fmt.Errorf("--max-listen-streams %d, --max-listen-streams-per-key %d: want at least 1", cfg.MaxListenStreams, cfg.MaxListenStreamsPerKey)
+			}
 			ctx := cmd.Context()
 			n, err := node.Start(ctx, cfg)
 			if err != nil {
@@ -93,6 +97,8 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.StringVar(&cfg.APIKey, "api-key", "", "an admin API key to accept (otherwise one is created at first start)")
 	f.IntVar(&cfg.MaxEventBytes, "max-event-bytes", 256<<10, "largest event accepted, in bytes")
 	checkLimits = apiLimitFlags(f, &cfg.APILimits)
+	f.IntVar(&cfg.MaxListenStreams, "max-listen-streams", api.DefaultMaxListenStreams, "listen streams (GET /v1/tenants/{tenant}/listen) this node holds open at once, over all keys")
+	f.IntVar(&cfg.MaxListenStreamsPerKey, "max-listen-streams-per-key", api.DefaultMaxListenStreamsPerKey, "listen streams one API key may hold open at once")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "base URL senders reach Herald at (https://hooks.example.com), shown in sources' URLs; default: the scheme and host of the API request")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) to serve the API over HTTPS; needs --tls-key")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")

@@ -82,6 +82,8 @@ func TestServe_BadSecuritySettingsStopTheStart(t *testing.T) {
 		{"negative --api-rate", nil, []string{"--api-rate", "-1"}, []string{"--api-rate"}},
 		{"NaN HERALD_API_RATE", []string{"HERALD_API_RATE=NaN"}, nil, []string{"--api-rate"}},
 		{"negative --api-burst", nil, []string{"--api-burst", "-5"}, []string{"--api-burst"}},
+		{"--max-listen-streams 0", nil, []string{"--max-listen-streams", "0"}, []string{"--max-listen-streams 0"}},
+		{"negative HERALD_MAX_LISTEN_STREAMS_PER_KEY", []string{"HERALD_MAX_LISTEN_STREAMS_PER_KEY=-1"}, nil, []string{"--max-listen-streams-per-key -1"}},
 		{"certificate without key", nil, []string{"--tls-cert", certFile}, []string{"--tls-key"}},
 		{"unreadable certificate", []string{"HERALD_TLS_CERT=/nonexistent/cert.pem", "HERALD_TLS_KEY=/nonexistent/key.pem"}, nil,
 			[]string{"load the TLS certificate"}},

@@ -69,6 +69,14 @@ type Config struct {
 	CursorKeys *seal.Keyring
 	// ListenHeartbeat is how often a quiet listen stream sends a heartbeat (default 15 s).
 	ListenHeartbeat time.Duration
+	// ListenWriteTimeout is how long a listen stream's client has to take each write before the
+	// stream is dropped (default DefaultListenWriteTimeout).
+	ListenWriteTimeout time.Duration
+	// MaxListenStreams bounds the listen streams open at once on this server (default
+	// DefaultMaxListenStreams), MaxListenStreamsPerKey those of one API key or portal link
+	// (default DefaultMaxListenStreamsPerKey).
+	MaxListenStreams       int
+	MaxListenStreamsPerKey int
 	// PortalKey signs and checks portal links (portal.go); nil: portal links answer 503 and no
 	// portal token is accepted.
 	PortalKey []byte

@@ -98,7 +98,7 @@ func (s *Server) registerFeed() {
 	}, func(ctx context.Context, in *struct {
 		EndpointPath
 		After string `query:"after" maxLength:"200" doc:"The next cursor of the previous page; absent for the start of the feed."`
-		Limit int    `query:"limit" minimum:"1" maximum:"1000" default:"100" doc:"Events per page."`
+		Limit int    `query:"limit" minimum:"1" maximum:"1000" default:"100" doc:"Events per page; a page also ends once it holds 1 MiB of events (with has_more true)."`
 	}) (*Out[FeedBody], error) {
 		ep, err := s.st.GetEndpoint(ctx, in.Tenant, in.ID)
 		if err != nil {
@@ -124,7 +124,8 @@ func (s *Server) registerFeed() {
 				return nil, s.fail(err, "endpoint "+ep.ID+" filter")
 			}
 		}
-		out := &Out[FeedBody]{Body: FeedBody{Data: make([]Event, 0, len(evs)), HasMore: len(evs) == in.Limit}}
+		// A page is also cut at store.MaxFeedBytes of events, so that one answer stays small.
+		out := &Out[FeedBody]{Body: FeedBody{Data: make([]Event, 0, len(evs)), HasMore: store.FeedPageFull(evs, in.Limit)}}
 		for i := range evs {
 			after = evs[i].Position
 			if filter.Filter != nil {

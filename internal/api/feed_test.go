@@ -199,3 +199,37 @@ func TestPublish_PriorityReachesTheDeliveries(t *testing.T) {
 		t.Fatalf("priority urgent: %d %s, want 422 at body.priority", ans.status, ans.body)
 	}
 }
+
+// A page of large events ends at 1 MiB of events, whatever the limit, with has_more, and the
+// pages that follow carry on where it ended: one answer stays small.
+func TestFeed_PageIsBoundedByItsBytes(t *testing.T) {
+	t.Parallel()
+	a := newTestAPI(t, api.Config{})
+	key, invoices, _ := feedSetUp(t, a)
+	a.publishLarge("big", 8) // 8 × 240 KiB
+
+	var got []string
+	pages := 0
+	for after := ""; ; {
+		ans, p := a.feed(key, invoices, after, 100)
+		pages++
+		if ans.status != http.StatusOK {
+			t.Fatalf("feed: %d %s", ans.status, ans.body)
+		}
+		if len(ans.body) > 2<<20 {
+			t.Fatalf("a feed page of %d bytes, want at most about 1 MiB and one event", len(ans.body))
+		}
+		got = append(got, p.ids()...)
+		if !p.HasMore {
+			break
+		}
+		after = p.Next
+	}
+	var want []string
+	for i := range 8 {
+		want = append(want, "big"+strconv.Itoa(i))
+	}
+	if !slices.Equal(got, want) || pages < 2 {
+		t.Fatalf("read %v in %d pages, want %v in more than one", got, pages, want)
+	}
+}

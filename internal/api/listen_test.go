@@ -5,15 +5,22 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald/internal/api"
+	"github.com/heraldhq/herald/internal/metrics"
 )
 
 // sse is one Server-Sent Event, or a comment (a heartbeat).
@@ -367,4 +374,240 @@ func TestListen_SendsABacklogInOrder(t *testing.T) {
 		}
 	}
 	s.quiet(300 * time.Millisecond)
+}
+
+// publishLarge publishes n events of about 240 KiB of data each (just under the 256 KiB event
+// limit), named prefix0, prefix1…, in one batch.
+func (a *testAPI) publishLarge(prefix string, n int) {
+	a.t.Helper()
+	pad := strings.Repeat("x", 240<<10)
+	var batch []map[string]any
+	for i := range n {
+		batch = append(batch, map[string]any{"id": prefix + strconv.Itoa(i), "type": "invoice.paid", "data": map[string]any{"pad": pad}})
+	}
+	a.must(http.StatusAccepted, "POST", "/v1/tenants/acme/events/batch", map[string]any{"events": batch}, nil)
+}
+
+// openUnread opens a listen stream and never reads it past the headers.
+func openUnread(t *testing.T, base, key, lastEventID string) *http.Response {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/v1/tenants/acme/listen", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Last-Event-ID", lastEventID)
+	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
+	if err != nil {
+		cancel()
+		t.Fatalf("listen: %v", err)
+	}
+	t.Cleanup(func() { cancel(); _ = resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("listen: %s", resp.Status)
+	}
+	return resp
+}
+
+// readyCursor opens a stream just to take its ready cursor: the place where the events
+// published after it start.
+func readyCursor(t *testing.T, base, key string) string {
+	t.Helper()
+	s, ans := listen(t, base, key, "", nil)
+	if s == nil {
+		t.Fatalf("listen: %d %s", ans.status, ans.body)
+	}
+	defer s.close()
+	return s.next(5 * time.Second).id
+}
+
+// liveHeap is the heap in use after two collections: what is still referenced (the first
+// only moves what sync.Pools keep, such as encoding/json's buffers, to where the second frees it).
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// A stream whose client never reads holds one small page of events while its write waits, not
+// the backlog: streams of 100 events of 240 KiB each (24 MiB) to clients that read nothing add
+// a few MiB to the server's heap, not what they would send. (The test measures the process's
+// live heap, so it runs alone, not in parallel with the others.)
+func TestListen_AStreamNobodyReadsHoldsOnePage(t *testing.T) {
+	a := newTestAPI(t, api.Config{})
+	key, _, _ := feedSetUp(t, a)
+	from := readyCursor(t, a.srv.URL, key)
+	a.publishLarge("big", 100)
+
+	const streams = 4
+	const perStream = 8 << 20 // generous: a page is at most 1 MiB and one event
+	before := liveHeap()
+	for range streams {
+		openUnread(t, a.srv.URL, key, from)
+	}
+	// The streams read and write until their writes block (the 30 s write timeout is far
+	// off). What they hold then is the heap they keep over the second half of 4 s: the
+	// smallest sample there, so that the garbage of a page being written does not count.
+	var held uint64 = math.MaxUint64
+	for i := range 40 {
+		if h := liveHeap(); i >= 20 {
+			held = min(held, h)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if grew := int64(held) - int64(before); grew > streams*perStream {
+		t.Fatalf("%d streams nobody reads hold %d MiB of live heap, want at most %d MiB", streams, grew>>20, streams*perStream>>20)
+	}
+}
+
+// metricValue is the value of a gauge or counter (the sum over its labels).
+func metricValue(t *testing.T, m *metrics.Metrics, name string) float64 {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			v += s.GetGauge().GetValue() + s.GetCounter().GetValue()
+		}
+	}
+	return v
+}
+
+// A client that stops reading is dropped once a write has waited the write timeout: the
+// server logs why, with the tenant and the key, counts it, frees the stream's place, and
+// closes the connection.
+func TestListen_DropsAClientThatDoesNotKeepUp(t *testing.T) {
+	t.Parallel()
+	// The log goes to a file, which the test reads while the server writes it.
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "herald.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = logFile.Close() })
+	logs := func() string {
+		b, err := os.ReadFile(logFile.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	m := metrics.New(metrics.Options{})
+	a := newTestAPI(t, api.Config{ListenWriteTimeout: 300 * time.Millisecond, Metrics: m, Logger: slog.New(slog.NewTextHandler(logFile, nil))})
+	key, _, _ := feedSetUp(t, a)
+	from := readyCursor(t, a.srv.URL, key)
+	a.publishLarge("big", 100) // 24 MiB: more than the sockets' buffers take
+
+	resp := openUnread(t, a.srv.URL, key, from)
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logs(), "reason="+api.ListenSlowConsumer) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stream was not dropped within 20 s; log:\n%s", logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var line string
+	for _, l := range strings.Split(logs(), "\n") {
+		if strings.Contains(l, "reason="+api.ListenSlowConsumer) {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "tenant=acme") || !strings.Contains(line, "key=key_") || !strings.Contains(line, "level=WARN") {
+		t.Errorf("the drop's log line does not name the tenant and the key: %s", line)
+	}
+	if n := metricValue(t, m, "herald_listen_dropped_total"); n != 1 {
+		t.Errorf("herald_listen_dropped_total = %v, want 1", n)
+	}
+	for metricValue(t, m, "herald_listen_streams") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("herald_listen_streams is not back to 0 after the drop")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The connection is closed: what the client reads now ends.
+	read := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, resp.Body)
+		read <- err
+	}()
+	select {
+	case <-read:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the dropped stream's connection stays open")
+	}
+}
+
+// tenantKeyOf makes another key of an existing tenant.
+func (a *testAPI) tenantKeyOf(tenant string) string {
+	a.t.Helper()
+	var k struct {
+		Key string `json:"key"`
+	}
+	a.must(http.StatusCreated, "POST", "/v1/api-keys", map[string]any{"role": "tenant", "tenant_id": tenant}, &k)
+	return k.Key
+}
+
+// Streams are limited per API key and per server: above either limit, 429 with Retry-After
+// naming the limit, while other keys (under the server's limit) still listen; a stream that
+// ends gives its place back.
+func TestListen_LimitsStreamsPerKeyAndPerServer(t *testing.T) {
+	t.Parallel()
+	a := newTestAPI(t, api.Config{MaxListenStreamsPerKey: 2, MaxListenStreams: 3})
+	first, _, _ := feedSetUp(t, a)
+	second, third := a.tenantKeyOf("acme"), a.tenantKeyOf("acme")
+
+	open := func(key string) *sseStream {
+		t.Helper()
+		s, ans := listen(t, a.srv.URL, key, "", nil)
+		if s == nil {
+			t.Fatalf("listen: %d %s", ans.status, ans.body)
+		}
+		s.next(5 * time.Second)
+		return s
+	}
+	refused := func(key, want string) {
+		t.Helper()
+		s, ans := listen(t, a.srv.URL, key, "", nil)
+		if s != nil {
+			t.Fatalf("a stream above the limit opened (want 429: %s)", want)
+		}
+		if ans.status != http.StatusTooManyRequests {
+			t.Fatalf("above the limit: %d %s, want 429", ans.status, ans.body)
+		}
+		if p := ans.problem(t); !strings.Contains(p.Detail, want) {
+			t.Errorf("the problem says %q, want it to name the limit (%q)", p.Detail, want)
+		}
+		if ra, err := strconv.Atoi(ans.header.Get("Retry-After")); err != nil || ra < 1 {
+			t.Errorf("Retry-After = %q, want whole seconds", ans.header.Get("Retry-After"))
+		}
+	}
+
+	s1 := open(first)
+	open(first)
+	refused(first, "this API key already has 2 open")
+	open(second) // another key still may
+	refused(third, "this server already holds 3")
+
+	// A stream that ends frees its place (once its handler sees the client gone).
+	s1.close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, ans := listen(t, a.srv.URL, third, "", nil)
+		if s != nil {
+			s.next(5 * time.Second)
+			break
+		}
+		if ans.status != http.StatusTooManyRequests || time.Now().After(deadline) {
+			t.Fatalf("after a stream ended: %d %s", ans.status, ans.body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -55,6 +55,8 @@ type Metrics struct {
 	inbound         *prometheus.CounterVec
 	inboundAck      *prometheus.HistogramVec
 	outboxRefused   *prometheus.CounterVec
+	listenStreams   prometheus.Gauge
+	listenDropped   *prometheus.CounterVec
 
 	endpoints *endpointCap // nil: no endpoint label
 }
@@ -120,8 +122,16 @@ func New(opts Options) *Metrics {
 		Name: "herald_outbox_refused_total",
 		Help: "Tries to relay an outbox row that Herald refused (unknown type or tenant, data against the schema); the row stays and is tried again.",
 	}, []string{"tenant"})
+	m.listenStreams = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_listen_streams",
+		Help: "Listen streams (GET /v1/tenants/{tenant}/listen) open on this process.",
+	})
+	m.listenDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_listen_dropped_total",
+		Help: "Listen streams the server dropped, by reason: slow_consumer (the client did not take a write in time).",
+	}, []string{"reason"})
 	reg.MustRegister(m.published, m.deliveries, m.attemptDuration, m.inFlight, m.queued, m.breakersOpen,
-		m.apiRequests, m.apiDuration, m.inbound, m.inboundAck, m.outboxRefused,
+		m.apiRequests, m.apiDuration, m.inbound, m.inboundAck, m.outboxRefused, m.listenStreams, m.listenDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -149,6 +159,22 @@ func (m *Metrics) OutboxRefused(tenant string) {
 		return
 	}
 	m.outboxRefused.WithLabelValues(tenant).Inc()
+}
+
+// ListenStreams sets the number of listen streams open.
+func (m *Metrics) ListenStreams(n int) {
+	if m == nil {
+		return
+	}
+	m.listenStreams.Set(float64(n))
+}
+
+// ListenDropped counts one listen stream the server dropped, for reason.
+func (m *Metrics) ListenDropped(reason string) {
+	if m == nil {
+		return
+	}
+	m.listenDropped.WithLabelValues(reason).Inc()
 }
 
 // Outcomes of a request received on a source, as the herald_inbound_requests_total outcome label.

@@ -79,6 +79,11 @@ type Config struct {
 	// APILimits are the API's request rate limits (api.RateLimits; the zero value: none; herald
 	// serve applies api.DefaultRateLimits).
 	APILimits api.RateLimits
+	// MaxListenStreams bounds the listen streams open at once on this node, and
+	// MaxListenStreamsPerKey those of one API key (0: api.DefaultMaxListenStreams and
+	// api.DefaultMaxListenStreamsPerKey).
+	MaxListenStreams       int
+	MaxListenStreamsPerKey int
 	// TLSCertFile and TLSKeyFile (PEM), both set, make the API serve HTTPS instead of HTTP.
 	TLSCertFile string
 	TLSKeyFile  string
@@ -214,7 +219,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		TracerProvider: tp, Ops: opsPub})
 	a := api.New(api.Config{
 		Store: st, Notifier: d, URLCheck: client, InternalURLCheck: internalClient, Logger: log, Version: Version, MaxEventBytes: cfg.MaxEventBytes,
-		RateLimits: cfg.APILimits, Metrics: m, Inbound: in, PublicURL: cfg.PublicURL, TracerProvider: tp,
+		RateLimits: cfg.APILimits, MaxListenStreams: cfg.MaxListenStreams, MaxListenStreamsPerKey: cfg.MaxListenStreamsPerKey, Metrics: m, Inbound: in, PublicURL: cfg.PublicURL, TracerProvider: tp,
 		PortalKey: keys.Derive("herald portal link v1"),
 		// Feed and listen cursors are sealed with the keyring, so every node opens every node's.
 		CursorKeys: keys,

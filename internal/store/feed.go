@@ -19,6 +19,25 @@ type FeedEvent struct {
 // MaxFeedLimit bounds one EventsAfter call.
 const MaxFeedLimit = 1000
 
+// MaxFeedBytes bounds the event bytes (payloads) one EventsAfter call returns, whatever its
+// limit: a page ends with the event that reaches the bound, so it holds at most MaxFeedBytes
+// plus one event. Events are up to 256 KiB by default; without it, a page of 1000 would hold
+// 250 MiB, and a listen stream blocked on a client that does not read would keep it.
+const MaxFeedBytes = 1 << 20
+
+// FeedPageFull reports whether a page EventsAfter returned for limit may have been cut short by
+// the limit or by MaxFeedBytes, so that more events may follow at once.
+func FeedPageFull(evs []FeedEvent, limit int) bool {
+	if len(evs) >= ClampFeed(limit) {
+		return true
+	}
+	n := 0
+	for i := range evs {
+		n += len(evs[i].Payload)
+	}
+	return n >= MaxFeedBytes
+}
+
 // FeedPatterns splits subscription patterns for a query: match all ("*" or no patterns), exact
 // names, and the prefixes of "prefix.*" patterns (with their dot, and their length in
 // characters, for SQL's substring functions).

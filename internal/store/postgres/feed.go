@@ -64,8 +64,13 @@ func (s *Store) EventsAfter(ctx context.Context, tenantID string, after int64, p
 		}
 		w.conds = append(w.conds, "("+strings.Join(or, " OR ")+")")
 	}
-	q := `SELECT seq, id, type, ts, source, payload, created_at FROM events WHERE ` + w.String() +
-		` ORDER BY seq LIMIT ` + w.arg(store.ClampFeed(limit))
+	// The page ends with the event that reaches store.MaxFeedBytes: the server sends no row
+	// after it (octet_length reads a stored value's size without decompressing it).
+	q := `SELECT seq, id, type, ts, source, payload, created_at FROM (
+		SELECT seq, id, type, ts, source, payload, created_at,
+			sum(octet_length(payload)) OVER (ORDER BY seq) - octet_length(payload) AS before
+		FROM events WHERE ` + w.String() + ` ORDER BY seq LIMIT ` + w.arg(store.ClampFeed(limit)) + `) page
+		WHERE before < ` + w.arg(store.MaxFeedBytes) + ` ORDER BY seq`
 	rows, err := s.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("events after %d: %w", after, unavailable(err))

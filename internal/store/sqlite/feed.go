@@ -39,7 +39,8 @@ func (s *Store) EventsAfter(ctx context.Context, tenantID string, after int64, p
 	}
 	defer rows.Close()
 	var out []store.FeedEvent
-	for rows.Next() {
+	// Rows are stepped one at a time: stopping at store.MaxFeedBytes reads no further.
+	for size := 0; size < store.MaxFeedBytes && rows.Next(); {
 		var ev store.FeedEvent
 		var ts, c int64
 		if err := rows.Scan(&ev.Position, &ev.ID, &ev.Type, &ts, &ev.Source, &ev.Payload, &c); err != nil {
@@ -47,6 +48,7 @@ func (s *Store) EventsAfter(ctx context.Context, tenantID string, after int64, p
 		}
 		ev.TenantID, ev.Timestamp, ev.CreatedAt = tenantID, fromMicros(ts), fromMicros(c)
 		out = append(out, ev)
+		size += len(ev.Payload)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("events after %d: %w", after, err)

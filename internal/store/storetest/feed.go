@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func feedIDs(t *testing.T, s store.Store, tenantID string, after int64, patterns
 			after = ev.Position
 			ids = append(ids, ev.ID)
 		}
-		if len(evs) < limit {
+		if !store.FeedPageFull(evs, limit) {
 			return ids, after
 		}
 	}
@@ -175,5 +176,46 @@ func testEventsAfterRetention(t *testing.T, s store.Store) {
 	got, _ := feedIDs(t, s, "acme", last, nil, 100)
 	if !slices.Equal(got, []string{"new1"}) {
 		t.Fatalf("after retention, the feed from the last position read %v, want [new1]", got)
+	}
+}
+
+// testEventsAfterBoundsBytes: a page of large events ends with the event that reaches
+// store.MaxFeedBytes, whatever the limit, says so through FeedPageFull, and the pages that
+// follow carry on where it ended.
+func testEventsAfterBoundsBytes(t *testing.T, s store.Store) {
+	tenant(t, s, "acme")
+	const size = 200 << 10 // six make a page: the sixth reaches 1 MiB
+	var evs []*store.Event
+	var want []string
+	for i := range 14 {
+		ev := event(fmt.Sprintf("big%02d", i), "invoice.paid")
+		ev.Payload = []byte(fmt.Sprintf(`{"id":%q,"type":"invoice.paid","data":{"pad":%q}}`, ev.ID, strings.Repeat("x", size)))
+		evs = append(evs, ev)
+		want = append(want, ev.ID)
+	}
+	publish(t, s, "acme", evs...)
+	perPage := (store.MaxFeedBytes + size - 1) / size
+	page, err := s.EventsAfter(ctx, "acme", 0, nil, 100)
+	must(t, err)
+	bytes := 0
+	for _, ev := range page {
+		bytes += len(ev.Payload)
+	}
+	if len(page) != perPage || bytes-len(page[len(page)-1].Payload) >= store.MaxFeedBytes {
+		t.Fatalf("first page: %d events, %d bytes; want %d, ending with the event that reaches %d bytes", len(page), bytes, perPage, store.MaxFeedBytes)
+	}
+	if !store.FeedPageFull(page, 100) {
+		t.Fatal("FeedPageFull is false for a page cut by its bytes")
+	}
+	if got, _ := feedIDs(t, s, "acme", 0, nil, 100); !slices.Equal(got, want) {
+		t.Fatalf("the feed read page by page: %v, want %v", got, want)
+	}
+	small, err := s.EventsAfter(ctx, "acme", page[len(page)-1].Position, nil, 1)
+	must(t, err)
+	if len(small) != 1 || !store.FeedPageFull(small, 1) {
+		t.Fatalf("a page of limit 1: %d events, full %v", len(small), store.FeedPageFull(small, 1))
+	}
+	if store.FeedPageFull(page[:1], 100) {
+		t.Fatal("FeedPageFull is true for one event below the byte bound and the limit")
 	}
 }

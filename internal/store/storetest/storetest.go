@@ -57,6 +57,7 @@ func Run(t *testing.T, open Open) {
 		"EventsAfterInPublishOrder":     testEventsAfter,
 		"EventsAfterMissesNoConcurrent": testEventsAfterConcurrent,
 		"EventsAfterSurvivesRetention":  testEventsAfterRetention,
+		"EventsAfterBoundsBytes":        testEventsAfterBoundsBytes,
 		"FiltersDecideFanOut":           testFiltersDecideFanOut,
 		"EndpointOptionsRoundTrip":      testEndpointOptionsRoundTrip,
 		"EventTypeDocsRoundTrip":        testEventTypeDocsRoundTrip,
