@@ -121,6 +121,43 @@ const laneState = `lane.until, EXISTS (SELECT 1 FROM lanes WHERE endpoint_id = $
 		WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until <= $2) ELSE false END
 	FROM (SELECT (SELECT until FROM lanes WHERE endpoint_id = $1 AND node_id = $3 AND until > $2) AS until) lane`
 
+// releaseLanes deletes this node's ($1) lanes of the endpoints $2, and releaseLanesBut those of
+// every other endpoint, locked in endpoint order as claims lock them; both return the endpoints
+// of those with due work no one has leased at $3: another node may be waiting for their lanes
+// (notifyFreed).
+var (
+	releaseLanes    = releaseLanesWhere(`endpoint_id = ANY($2)`)
+	releaseLanesBut = releaseLanesWhere(`endpoint_id <> ALL(coalesce($2::text[], '{}'))`)
+)
+
+func releaseLanesWhere(cond string) string {
+	return `WITH gone AS (
+		DELETE FROM lanes l USING (SELECT endpoint_id FROM lanes WHERE node_id = $1 AND ` + cond + ` ORDER BY endpoint_id FOR UPDATE) r
+		WHERE l.endpoint_id = r.endpoint_id AND l.node_id = $1
+		RETURNING l.endpoint_id
+	)
+	SELECT endpoint_id FROM gone g WHERE EXISTS (SELECT 1 FROM deliveries
+		WHERE endpoint_id = g.endpoint_id AND state = 0 AND next_attempt_at <= $3 AND lease_until <= $3)`
+}
+
+// collectFreed appends the endpoints releaseLanes returns to freed.
+func collectFreed(freed *[]string) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		var err error
+		*freed, err = pgx.AppendRows(*freed, rows, pgx.RowTo[string])
+		return err
+	}
+}
+
+// notifyFreed wakes the nodes (this one included) for endpoints whose lanes this node has let go
+// of while they had due work, as a publish does: a node that could not take such a lane would
+// otherwise look again only when the lane was due to end.
+func (s *Store) notifyFreed(endpoints []string) {
+	if s.notifier != nil {
+		s.notifier.add(endpoints)
+	}
+}
+
 // laneTerm is when another node's lane of endpoint $1 ends, if it has due work.
 const laneTerm = `(SELECT until FROM lanes WHERE endpoint_id = $1 AND node_id <> $3 AND until > $2
 		AND EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2))`
@@ -162,14 +199,16 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 	var out []store.ClaimResult
 	var lanes []laneRead // what each request's statements read back of its lane
 	var batched []int    // indexes of batching requests
+	var freed []string   // lanes let go of that have due work
 	err := s.sendBatch(ctx, func() *pgx.Batch {
 		out = make([]store.ClaimResult, len(reqs))
+		freed = freed[:0]
 		lanes = make([]laneRead, len(reqs))
 		batched = batched[:0]
 		b := &pgx.Batch{}
 		b.Queue(lazyCommit)
-		for _, id := range plan.release {
-			b.Queue(`DELETE FROM lanes WHERE endpoint_id = $1 AND node_id = $2`, id, s.node)
+		if len(plan.release) > 0 {
+			b.Queue(releaseLanes, s.node, plan.release, now).Query(collectFreed(&freed))
 		}
 		// Lanes are locked in endpoint order, whatever the order asked, so that two nodes
 		// claiming overlapping sets of endpoints cannot deadlock on them.
@@ -234,6 +273,7 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 		return nil, fmt.Errorf("claim: %w", err)
 	}
 	s.lanes.released(plan)
+	s.notifyFreed(freed)
 	for _, i := range batched {
 		if plan.shed[reqs[i].EndpointID] {
 			continue // as above
@@ -439,18 +479,17 @@ func (s *Store) RenewClaims(ctx context.Context, now, until time.Time) (int, err
 	var renewed []int64
 	var nodes, others int
 	var mine map[string]time.Time
+	var freed []string
 	err := s.sendBatch(ctx, func() *pgx.Batch {
 		renewed = renewed[:0]
+		freed = freed[:0]
 		mine = map[string]time.Time{}
 		b := &pgx.Batch{}
 		b.Queue(lazyCommit)
 		b.Queue(`INSERT INTO nodes (node_id, until) VALUES ($1, $2)
 			ON CONFLICT (node_id) DO UPDATE SET until = greatest(nodes.until, excluded.until)`, s.node, until)
 		b.Queue(`DELETE FROM nodes WHERE until < $1`, now.Add(-time.Hour))
-		// Locked in endpoint order, as claims lock lanes.
-		b.Queue(`DELETE FROM lanes l USING (SELECT endpoint_id FROM lanes WHERE node_id = $1 AND endpoint_id <> ALL(coalesce($2::text[], '{}'))
-				ORDER BY endpoint_id FOR UPDATE) idle
-			WHERE l.endpoint_id = idle.endpoint_id AND l.node_id = $1`, s.node, endpoints)
+		b.Queue(releaseLanesBut, s.node, endpoints, now).Query(collectFreed(&freed))
 		if len(ids) > 0 {
 			// Lanes first, in endpoint order, as claims take them.
 			b.Queue(`UPDATE lanes SET until = greatest(until, $2) WHERE node_id = $1 AND endpoint_id = ANY($3)`, s.node, until, endpoints)
@@ -481,6 +520,7 @@ func (s *Store) RenewClaims(ctx context.Context, now, until time.Time) (int, err
 	}
 	s.held.renewed(ids, renewed, until)
 	s.lanes.renewed(mine, nodes, others)
+	s.notifyFreed(freed)
 	return len(renewed), nil
 }
 
