@@ -127,18 +127,19 @@ type Dispatcher struct {
 	results chan result
 
 	// Owned by the loop goroutine.
-	lanes    map[string]*lane
-	ready    []*lane
-	timers   laneHeap
-	claims   chan claimBatch // the answer of the claim under way
-	claiming bool            // a claim is under way
-	renewing bool            // a renewal of leases is under way
-	renewed  chan error      // its answer
-	inFlight int             // attempts under way
-	held     int             // claims held: in flight and queued
-	sending  int             // claims held by the attempts under way (a batch's members each count)
-	sendCtx  context.Context
-	sends    sync.WaitGroup
+	lanes     map[string]*lane
+	ready     []*lane
+	timers    laneHeap
+	claims    chan claimBatch // the answer of the claim under way
+	claiming  bool            // a claim is under way
+	renewing  bool            // a renewal of leases is under way
+	renewed   chan error      // its answer
+	inFlight  int             // attempts under way
+	held      int             // claims held: in flight and queued
+	sending   int             // claims held by the attempts under way (a batch's members each count)
+	laneWaits int             // lanes waiting for their lane in the store (noteLaneWait)
+	sendCtx   context.Context
+	sends     sync.WaitGroup
 
 	// breakers holds the state of every endpoint breaker that is not closed (endpoint id →
 	// "open" or "half-open"), for the API; written from the breakers' state callbacks.
@@ -305,6 +306,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.markReady(l)
 		}
 		d.cfg.Metrics.SetDispatch(d.inFlight, d.held-d.sending)
+		d.cfg.Metrics.SetLaneWaits(d.laneWaits)
 	}
 }
 
@@ -404,6 +406,7 @@ func (d *Dispatcher) collectIdleLanes() {
 	for id, l := range d.lanes {
 		if l.inFlight == 0 && len(l.queue) == 0 && !l.claiming && !l.ready && l.heapIndex < 0 && l.lastActive.Before(cutoff) {
 			l.forgetBreaker(d.cfg.Metrics)
+			d.endLaneWait(l, time.Now())
 			delete(d.lanes, id)
 		}
 	}
@@ -544,6 +547,7 @@ func (d *Dispatcher) claimed(ctx context.Context, b claimBatch) {
 		got := requests(res.Claimed)
 		l.requests += got
 		d.held += len(res.Claimed)
+		d.noteLaneWait(l, res, now)
 		switch {
 		case got < b.reqs[i].Limit:
 			if !res.NextDue.IsZero() {
@@ -575,6 +579,7 @@ func (d *Dispatcher) room(ctx context.Context, l *lane, now time.Time) (int, tim
 		if errors.Is(err, store.ErrNotFound) {
 			d.releaseQueue(ctx, l)
 			l.forgetBreaker(d.cfg.Metrics)
+			d.endLaneWait(l, now)
 			delete(d.lanes, l.id)
 			return 0, time.Time{}
 		}
@@ -583,6 +588,7 @@ func (d *Dispatcher) room(ctx context.Context, l *lane, now time.Time) (int, tim
 	}
 	if !l.ep.Enabled {
 		d.releaseQueue(ctx, l)
+		d.endLaneWait(l, now)
 		return 0, time.Time{}
 	}
 	switch l.breaker.State() {

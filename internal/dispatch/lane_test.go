@@ -3,7 +3,6 @@ package dispatch_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/httpsend"
+	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/pgtest"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/postgres"
@@ -69,7 +69,13 @@ func (rc *pathReceiver) waitFor(path string, bound time.Duration) bool {
 func openPostgres(t *testing.T) *postgres.Store {
 	t.Helper()
 	url, schema := pgtest.Schema(t, "herald_dispatch_")
-	st, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema})
+	return openNode(t, url, schema)
+}
+
+// openNode opens another store (another node) on the schema, closed when the test ends.
+func openNode(t *testing.T, url, schema string) *postgres.Store {
+	t.Helper()
+	st, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema, Notify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,24 +126,55 @@ func (f laneFixture) publish(tenant, id string) []string {
 	return res[0].EndpointIDs
 }
 
-// runDispatcher runs a dispatcher on st with the lane timings above until the test ends.
-func runDispatcher(t *testing.T, st store.Store, log *slog.Logger) *dispatch.Dispatcher {
+// runDispatcher runs a dispatcher on st with the lane timings above, logging to log, until the
+// test ends. It wakes lanes as node.go does, from the store's notifications.
+func runDispatcher(t *testing.T, st *postgres.Store, log *slog.Logger, m *metrics.Metrics) *dispatch.Dispatcher {
 	t.Helper()
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
 	client := httpsend.New(httpsend.Config{AllowHTTP: true, AllowLoopback: true})
-	d := dispatch.New(st, client, dispatch.Config{Rescan: laneRescan, LeaseMargin: laneMargin, Logger: log})
+	d := dispatch.New(st, client, dispatch.Config{Rescan: laneRescan, LeaseMargin: laneMargin, Logger: log, Metrics: m})
 	runCtx, stop := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
+	ran := make(chan error, 2)
 	go func() { ran <- d.Run(runCtx) }()
+	go func() {
+		ran <- st.Listen(runCtx, func(ids []string) {
+			if ids == nil {
+				d.Rescan()
+				return
+			}
+			d.Notify(ids...)
+		})
+	}()
 	t.Cleanup(func() {
 		stop()
-		if err := <-ran; err != nil {
-			t.Errorf("dispatcher: %v", err)
+		for range 2 {
+			if err := <-ran; err != nil {
+				t.Errorf("dispatcher: %v", err)
+			}
 		}
 	})
 	return d
+}
+
+// testLog is a log the dispatcher writes while the test reads it.
+type testLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *testLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *testLog) logger(level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: level}))
 }
 
 // Issue 14: after a fan-out, the lanes of the endpoints served stayed in the lanes table (every
@@ -188,27 +225,88 @@ func TestLanes_NewEndpointAfterAFanOutIsNotStalled(t *testing.T) {
 	}
 	time.Sleep(1100 * time.Millisecond) // past the end of the fan-out's claims
 
-	var logs strings.Builder
-	var logMu sync.Mutex
-	d := runDispatcher(t, st, slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	var logs testLog
+	d := runDispatcher(t, st, logs.logger(slog.LevelDebug), nil)
 	f.tenant("globex")
 	f.endpoint("globex", "ep_new", store.EndpointOptions{})
 	d.Notify(f.publish("globex", "evt_new")...)
 	if !f.rc.waitFor("/ep_new", laneBound) {
-		logMu.Lock()
-		defer logMu.Unlock()
 		t.Fatalf("the new tenant's endpoint got nothing within %v (rescan %v, lease margin %v): it waited for a lane\n%s", laneBound, laneRescan, laneMargin, logs.String())
 	}
 }
 
-// lockedWriter serialises writes to w, for a log read while the dispatcher writes.
-type lockedWriter struct {
-	w  io.Writer
-	mu *sync.Mutex
-}
+// An endpoint whose lane another node holds is not a silent stall: the wait is logged with its
+// reason and counted in herald_lane_waiting_endpoints; and when the other node lets the lane go
+// (here it stops), this node is woken and delivers at once, not when the lane would have ended.
+func TestLanes_AWaitIsLoggedAndEndsWhenTheLaneIsLetGo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url, schema := pgtest.Schema(t, "herald_dispatch_")
+	a := openNode(t, url, schema)
+	b := openNode(t, url, schema)
+	f := laneFixture{t: t, st: a, rc: newPathReceiver(t)}
+	f.tenant("acme")
+	f.endpoint("acme", "ep_shared", store.EndpointOptions{})
+	f.tenant("probe")
+	f.endpoint("probe", "ep_probe", store.EndpointOptions{})
+	f.publish("acme", "evt_1")
+	f.publish("acme", "evt_2")
+	// Node b takes the lane with one of the two deliveries, which it will never finish.
+	now := time.Now()
+	res, err := b.ClaimDue(ctx, now, now.Add(laneMargin), []store.ClaimRequest{{EndpointID: "ep_shared", Limit: 1}})
+	if err != nil || len(res[0].Claimed) != 1 {
+		t.Fatalf("node b claimed %v, %v; want one delivery", res, err)
+	}
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+	var logs testLog
+	m := metrics.New(metrics.Options{})
+	runDispatcher(t, a, logs.logger(slog.LevelInfo), m) // its first scan finds ep_shared's work
+	// Publishes it is not told of reach it through LISTEN once that is connected: then node a
+	// hears notifications.
+	for i := 0; !f.rc.waitFor("/ep_probe", 200*time.Millisecond); i++ {
+		if i == 50 {
+			t.Fatal("node a's dispatcher heard no notification")
+		}
+		f.publish("probe", fmt.Sprintf("evt_probe%d", i))
+	}
+	waiting := func() float64 {
+		mfs, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "herald_lane_waiting_endpoints" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no herald_lane_waiting_endpoints")
+		return 0
+	}
+	deadline := time.Now().Add(laneBound)
+	for !strings.Contains(logs.String(), "endpoint waiting for its lane") || waiting() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no logged and counted wait for the lane b holds (gauge %v):\n%s", waiting(), logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if line := logs.String(); !strings.Contains(line, "endpoint=ep_shared") || !strings.Contains(line, `reason="another node holds the endpoint's lane"`) {
+		t.Fatalf("the wait's log names neither the endpoint nor the reason:\n%s", line)
+	}
+	if f.rc.waitFor("/ep_shared", 0) {
+		t.Fatal("node a delivered to an endpoint whose lane node b holds")
+	}
+	// Node b stops: its lane goes, and node a takes it at once (b's lane would end in a minute).
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !f.rc.waitFor("/ep_shared", laneBound) {
+		t.Fatalf("nothing delivered within %v of node b letting the lane go (its end: %v):\n%s", laneBound, laneMargin, logs.String())
+	}
+	deadline = time.Now().Add(laneBound)
+	for !strings.Contains(logs.String(), "endpoint no longer waiting for its lane") || waiting() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the wait's end was neither logged nor counted (gauge %v):\n%s", waiting(), logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -50,6 +50,7 @@ type Metrics struct {
 	inFlight        prometheus.Gauge
 	queued          prometheus.Gauge
 	breakersOpen    prometheus.Gauge
+	laneWaits       prometheus.Gauge
 	apiRequests     *prometheus.CounterVec
 	apiDuration     *prometheus.HistogramVec
 	inbound         *prometheus.CounterVec
@@ -97,6 +98,10 @@ func New(opts Options) *Metrics {
 		Name: "herald_breaker_open_endpoints",
 		Help: "Endpoints whose circuit breaker is open in this process.",
 	})
+	m.laneWaits = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_lane_waiting_endpoints",
+		Help: "Endpoints with due deliveries that this process may not deliver to for now because it cannot take their lane (PostgreSQL).",
+	})
 	m.apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_api_requests_total",
 		Help: "API requests by route pattern and status code.",
@@ -120,7 +125,7 @@ func New(opts Options) *Metrics {
 		Name: "herald_outbox_refused_total",
 		Help: "Tries to relay an outbox row that Herald refused (unknown type or tenant, data against the schema); the row stays and is tried again.",
 	}, []string{"tenant"})
-	reg.MustRegister(m.published, m.deliveries, m.attemptDuration, m.inFlight, m.queued, m.breakersOpen,
+	reg.MustRegister(m.published, m.deliveries, m.attemptDuration, m.inFlight, m.queued, m.breakersOpen, m.laneWaits,
 		m.apiRequests, m.apiDuration, m.inbound, m.inboundAck, m.outboxRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -215,6 +220,13 @@ func (m *Metrics) SetDispatch(inFlight, queued int) {
 	}
 	m.inFlight.Set(float64(inFlight))
 	m.queued.Set(float64(queued))
+}
+
+// SetLaneWaits reports the endpoints waiting for their lane (see dispatch's lane waits).
+func (m *Metrics) SetLaneWaits(n int) {
+	if m != nil {
+		m.laneWaits.Set(float64(n))
+	}
 }
 
 // BreakerOpened and BreakerClosed follow the endpoints whose breaker is open.
