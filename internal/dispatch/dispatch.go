@@ -266,6 +266,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			if d.claiming {
+				// Its claims go to their lanes' queues, which shutdown gives back.
 				d.claimed(ctx, <-d.claims)
 			}
 			d.shutdown(ctx, cancelSends)
@@ -562,6 +563,9 @@ func (d *Dispatcher) claimed(ctx context.Context, b claimBatch) {
 			d.releaseQueue(ctx, l)
 			d.markReady(l)
 			continue
+		}
+		if ctx.Err() != nil {
+			continue // stopping: nothing new starts
 		}
 		d.pump(ctx, d.sendCtx, l, now)
 		if got == b.reqs[i].Limit && l.wantsMore(d.cfg.QueueDepth) {

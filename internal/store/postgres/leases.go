@@ -188,6 +188,9 @@ const nextDueOrdered = `SELECT least(
 	(SELECT CASE WHEN next_attempt_at > $2 THEN next_attempt_at WHEN lease_until > $2 THEN lease_until END
 		FROM deliveries WHERE endpoint_id = $1 AND state = 0 ORDER BY id LIMIT 1), ` + laneTerm + `), ` + laneState
 
+// claimTimeout bounds a claim, which its caller's context does not cut short (ClaimDue).
+const claimTimeout = 10 * time.Second
+
 // ClaimDue leases due deliveries of several endpoints in one transaction and one round trip: a
 // batch with a claim and a next-due query per endpoint.
 func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []store.ClaimRequest) ([]store.ClaimResult, error) {
@@ -195,6 +198,11 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 	// taken without the leases taken with it.
 	s.lanes.claimMu.Lock()
 	defer s.lanes.claimMu.Unlock()
+	// A claim is not cut short by ctx (a shutdown, say): one cancelled after its commit would
+	// leave leases and lanes that this handle never learnt of, held by no one until they end.
+	// claimTimeout bounds it instead; the caller gives back what it will not send.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
 	plan := s.lanes.plan(now, reqs, s.held.byEndpoint)
 	var out []store.ClaimResult
 	var lanes []laneRead // what each request's statements read back of its lane
