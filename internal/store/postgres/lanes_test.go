@@ -269,3 +269,58 @@ func TestClaimDue_NotCutShortByItsContext(t *testing.T) {
 		t.Fatalf("lanes %v, want ep's held by the node that claimed", l)
 	}
 }
+
+// A node that holds claims on more lanes than its share once another node is alive hands the
+// surplus over: it stops claiming on those lanes at once (saying so, and looking again within
+// a second), lets them go once its claims on them are done, and the other node takes them.
+func TestLanes_SurplusWithClaimsHeldIsHandedOver(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	a := openSchema(t, schema, postgres.Options{})
+	b := openSchema(t, schema, postgres.Options{})
+	ids := make([]string, 10)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("ep%d", i)
+	}
+	lanesOf, reqs := laneSetup(t, a, schema, 3, ids...)
+	heartbeatAt(t, a)
+	now := time.Now()
+	first, err := a.ClaimDue(ctx, now, now.Add(time.Minute), reqs)
+	must(t, err)
+	if got := claimedOf(first); len(got) != 10 {
+		t.Fatalf("node a alone claimed on %v, want all ten", got)
+	}
+	heartbeatAt(t, b)
+	heartbeatAt(t, a) // a sees b; its lanes, all with claims held, stay
+	if l := lanesOf(); len(l) != 10 {
+		t.Fatalf("lanes %v after the heartbeats, want a's ten", l)
+	}
+	now = time.Now()
+	res, err := a.ClaimDue(ctx, now, now.Add(time.Minute), reqs)
+	must(t, err)
+	if got := claimedOf(res); !slices.Equal(got, ids[5:]) {
+		t.Fatalf("node a, over its share, claimed on %v; want %v, the five it keeps", got, ids[5:])
+	}
+	for _, r := range res[:5] {
+		if r.LaneWait == "" || r.NextDue.IsZero() || r.NextDue.After(now.Add(2*time.Second)) {
+			t.Fatalf("%s handed over: lane wait %q, next due in %v; want a reason and a look again within a second or so", r.EndpointID, r.LaneWait, r.NextDue.Sub(now))
+		}
+	}
+	// Its claims on the surplus done, node a lets those lanes go at its next claim.
+	succeed(t, a, first[:5])
+	now = time.Now()
+	_, err = a.ClaimDue(ctx, now, now.Add(time.Minute), reqs)
+	must(t, err)
+	resB, err := b.ClaimDue(ctx, now, now.Add(time.Minute), reqs)
+	must(t, err)
+	if got := claimedOf(resB); !slices.Equal(got, ids[:5]) {
+		t.Fatalf("node b claimed on %v, want %v, the five a handed over", got, ids[:5])
+	}
+	perNode := map[string]int{}
+	for _, node := range lanesOf() {
+		perNode[node]++
+	}
+	if perNode[a.NodeID()] != 5 || perNode[b.NodeID()] != 5 {
+		t.Fatalf("lanes per node %v, want five each", perNode)
+	}
+}
