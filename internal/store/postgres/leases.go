@@ -30,7 +30,9 @@ import (
 // fair share: the lanes in force, plus the $6 this node holds or asks for, divided among the
 // nodes alive (see lanes.go). If another node holds the lane, neither returns a row, and a claim
 // takes nothing: one node at a time delivers to an endpoint, so its concurrency and rate limits
-// hold across the cluster.
+// hold across the cluster. A claim may renew or take the lane and then find nothing to lease
+// (another node's rows, rows it skips as locked): the statement after it reads the lane back
+// (laneState), so that the book holds what the table does whatever the claim took.
 const laneCTEs = `mine AS (
 		UPDATE lanes SET until = greatest(until, $4) WHERE endpoint_id = $1 AND node_id = $5
 		RETURNING 1
@@ -162,8 +164,8 @@ func (s *Store) notifyFreed(endpoints []string) {
 const laneTerm = `(SELECT until FROM lanes WHERE endpoint_id = $1 AND node_id <> $3 AND until > $2
 		AND EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2))`
 
-// nextDue finds, with laneState, when endpoint $1 next has a delivery to claim after $2: the earliest of its
-// unleased pending deliveries not yet due (of any priority), and the earliest lease to end among
+// nextDue finds, with laneState, when endpoint $1 next has a delivery to claim after $2: the
+// earliest of its unleased pending deliveries not yet due (of any priority), and the earliest lease to end among
 // those due now but leased (another node's, perhaps a node that died: without this, its work
 // would wait for a rescan instead of being taken over when the lease ends). Leased due rows are
 // few, but finding them means reading every due row of the endpoint (8.9 ms at a backlog of
