@@ -324,3 +324,25 @@ func TestLanes_SurplusWithClaimsHeldIsHandedOver(t *testing.T) {
 		t.Fatalf("lanes per node %v, want five each", perNode)
 	}
 }
+
+// An endpoint deleted while a node holds its lane: the dispatcher gives its claims back, and the
+// lane goes at the node's next heartbeat instead of counting against its share until it ends.
+func TestLanes_ADeletedEndpointsLaneGoes(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	a := openSchema(t, schema, postgres.Options{})
+	lanesOf, reqs := laneSetup(t, a, schema, 1, "ep_gone")
+	heartbeatAt(t, a)
+	now := time.Now()
+	res, err := a.ClaimDue(ctx, now, now.Add(time.Minute), reqs)
+	must(t, err)
+	if len(res[0].Claimed) != 1 {
+		t.Fatalf("claimed %d, want 1", len(res[0].Claimed))
+	}
+	must(t, a.DeleteEndpoint(ctx, "acme", "ep_gone"))
+	must(t, a.ReleaseClaims(ctx, []int64{res[0].Claimed[0].DeliveryID}))
+	heartbeatAt(t, a)
+	if l := lanesOf(); len(l) != 0 {
+		t.Fatalf("lanes %v after the deleted endpoint's claims were given back, want none", l)
+	}
+}
