@@ -44,7 +44,11 @@ import (
 //  4. An endpoint with due work whose lane this node cannot take is told why
 //     (store.ClaimResult.LaneWait) and when to ask again: when another node's lane ends
 //     (laneTerm), or, when this node is at its share or is handing the lane over, within
-//     laneRetry, since a lane may free at any claim; never only at the rescan.
+//     laneRetry, since a lane may free at any claim; never only at the rescan. And a node that
+//     lets a lane go while its endpoint has due work wakes the nodes for it (notifyFreed), so
+//     one waiting for the lane's end takes it at once.
+//  5. A claim is not cut short by its caller's context (ClaimDue): cancelled after its commit,
+//     it would leave leases and lanes the handle never learnt of.
 
 // laneRetry is how soon a node looks again at an endpoint whose lane it may not take now (it is
 // at its share), or has let go of (in case no other node took it).
