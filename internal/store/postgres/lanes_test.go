@@ -346,3 +346,68 @@ func TestLanes_ADeletedEndpointsLaneGoes(t *testing.T) {
 		t.Fatalf("lanes %v after the deleted endpoint's claims were given back, want none", l)
 	}
 }
+
+// A claim may take an endpoint's lane and lease nothing: a batching endpoint whose batch is not
+// full yet, an ordered endpoint whose first delivery waits for its retry while later ones are
+// due. The book must know that lane (or the node must let it go), or on a single node the lane
+// counts against the node's share and the next new endpoint is refused its lane.
+func TestLanes_ALaneTakenWithoutLeasesDoesNotBlockTheNext(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		opts store.EndpointOptions
+	}{
+		{"batching endpoint waiting to fill its batch", store.EndpointOptions{Batch: &store.Batching{MaxEvents: 10, MaxWait: time.Hour}}},
+		{"ordered endpoint whose first delivery waits for its retry", store.EndpointOptions{Ordered: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			schema := newSchema(t)
+			a := openSchema(t, schema, postgres.Options{})
+			now := time.Now()
+			must(t, a.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "Acme", CreatedAt: now, UpdatedAt: now}))
+			must(t, a.CreateTenant(ctx, &store.Tenant{ID: "globex", Name: "Globex", CreatedAt: now, UpdatedAt: now}))
+			for _, ep := range []struct {
+				tenant, id string
+				opts       store.EndpointOptions
+			}{{"acme", "ep_first", c.opts}, {"globex", "ep_next", store.EndpointOptions{}}} {
+				must(t, a.CreateEndpoint(ctx, &store.Endpoint{ID: ep.id, TenantID: ep.tenant, URL: "https://example.com/", EventTypes: []string{"*"},
+					Timeout: 10 * time.Second, MaxConcurrency: 10, Enabled: true, Options: ep.opts, CreatedAt: now, UpdatedAt: now}))
+			}
+			for i := range 2 {
+				_, err := a.Publish(ctx, "acme", []*store.Event{{ID: fmt.Sprintf("e%d", i), Type: "a.b", Timestamp: now, CreatedAt: now, Payload: []byte(`{}`)}})
+				must(t, err)
+			}
+			first := store.ClaimRequest{EndpointID: "ep_first", Limit: 1, Ordered: c.opts.Ordered, Batch: c.opts.Batch}
+			if c.opts.Ordered {
+				// The first delivery is attempted, fails, and waits an hour; a node that held
+				// the lane then stops, as after a restart.
+				b := openSchema(t, schema, postgres.Options{})
+				res, err := b.ClaimDue(ctx, now, now.Add(time.Minute), []store.ClaimRequest{first})
+				must(t, err)
+				if len(res[0].Claimed) != 1 {
+					t.Fatalf("claimed %d of the ordered endpoint, want its first delivery", len(res[0].Claimed))
+				}
+				cl := res[0].Claimed[0]
+				must(t, b.RecordResults(ctx, []store.Result{{DeliveryID: cl.DeliveryID, EndpointID: "ep_first", State: store.StatePending,
+					NextAttemptAt: now.Add(time.Hour), Attempt: store.Attempt{At: now, StatusCode: 503, Error: "status 503"}}}))
+				must(t, b.Close())
+			}
+			heartbeatAt(t, a)
+			now = time.Now()
+			res, err := a.ClaimDue(ctx, now, now.Add(time.Minute), []store.ClaimRequest{first})
+			must(t, err)
+			if len(res[0].Claimed) != 0 {
+				t.Fatalf("claimed %d of ep_first, want nothing yet", len(res[0].Claimed))
+			}
+			_, err = a.Publish(ctx, "globex", []*store.Event{{ID: "g0", Type: "a.b", Timestamp: now, CreatedAt: now, Payload: []byte(`{}`)}})
+			must(t, err)
+			now = time.Now()
+			res, err = a.ClaimDue(ctx, now, now.Add(time.Minute), []store.ClaimRequest{{EndpointID: "ep_next", Limit: 1}})
+			must(t, err)
+			if len(res[0].Claimed) != 1 {
+				t.Fatalf("the next endpoint claimed %d (lane wait %q), want its delivery", len(res[0].Claimed), res[0].LaneWait)
+			}
+		})
+	}
+}
