@@ -138,15 +138,16 @@ type Dispatcher struct {
 	results chan result
 
 	// Owned by the loop goroutine.
-	lanes    map[string]*lane
-	ready    []*lane
-	timers   laneHeap
-	claims   chan claimBatch // the answer of the claim under way
-	claiming bool            // a claim is under way
-	renewing bool            // a renewal of leases is under way
-	renewed  chan error      // its answer
-	inFlight int             // attempts under way
-	held     int             // claims held: in flight and queued
+	lanes     map[string]*lane
+	ready     []*lane
+	timers    laneHeap
+	claims    chan claimBatch // the answer of the claim under way
+	claiming  bool            // a claim is under way
+	renewing  bool            // a renewal of leases is under way
+	renewed   chan error      // its answer
+	inFlight  int             // attempts under way
+	held      int             // claims held: in flight and queued
+	laneWaits int             // lanes waiting for their lane in the store (noteLaneWait)
 	// tenantHeld counts held claims by tenant, and tenantWaiting the lanes that wait for their
 	// tenant to fall below MaxInFlightPerTenant.
 	tenantHeld    map[string]int
@@ -283,6 +284,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			if d.claiming {
+				// Its claims go to their lanes' queues, which shutdown gives back.
 				d.claimed(ctx, <-d.claims)
 			}
 			d.shutdown(ctx, cancelSends)
@@ -323,6 +325,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.markReady(l)
 		}
 		d.cfg.Metrics.SetDispatch(d.inFlight, d.held-d.sending)
+		d.cfg.Metrics.SetLaneWaits(d.laneWaits)
 	}
 }
 
@@ -422,6 +425,7 @@ func (d *Dispatcher) collectIdleLanes() {
 	for id, l := range d.lanes {
 		if l.inFlight == 0 && len(l.queue) == 0 && !l.claiming && !l.ready && !l.tenantWait && l.heapIndex < 0 && l.lastActive.Before(cutoff) {
 			l.forgetBreaker(d.cfg.Metrics)
+			d.endLaneWait(l, time.Now())
 			delete(d.lanes, id)
 		}
 	}
@@ -579,6 +583,7 @@ func (d *Dispatcher) claimed(ctx context.Context, b claimBatch) {
 		got := requests(res.Claimed)
 		l.requests += got
 		d.hold(l, len(res.Claimed))
+		d.noteLaneWait(l, res, now)
 		switch {
 		case got < b.reqs[i].Limit:
 			if !res.NextDue.IsZero() {
@@ -593,6 +598,9 @@ func (d *Dispatcher) claimed(ctx context.Context, b claimBatch) {
 			d.releaseQueue(ctx, l)
 			d.markReady(l)
 			continue
+		}
+		if ctx.Err() != nil {
+			continue // stopping: nothing new starts
 		}
 		d.pump(ctx, d.sendCtx, l, now)
 		if got == b.reqs[i].Limit && l.wantsMore(d.cfg.QueueDepth) {
@@ -614,6 +622,7 @@ func (d *Dispatcher) room(ctx context.Context, l *lane, now time.Time) (int, tim
 		if errors.Is(err, store.ErrNotFound) {
 			d.releaseQueue(ctx, l)
 			l.forgetBreaker(d.cfg.Metrics)
+			d.endLaneWait(l, now)
 			delete(d.lanes, l.id)
 			return 0, time.Time{}
 		}
@@ -622,6 +631,7 @@ func (d *Dispatcher) room(ctx context.Context, l *lane, now time.Time) (int, tim
 	}
 	if !l.ep.Enabled {
 		d.releaseQueue(ctx, l)
+		d.endLaneWait(l, now)
 		return 0, time.Time{}
 	}
 	switch l.breaker.State() {

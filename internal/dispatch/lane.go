@@ -45,6 +45,11 @@ type lane struct {
 	nextDue    time.Time
 	heapIndex  int
 	lastActive time.Time
+	// laneWaitSince is when the endpoint started waiting for its lane (PostgreSQL: another
+	// node holds it, or this node may not take it now; store.ClaimResult.LaneWait), zero when it
+	// is not waiting; laneWaitLogged says the wait was logged at Info.
+	laneWaitSince  time.Time
+	laneWaitLogged bool
 }
 
 // reloadEvery bounds how stale a lane's settings may be when another process changed them.

@@ -50,6 +50,7 @@ type Metrics struct {
 	inFlight        prometheus.Gauge
 	queued          prometheus.Gauge
 	breakersOpen    prometheus.Gauge
+	laneWaits       prometheus.Gauge
 	apiRequests     *prometheus.CounterVec
 	apiDuration     *prometheus.HistogramVec
 	inbound         *prometheus.CounterVec
@@ -99,6 +100,10 @@ func New(opts Options) *Metrics {
 		Name: "herald_breaker_open_endpoints",
 		Help: "Endpoints whose circuit breaker is open in this process.",
 	})
+	m.laneWaits = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_lane_waiting_endpoints",
+		Help: "Endpoints with due deliveries that this process may not deliver to for now because it cannot take their lane (PostgreSQL).",
+	})
 	m.apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_api_requests_total",
 		Help: "API requests by route pattern and status code.",
@@ -130,7 +135,7 @@ func New(opts Options) *Metrics {
 		Name: "herald_listen_dropped_total",
 		Help: "Listen streams the server dropped, by reason: slow_consumer (the client did not take a write in time).",
 	}, []string{"reason"})
-	reg.MustRegister(m.published, m.deliveries, m.attemptDuration, m.inFlight, m.queued, m.breakersOpen,
+	reg.MustRegister(m.published, m.deliveries, m.attemptDuration, m.inFlight, m.queued, m.breakersOpen, m.laneWaits,
 		m.apiRequests, m.apiDuration, m.inbound, m.inboundAck, m.outboxRefused, m.listenStreams, m.listenDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -241,6 +246,13 @@ func (m *Metrics) SetDispatch(inFlight, queued int) {
 	}
 	m.inFlight.Set(float64(inFlight))
 	m.queued.Set(float64(queued))
+}
+
+// SetLaneWaits reports the endpoints waiting for their lane (see dispatch's lane waits).
+func (m *Metrics) SetLaneWaits(n int) {
+	if m != nil {
+		m.laneWaits.Set(float64(n))
+	}
 }
 
 // BreakerOpened and BreakerClosed follow the endpoints whose breaker is open.

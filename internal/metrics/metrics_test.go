@@ -49,6 +49,7 @@ func TestNilMetricsDoNothing(t *testing.T) {
 	m.EventsPublished("acme", 1)
 	m.Attempt("acme", "ep_1", OutcomeSuccess, httpsend.Outcome{})
 	m.SetDispatch(1, 2)
+	m.SetLaneWaits(1)
 	m.BreakerOpened()
 	m.BreakerClosed()
 	m.WatchOldestPending(nil, time.Second)

@@ -204,6 +204,10 @@ type ClaimResult struct {
 	// delivery not yet due, or (drivers shared by several processes) the earliest end of a lease
 	// on a due one; zero if neither exists.
 	NextDue time.Time
+	// LaneWait (drivers shared by several processes) says why nothing was claimed although the
+	// endpoint has due deliveries no one has leased: another node holds its lane, or this node
+	// may not take it now. Empty otherwise; NextDue then says when to ask again.
+	LaneWait string
 }
 
 // Claimed is a leased delivery with what is needed to send it.

@@ -112,19 +112,24 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 // Close closes every connection of the pool, waiting for those in use to be returned.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		if s.notifier != nil {
-			s.notifier.close()
-		}
 		// Give this node's lanes up and leave the cluster, so that other nodes need not wait
-		// for them to expire.
+		// for them to expire; those whose endpoints have due work are woken now (notifyFreed).
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		var freed []string
 		err := s.sendBatch(ctx, func() *pgx.Batch {
+			freed = freed[:0]
 			b := &pgx.Batch{}
-			b.Queue(`DELETE FROM lanes WHERE node_id = $1`, s.node)
+			b.Queue(releaseLanesBut, s.node, []string{}, time.Now()).Query(collectFreed(&freed))
 			b.Queue(`DELETE FROM nodes WHERE node_id = $1`, s.node)
 			return b
 		})
+		if err == nil {
+			s.notifyFreed(freed)
+		}
+		if s.notifier != nil {
+			s.notifier.close()
+		}
 		s.pool.Close()
 		if err != nil {
 			s.closeErr = fmt.Errorf("release lanes: %w", err)

@@ -23,3 +23,6 @@ func MigrateTo(ctx context.Context, url, schema string, upTo int64) error {
 	defer pool.Close()
 	return migrateTo(ctx, pool, schema, upTo)
 }
+
+// NodeID is the store's name in lanes and nodes.
+func (s *Store) NodeID() string { return s.node }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -31,7 +30,9 @@ import (
 // fair share: the lanes in force, plus the $6 this node holds or asks for, divided among the
 // nodes alive (see lanes.go). If another node holds the lane, neither returns a row, and a claim
 // takes nothing: one node at a time delivers to an endpoint, so its concurrency and rate limits
-// hold across the cluster.
+// hold across the cluster. A claim may renew or take the lane and then find nothing to lease
+// (another node's rows, rows it skips as locked): the statement after it reads the lane back
+// (laneState), so that the book holds what the table does whatever the claim took.
 const laneCTEs = `mine AS (
 		UPDATE lanes SET until = greatest(until, $4) WHERE endpoint_id = $1 AND node_id = $5
 		RETURNING 1
@@ -113,12 +114,58 @@ var claimOrdered = `WITH ` + laneCTEs + `, first AS (
 // holdLane takes or renews the lane as a claim does, in a batching claim's transaction.
 const holdLane = `WITH ` + laneCTEs + ` SELECT $3::int > 0 AND (EXISTS (SELECT 1 FROM mine) OR EXISTS (SELECT 1 FROM taken))`
 
+// laneState reads, in the claim's transaction and after it, this node's ($3) lane of endpoint $1
+// at $2 (laneBook.read): when it ends, NULL if this node does not hold it; whether another node
+// holds it; and, if this node does not, whether the endpoint has due work no one has leased,
+// which then waits for the lane (store.ClaimResult.LaneWait).
+const laneState = `lane.until, EXISTS (SELECT 1 FROM lanes WHERE endpoint_id = $1 AND node_id <> $3 AND until > $2),
+	CASE WHEN lane.until IS NULL THEN EXISTS (SELECT 1 FROM deliveries
+		WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until <= $2) ELSE false END
+	FROM (SELECT (SELECT until FROM lanes WHERE endpoint_id = $1 AND node_id = $3 AND until > $2) AS until) lane`
+
+// releaseLanes deletes this node's ($1) lanes of the endpoints $2, and releaseLanesBut those of
+// every other endpoint, locked in endpoint order as claims lock them; both return the endpoints
+// of those with due work no one has leased at $3: another node may be waiting for their lanes
+// (notifyFreed).
+var (
+	releaseLanes    = releaseLanesWhere(`endpoint_id = ANY($2)`)
+	releaseLanesBut = releaseLanesWhere(`endpoint_id <> ALL(coalesce($2::text[], '{}'))`)
+)
+
+func releaseLanesWhere(cond string) string {
+	return `WITH gone AS (
+		DELETE FROM lanes l USING (SELECT endpoint_id FROM lanes WHERE node_id = $1 AND ` + cond + ` ORDER BY endpoint_id FOR UPDATE) r
+		WHERE l.endpoint_id = r.endpoint_id AND l.node_id = $1
+		RETURNING l.endpoint_id
+	)
+	SELECT endpoint_id FROM gone g WHERE EXISTS (SELECT 1 FROM deliveries
+		WHERE endpoint_id = g.endpoint_id AND state = 0 AND next_attempt_at <= $3 AND lease_until <= $3)`
+}
+
+// collectFreed appends the endpoints releaseLanes returns to freed.
+func collectFreed(freed *[]string) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		var err error
+		*freed, err = pgx.AppendRows(*freed, rows, pgx.RowTo[string])
+		return err
+	}
+}
+
+// notifyFreed wakes the nodes (this one included) for endpoints whose lanes this node has let go
+// of while they had due work, as a publish does: a node that could not take such a lane would
+// otherwise look again only when the lane was due to end.
+func (s *Store) notifyFreed(endpoints []string) {
+	if s.notifier != nil {
+		s.notifier.add(endpoints)
+	}
+}
+
 // laneTerm is when another node's lane of endpoint $1 ends, if it has due work.
 const laneTerm = `(SELECT until FROM lanes WHERE endpoint_id = $1 AND node_id <> $3 AND until > $2
 		AND EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2))`
 
-// nextDue finds when endpoint $1 next has a delivery to claim after $2: the earliest of its
-// unleased pending deliveries not yet due (of any priority), and the earliest lease to end among
+// nextDue finds, with laneState, when endpoint $1 next has a delivery to claim after $2: the
+// earliest of its unleased pending deliveries not yet due (of any priority), and the earliest lease to end among
 // those due now but leased (another node's, perhaps a node that died: without this, its work
 // would wait for a rescan instead of being taken over when the lease ends). Leased due rows are
 // few, but finding them means reading every due row of the endpoint (8.9 ms at a backlog of
@@ -134,14 +181,17 @@ var nextDue = func() string {
 	return q + `CASE WHEN EXISTS (SELECT 1 FROM deliveries
 			WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until <= $2) THEN NULL
 		ELSE (SELECT min(lease_until) FROM deliveries
-			WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until > $2) END, ` + laneTerm + `)`
+			WHERE endpoint_id = $1 AND state = 0 AND next_attempt_at <= $2 AND lease_until > $2) END, ` + laneTerm + `), ` + laneState
 }()
 
 // nextDueOrdered is nextDue for an ordered endpoint: when its first pending delivery is due, or
 // its lease ends.
 const nextDueOrdered = `SELECT least(
 	(SELECT CASE WHEN next_attempt_at > $2 THEN next_attempt_at WHEN lease_until > $2 THEN lease_until END
-		FROM deliveries WHERE endpoint_id = $1 AND state = 0 ORDER BY id LIMIT 1), ` + laneTerm + `)`
+		FROM deliveries WHERE endpoint_id = $1 AND state = 0 ORDER BY id LIMIT 1), ` + laneTerm + `), ` + laneState
+
+// claimTimeout bounds a claim, which its caller's context does not cut short (ClaimDue).
+const claimTimeout = 10 * time.Second
 
 // ClaimDue leases due deliveries of several endpoints in one transaction and one round trip: a
 // batch with a claim and a next-due query per endpoint.
@@ -150,16 +200,25 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 	// taken without the leases taken with it.
 	s.lanes.claimMu.Lock()
 	defer s.lanes.claimMu.Unlock()
+	// A claim is not cut short by ctx (a shutdown, say): one cancelled after its commit would
+	// leave leases and lanes that this handle never learnt of, held by no one until they end.
+	// claimTimeout bounds it instead; the caller gives back what it will not send.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
 	plan := s.lanes.plan(now, reqs, s.held.byEndpoint)
 	var out []store.ClaimResult
-	var batched []int // indexes of batching requests
+	var lanes []laneRead // what each request's statements read back of its lane
+	var batched []int    // indexes of batching requests
+	var freed []string   // lanes let go of that have due work
 	err := s.sendBatch(ctx, func() *pgx.Batch {
 		out = make([]store.ClaimResult, len(reqs))
+		freed = freed[:0]
+		lanes = make([]laneRead, len(reqs))
 		batched = batched[:0]
 		b := &pgx.Batch{}
 		b.Queue(lazyCommit)
-		for _, id := range plan.release {
-			b.Queue(`DELETE FROM lanes WHERE endpoint_id = $1 AND node_id = $2`, id, s.node)
+		if len(plan.release) > 0 {
+			b.Queue(releaseLanes, s.node, plan.release, now).Query(collectFreed(&freed))
 		}
 		// Lanes are locked in endpoint order, whatever the order asked, so that two nodes
 		// claiming overlapping sets of endpoints cannot deadlock on them.
@@ -175,7 +234,7 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 			if plan.shed[req.EndpointID] {
 				// Over its share: this node lets the lane go (once its claims on it are done)
 				// and looks again shortly, by when another node should have taken it.
-				res.NextDue = now.Add(shedRetry)
+				res.NextDue, res.LaneWait = now.Add(laneRetry), laneHandedOver
 				continue
 			}
 			if req.Batch != nil && !req.Ordered {
@@ -202,14 +261,14 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 			}
 			// Queued whatever the claim finds (it costs one probe of the due index): the answer
 			// is used only if the endpoint got fewer than it asked for, as in the SQLite driver.
+			// It also reads the lane back, after the claim.
+			lane := &lanes[i]
 			b.Queue(nextQ, req.EndpointID, now, s.node).QueryRow(func(r pgx.Row) error {
 				var next *time.Time // NULL when neither kind exists
-				if err := r.Scan(&next); err != nil {
-					if errors.Is(err, pgx.ErrNoRows) {
-						return nil
-					}
+				if err := r.Scan(&next, &lane.until, &lane.elsewhere, &lane.waiting); err != nil {
 					return err
 				}
+				lane.read = true
 				if next != nil && (len(res.Claimed) < req.Limit || req.Limit == 0) {
 					res.NextDue = next.UTC()
 				}
@@ -219,33 +278,62 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []
 		return b
 	})
 	if err != nil {
+		// The book keeps what it had: if the batch committed nonetheless (its answer was lost),
+		// the next heartbeat reads the lanes it took (RenewClaims).
 		return nil, fmt.Errorf("claim: %w", err)
 	}
-	s.lanes.released(plan.release)
+	s.lanes.released(plan)
+	s.notifyFreed(freed)
 	for _, i := range batched {
 		if plan.shed[reqs[i].EndpointID] {
 			continue // as above
 		}
-		res, err := s.claimBatches(ctx, reqs[i], now, leaseUntil, plan.demand)
+		res, lane, err := s.claimBatches(ctx, reqs[i], now, leaseUntil, plan.demand)
 		if err != nil {
 			// Its transaction rolled back, so it took nothing; the claims of the other endpoints
 			// stand (failing the call would lose them), and this one is asked again shortly.
 			res = store.ClaimResult{EndpointID: reqs[i].EndpointID, NextDue: now.Add(time.Second)}
 		}
-		out[i] = res
+		out[i], lanes[i] = res, lane
+	}
+	for i, req := range reqs {
+		if lanes[i].read {
+			s.lanes.read(req.EndpointID, lanes[i].until)
+			lanes[i].explain(&out[i], req, now)
+		}
 	}
 	s.hold(out, leaseUntil)
 	return out, nil
 }
 
-// hold records the leases and lanes of claims made.
+// laneRead is what a claim read back of an endpoint's lane (laneState).
+type laneRead struct {
+	read      bool       // the statement ran
+	until     *time.Time // this node's lane's end; nil: it does not hold it
+	elsewhere bool       // another node holds it
+	waiting   bool       // this node does not hold it and the endpoint has due work no one leased
+}
+
+// explain says why a claim that took nothing waits for the endpoint's lane, and when to ask
+// again: when another node's lane ends (nextDue's laneTerm has set it), or, if no node holds it
+// (this node is at its share), shortly, as a lane may free at any claim.
+func (l laneRead) explain(res *store.ClaimResult, req store.ClaimRequest, now time.Time) {
+	if !l.waiting || len(res.Claimed) > 0 || req.Limit == 0 {
+		return
+	}
+	if l.elsewhere {
+		res.LaneWait = laneHeldElsewhere
+		return
+	}
+	res.LaneWait = laneOverShare
+	res.NextDue = store.Earliest(res.NextDue, now.Add(laneRetry))
+}
+
+// hold records the leases of claims made.
 func (s *Store) hold(out []store.ClaimResult, leaseUntil time.Time) {
 	for _, res := range out {
 		for _, c := range res.Claimed {
 			s.held.add(c.DeliveryID, res.EndpointID, leaseUntil)
-		}
-		if len(res.Claimed) > 0 {
-			s.lanes.hold(res.EndpointID, leaseUntil)
 		}
 	}
 }
@@ -390,21 +478,28 @@ func (s *Store) ReleaseAllClaims(ctx context.Context) (int, error) {
 // A lease is renewed only if it still holds the value this handle last gave it: one that ran out
 // and was taken over by another node since (its value changed) is left alone, and forgotten.
 //
-// It is also this node's heartbeat: it renews the node's row in nodes, and reads how many nodes
-// are alive and how many lanes the others hold, from which claims work out this node's share.
+// It is also this node's heartbeat: it renews the node's row in nodes, deletes this node's lanes
+// of endpoints it holds no claims on (they are not worked), reads back the lanes it holds into
+// the book, whatever the book thought (see lanes.go), and reads how many nodes are alive and how
+// many lanes the others hold, from which claims work out this node's share.
 func (s *Store) RenewClaims(ctx context.Context, now, until time.Time) (int, error) {
 	s.lanes.claimMu.Lock()
 	defer s.lanes.claimMu.Unlock()
 	ids, olds, endpoints := s.held.snapshot(now)
 	var renewed []int64
 	var nodes, others int
+	var mine map[string]time.Time
+	var freed []string
 	err := s.sendBatch(ctx, func() *pgx.Batch {
 		renewed = renewed[:0]
+		freed = freed[:0]
+		mine = map[string]time.Time{}
 		b := &pgx.Batch{}
 		b.Queue(lazyCommit)
 		b.Queue(`INSERT INTO nodes (node_id, until) VALUES ($1, $2)
 			ON CONFLICT (node_id) DO UPDATE SET until = greatest(nodes.until, excluded.until)`, s.node, until)
 		b.Queue(`DELETE FROM nodes WHERE until < $1`, now.Add(-time.Hour))
+		b.Queue(releaseLanesBut, s.node, endpoints, now).Query(collectFreed(&freed))
 		if len(ids) > 0 {
 			// Lanes first, in endpoint order, as claims take them.
 			b.Queue(`UPDATE lanes SET until = greatest(until, $2) WHERE node_id = $1 AND endpoint_id = ANY($3)`, s.node, until, endpoints)
@@ -417,6 +512,15 @@ func (s *Store) RenewClaims(ctx context.Context, now, until time.Time) (int, err
 				return err
 			})
 		}
+		b.Queue(`SELECT endpoint_id, until FROM lanes WHERE node_id = $1 AND until > $2`, s.node, now).Query(func(rows pgx.Rows) error {
+			var id string
+			var end time.Time
+			_, err := pgx.ForEachRow(rows, []any{&id, &end}, func() error {
+				mine[id] = end
+				return nil
+			})
+			return err
+		})
 		b.Queue(`SELECT (SELECT count(*) FROM nodes WHERE until > $1), (SELECT count(*) FROM lanes WHERE until > $1 AND node_id <> $2)`,
 			now, s.node).QueryRow(func(r pgx.Row) error { return r.Scan(&nodes, &others) })
 		return b
@@ -425,7 +529,8 @@ func (s *Store) RenewClaims(ctx context.Context, now, until time.Time) (int, err
 		return 0, fmt.Errorf("renew claims: %w", err)
 	}
 	s.held.renewed(ids, renewed, until)
-	s.lanes.renewed(endpoints, until, nodes, others)
+	s.lanes.renewed(mine, nodes, others)
+	s.notifyFreed(freed)
 	return len(renewed), nil
 }
 
@@ -563,11 +668,12 @@ var (
 // for MaxWait. Which deliveries form a batch is decided here, between a read and the locks, so
 // it runs in a transaction of its own (a few round trips; each claim takes up to MaxEvents
 // deliveries a batch, so they are rare beside the deliveries they take).
-func (s *Store) claimBatches(ctx context.Context, req store.ClaimRequest, now, leaseUntil time.Time, demand int) (store.ClaimResult, error) {
+func (s *Store) claimBatches(ctx context.Context, req store.ClaimRequest, now, leaseUntil time.Time, demand int) (store.ClaimResult, laneRead, error) {
 	var res store.ClaimResult
+	var lane laneRead
 	maxEvents := max(req.Batch.MaxEvents, 1)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		res = store.ClaimResult{EndpointID: req.EndpointID}
+		res, lane = store.ClaimResult{EndpointID: req.EndpointID}, laneRead{}
 		batches := 0
 		var waitUntil time.Time
 		var mine bool
@@ -653,7 +759,7 @@ func (s *Store) claimBatches(ctx context.Context, req store.ClaimRequest, now, l
 		}
 		if batches < req.Limit || req.Limit == 0 {
 			var next *time.Time
-			if err := tx.QueryRow(ctx, nextDue, req.EndpointID, now, s.node).Scan(&next); err != nil {
+			if err := tx.QueryRow(ctx, nextDue, req.EndpointID, now, s.node).Scan(&next, &lane.until, &lane.elsewhere, &lane.waiting); err != nil {
 				return err
 			}
 			if next != nil {
@@ -661,9 +767,16 @@ func (s *Store) claimBatches(ctx context.Context, req store.ClaimRequest, now, l
 			}
 			res.NextDue = store.Earliest(res.NextDue, waitUntil)
 		}
+		if err := tx.QueryRow(ctx, `SELECT `+laneState, req.EndpointID, now, s.node).Scan(&lane.until, &lane.elsewhere, &lane.waiting); err != nil {
+			return err
+		}
+		lane.read = true
 		return nil
 	})
-	return res, err
+	if err != nil {
+		return res, laneRead{}, err
+	}
+	return res, lane, nil
 }
 
 func queryClaimed(ctx context.Context, tx pgx.Tx, q string, ids []int64, now, leaseUntil time.Time) ([]store.Claimed, error) {

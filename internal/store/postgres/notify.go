@@ -86,7 +86,8 @@ func (n *notifier) flush(ctx context.Context) {
 		return
 	}
 	slices.Sort(ids)
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	// Not cut short by close: what was added before it is sent, within the timeout.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	var b pgx.Batch
 	for _, payload := range notifyPayloads(ids) {

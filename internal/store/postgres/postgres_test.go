@@ -554,7 +554,9 @@ func TestLanes_SharedFairlyAndShedWhenANodeJoins(t *testing.T) {
 	if got, _ := claim(a); len(got) != 10 {
 		t.Fatalf("node a alone took %d lanes, want 10", len(got))
 	}
-	// Node b joins; at a's next heartbeat a sees it, and lets five lanes go at its next claim.
+	// Node b joins; at a's next heartbeat a sees it, and lets its lanes go (it holds no claims on
+	// them: TestLanes_SurplusWithClaimsHeldIsHandedOver has a node that does); at its next claim
+	// it takes only its share again.
 	heartbeat(b)
 	heartbeat(a)
 	gotA, res := claim(a)
