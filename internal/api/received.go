@@ -50,7 +50,7 @@ func receivedOut(r *store.ReceivedRequest) ReceivedRequest {
 	return ReceivedRequest{
 		ID: r.ID, SourceID: r.SourceID, ReceivedAt: r.ReceivedAt, Method: r.Method, Path: hideToken(r.Path), Query: r.Query,
 		Status: string(r.Status), Reason: r.Reason, DedupKey: r.DedupKey, DuplicateOf: r.DuplicateOf, EventID: r.EventID,
-		EventType: r.EventType, Deliveries: r.Deliveries, RemoteAddr: r.RemoteAddr, BodySize: len(r.Body),
+		EventType: r.EventType, Deliveries: r.Deliveries, RemoteAddr: r.RemoteAddr, BodySize: r.BodySize,
 	}
 }
 

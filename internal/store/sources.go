@@ -185,7 +185,8 @@ type ReceivedRequest struct {
 	Path       string
 	Query      string
 	Headers    http.Header // credentials (Authorization, Cookie) replaced by the caller
-	Body       []byte
+	Body       []byte      // empty in lists, which read only BodySize
+	BodySize   int         // the stored body's length, in lists too
 	RemoteAddr string
 	Status     ReceiveStatus
 	// Reason says why a request was rejected or quarantined (machine-readable first word, such

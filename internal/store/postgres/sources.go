@@ -254,7 +254,12 @@ func (s *Store) Receive(ctx context.Context, req *store.ReceivedRequest, ev *sto
 }
 
 const receivedColumns = `seq, id, tenant_id, source_id, received_at, method, path, query, headers::text, body, remote_addr, status,
-	reason, dedup_key, dedup_until, duplicate_of, event_id, event_type, deliveries`
+	reason, dedup_key, dedup_until, duplicate_of, event_id, event_type, deliveries, octet_length(body)`
+
+// receivedListColumns are receivedColumns without the body (a list shows only its size): a page
+// of requests whose bodies may each be up to 10 MiB must not read them all.
+const receivedListColumns = `seq, id, tenant_id, source_id, received_at, method, path, query, headers::text, ''::bytea, remote_addr, status,
+	reason, dedup_key, dedup_until, duplicate_of, event_id, event_type, deliveries, octet_length(body)`
 
 func scanReceived(row pgx.Row) (*store.ReceivedRequest, int64, error) {
 	var r store.ReceivedRequest
@@ -262,7 +267,7 @@ func scanReceived(row pgx.Row) (*store.ReceivedRequest, int64, error) {
 	var headers, status string
 	var until *time.Time
 	if err := row.Scan(&seq, &r.ID, &r.TenantID, &r.SourceID, &r.ReceivedAt, &r.Method, &r.Path, &r.Query, &headers, &r.Body,
-		&r.RemoteAddr, &status, &r.Reason, &r.DedupKey, &until, &r.DuplicateOf, &r.EventID, &r.EventType, &r.Deliveries); err != nil {
+		&r.RemoteAddr, &status, &r.Reason, &r.DedupKey, &until, &r.DuplicateOf, &r.EventID, &r.EventType, &r.Deliveries, &r.BodySize); err != nil {
 		return nil, 0, err
 	}
 	var err error
@@ -311,7 +316,7 @@ func (s *Store) ListReceived(ctx context.Context, f store.ReceivedFilter) ([]sto
 	if !f.Until.IsZero() {
 		w.add("received_at < ?", f.Until)
 	}
-	q := `SELECT ` + receivedColumns + ` FROM received_requests WHERE ` + w.String() + ` ORDER BY seq DESC LIMIT ` + w.arg(limit+1)
+	q := `SELECT ` + receivedListColumns + ` FROM received_requests WHERE ` + w.String() + ` ORDER BY seq DESC LIMIT ` + w.arg(limit+1)
 	rows, err := s.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list received requests: %w", err)

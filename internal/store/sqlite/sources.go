@@ -209,14 +209,19 @@ const insertReceived = `INSERT INTO received_requests (id, tenant_id, source_id,
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 const receivedColumns = `seq, id, tenant_id, source_id, received_at, method, path, query, headers, body, remote_addr, status,
-	reason, dedup_key, dedup_until, duplicate_of, event_id, event_type, deliveries`
+	reason, dedup_key, dedup_until, duplicate_of, event_id, event_type, deliveries, length(body)`
+
+// receivedListColumns are receivedColumns without the body (a list shows only its size): a page
+// of requests whose bodies may each be up to 10 MiB must not read them all.
+const receivedListColumns = `seq, id, tenant_id, source_id, received_at, method, path, query, headers, X'', remote_addr, status,
+	reason, dedup_key, dedup_until, duplicate_of, event_id, event_type, deliveries, length(body)`
 
 func scanReceived(row rowScanner) (*store.ReceivedRequest, int64, error) {
 	var r store.ReceivedRequest
 	var seq, at, until int64
 	var headers, status string
 	if err := row.Scan(&seq, &r.ID, &r.TenantID, &r.SourceID, &at, &r.Method, &r.Path, &r.Query, &headers, &r.Body, &r.RemoteAddr,
-		&status, &r.Reason, &r.DedupKey, &until, &r.DuplicateOf, &r.EventID, &r.EventType, &r.Deliveries); err != nil {
+		&status, &r.Reason, &r.DedupKey, &until, &r.DuplicateOf, &r.EventID, &r.EventType, &r.Deliveries, &r.BodySize); err != nil {
 		return nil, 0, err
 	}
 	var err error
@@ -260,7 +265,7 @@ func (s *Store) ListReceived(ctx context.Context, f store.ReceivedFilter) ([]sto
 	if !f.Until.IsZero() {
 		w.add("received_at < ?", micros(f.Until))
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+receivedColumns+` FROM received_requests WHERE `+w.String()+` ORDER BY seq DESC LIMIT ?`,
+	rows, err := s.r.QueryContext(ctx, `SELECT `+receivedListColumns+` FROM received_requests WHERE `+w.String()+` ORDER BY seq DESC LIMIT ?`,
 		append(w.args, limit+1)...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list received requests: %w", err)
