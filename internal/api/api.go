@@ -111,6 +111,7 @@ type Server struct {
 	// cursorKeys seal feed cursors (feed.go); streams ends listen streams (listen.go).
 	cursorKeys *seal.Keyring
 	streams    *streams
+	exports    exports // exports running, by tenant (export.go)
 	// exprs compiles endpoints' filters and transformations when they are saved.
 	exprs *expr.Cache
 }
@@ -152,7 +153,7 @@ func New(cfg Config) *Server {
 	jf := jsonFormat(cfg.MaxJSONDepth)
 	hc.Formats = map[string]huma.Format{"application/json": jf, "json": jf}
 	hc.Transformers = []huma.Transformer{boundErrorValues}
-	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limits: newLimiters(cfg.RateLimits), types: newTypeCache(), keys: newKeyCache(), exprs: expr.NewCache(256)}
+	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limits: newLimiters(cfg.RateLimits), types: newTypeCache(), exports: exports{open: map[string]int{}}, keys: newKeyCache(), exprs: expr.NewCache(256)}
 	s.tracer = telemetry.Tracer(cfg.TracerProvider)
 	s.api = humago.New(mux, hc)
 	// authenticate runs first: the rate limit is per authenticated key.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -38,6 +40,43 @@ type ExportLine struct {
 // exportWriteWindow is how long the server waits for the client to take one page of an export;
 // the deadline moves with every page, so a long export is not cut by the server's write timeout.
 const exportWriteWindow = time.Minute
+
+const (
+	// exportEventPage is how many events an export reads at once: events may be 256 KiB each, so
+	// a page of the API's usual 250 would hold 62 MiB while a slow client reads it.
+	exportEventPage = 16
+	// maxExportsPerTenant bounds the exports of one tenant running at once: each holds a page and
+	// a connection for as long as its client takes to read.
+	maxExportsPerTenant = 2
+)
+
+// exports counts the exports running, by tenant.
+type exports struct {
+	mu   sync.Mutex
+	open map[string]int
+}
+
+// acquire counts an export of tenant, or refuses it with a 429; release undoes it.
+func (e *exports) acquire(tenant string) (release func(), err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.open[tenant] >= maxExportsPerTenant {
+		return nil, huma.ErrorWithHeaders(huma.NewError(http.StatusTooManyRequests,
+			fmt.Sprintf("too many exports: this tenant already has %d running, the most it may run at once; retry once one ends", maxExportsPerTenant)),
+			http.Header{"Retry-After": []string{"10"}})
+	}
+	e.open[tenant]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if e.open[tenant]--; e.open[tenant] <= 0 {
+				delete(e.open, tenant)
+			}
+		})
+	}, nil
+}
 
 func (s *Server) registerExport() {
 	huma.Register(s.api, huma.Operation{
@@ -77,8 +116,13 @@ func (s *Server) registerExport() {
 		if !in.Until.IsZero() {
 			r.Until = &in.Until
 		}
+		release, err := s.exports.acquire(in.Tenant)
+		if err != nil {
+			return nil, err
+		}
 		s.recordAfter(ctx, s.audit(ctx, "tenant.export", "tenant", in.Tenant, in.Tenant, nil, r))
 		return &huma.StreamResponse{Body: func(hctx huma.Context) {
+			defer release()
 			s.export(hctx, in.Tenant, in.Since, in.Until, paths)
 		}}, nil
 	})
@@ -104,7 +148,7 @@ func (s *Server) export(hctx huma.Context, tenant string, since, until time.Time
 	err := func() error {
 		page()
 		for cursor := ""; ; {
-			evs, next, err := s.st.ListEvents(ctx, store.EventFilter{TenantID: tenant, Since: since, Until: until, Page: store.Page{Limit: store.MaxLimit, Cursor: cursor}})
+			evs, next, err := s.st.ListEvents(ctx, store.EventFilter{TenantID: tenant, Since: since, Until: until, Page: store.Page{Limit: exportEventPage, Cursor: cursor}})
 			if err != nil {
 				return err
 			}

@@ -130,7 +130,7 @@ type ListenReady struct {
 
 // ListenEnd is the data of the event (close or error) that ends a stream.
 type ListenEnd struct {
-	Reason  string `json:"reason" enum:"shutdown,server_error" doc:"Why the stream ends."`
+	Reason  string `json:"reason" enum:"shutdown,server_error,tenant_deleted" doc:"Why the stream ends."`
 	Message string `json:"message"`
 }
 
