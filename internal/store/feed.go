@@ -25,6 +25,11 @@ const MaxFeedLimit = 1000
 // 250 MiB, and a listen stream blocked on a client that does not read would keep it.
 const MaxFeedBytes = 1 << 20
 
+// MaxPageBytes bounds the event bytes (payloads) of one page of ListEvents in the same way: a
+// page ends with the event that reaches it, and its cursor leads on to the rest. A page of 250
+// events of 256 KiB would otherwise hold 62 MiB while a client that does not read keeps it.
+const MaxPageBytes = MaxFeedBytes
+
 // FeedPageFull reports whether a page EventsAfter returned for limit may have been cut short by
 // the limit or by MaxFeedBytes, so that more events may follow at once.
 func FeedPageFull(evs []FeedEvent, limit int) bool {

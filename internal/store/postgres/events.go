@@ -284,17 +284,25 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 	if err != nil {
 		return nil, "", fmt.Errorf("list events: %w", err)
 	}
+	defer rows.Close()
+	var out []store.Event
 	var seqs []int64
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Event, error) {
+	bytes := 0
+	for rows.Next() {
 		var ev store.Event
 		var seq int64
-		var payload []byte
-		err := r.Scan(&seq, &ev.ID, &ev.Type, &ev.Timestamp, &ev.Source, &payload, &ev.CreatedAt)
-		ev.TenantID, ev.Payload = f.TenantID, payload
+		if err := rows.Scan(&seq, &ev.ID, &ev.Type, &ev.Timestamp, &ev.Source, &ev.Payload, &ev.CreatedAt); err != nil {
+			return nil, "", fmt.Errorf("list events: %w", err)
+		}
+		ev.TenantID = f.TenantID
+		out = append(out, ev)
 		seqs = append(seqs, seq)
-		return ev, err
-	})
-	if err != nil {
+		if bytes += len(ev.Payload); bytes >= store.MaxPageBytes && len(out) <= limit {
+			// The page is full by its bytes: the next starts after its last event.
+			return out, store.EncodeCursor(seq), nil
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("list events: %w", err)
 	}
 	return page(out, limit, func(i int) int64 { return seqs[i] })

@@ -242,6 +242,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 	defer rows.Close()
 	var out []store.Event
 	var seqs []int64
+	bytes := 0
 	for rows.Next() {
 		var ev store.Event
 		var seq, ts, c int64
@@ -251,6 +252,10 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 		ev.TenantID, ev.Timestamp, ev.CreatedAt = f.TenantID, fromMicros(ts), fromMicros(c)
 		out = append(out, ev)
 		seqs = append(seqs, seq)
+		if bytes += len(ev.Payload); bytes >= store.MaxPageBytes && len(out) <= limit {
+			// The page is full by its bytes: the next starts after its last event.
+			return out, store.EncodeCursor(seq), rows.Err()
+		}
 	}
 	return page(out, limit, rows.Err(), func(i int) int64 { return seqs[i] })
 }

@@ -219,3 +219,42 @@ func testEventsAfterBoundsBytes(t *testing.T, s store.Store) {
 		t.Fatal("FeedPageFull is true for one event below the byte bound and the limit")
 	}
 }
+
+// testListEventsBoundsBytes: a list page of large events ends with the event that reaches
+// MaxPageBytes, and its cursor leads on to the rest: every event, once, newest first.
+func testListEventsBoundsBytes(t *testing.T, s store.Store) {
+	tenant(t, s, "acme")
+	const size = 200 << 10
+	var evs []*store.Event
+	var want []string
+	for i := range 14 {
+		ev := event(fmt.Sprintf("big%02d", i), "invoice.paid")
+		ev.Payload = []byte(fmt.Sprintf(`{"id":%q,"type":"invoice.paid","data":{"pad":%q}}`, ev.ID, strings.Repeat("x", size)))
+		evs = append(evs, ev)
+		want = append([]string{ev.ID}, want...)
+	}
+	publish(t, s, "acme", evs...)
+	perPage := (store.MaxPageBytes + size - 1) / size
+	var got []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		if pages > 20 {
+			t.Fatal("pagination does not end")
+		}
+		page, next, err := s.ListEvents(ctx, store.EventFilter{TenantID: "acme", Page: store.Page{Limit: store.MaxLimit, Cursor: cursor}})
+		must(t, err)
+		if pages == 0 && (len(page) != perPage || next == "") {
+			t.Fatalf("first page: %d events (next %q); want %d, cut by its bytes, with a cursor", len(page), next, perPage)
+		}
+		for _, ev := range page {
+			got = append(got, ev.ID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("listed page by page: %v, want %v", got, want)
+	}
+}

@@ -58,6 +58,7 @@ func Run(t *testing.T, open Open) {
 		"EventsAfterMissesNoConcurrent": testEventsAfterConcurrent,
 		"EventsAfterSurvivesRetention":  testEventsAfterRetention,
 		"EventsAfterBoundsBytes":        testEventsAfterBoundsBytes,
+		"ListEventsBoundsBytes":         testListEventsBoundsBytes,
 		"FiltersDecideFanOut":           testFiltersDecideFanOut,
 		"EndpointOptionsRoundTrip":      testEndpointOptionsRoundTrip,
 		"EventTypeDocsRoundTrip":        testEventTypeDocsRoundTrip,
