@@ -32,18 +32,19 @@ import (
 // other common shape; TestReceiverFailureModes covers it for one attempt, and here it would mean
 // listening again on the same port after the outage, which another socket may have taken meanwhile.
 //
-// The size: 50,000 events at a rate limit of 2,000/s, as the issue asks. Under the race detector
-// (CI) the default is 10,000 at 400/s: on two cores shared with other builds the race-instrumented
-// node published 2 KiB events through the batch API at 220–390/s and drained at 290–490/s, so
-// 50,000 would take five to seven minutes; 10,000 took 100 s there (less on a quiet machine) and
-// still drains for tens of seconds near the limit, which is what makes the rate check mean
+// The size: 50,000 events at a rate limit of 2,000/s, as the issue asks (.ci/run runs it so,
+// without the race detector). Under the race detector the default is 5,000 at 400/s: on two
+// cores shared with other builds the race-instrumented node published 2 KiB events through the
+// batch API at 220–390/s and drained at 290–490/s, so 50,000 would take five to seven minutes;
+// 10,000 took 100 s there, which kept the package near Go's default 10-minute timeout under load.
+// 5,000 still drains for over 12 s at the limit, which is what makes the rate check mean
 // something.
 // HERALD_BACKLOG_DRAIN_EVENTS and HERALD_BACKLOG_DRAIN_RATE set other values.
 // Not parallel: the goroutine count and the heap are the process's.
 func TestBacklog_DrainsAtTheEndpointRateAfterAnOutage(t *testing.T) {
 	events, rateLimit := 50000, 2000.0
 	if raceEnabled {
-		events, rateLimit = 10000, 400
+		events, rateLimit = 5000, 400
 	}
 	if v := os.Getenv("HERALD_BACKLOG_DRAIN_EVENTS"); v != "" {
 		n, err := strconv.Atoi(v)
