@@ -275,26 +275,45 @@ func TestDelivery_CircuitBreakerStopsAttemptsWhileOpen(t *testing.T) {
 	for range 10 {
 		h.publish("acme", map[string]any{"type": "a.happened", "data": map[string]any{}})
 	}
+	// The breaker opens after the third failure: nothing reaches the receiver for the cooldown
+	// after it (the breaker opens once Herald has the third answer, after it arrived), then one
+	// probe, which fails, so the breaker opens again for another cooldown. Checked on arrival
+	// times, not on counts after a sleep, so that a slow machine cannot see a probe too early.
+	const cooldown = 2 * time.Second
 	eventually(t, 5*time.Second, "three failures", func() bool { return rc.count() >= 3 })
-	time.Sleep(time.Second)
-	if n := rc.count(); n != 3 {
-		t.Fatalf("%d requests: the breaker should have opened after 3 failures", n)
+	// Deliveries wait in the store without burning attempts: every pending delivery is either
+	// one the receiver saw (one attempt each; the retry is an hour away) or untouched.
+	for {
+		seen := rc.count()
+		untouched := 0
+		ds := h.deliveries("/v1/tenants/acme/deliveries?state=pending")
+		for _, d := range ds {
+			if d.AttemptCount == 0 {
+				untouched++
+			}
+		}
+		if rc.count() != seen {
+			continue // a probe came while the deliveries were read
+		}
+		if len(ds) != 10 || untouched != 10-seen {
+			t.Fatalf("%d pending deliveries, %d without attempts, after %d requests; want 10 and %d", len(ds), untouched, seen, 10-seen)
+		}
+		break
 	}
-	// Deliveries wait in the store without burning attempts.
-	untouched := 0
-	for _, d := range h.deliveries("/v1/tenants/acme/deliveries?state=pending") {
-		if d.AttemptCount == 0 {
-			untouched++
+	eventually(t, 5*cooldown, "the probe and the cooldown after it", func() bool {
+		got := rc.got()
+		return len(got) >= 4 && time.Since(got[3].at) > cooldown
+	})
+	reqs := rc.got()
+	for i, r := range reqs[3:] {
+		if r.at.Before(reqs[2].at.Add(cooldown)) {
+			t.Fatalf("request %d came %s after the third failure, within the breaker's cooldown of %s", i+4, r.at.Sub(reqs[2].at), cooldown)
 		}
 	}
-	if untouched != 7 {
-		t.Fatalf("%d pending deliveries without attempts, want 7", untouched)
-	}
-	// After the cooldown one probe goes through; it fails, so the breaker opens again.
-	eventually(t, 5*time.Second, "the probe", func() bool { return rc.count() == 4 })
-	time.Sleep(500 * time.Millisecond)
-	if n := rc.count(); n != 4 {
-		t.Fatalf("%d requests after a failed probe, want 4", n)
+	for i, r := range reqs[4:] {
+		if r.at.Before(reqs[3].at.Add(cooldown)) {
+			t.Fatalf("request %d came %s after the failed probe, within the breaker's cooldown of %s", i+5, r.at.Sub(reqs[3].at), cooldown)
+		}
 	}
 }
 
