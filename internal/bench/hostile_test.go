@@ -13,7 +13,7 @@ import (
 func TestRunHostile_ReportsTheCalmTenantBesideTheHostileOne(t *testing.T) {
 	t.Parallel()
 	h, err := RunHostile(context.Background(), HostileConfig{
-		Duration: time.Second, Rate: 20, Endpoints: 6, Batch: 5, EventBytes: 4 << 10, RegexEndpoints: 1, Streams: 2,
+		Duration: time.Second, Rate: 20, Endpoints: 6, Batch: 5, EventBytes: 1 << 10, RegexEndpoints: 1, Streams: 2,
 	})
 	if err != nil {
 		t.Fatal(err)
