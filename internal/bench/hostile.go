@@ -142,8 +142,8 @@ func RunHostile(ctx context.Context, cfg HostileConfig) (*Hostile, error) {
 // the hostile tenant's requests got.
 func (h *Hostile) Print(w io.Writer) {
 	c := h.Config
-	fmt.Fprintf(w, "calm: %.0f ev/s for %s, one endpoint; hostile: %d endpoints tried, batches of %d, %d KiB events to %d regex-filter endpoints and 1 regex transformation, %d listen streams that never read\n\n",
-		c.Rate, c.Duration, c.Endpoints, c.Batch, c.EventBytes>>10, c.RegexEndpoints, c.Streams)
+	fmt.Fprintf(w, "calm: %.0f ev/s for %s, one endpoint; hostile: %d endpoints tried, batches of %d, %.0f KiB events to %d regex-filter endpoints and 1 regex transformation, %d listen streams that never read\n\n",
+		c.Rate, c.Duration, c.Endpoints, c.Batch, float64(c.EventBytes)/1024, c.RegexEndpoints, c.Streams)
 	fmt.Fprintln(w, "| run | published | refused | delivered | missing | publish p50 | publish p99 | publish→receipt p50 | publish→receipt p99 | publish→receipt max |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range []*CalmRun{h.Baseline, h.Beside} {
