@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -84,8 +85,10 @@ func (c *HostileConfig) defaults() {
 // CalmRun is what the calm tenant saw in one run.
 type CalmRun struct {
 	Name string
-	// Published counts publishes answered 202; Refused, the others (any status, or no answer).
+	// Published counts publishes answered 202; Refused, the others, by status in RefusedBy (0:
+	// no answer).
 	Published, Refused int
+	RefusedBy          map[int]int
 	// Delivered counts the accepted events that reached the receiver; Missing, those that had
 	// not a minute after the last publish.
 	Delivered, Missing     int
@@ -116,6 +119,13 @@ func (h *Hostile) PublishRatio() float64 { return ratio(h.Beside.PublishP99, h.B
 
 // ReceiptRatio is the same for publish-to-receipt.
 func (h *Hostile) ReceiptRatio() float64 { return ratio(h.Beside.ReceiptP99, h.Baseline.ReceiptP99) }
+
+func statusName(s int) string {
+	if s == 0 {
+		return "no answer"
+	}
+	return strconv.Itoa(s)
+}
 
 func ratio(a, b time.Duration) float64 {
 	if b <= 0 {
@@ -149,6 +159,15 @@ func (h *Hostile) Print(w io.Writer) {
 	for _, r := range []*CalmRun{h.Baseline, h.Beside} {
 		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %s | %s | %s | %s | %s |\n", r.Name, r.Published, r.Refused, r.Delivered, r.Missing,
 			ms(r.PublishP50), ms(r.PublishP99), ms(r.ReceiptP50), ms(r.ReceiptP99), ms(r.ReceiptMax))
+	}
+	for _, r := range []*CalmRun{h.Baseline, h.Beside} {
+		if r.Refused > 0 {
+			var by []string
+			for _, s := range slices.Sorted(maps.Keys(r.RefusedBy)) {
+				by = append(by, fmt.Sprintf("%d × %s", r.RefusedBy[s], statusName(s)))
+			}
+			fmt.Fprintf(w, "\n%s: publishes not accepted: %s\n", r.Name, strings.Join(by, ", "))
+		}
 	}
 	verdict := func(x float64) string {
 		if x > 0 && x <= HostileTarget {
@@ -386,9 +405,11 @@ func runHostile(ctx context.Context, cfg HostileConfig, hostile bool) (*CalmRun,
 	// missing then is reported, not waited for).
 	var want []int
 	var publish []time.Duration
+	run.RefusedBy = map[int]int{}
 	for i, s := range status {
 		if s != http.StatusAccepted {
 			run.Refused++
+			run.RefusedBy[s]++
 			continue
 		}
 		run.Published++
