@@ -169,8 +169,14 @@ func (h *Hostile) Print(w io.Writer) {
 			fmt.Fprintf(w, "\n%s: publishes not accepted: %s\n", r.Name, strings.Join(by, ", "))
 		}
 	}
+	// A ratio within the target means nothing while calm events were refused or lost: the
+	// latencies then leave out the worst of them.
+	b := h.Beside
 	verdict := func(x float64) string {
-		if x > 0 && x <= HostileTarget {
+		switch {
+		case b.Refused > 0 || b.Missing > 0:
+			return fmt.Sprintf("NOT met: %d publishes not accepted, %d accepted events not delivered", b.Refused, b.Missing)
+		case x > 0 && x <= HostileTarget:
 			return "met"
 		}
 		return "NOT met"

@@ -62,3 +62,26 @@ func TestRunHostile_ReportsTheCalmTenantBesideTheHostileOne(t *testing.T) {
 		}
 	}
 }
+
+// A ratio within the target is not met while calm events were refused or lost.
+func TestHostile_PrintNotMetWhenCalmEventsWereLost(t *testing.T) {
+	t.Parallel()
+	alone := &CalmRun{Name: "calm alone", Published: 100, Delivered: 100, PublishP99: 10 * time.Millisecond, ReceiptP99: 20 * time.Millisecond}
+	for _, c := range []struct {
+		beside CalmRun
+		want   string
+	}{
+		{CalmRun{Published: 100, Delivered: 100, PublishP99: 12 * time.Millisecond, ReceiptP99: 25 * time.Millisecond}, "(target ≤ 1.5×: met)"},
+		{CalmRun{Published: 100, Delivered: 1, Missing: 99, PublishP99: 12 * time.Millisecond, ReceiptP99: 5 * time.Millisecond},
+			"NOT met: 0 publishes not accepted, 99 accepted events not delivered"},
+		{CalmRun{Published: 90, Refused: 10, RefusedBy: map[int]int{0: 10}, Delivered: 90, PublishP99: 12 * time.Millisecond, ReceiptP99: 25 * time.Millisecond},
+			"10 × no answer"},
+	} {
+		c.beside.Name = "calm beside the hostile tenant"
+		var out strings.Builder
+		(&Hostile{Baseline: alone, Beside: &c.beside}).Print(&out)
+		if !strings.Contains(out.String(), c.want) {
+			t.Errorf("the printout lacks %q:\n%s", c.want, out.String())
+		}
+	}
+}
