@@ -23,6 +23,8 @@ func benchCmd() *cobra.Command {
 		memProfile string
 		scenario   string
 		soak       time.Duration
+		duration   time.Duration
+		streams    int
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -44,6 +46,16 @@ and prints the healthy endpoints' p99 ratio against the 1.2× target.
 --scenario batching publishes a backlog (--events, default 20,000) for one endpoint on a local
 receiver that holds its requests, then times the drain: once with each event sent on its own,
 once with batching (100 events or 50 ms), and prints events/s of each and their ratio.
+
+--scenario hostile-tenant runs issue 14's "hostile tenant": tenant "calm" publishes single events
+(--rate, default 100/s) to one endpoint for --duration (default 20 s), first alone, then while
+tenant "hostile", through the API with a tenant key of its own, registers endpoints with ten regex
+filters and one with a regex transformation, tries to raise its own limits, registers as many
+endpoints as it is allowed (--endpoints, default 1,000), opens listen streams it never reads
+(--streams, default 30), and publishes batches (--batch, default 200) to every endpoint and large
+events (--payload, default 250 KiB) for the regexes and the streams. It prints the calm tenant's
+publish p50/p99 and publish-to-receipt p50/p99 in both runs, their ratios against the 1.5× target,
+and what each kind of the hostile tenant's requests got (2xx, 4xx, 429, 5xx) and how long it took.
 
 --soak 10m --rate N publishes at N events/s for the duration and samples the live heap, the
 resident set and the goroutine count every 10 s; it prints the samples, their growth from the
@@ -110,8 +122,43 @@ first minute to the end, and the usual figures with the ceiling.`,
 				}
 				b.Print(os.Stdout)
 				return nil
+			case scenario == "hostile-tenant":
+				hc := bench.HostileConfig{Duration: duration, Streams: streams, DatabaseURL: cfg.DatabaseURL, Synchronous: cfg.Synchronous}
+				// The shared flags apply when given; otherwise the scenario's own defaults do.
+				changed := cmd.Flags().Changed
+				if changed("endpoints") {
+					hc.Endpoints = cfg.Endpoints
+				}
+				if changed("batch") {
+					hc.Batch = cfg.Batch
+				}
+				if changed("payload") {
+					hc.EventBytes = cfg.PayloadSize
+				}
+				if changed("rate") {
+					hc.Rate = cfg.Rate
+				}
+				fmt.Fprintf(os.Stderr, "herald bench on %d CPUs (%s/%s): hostile tenant, the calm tenant alone and beside it ...\n",
+					runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+				// As with the other scenarios, --repeat reports the run with the median ratio
+				// (here, of publish-to-receipt p99).
+				var runs []*bench.Hostile
+				for i := range max(repeat, 1) {
+					fmt.Fprintf(os.Stderr, "running the hostile tenant (%d of %d) ...\n", i+1, max(repeat, 1))
+					h, err := bench.RunHostile(cmd.Context(), hc)
+					if err != nil {
+						return fmt.Errorf("hostile tenant: %w", err)
+					}
+					runs = append(runs, h)
+				}
+				slices.SortFunc(runs, func(a, b *bench.Hostile) int { return cmp.Compare(a.ReceiptRatio(), b.ReceiptRatio()) })
+				if len(runs) > 1 {
+					fmt.Fprintf(os.Stderr, "hostile tenant: publish-to-receipt p99 ratio %.2f to %.2f over %d runs\n", runs[0].ReceiptRatio(), runs[len(runs)-1].ReceiptRatio(), len(runs))
+				}
+				runs[len(runs)/2].Print(os.Stdout)
+				return nil
 			case scenario != "":
-				return fmt.Errorf("unknown --scenario %q (known: tenants-hanging, batching)", scenario)
+				return fmt.Errorf("unknown --scenario %q (known: tenants-hanging, batching, hostile-tenant)", scenario)
 			}
 			scenarios := []bench.Config{cfg}
 			if standard {
@@ -208,8 +255,10 @@ first minute to the end, and the usual figures with the ceiling.`,
 	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the run to this file")
 	f.IntVar(&repeat, "repeat", 1, "run each scenario this many times and report the run with the median ratio")
 	f.BoolVar(&standard, "standard", false, "run the standard scenarios of docs/benchmarks.md")
-	f.StringVar(&scenario, "scenario", "", "run a named scenario: tenants-hanging (100 tenants, 1 % hanging endpoints, with and without); batching (one endpoint drains a backlog without and with batching, 100 events or 50 ms)")
+	f.StringVar(&scenario, "scenario", "", "run a named scenario: tenants-hanging (100 tenants, 1 % hanging endpoints, with and without); batching (one endpoint drains a backlog without and with batching, 100 events or 50 ms); hostile-tenant (a calm tenant's latencies alone and beside a hostile one)")
 	f.DurationVar(&soak, "soak", 0, "publish at --rate for this long, sampling memory and goroutines every 10 s")
+	f.DurationVar(&duration, "duration", bench.DefaultHostileDuration, "hostile-tenant: how long the calm tenant publishes")
+	f.IntVar(&streams, "streams", bench.DefaultHostileStreams, "hostile-tenant: listen streams the hostile tenant opens and never reads")
 	f.IntVar(&cfg.Tenants, "tenants", 1, "tenants the events are spread over, each with --endpoints endpoints")
 	return cmd
 }

@@ -273,9 +273,13 @@ func TestListen_OutlivesServerTimeoutsAndEndsWithTheClient(t *testing.T) {
 		t.Fatalf("listen: %d %s", ans.status, ans.body)
 	}
 	s.next(5 * time.Second)
+	// The stream outlives four times both timeouts and carries heartbeats meanwhile; how many
+	// arrive in a given time is the scheduler's, so the wait is for five of them (10 s only
+	// catches a stream that sends none).
 	heartbeats := 0
-	deadline := time.After(1200 * time.Millisecond) // four times both timeouts
-	for waiting := true; waiting; {
+	outlived := time.After(1200 * time.Millisecond) // four times both timeouts
+	hang := time.After(10 * time.Second)
+	for past := false; !past || heartbeats < 5; {
 		select {
 		case ev := <-s.events:
 			if ev.comment != "heartbeat" {
@@ -284,12 +288,11 @@ func TestListen_OutlivesServerTimeoutsAndEndsWithTheClient(t *testing.T) {
 			heartbeats++
 		case err := <-s.ended:
 			t.Fatalf("the stream ended after %d heartbeats: %v", heartbeats, err)
-		case <-deadline:
-			waiting = false
+		case <-outlived:
+			past = true
+		case <-hang:
+			t.Fatalf("%d heartbeats in 10 s at 100 ms, want at least 5", heartbeats)
 		}
-	}
-	if heartbeats < 5 {
-		t.Fatalf("%d heartbeats in 1.2 s at 100 ms, want at least 5", heartbeats)
 	}
 	a.publishEvent("late", "invoice.paid", map[string]any{})
 	if id := eventID(t, s.next(5*time.Second)); id != "late" {
@@ -331,11 +334,9 @@ func TestListen_ServerShutdownEndsStreams(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
+	// A stream that held the server up would make Shutdown wait out its context: an error.
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v after %v", err, time.Since(start))
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Fatalf("Shutdown took %v", d)
 	}
 	if ev := s.next(time.Second); ev.name != "close" {
 		t.Fatalf("last event = %+v, want close", ev)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -226,34 +227,40 @@ func TestDelivery_HangingEndpointDoesNotDelayOthers(t *testing.T) {
 	t.Parallel()
 	h := start(t, nil)
 	hang := make(chan struct{})
-	t.Cleanup(func() { close(hang) })
+	var holding atomic.Int32 // the hanging endpoint's requests still open
 	slow := newReceiver(t, func(n int, r *http.Request) int {
+		holding.Add(1)
+		defer holding.Add(-1)
 		select {
 		case <-hang:
 		case <-r.Context().Done():
 		}
 		return 200
 	})
+	t.Cleanup(func() { close(hang) }) // before the receiver closes, which waits for its requests
 	healthy := newReceiver(t, nil)
 	h.setup("acme", "a.happened")
-	h.endpoint("acme", map[string]any{"url": slow.URL, "event_types": []string{"*"}, "timeout_seconds": 5, "max_concurrency": 2})
+	h.endpoint("acme", map[string]any{"url": slow.URL, "event_types": []string{"*"}, "timeout_seconds": 30, "max_concurrency": 2})
 	for i := range 9 {
 		h.endpoint("acme", map[string]any{"url": fmt.Sprintf("%s/ep%d", healthy.URL, i), "event_types": []string{"*"}})
 	}
-	// 20 events: the hanging endpoint can take 2 at a time for 5 s each, i.e. 50 s for its share.
-	// If it held shared workers, the healthy endpoints' 180 deliveries would wait behind it.
+	// 20 events: the hanging endpoint takes 2 at a time and holds each for its 30 s timeout. If
+	// it held shared workers, the healthy endpoints' 180 deliveries would wait behind it; so they
+	// must all arrive while its first two requests are still open, however slow this machine is
+	// (how fast they arrive is herald bench's to measure: the isolation scenarios).
 	start := time.Now()
 	for range 20 {
 		if p := h.publish("acme", map[string]any{"type": "a.happened", "data": map[string]any{}}); p.Deliveries != 10 {
 			t.Fatalf("deliveries = %d", p.Deliveries)
 		}
 	}
-	eventually(t, 3*time.Second, "180 healthy deliveries while one endpoint hangs", func() bool { return healthy.count() == 180 })
-	elapsed := time.Since(start)
-	if n := slow.count(); n != 2 {
-		t.Fatalf("the hanging endpoint got %d requests at once, above its max_concurrency of 2", n)
+	eventually(t, 2*time.Minute, "180 healthy deliveries", func() bool { return healthy.count() == 180 })
+	// Read after: two requests still open and none other made means they never ended before.
+	if open, seen := holding.Load(), slow.count(); open != 2 || seen != 2 {
+		t.Fatalf("when the 180 healthy deliveries had arrived, the hanging endpoint had %d requests open and %d made (want 2 and 2): the healthy ones waited for its attempts to end",
+			open, seen)
 	}
-	t.Logf("180 healthy deliveries in %s while the hanging endpoint held its 2 slots", elapsed)
+	t.Logf("180 healthy deliveries in %s while the hanging endpoint held its 2 slots", time.Since(start))
 }
 
 func TestDelivery_CircuitBreakerStopsAttemptsWhileOpen(t *testing.T) {
@@ -268,26 +275,45 @@ func TestDelivery_CircuitBreakerStopsAttemptsWhileOpen(t *testing.T) {
 	for range 10 {
 		h.publish("acme", map[string]any{"type": "a.happened", "data": map[string]any{}})
 	}
+	// The breaker opens after the third failure: nothing reaches the receiver for the cooldown
+	// after it (the breaker opens once Herald has the third answer, after it arrived), then one
+	// probe, which fails, so the breaker opens again for another cooldown. Checked on arrival
+	// times, not on counts after a sleep, so that a slow machine cannot see a probe too early.
+	const cooldown = 2 * time.Second
 	eventually(t, 5*time.Second, "three failures", func() bool { return rc.count() >= 3 })
-	time.Sleep(time.Second)
-	if n := rc.count(); n != 3 {
-		t.Fatalf("%d requests: the breaker should have opened after 3 failures", n)
+	// Deliveries wait in the store without burning attempts: every pending delivery is either
+	// one the receiver saw (one attempt each; the retry is an hour away) or untouched.
+	for {
+		seen := rc.count()
+		untouched := 0
+		ds := h.deliveries("/v1/tenants/acme/deliveries?state=pending")
+		for _, d := range ds {
+			if d.AttemptCount == 0 {
+				untouched++
+			}
+		}
+		if rc.count() != seen {
+			continue // a probe came while the deliveries were read
+		}
+		if len(ds) != 10 || untouched != 10-seen {
+			t.Fatalf("%d pending deliveries, %d without attempts, after %d requests; want 10 and %d", len(ds), untouched, seen, 10-seen)
+		}
+		break
 	}
-	// Deliveries wait in the store without burning attempts.
-	untouched := 0
-	for _, d := range h.deliveries("/v1/tenants/acme/deliveries?state=pending") {
-		if d.AttemptCount == 0 {
-			untouched++
+	eventually(t, 5*cooldown, "the probe and the cooldown after it", func() bool {
+		got := rc.got()
+		return len(got) >= 4 && time.Since(got[3].at) > cooldown
+	})
+	reqs := rc.got()
+	for i, r := range reqs[3:] {
+		if r.at.Before(reqs[2].at.Add(cooldown)) {
+			t.Fatalf("request %d came %s after the third failure, within the breaker's cooldown of %s", i+4, r.at.Sub(reqs[2].at), cooldown)
 		}
 	}
-	if untouched != 7 {
-		t.Fatalf("%d pending deliveries without attempts, want 7", untouched)
-	}
-	// After the cooldown one probe goes through; it fails, so the breaker opens again.
-	eventually(t, 5*time.Second, "the probe", func() bool { return rc.count() == 4 })
-	time.Sleep(500 * time.Millisecond)
-	if n := rc.count(); n != 4 {
-		t.Fatalf("%d requests after a failed probe, want 4", n)
+	for i, r := range reqs[4:] {
+		if r.at.Before(reqs[3].at.Add(cooldown)) {
+			t.Fatalf("request %d came %s after the failed probe, within the breaker's cooldown of %s", i+5, r.at.Sub(reqs[3].at), cooldown)
+		}
 	}
 }
 

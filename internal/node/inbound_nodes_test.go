@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/inbound"
 	"github.com/heraldhq/herald/internal/inbound/verify"
 	"github.com/heraldhq/herald/internal/node"
 	"github.com/heraldhq/herald/internal/store"
@@ -43,16 +44,14 @@ func TestInbound_ChangesOnOneNodeApplyOnAnother(t *testing.T) {
 	hdr := http.Header{"Content-Type": {"application/json"}}
 	a.mustIngest(200, "/in/"+src.Token, hdr, []byte(`{}`))
 	b.mustIngest(200, "/in/"+src.Token, hdr, []byte(`{}`)) // b caches it
+	cached := time.Now()                                   // b's entry expires by cached + its TTL
 	src.Enabled = false
 	a.updateSource(src) // tells a at once; b learns within its cache's TTL
 	a.mustIngest(404, "/in/"+src.Token, hdr, []byte(`{}`))
-	start := time.Now()
-	eventually(t, 10*time.Second, "the other node to refuse", func() bool {
-		return b.ingest("/in/"+src.Token, hdr, []byte(`{}`)).status == 404
-	})
-	if d := time.Since(start); d > 7*time.Second {
-		t.Errorf("the change took %s to apply on the other node", d)
-	}
+	// Any request b gets once the TTL has run out must see the change, however slowly this
+	// machine runs: the cache's expiry is a limit Herald keeps, not a speed.
+	time.Sleep(time.Until(cached.Add(inbound.DefaultCacheTTL)))
+	b.mustIngest(404, "/in/"+src.Token, hdr, []byte(`{}`))
 }
 
 func TestInbound_ServedWithMetricsOff(t *testing.T) {

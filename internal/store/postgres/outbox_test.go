@@ -218,21 +218,29 @@ func TestRelayOutbox_RefusedRowStaysUntilFixed(t *testing.T) {
 		return accept(ctx, row)
 	}
 
+	// The backoff is counted from the relay's transaction, which lies between before and after:
+	// the checks below compare with those, not with a later now(), which a loaded machine would
+	// push past the backoff. PostgreSQL keeps microseconds.
+	before := time.Now().Truncate(time.Microsecond)
 	res, err := s.RelayOutbox(ctx, 100, build)
 	must(t, err)
+	after := time.Now()
 	if len(res.Published) != 1 || res.Published[0].Event.ID != ids[0] || len(res.Failed) != 2 {
 		t.Fatalf("relayed %+v, want %s published and 2 rows refused", res, ids[0])
 	}
-	rows, err := pool.Query(ctx, `SELECT event_id, attempts, last_error, next_attempt_at > now() FROM outbox ORDER BY id`)
+	rows, err := pool.Query(ctx, `SELECT event_id, attempts, last_error, next_attempt_at FROM outbox ORDER BY id`)
 	must(t, err)
 	type kept struct {
 		id, lastError string
 		attempts      int
-		later         bool
+		later         bool // due again a second (the first backoff) after the relay
 	}
 	left, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (kept, error) {
 		var k kept
-		return k, r.Scan(&k.id, &k.attempts, &k.lastError, &k.later)
+		var next time.Time
+		err := r.Scan(&k.id, &k.attempts, &k.lastError, &next)
+		k.later = !next.Before(before.Add(time.Second)) && !next.After(after.Add(time.Second))
+		return k, err
 	})
 	must(t, err)
 	want := []kept{
@@ -242,27 +250,33 @@ func TestRelayOutbox_RefusedRowStaysUntilFixed(t *testing.T) {
 	if fmt.Sprint(left) != fmt.Sprint(want) {
 		t.Fatalf("rows left %+v, want %+v", left, want)
 	}
-	// Not due again before the backoff.
+	// Not due again before the backoff: a pass that ended before the earliest end of the backoff
+	// takes nothing (on a machine too slow to make the pass in time there is nothing to check).
 	res, err = s.RelayOutbox(ctx, 100, build)
 	must(t, err)
-	if res.Rows != 0 {
+	if within := time.Now().Before(before.Add(time.Second)); within && res.Rows != 0 {
 		t.Fatalf("a pass within the backoff took %d rows", res.Rows)
+	} else if !within {
+		t.Log("the second pass ended after the backoff: not checked")
 	}
 
 	// The operator registers the type; the backoff passes (here, by hand).
 	registered["order.unregistered"] = true
 	_, err = pool.Exec(ctx, `UPDATE outbox SET next_attempt_at = now()`)
 	must(t, err)
+	before = time.Now().Truncate(time.Microsecond)
 	res, err = s.RelayOutbox(ctx, 100, build)
 	must(t, err)
+	after = time.Now()
 	if len(res.Published) != 1 || res.Published[0].Event.ID != ids[1] || len(res.Failed) != 1 || res.Failed[0].Attempts != 1 {
 		t.Fatalf("after the fix %+v, want %s published and the ghost tenant's row refused again", res, ids[1])
 	}
 	var attempts int
-	var next time.Duration
-	must(t, pool.QueryRow(ctx, `SELECT attempts, extract(epoch FROM next_attempt_at - now())::float8 * 1e9 FROM outbox`).Scan(&attempts, &next))
-	if attempts != 2 || next < 1500*time.Millisecond || next > 2500*time.Millisecond {
-		t.Fatalf("ghost row: attempts %d, next try in %s; want 2 and about 2 s (the backoff doubles)", attempts, next)
+	var next time.Time
+	must(t, pool.QueryRow(ctx, `SELECT attempts, next_attempt_at FROM outbox`).Scan(&attempts, &next))
+	if lo, hi := before.Add(2*time.Second), after.Add(2*time.Second); attempts != 2 || next.Before(lo) || next.After(hi) {
+		t.Fatalf("ghost row: attempts %d, next try at %s; want 2 and 2 s after the relay, between %s and %s (the backoff doubles)",
+			attempts, next.Format(time.StampMicro), lo.Format(time.StampMicro), hi.Format(time.StampMicro))
 	}
 }
 
