@@ -31,6 +31,7 @@ type testAPI struct {
 	t     testing.TB
 	srv   *httptest.Server
 	api   *api.Server
+	st    *sqlite.Store
 	admin string // an admin key's secret
 }
 
@@ -62,7 +63,7 @@ func newTestAPI(t testing.TB, cfg api.Config) *testAPI {
 	a := api.New(cfg)
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
-	return &testAPI{t: t, srv: srv, api: a, admin: secret}
+	return &testAPI{t: t, srv: srv, api: a, st: st, admin: secret}
 }
 
 // answer is a response read in full.

@@ -1,0 +1,51 @@
+package api_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/heraldhq/herald/internal/api"
+)
+
+// While the store cannot be read, a lookup that fails is no answer about what exists: a publish of
+// a registered type whose cache entry is gone is answered 503 with Retry-After (the client tries
+// again), never the permanent 422 "unknown event type". The API key is still cached, as it was in
+// the outage this reproduces.
+func TestOutage_LookupsThatFailAre503NotAbsent(t *testing.T) {
+	t.Parallel()
+	a := newTestAPI(t, api.Config{})
+	key := a.tenantKey("acme")
+	a.must(http.StatusCreated, "POST", "/v1/event-types", map[string]any{"name": "order.created"}, nil)
+	if ans := a.do(key, "GET", "/v1/tenants/acme", nil); ans.status != http.StatusOK {
+		t.Fatalf("warm the key cache: %d %s", ans.status, ans.body)
+	}
+	if err := a.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	event := map[string]any{"type": "order.created", "data": map[string]any{"n": 1}}
+	for _, c := range []struct {
+		name, method, path string
+		body               any
+	}{
+		{"publish", "POST", "/v1/tenants/acme/events", event},
+		{"batch", "POST", "/v1/tenants/acme/events/batch", map[string]any{"events": []any{event, event}}},
+		{"endpoint subscribing to the type", "POST", "/v1/tenants/acme/endpoints",
+			map[string]any{"url": "https://hooks.example.com/a", "event_types": []string{"order.created"}}},
+		// Reads of one thing: a failed lookup is not a 404.
+		{"event", "GET", "/v1/tenants/acme/events/evt_1", nil},
+		{"endpoint", "GET", "/v1/tenants/acme/endpoints/ep_1", nil},
+		{"event type", "GET", "/v1/event-types/order.created", nil},
+		{"delivery", "GET", "/v1/tenants/acme/deliveries/dlv_1", nil},
+		{"source", "GET", "/v1/tenants/acme/sources/src_1", nil},
+		{"received request", "GET", "/v1/tenants/acme/received-requests/rcv_1", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ans := a.do(key, c.method, c.path, c.body)
+			p := ans.problem(t)
+			if ans.status != http.StatusServiceUnavailable || ans.header.Get("Retry-After") == "" {
+				t.Fatalf("%s %s with the store down = %d (Retry-After %q) %+v, want 503 with Retry-After",
+					c.method, c.path, ans.status, ans.header.Get("Retry-After"), p)
+			}
+		})
+	}
+}
