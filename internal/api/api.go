@@ -74,6 +74,13 @@ type Config struct {
 	// PortalKey signs and checks portal links (portal.go); nil: portal links answer 503 and no
 	// portal token is accepted.
 	PortalKey []byte
+	// BodyGrace and BodyMinRate bound how long a request body may take: BodyGrace plus one second
+	// per BodyMinRate bytes received (defaults DefaultBodyGrace, DefaultBodyMinRate; body.go).
+	BodyGrace   time.Duration
+	BodyMinRate int
+	// AnswerTimeout, when set, is the time an answer gets to be written once the request's body
+	// has been read: the server's WriteTimeout, which would otherwise count the body's time too.
+	AnswerTimeout time.Duration
 }
 
 // Inbound is what the API needs of the receiving side (internal/inbound.Service).
@@ -129,6 +136,12 @@ func New(cfg Config) *Server {
 	if cfg.MaxJSONDepth <= 0 {
 		cfg.MaxJSONDepth = DefaultMaxJSONDepth
 	}
+	if cfg.BodyGrace <= 0 {
+		cfg.BodyGrace = DefaultBodyGrace
+	}
+	if cfg.BodyMinRate <= 0 {
+		cfg.BodyMinRate = DefaultBodyMinRate
+	}
 	mux := http.NewServeMux()
 	hc := huma.DefaultConfig("Herald API", cfg.Version)
 	hc.Info.Description = "Herald sends webhooks to your customers' endpoints and receives webhooks for you. " +
@@ -146,11 +159,14 @@ func New(cfg Config) *Server {
 	jf := jsonFormat(cfg.MaxJSONDepth)
 	hc.Formats = map[string]huma.Format{"application/json": jf, "json": jf}
 	hc.Transformers = []huma.Transformer{boundErrorValues}
+	// readBody (body.go) reads request bodies with their own deadlines; huma's flat 5 s is off.
+	hc.OnAddOperation = append(hc.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) { op.BodyReadTimeout = -1 })
 	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limiter: newKeyLimiter(cfg.RateLimit, cfg.RateBurst), types: newTypeCache(), keys: newKeyCache(), exprs: expr.NewCache(256)}
 	s.tracer = telemetry.Tracer(cfg.TracerProvider)
 	s.api = humago.New(mux, hc)
-	// authenticate runs first: the rate limit is per authenticated key.
-	s.api.UseMiddleware(s.authenticate, s.rateLimit)
+	// authenticate runs first: the rate limit is per authenticated key, and no body is read for
+	// a request that is refused.
+	s.api.UseMiddleware(s.authenticate, s.rateLimit, s.readBody)
 	s.registerTenants()
 	s.registerEventTypes()
 	s.registerEndpoints()
