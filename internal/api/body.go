@@ -2,11 +2,13 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -98,6 +100,10 @@ func (s *Server) readBody(ctx huma.Context, next func(huma.Context)) {
 			&huma.ErrorDetail{Location: "body", Message: "JSON must be UTF-8; the body has invalid bytes"})
 		return
 	}
+	if errs := s.nullFields(op, buf.Bytes()); len(errs) > 0 {
+		_ = huma.WriteErr(s.api, ctx, http.StatusUnprocessableEntity, "validation failed", errs...)
+		return
+	}
 	next(readContext{humaContext: ctx, body: buf.Bytes()})
 }
 
@@ -134,3 +140,59 @@ func (c readContext) BodyReader() io.Reader { return bytes.NewReader(c.body) }
 
 // Unwrap lets humago.Unwrap reach the request and the response writer.
 func (c readContext) Unwrap() huma.Context { return c.humaContext }
+
+// nullFields finds the members of a request body that are null where the route's schema declares
+// a field: huma lets null through for an optional field (and for a required list) as if the field
+// were absent, so {"events": null} published nothing and {"event_types": null} looked like "keep".
+// Herald gives null no meaning in a request (a PATCH changes the fields sent; to clear a list, send
+// []), so it is refused like any other wrong value. Free-form values (an event's data, a JSON
+// Schema, examples) may hold nulls. Only bodies that contain "null" at all are decoded for this.
+func (s *Server) nullFields(op *huma.Operation, body []byte) []error {
+	mt := op.RequestBody.Content["application/json"]
+	if mt == nil || mt.Schema == nil || !bytes.Contains(body, []byte("null")) {
+		return nil
+	}
+	var v any
+	if json.Unmarshal(body, &v) != nil {
+		return nil // huma answers what it cannot decode
+	}
+	var errs []error
+	s.walkNulls(mt.Schema, v, "body", &errs)
+	return errs
+}
+
+func (s *Server) walkNulls(sch *huma.Schema, v any, loc string, errs *[]error) {
+	if sch = s.resolve(sch); sch == nil {
+		return
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		for k, val := range v {
+			ps := sch.Properties[k]
+			if ps == nil {
+				continue // free-form, or a property huma will refuse as unexpected
+			}
+			at := loc + "." + k
+			if val == nil {
+				// A required field that is not nullable is already refused by huma.
+				if ps := s.resolve(ps); !slices.Contains(sch.Required, k) || ps != nil && ps.Nullable {
+					*errs = append(*errs, &huma.ErrorDetail{Location: at, Message: "must not be null: omit the field, or send a value"})
+				}
+				continue
+			}
+			s.walkNulls(ps, val, at, errs)
+		}
+	case []any:
+		for i, item := range v {
+			s.walkNulls(sch.Items, item, fmt.Sprintf("%s[%d]", loc, i), errs)
+		}
+	}
+}
+
+// resolve follows a schema's $ref in the API's registry.
+func (s *Server) resolve(sch *huma.Schema) *huma.Schema {
+	if sch != nil && sch.Ref != "" {
+		return s.api.OpenAPI().Components.Schemas.SchemaFromRef(sch.Ref)
+	}
+	return sch
+}
