@@ -43,7 +43,10 @@ func startNode(t *testing.T) (*api.Server, string) {
 }
 
 // bodyRoute is a route that takes a request body, with its path parameters filled in.
-type bodyRoute struct{ method, path string }
+type bodyRoute struct {
+	method, path string
+	op           *huma.Operation
+}
 
 // bodyRoutes lists every route of the OpenAPI document that takes a body, so that a new one is
 // covered without changing the test.
@@ -54,7 +57,7 @@ func bodyRoutes(t *testing.T, a *api.Server) []bodyRoute {
 	for path, item := range a.OpenAPI().Paths {
 		for _, op := range []*huma.Operation{item.Post, item.Put, item.Patch, item.Delete} {
 			if op != nil && op.RequestBody != nil {
-				routes = append(routes, bodyRoute{op.Method, param.ReplaceAllString(path, "x")})
+				routes = append(routes, bodyRoute{op.Method, param.ReplaceAllString(path, "x"), op})
 			}
 		}
 	}

@@ -3,10 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"net/http"
-	"regexp"
 	"testing"
-
-	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/heraldhq/herald/internal/api"
 )
@@ -19,22 +16,16 @@ func TestNulls_EveryDeclaredFieldRefusesNull(t *testing.T) {
 	a := newTestAPI(t, api.Config{})
 	key := a.tenantKey("acme")
 	a.must(http.StatusCreated, "POST", "/v1/event-types", map[string]any{"name": "order.created"}, nil)
-	param := regexp.MustCompile(`\{[^}]+\}`)
 	oapi := a.api.OpenAPI()
 	type tc struct{ method, path, body, loc string }
 	var cases []tc
-	for path, item := range oapi.Paths {
-		for _, op := range []*huma.Operation{item.Post, item.Put, item.Patch, item.Delete} {
-			if op == nil || op.RequestBody == nil {
-				continue
-			}
-			sch := op.RequestBody.Content["application/json"].Schema
-			if sch.Ref != "" {
-				sch = oapi.Components.Schemas.SchemaFromRef(sch.Ref)
-			}
-			for prop := range sch.Properties {
-				cases = append(cases, tc{op.Method, param.ReplaceAllString(path, "x"), `{"` + prop + `":null}`, "body." + prop})
-			}
+	for _, r := range bodyRoutes(t, a.api) {
+		sch := r.op.RequestBody.Content["application/json"].Schema
+		if sch.Ref != "" {
+			sch = oapi.Components.Schemas.SchemaFromRef(sch.Ref)
+		}
+		for prop := range sch.Properties {
+			cases = append(cases, tc{r.method, r.path, `{"` + prop + `":null}`, "body." + prop})
 		}
 	}
 	if len(cases) < 40 {
