@@ -6,9 +6,12 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -230,7 +233,7 @@ func (s *Server) fail(err error, what string) error {
 		return huma.Error422UnprocessableEntity("invalid cursor", &huma.ErrorDetail{Location: "query.cursor", Message: "not a cursor this API returned"})
 	case errors.Is(err, context.Canceled):
 		return huma.NewError(499, "client closed request")
-	case errors.Is(err, store.ErrUnavailable):
+	case errors.Is(err, store.ErrUnavailable), unreachable(err):
 		s.log.Error("store unavailable", "what", what, "err", err)
 		// "Not acknowledged", not "not stored": a database connection lost during a commit
 		// leaves its outcome unknown. A retry with the same event id cannot store it twice.
@@ -239,6 +242,15 @@ func (s *Server) fail(err error, what string) error {
 	}
 	s.log.Error("request failed", "what", what, "err", err)
 	return huma.Error500InternalServerError("internal error")
+}
+
+// unreachable reports a store error that a driver did not classify but that can only mean the
+// database could not be reached (a refused, reset or cut connection): the store is unavailable,
+// not broken, and the client should try again.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func (s *Server) now() time.Time { return s.cfg.Now().UTC() }

@@ -3,10 +3,7 @@ package ops
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
-	"net"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -16,69 +13,6 @@ import (
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/postgres"
 )
-
-// cutProxy forwards TCP connections to upstream until cut, which closes them all and makes new
-// ones fail (their upstream side is closed at once) until restore.
-type cutProxy struct {
-	ln       net.Listener
-	upstream string
-	mu       sync.Mutex
-	cut      bool
-	conns    []net.Conn
-}
-
-func newCutProxy(t *testing.T, upstream string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, upstream: upstream}
-	t.Cleanup(func() { _ = ln.Close(); p.setCut(true) })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.forward(c)
-		}
-	}()
-	return p
-}
-
-func (p *cutProxy) forward(c net.Conn) {
-	p.mu.Lock()
-	if p.cut {
-		p.mu.Unlock()
-		_ = c.Close()
-		return
-	}
-	p.mu.Unlock()
-	up, err := net.Dial("tcp", p.upstream)
-	if err != nil {
-		_ = c.Close()
-		return
-	}
-	p.mu.Lock()
-	p.conns = append(p.conns, c, up)
-	p.mu.Unlock()
-	go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
-	_, _ = io.Copy(c, up)
-	_ = c.Close()
-}
-
-func (p *cutProxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for _, c := range p.conns {
-			_ = c.Close()
-		}
-		p.conns = nil
-	}
-}
 
 // syncBuffer is a log that the test reads while the publisher writes it.
 type syncBuffer struct {
@@ -103,14 +37,9 @@ func (s *syncBuffer) String() string {
 func TestPublisher_StoreOutageDelaysEventsInsteadOfLosingThem(t *testing.T) {
 	t.Parallel()
 	raw, schema := pgtest.Schema(t, "herald_ops_")
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newCutProxy(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
+	proxy, through := pgtest.Through(t, raw)
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, u.String(), postgres.Options{Schema: schema})
+	st, err := postgres.Open(ctx, through, postgres.Options{Schema: schema})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,10 +58,10 @@ func TestPublisher_StoreOutageDelaysEventsInsteadOfLosingThem(t *testing.T) {
 	go func() { p.Run(runCtx, nil); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	proxy.setCut(true)
+	proxy.Cut()
 	p.EndpointDisabled(DisabledData{Tenant: "acme", Endpoint: "ep_1"})
 	waitUntil(t, "a failed try to store the event", func() bool { return strings.Contains(logs.String(), "store operational events") })
-	proxy.setCut(false)
+	proxy.Restore()
 	waitUntil(t, "the event stored after the outage", func() bool {
 		evs, _, err := st.ListEvents(ctx, store.EventFilter{TenantID: "ops", Page: store.Page{Limit: 10}})
 		return err == nil && len(evs) == 1 && evs[0].Type == EndpointDisabled
