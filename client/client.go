@@ -8,7 +8,8 @@
 // Every event gets its id before the first try (generated when the caller sets none), so that
 // retries, the client's and the caller's, are idempotent: Herald stores an id once per tenant and
 // answers a repeated one with the original event, Duplicate set. The client retries what is worth
-// retrying: a connection that failed, 429 and 503 (after their Retry-After), 502 and 504.
+// retrying: a connection that failed, 429 and 503 (after their Retry-After), 408 (the body came
+// too slowly), 502 and 504. A 422 or another 4xx is a refusal and is not tried again.
 // Refusals come back as *APIError, with Herald's problem details.
 package client
 
@@ -170,7 +171,7 @@ func (e *APIError) Temporary() bool { return retryStatus(e.Status) }
 
 func retryStatus(code int) bool {
 	switch code {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return true
 	}
 	return false

@@ -224,3 +224,27 @@ func TestClient_ContextEndsRetries(t *testing.T) {
 		t.Fatalf("error %v after %s, want the deadline, soon", err, time.Since(start))
 	}
 }
+
+// What Herald answers when it could not take an event now (503: the store is down; 408: the body
+// came too slowly) is tried again; a refusal (422) is not.
+func TestClient_RetriesWhatIsNotARefusal(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		status int
+		tries  int32
+	}{{http.StatusServiceUnavailable, 3}, {http.StatusRequestTimeout, 3}, {http.StatusUnprocessableEntity, 1}} {
+		var calls atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(c.status)
+			_, _ = w.Write([]byte(`{"title":"refused or unavailable"}`))
+		}))
+		cl := client.New(srv.URL, adminKey, client.WithRetries(3, time.Millisecond))
+		_, err := cl.Publish(context.Background(), "acme", client.Event{Type: "order.created"})
+		srv.Close()
+		if client.StatusCode(err) != c.status || calls.Load() != c.tries {
+			t.Errorf("answer %d: error %v after %d requests, want %d requests", c.status, err, calls.Load(), c.tries)
+		}
+	}
+}

@@ -6,9 +6,12 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -80,6 +83,13 @@ type Config struct {
 	// PortalKey signs and checks portal links (portal.go); nil: portal links answer 503 and no
 	// portal token is accepted.
 	PortalKey []byte
+	// BodyGrace and BodyMinRate bound how long a request body may take: BodyGrace plus one second
+	// per BodyMinRate bytes received (defaults DefaultBodyGrace, DefaultBodyMinRate; body.go).
+	BodyGrace   time.Duration
+	BodyMinRate int
+	// AnswerTimeout, when set, is the time an answer gets to be written once the request's body
+	// has been read: the server's WriteTimeout, which would otherwise count the body's time too.
+	AnswerTimeout time.Duration
 }
 
 // Inbound is what the API needs of the receiving side (internal/inbound.Service).
@@ -136,6 +146,12 @@ func New(cfg Config) *Server {
 	if cfg.MaxJSONDepth <= 0 {
 		cfg.MaxJSONDepth = DefaultMaxJSONDepth
 	}
+	if cfg.BodyGrace <= 0 {
+		cfg.BodyGrace = DefaultBodyGrace
+	}
+	if cfg.BodyMinRate <= 0 {
+		cfg.BodyMinRate = DefaultBodyMinRate
+	}
 	mux := http.NewServeMux()
 	hc := huma.DefaultConfig("Herald API", cfg.Version)
 	hc.Info.Description = "Herald sends webhooks to your customers' endpoints and receives webhooks for you. " +
@@ -153,11 +169,14 @@ func New(cfg Config) *Server {
 	jf := jsonFormat(cfg.MaxJSONDepth)
 	hc.Formats = map[string]huma.Format{"application/json": jf, "json": jf}
 	hc.Transformers = []huma.Transformer{boundErrorValues}
+	// readBody (body.go) reads request bodies with their own deadlines; huma's flat 5 s is off.
+	hc.OnAddOperation = append(hc.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) { op.BodyReadTimeout = -1 })
 	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limits: newLimiters(cfg.RateLimits), types: newTypeCache(), exports: exports{open: map[string]int{}}, keys: newKeyCache(), exprs: expr.NewCache(256)}
 	s.tracer = telemetry.Tracer(cfg.TracerProvider)
 	s.api = humago.New(mux, hc)
-	// authenticate runs first: the rate limit is per authenticated key.
-	s.api.UseMiddleware(s.authenticate, s.rateLimit)
+	// authenticate runs first: the rate limit is per authenticated key, and no body is read for
+	// a request that is refused.
+	s.api.UseMiddleware(s.authenticate, s.rateLimit, s.readBody)
 	s.registerTenants()
 	s.registerEventTypes()
 	s.registerEndpoints()
@@ -221,7 +240,7 @@ func (s *Server) fail(err error, what string) error {
 		return huma.Error422UnprocessableEntity("invalid cursor", &huma.ErrorDetail{Location: "query.cursor", Message: "not a cursor this API returned"})
 	case errors.Is(err, context.Canceled):
 		return huma.NewError(499, "client closed request")
-	case errors.Is(err, store.ErrUnavailable):
+	case errors.Is(err, store.ErrUnavailable), unreachable(err):
 		s.log.Error("store unavailable", "what", what, "err", err)
 		// "Not acknowledged", not "not stored": a database connection lost during a commit
 		// leaves its outcome unknown. A retry with the same event id cannot store it twice.
@@ -230,6 +249,15 @@ func (s *Server) fail(err error, what string) error {
 	}
 	s.log.Error("request failed", "what", what, "err", err)
 	return huma.Error500InternalServerError("internal error")
+}
+
+// unreachable reports a store error that a driver did not classify but that can only mean the
+// database could not be reached (a refused, reset or cut connection): the store is unavailable,
+// not broken, and the client should try again.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func (s *Server) now() time.Time { return s.cfg.Now().UTC() }

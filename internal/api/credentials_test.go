@@ -81,7 +81,7 @@ func TestCredentials_StoreOutageIs503NeverUnauthorized(t *testing.T) {
 		t.Fatalf("GET /v1/me = %d: %s", ans.status, ans.body)
 	}
 
-	if err := a.st.Close(); err != nil {
+	if err := a.sqlite.Close(); err != nil {
 		t.Fatal(err)
 	}
 	for name, cred := range map[string]string{

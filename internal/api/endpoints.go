@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -175,8 +176,10 @@ func (s *Server) apply(ctx context.Context, f *EndpointFields, e *store.Endpoint
 			case !eventTypeRe.MatchString(p):
 				errs = append(errs, &huma.ErrorDetail{Location: loc, Message: "not a valid event type name (resource.action)", Value: p})
 			default:
-				if _, err := s.st.GetEventType(ctx, p); err != nil {
+				if _, err := s.st.GetEventType(ctx, p); errors.Is(err, store.ErrNotFound) {
 					errs = append(errs, &huma.ErrorDetail{Location: loc, Message: "unknown event type; register it first", Value: p})
+				} else if err != nil {
+					return s.fail(err, "event type "+p)
 				}
 			}
 		}

@@ -184,8 +184,11 @@ func pointerPath(ptr string) string {
 	return b.String()
 }
 
-// build validates one event and makes its envelope; loc prefixes error locations.
-func (s *Server) build(ctx context.Context, in *EventInput, loc string, known map[string]knownType, now time.Time) (*store.Event, []error) {
+// build validates one event and makes its envelope; loc prefixes error locations. What is wrong
+// with the event comes back as details (a 422 or 413); failed, when not nil, is why the event
+// could not be checked (the store could not be read): no refusal, so the caller answers 503 and
+// the client tries again.
+func (s *Server) build(ctx context.Context, in *EventInput, loc string, known map[string]knownType, now time.Time) (ev *store.Event, details []error, failed error) {
 	var errs []error
 	kt, ok := known[in.Type]
 	if !ok {
@@ -193,15 +196,18 @@ func (s *Server) build(ctx context.Context, in *EventInput, loc string, known ma
 		known[in.Type] = kt
 	}
 	switch {
-	case kt.err != nil:
+	case errors.Is(kt.err, store.ErrNotFound):
 		errs = append(errs, &huma.ErrorDetail{Location: loc + ".type", Message: "unknown event type; register it with POST /v1/event-types", Value: in.Type})
+	case kt.err != nil:
+		// Only "not found" is the client's mistake: a type that cannot be read now may well exist.
+		return nil, nil, fmt.Errorf("look up event type %s: %w", in.Type, kt.err)
 	case kt.schema != nil:
 		// Payloads are checked before anything is stored or sent: one that does not satisfy its
 		// type's schema is refused with each failing place in data.
 		if err := kt.schema.Validate(in.Data); err != nil {
 			v, ok := errors.AsType[*schema.Violation](err)
 			if !ok {
-				return nil, []error{s.fail(err, "event type "+in.Type)}
+				return nil, nil, fmt.Errorf("check the schema of %s: %w", in.Type, err)
 			}
 			for _, p := range v.Problems {
 				at, msg, found := strings.Cut(p, ": ")
@@ -223,7 +229,7 @@ func (s *Server) build(ctx context.Context, in *EventInput, loc string, known ma
 		errs = append(errs, &huma.ErrorDetail{Location: loc + ".resource", Message: "resource needs an id (at most 200 characters); type at most 200, url at most 2048"})
 	}
 	if len(errs) > 0 {
-		return nil, errs
+		return nil, errs, nil
 	}
 	id := in.ID
 	if id == "" {
@@ -233,18 +239,19 @@ func (s *Server) build(ctx context.Context, in *EventInput, loc string, known ma
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(envelope{ID: id, Type: in.Type, Timestamp: now, Data: json.RawMessage(in.Data), Source: in.Source, Resource: in.Resource}); err != nil {
-		return nil, []error{&huma.ErrorDetail{Location: loc + ".data", Message: "not valid JSON: " + err.Error()}}
+		return nil, []error{&huma.ErrorDetail{Location: loc + ".data", Message: "not valid JSON: " + err.Error()}}, nil
 	}
 	payload := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	if len(payload) > s.cfg.MaxEventBytes {
-		return nil, []error{&tooLarge{loc: loc + ".data", size: len(payload), limit: s.cfg.MaxEventBytes}}
+		return nil, []error{&tooLarge{loc: loc + ".data", size: len(payload), limit: s.cfg.MaxEventBytes}}, nil
 	}
-	return &store.Event{ID: id, Type: in.Type, Timestamp: now, Source: in.Source, Payload: payload, CreatedAt: now, Priority: priority(in.Priority)}, nil
+	return &store.Event{ID: id, Type: in.Type, Timestamp: now, Source: in.Source, Payload: payload, CreatedAt: now, Priority: priority(in.Priority)}, nil, nil
 }
 
 // BuildEvent checks an event as a publish through the API does (registered type, schema, size)
-// and makes what the store takes, for publishers inside the process (the outbox relay). Its error
-// is a huma.StatusError (422 or 413) whose details name each failing place.
+// and makes what the store takes, for publishers inside the process (the outbox relay). A refusal
+// is a huma.StatusError (422 or 413) whose details name each failing place; any other error means
+// the event could not be checked now (the store's error, wrapped) and refuses nothing.
 func (s *Server) BuildEvent(ctx context.Context, in EventInput) (*store.Event, error) {
 	switch in.Priority {
 	case "", "high", "normal", "low":
@@ -254,7 +261,10 @@ func (s *Server) BuildEvent(ctx context.Context, in EventInput) (*store.Event, e
 	if len(in.Data) == 0 || in.Data[0] != '{' {
 		return nil, huma.Error422UnprocessableEntity("invalid event", &huma.ErrorDetail{Location: "data", Message: "must be a JSON object"})
 	}
-	ev, errs := s.build(ctx, &in, "", map[string]knownType{}, s.eventTime())
+	ev, errs, err := s.build(ctx, &in, "", map[string]knownType{}, s.eventTime())
+	if err != nil {
+		return nil, err
+	}
 	if errs != nil {
 		return nil, invalid(errs)
 	}
@@ -336,7 +346,10 @@ func (s *Server) registerEvents() {
 			"Publishing an id that exists returns the original event and creates no deliveries.",
 		DefaultStatus: http.StatusAccepted, MaxBodyBytes: int64(s.cfg.MaxEventBytes) + 64<<10,
 	}, func(ctx context.Context, in *publishInput) (*Out[Published], error) {
-		ev, errs := s.build(ctx, &in.Body, "body", map[string]knownType{}, s.eventTime())
+		ev, errs, err := s.build(ctx, &in.Body, "body", map[string]knownType{}, s.eventTime())
+		if err != nil {
+			return nil, s.fail(err, "event type "+in.Body.Type)
+		}
 		if errs != nil {
 			return nil, invalid(errs)
 		}
@@ -361,7 +374,10 @@ func (s *Server) registerEvents() {
 		seen := map[string]int{}
 		for i := range in.Body.Events {
 			loc := fmt.Sprintf("body.events[%d]", i)
-			ev, e := s.build(ctx, &in.Body.Events[i], loc, known, now)
+			ev, e, err := s.build(ctx, &in.Body.Events[i], loc, known, now)
+			if err != nil {
+				return nil, s.fail(err, "event type "+in.Body.Events[i].Type)
+			}
 			errs = append(errs, e...)
 			if ev == nil {
 				continue

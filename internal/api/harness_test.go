@@ -28,23 +28,32 @@ func (nopNotifier) Rescan()                {}
 
 // testAPI is the real API on a real SQLite store, served by an httptest server on 127.0.0.1.
 type testAPI struct {
-	t     testing.TB
-	srv   *httptest.Server
-	api   *api.Server
-	admin string // an admin key's secret
-	st    *sqlite.Store
+	t   testing.TB
+	srv *httptest.Server
+	api *api.Server
+	// sqlite is the store newTestAPI opened (nil for newTestAPIOn).
+	sqlite *sqlite.Store
+	admin  string // an admin key's secret
 }
 
 // newTestAPI starts the API with cfg (store, notifier and, unless set, a production URL check
 // filled in) and an admin key.
 func newTestAPI(t testing.TB, cfg api.Config) *testAPI {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "herald.db"), sqlite.Options{Synchronous: "NORMAL"})
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "herald.db"), sqlite.Options{Synchronous: "NORMAL"})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
+	a := newTestAPIOn(t, st, cfg)
+	a.sqlite = st
+	return a
+}
+
+// newTestAPIOn is newTestAPI on a store the test opened.
+func newTestAPIOn(t testing.TB, st store.Store, cfg api.Config) *testAPI {
+	t.Helper()
+	ctx := context.Background()
 	secret, key, err := api.NewKey(store.RoleAdmin, "", "test admin", time.Now().UTC())
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +72,7 @@ func newTestAPI(t testing.TB, cfg api.Config) *testAPI {
 	a := api.New(cfg)
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
-	return &testAPI{t: t, srv: srv, api: a, admin: secret, st: st}
+	return &testAPI{t: t, srv: srv, api: a, admin: secret}
 }
 
 // answer is a response read in full.

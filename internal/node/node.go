@@ -223,6 +223,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		PortalKey: keys.Derive("herald portal link v1"),
 		// Feed and listen cursors are sealed with the keyring, so every node opens every node's.
 		CursorKeys: keys,
+		// An API body takes its time by its size (api.DefaultBodyMinRate); the answer then gets
+		// the whole write window.
+		AnswerTimeout: serverWriteTimeout,
 	})
 	dashboard, err := ui.New(ui.Config{Version: Version})
 	if err != nil {
@@ -253,13 +256,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{Store: st, Dispatcher: d, API: a, Inbound: in, Metrics: m, Addr: ln.Addr().String(), scheme: "http", log: log, cancel: cancel,
 		tracing: tracing}
 	// Every phase of a request is bounded, so a slow or stalled client holds a connection for
-	// seconds, not forever: headers within 5 s (slowloris), the whole request within 30 s (the
-	// largest batch is 32 MiB), the answer within 60 s, and an idle keep-alive for 2 min.
+	// seconds, not forever: headers within 5 s (slowloris), the whole request within 30 s, the
+	// answer within 60 s, and an idle keep-alive for 2 min. An API request's body is the
+	// exception: the API moves the read deadline on as the body arrives (10 s, plus 1 s per
+	// 64 KiB: a 32 MiB batch on a slow link may take minutes) and then gives the answer 60 s.
 	n.srv = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      serverWriteTimeout,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		TLSConfig:         srvTLS,
@@ -403,6 +408,10 @@ func setupTracing(ctx context.Context, cfg Config) (*telemetry.Tracing, trace.Tr
 
 // envKeyName marks the key that HERALD_API_KEY provides.
 const envKeyName = "from HERALD_API_KEY"
+
+// serverWriteTimeout is how long an answer may take to be written: the HTTP server's WriteTimeout,
+// and the API's AnswerTimeout, counted from when an API request's body is in.
+const serverWriteTimeout = 60 * time.Second
 
 // ensureAdminKey makes sure an admin can get in: the key from --api-key / HERALD_API_KEY when one
 // is given (replacing the one an earlier value gave), otherwise a new key when no admin key is

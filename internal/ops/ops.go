@@ -175,8 +175,23 @@ func (p *Publisher) take(batch []*store.Event) []*store.Event {
 	return batch
 }
 
+// store publishes a batch. While the store cannot take it (store.ErrUnavailable: the database is
+// down or restarting) it tries again, the pause doubling from storeRetryFirst to storeRetryMax,
+// until ctx ends: an outage delays operational events instead of losing them (the queue fills
+// meanwhile, and what does not fit is dropped as always).
 func (p *Publisher) store(ctx context.Context, n Notifier, batch []*store.Event) {
 	res, err := p.cfg.Store.Publish(ctx, p.cfg.Tenant, batch)
+	for pause := storeRetryFirst; errors.Is(err, store.ErrUnavailable) && ctx.Err() == nil; pause = min(2*pause, storeRetryMax) {
+		p.log.Warn("store operational events: the store is unavailable; trying again", "ops_tenant", p.cfg.Tenant,
+			"events", len(batch), "retry_in", pause, "err", err)
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+			res, err = p.cfg.Store.Publish(ctx, p.cfg.Tenant, batch)
+		}
+	}
 	if err != nil {
 		ids := make([]string, len(batch))
 		for i, ev := range batch {
@@ -193,6 +208,12 @@ func (p *Publisher) store(ctx context.Context, n Notifier, batch []*store.Event)
 		n.Notify(wake...)
 	}
 }
+
+// storeRetryFirst and storeRetryMax pace the tries of a batch while the store is unavailable.
+const (
+	storeRetryFirst = 500 * time.Millisecond
+	storeRetryMax   = 30 * time.Second
+)
 
 // envelope is the body endpoints receive, the same shape as a published event's.
 type envelope struct {

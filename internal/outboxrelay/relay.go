@@ -107,6 +107,11 @@ func Pass(ctx context.Context, cfg Config) (full bool, err error) {
 			return nil, err
 		}
 		ev, err := cfg.Build(ctx, in)
+		if errors.Is(err, store.ErrUnavailable) {
+			// The event could not be checked (its type could not be read): not a refusal, so the
+			// pass ends and the row waits, untouched, for the next one.
+			return nil, err
+		}
 		if err != nil {
 			return nil, described{err}
 		}

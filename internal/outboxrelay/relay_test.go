@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,7 @@ import (
 	"github.com/heraldhq/herald/internal/outboxrelay"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/postgres"
+	"github.com/heraldhq/herald/internal/store/sqlite"
 )
 
 // openStore opens a PostgreSQL store in a fresh schema, dropped when the test ends, with tenant
@@ -212,4 +215,75 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// A row whose event cannot be checked because the API's store cannot be read (the type lookup
+// fails, as while PostgreSQL restarts) is not refused: the pass fails and leaves every row as it
+// was, with no attempt counted, no last_error and no refusal in the metrics; the next pass, with
+// the store back, publishes them.
+func TestPass_StoreOutageRefusesNothing(t *testing.T) {
+	t.Parallel()
+	st, conn := openStore(t)
+	ctx := context.Background()
+	w := outbox.New()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := w.Publish(ctx, tx, "acme", outbox.Event{Type: "order.created", Data: map[string]any{"i": i}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The API's catalog lives in a store of its own here, so that it can fail alone.
+	catalog, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "catalog.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = catalog.Close() })
+	if err := catalog.CreateEventType(ctx, &store.EventType{Name: "order.created", CreatedAt: time.Now(), UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	down := api.New(api.Config{Store: catalog, Logger: quiet})
+	if err := catalog.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New(metrics.Options{})
+	cfg := outboxrelay.Config{Store: st, Build: down.BuildEvent, Logger: quiet, Metrics: m}
+	if _, err := outboxrelay.Pass(ctx, cfg); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("a pass whose checks cannot read the catalog: %v, want store.ErrUnavailable", err)
+	}
+	var rows, attempts int
+	var lastErrors string
+	if err := conn.QueryRow(ctx, `SELECT count(*), coalesce(sum(attempts), 0), string_agg(last_error, '') FROM outbox`).Scan(&rows, &attempts, &lastErrors); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 3 || attempts != 0 || lastErrors != "" {
+		t.Fatalf("after the outage: %d rows, %d attempts, last errors %q; want 3 rows untouched", rows, attempts, lastErrors)
+	}
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "herald_outbox_refused_total" {
+			t.Errorf("herald_outbox_refused_total has %d series, want none: nothing was refused", len(mf.GetMetric()))
+		}
+	}
+
+	if err := st.CreateEventType(ctx, &store.EventType{Name: "order.created", CreatedAt: time.Now(), UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	up := api.New(api.Config{Store: st, Logger: quiet})
+	cfg.Build = up.BuildEvent
+	if _, err := outboxrelay.Pass(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("%d rows left after the store came back (%v), want 0", rows, err)
+	}
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -38,7 +39,8 @@ type OutboxRow struct {
 
 // OutboxBuild checks a row's event (its type is registered, its data matches the type's schema,
 // its size is within the limit) and makes the event to store; an error keeps the row for a later
-// pass, with the error as its last_error.
+// pass, with the error as its last_error. An error that is store.ErrUnavailable (the check could
+// not read what it needs) refuses nothing: it ends the pass, and every row stays as it was.
 type OutboxBuild func(ctx context.Context, row OutboxRow) (*store.Event, error)
 
 // RelayResult is what one RelayOutbox pass did.
@@ -111,6 +113,9 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, build OutboxBuild) (
 			err := fmt.Errorf("tenant %s does not exist", row.TenantID)
 			if tenantOK[i] {
 				ev, err = build(ctx, row)
+			}
+			if errors.Is(err, store.ErrUnavailable) {
+				return fmt.Errorf("relay outbox: check event %s: %w", row.EventID, err)
 			}
 			if err != nil {
 				res.Failed, res.Errors = append(res.Failed, row), append(res.Errors, err)

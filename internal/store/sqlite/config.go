@@ -17,11 +17,13 @@ func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
+// notFound maps "no rows" to store.ErrNotFound, with what was looked for; any other error is
+// kept (as store.ErrUnavailable when it means the database cannot be used now), never "absent".
 func notFound(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
 	}
-	return fmt.Errorf("%s: %w", what, err)
+	return unavailable(fmt.Errorf("%s: %w", what, err))
 }
 
 func affected(res sql.Result, what string) error {

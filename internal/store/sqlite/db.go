@@ -285,13 +285,14 @@ func (s *Store) enqueue(o *op) error {
 }
 
 // unavailable marks errors that mean the database cannot take writes now (SQLITE_FULL,
-// SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN) as store.ErrUnavailable.
+// SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN, or the store closed while a request used it)
+// as store.ErrUnavailable.
 func unavailable(err error) error {
 	if err == nil || errors.Is(err, store.ErrUnavailable) {
 		return err
 	}
 	msg := err.Error()
-	for _, m := range []string{"database or disk is full", "readonly database", "disk I/O error", "unable to open database"} {
+	for _, m := range []string{"database or disk is full", "readonly database", "disk I/O error", "unable to open database", "database is closed"} {
 		if strings.Contains(msg, m) {
 			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 		}
