@@ -38,8 +38,8 @@ func affected(res sql.Result, what string) error {
 // CreateTenant inserts a tenant; ErrConflict if the id is taken.
 func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, name, redact_fields, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
-			t.ID, t.Name, redactArg(t.RedactFields), micros(t.CreatedAt), micros(t.UpdatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, name, redact_fields, max_endpoints, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Name, redactArg(t.RedactFields), t.MaxEndpoints, micros(t.CreatedAt), micros(t.UpdatedAt))
 		if isUnique(err) {
 			return fmt.Errorf("tenant %q: %w", t.ID, store.ErrConflict)
 		}
@@ -50,13 +50,13 @@ func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 	})
 }
 
-const tenantColumns = `id, name, redact_fields, created_at, updated_at, rowid`
+const tenantColumns = `id, name, redact_fields, max_endpoints, created_at, updated_at, rowid`
 
 func scanTenant(r rowScanner) (*store.Tenant, int64, error) {
 	var t store.Tenant
 	var redact string
 	var rowid, c, u int64
-	if err := r.Scan(&t.ID, &t.Name, &redact, &c, &u, &rowid); err != nil {
+	if err := r.Scan(&t.ID, &t.Name, &redact, &t.MaxEndpoints, &c, &u, &rowid); err != nil {
 		return nil, 0, err
 	}
 	if err := json.Unmarshal([]byte(redact), &t.RedactFields); err != nil {
@@ -124,11 +124,11 @@ func page[T any](items []T, limit int, err error, pos func(i int) int64) ([]T, s
 	return items, store.EncodeCursor(pos(limit - 1)), nil
 }
 
-// UpdateTenant changes a tenant's name.
+// UpdateTenant changes a tenant's name, redaction paths and endpoint limit.
 func (s *Store) UpdateTenant(ctx context.Context, t *store.Tenant) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, redact_fields = ?, updated_at = ? WHERE id = ?`,
-			t.Name, redactArg(t.RedactFields), micros(t.UpdatedAt), t.ID)
+		res, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, redact_fields = ?, max_endpoints = ?, updated_at = ? WHERE id = ?`,
+			t.Name, redactArg(t.RedactFields), t.MaxEndpoints, micros(t.UpdatedAt), t.ID)
 		if err != nil {
 			return fmt.Errorf("update tenant: %w", err)
 		}
@@ -330,17 +330,22 @@ func encodeEndpoint(keys *seal.Keyring, e *store.Endpoint) (endpointArgs, error)
 	return a, nil
 }
 
-// CreateEndpoint inserts an endpoint of an existing tenant.
+// CreateEndpoint inserts an endpoint of an existing tenant that has fewer endpoints than its
+// limit (a *store.LimitError otherwise). The single writer makes the count and the insert atomic.
 func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
 	a, err := encodeEndpoint(s.keys, e)
 	if err != nil {
 		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		clear(s.subs)
-		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM tenants WHERE id = ?`, e.TenantID).Scan(&one); err != nil {
+		s.subs.invalidate()
+		var max, n int
+		if err := tx.QueryRowContext(ctx, `SELECT max_endpoints, (SELECT count(*) FROM endpoints WHERE tenant_id = tenants.id) FROM tenants WHERE id = ?`,
+			e.TenantID).Scan(&max, &n); err != nil {
 			return notFound(err, "tenant "+e.TenantID)
+		}
+		if err := s.fanout.Limits().CheckEndpoints(max, n); err != nil {
+			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
 			max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at)
@@ -408,7 +413,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
 		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		clear(s.subs)
+		s.subs.invalidate()
 		res, err := tx.ExecContext(ctx, `UPDATE endpoints SET url = ?, description = ?, event_types = ?, secrets = ?, timeout_ms = ?,
 			max_concurrency = ?, rate_limit = ?, retry_schedule = ?, headers = ?, enabled = ?, disabled_reason = ?, failing_since = ?,
 			internal = ?, options = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
@@ -424,7 +429,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
 // DeleteEndpoint removes an endpoint with its deliveries and their attempts.
 func (s *Store) DeleteEndpoint(ctx context.Context, tenantID, id string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		clear(s.subs)
+		s.subs.invalidate()
 		res, err := tx.ExecContext(ctx, `DELETE FROM endpoints WHERE tenant_id = ? AND id = ?`, tenantID, id)
 		if err != nil {
 			return fmt.Errorf("delete endpoint: %w", err)
@@ -446,7 +451,7 @@ func (s *Store) DeleteEndpoint(ctx context.Context, tenantID, id string) error {
 func (s *Store) DisableEndpoint(ctx context.Context, id, reason string, deadLetter bool) (int, error) {
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		clear(s.subs)
+		s.subs.invalidate()
 		now := micros(time.Now())
 		res, err := tx.ExecContext(ctx, `UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?`, reason, now, id)
 		if err != nil {

@@ -35,12 +35,13 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		{&st.insertReceived, insertReceived},
 		{&st.clearStreak, `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`},
 		{&st.startStreak, `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`},
-		{&st.endpointsOf, `SELECT id, event_types, options FROM endpoints WHERE tenant_id = ? AND enabled = 1`},
+		{&st.endpointsOf, `/*read*/ SELECT id, event_types, options FROM endpoints WHERE tenant_id = ? AND enabled = 1`},
 		{&st.insertEvent, `INSERT INTO events (tenant_id, id, type, ts, source, payload, created_at, traceparent, tracestate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (tenant_id, id) DO NOTHING RETURNING seq`},
 		{&st.eventByID, `SELECT id, type, ts, source, payload, created_at FROM events WHERE tenant_id = ? AND id = ?`},
+		// A delivery only to an endpoint still enabled: it was matched before the write.
 		{&st.insertDelivery, `INSERT INTO deliveries (tenant_id, event_seq, event_id, event_type, endpoint_id, next_attempt_at, created_at, updated_at, priority)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			SELECT ?, ?, ?, ?, id, ?, ?, ?, ? FROM endpoints WHERE id = ? AND tenant_id = ? AND enabled = 1`},
 		{&st.claim, `/*read*/ ` + byPriority("next_attempt_at <= ?2", "id, {rank}")},
 		{&st.nextDue, `/*read*/ ` + byPriority("next_attempt_at > ?2", "id, next_attempt_at")},
 		{&st.insertAttempt, `INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
@@ -70,37 +71,51 @@ func (st *statements) close() {
 	}
 }
 
-// Publish stores events and their deliveries in one transaction.
+// Publish stores events and their deliveries. It matches the events to the tenant's
+// subscribers first, outside the writer, so that no filter runs while other writes wait; then it
+// writes them in transactions of whole events with at most store.ChunkDeliveries deliveries
+// each, so that the writer serves other tenants between the transactions of a large publish.
 func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Event) ([]store.PublishResult, error) {
-	var results []store.PublishResult
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		var err error
-		results, err = s.publishIn(ctx, tx, tenantID, events)
-		return err
-	})
+	plan, err := s.plan(ctx, tenantID, events)
 	if err != nil {
 		return nil, err
+	}
+	results := make([]store.PublishResult, len(events))
+	for _, c := range plan.Chunks(store.ChunkDeliveries) {
+		err := s.write(ctx, func(tx *sql.Tx) error {
+			res, err := s.publishIn(ctx, tx, tenantID, events[c[0]:c[1]], plan.Targets[c[0]:c[1]])
+			copy(results[c[0]:], res)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	return results, nil
 }
 
-// publishIn stores events and one delivery per enabled endpoint of the tenant whose subscriptions
-// match, in tx (the writer's). Publish, Receive and AcceptReceived share it, so that an inbound
-// event is stored exactly as a published one. It reads subscribers through s.subs, which the
-// writer clears when a transaction rolls back.
-func (s *Store) publishIn(ctx context.Context, tx *sql.Tx, tenantID string, events []*store.Event) ([]store.PublishResult, error) {
+// plan matches events to the tenant's subscribers (see store.Fanout), outside the writer.
+func (s *Store) plan(ctx context.Context, tenantID string, events []*store.Event) (*store.Plan, error) {
+	subs, gen, ok := s.subs.get(tenantID)
+	if !ok {
+		var err error
+		if subs, err = subscribers(ctx, s.stmts.endpointsOf, tenantID, s.exprs); err != nil {
+			return nil, err
+		}
+		s.subs.put(tenantID, gen, subs)
+	}
+	return s.fanout.Plan(ctx, tenantID, subs, events)
+}
+
+// publishIn stores events and their deliveries to targets (targets[i]: the endpoints that
+// matched events[i], see plan) in tx, the writer's; a target no longer enabled gets none.
+// Publish, Receive and AcceptReceived share it, so that an inbound event is stored exactly as a
+// published one.
+func (s *Store) publishIn(ctx context.Context, tx *sql.Tx, tenantID string, events []*store.Event, targets [][]string) ([]store.PublishResult, error) {
 	results := make([]store.PublishResult, len(events))
 	var one int
 	if err := tx.StmtContext(ctx, s.stmts.tenant).QueryRowContext(ctx, tenantID).Scan(&one); err != nil {
 		return nil, notFound(err, "tenant "+tenantID)
-	}
-	subs, ok := s.subs[tenantID]
-	if !ok {
-		var err error
-		if subs, err = subscribers(ctx, tx.StmtContext(ctx, s.stmts.endpointsOf), tenantID, s.exprs); err != nil {
-			return nil, err
-		}
-		s.subs[tenantID] = subs
 	}
 	insertEvent := tx.StmtContext(ctx, s.stmts.insertEvent)
 	insertDelivery := tx.StmtContext(ctx, s.stmts.insertDelivery)
@@ -123,22 +138,23 @@ func (s *Store) publishIn(ctx context.Context, tx *sql.Tx, tenantID string, even
 		ev.TenantID = tenantID
 		res := store.PublishResult{Event: ev}
 		now := micros(ev.CreatedAt)
-		m := store.NewMatcher(ev)
-		for _, sub := range subs {
-			if !m.Wants(ctx, sub) {
-				continue
-			}
-			if _, err := insertDelivery.ExecContext(ctx, tenantID, seq, ev.ID, ev.Type, sub.ID, now, now, now, ev.Priority); err != nil {
+		for _, id := range targets[i] {
+			r, err := insertDelivery.ExecContext(ctx, tenantID, seq, ev.ID, ev.Type, now, now, now, ev.Priority, id, tenantID)
+			if err != nil {
 				return nil, fmt.Errorf("insert delivery: %w", err)
 			}
+			if n, err := r.RowsAffected(); err != nil || n == 0 {
+				continue // disabled or deleted since the events were matched
+			}
 			res.Deliveries++
-			res.EndpointIDs = append(res.EndpointIDs, sub.ID)
+			res.EndpointIDs = append(res.EndpointIDs, id)
 		}
 		results[i] = res
 	}
 	return results, nil
 }
 
+// subscribers reads the tenant's enabled endpoints as fan-out sees them.
 func subscribers(ctx context.Context, stmt *sql.Stmt, tenantID string, exprs *expr.Cache) ([]store.Subscriber, error) {
 	rows, err := stmt.QueryContext(ctx, tenantID)
 	if err != nil {
