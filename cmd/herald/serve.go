@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/heraldhq/herald/internal/node"
+	"github.com/heraldhq/herald/internal/store"
 )
 
 func serveCmd() *cobra.Command {
@@ -94,6 +95,8 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.StringSliceVar(&internalCIDRs, "internal-cidr", nil, "private networks only endpoints an admin marked internal may reach, over http or https (e.g. 10.2.0.0/16); repeatable")
 	f.StringVar(&cfg.APIKey, "api-key", "", "an admin API key to accept (otherwise one is created at first start)")
 	f.IntVar(&cfg.MaxEventBytes, "max-event-bytes", 256<<10, "largest event accepted, in bytes")
+	f.IntVar(&cfg.Limits.MaxEndpoints, "max-endpoints-per-tenant", store.DefaultMaxEndpoints, "endpoints a tenant may have, unless an admin sets the tenant's max_endpoints")
+	f.IntVar(&cfg.Limits.MaxDeliveries, "max-deliveries-per-request", store.DefaultMaxDeliveries, "deliveries one publish request may create (events × the endpoints each goes to); a request over it is refused whole")
 	f.Float64Var(&cfg.APIRate, "api-rate", 100, "API requests per second each API key may make (0: no limit)")
 	f.IntVar(&cfg.APIBurst, "api-burst", 200, "API requests each key may make at once above --api-rate (0: twice --api-rate)")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "base URL senders reach Herald at (https://hooks.example.com), shown in sources' URLs; default: the scheme and host of the API request")

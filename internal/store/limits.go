@@ -61,7 +61,7 @@ type LimitError struct {
 func (e *LimitError) Error() string {
 	switch e.Limit {
 	case "max_endpoints":
-		return fmt.Sprintf("the tenant has %d endpoints, its limit (max_endpoints)", e.Got)
+		return fmt.Sprintf("the tenant has %d endpoints; its limit (max_endpoints) is %d", e.Got, e.Max)
 	case "filter_time":
 		return fmt.Sprintf("endpoint filters took more than %d ms on this request's events; publish fewer events per request", e.Max)
 	}

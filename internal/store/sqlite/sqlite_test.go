@@ -32,6 +32,17 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, open)
 }
 
+func TestConformance_Limits(t *testing.T) {
+	storetest.RunLimits(t, func(t *testing.T, limits store.Limits) store.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "herald.db"), sqlite.Options{Keys: testKeys(t), Limits: limits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
 func TestOpen_SecondProcessIsRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "herald.db")
 	s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
@@ -141,4 +152,13 @@ func TestRecordResults_ChunkedWrites(t *testing.T) {
 			t.Fatalf("delivery %d = %+v", i, d)
 		}
 	}
+}
+
+func BenchmarkPublish(b *testing.B) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "herald.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchmarkPublish(b, s)
 }

@@ -60,6 +60,10 @@ func Run(t *testing.T, open Open) {
 		"FiltersDecideFanOut":           testFiltersDecideFanOut,
 		"EndpointOptionsRoundTrip":      testEndpointOptionsRoundTrip,
 		"EventTypeDocsRoundTrip":        testEventTypeDocsRoundTrip,
+		"LargeFanOutDoesNotHoldOthers":  testLargeFanOutDoesNotHoldOthers,
+		"SlowFiltersRunOutsideTheWrite": testSlowFiltersRunOutsideTheWrite,
+		"TenantMaxEndpoints":            testTenantMaxEndpoints,
+		"ConcurrentCreatesRespectLimit": testConcurrentCreatesRespectMaxEndpoints,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
