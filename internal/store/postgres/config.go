@@ -342,6 +342,10 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
 // DeleteEndpoint removes an endpoint with its deliveries and their attempts.
 func (s *Store) DeleteEndpoint(ctx context.Context, tenantID, id string) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
+		// Publishes of the tenant hold its row KEY SHARE: this waits for them (see enabledTargets).
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE`, tenantID); err != nil {
+			return fmt.Errorf("lock tenant: %w", err)
+		}
 		tag, err := tx.Exec(ctx, `DELETE FROM endpoints WHERE tenant_id = $1 AND id = $2`, tenantID, id)
 		if err != nil {
 			return fmt.Errorf("delete endpoint: %w", err)
@@ -366,6 +370,10 @@ func (s *Store) DisableEndpoint(ctx context.Context, id, reason string, deadLett
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		n = 0
 		now := time.Now()
+		// Publishes of the tenant hold its row KEY SHARE: this waits for them (see enabledTargets).
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM tenants WHERE id = (SELECT tenant_id FROM endpoints WHERE id = $1) FOR UPDATE`, id); err != nil {
+			return fmt.Errorf("lock tenant: %w", err)
+		}
 		tag, err := tx.Exec(ctx, `UPDATE endpoints SET enabled = false, disabled_reason = $1, updated_at = $2 WHERE id = $3`, reason, now, id)
 		if err != nil {
 			return fmt.Errorf("disable endpoint: %w", err)

@@ -31,10 +31,12 @@ const insertDeliveries = `INSERT INTO deliveries (tenant_id, event_seq, event_id
 		WITH ORDINALITY AS u (seq, event_id, event_type, endpoint_id, at, priority, n)
 	ORDER BY u.n`
 
-// lockTargets finds which of the endpoints a publish's events matched (before its transaction)
-// are still enabled, and keeps them from being deleted until it commits (KEY SHARE), so that a
-// concurrent DeleteEndpoint, which removes the endpoint's deliveries after it, removes these too.
-const lockTargets = `SELECT id FROM endpoints WHERE id = ANY($1) AND tenant_id = $2 AND enabled FOR KEY SHARE`
+// enabledTargets finds which of the endpoints a publish's events matched (before its
+// transaction) are still enabled. It runs after the tenant's row is locked (KEY SHARE), which
+// DeleteEndpoint and DisableEndpoint lock FOR UPDATE first: an endpoint is either gone or
+// disabled in what this reads, or its deletion waits for the publish to commit and then removes
+// the publish's deliveries with the endpoint's.
+const enabledTargets = `SELECT id FROM endpoints WHERE id = ANY($1) AND tenant_id = $2 AND enabled`
 
 // Publish stores events and their deliveries. It matches the events to the tenant's subscribers
 // first, before any transaction, so that no filter runs while a transaction (which concurrent
@@ -160,7 +162,7 @@ func (s *Store) publishIn(ctx context.Context, send sendFunc, tenantID string, e
 	}
 	enabled := make(map[string]bool, len(targetIDs))
 	if len(targetIDs) > 0 {
-		b.Queue(lockTargets, targetIDs, tenantID).Query(func(rows pgx.Rows) error {
+		b.Queue(enabledTargets, targetIDs, tenantID).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var id string
 				if err := rows.Scan(&id); err != nil {

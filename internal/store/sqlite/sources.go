@@ -157,7 +157,7 @@ func (s *Store) Receive(ctx context.Context, req *store.ReceivedRequest, ev *sto
 	if err != nil {
 		return nil, err
 	}
-	var plan *store.Plan
+	var plan *plan
 	if req.Status == store.ReceiveAccepted && ev != nil {
 		if plan, err = s.plan(ctx, req.TenantID, []*store.Event{ev}); err != nil {
 			return nil, err
@@ -185,7 +185,7 @@ func (s *Store) Receive(ctx context.Context, req *store.ReceivedRequest, ev *sto
 			}
 		}
 		if r.Status == store.ReceiveAccepted && plan != nil {
-			results, err := s.publishIn(ctx, tx, r.TenantID, []*store.Event{ev}, plan.Targets)
+			results, err := s.publishIn(ctx, tx, r.TenantID, []*store.Event{ev}, plan, 0)
 			if err != nil {
 				return err
 			}
@@ -304,7 +304,7 @@ func (s *Store) AcceptReceived(ctx context.Context, tenantID, id string, ev *sto
 		if r.Status != store.ReceiveQuarantined {
 			return fmt.Errorf("received request %s is %s, not quarantined: %w", id, r.Status, store.ErrConflict)
 		}
-		results, err := s.publishIn(ctx, tx, tenantID, []*store.Event{ev}, plan.Targets)
+		results, err := s.publishIn(ctx, tx, tenantID, []*store.Event{ev}, plan, 0)
 		if err != nil {
 			return err
 		}

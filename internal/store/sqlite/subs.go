@@ -37,6 +37,14 @@ func (c *subCache) put(tenantID string, gen uint64, subs []store.Subscriber) {
 	}
 }
 
+// unchanged reports whether no endpoint has changed since generation gen (writer only): then
+// what was read at gen is what the writer's transaction sees.
+func (c *subCache) unchanged(gen uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen == gen && !c.pending
+}
+
 // invalidate is called by the writer in a transaction that changes endpoints.
 func (c *subCache) invalidate() {
 	c.mu.Lock()
