@@ -6,6 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/heraldhq/herald/internal/store"
 )
 
 // MigrateTo brings the schema of the database at url to version upTo, as an older release would
@@ -22,4 +24,17 @@ func MigrateTo(ctx context.Context, url, schema string, upTo int64) error {
 	}
 	defer pool.Close()
 	return migrateTo(ctx, pool, schema, upTo)
+}
+
+// PublishBetween is Publish for events that fit one transaction, running between after the
+// events are matched and before they are written.
+func PublishBetween(st store.Store, tenantID string, events []*store.Event, between func()) ([]store.PublishResult, error) {
+	s := st.(*Store)
+	ctx := context.Background()
+	p, err := s.plan(ctx, tenantID, events)
+	if err != nil {
+		return nil, err
+	}
+	between()
+	return s.publishTx(ctx, tenantID, events, p.Targets)
 }

@@ -59,6 +59,11 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, open)
 }
 
+func TestPublish_EndpointChangedWhileMatchedGetsNothing(t *testing.T) {
+	t.Parallel()
+	storetest.ChangedWhileMatched(t, open(t), postgres.PublishBetween)
+}
+
 func TestConformance_Limits(t *testing.T) {
 	databaseURL(t)
 	storetest.RunLimits(t, func(t *testing.T, limits store.Limits) store.Store {

@@ -32,6 +32,11 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, open)
 }
 
+func TestPublish_EndpointChangedWhileMatchedGetsNothing(t *testing.T) {
+	t.Parallel()
+	storetest.ChangedWhileMatched(t, open(t), sqlite.PublishBetween)
+}
+
 func TestConformance_Limits(t *testing.T) {
 	storetest.RunLimits(t, func(t *testing.T, limits store.Limits) store.Store {
 		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "herald.db"), sqlite.Options{Keys: testKeys(t), Limits: limits})

@@ -133,3 +133,37 @@ func testSlowFiltersRunOutsideTheWrite(t *testing.T, s store.Store) {
 		must(t, <-done)
 	}
 }
+
+// PublishBetween publishes events as the driver's Publish does, but runs between after the
+// events are matched to endpoints and before they are written.
+type PublishBetween func(s store.Store, tenantID string, events []*store.Event, between func()) ([]store.PublishResult, error)
+
+// ChangedWhileMatched checks that an endpoint disabled or deleted after a publish's events were
+// matched and before they were written gets no delivery from it.
+func ChangedWhileMatched(t *testing.T, s store.Store, publish PublishBetween) {
+	tenant(t, s, "acme")
+	endpoint(t, s, "acme", "kept", "*")
+	endpoint(t, s, "acme", "disabled", "*")
+	endpoint(t, s, "acme", "deleted", "*")
+	res, err := publish(s, "acme", events("e", "order.created", 2), func() {
+		_, err := s.DisableEndpoint(ctx, "disabled", "test", false)
+		must(t, err)
+		must(t, s.DeleteEndpoint(ctx, "acme", "deleted"))
+	})
+	must(t, err)
+	for _, r := range res {
+		if r.Deliveries != 1 || len(r.EndpointIDs) != 1 || r.EndpointIDs[0] != "kept" {
+			t.Errorf("event %s went to %v (%d deliveries), want only kept", r.Event.ID, r.EndpointIDs, r.Deliveries)
+		}
+	}
+	ds, _, err := s.ListDeliveries(ctx, store.DeliveryFilter{TenantID: "acme"})
+	must(t, err)
+	for _, d := range ds {
+		if d.EndpointID != "kept" {
+			t.Errorf("a delivery of %s to %s, which was disabled or deleted before the write", d.EventID, d.EndpointID)
+		}
+	}
+	if len(ds) != 2 {
+		t.Errorf("%d deliveries, want 2", len(ds))
+	}
+}
