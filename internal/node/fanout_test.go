@@ -18,15 +18,6 @@ func okServer(t *testing.T) *httptest.Server {
 	return srv
 }
 
-func tenantKey(h *harness, tenant string) string {
-	h.t.Helper()
-	var key struct {
-		Key string `json:"key"`
-	}
-	h.must(201, "POST", "/v1/api-keys", map[string]any{"role": "tenant", "tenant_id": tenant, "name": tenant + "'s key"}, &key)
-	return key.Key
-}
-
 func TestFanOut_EndpointsPerTenantAreBounded(t *testing.T) {
 	t.Parallel()
 	endpointsPerTenantAreBounded(t, nil)
@@ -45,7 +36,7 @@ func endpointsPerTenantAreBounded(t *testing.T, mod func(*node.Config)) {
 		c.Limits.MaxEndpoints = 3
 	})
 	h.setup("acme")
-	key := tenantKey(h, "acme")
+	key := h.tenantKey("acme")
 	sink := okServer(t)
 	body := `{"url":"` + sink.URL + `/x","event_types":["*"]}`
 	for range 3 {
