@@ -380,6 +380,13 @@ func (s *Service) storeFailed(w http.ResponseWriter, err error, what string) {
 		writeProblem(w, http.StatusServiceUnavailable, "canceled", "the request was canceled")
 		return
 	}
+	if errors.Is(err, store.ErrLimit) {
+		// The tenant's endpoints and filters make this event cost more than a request may
+		// (store.Limits): a retry would be refused the same way.
+		s.log.Warn("inbound: "+what, "err", err)
+		writeProblem(w, http.StatusUnprocessableEntity, "over_limit", err.Error())
+		return
+	}
 	s.log.Error("inbound: "+what, "err", err)
 	if errors.Is(err, store.ErrUnavailable) {
 		w.Header().Set("Retry-After", "5")

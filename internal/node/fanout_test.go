@@ -172,3 +172,20 @@ func largeBatchDoesNotHoldOtherTenants(t *testing.T, mod func(*node.Config)) {
 		t.Fatalf("the batch: %d, want 202", s)
 	}
 }
+
+// A received request whose event would create more deliveries than a request may is refused
+// with a 4xx problem (a retry would be refused the same way), never a 5xx.
+func TestFanOut_ReceivedRequestOverTheLimitIs422(t *testing.T) {
+	t.Parallel()
+	h := start(t, func(c *node.Config) { c.Limits.MaxDeliveries = 2 })
+	h.setup("acme")
+	sink := okServer(t)
+	for range 3 {
+		h.endpoint("acme", map[string]any{"url": sink.URL + "/x", "event_types": []string{"*"}})
+	}
+	src := h.newSource("acme", noVerification, nil)
+	a := h.mustIngest(422, "/in/"+src.Token, http.Header{"Content-Type": {"application/json"}}, []byte(`{"a":1}`))
+	if !strings.Contains(a.Detail, "the limit is 2") {
+		t.Fatalf("problem %q, want the limit named", a.Detail)
+	}
+}
