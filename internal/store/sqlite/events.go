@@ -107,7 +107,12 @@ func (s *Store) plan(ctx context.Context, tenantID string, events []*store.Event
 	if !ok {
 		var err error
 		if subs, err = subscribers(ctx, s.stmts.endpointsOf, tenantID, s.exprs); err != nil {
-			return nil, unavailable(err)
+			select {
+			case <-s.quit: // closed: unavailable, as a write would be
+				return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, errClosed)
+			default:
+				return nil, unavailable(err)
+			}
 		}
 		// Only tenants with endpoints are kept: the tenant is checked later, in the writer, and a
 		// publish to an id that is no tenant must not grow the cache.
