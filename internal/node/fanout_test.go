@@ -175,6 +175,11 @@ func largeBatchDoesNotHoldOtherTenants(t *testing.T, mod func(*node.Config)) {
 	if p := h.publish("small", map[string]any{"type": "order.created", "data": map[string]any{}}); p.Deliveries != 1 {
 		t.Fatalf("small's publish made %d deliveries, want 1", p.Deliveries)
 	}
+	// The batch is still being written: its last event is not stored yet (one transaction would
+	// have stored it with the first).
+	if s, _, _ := h.raw(adminKey, "GET", "/v1/tenants/big/events/b199", ""); s != 404 {
+		t.Fatalf("the batch's last event: %d once the other tenant's publish was answered, want 404: that publish waited for the whole batch", s)
+	}
 	select {
 	case s := <-done:
 		t.Fatalf("the batch was answered (%d) before the other tenant's publish: that publish waited for it", s)

@@ -56,6 +56,11 @@ func testLargeFanOutDoesNotHoldOthers(t *testing.T, s store.Store) {
 	if res[0].Deliveries != 1 {
 		t.Errorf("the small publish made %d deliveries, want 1", res[0].Deliveries)
 	}
+	// The large publish is still being written: its last event is not stored yet (one transaction
+	// would have stored it with the first).
+	if _, err := s.GetEvent(ctx, "big", batch[len(batch)-1].ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the large publish's last event once the small one was answered: %v, want not found: the small one waited for it", err)
+	}
 	select {
 	case err := <-done:
 		t.Fatalf("the large publish ended (err %v) before the small one was answered: the small one waited for it", err)
