@@ -426,8 +426,26 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
 	})
 }
 
-// DeleteEndpoint removes an endpoint with its deliveries and their attempts.
+// DeleteEndpoint removes an endpoint with its deliveries and their attempts. The history goes
+// first, store.ChunkDeliveries deliveries a transaction, so that an endpoint with a long history
+// does not hold the writer; the endpoint goes last, with what arrived meanwhile. An interrupted
+// deletion leaves the endpoint in place with part of its history: deleting it again finishes.
 func (s *Store) DeleteEndpoint(ctx context.Context, tenantID, id string) error {
+	quiet := store.WithAudit(ctx, nil) // the entry goes with the last transaction only
+	for {
+		var n int
+		err := s.write(quiet, func(tx *sql.Tx) error {
+			var err error
+			n, err = deleteDeliveriesOf(ctx, tx, tenantID, id, store.ChunkDeliveries)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if n < store.ChunkDeliveries {
+			break
+		}
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		s.subs.invalidate()
 		res, err := tx.ExecContext(ctx, `DELETE FROM endpoints WHERE tenant_id = ? AND id = ?`, tenantID, id)
@@ -437,14 +455,25 @@ func (s *Store) DeleteEndpoint(ctx context.Context, tenantID, id string) error {
 		if err := affected(res, "endpoint "+id); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM attempts WHERE endpoint_id = ?`, id); err != nil {
-			return fmt.Errorf("delete endpoint attempts: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE endpoint_id = ?`, id); err != nil {
-			return fmt.Errorf("delete endpoint deliveries: %w", err)
-		}
-		return nil
+		_, err = deleteDeliveriesOf(ctx, tx, tenantID, id, -1)
+		return err
 	})
+}
+
+// deleteDeliveriesOf removes up to limit (negative: all) of an endpoint's deliveries with their
+// attempts, found through the deliveries' index rather than a scan of every attempt, and says
+// how many deliveries it removed.
+func deleteDeliveriesOf(ctx context.Context, tx *sql.Tx, tenantID, endpointID string, limit int) (int, error) {
+	const some = `SELECT id FROM deliveries WHERE endpoint_id = ? AND tenant_id = ? ORDER BY id LIMIT ?`
+	if _, err := tx.ExecContext(ctx, `DELETE FROM attempts WHERE delivery_id IN (`+some+`)`, endpointID, tenantID, limit); err != nil {
+		return 0, fmt.Errorf("delete endpoint attempts: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE id IN (`+some+`)`, endpointID, tenantID, limit)
+	if err != nil {
+		return 0, fmt.Errorf("delete endpoint deliveries: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 // DisableEndpoint disables an endpoint and, with deadLetter, dead-letters its pending deliveries.
