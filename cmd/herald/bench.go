@@ -157,8 +157,21 @@ first minute to the end, and the usual figures with the ceiling.`,
 				}
 				runs[len(runs)/2].Print(os.Stdout)
 				return nil
+			case scenario == "fanout":
+				fc := bench.FanOutConfig{DatabaseURL: cfg.DatabaseURL, Synchronous: cfg.Synchronous}
+				if cmd.Flags().Changed("rate") {
+					fc.Rate = cfg.Rate
+				}
+				fmt.Fprintf(os.Stderr, "herald bench on %d CPUs (%s/%s): fanout, one tenant's single publishes alone and while another fans out batches ...\n",
+					runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+				f, err := bench.RunFanOut(cmd.Context(), fc)
+				if err != nil {
+					return fmt.Errorf("fanout: %w", err)
+				}
+				f.Print(os.Stdout)
+				return nil
 			case scenario != "":
-				return fmt.Errorf("unknown --scenario %q (known: tenants-hanging, batching, hostile-tenant)", scenario)
+				return fmt.Errorf("unknown --scenario %q (known: tenants-hanging, batching, hostile-tenant, fanout)", scenario)
 			}
 			scenarios := []bench.Config{cfg}
 			if standard {
@@ -255,7 +268,7 @@ first minute to the end, and the usual figures with the ceiling.`,
 	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the run to this file")
 	f.IntVar(&repeat, "repeat", 1, "run each scenario this many times and report the run with the median ratio")
 	f.BoolVar(&standard, "standard", false, "run the standard scenarios of docs/benchmarks.md")
-	f.StringVar(&scenario, "scenario", "", "run a named scenario: tenants-hanging (100 tenants, 1 % hanging endpoints, with and without); batching (one endpoint drains a backlog without and with batching, 100 events or 50 ms); hostile-tenant (a calm tenant's latencies alone and beside a hostile one)")
+	f.StringVar(&scenario, "scenario", "", "run a named scenario: tenants-hanging (100 tenants, 1 % hanging endpoints, with and without); batching (one endpoint drains a backlog without and with batching, 100 events or 50 ms); hostile-tenant (a calm tenant's latencies alone and beside a hostile one); fanout (a tenant's single publishes at --rate, 100/s, alone and while another tenant publishes 200-event batches to 100 endpoints back to back)")
 	f.DurationVar(&soak, "soak", 0, "publish at --rate for this long, sampling memory and goroutines every 10 s")
 	f.DurationVar(&duration, "duration", bench.DefaultHostileDuration, "hostile-tenant: how long the calm tenant publishes")
 	f.IntVar(&streams, "streams", bench.DefaultHostileStreams, "hostile-tenant: listen streams the hostile tenant opens and never reads")

@@ -13,6 +13,7 @@ import (
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/api"
 	"github.com/heraldhq/herald/internal/node"
+	"github.com/heraldhq/herald/internal/store"
 )
 
 func serveCmd() *cobra.Command {
@@ -99,6 +100,8 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	checkLimits = apiLimitFlags(f, &cfg.APILimits)
 	f.IntVar(&cfg.MaxListenStreams, "max-listen-streams", api.DefaultMaxListenStreams, "listen streams (GET /v1/tenants/{tenant}/listen) this node holds open at once, over all keys")
 	f.IntVar(&cfg.MaxListenStreamsPerKey, "max-listen-streams-per-key", api.DefaultMaxListenStreamsPerKey, "listen streams one API key may hold open at once")
+	f.IntVar(&cfg.Limits.MaxEndpoints, "max-endpoints-per-tenant", store.DefaultMaxEndpoints, "endpoints a tenant may have, unless an admin sets the tenant's max_endpoints")
+	f.IntVar(&cfg.Limits.MaxDeliveries, "max-deliveries-per-request", store.DefaultMaxDeliveries, "deliveries one publish request may create (events × the endpoints each goes to); a request over it is refused whole")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "base URL senders reach Herald at (https://hooks.example.com), shown in sources' URLs; default: the scheme and host of the API request")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) to serve the API over HTTPS; needs --tls-key")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")

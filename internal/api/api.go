@@ -231,7 +231,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 // fail turns a store error into a problem answer: the client's mistakes get 4xx naming what was
 // wrong; anything else is logged and answered 500 without internals.
 func (s *Server) fail(err error, what string) error {
+	var limit *store.LimitError
 	switch {
+	case errors.As(err, &limit):
+		return limitProblem(limit, "body.events")
 	case errors.Is(err, store.ErrNotFound):
 		return huma.Error404NotFound(what + " not found")
 	case errors.Is(err, store.ErrConflict):
@@ -258,6 +261,20 @@ func unreachable(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// limitProblem is the answer to a request over one of the store's limits (nothing was stored): a
+// 422 naming the limit and the numbers, at loc for the per-request limits; the endpoint limit is
+// the tenant's (path.tenant).
+func limitProblem(le *store.LimitError, loc string) error {
+	switch le.Limit {
+	case "max_endpoints":
+		return huma.Error422UnprocessableEntity("endpoint limit reached",
+			&huma.ErrorDetail{Location: "path.tenant", Message: le.Error() + "; delete an endpoint or ask the operator to raise the tenant's max_endpoints", Value: le.Max})
+	case "filter_time":
+		return huma.Error422UnprocessableEntity("endpoint filters took too long", &huma.ErrorDetail{Location: loc, Message: le.Error(), Value: le.Max})
+	}
+	return huma.Error422UnprocessableEntity("too many deliveries for one request", &huma.ErrorDetail{Location: loc, Message: le.Error(), Value: le.Got})
 }
 
 func (s *Server) now() time.Time { return s.cfg.Now().UTC() }

@@ -293,7 +293,8 @@ func invalid(errs []error) error {
 	return huma.Error422UnprocessableEntity("invalid event", errs...)
 }
 
-func (s *Server) publish(ctx context.Context, tenant string, events []*store.Event) ([]Published, error) {
+// publish stores events; loc is where the request holds them (a refusal over a limit names it).
+func (s *Server) publish(ctx context.Context, tenant, loc string, events []*store.Event) ([]Published, error) {
 	ctx, span := s.tracer.Start(ctx, "herald.publish", trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()
 	if span.IsRecording() {
@@ -317,6 +318,9 @@ func (s *Server) publish(ctx context.Context, tenant string, events []*store.Eve
 		storeSpan.SetStatus(codes.Error, err.Error())
 		storeSpan.End()
 		span.SetStatus(codes.Error, "store")
+		if le := (*store.LimitError)(nil); errors.As(err, &le) {
+			return nil, limitProblem(le, loc)
+		}
 		return nil, s.fail(err, "tenant "+tenant)
 	}
 	storeSpan.End()
@@ -353,7 +357,7 @@ func (s *Server) registerEvents() {
 		if errs != nil {
 			return nil, invalid(errs)
 		}
-		out, err := s.publish(ctx, in.Tenant, []*store.Event{ev})
+		out, err := s.publish(ctx, in.Tenant, "body", []*store.Event{ev})
 		if err != nil {
 			return nil, err
 		}
@@ -361,8 +365,10 @@ func (s *Server) registerEvents() {
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "publish-events", Method: http.MethodPost, Path: "/v1/tenants/{tenant}/events/batch", Tags: tags,
-		Summary:       "Publish up to 1000 events at once",
-		Description:   "All or nothing: if any event is invalid, none is stored, and the problem names each invalid one.",
+		Summary: "Publish up to 1000 events at once",
+		Description: "All or nothing: if any event is invalid, none is stored, and the problem names each invalid one. " +
+			"A batch whose events would create more deliveries than the node allows per request (--max-deliveries-per-request, default 20000) is refused with 422 at body.events, nothing stored. " +
+			"A batch that creates more than 1000 deliveries is written in several transactions of whole events: a request that fails without a 2xx may have stored some of its events, and its retry with the same ids stores the rest (the stored ones answer as duplicates).",
 		DefaultStatus: http.StatusAccepted, MaxBodyBytes: min(int64(s.cfg.MaxEventBytes)*1000, 32<<20),
 	}, func(ctx context.Context, in *batchInput) (*Out[struct {
 		Events []Published `json:"events"`
@@ -391,7 +397,7 @@ func (s *Server) registerEvents() {
 		if len(errs) > 0 {
 			return nil, invalid(errs)
 		}
-		out, err := s.publish(ctx, in.Tenant, events)
+		out, err := s.publish(ctx, in.Tenant, "body.events", events)
 		if err != nil {
 			return nil, err
 		}

@@ -18,6 +18,7 @@ type Tenant struct {
 	ID           string    `json:"id"`
 	Name         string    `json:"name"`
 	RedactFields []string  `json:"redact_fields" doc:"JSON field paths (card.number, password) whose values the API shows as [REDACTED] in event data and attempt responses, and which are redacted in attempt responses before they are stored. A path matches at any depth; arrays are transparent. Endpoints receive payloads intact."`
+	MaxEndpoints int       `json:"max_endpoints" doc:"The tenant's own bound on its endpoints, set by an admin; 0: the node's default (--max-endpoints-per-tenant, 1000)."`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
 }
@@ -27,7 +28,7 @@ func tenantOut(t *store.Tenant) Tenant {
 	if rf == nil {
 		rf = []string{}
 	}
-	return Tenant{ID: t.ID, Name: t.Name, RedactFields: rf, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+	return Tenant{ID: t.ID, Name: t.Name, RedactFields: rf, MaxEndpoints: t.MaxEndpoints, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
 }
 
 type createTenantInput struct {
@@ -35,6 +36,7 @@ type createTenantInput struct {
 		ID           string   `json:"id" pattern:"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$" doc:"Your id for the tenant: letters, digits, '_', '.', '-', at most 64." example:"acme"`
 		Name         string   `json:"name" minLength:"1" maxLength:"200" example:"Acme Inc"`
 		RedactFields []string `json:"redact_fields,omitempty" maxItems:"100" doc:"See the tenant's redact_fields." example:"[\"card.number\",\"password\"]"`
+		MaxEndpoints int      `json:"max_endpoints,omitempty" minimum:"0" maximum:"1000000" doc:"See the tenant's max_endpoints."`
 	}
 }
 
@@ -67,6 +69,7 @@ type updateTenantInput struct {
 	Body struct {
 		Name         *string  `json:"name,omitempty" minLength:"1" maxLength:"200"`
 		RedactFields []string `json:"redact_fields,omitempty" maxItems:"100" doc:"Replaces the list; [] redacts nothing. See the tenant's redact_fields."`
+		MaxEndpoints *int     `json:"max_endpoints,omitempty" minimum:"0" maximum:"1000000" doc:"The tenant's own bound on its endpoints; 0 returns it to the node's default. Endpoints it already has above a lowered bound stay."`
 	}
 }
 
@@ -87,7 +90,7 @@ func (s *Server) registerTenants() {
 			return nil, err
 		}
 		now := s.auditTime()
-		t := &store.Tenant{ID: in.Body.ID, Name: in.Body.Name, RedactFields: in.Body.RedactFields, CreatedAt: now, UpdatedAt: now}
+		t := &store.Tenant{ID: in.Body.ID, Name: in.Body.Name, RedactFields: in.Body.RedactFields, MaxEndpoints: in.Body.MaxEndpoints, CreatedAt: now, UpdatedAt: now}
 		a := s.audit(ctx, "tenant.create", "tenant", t.ID, t.ID, nil, tenantOut(t))
 		a.At = now // the tenant's audit log starts with its creation
 		if err := s.st.CreateTenant(store.WithAudit(ctx, a), t); err != nil {
@@ -121,7 +124,7 @@ func (s *Server) registerTenants() {
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "update-tenant", Method: http.MethodPatch, Path: "/v1/tenants/{tenant}", Tags: []string{"Tenants"},
-		Summary: "Change a tenant's name or redaction paths", Description: "Only the fields given change.", Metadata: admin,
+		Summary: "Change a tenant's name, redaction paths or endpoint limit", Description: "Only the fields given change.", Metadata: admin,
 	}, func(ctx context.Context, in *updateTenantInput) (*Out[Tenant], error) {
 		if in.Body.Name != nil {
 			if err := noNUL("body.name", *in.Body.Name); err != nil {
@@ -138,6 +141,9 @@ func (s *Server) registerTenants() {
 		before := tenantOut(t)
 		if in.Body.Name != nil {
 			t.Name = *in.Body.Name
+		}
+		if in.Body.MaxEndpoints != nil {
+			t.MaxEndpoints = *in.Body.MaxEndpoints
 		}
 		if in.Body.RedactFields != nil {
 			t.RedactFields = in.Body.RedactFields

@@ -387,6 +387,13 @@ func (s *Service) storeFailed(w http.ResponseWriter, err error, what string) {
 		writeProblem(w, http.StatusServiceUnavailable, "canceled", "the request was canceled")
 		return
 	}
+	if errors.Is(err, store.ErrLimit) {
+		// The tenant's endpoints and filters make this event cost more than a request may
+		// (store.Limits): a retry would be refused the same way.
+		s.log.Warn("inbound: "+what, "err", err)
+		writeProblem(w, http.StatusUnprocessableEntity, "over_limit", err.Error())
+		return
+	}
 	s.log.Error("inbound: "+what, "err", err)
 	w.Header().Set("Retry-After", storeRetryAfter)
 	writeProblem(w, http.StatusServiceUnavailable, "store_unavailable", "the request could not be stored; it was not acknowledged, retry later")

@@ -72,6 +72,9 @@ type Config struct {
 	AuditRetention time.Duration
 	// SQLiteSynchronous is the SQLite synchronous pragma (default FULL).
 	SQLiteSynchronous string
+	// Limits bound endpoints per tenant and deliveries per publish request (zero fields: the
+	// store's defaults, store.DefaultMaxEndpoints and store.DefaultMaxDeliveries).
+	Limits store.Limits
 	// Encryption says where the master key that encrypts endpoint secrets at rest comes from;
 	// when it names none, a key file in DataDir, created on first start (see rekey.go).
 	Encryption seal.Config
@@ -419,13 +422,13 @@ const serverWriteTimeout = 60 * time.Second
 // openStore opens PostgreSQL when a database URL is configured, the embedded SQLite otherwise.
 func openStore(ctx context.Context, cfg Config, keys *seal.Keyring) (store.Store, *postgres.Store, error) {
 	if cfg.DatabaseURL != "" {
-		pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Schema: cfg.DatabaseSchema, Notify: true, NoMigrate: cfg.NoMigrate, Keys: keys})
+		pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Schema: cfg.DatabaseSchema, Notify: true, NoMigrate: cfg.NoMigrate, Keys: keys, Limits: cfg.Limits})
 		if err != nil {
 			return nil, nil, err
 		}
 		return pg, pg, nil
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "herald.db"), sqlite.Options{Synchronous: cfg.SQLiteSynchronous, Keys: keys})
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "herald.db"), sqlite.Options{Synchronous: cfg.SQLiteSynchronous, Keys: keys, Limits: cfg.Limits})
 	if err != nil {
 		return nil, nil, err
 	}

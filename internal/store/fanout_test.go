@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -98,5 +99,41 @@ func BenchmarkFanOut(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestPlan_ChunksHoldWholeEventsWithinTheBound(t *testing.T) {
+	t.Parallel()
+	ids := func(n int) []string { return make([]string, n) }
+	for _, c := range []struct {
+		targets [][]string
+		want    [][2]int
+	}{
+		{nil, [][2]int{{0, 0}}},
+		{[][]string{ids(3), ids(3), ids(3)}, [][2]int{{0, 3}}},
+		{[][]string{ids(4), ids(4), ids(4)}, [][2]int{{0, 2}, {2, 3}}},
+		{[][]string{ids(12), ids(1), ids(0), ids(9)}, [][2]int{{0, 1}, {1, 4}}}, // an event over the bound is alone
+		{[][]string{ids(0), ids(0)}, [][2]int{{0, 2}}},
+	} {
+		p := store.Plan{Targets: c.targets}
+		if got := p.Chunks(10); fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("chunks of %d events: %v, want %v", len(c.targets), got, c.want)
+		}
+	}
+}
+
+func TestFanout_RefusesOverTheDeliveryLimit(t *testing.T) {
+	t.Parallel()
+	f := store.NewFanout(store.Limits{MaxDeliveries: 5})
+	subs := subscribers(t, 2, "")
+	evs := []*store.Event{benchEvent(), benchEvent(), benchEvent()}
+	_, err := f.Plan(context.Background(), "acme", subs, evs)
+	var le *store.LimitError
+	if !errors.As(err, &le) || le.Limit != "max_deliveries" || le.Max != 5 || le.Got != 6 {
+		t.Fatalf("plan of 6 deliveries over a limit of 5: %v", err)
+	}
+	p, err := f.Plan(context.Background(), "acme", subs, evs[:2])
+	if err != nil || p.Deliveries != 4 || len(p.Targets[1]) != 2 {
+		t.Fatalf("plan of 4 deliveries: %+v, %v", p, err)
 	}
 }

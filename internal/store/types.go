@@ -16,6 +16,9 @@ type Tenant struct {
 	// RedactFields are JSON field paths ("card.number") whose values API reads and stored attempt
 	// responses show as "[REDACTED]"; see internal/redact.
 	RedactFields []string
+	// MaxEndpoints, when above zero, is the tenant's own bound on its endpoints in place of the
+	// store's (Limits.MaxEndpoints); only an admin sets it.
+	MaxEndpoints int
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	// UID names this instance of the tenant: CreateTenant gives every new tenant a random one

@@ -12,8 +12,10 @@ import (
 // whose cost in PostgreSQL's CPU and round trips bounds the publish rate well below what batch
 // publishes reach. So concurrent publishes of one tenant share transactions, as the SQLite
 // driver's writer groups its commits: a publish joins the tenant's queue, up to maxRunning
-// transactions per tenant run at once, and each takes everything queued (up to maxMerged events)
-// as one batch. Alone, a publish runs at once, in a transaction of its own.
+// transactions per tenant run at once, and each takes everything queued (up to maxMerged events
+// and store.ChunkDeliveries deliveries) as one batch. Alone, a publish runs at once, in a
+// transaction of its own. Events come matched (Store.Publish matches them first, and cuts a
+// large publish into several), so a shared transaction runs no filter and stays short.
 //
 // Sharing changes nothing a caller can see: ids repeated across the merged publishes are
 // duplicates of the first, as if they had run one after the other; and if the shared transaction
@@ -27,7 +29,7 @@ const (
 )
 
 type publisher struct {
-	run     func(ctx context.Context, tenantID string, events []*store.Event) ([]store.PublishResult, error)
+	run     publishFunc
 	mu      sync.Mutex
 	tenants map[string]*tenantQueue
 }
@@ -37,20 +39,29 @@ type tenantQueue struct {
 	waiting []*pubReq
 }
 
+// publishFunc stores events and their deliveries to targets (targets[i]: event i's) in one
+// transaction.
+type publishFunc func(ctx context.Context, tenantID string, events []*store.Event, targets [][]string) ([]store.PublishResult, error)
+
 type pubReq struct {
-	ctx    context.Context
-	events []*store.Event
-	res    []store.PublishResult
-	err    error
-	done   chan struct{}
+	ctx     context.Context
+	events  []*store.Event
+	targets [][]string
+	rows    int // deliveries
+	res     []store.PublishResult
+	err     error
+	done    chan struct{}
 }
 
-func newPublisher(run func(context.Context, string, []*store.Event) ([]store.PublishResult, error)) *publisher {
+func newPublisher(run publishFunc) *publisher {
 	return &publisher{run: run, tenants: map[string]*tenantQueue{}}
 }
 
-func (p *publisher) publish(ctx context.Context, tenantID string, events []*store.Event) ([]store.PublishResult, error) {
-	r := &pubReq{ctx: ctx, events: events, done: make(chan struct{})}
+func (p *publisher) publish(ctx context.Context, tenantID string, events []*store.Event, targets [][]string) ([]store.PublishResult, error) {
+	r := &pubReq{ctx: ctx, events: events, targets: targets, done: make(chan struct{})}
+	for _, t := range targets {
+		r.rows += len(t)
+	}
 	p.mu.Lock()
 	q := p.tenants[tenantID]
 	if q == nil {
@@ -79,9 +90,10 @@ func (p *publisher) serve(tenantID string, q *tenantQueue) {
 			p.mu.Unlock()
 			return
 		}
-		n, total := 0, 0
-		for n < len(q.waiting) && (n == 0 || total+len(q.waiting[n].events) <= maxMerged) {
+		n, total, rows := 0, 0, 0
+		for n < len(q.waiting) && (n == 0 || total+len(q.waiting[n].events) <= maxMerged && rows+q.waiting[n].rows <= store.ChunkDeliveries) {
 			total += len(q.waiting[n].events)
+			rows += q.waiting[n].rows
 			n++
 		}
 		batch := append([]*pubReq(nil), q.waiting[:n]...)
@@ -99,20 +111,22 @@ func (p *publisher) runBatch(tenantID string, batch []*pubReq) {
 	}()
 	if len(batch) == 1 {
 		r := batch[0]
-		r.res, r.err = p.run(r.ctx, tenantID, r.events)
+		r.res, r.err = p.run(r.ctx, tenantID, r.events, r.targets)
 		return
 	}
 	var all []*store.Event
+	var targets [][]string
 	for _, r := range batch {
 		all = append(all, r.events...)
+		targets = append(targets, r.targets...)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].ctx), mergedTimeout)
-	res, err := p.run(ctx, tenantID, all)
+	res, err := p.run(ctx, tenantID, all, targets)
 	cancel()
 	if err != nil {
 		// Alone, each publish gets its own answer: the failure may be one publish's.
 		for _, r := range batch {
-			r.res, r.err = p.run(r.ctx, tenantID, r.events)
+			r.res, r.err = p.run(r.ctx, tenantID, r.events, r.targets)
 		}
 		return
 	}

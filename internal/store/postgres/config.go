@@ -15,8 +15,8 @@ import (
 // CreateTenant inserts a tenant; ErrConflict if the id is taken.
 func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 	uid := store.NewTenantUID()
-	err := s.execOne(ctx, "insert tenant", `INSERT INTO tenants (id, name, redact_fields, created_at, updated_at, uid) VALUES ($1, $2, $3, $4, $5, $6)`,
-		t.ID, t.Name, redactArg(t.RedactFields), t.CreatedAt, t.UpdatedAt, uid)
+	err := s.execOne(ctx, "insert tenant", `INSERT INTO tenants (id, name, redact_fields, max_endpoints, created_at, updated_at, uid) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		t.ID, t.Name, redactArg(t.RedactFields), t.MaxEndpoints, t.CreatedAt, t.UpdatedAt, uid)
 	if isUnique(err) {
 		return fmt.Errorf("tenant %q: %w", t.ID, store.ErrConflict)
 	}
@@ -26,12 +26,12 @@ func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 	return err
 }
 
-const tenantColumns = `id, name, redact_fields, created_at, updated_at, uid, seq`
+const tenantColumns = `id, name, redact_fields, max_endpoints, created_at, updated_at, uid, seq`
 
 func scanTenant(r pgx.Row) (*store.Tenant, int64, error) {
 	var t store.Tenant
 	var seq int64
-	if err := r.Scan(&t.ID, &t.Name, &t.RedactFields, &t.CreatedAt, &t.UpdatedAt, &t.UID, &seq); err != nil {
+	if err := r.Scan(&t.ID, &t.Name, &t.RedactFields, &t.MaxEndpoints, &t.CreatedAt, &t.UpdatedAt, &t.UID, &seq); err != nil {
 		return nil, 0, err
 	}
 	if len(t.RedactFields) == 0 {
@@ -83,10 +83,10 @@ func (s *Store) ListTenants(ctx context.Context, p store.Page) ([]store.Tenant, 
 	return page(out, limit, func(i int) int64 { return pos[i] })
 }
 
-// UpdateTenant changes a tenant's name and redaction paths.
+// UpdateTenant changes a tenant's name, redaction paths and endpoint limit.
 func (s *Store) UpdateTenant(ctx context.Context, t *store.Tenant) error {
-	return s.execOne(ctx, "tenant "+t.ID, `UPDATE tenants SET name = $1, redact_fields = $2, updated_at = $3 WHERE id = $4`,
-		t.Name, redactArg(t.RedactFields), t.UpdatedAt, t.ID)
+	return s.execOne(ctx, "tenant "+t.ID, `UPDATE tenants SET name = $1, redact_fields = $2, max_endpoints = $3, updated_at = $4 WHERE id = $5`,
+		t.Name, redactArg(t.RedactFields), t.MaxEndpoints, t.UpdatedAt, t.ID)
 }
 
 // CreateEventType adds an event type to the catalog.
@@ -248,28 +248,39 @@ func encodeEndpoint(keys *seal.Keyring, e *store.Endpoint) (endpointArgs, error)
 	return a, nil
 }
 
-// CreateEndpoint inserts an endpoint of an existing tenant.
+// CreateEndpoint inserts an endpoint of an existing tenant that has fewer endpoints than its
+// limit (a *store.LimitError otherwise). The tenant's row is locked (FOR NO KEY UPDATE, which
+// publishes' KEY SHARE does not wait for) while its endpoints are counted, so that concurrent
+// creates are counted one after the other and cannot exceed the limit together.
 func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
 	a, err := encodeEndpoint(s.keys, e)
 	if err != nil {
 		return err
 	}
-	// The tenant is looked up first so that a missing one is ErrNotFound (a missing tenant and a
-	// taken id are different answers); the foreign key still guards a tenant deleted meanwhile.
-	var one int
-	if err := s.pool.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1`, e.TenantID).Scan(&one); err != nil {
-		return notFound(err, "tenant "+e.TenantID)
-	}
-	err = s.execOne(ctx, "insert endpoint", `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
-		max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
-		e.ID, e.TenantID, e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit,
-		a.schedule, a.headers, e.Enabled, e.DisabledReason, e.FailingSince, e.Internal, a.options, e.CreatedAt, e.UpdatedAt)
-	switch {
-	case isUnique(err):
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		var max, n int
+		if err := tx.QueryRow(ctx, `SELECT max_endpoints FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, e.TenantID).Scan(&max); err != nil {
+			return notFound(err, "tenant "+e.TenantID)
+		}
+		// A statement of its own: its snapshot sees what creates that held the lock committed.
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM endpoints WHERE tenant_id = $1`, e.TenantID).Scan(&n); err != nil {
+			return fmt.Errorf("count endpoints: %w", err)
+		}
+		if err := s.fanout.Limits().CheckEndpoints(max, n); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
+			max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+			e.ID, e.TenantID, e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit,
+			a.schedule, a.headers, e.Enabled, e.DisabledReason, e.FailingSince, e.Internal, a.options, e.CreatedAt, e.UpdatedAt)
+		if err != nil {
+			return fmt.Errorf("insert endpoint: %w", err)
+		}
+		return nil
+	})
+	if isUnique(err) {
 		return fmt.Errorf("endpoint %q: %w", e.ID, store.ErrConflict)
-	case pgCode(err) == "23503": // foreign key: the tenant was deleted since the look-up
-		return fmt.Errorf("tenant %s: %w", e.TenantID, store.ErrNotFound)
 	}
 	return err
 }
@@ -335,6 +346,10 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
 // DeleteEndpoint removes an endpoint with its deliveries and their attempts.
 func (s *Store) DeleteEndpoint(ctx context.Context, tenantID, id string) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
+		// Publishes of the tenant hold its row KEY SHARE: this waits for them (see enabledTargets).
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE`, tenantID); err != nil {
+			return fmt.Errorf("lock tenant: %w", err)
+		}
 		tag, err := tx.Exec(ctx, `DELETE FROM endpoints WHERE tenant_id = $1 AND id = $2`, tenantID, id)
 		if err != nil {
 			return fmt.Errorf("delete endpoint: %w", err)
@@ -359,6 +374,10 @@ func (s *Store) DisableEndpoint(ctx context.Context, id, reason string, deadLett
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		n = 0
 		now := time.Now()
+		// Publishes of the tenant hold its row KEY SHARE: this waits for them (see enabledTargets).
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM tenants WHERE id = (SELECT tenant_id FROM endpoints WHERE id = $1) FOR UPDATE`, id); err != nil {
+			return fmt.Errorf("lock tenant: %w", err)
+		}
 		tag, err := tx.Exec(ctx, `UPDATE endpoints SET enabled = false, disabled_reason = $1, updated_at = $2 WHERE id = $3`, reason, now, id)
 		if err != nil {
 			return fmt.Errorf("disable endpoint: %w", err)

@@ -50,6 +50,8 @@ type Options struct {
 	// Keys encrypt endpoint secrets at rest. Nil stores them in plaintext, as versions before
 	// encryption did: for tests only; herald serve always sets them.
 	Keys *seal.Keyring
+	// Limits bound endpoints per tenant and deliveries per publish (zero: the defaults).
+	Limits store.Limits
 }
 
 // Store is the PostgreSQL implementation of store.Store.
@@ -61,8 +63,9 @@ type Store struct {
 	channel   string     // the pg_notify channel of this schema
 	keys      *seal.Keyring
 	exprs     *expr.Cache // endpoints' compiled filters
-	held      *held       // the leases this handle holds, to renew them
-	lanes     *laneBook   // the lanes it holds, and its view of the cluster
+	fanout    *store.Fanout
+	held      *held     // the leases this handle holds, to renew them
+	lanes     *laneBook // the lanes it holds, and its view of the cluster
 
 	closeOnce sync.Once
 	closeErr  error
@@ -101,7 +104,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{node: newNodeID(), pool: pool, channel: channelName(opts.Schema), keys: opts.Keys, held: newHeld(), lanes: newLaneBook(), exprs: expr.NewCache(1024)}
+	s := &Store{node: newNodeID(), pool: pool, channel: channelName(opts.Schema), keys: opts.Keys, held: newHeld(), lanes: newLaneBook(), exprs: expr.NewCache(1024), fanout: store.NewFanout(opts.Limits)}
 	s.publisher = newPublisher(s.publishTx)
 	if opts.Notify {
 		s.notifier = startNotifier(pool, s.channel)

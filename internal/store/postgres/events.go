@@ -31,12 +31,31 @@ const insertDeliveries = `INSERT INTO deliveries (tenant_id, event_seq, event_id
 		WITH ORDINALITY AS u (seq, event_id, event_type, endpoint_id, at, priority, n)
 	ORDER BY u.n`
 
-// Publish stores events and their deliveries. Concurrent publishes of one tenant share
-// transactions (see coalesce.go); each caller gets the results of its own events.
+// enabledTargets finds which of the endpoints a publish's events matched (before its
+// transaction) are still enabled. It runs after the tenant's row is locked (KEY SHARE), which
+// DeleteEndpoint and DisableEndpoint lock FOR UPDATE first: an endpoint is either gone or
+// disabled in what this reads, or its deletion waits for the publish to commit and then removes
+// the publish's deliveries with the endpoint's.
+const enabledTargets = `SELECT id FROM endpoints WHERE id = ANY($1) AND tenant_id = $2 AND enabled`
+
+// Publish stores events and their deliveries. It matches the events to the tenant's subscribers
+// first, before any transaction, so that no filter runs while a transaction (which concurrent
+// publishes of the tenant share, see coalesce.go) is open; then it writes them in transactions
+// of whole events with at most store.ChunkDeliveries deliveries each, so that a large publish
+// never holds a connection and its locks for long. Each caller gets the results of its own
+// events.
 func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Event) ([]store.PublishResult, error) {
-	results, err := s.publisher.publish(ctx, tenantID, events)
+	plan, err := s.plan(ctx, tenantID, events)
 	if err != nil {
 		return nil, err
+	}
+	results := make([]store.PublishResult, 0, len(events))
+	for _, c := range plan.Chunks(store.ChunkDeliveries) {
+		res, err := s.publisher.publish(ctx, tenantID, events[c[0]:c[1]], plan.Targets[c[0]:c[1]])
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, res...)
 	}
 	if s.notifier != nil {
 		for _, r := range results {
@@ -48,14 +67,48 @@ func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Ev
 	return results, nil
 }
 
-// publishTx stores events and their deliveries in one transaction, in two round trips: BEGIN,
-// the tenant, its subscribers and the events together; then the deliveries (and the stored
+// plan reads the tenant's enabled endpoints and matches events to them (see store.Fanout),
+// outside any transaction.
+func (s *Store) plan(ctx context.Context, tenantID string, events []*store.Event) (*store.Plan, error) {
+	subs, err := s.subscribers(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	return s.fanout.Plan(ctx, tenantID, subs, events)
+}
+
+// subscribers reads the tenant's enabled endpoints as fan-out sees them.
+func (s *Store) subscribers(ctx context.Context, tenantID string) ([]store.Subscriber, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, event_types, options FROM endpoints WHERE tenant_id = $1 AND enabled ORDER BY seq`, tenantID)
+	if err != nil {
+		return nil, unavailable(fmt.Errorf("read endpoints: %w", err))
+	}
+	subs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Subscriber, error) {
+		var id, options string
+		var patterns []string
+		if err := r.Scan(&id, &patterns, &options); err != nil {
+			return store.Subscriber{}, err
+		}
+		sub, err := store.NewSubscriber(id, patterns, options, s.exprs)
+		if err != nil {
+			return sub, fmt.Errorf("endpoint %s: %w", id, err)
+		}
+		return sub, nil
+	})
+	if err != nil {
+		return nil, unavailable(fmt.Errorf("read endpoints: %w", err))
+	}
+	return subs, nil
+}
+
+// publishTx stores events and their deliveries to targets in one transaction, in two round
+// trips: BEGIN, the tenant, the targets still enabled and the events together; then the deliveries (and the stored
 // versions of events that were already there) and COMMIT.
-func (s *Store) publishTx(ctx context.Context, tenantID string, events []*store.Event) ([]store.PublishResult, error) {
+func (s *Store) publishTx(ctx context.Context, tenantID string, events []*store.Event, targets [][]string) ([]store.PublishResult, error) {
 	var results []store.PublishResult
 	err := s.inBatchTx(ctx, func(send sendFunc) error {
 		var err error
-		results, err = s.publishIn(ctx, send, tenantID, events, nil)
+		results, err = s.publishIn(ctx, send, tenantID, events, targets, nil)
 		return err
 	})
 	if err != nil {
@@ -64,13 +117,14 @@ func (s *Store) publishTx(ctx context.Context, tenantID string, events []*store.
 	return results, nil
 }
 
-// publishIn stores events and their deliveries in the transaction that send runs, in two
-// batches (see publishTx), and commits it with the second. Publish, Receive and AcceptReceived
-// share it, so that an inbound event is stored exactly as a published one. then, if not nil,
-// queues the caller's own statements in the last batch, before the COMMIT, knowing what each event
-// became: a result with a nil Event is an id the tenant already had (its stored event is read
-// in that same batch).
-func (s *Store) publishIn(ctx context.Context, send sendFunc, tenantID string, events []*store.Event,
+// publishIn stores events and their deliveries to targets (targets[i]: the endpoints that
+// matched events[i], see plan; one no longer enabled gets none) in the transaction that send
+// runs, in two batches (see publishTx), and commits it with the second. Publish, Receive and
+// AcceptReceived share it, so that an inbound event is stored exactly as a published one. then,
+// if not nil, queues the caller's own statements in the last batch, before the COMMIT, knowing
+// what each event became: a result with a nil Event is an id the tenant already had (its stored
+// event is read in that same batch).
+func (s *Store) publishIn(ctx context.Context, send sendFunc, tenantID string, events []*store.Event, targets [][]string,
 	then func(b *pgx.Batch, results []store.PublishResult)) ([]store.PublishResult, error) {
 	results := make([]store.PublishResult, len(events))
 	ids := make([]string, len(events))
@@ -96,22 +150,29 @@ func (s *Store) publishIn(ctx context.Context, send sendFunc, tenantID string, e
 		}
 		return err
 	})
-	var subs []store.Subscriber
-	b.Queue(`SELECT id, event_types, options FROM endpoints WHERE tenant_id = $1 AND enabled ORDER BY seq`, tenantID).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var id, options string
-			var patterns []string
-			if err := rows.Scan(&id, &patterns, &options); err != nil {
-				return err
+	var targetIDs []string
+	seen := map[string]bool{}
+	for _, t := range targets {
+		for _, id := range t {
+			if !seen[id] {
+				seen[id] = true
+				targetIDs = append(targetIDs, id)
 			}
-			sub, err := store.NewSubscriber(id, patterns, options, s.exprs)
-			if err != nil {
-				return fmt.Errorf("endpoint %s: %w", id, err)
-			}
-			subs = append(subs, sub)
 		}
-		return rows.Err()
-	})
+	}
+	enabled := make(map[string]bool, len(targetIDs))
+	if len(targetIDs) > 0 {
+		b.Queue(enabledTargets, targetIDs, tenantID).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				enabled[id] = true
+			}
+			return rows.Err()
+		})
+	}
 	seqs := make(map[string]int64, len(events))
 	b.Queue(insertEvents, tenantID, ids, types, stamps, sources, payloads, created, parents, states).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
@@ -149,19 +210,18 @@ func (s *Store) publishIn(ctx context.Context, send sendFunc, tenantID string, e
 		delete(seqs, ev.ID)
 		ev.TenantID = tenantID
 		res := store.PublishResult{Event: ev}
-		m := store.NewMatcher(ev)
-		for _, sub := range subs {
-			if !m.Wants(ctx, sub) {
-				continue
+		for _, id := range targets[i] {
+			if !enabled[id] {
+				continue // disabled or deleted since the events were matched
 			}
 			d.seqs = append(d.seqs, seq)
 			d.eventIDs = append(d.eventIDs, ev.ID)
 			d.types = append(d.types, ev.Type)
-			d.endpoints = append(d.endpoints, sub.ID)
+			d.endpoints = append(d.endpoints, id)
 			d.at = append(d.at, ev.CreatedAt)
 			d.priorities = append(d.priorities, int16(ev.Priority))
 			res.Deliveries++
-			res.EndpointIDs = append(res.EndpointIDs, sub.ID)
+			res.EndpointIDs = append(res.EndpointIDs, id)
 		}
 		results[i] = res
 	}

@@ -104,18 +104,27 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, build OutboxBuild) (
 		}
 		res.Rows = len(rows)
 
-		// The good events, by tenant in the order their first row was written.
+		// The good events, by tenant in the order their first row was written, each matched to
+		// its tenant's endpoints as one publish (a row over a limit fails like a bad one).
 		var tenants []string
 		events := map[string][]*store.Event{}
+		targets := map[string][][]string{}
+		subs := map[string][]store.Subscriber{}
 		var done []int64
 		for i, row := range rows {
 			var ev *store.Event
+			var plan *store.Plan
 			err := fmt.Errorf("tenant %s does not exist", row.TenantID)
 			if tenantOK[i] {
 				ev, err = build(ctx, row)
 			}
 			if errors.Is(err, store.ErrUnavailable) {
 				return fmt.Errorf("relay outbox: check event %s: %w", row.EventID, err)
+			}
+			if err == nil {
+				if plan, err = s.planRow(ctx, subs, row.TenantID, ev); err != nil && !errors.Is(err, store.ErrLimit) {
+					return fmt.Errorf("relay outbox: %w", err) // the store's failure, not the row's
+				}
 			}
 			if err != nil {
 				res.Failed, res.Errors = append(res.Failed, row), append(res.Errors, err)
@@ -125,6 +134,7 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, build OutboxBuild) (
 				tenants = append(tenants, row.TenantID)
 			}
 			events[row.TenantID] = append(events[row.TenantID], ev)
+			targets[row.TenantID] = append(targets[row.TenantID], plan.Targets[0])
 			done = append(done, row.ID)
 		}
 		finish := func(b *pgx.Batch) {
@@ -153,7 +163,7 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, build OutboxBuild) (
 			if i == len(tenants)-1 {
 				sendTo, then = send, func(b *pgx.Batch, _ []store.PublishResult) { finish(b) }
 			}
-			published, err := s.publishIn(ctx, sendTo, tenant, events[tenant], then)
+			published, err := s.publishIn(ctx, sendTo, tenant, events[tenant], targets[tenant], then)
 			if err != nil {
 				return fmt.Errorf("relay outbox: %w", err)
 			}
@@ -172,6 +182,20 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, build OutboxBuild) (
 		}
 	}
 	return res, nil
+}
+
+// planRow matches a relayed event to its tenant's endpoints, reading them once per relay into
+// subs.
+func (s *Store) planRow(ctx context.Context, subs map[string][]store.Subscriber, tenantID string, ev *store.Event) (*store.Plan, error) {
+	ss, ok := subs[tenantID]
+	if !ok {
+		var err error
+		if ss, err = s.subscribers(ctx, tenantID); err != nil {
+			return nil, err
+		}
+		subs[tenantID] = ss
+	}
+	return s.fanout.Plan(ctx, tenantID, ss, []*store.Event{ev})
 }
 
 // truncate bounds an error kept in a row: a build error lists every failing place.

@@ -353,3 +353,31 @@ func TestOutboxWriter_QualifiedTable(t *testing.T) {
 		t.Fatalf("relayed %+v, want %s", res.Published, id)
 	}
 }
+
+// A row whose event would create more deliveries than a request may is refused like a bad row:
+// it stays, with the limit in last_error, and the relay goes on with the others.
+func TestRelayOutbox_RowOverTheDeliveryLimitStays(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	s := openSchema(t, schema, postgres.Options{Limits: store.Limits{MaxDeliveries: 1}})
+	now := time.Now()
+	must(t, s.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "Acme", CreatedAt: now, UpdatedAt: now}))
+	for _, id := range []string{"ep1", "ep2"} {
+		must(t, s.CreateEndpoint(ctx, &store.Endpoint{ID: id, TenantID: "acme", URL: "https://example.com/", EventTypes: []string{"order.*"},
+			Timeout: 10 * time.Second, MaxConcurrency: 10, Enabled: true, CreatedAt: now, UpdatedAt: now}))
+	}
+	pool, err := pgxpool.New(ctx, appURL(t, schema))
+	must(t, err)
+	t.Cleanup(pool.Close)
+	ids := publishIn(t, pool, true, outbox.Event{Type: "order.created"}, outbox.Event{Type: "user.created"})
+	res, err := s.RelayOutbox(ctx, 100, accept)
+	must(t, err)
+	if len(res.Published) != 1 || res.Published[0].Event.ID != ids[1] || len(res.Failed) != 1 || !errors.Is(res.Errors[0], store.ErrLimit) {
+		t.Fatalf("relayed %+v, want %s published and the row over the limit refused", res, ids[1])
+	}
+	var lastError string
+	must(t, pool.QueryRow(ctx, `SELECT last_error FROM outbox WHERE event_id = $1`, ids[0]).Scan(&lastError))
+	if !strings.Contains(lastError, "the limit is 1") {
+		t.Fatalf("last_error %q, want the limit", lastError)
+	}
+}

@@ -59,6 +59,18 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, open)
 }
 
+func TestPublish_EndpointChangedWhileMatchedGetsNothing(t *testing.T) {
+	t.Parallel()
+	storetest.ChangedWhileMatched(t, open(t), postgres.PublishBetween)
+}
+
+func TestConformance_Limits(t *testing.T) {
+	databaseURL(t)
+	storetest.RunLimits(t, func(t *testing.T, limits store.Limits) store.Store {
+		return openSchema(t, newSchema(t), postgres.Options{Keys: testKeys(t), Limits: limits})
+	})
+}
+
 var ctx = context.Background()
 
 func must(t *testing.T, err error) {
@@ -662,4 +674,14 @@ func setupEndpointOnly(t *testing.T, s store.Store) {
 	if c := storeClaim(t, s, 10); len(c) != 1 {
 		t.Fatalf("claimed %d after the upgrade, want 1", len(c))
 	}
+}
+
+func BenchmarkPublish(b *testing.B) {
+	url, schema := pgtest.Schema(b, "herald_bench_")
+	s, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchmarkPublish(b, s)
 }

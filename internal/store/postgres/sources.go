@@ -191,6 +191,12 @@ func (s *Store) Receive(ctx context.Context, req *store.ReceivedRequest, ev *sto
 	if err != nil {
 		return nil, err
 	}
+	var plan *store.Plan
+	if req.Status == store.ReceiveAccepted && ev != nil {
+		if plan, err = s.plan(ctx, req.TenantID, []*store.Event{ev}); err != nil {
+			return nil, fmt.Errorf("receive: %w", err)
+		}
+	}
 	audit := store.AuditFrom(ctx)
 	var res *store.ReceiveResult
 	err = s.inBatchTx(ctx, func(send sendFunc) error {
@@ -220,8 +226,8 @@ func (s *Store) Receive(ctx context.Context, req *store.ReceivedRequest, ev *sto
 			}
 			r.Status, r.EventID, r.Deliveries = store.ReceiveDuplicate, "", 0
 		}
-		if r.Status == store.ReceiveAccepted && ev != nil {
-			results, err := s.publishIn(ctx, send, r.TenantID, []*store.Event{ev}, func(b *pgx.Batch, results []store.PublishResult) {
+		if r.Status == store.ReceiveAccepted && plan != nil {
+			results, err := s.publishIn(ctx, send, r.TenantID, []*store.Event{ev}, plan.Targets, func(b *pgx.Batch, results []store.PublishResult) {
 				r.EventID, r.EventType, r.Deliveries = ev.ID, ev.Type, results[0].Deliveries
 				queueReceived(b, &r, headers)
 				if results[0].Event == nil {
@@ -344,9 +350,13 @@ func (s *Store) AcceptReceived(ctx context.Context, tenantID, id string, ev *sto
 	if ev == nil {
 		return nil, fmt.Errorf("accept received request %s: no event", id)
 	}
+	plan, err := s.plan(ctx, tenantID, []*store.Event{ev})
+	if err != nil {
+		return nil, fmt.Errorf("accept received request: %w", err)
+	}
 	audit := store.AuditFrom(ctx)
 	var res *store.ReceiveResult
-	err := s.inBatchTx(ctx, func(send sendFunc) error {
+	err = s.inBatchTx(ctx, func(send sendFunc) error {
 		res = nil
 		var r *store.ReceivedRequest
 		var seq int64
@@ -369,7 +379,7 @@ func (s *Store) AcceptReceived(ctx context.Context, tenantID, id string, ev *sto
 		if r.Status != store.ReceiveQuarantined {
 			return fmt.Errorf("received request %s is %s, not quarantined: %w", id, r.Status, store.ErrConflict)
 		}
-		results, err := s.publishIn(ctx, send, tenantID, []*store.Event{ev}, func(b *pgx.Batch, results []store.PublishResult) {
+		results, err := s.publishIn(ctx, send, tenantID, []*store.Event{ev}, plan.Targets, func(b *pgx.Batch, results []store.PublishResult) {
 			r.Status, r.EventID, r.EventType, r.Deliveries = store.ReceiveAccepted, ev.ID, ev.Type, results[0].Deliveries
 			b.Queue(`UPDATE received_requests SET status = $1, event_id = $2, event_type = $3, deliveries = $4 WHERE seq = $5`,
 				string(r.Status), r.EventID, r.EventType, r.Deliveries, seq)

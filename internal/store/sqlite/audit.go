@@ -126,7 +126,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) (*store.TenantDelet
 	quiet := store.WithAudit(ctx, nil) // the entry goes with the last transaction only
 	var del store.TenantDeletion
 	err := s.write(quiet, func(tx *sql.Tx) error {
-		clear(s.subs)
+		s.subs.invalidate()
 		var one int
 		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM tenants WHERE id = ?`, id).Scan(&one); err != nil {
 			return notFound(err, "tenant "+id)
@@ -178,7 +178,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) (*store.TenantDelet
 	}
 	var out store.TenantDeletion
 	err = s.write(quiet, func(tx *sql.Tx) error {
-		clear(s.subs)
+		s.subs.invalidate()
 		out = del
 		for _, q := range []struct {
 			q string

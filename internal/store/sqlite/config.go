@@ -41,8 +41,8 @@ func affected(res sql.Result, what string) error {
 func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 	uid := store.NewTenantUID()
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, name, redact_fields, created_at, updated_at, uid) VALUES (?, ?, ?, ?, ?, ?)`,
-			t.ID, t.Name, redactArg(t.RedactFields), micros(t.CreatedAt), micros(t.UpdatedAt), uid)
+		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, name, redact_fields, max_endpoints, created_at, updated_at, uid) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Name, redactArg(t.RedactFields), t.MaxEndpoints, micros(t.CreatedAt), micros(t.UpdatedAt), uid)
 		if isUnique(err) {
 			return fmt.Errorf("tenant %q: %w", t.ID, store.ErrConflict)
 		}
@@ -57,13 +57,13 @@ func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 	return err
 }
 
-const tenantColumns = `id, name, redact_fields, created_at, updated_at, uid, rowid`
+const tenantColumns = `id, name, redact_fields, max_endpoints, created_at, updated_at, uid, rowid`
 
 func scanTenant(r rowScanner) (*store.Tenant, int64, error) {
 	var t store.Tenant
 	var redact string
 	var rowid, c, u int64
-	if err := r.Scan(&t.ID, &t.Name, &redact, &c, &u, &t.UID, &rowid); err != nil {
+	if err := r.Scan(&t.ID, &t.Name, &redact, &t.MaxEndpoints, &c, &u, &t.UID, &rowid); err != nil {
 		return nil, 0, err
 	}
 	if err := json.Unmarshal([]byte(redact), &t.RedactFields); err != nil {
@@ -131,11 +131,11 @@ func page[T any](items []T, limit int, err error, pos func(i int) int64) ([]T, s
 	return items, store.EncodeCursor(pos(limit - 1)), nil
 }
 
-// UpdateTenant changes a tenant's name.
+// UpdateTenant changes a tenant's name, redaction paths and endpoint limit.
 func (s *Store) UpdateTenant(ctx context.Context, t *store.Tenant) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, redact_fields = ?, updated_at = ? WHERE id = ?`,
-			t.Name, redactArg(t.RedactFields), micros(t.UpdatedAt), t.ID)
+		res, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, redact_fields = ?, max_endpoints = ?, updated_at = ? WHERE id = ?`,
+			t.Name, redactArg(t.RedactFields), t.MaxEndpoints, micros(t.UpdatedAt), t.ID)
 		if err != nil {
 			return fmt.Errorf("update tenant: %w", err)
 		}
@@ -337,17 +337,22 @@ func encodeEndpoint(keys *seal.Keyring, e *store.Endpoint) (endpointArgs, error)
 	return a, nil
 }
 
-// CreateEndpoint inserts an endpoint of an existing tenant.
+// CreateEndpoint inserts an endpoint of an existing tenant that has fewer endpoints than its
+// limit (a *store.LimitError otherwise). The single writer makes the count and the insert atomic.
 func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
 	a, err := encodeEndpoint(s.keys, e)
 	if err != nil {
 		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		clear(s.subs)
-		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM tenants WHERE id = ?`, e.TenantID).Scan(&one); err != nil {
+		s.subs.invalidate()
+		var max, n int
+		if err := tx.QueryRowContext(ctx, `SELECT max_endpoints, (SELECT count(*) FROM endpoints WHERE tenant_id = tenants.id) FROM tenants WHERE id = ?`,
+			e.TenantID).Scan(&max, &n); err != nil {
 			return notFound(err, "tenant "+e.TenantID)
+		}
+		if err := s.fanout.Limits().CheckEndpoints(max, n); err != nil {
+			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
 			max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at)
@@ -415,7 +420,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
 		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		clear(s.subs)
+		s.subs.invalidate()
 		res, err := tx.ExecContext(ctx, `UPDATE endpoints SET url = ?, description = ?, event_types = ?, secrets = ?, timeout_ms = ?,
 			max_concurrency = ?, rate_limit = ?, retry_schedule = ?, headers = ?, enabled = ?, disabled_reason = ?, failing_since = ?,
 			internal = ?, options = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
@@ -428,10 +433,28 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
 	})
 }
 
-// DeleteEndpoint removes an endpoint with its deliveries and their attempts.
+// DeleteEndpoint removes an endpoint with its deliveries and their attempts. The history goes
+// first, store.ChunkDeliveries deliveries a transaction, so that an endpoint with a long history
+// does not hold the writer; the endpoint goes last, with what arrived meanwhile. An interrupted
+// deletion leaves the endpoint in place with part of its history: deleting it again finishes.
 func (s *Store) DeleteEndpoint(ctx context.Context, tenantID, id string) error {
+	quiet := store.WithAudit(ctx, nil) // the entry goes with the last transaction only
+	for {
+		var n int
+		err := s.write(quiet, func(tx *sql.Tx) error {
+			var err error
+			n, err = deleteDeliveriesOf(ctx, tx, tenantID, id, store.ChunkDeliveries)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if n < store.ChunkDeliveries {
+			break
+		}
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		clear(s.subs)
+		s.subs.invalidate()
 		res, err := tx.ExecContext(ctx, `DELETE FROM endpoints WHERE tenant_id = ? AND id = ?`, tenantID, id)
 		if err != nil {
 			return fmt.Errorf("delete endpoint: %w", err)
@@ -439,21 +462,32 @@ func (s *Store) DeleteEndpoint(ctx context.Context, tenantID, id string) error {
 		if err := affected(res, "endpoint "+id); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM attempts WHERE endpoint_id = ?`, id); err != nil {
-			return fmt.Errorf("delete endpoint attempts: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE endpoint_id = ?`, id); err != nil {
-			return fmt.Errorf("delete endpoint deliveries: %w", err)
-		}
-		return nil
+		_, err = deleteDeliveriesOf(ctx, tx, tenantID, id, -1)
+		return err
 	})
+}
+
+// deleteDeliveriesOf removes up to limit (negative: all) of an endpoint's deliveries with their
+// attempts, found through the deliveries' index rather than a scan of every attempt, and says
+// how many deliveries it removed.
+func deleteDeliveriesOf(ctx context.Context, tx *sql.Tx, tenantID, endpointID string, limit int) (int, error) {
+	const some = `SELECT id FROM deliveries WHERE endpoint_id = ? AND tenant_id = ? ORDER BY id LIMIT ?`
+	if _, err := tx.ExecContext(ctx, `DELETE FROM attempts WHERE delivery_id IN (`+some+`)`, endpointID, tenantID, limit); err != nil {
+		return 0, fmt.Errorf("delete endpoint attempts: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE id IN (`+some+`)`, endpointID, tenantID, limit)
+	if err != nil {
+		return 0, fmt.Errorf("delete endpoint deliveries: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 // DisableEndpoint disables an endpoint and, with deadLetter, dead-letters its pending deliveries.
 func (s *Store) DisableEndpoint(ctx context.Context, id, reason string, deadLetter bool) (int, error) {
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		clear(s.subs)
+		s.subs.invalidate()
 		now := micros(time.Now())
 		res, err := tx.ExecContext(ctx, `UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?`, reason, now, id)
 		if err != nil {

@@ -42,6 +42,8 @@ type Options struct {
 	// Keys encrypt endpoint secrets at rest. Nil stores them in plaintext, as versions before
 	// encryption did: for tests only; herald serve always sets them.
 	Keys *seal.Keyring
+	// Limits bound endpoints per tenant and deliveries per publish (zero: the defaults).
+	Limits store.Limits
 }
 
 // Store is the SQLite implementation of store.Store.
@@ -63,9 +65,11 @@ type Store struct {
 	claimStmts map[int]*sql.Stmt
 	leases     *leases
 	max        int
-	// subs caches each tenant's enabled endpoints and their subscriptions for Publish. Only the
-	// writer goroutine touches it; every endpoint write, and every rolled-back batch, clears it.
-	subs map[string][]store.Subscriber
+	// subs caches each tenant's enabled endpoints and their subscriptions for Publish, which
+	// matches events outside the writer; every endpoint write clears it.
+	subs *subCache
+	// fanout matches events to subscribers within the limits.
+	fanout *store.Fanout
 	// exprs keeps endpoints' compiled filters.
 	exprs   *expr.Cache
 	sync    string // the configured synchronous level
@@ -132,7 +136,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), leases: newLeases(), claimStmts: map[int]*sql.Stmt{}, subs: map[string][]store.Subscriber{}, exprs: expr.NewCache(1024), sync: opts.Synchronous, curSync: opts.Synchronous, keys: opts.Keys, quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch}
+	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), leases: newLeases(), claimStmts: map[int]*sql.Stmt{}, subs: newSubCache(), fanout: store.NewFanout(opts.Limits), exprs: expr.NewCache(1024), sync: opts.Synchronous, curSync: opts.Synchronous, keys: opts.Keys, quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch}
 	if err := s.stmts.prepare(ctx, w, r); err != nil {
 		_ = s.closeDBs()
 		return nil, err
@@ -395,15 +399,16 @@ func (s *Store) run(ops []*op) ([]error, error) {
 	for i, o := range ops {
 		if errs[i] = o.fn(tx); errs[i] != nil {
 			_ = tx.Rollback()
-			clear(s.subs)
+			s.subs.settle()
 			if len(ops) > 1 {
 				return nil, errBatchFailed
 			}
 			return errs, nil
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		clear(s.subs)
+	err = tx.Commit()
+	s.subs.settle()
+	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	return errs, nil

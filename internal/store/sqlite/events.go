@@ -17,6 +17,7 @@ import (
 // write connection).
 type statements struct {
 	endpointsOf, insertEvent, eventByID, insertDelivery   *sql.Stmt
+	enabledOf                                             *sql.Stmt
 	claim, nextDue, insertAttempt, updateDelivery, tenant *sql.Stmt
 	clearStreak, startStreak                              *sql.Stmt
 	// The receiving side's: a source exists, take a dedup key, read its holder, store a request.
@@ -35,12 +36,13 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		{&st.insertReceived, insertReceived},
 		{&st.clearStreak, `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`},
 		{&st.startStreak, `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL`},
-		{&st.endpointsOf, `SELECT id, event_types, options FROM endpoints WHERE tenant_id = ? AND enabled = 1`},
+		{&st.endpointsOf, `/*read*/ SELECT id, event_types, options FROM endpoints WHERE tenant_id = ? AND enabled = 1`},
 		{&st.insertEvent, `INSERT INTO events (tenant_id, id, type, ts, source, payload, created_at, traceparent, tracestate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (tenant_id, id) DO NOTHING RETURNING seq`},
 		{&st.eventByID, `SELECT id, type, ts, source, payload, created_at FROM events WHERE tenant_id = ? AND id = ?`},
 		{&st.insertDelivery, `INSERT INTO deliveries (tenant_id, event_seq, event_id, event_type, endpoint_id, next_attempt_at, created_at, updated_at, priority)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&st.enabledOf, `SELECT id FROM endpoints WHERE tenant_id = ? AND enabled = 1`},
 		{&st.claim, `/*read*/ ` + byPriority("next_attempt_at <= ?2", "id, {rank}")},
 		{&st.nextDue, `/*read*/ ` + byPriority("next_attempt_at > ?2", "id, next_attempt_at")},
 		{&st.insertAttempt, `INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
@@ -62,7 +64,7 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 }
 
 func (st *statements) close() {
-	for _, s := range []*sql.Stmt{st.tenant, st.endpointsOf, st.insertEvent, st.eventByID, st.insertDelivery, st.claim, st.nextDue, st.insertAttempt, st.updateDelivery, st.clearStreak, st.startStreak,
+	for _, s := range []*sql.Stmt{st.tenant, st.endpointsOf, st.enabledOf, st.insertEvent, st.eventByID, st.insertDelivery, st.claim, st.nextDue, st.insertAttempt, st.updateDelivery, st.clearStreak, st.startStreak,
 		st.sourceOf, st.takeKey, st.keyHolder, st.insertReceived} {
 		if s != nil {
 			_ = s.Close()
@@ -70,37 +72,81 @@ func (st *statements) close() {
 	}
 }
 
-// Publish stores events and their deliveries in one transaction.
+// Publish stores events and their deliveries. It matches the events to the tenant's
+// subscribers first, outside the writer, so that no filter runs while other writes wait; then it
+// writes them in transactions of whole events with at most store.ChunkDeliveries deliveries
+// each, so that the writer serves other tenants between the transactions of a large publish.
 func (s *Store) Publish(ctx context.Context, tenantID string, events []*store.Event) ([]store.PublishResult, error) {
-	var results []store.PublishResult
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		var err error
-		results, err = s.publishIn(ctx, tx, tenantID, events)
-		return err
-	})
+	plan, err := s.plan(ctx, tenantID, events)
 	if err != nil {
 		return nil, err
+	}
+	results := make([]store.PublishResult, len(events))
+	for _, c := range plan.Chunks(store.ChunkDeliveries) {
+		err := s.write(ctx, func(tx *sql.Tx) error {
+			res, err := s.publishIn(ctx, tx, tenantID, events[c[0]:c[1]], plan, c[0])
+			copy(results[c[0]:], res)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	return results, nil
 }
 
-// publishIn stores events and one delivery per enabled endpoint of the tenant whose subscriptions
-// match, in tx (the writer's). Publish, Receive and AcceptReceived share it, so that an inbound
-// event is stored exactly as a published one. It reads subscribers through s.subs, which the
-// writer clears when a transaction rolls back.
-func (s *Store) publishIn(ctx context.Context, tx *sql.Tx, tenantID string, events []*store.Event) ([]store.PublishResult, error) {
+// plan is a store.Plan with the generation of the endpoints it was matched against.
+type plan struct {
+	*store.Plan
+	gen uint64
+}
+
+// plan matches events to the tenant's subscribers (see store.Fanout), outside the writer.
+func (s *Store) plan(ctx context.Context, tenantID string, events []*store.Event) (*plan, error) {
+	subs, gen, ok := s.subs.get(tenantID)
+	if !ok {
+		var err error
+		if subs, err = subscribers(ctx, s.stmts.endpointsOf, tenantID, s.exprs); err != nil {
+			select {
+			case <-s.quit: // closed: unavailable, as a write would be
+				return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, errClosed)
+			default:
+				return nil, unavailable(err)
+			}
+		}
+		// Only tenants with endpoints are kept: the tenant is checked later, in the writer, and a
+		// publish to an id that is no tenant must not grow the cache.
+		if len(subs) > 0 {
+			s.subs.put(tenantID, gen, subs)
+		}
+	}
+	p, err := s.fanout.Plan(ctx, tenantID, subs, events)
+	if err != nil {
+		return nil, err
+	}
+	return &plan{Plan: p, gen: gen}, nil
+}
+
+// publishIn stores events and their deliveries to the endpoints p matched them to (events[i]
+// is p's event from+i) in tx, the writer's. When an endpoint has changed since p was matched, an
+// endpoint no longer enabled gets none. Publish, Receive and AcceptReceived share it, so that an
+// inbound event is stored exactly as a published one.
+func (s *Store) publishIn(ctx context.Context, tx *sql.Tx, tenantID string, events []*store.Event, p *plan, from int) ([]store.PublishResult, error) {
 	results := make([]store.PublishResult, len(events))
 	var one int
 	if err := tx.StmtContext(ctx, s.stmts.tenant).QueryRowContext(ctx, tenantID).Scan(&one); err != nil {
 		return nil, notFound(err, "tenant "+tenantID)
 	}
-	subs, ok := s.subs[tenantID]
-	if !ok {
-		var err error
-		if subs, err = subscribers(ctx, tx.StmtContext(ctx, s.stmts.endpointsOf), tenantID, s.exprs); err != nil {
-			return nil, err
+	var enabled map[string]bool // nil: every target is (nothing changed since p was matched)
+	if !s.subs.unchanged(p.gen) {
+		ids, err := column[string](tx.StmtContext(ctx, s.stmts.enabledOf).QueryContext(ctx, tenantID))
+		if err != nil {
+			return nil, fmt.Errorf("read enabled endpoints: %w", err)
 		}
-		s.subs[tenantID] = subs
+		enabled = make(map[string]bool, len(ids))
+		for _, id := range ids {
+			enabled[id] = true
+		}
 	}
 	insertEvent := tx.StmtContext(ctx, s.stmts.insertEvent)
 	insertDelivery := tx.StmtContext(ctx, s.stmts.insertDelivery)
@@ -123,22 +169,22 @@ func (s *Store) publishIn(ctx context.Context, tx *sql.Tx, tenantID string, even
 		ev.TenantID = tenantID
 		res := store.PublishResult{Event: ev}
 		now := micros(ev.CreatedAt)
-		m := store.NewMatcher(ev)
-		for _, sub := range subs {
-			if !m.Wants(ctx, sub) {
-				continue
+		for _, id := range p.Targets[from+i] {
+			if enabled != nil && !enabled[id] {
+				continue // disabled or deleted since the events were matched
 			}
-			if _, err := insertDelivery.ExecContext(ctx, tenantID, seq, ev.ID, ev.Type, sub.ID, now, now, now, ev.Priority); err != nil {
+			if _, err := insertDelivery.ExecContext(ctx, tenantID, seq, ev.ID, ev.Type, id, now, now, now, ev.Priority); err != nil {
 				return nil, fmt.Errorf("insert delivery: %w", err)
 			}
 			res.Deliveries++
-			res.EndpointIDs = append(res.EndpointIDs, sub.ID)
+			res.EndpointIDs = append(res.EndpointIDs, id)
 		}
 		results[i] = res
 	}
 	return results, nil
 }
 
+// subscribers reads the tenant's enabled endpoints as fan-out sees them.
 func subscribers(ctx context.Context, stmt *sql.Stmt, tenantID string, exprs *expr.Cache) ([]store.Subscriber, error) {
 	rows, err := stmt.QueryContext(ctx, tenantID)
 	if err != nil {
@@ -311,14 +357,17 @@ func (s *Store) DeleteOlderThan(ctx context.Context, t time.Time, limit int) (in
 }
 
 // int64s reads the values of a query of one integer column: int64s(tx.QueryContext(…)).
-func int64s(rows *sql.Rows, err error) ([]int64, error) {
+func int64s(rows *sql.Rows, err error) ([]int64, error) { return column[int64](rows, err) }
+
+// column reads the values of a query of one column.
+func column[T any](rows *sql.Rows, err error) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []int64
+	var out []T
 	for rows.Next() {
-		var v int64
+		var v T
 		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}

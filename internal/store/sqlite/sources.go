@@ -157,6 +157,12 @@ func (s *Store) Receive(ctx context.Context, req *store.ReceivedRequest, ev *sto
 	if err != nil {
 		return nil, err
 	}
+	var plan *plan
+	if req.Status == store.ReceiveAccepted && ev != nil {
+		if plan, err = s.plan(ctx, req.TenantID, []*store.Event{ev}); err != nil {
+			return nil, err
+		}
+	}
 	var res *store.ReceiveResult
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		r := *req
@@ -178,8 +184,8 @@ func (s *Store) Receive(ctx context.Context, req *store.ReceivedRequest, ev *sto
 				return fmt.Errorf("take dedup key: %w", err)
 			}
 		}
-		if r.Status == store.ReceiveAccepted && ev != nil {
-			results, err := s.publishIn(ctx, tx, r.TenantID, []*store.Event{ev})
+		if r.Status == store.ReceiveAccepted && plan != nil {
+			results, err := s.publishIn(ctx, tx, r.TenantID, []*store.Event{ev}, plan, 0)
 			if err != nil {
 				return err
 			}
@@ -290,8 +296,12 @@ func (s *Store) AcceptReceived(ctx context.Context, tenantID, id string, ev *sto
 	if ev == nil {
 		return nil, fmt.Errorf("accept received request %s: no event", id)
 	}
+	plan, err := s.plan(ctx, tenantID, []*store.Event{ev})
+	if err != nil {
+		return nil, err
+	}
 	var res *store.ReceiveResult
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		r, seq, err := scanReceived(tx.QueryRowContext(ctx, `SELECT `+receivedColumns+` FROM received_requests WHERE tenant_id = ? AND id = ?`, tenantID, id))
 		if err != nil {
 			return notFound(err, "received request "+id)
@@ -299,7 +309,7 @@ func (s *Store) AcceptReceived(ctx context.Context, tenantID, id string, ev *sto
 		if r.Status != store.ReceiveQuarantined {
 			return fmt.Errorf("received request %s is %s, not quarantined: %w", id, r.Status, store.ErrConflict)
 		}
-		results, err := s.publishIn(ctx, tx, tenantID, []*store.Event{ev})
+		results, err := s.publishIn(ctx, tx, tenantID, []*store.Event{ev}, plan, 0)
 		if err != nil {
 			return err
 		}

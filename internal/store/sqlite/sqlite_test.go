@@ -32,6 +32,22 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, open)
 }
 
+func TestPublish_EndpointChangedWhileMatchedGetsNothing(t *testing.T) {
+	t.Parallel()
+	storetest.ChangedWhileMatched(t, open(t), sqlite.PublishBetween)
+}
+
+func TestConformance_Limits(t *testing.T) {
+	storetest.RunLimits(t, func(t *testing.T, limits store.Limits) store.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "herald.db"), sqlite.Options{Keys: testKeys(t), Limits: limits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
 func TestOpen_SecondProcessIsRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "herald.db")
 	s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
@@ -140,5 +156,70 @@ func TestRecordResults_ChunkedWrites(t *testing.T) {
 		} else if d.State != store.StateSucceeded || d.LastStatus != 200 || d.Attempts != 1 {
 			t.Fatalf("delivery %d = %+v", i, d)
 		}
+	}
+}
+
+func BenchmarkPublish(b *testing.B) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "herald.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchmarkPublish(b, s)
+}
+
+// Deleting an endpoint with a long history does not hold the writer: another tenant's publish is
+// answered while the deletion is still under way.
+func TestDeleteEndpoint_LongHistoryDoesNotHoldTheWriter(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	ctx := context.Background()
+	now := time.Now()
+	for _, id := range []string{"big", "small"} {
+		if err := s.CreateTenant(ctx, &store.Tenant{ID: id, Name: id, CreatedAt: now, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateEndpoint(ctx, &store.Endpoint{ID: id + "_ep", TenantID: id, URL: "https://example.com/", EventTypes: []string{"*"},
+			Enabled: true, CreatedAt: now, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for b := range 20 {
+		evs := make([]*store.Event, 1000)
+		for i := range evs {
+			evs[i] = &store.Event{ID: fmt.Sprintf("e%d_%d", b, i), Type: "a.b", Timestamp: now, CreatedAt: now, Payload: []byte(`{}`)}
+		}
+		if _, err := s.Publish(ctx, "big", evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliveries := func() int {
+		st, err := s.Stats(ctx, "big", time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Deliveries
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.DeleteEndpoint(ctx, "big", "big_ep") }()
+	// Once part of the history is gone, the deletion is under way (and is not one transaction).
+	for deliveries() == 20000 {
+		select {
+		case err := <-done:
+			t.Fatalf("the deletion ended (err %v) before any delivery was gone: it was one transaction", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if _, err := s.Publish(ctx, "small", []*store.Event{{ID: "s1", Type: "a.b", Timestamp: now, CreatedAt: now, Payload: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetEndpoint(ctx, "big", "big_ep"); err != nil {
+		t.Fatalf("the endpoint once the other tenant's publish was answered: %v, want it still there: the publish waited for the whole deletion", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := deliveries(); n != 0 {
+		t.Fatalf("%d deliveries left, want 0", n)
 	}
 }

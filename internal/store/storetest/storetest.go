@@ -63,6 +63,10 @@ func Run(t *testing.T, open Open) {
 		"EndpointOptionsRoundTrip":      testEndpointOptionsRoundTrip,
 		"EventTypeDocsRoundTrip":        testEventTypeDocsRoundTrip,
 		"TenantInstanceBindsKeys":       testTenantInstanceBindsKeys,
+		"LargeFanOutDoesNotHoldOthers":  testLargeFanOutDoesNotHoldOthers,
+		"SlowFiltersRunOutsideTheWrite": testSlowFiltersRunOutsideTheWrite,
+		"TenantMaxEndpoints":            testTenantMaxEndpoints,
+		"ConcurrentCreatesRespectLimit": testConcurrentCreatesRespectMaxEndpoints,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
