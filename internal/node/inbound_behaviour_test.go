@@ -250,10 +250,10 @@ func inboundBehaviour(t *testing.T, mod func(*node.Config)) {
 		if rejected == nil {
 			t.Fatal("the rejected request was not stored")
 		}
-		if len(rejected.Body) != inbound.MaxRejectedBody || !strings.HasPrefix(rejected.Reason, "bad_signature: ") ||
+		if rejected.BodySize != inbound.MaxRejectedBody || !strings.HasPrefix(rejected.Reason, "bad_signature: ") ||
 			rejected.Headers.Get("Authorization") != inbound.Redacted || rejected.Headers.Get("Cookie") != inbound.Redacted ||
 			rejected.Method != "POST" || !strings.HasPrefix(rejected.RemoteAddr, "127.0.0.1:") {
-			t.Errorf("stored rejection: body %d bytes, reason %q, headers %v, method %s, remote %s", len(rejected.Body), rejected.Reason,
+			t.Errorf("stored rejection: body %d bytes, reason %q, headers %v, method %s, remote %s", rejected.BodySize, rejected.Reason,
 				rejected.Headers, rejected.Method, rejected.RemoteAddr)
 		}
 		if _, err := h.node.Inbound.Replay(ctx, "in_replay", rejected.ID, true); !errors.Is(err, inbound.ErrNotReplayable) {

@@ -112,7 +112,16 @@ func world(t *testing.T, st store.Store, tenants ...string) string {
 		// Sources with their tokens and secrets.
 		srcs, _, err := st.ListSources(ctx, tn, store.Page{Limit: store.MaxLimit})
 		dump(tn+" sources", srcs, err)
+		// Each read whole: a list gives bodies' sizes, not the bodies.
 		rs, _, err := st.ListReceived(ctx, store.ReceivedFilter{TenantID: tn, Page: store.Page{Limit: store.MaxLimit}})
+		for i := range rs {
+			if err == nil {
+				var full *store.ReceivedRequest
+				if full, err = st.GetReceived(ctx, tn, rs[i].ID); err == nil {
+					rs[i] = *full
+				}
+			}
+		}
 		dump(tn+" received requests", rs, err)
 	}
 	keys, err := st.ListAPIKeys(ctx)
