@@ -23,6 +23,7 @@ func apiLimitFlags(f *pflag.FlagSet, l *api.RateLimits) func(log *slog.Logger) e
 		{"publish-rate", "publish-burst", &l.Publish},
 		{"admin-rate", "admin-burst", &l.AdminKey},
 		{"auth-failure-rate", "auth-failure-burst", &l.AuthFailure},
+		{"publish-bytes-rate", "publish-bytes-burst", &l.PublishBytes},
 	}
 	d := api.DefaultRateLimits()
 	f.Float64Var(&l.TenantKey.PerSecond, "api-rate", d.TenantKey.PerSecond, "API requests per second each tenant key or portal link may make, publishing aside (0: turns every API rate limit off)")
@@ -33,6 +34,8 @@ func apiLimitFlags(f *pflag.FlagSet, l *api.RateLimits) func(log *slog.Logger) e
 	f.IntVar(&l.AdminKey.Burst, "admin-burst", d.AdminKey.Burst, "requests an admin key may make at once above --admin-rate (0: twice --admin-rate)")
 	f.Float64Var(&l.AuthFailure.PerSecond, "auth-failure-rate", d.AuthFailure.PerSecond, "failed authentications per second from one client address (an IPv6 /64) before Herald answers 429 (0: no limit)")
 	f.IntVar(&l.AuthFailure.Burst, "auth-failure-burst", d.AuthFailure.Burst, "failed authentications from one address at once above --auth-failure-rate (0: twice --auth-failure-rate)")
+	f.Float64Var(&l.PublishBytes.PerSecond, "publish-bytes-rate", d.PublishBytes.PerSecond, "bytes of publish bodies per second each tenant may send, whatever key publishes (0: no limit)")
+	f.IntVar(&l.PublishBytes.Burst, "publish-bytes-burst", d.PublishBytes.Burst, "bytes of publish bodies a tenant may send at once above --publish-bytes-rate (0: twice --publish-bytes-rate)")
 	return func(log *slog.Logger) error {
 		for _, c := range limits {
 			if !(c.r.PerSecond >= 0) || math.IsInf(c.r.PerSecond, 0) {

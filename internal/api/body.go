@@ -100,6 +100,9 @@ func (s *Server) readBody(ctx huma.Context, next func(huma.Context)) {
 			&huma.ErrorDetail{Location: "body", Message: "JSON must be UTF-8; the body has invalid bytes"})
 		return
 	}
+	if r.ContentLength < 0 && !s.chargePublishBytes(ctx, buf.Len()) {
+		return // a body of unknown length is counted once read (bulk counts the others before)
+	}
 	if errs := s.nullFields(op, buf.Bytes()); len(errs) > 0 {
 		_ = huma.WriteErr(s.api, ctx, http.StatusUnprocessableEntity, "validation failed", errs...)
 		return

@@ -264,3 +264,37 @@ func TestListen_StreamEndsWhenItsTenantIsDeleted(t *testing.T) {
 		t.Fatal("the stream did not end")
 	}
 }
+
+// Publish bodies count against their tenant's bandwidth: a large publish past it is refused
+// with 429 before its body is read, while another tenant publishes on, and the bandwidth comes
+// back with time.
+func TestRateLimits_PublishBytesPerTenant(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Now().UTC()}
+	a := newTestAPI(t, api.Config{Now: c.now, RateLimits: api.RateLimits{
+		PublishBytes: api.Rate{PerSecond: 100 << 10, Burst: 200 << 10}}})
+	acme, globex := a.tenantKey("acme"), a.tenantKey("globex")
+	a.must(http.StatusCreated, "POST", "/v1/event-types", map[string]any{"name": "report.ready"}, nil)
+	big := map[string]any{"type": "report.ready", "data": map[string]any{"s": strings.Repeat("x", 90<<10)}}
+
+	for i := range 2 {
+		if ans := a.do(acme, "POST", "/v1/tenants/acme/events", big); ans.status != http.StatusAccepted {
+			t.Fatalf("large publish %d within the burst = %d: %s", i+1, ans.status, ans.body)
+		}
+	}
+	ans := a.do(acme, "POST", "/v1/tenants/acme/events", big)
+	if ans.status != http.StatusTooManyRequests || ans.header.Get("Retry-After") == "" {
+		t.Fatalf("large publish past the bandwidth = %d (Retry-After %q), want 429 with Retry-After: %s",
+			ans.status, ans.header.Get("Retry-After"), ans.body)
+	}
+	if p := ans.problem(t); !strings.Contains(p.Detail, "publish bandwidth") {
+		t.Errorf("problem detail %q does not say which limit", p.Detail)
+	}
+	if ans := a.do(globex, "POST", "/v1/tenants/globex/events", big); ans.status != http.StatusAccepted {
+		t.Errorf("globex's large publish while acme is limited = %d: %s", ans.status, ans.body)
+	}
+	c.add(time.Second)
+	if ans := a.do(acme, "POST", "/v1/tenants/acme/events", big); ans.status != http.StatusAccepted {
+		t.Errorf("large publish a second later = %d: %s", ans.status, ans.body)
+	}
+}

@@ -42,6 +42,15 @@ const (
 	DefaultAdminKeyBurst    = 2000
 	DefaultAuthFailureRate  = 10
 	DefaultAuthFailureBurst = 20
+	// DefaultPublishBytesRate is how many bytes of publish bodies per second a tenant may send
+	// (whatever key publishes), and DefaultPublishBytesBurst how many at once. A publish costs CPU
+	// and store time in proportion to its bytes (reading, parsing, validating, writing, matching
+	// filters), so the request rate alone does not bound what a tenant can take from the others:
+	// 200 large batches a second are well within it. 8 MiB/s is 4,000 events of 2 KiB a second,
+	// twice the publish request rate's worth of typical events; the burst takes the largest batch
+	// body (32 MiB).
+	DefaultPublishBytesRate  = 8 << 20
+	DefaultPublishBytesBurst = 32 << 20
 )
 
 // maxLimiterBuckets bounds the buckets of one limiter. Keys and tenants are few; client addresses of
@@ -67,29 +76,34 @@ type RateLimits struct {
 	AdminKey Rate
 	// AuthFailure limits failed authentications per client address (an IPv6 /64).
 	AuthFailure Rate
+	// PublishBytes counts the bytes of publish bodies per tenant (PerSecond bytes per second,
+	// Burst bytes at once).
+	PublishBytes Rate
 }
 
 // DefaultRateLimits are the limits herald serve applies unless told otherwise.
 func DefaultRateLimits() RateLimits {
 	return RateLimits{
-		Publish:     Rate{DefaultPublishRate, DefaultPublishBurst},
-		TenantKey:   Rate{DefaultTenantKeyRate, DefaultTenantKeyBurst},
-		AdminKey:    Rate{DefaultAdminKeyRate, DefaultAdminKeyBurst},
-		AuthFailure: Rate{DefaultAuthFailureRate, DefaultAuthFailureBurst},
+		Publish:      Rate{DefaultPublishRate, DefaultPublishBurst},
+		TenantKey:    Rate{DefaultTenantKeyRate, DefaultTenantKeyBurst},
+		AdminKey:     Rate{DefaultAdminKeyRate, DefaultAdminKeyBurst},
+		AuthFailure:  Rate{DefaultAuthFailureRate, DefaultAuthFailureBurst},
+		PublishBytes: Rate{DefaultPublishBytesRate, DefaultPublishBytesBurst},
 	}
 }
 
 // limiters are the buckets of RateLimits; a nil one is no limit.
 type limiters struct {
-	publish, tenantKey, adminKey, authFailure *keyLimiter
+	publish, tenantKey, adminKey, authFailure, publishBytes *keyLimiter
 }
 
 func newLimiters(l RateLimits) limiters {
 	return limiters{
-		publish:     newKeyLimiter(l.Publish.PerSecond, l.Publish.Burst),
-		tenantKey:   newKeyLimiter(l.TenantKey.PerSecond, l.TenantKey.Burst),
-		adminKey:    newKeyLimiter(l.AdminKey.PerSecond, l.AdminKey.Burst),
-		authFailure: newKeyLimiter(l.AuthFailure.PerSecond, l.AuthFailure.Burst),
+		publish:      newKeyLimiter(l.Publish.PerSecond, l.Publish.Burst),
+		tenantKey:    newKeyLimiter(l.TenantKey.PerSecond, l.TenantKey.Burst),
+		adminKey:     newKeyLimiter(l.AdminKey.PerSecond, l.AdminKey.Burst),
+		authFailure:  newKeyLimiter(l.AuthFailure.PerSecond, l.AuthFailure.Burst),
+		publishBytes: newKeyLimiter(l.PublishBytes.PerSecond, l.PublishBytes.Burst),
 	}
 }
 
@@ -151,6 +165,12 @@ func (k *keyLimiter) sweep(now time.Time) {
 // allow takes a token from key's bucket. When none is left it takes nothing and says how long
 // until one will be there.
 func (k *keyLimiter) allow(key string, now time.Time) (bool, time.Duration) {
+	return k.allowN(key, 1, now)
+}
+
+// allowN is allow for n tokens at once (n above the burst is taken as the burst).
+func (k *keyLimiter) allowN(key string, n int, now time.Time) (bool, time.Duration) {
+	n = min(max(n, 1), k.burst)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if now.Sub(k.lastSweep) >= k.idle {
@@ -171,7 +191,7 @@ func (k *keyLimiter) allow(key string, now time.Time) (bool, time.Duration) {
 		k.buckets[key] = b
 	}
 	b.used = now
-	r := b.lim.ReserveN(now, 1)
+	r := b.lim.ReserveN(now, n)
 	if !r.OK() {
 		return false, time.Second // cannot happen with burst ≥ 1; refuse rather than wait forever
 	}

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/heraldhq/herald/internal/api"
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/node"
 )
@@ -367,6 +368,9 @@ func runHostile(ctx context.Context, cfg HostileConfig, hostile bool) (*CalmRun,
 		Addr: "127.0.0.1:0", DataDir: dir, Dev: true, APIKey: benchKey, Logger: cfg.Logger,
 		DatabaseURL: cfg.DatabaseURL, DatabaseSchema: schema, SQLiteSynchronous: cfg.Synchronous, Retention: -1,
 		Dispatch: dispatch.Config{Logger: cfg.Logger},
+		// The limits herald serve starts with: the hostile tenant meets what a production node
+		// would answer it.
+		APILimits: api.DefaultRateLimits(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
