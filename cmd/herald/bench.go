@@ -19,6 +19,7 @@ func benchCmd() *cobra.Command {
 		cfg        bench.Config
 		standard   bool
 		repeat     int
+		flood      bool
 		cpuProfile string
 		memProfile string
 		scenario   string
@@ -123,7 +124,7 @@ first minute to the end, and the usual figures with the ceiling.`,
 				b.Print(os.Stdout)
 				return nil
 			case scenario == "hostile-tenant":
-				hc := bench.HostileConfig{Duration: duration, Streams: streams, DatabaseURL: cfg.DatabaseURL, Synchronous: cfg.Synchronous}
+				hc := bench.HostileConfig{Duration: duration, Streams: streams, Flood: flood, DatabaseURL: cfg.DatabaseURL, Synchronous: cfg.Synchronous}
 				// The shared flags apply when given; otherwise the scenario's own defaults do.
 				changed := cmd.Flags().Changed
 				if changed("endpoints") {
@@ -272,6 +273,7 @@ first minute to the end, and the usual figures with the ceiling.`,
 	f.DurationVar(&soak, "soak", 0, "publish at --rate for this long, sampling memory and goroutines every 10 s")
 	f.DurationVar(&duration, "duration", bench.DefaultHostileDuration, "hostile-tenant: how long the calm tenant publishes")
 	f.IntVar(&streams, "streams", bench.DefaultHostileStreams, "hostile-tenant: listen streams the hostile tenant opens and never reads")
+	f.BoolVar(&flood, "flood", false, "hostile-tenant: the hostile tenant ignores 429s and sends again at once (without it, it waits a second, as Retry-After says)")
 	f.IntVar(&cfg.Tenants, "tenants", 1, "tenants the events are spread over, each with --endpoints endpoints")
 	return cmd
 }

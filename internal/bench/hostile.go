@@ -51,6 +51,11 @@ type HostileConfig struct {
 	// endpoints with regex filters (RegexEndpoints) and the one with a regex transformation, and
 	// streamed to its listen streams (Streams), whose client never reads.
 	EventBytes, RegexEndpoints, Streams int
+	// Flood makes the hostile tenant's publishing loops ignore 429s and send again at once;
+	// without it they wait a second after one, as Retry-After tells them. A client that ignores
+	// Retry-After is an HTTP flood: Herald refuses each request before reading its body, but the
+	// flood's own requests (built and sent by this process, beside the node) cost CPU too.
+	Flood bool
 	DatabaseURL                         string // PostgreSQL instead of SQLite (a schema of its own, dropped afterwards)
 	Synchronous                         string // SQLite synchronous pragma
 	Logger                              *slog.Logger
@@ -153,8 +158,12 @@ func RunHostile(ctx context.Context, cfg HostileConfig) (*Hostile, error) {
 // the hostile tenant's requests got.
 func (h *Hostile) Print(w io.Writer) {
 	c := h.Config
-	fmt.Fprintf(w, "calm: %.0f ev/s for %s, one endpoint; hostile: %d endpoints tried, batches of %d, %.0f KiB events to %d regex-filter endpoints and 1 regex transformation, %d listen streams that never read\n\n",
-		c.Rate, c.Duration, c.Endpoints, c.Batch, float64(c.EventBytes)/1024, c.RegexEndpoints, c.Streams)
+	backoff := "waits a second after a 429"
+	if c.Flood {
+		backoff = "ignores 429s (--flood)"
+	}
+	fmt.Fprintf(w, "calm: %.0f ev/s for %s, one endpoint; hostile: %d endpoints tried, batches of %d, %.0f KiB events to %d regex-filter endpoints and 1 regex transformation, %d listen streams that never read; %s\n\n",
+		c.Rate, c.Duration, c.Endpoints, c.Batch, float64(c.EventBytes)/1024, c.RegexEndpoints, c.Streams, backoff)
 	fmt.Fprintln(w, "| run | published | refused | delivered | missing | publish p50 | publish p99 | publish→receipt p50 | publish→receipt p99 | publish→receipt max |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range []*CalmRun{h.Baseline, h.Beside} {
@@ -583,7 +592,12 @@ func startHostile(ctx context.Context, k *keyed, receiverURL string, cfg Hostile
 			return
 		}
 		for i := 0; ctx.Err() == nil; i++ {
-			timed(kind, "POST", path, body(i))
+			if timed(kind, "POST", path, body(i)) == http.StatusTooManyRequests && !cfg.Flood {
+				select { // every limit it meets here answers Retry-After: 1
+				case <-time.After(time.Second):
+				case <-ctx.Done():
+				}
+			}
 		}
 	}
 	wg.Add(2)
