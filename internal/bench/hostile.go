@@ -55,10 +55,10 @@ type HostileConfig struct {
 	// without it they wait a second after one, as Retry-After tells them. A client that ignores
 	// Retry-After is an HTTP flood: Herald refuses each request before reading its body, but the
 	// flood's own requests (built and sent by this process, beside the node) cost CPU too.
-	Flood bool
-	DatabaseURL                         string // PostgreSQL instead of SQLite (a schema of its own, dropped afterwards)
-	Synchronous                         string // SQLite synchronous pragma
-	Logger                              *slog.Logger
+	Flood       bool
+	DatabaseURL string // PostgreSQL instead of SQLite (a schema of its own, dropped afterwards)
+	Synchronous string // SQLite synchronous pragma
+	Logger      *slog.Logger
 }
 
 func (c *HostileConfig) defaults() {
