@@ -102,6 +102,7 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.IntVar(&cfg.MaxListenStreamsPerKey, "max-listen-streams-per-key", api.DefaultMaxListenStreamsPerKey, "listen streams one API key may hold open at once")
 	f.IntVar(&cfg.Limits.MaxEndpoints, "max-endpoints-per-tenant", store.DefaultMaxEndpoints, "endpoints a tenant may have, unless an admin sets the tenant's max_endpoints")
 	f.IntVar(&cfg.Limits.MaxDeliveries, "max-deliveries-per-request", store.DefaultMaxDeliveries, "deliveries one publish request may create (events × the endpoints each goes to); a request over it is refused whole")
+	f.IntVar(&cfg.Limits.MaxSources, "max-sources-per-tenant", store.DefaultMaxSources, "sources (receiving) a tenant may have")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "base URL senders reach Herald at (https://hooks.example.com), shown in sources' URLs; default: the scheme and host of the API request")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) to serve the API over HTTPS; needs --tls-key")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")

@@ -265,13 +265,16 @@ func unreachable(err error) bool {
 }
 
 // limitProblem is the answer to a request over one of the store's limits (nothing was stored): a
-// 422 naming the limit and the numbers, at loc for the per-request limits; the endpoint limit is
-// the tenant's (path.tenant).
+// 422 naming the limit and the numbers, at loc for the per-request limits; the endpoint and
+// source limits are the tenant's (path.tenant).
 func limitProblem(le *store.LimitError, loc string) error {
 	switch le.Limit {
 	case "max_endpoints":
 		return huma.Error422UnprocessableEntity("endpoint limit reached",
 			&huma.ErrorDetail{Location: "path.tenant", Message: le.Error() + "; delete an endpoint or ask the operator to raise the tenant's max_endpoints", Value: le.Max})
+	case "max_sources":
+		return huma.Error422UnprocessableEntity("source limit reached",
+			&huma.ErrorDetail{Location: "path.tenant", Message: le.Error() + "; delete a source you no longer use", Value: le.Max})
 	case "filter_time":
 		return huma.Error422UnprocessableEntity("endpoint filters took too long", &huma.ErrorDetail{Location: loc, Message: le.Error(), Value: le.Max})
 	}

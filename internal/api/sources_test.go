@@ -566,3 +566,28 @@ func FuzzCreateSource(f *testing.F) {
 		}
 	})
 }
+
+// A tenant has at most store.DefaultMaxSources sources: one more is refused with 422 at
+// path.tenant naming the limit, and nothing is created.
+func TestSources_LimitPerTenant(t *testing.T) {
+	t.Parallel()
+	h := newSourceAPI(t, api.Config{}, true)
+	key := h.tenantKey("acme")
+	body := map[string]any{"name": "open", "verification": map[string]any{"scheme": "none"}}
+	for i := range store.DefaultMaxSources {
+		if ans := h.do(key, "POST", "/v1/tenants/acme/sources", body); ans.status != http.StatusCreated {
+			t.Fatalf("source %d: %d %s", i+1, ans.status, ans.body)
+		}
+	}
+	ans := h.do(key, "POST", "/v1/tenants/acme/sources", body)
+	if ans.status != http.StatusUnprocessableEntity {
+		t.Fatalf("a source past the limit: %d %s, want 422", ans.status, ans.body)
+	}
+	if msg, ok := ans.problem(t).find("path.tenant"); !ok || !strings.Contains(msg, fmt.Sprintf("the limit is %d", store.DefaultMaxSources)) {
+		t.Fatalf("problem %s: want path.tenant naming the limit", ans.body)
+	}
+	srcs, _, err := h.st.ListSources(context.Background(), "acme", store.Page{Limit: store.MaxLimit})
+	if err != nil || len(srcs) != store.DefaultMaxSources {
+		t.Fatalf("%d sources stored (%v), want %d", len(srcs), err, store.DefaultMaxSources)
+	}
+}

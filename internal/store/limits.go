@@ -12,6 +12,9 @@ const (
 	// MaxEndpoints. A thousand is far beyond what one customer of a webhook platform registers
 	// (a few per integration), while one publish to all of them stays a ~1,000-row write.
 	DefaultMaxEndpoints = 1000
+	// DefaultMaxSources bounds a tenant's sources (receiving): each is an ingest URL with its own
+	// rate limiter and dedup keys, and a customer needs one per sending provider, a few at most.
+	DefaultMaxSources = 100
 	// DefaultMaxDeliveries bounds the deliveries one publish request creates: a full batch of
 	// 1,000 events to 20 endpoints, or one event to every endpoint of a tenant at the default
 	// endpoint limit twenty times over. Past it a request is refused whole.
@@ -34,6 +37,8 @@ type Limits struct {
 	MaxEndpoints int
 	// MaxDeliveries bounds the deliveries one Publish (or received request) creates.
 	MaxDeliveries int
+	// MaxSources bounds a tenant's sources.
+	MaxSources int
 }
 
 // WithDefaults returns l with zero fields set to their defaults.
@@ -43,6 +48,9 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.MaxDeliveries <= 0 {
 		l.MaxDeliveries = DefaultMaxDeliveries
+	}
+	if l.MaxSources <= 0 {
+		l.MaxSources = DefaultMaxSources
 	}
 	return l
 }
@@ -62,6 +70,8 @@ func (e *LimitError) Error() string {
 	switch e.Limit {
 	case "max_endpoints":
 		return fmt.Sprintf("the tenant has %d endpoints; its limit (max_endpoints) is %d", e.Got, e.Max)
+	case "max_sources":
+		return fmt.Sprintf("the tenant has %d sources; the limit is %d", e.Got, e.Max)
 	case "filter_time":
 		return fmt.Sprintf("endpoint filters took more than %d ms on this request's events; publish fewer events per request", e.Max)
 	}
@@ -79,6 +89,14 @@ func (l Limits) CheckEndpoints(max, n int) error {
 	}
 	if n >= max {
 		return &LimitError{Limit: "max_endpoints", Max: max, Got: n}
+	}
+	return nil
+}
+
+// CheckSources refuses a new source for a tenant that has n of them.
+func (l Limits) CheckSources(n int) error {
+	if n >= l.MaxSources {
+		return &LimitError{Limit: "max_sources", Max: l.MaxSources, Got: n}
 	}
 	return nil
 }

@@ -33,15 +33,25 @@ func (s *Store) CreateSource(ctx context.Context, src *store.Source) error {
 	if err != nil {
 		return err
 	}
-	// As for endpoints: a missing tenant is ErrNotFound, a taken id ErrConflict; the foreign key
-	// still guards a tenant deleted meanwhile.
-	var one int
-	if err := s.pool.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1`, src.TenantID).Scan(&one); err != nil {
-		return notFound(err, "tenant "+src.TenantID)
-	}
-	err = s.execOne(ctx, "insert source", `INSERT INTO sources (id, tenant_id, name, token_hash, token, settings, enabled, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		src.ID, src.TenantID, src.Name, store.TokenHash(src.Token), string(token), string(settings), src.Enabled, src.CreatedAt, src.UpdatedAt)
+	// As for endpoints: a missing tenant is ErrNotFound, a taken id ErrConflict, and the tenant's
+	// row is locked while its sources are counted, so that concurrent creates cannot pass the
+	// limit together.
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		var one, n int
+		if err := tx.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, src.TenantID).Scan(&one); err != nil {
+			return notFound(err, "tenant "+src.TenantID)
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM sources WHERE tenant_id = $1`, src.TenantID).Scan(&n); err != nil {
+			return fmt.Errorf("count sources: %w", err)
+		}
+		if err := s.fanout.Limits().CheckSources(n); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO sources (id, tenant_id, name, token_hash, token, settings, enabled, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			src.ID, src.TenantID, src.Name, store.TokenHash(src.Token), string(token), string(settings), src.Enabled, src.CreatedAt, src.UpdatedAt)
+		return err
+	})
 	switch {
 	case isUnique(err):
 		return fmt.Errorf("source %q: %w", src.ID, store.ErrConflict)

@@ -34,9 +34,14 @@ func (s *Store) CreateSource(ctx context.Context, src *store.Source) error {
 		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM tenants WHERE id = ?`, src.TenantID).Scan(&one); err != nil {
+		// The single writer makes the count and the insert atomic.
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM sources WHERE tenant_id = tenants.id) FROM tenants WHERE id = ?`,
+			src.TenantID).Scan(&n); err != nil {
 			return notFound(err, "tenant "+src.TenantID)
+		}
+		if err := s.fanout.Limits().CheckSources(n); err != nil {
+			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO sources (id, tenant_id, name, token_hash, token, settings, enabled, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,

@@ -17,6 +17,7 @@ func RunLimits(t *testing.T, open OpenLimits) {
 	tests := map[string]func(*testing.T, OpenLimits){
 		"DeliveriesPerRequestBounded":     testMaxDeliveries,
 		"EndpointsPerTenantFromTheLimits": testMaxEndpointsDefault,
+		"SourcesPerTenant":                testMaxSources,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -128,4 +129,42 @@ func testMaxDeliveries(t *testing.T, open OpenLimits) {
 	if res[0].Deliveries != 3 || res[3].Deliveries != 0 {
 		t.Fatalf("deliveries %d and %d, want 3 and 0", res[0].Deliveries, res[3].Deliveries)
 	}
+}
+
+// Limits.MaxSources bounds a tenant's sources, concurrent creates included; another tenant is
+// not counted against it.
+func testMaxSources(t *testing.T, open OpenLimits) {
+	s := open(t, store.Limits{MaxSources: 5})
+	tenant(t, s, "acme")
+	tenant(t, s, "other")
+	source(t, s, "acme", "src_first")
+	n := now()
+	var wg sync.WaitGroup
+	errs := make([]error, 12)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.CreateSource(ctx, &store.Source{ID: fmt.Sprintf("src_%d", i), TenantID: "acme", Name: "s", Token: fmt.Sprintf("tok_acme_%d", i),
+				Enabled: true, Settings: sourceSettings(), CreatedAt: n, UpdatedAt: n})
+		}()
+	}
+	wg.Wait()
+	created := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			created++
+		case errors.Is(err, store.ErrLimit):
+			limitError(t, err, "max_sources", 5)
+		default:
+			t.Errorf("create: %v, want success or a limit error", err)
+		}
+	}
+	srcs, _, err := s.ListSources(ctx, "acme", store.Page{Limit: store.MaxLimit})
+	must(t, err)
+	if created != 4 || len(srcs) != 5 {
+		t.Fatalf("%d concurrent creates succeeded and the tenant has %d sources, want 4 and 5", created, len(srcs))
+	}
+	source(t, s, "other", "src_other")
 }
