@@ -185,15 +185,7 @@ func testEventsAfterRetention(t *testing.T, s store.Store) {
 func testEventsAfterBoundsBytes(t *testing.T, s store.Store) {
 	tenant(t, s, "acme")
 	const size = 200 << 10 // six make a page: the sixth reaches 1 MiB
-	var evs []*store.Event
-	var want []string
-	for i := range 14 {
-		ev := event(fmt.Sprintf("big%02d", i), "invoice.paid")
-		ev.Payload = []byte(fmt.Sprintf(`{"id":%q,"type":"invoice.paid","data":{"pad":%q}}`, ev.ID, strings.Repeat("x", size)))
-		evs = append(evs, ev)
-		want = append(want, ev.ID)
-	}
-	publish(t, s, "acme", evs...)
+	want := publishLarge(t, s, "acme", 14, size)
 	perPage := (store.MaxFeedBytes + size - 1) / size
 	page, err := s.EventsAfter(ctx, "acme", 0, nil, 100)
 	must(t, err)
@@ -225,15 +217,8 @@ func testEventsAfterBoundsBytes(t *testing.T, s store.Store) {
 func testListEventsBoundsBytes(t *testing.T, s store.Store) {
 	tenant(t, s, "acme")
 	const size = 200 << 10
-	var evs []*store.Event
-	var want []string
-	for i := range 14 {
-		ev := event(fmt.Sprintf("big%02d", i), "invoice.paid")
-		ev.Payload = []byte(fmt.Sprintf(`{"id":%q,"type":"invoice.paid","data":{"pad":%q}}`, ev.ID, strings.Repeat("x", size)))
-		evs = append(evs, ev)
-		want = append([]string{ev.ID}, want...)
-	}
-	publish(t, s, "acme", evs...)
+	want := publishLarge(t, s, "acme", 14, size)
+	slices.Reverse(want) // a list is newest first
 	perPage := (store.MaxPageBytes + size - 1) / size
 	var got []string
 	cursor := ""
@@ -257,4 +242,20 @@ func testListEventsBoundsBytes(t *testing.T, s store.Store) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("listed page by page: %v, want %v", got, want)
 	}
+}
+
+// publishLarge publishes n events of about size bytes each to tenant, and returns their ids in
+// the order published.
+func publishLarge(t *testing.T, s store.Store, tenant string, n, size int) []string {
+	t.Helper()
+	var evs []*store.Event
+	var ids []string
+	for i := range n {
+		ev := event(fmt.Sprintf("big%02d", i), "invoice.paid")
+		ev.Payload = []byte(fmt.Sprintf(`{"id":%q,"type":"invoice.paid","data":{"pad":%q}}`, ev.ID, strings.Repeat("x", size)))
+		evs = append(evs, ev)
+		ids = append(ids, ev.ID)
+	}
+	publish(t, s, tenant, evs...)
+	return ids
 }

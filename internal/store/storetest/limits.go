@@ -74,26 +74,10 @@ func testTenantMaxEndpoints(t *testing.T, s store.Store) {
 func testConcurrentCreatesRespectMaxEndpoints(t *testing.T, s store.Store) {
 	n := now()
 	must(t, s.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "Acme", MaxEndpoints: 5, CreatedAt: n, UpdatedAt: n}))
-	var wg sync.WaitGroup
-	errs := make([]error, 20)
-	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = s.CreateEndpoint(ctx, &store.Endpoint{ID: fmt.Sprintf("ep_%d", i), TenantID: "acme", URL: "https://example.com/",
-				EventTypes: []string{"*"}, Enabled: true, CreatedAt: n, UpdatedAt: n})
-		}()
-	}
-	wg.Wait()
-	created := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			created++
-		case !errors.Is(err, store.ErrLimit):
-			t.Errorf("create: %v, want success or a limit error", err)
-		}
-	}
+	created := createConcurrently(t, 20, "max_endpoints", 5, func(i int) error {
+		return s.CreateEndpoint(ctx, &store.Endpoint{ID: fmt.Sprintf("ep_%d", i), TenantID: "acme", URL: "https://example.com/",
+			EventTypes: []string{"*"}, Enabled: true, CreatedAt: n, UpdatedAt: n})
+	})
 	if got := endpointCount(t, s, "acme"); created != 5 || got != 5 {
 		t.Fatalf("%d creates succeeded and the tenant has %d endpoints, want 5 and 5", created, got)
 	}
@@ -139,14 +123,29 @@ func testMaxSources(t *testing.T, open OpenLimits) {
 	tenant(t, s, "other")
 	source(t, s, "acme", "src_first")
 	n := now()
+	created := createConcurrently(t, 12, "max_sources", 5, func(i int) error {
+		return s.CreateSource(ctx, &store.Source{ID: fmt.Sprintf("src_%d", i), TenantID: "acme", Name: "s", Token: fmt.Sprintf("tok_acme_%d", i),
+			Enabled: true, Settings: sourceSettings(), CreatedAt: n, UpdatedAt: n})
+	})
+	srcs, _, err := s.ListSources(ctx, "acme", store.Page{Limit: store.MaxLimit})
+	must(t, err)
+	if created != 4 || len(srcs) != 5 {
+		t.Fatalf("%d concurrent creates succeeded and the tenant has %d sources, want 4 and 5", created, len(srcs))
+	}
+	source(t, s, "other", "src_other")
+}
+
+// createConcurrently runs create(0) … create(n-1) at once and counts those that succeeded; each
+// other one must be refused by limit, whose value is max.
+func createConcurrently(t *testing.T, n int, limit string, max int, create func(i int) error) int {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make([]error, 12)
+	errs := make([]error, n)
 	for i := range errs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.CreateSource(ctx, &store.Source{ID: fmt.Sprintf("src_%d", i), TenantID: "acme", Name: "s", Token: fmt.Sprintf("tok_acme_%d", i),
-				Enabled: true, Settings: sourceSettings(), CreatedAt: n, UpdatedAt: n})
+			errs[i] = create(i)
 		}()
 	}
 	wg.Wait()
@@ -156,15 +155,10 @@ func testMaxSources(t *testing.T, open OpenLimits) {
 		case err == nil:
 			created++
 		case errors.Is(err, store.ErrLimit):
-			limitError(t, err, "max_sources", 5)
+			limitError(t, err, limit, max)
 		default:
-			t.Errorf("create: %v, want success or a limit error", err)
+			t.Errorf("create: %v, want success or a %s limit error", err, limit)
 		}
 	}
-	srcs, _, err := s.ListSources(ctx, "acme", store.Page{Limit: store.MaxLimit})
-	must(t, err)
-	if created != 4 || len(srcs) != 5 {
-		t.Fatalf("%d concurrent creates succeeded and the tenant has %d sources, want 4 and 5", created, len(srcs))
-	}
-	source(t, s, "other", "src_other")
+	return created
 }
