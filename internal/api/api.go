@@ -121,7 +121,7 @@ type Server struct {
 	// cursorKeys seal feed cursors (feed.go); streams ends listen streams (listen.go).
 	cursorKeys *seal.Keyring
 	streams    *streams
-	exports    exports   // exports running, by tenant (export.go)
+	exports    *holds    // exports running, by tenant (export.go)
 	bulkLane   *bulkLane // large publishes, in turn (bulk.go)
 	// exprs compiles endpoints' filters and transformations when they are saved.
 	exprs *expr.Cache
@@ -172,7 +172,7 @@ func New(cfg Config) *Server {
 	hc.Transformers = []huma.Transformer{boundErrorValues}
 	// readBody (body.go) reads request bodies with their own deadlines; huma's flat 5 s is off.
 	hc.OnAddOperation = append(hc.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) { op.BodyReadTimeout = -1 })
-	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limits: newLimiters(cfg.RateLimits), types: newTypeCache(), exports: exports{open: map[string]int{}}, bulkLane: newBulkLane(), keys: newKeyCache(), exprs: expr.NewCache(256)}
+	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limits: newLimiters(cfg.RateLimits), types: newTypeCache(), exports: newHolds(nil), bulkLane: newBulkLane(), keys: newKeyCache(), exprs: expr.NewCache(256)}
 	s.tracer = telemetry.Tracer(cfg.TracerProvider)
 	s.api = humago.New(mux, hc)
 	// authenticate runs first: the rate limit is per authenticated key, and no body is read for

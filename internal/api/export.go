@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -50,32 +49,11 @@ const (
 	maxExportsPerTenant = 2
 )
 
-// exports counts the exports running, by tenant.
-type exports struct {
-	mu   sync.Mutex
-	open map[string]int
-}
-
-// acquire counts an export of tenant, or refuses it with a 429; release undoes it.
-func (e *exports) acquire(tenant string) (release func(), err error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.open[tenant] >= maxExportsPerTenant {
-		return nil, huma.ErrorWithHeaders(huma.NewError(http.StatusTooManyRequests,
-			fmt.Sprintf("too many exports: this tenant already has %d running, the most it may run at once; retry once one ends", maxExportsPerTenant)),
-			http.Header{"Retry-After": []string{"10"}})
-	}
-	e.open[tenant]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			if e.open[tenant]--; e.open[tenant] <= 0 {
-				delete(e.open, tenant)
-			}
-		})
-	}, nil
+// exportsBusy is the answer to an export past maxExportsPerTenant.
+func exportsBusy() error {
+	return huma.ErrorWithHeaders(huma.NewError(http.StatusTooManyRequests,
+		fmt.Sprintf("too many exports: this tenant already has %d running, the most it may run at once; retry once one ends", maxExportsPerTenant)),
+		http.Header{"Retry-After": []string{"10"}})
 }
 
 func (s *Server) registerExport() {
@@ -116,9 +94,9 @@ func (s *Server) registerExport() {
 		if !in.Until.IsZero() {
 			r.Until = &in.Until
 		}
-		release, err := s.exports.acquire(in.Tenant)
-		if err != nil {
-			return nil, err
+		release, full := s.exports.take(in.Tenant, maxExportsPerTenant, 0)
+		if full != "" {
+			return nil, exportsBusy()
 		}
 		s.recordAfter(ctx, s.audit(ctx, "tenant.export", "tenant", in.Tenant, in.Tenant, nil, r))
 		return &huma.StreamResponse{Body: func(hctx huma.Context) {

@@ -19,7 +19,6 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
-	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/redact"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -76,44 +75,24 @@ type streams struct {
 	once sync.Once
 	// perKey and total are the limits.
 	perKey, total int
-	// metrics counts the open streams (herald_listen_streams).
-	metrics *metrics.Metrics
-	mu      sync.Mutex
-	open    map[string]int // by key id
-	n       int
+	open          *holds // by key id; herald_listen_streams follows it
 }
 
 // acquire counts a new stream of key, or refuses it with a 429 naming the limit. release undoes
 // it.
 func (st *streams) acquire(keyID string) (func(), error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
+	release, full := st.open.take(keyID, st.perKey, st.total)
 	var msg string
-	switch {
-	case st.open[keyID] >= st.perKey:
+	switch full {
+	case "key":
 		msg = fmt.Sprintf("too many listen streams: this API key already has %d open, the most one key may hold at once; close one, or retry later", st.perKey)
-	case st.n >= st.total:
+	case "total":
 		msg = fmt.Sprintf("too many listen streams: this server already holds %d, the most it holds at once; retry later", st.total)
+	default:
+		return release, nil
 	}
-	if msg != "" {
-		return nil, huma.ErrorWithHeaders(huma.NewError(http.StatusTooManyRequests, msg),
-			http.Header{"Retry-After": []string{strconv.Itoa(int(listenBusyRetry / time.Second))}})
-	}
-	st.open[keyID]++
-	st.n++
-	st.metrics.ListenStreams(st.n)
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			st.mu.Lock()
-			defer st.mu.Unlock()
-			if st.open[keyID]--; st.open[keyID] <= 0 {
-				delete(st.open, keyID)
-			}
-			st.n--
-			st.metrics.ListenStreams(st.n)
-		})
-	}, nil
+	return nil, huma.ErrorWithHeaders(huma.NewError(http.StatusTooManyRequests, msg),
+		http.Header{"Retry-After": []string{strconv.Itoa(int(listenBusyRetry / time.Second))}})
 }
 
 // StopStreams ends every listen stream, at once and for good: each sends a close event and
@@ -142,7 +121,7 @@ type listenInput struct {
 }
 
 func (s *Server) registerListen() {
-	s.streams = &streams{stop: make(chan struct{}), open: map[string]int{}, metrics: s.cfg.Metrics,
+	s.streams = &streams{stop: make(chan struct{}), open: newHolds(s.cfg.Metrics.ListenStreams),
 		perKey: cmp.Or(max(s.cfg.MaxListenStreamsPerKey, 0), DefaultMaxListenStreamsPerKey),
 		total:  cmp.Or(max(s.cfg.MaxListenStreams, 0), DefaultMaxListenStreams)}
 	huma.Register(s.api, huma.Operation{
