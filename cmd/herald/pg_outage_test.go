@@ -1,9 +1,9 @@
 package main
 
 // herald on PostgreSQL while the database goes away under load, without restarting the shared
-// server: first a TCP proxy between herald and PostgreSQL cuts every connection and refuses new
-// ones for two seconds, then every backend of herald's connections is terminated with
-// pg_terminate_backend, three times. Publishes meanwhile must get a 2xx or a 503 with
+// server: first a TCP proxy between herald and PostgreSQL (pgtest.Through) cuts every connection
+// and closes new ones for two seconds, then every backend of herald's connections is terminated
+// with pg_terminate_backend, three times. Publishes meanwhile must get a 2xx or a 503 with
 // Retry-After (never a 500, never a hang), herald must reconnect by itself (its pool and its
 // LISTEN connection), and every event acknowledged with a 2xx must be delivered.
 
@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -24,124 +23,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/heraldhq/herald/internal/pgtest"
 )
-
-// tcpProxy forwards connections from a port on 127.0.0.1 to upstream, and can cut them all.
-type tcpProxy struct {
-	t        *testing.T
-	addr     string
-	upstream string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
-}
-
-func newTCPProxy(t *testing.T, upstream string) *tcpProxy {
-	t.Helper()
-	p := &tcpProxy{t: t, upstream: upstream, conns: map[net.Conn]bool{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(func() {
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *tcpProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return // closed by cut
-			}
-			p.wg.Add(1)
-			go p.forward(c)
-		}
-	}()
-}
-
-func (p *tcpProxy) forward(c net.Conn) {
-	defer p.wg.Done()
-	up, err := net.DialTimeout("tcp", p.upstream, 5*time.Second)
-	if err != nil {
-		_ = c.Close()
-		return
-	}
-	if !p.track(c, up) {
-		_ = c.Close()
-		_ = up.Close()
-		return
-	}
-	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		done <- struct{}{}
-	}
-	go pipe(up, c)
-	go pipe(c, up)
-	<-done
-	// One side ended: end both, so that the other copy returns too.
-	_ = c.Close()
-	_ = up.Close()
-	<-done
-	p.mu.Lock()
-	delete(p.conns, c)
-	delete(p.conns, up)
-	p.mu.Unlock()
-}
-
-// track registers a connection pair, unless the proxy was cut meanwhile.
-func (p *tcpProxy) track(c, up net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln == nil {
-		return false
-	}
-	p.conns[c], p.conns[up] = true, true
-	return true
-}
-
-// cut closes the listening socket (new connections are refused) and every open connection.
-func (p *tcpProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		_ = p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		_ = c.Close()
-	}
-}
-
-// restore listens again on the same port.
-func (p *tcpProxy) restore() {
-	p.t.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 { // the port was ours a moment ago; retry briefly if the kernel is slow to free it
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		p.t.Fatalf("proxy: listen again on %s: %v", p.addr, err)
-	}
-	p.serve(ln)
-}
 
 // publishRecord is the fate of one request of a client of the test.
 type publishRecord struct {
@@ -160,19 +44,17 @@ func TestPostgres_OutageUnderLoad(t *testing.T) {
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		t.Fatalf("HERALD_TEST_DATABASE_URL must be a postgres:// URL with a host for this test: %v", err)
 	}
-	upstream := u.Host
-	if u.Port() == "" {
-		upstream = net.JoinHostPort(u.Hostname(), "5432")
-	}
 	if h := u.Hostname(); h != "127.0.0.1" && h != "localhost" && h != "::1" {
 		t.Skipf("the proxy forwards to 127.0.0.1 only; the database is on %s", h)
 	}
-	proxy := newTCPProxy(t, upstream)
+	proxy, through := pgtest.Through(t, dbURL)
 	// herald reaches the database through the proxy, its connections named for this test so
 	// that pg_terminate_backend finds them and nothing else.
 	appName := "herald_outage_" + schema[len("herald_e2e_"):]
-	hu := *u
-	hu.Host = proxy.addr
+	hu, err := url.Parse(through)
+	if err != nil {
+		t.Fatal(err)
+	}
 	q := hu.Query()
 	q.Set("application_name", appName)
 	hu.RawQuery = q.Encode()
@@ -313,9 +195,9 @@ func TestPostgres_OutageUnderLoad(t *testing.T) {
 	time.Sleep(time.Second)
 	// 2. The network to the database is cut for 2 s: connections reset, new ones refused.
 	cutAt := time.Now()
-	proxy.cut()
+	proxy.Cut()
 	time.Sleep(2 * time.Second)
-	proxy.restore()
+	proxy.Restore()
 	restoredAt := time.Now()
 	waitFor(t, 15*time.Second, "a publish acknowledged after the proxy came back", ackedSince(), h)
 	recovered := time.Since(restoredAt)
