@@ -155,28 +155,31 @@ func (s *Server) nullFields(op *huma.Operation, body []byte) []error {
 	if mt == nil || mt.Schema == nil || !bytes.Contains(body, []byte("null")) {
 		return nil
 	}
-	var v any
-	if json.Unmarshal(body, &v) != nil {
-		return nil // huma answers what it cannot decode
-	}
 	var errs []error
-	s.walkNulls(mt.Schema, v, "body", &errs)
+	s.walkNulls(mt.Schema, body, "body", &errs)
 	return errs
 }
 
-func (s *Server) walkNulls(sch *huma.Schema, v any, loc string, errs *[]error) {
+// walkNulls looks for null among the declared fields of raw, a value of schema sch. It decodes
+// only the levels the schema declares fields or items for: free-form values (an event's data)
+// are skipped unread, so a publish with nulls in its data is not decoded a third time.
+func (s *Server) walkNulls(sch *huma.Schema, raw json.RawMessage, loc string, errs *[]error) {
 	if sch = s.resolve(sch); sch == nil {
 		return
 	}
-	switch v := v.(type) {
-	case map[string]any:
-		for k, val := range v {
+	switch {
+	case len(sch.Properties) > 0:
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(raw, &fields) != nil {
+			return // not an object: huma answers what it cannot decode
+		}
+		for k, val := range fields {
 			ps := sch.Properties[k]
 			if ps == nil {
-				continue // free-form, or a property huma will refuse as unexpected
+				continue // a property huma will refuse as unexpected
 			}
 			at := loc + "." + k
-			if val == nil {
+			if string(bytes.TrimSpace(val)) == "null" {
 				// A required field that is not nullable is already refused by huma.
 				if ps := s.resolve(ps); !slices.Contains(sch.Required, k) || ps != nil && ps.Nullable {
 					*errs = append(*errs, &huma.ErrorDetail{Location: at, Message: "must not be null: omit the field, or send a value"})
@@ -185,8 +188,12 @@ func (s *Server) walkNulls(sch *huma.Schema, v any, loc string, errs *[]error) {
 			}
 			s.walkNulls(ps, val, at, errs)
 		}
-	case []any:
-		for i, item := range v {
+	case sch.Items != nil:
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return
+		}
+		for i, item := range items {
 			s.walkNulls(sch.Items, item, fmt.Sprintf("%s[%d]", loc, i), errs)
 		}
 	}
