@@ -152,9 +152,11 @@ type Dispatcher struct {
 	// tenant to fall below MaxInFlightPerTenant.
 	tenantHeld    map[string]int
 	tenantWaiting map[string][]*lane
-	sending       int // claims held by the attempts under way (a batch's members each count)
-	sendCtx       context.Context
-	sends         sync.WaitGroup
+	// roundClaims and roundReady are schedule's scratch maps.
+	roundClaims, roundReady map[string]int
+	sending                 int // claims held by the attempts under way (a batch's members each count)
+	sendCtx                 context.Context
+	sends                   sync.WaitGroup
 
 	// breakers holds the state of every endpoint breaker that is not closed (endpoint id →
 	// "open" or "half-open"), for the API; written from the breakers' state callbacks.
@@ -208,6 +210,8 @@ func New(st store.Store, client *httpsend.Client, cfg Config) *Dispatcher {
 
 		tenantHeld:    map[string]int{},
 		tenantWaiting: map[string][]*lane{},
+		roundClaims:   map[string]int{},
+		roundReady:    map[string]int{},
 		renewed:       make(chan error, 1),
 	}
 }
@@ -478,8 +482,11 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 	ready := d.ready
 	d.ready = nil
 	var rest []*lane
-	round := map[string]int{} // what this round claims, by tenant
-	readyOf := map[string]int{}
+	// What this round claims and how many lanes are ready, by tenant: maps kept between rounds,
+	// so that scheduling allocates nothing for them.
+	round, readyOf := d.roundClaims, d.roundReady
+	clear(round)
+	clear(readyOf)
 	for _, l := range ready {
 		readyOf[l.tenant()]++
 	}
