@@ -7,6 +7,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -606,26 +607,58 @@ func procStatus(field string) float64 {
 	return 0
 }
 
+// client calls the API of a bench's node with key (empty: the admin key, benchKey).
 type client struct {
-	base string
-	http *http.Client
+	base, key string
+	http      *http.Client
 }
 
+// do sends a request and returns its status (0 when no answer came) and the answer's body.
+func (c *client) do(ctx context.Context, method, path string, body string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, strings.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+cmp.Or(c.key, benchKey))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, b, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
+	}
+	return resp.StatusCode, b, nil
+}
+
+// must sends a set-up request that has to succeed with want.
+func (c *client) must(ctx context.Context, method, path string, body any, want int) ([]byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	status, ans, err := c.do(ctx, method, path, string(b))
+	if err != nil {
+		return nil, err
+	}
+	if status != want {
+		return nil, fmt.Errorf("%s %s = %d: %s", method, path, status, ans)
+	}
+	return ans, nil
+}
+
+// post sends a set-up POST of a JSON body that has to succeed with want.
 func (c *client) post(ctx context.Context, path, body string, want int) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, strings.NewReader(body))
+	status, ans, err := c.do(ctx, http.MethodPost, path, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+benchKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("POST %s: %w", path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		return fmt.Errorf("POST %s = %d: %s", path, resp.StatusCode, b)
+	if status != want {
+		return fmt.Errorf("POST %s = %d: %s", path, status, ans)
 	}
 	return nil
 }

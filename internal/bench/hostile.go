@@ -281,56 +281,12 @@ func (rc *calmReceiver) arrived(id string) (time.Time, bool) {
 	return at, ok
 }
 
-// keyed is an API client with a key of its own.
-type keyed struct {
-	base, key string
-	http      *http.Client
-}
-
-// do sends a request and returns its status (0 when no answer came) and the answer's body.
-func (k *keyed) do(ctx context.Context, method, path string, body string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, k.base+path, strings.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+k.key)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := k.http.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, b, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
-	}
-	return resp.StatusCode, b, nil
-}
-
-// must sends a set-up request that has to succeed with want.
-func (k *keyed) must(ctx context.Context, method, path string, body any, want int) ([]byte, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	status, ans, err := k.do(ctx, method, path, string(b))
-	if err != nil {
-		return nil, err
-	}
-	if status != want {
-		return nil, fmt.Errorf("%s %s = %d: %s", method, path, status, ans)
-	}
-	return ans, nil
-}
-
 // tenantKey creates a tenant and a tenant key for it with the admin key.
-func (k *keyed) tenantKey(ctx context.Context, tenant string) (*keyed, error) {
-	if _, err := k.must(ctx, "POST", "/v1/tenants", map[string]any{"id": tenant, "name": tenant}, http.StatusCreated); err != nil {
+func (c *client) tenantKey(ctx context.Context, tenant string) (*client, error) {
+	if _, err := c.must(ctx, "POST", "/v1/tenants", map[string]any{"id": tenant, "name": tenant}, http.StatusCreated); err != nil {
 		return nil, err
 	}
-	ans, err := k.must(ctx, "POST", "/v1/api-keys", map[string]any{"role": "tenant", "tenant_id": tenant, "name": tenant + " bench"}, http.StatusCreated)
+	ans, err := c.must(ctx, "POST", "/v1/api-keys", map[string]any{"role": "tenant", "tenant_id": tenant, "name": tenant + " bench"}, http.StatusCreated)
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +296,7 @@ func (k *keyed) tenantKey(ctx context.Context, tenant string) (*keyed, error) {
 	if err := json.Unmarshal(ans, &out); err != nil || out.Key == "" {
 		return nil, fmt.Errorf("tenant key for %s: no key in %s", tenant, ans)
 	}
-	return &keyed{base: k.base, key: out.Key, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}, nil
+	return &client{base: c.base, key: out.Key, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}, nil
 }
 
 // regexes is issue 14's expression: ten data.s.matches("(a{1,9}){1,9}zN"), N = 0…9, or'ed.
@@ -390,7 +346,7 @@ func runHostile(ctx context.Context, cfg HostileConfig, hostile bool) (*CalmRun,
 		_ = n.Close(c)
 	}()
 
-	admin := &keyed{base: n.URL(), key: benchKey, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}}
+	admin := &client{base: n.URL(), key: benchKey, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}}
 	for _, typ := range []map[string]any{{"name": "calm.happened"}, {"name": "hostile.fanout"},
 		{"name": "hostile.large", "examples": []any{map[string]any{"s": "aaaa"}}}} {
 		if _, err := admin.must(ctx, "POST", "/v1/event-types", typ, http.StatusCreated); err != nil {
@@ -470,7 +426,7 @@ func runHostile(ctx context.Context, cfg HostileConfig, hostile bool) (*CalmRun,
 // publishCalm publishes calm-0, calm-1, … at cfg.Rate for cfg.Duration, each from its own
 // goroutine at its due time (a slow answer does not slow the rate down), and returns when each
 // was sent, how long its answer took and its status (0: none).
-func publishCalm(ctx context.Context, calm *keyed, cfg HostileConfig) (sent []time.Time, took []time.Duration, status []int) {
+func publishCalm(ctx context.Context, calm *client, cfg HostileConfig) (sent []time.Time, took []time.Duration, status []int) {
 	total := max(int(cfg.Duration.Seconds()*cfg.Rate), 1)
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	sent, took, status = make([]time.Time, total), make([]time.Duration, total), make([]int, total)
@@ -502,7 +458,7 @@ func publishCalm(ctx context.Context, calm *keyed, cfg HostileConfig) (sent []ti
 // transformation, as many endpoints as it is allowed, streams); it then publishes in two loops
 // until stopped: batches to every endpoint, and large events for the regexes and the streams.
 // The returned function stops it and returns its tallies.
-func startHostile(ctx context.Context, k *keyed, receiverURL string, cfg HostileConfig) func() []HostileAction {
+func startHostile(ctx context.Context, k *client, receiverURL string, cfg HostileConfig) func() []HostileAction {
 	ctx, cancel := context.WithCancel(ctx)
 	order := []string{kindFilter, kindTransform, kindOverride, kindEndpoint, kindStream, kindBatch, kindLarge}
 	tallies := map[string]*tally{}
