@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/store"
@@ -89,7 +90,7 @@ func (d *Dispatcher) sendBatch(ctx context.Context, s laneSnapshot, batch []stor
 		tries = min(tries, c.Tries)
 	}
 	now := time.Now()
-	var out httpsend.Outcome
+	var out destination.Outcome
 	if body, err := s.batchBody(ctx, batch); err != nil {
 		out = transformFailed(err)
 	} else {

@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/expr"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/metrics"
@@ -174,7 +175,7 @@ func (d *Dispatcher) BreakerState(endpointID string) string {
 
 type doneMsg struct {
 	lane     *lane
-	out      httpsend.Outcome
+	out      destination.Outcome
 	retryAt  time.Time
 	breaker  func(error)
 	released bool // the attempt was abandoned at shutdown and its claim released
@@ -774,7 +775,7 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 			telemetry.AttrDelivery.Int64(c.DeliveryID), telemetry.AttrAttempt.Int(attempt))
 	}
 	now := time.Now()
-	var out httpsend.Outcome
+	var out destination.Outcome
 	if body, err := s.body(ctx, c); err != nil {
 		// A transformation that fails is the attempt's failure, recorded like any other (nothing
 		// is sent): a permanent one, tried a few times so that a corrected transformation sends it.
@@ -801,7 +802,7 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 	// One debug line per attempt: checked first, so that the hot path builds no log record
 	// unless debug logging is on.
 	if d.log.Enabled(ctx, slog.LevelDebug) {
-		if out.Class == httpsend.Success {
+		if out.Class == destination.Success {
 			d.logAttempt(ctx, slog.LevelDebug, "attempt succeeded", s, c, "status", out.StatusCode, "latency", out.Latency)
 		} else {
 			d.logAttempt(ctx, slog.LevelDebug, "attempt failed", s, c, "status", out.StatusCode, "error_class", metrics.ErrorClass(out),
@@ -813,12 +814,12 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 }
 
 // spanOutcome records an attempt's outcome on its span (a recording one).
-func spanOutcome(span trace.Span, state store.DeliveryState, out httpsend.Outcome) {
+func spanOutcome(span trace.Span, state store.DeliveryState, out destination.Outcome) {
 	span.SetAttributes(telemetry.AttrOutcome.String(attemptOutcome(state)))
 	if out.StatusCode != 0 {
 		span.SetAttributes(telemetry.AttrStatusCode.Int(out.StatusCode))
 	}
-	if out.Class != httpsend.Success {
+	if out.Class != destination.Success {
 		span.SetAttributes(telemetry.AttrErrorClass.String(metrics.ErrorClass(out)))
 		span.SetStatus(codes.Error, metrics.ErrorClass(out))
 	}
@@ -826,7 +827,7 @@ func spanOutcome(span trace.Span, state store.DeliveryState, out httpsend.Outcom
 
 // attemptResult is what the result writer stores of one delivery's attempt (batch: the id of the
 // batch it went in, 0 for none).
-func attemptResult(s laneSnapshot, c store.Claimed, out httpsend.Outcome, state store.DeliveryState, next, at time.Time, batch int64) result {
+func attemptResult(s laneSnapshot, c store.Claimed, out destination.Outcome, state store.DeliveryState, next, at time.Time, batch int64) result {
 	return result{
 		Result: store.Result{
 			DeliveryID:    c.DeliveryID,
@@ -837,7 +838,7 @@ func attemptResult(s laneSnapshot, c store.Claimed, out httpsend.Outcome, state 
 			Attempt: store.Attempt{
 				TenantID: s.ep.TenantID, EndpointID: s.ep.ID, EventID: c.EventID, DeliveryID: c.DeliveryID,
 				At: at, StatusCode: out.StatusCode, Latency: out.Latency, Response: string(out.Response),
-				ErrorKind: out.ErrorKind, Error: out.Error, Success: out.Class == httpsend.Success,
+				ErrorKind: out.ErrorKind, Error: out.Error, Success: out.Class == destination.Success,
 			},
 		},
 		eventType: c.EventType,
@@ -865,14 +866,14 @@ func (d *Dispatcher) finish(ctx context.Context, m doneMsg) {
 	}
 	if m.breaker != nil {
 		var err error
-		if m.out.Class == httpsend.Retryable {
+		if m.out.Class == destination.Retryable {
 			err = errors.New(m.out.Error)
 		}
 		m.breaker(err)
 	}
 	now := time.Now()
 	switch {
-	case m.out.Class == httpsend.Success:
+	case m.out.Class == destination.Success:
 		l.failingSince, l.streakFailures, l.streakReported = time.Time{}, 0, 0
 	case l.failingSince.IsZero():
 		// The attempt's start, as the store records the streak: the id of an endpoint.failing
@@ -887,7 +888,7 @@ func (d *Dispatcher) finish(ctx context.Context, m doneMsg) {
 			d.reportFailing(l, m, now)
 		}
 		switch {
-		case m.out.Class == httpsend.Gone:
+		case m.out.Class == destination.Gone:
 			d.disable(ctx, l, m, "the endpoint answered 410 Gone", true)
 		case !l.failingSince.IsZero() && now.Sub(l.failingSince) >= d.cfg.DisableAfter:
 			d.disable(ctx, l, m, fmt.Sprintf("no successful delivery since %s", l.failingSince.UTC().Format(time.RFC3339)), false)
@@ -933,7 +934,7 @@ func (d *Dispatcher) disable(ctx context.Context, l *lane, m doneMsg, reason str
 	l.ep.DisabledReason = reason
 	d.log.Warn("endpoint disabled", "endpoint", l.id, "tenant", l.ep.TenantID, "event", m.eventID, "attempt", m.attempt,
 		"reason", reason, "dead_lettered", n)
-	data := ops.DisabledData{Tenant: l.ep.TenantID, Endpoint: l.id, Reason: reason, Gone: m.out.Class == httpsend.Gone, DeadLettered: n}
+	data := ops.DisabledData{Tenant: l.ep.TenantID, Endpoint: l.id, Reason: reason, Gone: m.out.Class == destination.Gone, DeadLettered: n}
 	if !l.failingSince.IsZero() {
 		since := l.failingSince
 		data.FailingSince = &since

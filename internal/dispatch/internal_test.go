@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/store"
@@ -114,8 +115,8 @@ func TestDispatch_InternalFlagPicksTheClient(t *testing.T) {
 	}
 	d.EndpointChanged(ep.ID)
 	a := attempt(2)
-	if a.Success || a.ErrorKind != httpsend.KindBlocked || !strings.Contains(a.Error, "resolves to 127.0.0.1") {
-		t.Errorf("after the flag went off: attempt %+v, want %s at dial time", a, httpsend.KindBlocked)
+	if a.Success || a.ErrorKind != destination.KindBlocked || !strings.Contains(a.Error, "resolves to 127.0.0.1") {
+		t.Errorf("after the flag went off: attempt %+v, want %s at dial time", a, destination.KindBlocked)
 	}
 	if n := hits.Load(); n != 1 {
 		t.Errorf("the receiver got %d requests, want only the one from before", n)

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/expr"
-	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -48,8 +48,8 @@ func (s laneSnapshot) body(ctx context.Context, c store.Claimed) ([]byte, error)
 // transformFailed is the outcome of an attempt whose transformation failed: nothing was sent.
 // It is permanent: a few tries (the transformation may be corrected meanwhile), then the
 // delivery is dead and can be replayed.
-func transformFailed(err error) httpsend.Outcome {
-	return httpsend.Outcome{Class: httpsend.Permanent, ErrorKind: httpsend.KindTransform, Error: "transformation failed: " + err.Error()}
+func transformFailed(err error) destination.Outcome {
+	return destination.Outcome{Class: destination.Permanent, ErrorKind: destination.KindTransform, Error: "transformation failed: " + err.Error()}
 }
 
 // header is an attempt's headers: the endpoint's own, then the signature of body in the

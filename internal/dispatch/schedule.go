@@ -4,7 +4,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/heraldhq/herald/internal/httpsend"
+	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -34,13 +34,13 @@ func DefaultPolicy() Policy {
 
 // Next decides what follows an attempt. tries counts the attempts made since the delivery was last
 // queued, this one included; schedule[tries] is then the delay before the next one.
-func (p Policy) Next(schedule []time.Duration, tries int, out httpsend.Outcome, now time.Time) (store.DeliveryState, time.Time) {
+func (p Policy) Next(schedule []time.Duration, tries int, out destination.Outcome, now time.Time) (store.DeliveryState, time.Time) {
 	switch out.Class {
-	case httpsend.Success:
+	case destination.Success:
 		return store.StateSucceeded, time.Time{}
-	case httpsend.Gone:
+	case destination.Gone:
 		return store.StateDead, time.Time{}
-	case httpsend.Permanent:
+	case destination.Permanent:
 		if tries >= p.PermanentAttempts {
 			return store.StateDead, time.Time{}
 		}

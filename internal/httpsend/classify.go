@@ -13,35 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
-)
 
-// Class tells the dispatcher what to do next with a delivery.
-type Class string
-
-const (
-	Success   Class = "success"   // 2xx
-	Retryable Class = "retryable" // network errors, timeouts, 408, 425, 429, 5xx
-	Permanent Class = "permanent" // other 4xx, 3xx (not followed), blocked destination, invalid URL
-	Gone      Class = "gone"      // 410: the caller disables the endpoint
-)
-
-// Stable ErrorKind values. They are stored with attempts and shown to tenants, so never rename one.
-const (
-	KindTimeout         = "timeout"
-	KindConnRefused     = "connection_refused"
-	KindConnFailed      = "connection_failed" // dial failed some other way: unreachable network or host
-	KindConnReset       = "connection_reset"
-	KindDNS             = "dns"
-	KindTLS             = "tls"
-	KindBlocked         = "blocked_destination"
-	KindInvalidURL      = "invalid_url"
-	KindRedirect        = "redirect"
-	KindHTTPStatus      = "http_status"
-	KindInvalidResponse = "invalid_response"
-	KindBodyTimeout     = "body_timeout"
-	KindCanceled        = "canceled" // the caller's context was canceled (shutdown), not the receiver's fault
-	// KindTransform: the endpoint's transformation failed on the event, so nothing was sent.
-	KindTransform = "transform_failed"
+	"github.com/heraldhq/herald/internal/destination"
 )
 
 const (
@@ -49,28 +22,15 @@ const (
 	retryAfterHeaderLimit = 64 // longer values are not a date or a sane number of seconds
 )
 
-// Outcome is the record of one attempt.
-type Outcome struct {
-	Class      Class
-	StatusCode int           // 0 when no response
-	Latency    time.Duration // from Send's start until the response was read (or the attempt failed)
-	Response   []byte        // first MaxResponseBytes of the body
-	// ErrorKind is "" on a clean success, otherwise one of the Kind constants. A Success can carry
-	// "body_timeout" (headers said 2xx, then the body stalled); see Send.
-	ErrorKind  string
-	Error      string        // human-readable reason, e.g. "status 503"
-	RetryAfter time.Duration // from Retry-After on 429/503, capped at 24h; 0 if absent
-}
-
 // classifyStatus fills Class, ErrorKind and Error from the status line and headers.
-func classifyStatus(o *Outcome, resp *http.Response, reqURL *url.URL, now time.Time) {
+func classifyStatus(o *destination.Outcome, resp *http.Response, reqURL *url.URL, now time.Time) {
 	code := resp.StatusCode
 	switch {
 	case code >= 200 && code <= 299:
-		o.Class = Success
+		o.Class = destination.Success
 		return
 	case code >= 300 && code <= 399:
-		o.Class, o.ErrorKind = Permanent, KindRedirect
+		o.Class, o.ErrorKind = destination.Permanent, destination.KindRedirect
 		// Following redirects would let a tenant bounce us past the guard's registration check and
 		// would silently change where signed payloads go; the tenant must register the new URL.
 		if loc := resp.Header.Get("Location"); loc != "" {
@@ -83,16 +43,16 @@ func classifyStatus(o *Outcome, resp *http.Response, reqURL *url.URL, now time.T
 		}
 		return
 	case code == http.StatusGone:
-		o.Class, o.ErrorKind = Gone, KindHTTPStatus
+		o.Class, o.ErrorKind = destination.Gone, destination.KindHTTPStatus
 	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests,
 		code >= 500 && code <= 599:
-		o.Class, o.ErrorKind = Retryable, KindHTTPStatus
+		o.Class, o.ErrorKind = destination.Retryable, destination.KindHTTPStatus
 	case code >= 400 && code <= 499:
-		o.Class, o.ErrorKind = Permanent, KindHTTPStatus
+		o.Class, o.ErrorKind = destination.Permanent, destination.KindHTTPStatus
 	default:
 		// 1xx as a final answer or a code past 599 is not HTTP we understand: treat it like garbage,
 		// which is most likely a broken proxy and worth another try.
-		o.Class, o.ErrorKind = Retryable, KindInvalidResponse
+		o.Class, o.ErrorKind = destination.Retryable, destination.KindInvalidResponse
 	}
 	o.Error = "status " + strconv.Itoa(code)
 	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
@@ -140,45 +100,45 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // our own guard and DNS errors are recognised first, then timeouts (which can wrap anything), then
 // TLS, then socket errors. What is left happened after the connection was made and is the peer
 // saying something that is not HTTP.
-func classifyError(err error) (Class, string) {
+func classifyError(err error) (destination.Class, string) {
 	var be *BlockedError
 	if errors.As(err, &be) {
-		return Permanent, KindBlocked
+		return destination.Permanent, destination.KindBlocked
 	}
 	var de *dnsError
 	if errors.As(err, &de) {
-		return Retryable, KindDNS
+		return destination.Retryable, destination.KindDNS
 	}
 	if errors.Is(err, context.Canceled) {
-		return Retryable, KindCanceled
+		return destination.Retryable, destination.KindCanceled
 	}
 	if isTimeout(err) {
-		return Retryable, KindTimeout
+		return destination.Retryable, destination.KindTimeout
 	}
 	if isTLSError(err) {
 		// Certificate problems are usually an expired or misdeployed cert that the receiver's
 		// operator will fix; retrying (with backoff) delivers once they do, and the endpoint's
 		// failure streak still disables it if they never do.
-		return Retryable, KindTLS
+		return destination.Retryable, destination.KindTLS
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
-		return Retryable, KindConnRefused
+		return destination.Retryable, destination.KindConnRefused
 	}
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		// The transport's unexported errServerClosedIdle: the peer closed a kept-alive connection
 		// as we reused it. Our POSTs are not replayed automatically, so it reaches us.
 		err.Error() == "http: server closed idle connection" {
-		return Retryable, KindConnReset
+		return destination.Retryable, destination.KindConnReset
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) {
 		if oe.Op == "dial" {
-			return Retryable, KindConnFailed
+			return destination.Retryable, destination.KindConnFailed
 		}
-		return Retryable, KindConnReset
+		return destination.Retryable, destination.KindConnReset
 	}
-	return Retryable, KindInvalidResponse
+	return destination.Retryable, destination.KindInvalidResponse
 }
 
 func isTimeout(err error) bool {

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/destination"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -45,31 +47,31 @@ func TestClassifyStatus(t *testing.T) {
 	tests := []struct {
 		status    int
 		location  string
-		wantClass Class
+		wantClass destination.Class
 		wantKind  string
 		wantError string
 	}{
-		{status: 200, wantClass: Success},
-		{status: 299, wantClass: Success},
-		{status: 301, location: "https://x.example/new", wantClass: Permanent, wantKind: KindRedirect,
+		{status: 200, wantClass: destination.Success},
+		{status: 299, wantClass: destination.Success},
+		{status: 301, location: "https://x.example/new", wantClass: destination.Permanent, wantKind: destination.KindRedirect,
 			wantError: "status 301: redirect to https://x.example/new (redirects are not followed)"},
-		{status: 303, location: "../other", wantClass: Permanent, wantKind: KindRedirect,
+		{status: 303, location: "../other", wantClass: destination.Permanent, wantKind: destination.KindRedirect,
 			wantError: "status 303: redirect to https://example.com/other (redirects are not followed)"},
-		{status: 304, wantClass: Permanent, wantKind: KindRedirect, wantError: "status 304 (redirects are not followed)"},
-		{status: 401, wantClass: Permanent, wantKind: KindHTTPStatus, wantError: "status 401"},
-		{status: 410, wantClass: Gone, wantKind: KindHTTPStatus, wantError: "status 410"},
-		{status: 413, wantClass: Permanent, wantKind: KindHTTPStatus, wantError: "status 413"},
-		{status: 502, wantClass: Retryable, wantKind: KindHTTPStatus, wantError: "status 502"},
-		{status: 599, wantClass: Retryable, wantKind: KindHTTPStatus, wantError: "status 599"},
-		{status: 600, wantClass: Retryable, wantKind: KindInvalidResponse, wantError: "status 600"},
-		{status: 199, wantClass: Retryable, wantKind: KindInvalidResponse, wantError: "status 199"},
+		{status: 304, wantClass: destination.Permanent, wantKind: destination.KindRedirect, wantError: "status 304 (redirects are not followed)"},
+		{status: 401, wantClass: destination.Permanent, wantKind: destination.KindHTTPStatus, wantError: "status 401"},
+		{status: 410, wantClass: destination.Gone, wantKind: destination.KindHTTPStatus, wantError: "status 410"},
+		{status: 413, wantClass: destination.Permanent, wantKind: destination.KindHTTPStatus, wantError: "status 413"},
+		{status: 502, wantClass: destination.Retryable, wantKind: destination.KindHTTPStatus, wantError: "status 502"},
+		{status: 599, wantClass: destination.Retryable, wantKind: destination.KindHTTPStatus, wantError: "status 599"},
+		{status: 600, wantClass: destination.Retryable, wantKind: destination.KindInvalidResponse, wantError: "status 600"},
+		{status: 199, wantClass: destination.Retryable, wantKind: destination.KindInvalidResponse, wantError: "status 199"},
 	}
 	for _, tt := range tests {
 		resp := &http.Response{StatusCode: tt.status, Header: http.Header{}}
 		if tt.location != "" {
 			resp.Header.Set("Location", tt.location)
 		}
-		var o Outcome
+		var o destination.Outcome
 		classifyStatus(&o, resp, reqURL, time.Now())
 		if o.Class != tt.wantClass || o.ErrorKind != tt.wantKind || o.Error != tt.wantError {
 			t.Errorf("status %d: got %q %q %q, want %q %q %q",

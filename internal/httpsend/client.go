@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/telemetry"
 )
 
@@ -160,7 +161,7 @@ type Request struct {
 
 // Send POSTs r and reports what happened. It never returns without an Outcome and never takes
 // longer than r.Timeout (plus scheduling noise), whatever the receiver does.
-func (c *Client) Send(ctx context.Context, r Request) Outcome {
+func (c *Client) Send(ctx context.Context, r Request) destination.Outcome {
 	start := time.Now()
 	timeout := r.Timeout
 	if timeout <= 0 {
@@ -171,16 +172,16 @@ func (c *Client) Send(ctx context.Context, r Request) Outcome {
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(r.Body))
 	if err != nil {
-		return Outcome{Class: Permanent, ErrorKind: KindInvalidURL, Error: "invalid URL: " + unwrapURLError(err).Error(),
+		return destination.Outcome{Class: destination.Permanent, ErrorKind: destination.KindInvalidURL, Error: "invalid URL: " + unwrapURLError(err).Error(),
 			Latency: time.Since(start)}
 	}
 	if err := c.checkURL(req.URL); err != nil {
-		kind := KindInvalidURL
+		kind := destination.KindInvalidURL
 		var be *BlockedError
 		if errors.As(err, &be) {
-			kind = KindBlocked
+			kind = destination.KindBlocked
 		}
-		return Outcome{Class: Permanent, ErrorKind: kind, Error: err.Error(), Latency: time.Since(start)}
+		return destination.Outcome{Class: destination.Permanent, ErrorKind: kind, Error: err.Error(), Latency: time.Since(start)}
 	}
 	req.Header = c.header(r.Header)
 	// The attempt's trace context (the dispatcher's span, child of the publish) goes to the
@@ -191,10 +192,10 @@ func (c *Client) Send(ctx context.Context, r Request) Outcome {
 	if err != nil {
 		elapsed := time.Since(start)
 		class, kind := classifyError(err)
-		return Outcome{Class: class, ErrorKind: kind, Error: describe(kind, err, elapsed), Latency: elapsed}
+		return destination.Outcome{Class: class, ErrorKind: kind, Error: describe(kind, err, elapsed), Latency: elapsed}
 	}
 
-	o := Outcome{StatusCode: resp.StatusCode}
+	o := destination.Outcome{StatusCode: resp.StatusCode}
 	classifyStatus(&o, resp, req.URL, time.Now())
 	body, err := c.readResponse(resp)
 	o.Response = redactEcho(body, r.Header)
@@ -204,8 +205,8 @@ func (c *Client) Send(ctx context.Context, r Request) Outcome {
 		// other statuses the status is still what the dispatcher must act on. ErrorKind records
 		// the body failure, since StatusCode already records the status.
 		_, kind := classifyError(err)
-		if kind == KindTimeout {
-			kind = KindBodyTimeout
+		if kind == destination.KindTimeout {
+			kind = destination.KindBodyTimeout
 		}
 		msg := "reading response body: " + describe(kind, err, time.Since(start))
 		if o.Error != "" {
@@ -294,7 +295,7 @@ func drain(r io.Reader) error {
 // describe is the human-readable Error for a failure.
 func describe(kind string, err error, elapsed time.Duration) string {
 	switch kind {
-	case KindTimeout, KindBodyTimeout:
+	case destination.KindTimeout, destination.KindBodyTimeout:
 		return fmt.Sprintf("timed out after %v: %v", elapsed.Round(time.Millisecond), err)
 	}
 	return err.Error()

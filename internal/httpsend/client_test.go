@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/destination"
 )
 
 // margin is how much longer than its Timeout an attempt may take before we call it unbounded. It is
@@ -144,29 +146,29 @@ func TestSendClassifiesStatus(t *testing.T) {
 		name           string
 		status         int
 		retryAfter     string
-		wantClass      Class
+		wantClass      destination.Class
 		wantKind       string
 		wantRetryAfter [2]time.Duration // inclusive bounds
 	}{
-		{name: "200 ok is success", status: 200, wantClass: Success},
-		{name: "201 created is success", status: 201, wantClass: Success},
-		{name: "204 no content is success", status: 204, wantClass: Success},
-		{name: "400 bad request is permanent", status: 400, wantClass: Permanent, wantKind: KindHTTPStatus},
-		{name: "404 not found is permanent", status: 404, wantClass: Permanent, wantKind: KindHTTPStatus},
-		{name: "408 request timeout is retryable", status: 408, wantClass: Retryable, wantKind: KindHTTPStatus},
-		{name: "410 gone disables the endpoint", status: 410, wantClass: Gone, wantKind: KindHTTPStatus},
-		{name: "425 too early is retryable", status: 425, wantClass: Retryable, wantKind: KindHTTPStatus},
-		{name: "429 with retry-after seconds", status: 429, retryAfter: "120", wantClass: Retryable,
-			wantKind: KindHTTPStatus, wantRetryAfter: [2]time.Duration{120 * time.Second, 120 * time.Second}},
-		{name: "429 with retry-after http date", status: 429, retryAfter: httpDate, wantClass: Retryable,
-			wantKind: KindHTTPStatus, wantRetryAfter: [2]time.Duration{80 * time.Second, 91 * time.Second}},
+		{name: "200 ok is success", status: 200, wantClass: destination.Success},
+		{name: "201 created is success", status: 201, wantClass: destination.Success},
+		{name: "204 no content is success", status: 204, wantClass: destination.Success},
+		{name: "400 bad request is permanent", status: 400, wantClass: destination.Permanent, wantKind: destination.KindHTTPStatus},
+		{name: "404 not found is permanent", status: 404, wantClass: destination.Permanent, wantKind: destination.KindHTTPStatus},
+		{name: "408 request timeout is retryable", status: 408, wantClass: destination.Retryable, wantKind: destination.KindHTTPStatus},
+		{name: "410 gone disables the endpoint", status: 410, wantClass: destination.Gone, wantKind: destination.KindHTTPStatus},
+		{name: "425 too early is retryable", status: 425, wantClass: destination.Retryable, wantKind: destination.KindHTTPStatus},
+		{name: "429 with retry-after seconds", status: 429, retryAfter: "120", wantClass: destination.Retryable,
+			wantKind: destination.KindHTTPStatus, wantRetryAfter: [2]time.Duration{120 * time.Second, 120 * time.Second}},
+		{name: "429 with retry-after http date", status: 429, retryAfter: httpDate, wantClass: destination.Retryable,
+			wantKind: destination.KindHTTPStatus, wantRetryAfter: [2]time.Duration{80 * time.Second, 91 * time.Second}},
 		{name: "429 with absurd retry-after is capped at a day", status: 429, retryAfter: "99999999999999999999",
-			wantClass: Retryable, wantKind: KindHTTPStatus, wantRetryAfter: [2]time.Duration{24 * time.Hour, 24 * time.Hour}},
-		{name: "500 is retryable and ignores retry-after", status: 500, retryAfter: "30", wantClass: Retryable,
-			wantKind: KindHTTPStatus},
-		{name: "503 with retry-after seconds", status: 503, retryAfter: "7", wantClass: Retryable,
-			wantKind: KindHTTPStatus, wantRetryAfter: [2]time.Duration{7 * time.Second, 7 * time.Second}},
-		{name: "503 without retry-after", status: 503, wantClass: Retryable, wantKind: KindHTTPStatus},
+			wantClass: destination.Retryable, wantKind: destination.KindHTTPStatus, wantRetryAfter: [2]time.Duration{24 * time.Hour, 24 * time.Hour}},
+		{name: "500 is retryable and ignores retry-after", status: 500, retryAfter: "30", wantClass: destination.Retryable,
+			wantKind: destination.KindHTTPStatus},
+		{name: "503 with retry-after seconds", status: 503, retryAfter: "7", wantClass: destination.Retryable,
+			wantKind: destination.KindHTTPStatus, wantRetryAfter: [2]time.Duration{7 * time.Second, 7 * time.Second}},
+		{name: "503 without retry-after", status: 503, wantClass: destination.Retryable, wantKind: destination.KindHTTPStatus},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -198,7 +200,7 @@ func TestSendClassifiesStatus(t *testing.T) {
 			if string(o.Response) != wantBody {
 				t.Errorf("Response = %q, want %q", o.Response, wantBody)
 			}
-			if tt.wantClass != Success && !strings.Contains(o.Error, fmt.Sprint(tt.status)) {
+			if tt.wantClass != destination.Success && !strings.Contains(o.Error, fmt.Sprint(tt.status)) {
 				t.Errorf("Error %q does not name the status", o.Error)
 			}
 			if o.Latency <= 0 {
@@ -224,7 +226,7 @@ func TestSendDoesNotFollowRedirects(t *testing.T) {
 
 			o := c.Send(t.Context(), Request{URL: redirector.URL, Body: []byte(`{}`), Timeout: 5 * time.Second})
 
-			if o.Class != Permanent || o.ErrorKind != KindRedirect || o.StatusCode != status {
+			if o.Class != destination.Permanent || o.ErrorKind != destination.KindRedirect || o.StatusCode != status {
 				t.Fatalf("got %q %q %d (%s), want permanent redirect %d", o.Class, o.ErrorKind, o.StatusCode, o.Error, status)
 			}
 			if want := "redirect to " + target.URL + "/moved (redirects are not followed)"; !strings.Contains(o.Error, want) {
@@ -296,7 +298,7 @@ func TestSendRequestCarriesHeadersAndBody(t *testing.T) {
 
 			o := c.Send(t.Context(), Request{URL: srv.URL + "/hooks/1?x=y", Header: tt.header, Body: body, Timeout: 5 * time.Second})
 
-			if o.Class != Success {
+			if o.Class != destination.Success {
 				t.Fatalf("Send: %q %q %s", o.Class, o.ErrorKind, o.Error)
 			}
 			s := <-got
@@ -363,7 +365,7 @@ func TestSendReusesConnections(t *testing.T) {
 
 			for i := range 5 {
 				o := c.Send(t.Context(), Request{URL: srv.URL, Body: []byte(`{}`), Timeout: 5 * time.Second})
-				if o.Class != Success || o.ErrorKind != "" {
+				if o.Class != destination.Success || o.ErrorKind != "" {
 					t.Fatalf("send %d: %q %q %s", i, o.Class, o.ErrorKind, o.Error)
 				}
 				if want := min(tt.bodySize, DefaultMaxResponseBytes); len(o.Response) != want {
@@ -388,7 +390,7 @@ func TestSendKeepsConfiguredResponseBytes(t *testing.T) {
 
 	o := c.Send(t.Context(), Request{URL: srv.URL, Timeout: 5 * time.Second})
 
-	if want := "0123456789012345678901234"; string(o.Response) != want || o.Class != Success {
+	if want := "0123456789012345678901234"; string(o.Response) != want || o.Class != destination.Success {
 		t.Errorf("got %q %q, want success %q", o.Class, o.Response, want)
 	}
 }
@@ -402,14 +404,14 @@ func TestSendRejectsURLsBeforeDialing(t *testing.T) {
 		url      string
 		wantKind string
 	}{
-		{name: "http without AllowHTTP", cfg: Config{AllowLoopback: true}, url: srv.URL, wantKind: KindInvalidURL},
-		{name: "loopback without AllowLoopback", cfg: Config{AllowHTTP: true}, url: srv.URL, wantKind: KindBlocked},
-		{name: "decimal loopback literal", cfg: Config{AllowHTTP: true}, url: "http://2130706433/", wantKind: KindBlocked},
-		{name: "octal loopback literal", cfg: Config{AllowHTTP: true}, url: "http://0177.0.0.1/", wantKind: KindBlocked},
-		{name: "metadata service", cfg: Config{}, url: "https://169.254.169.254/latest/meta-data", wantKind: KindBlocked},
-		{name: "credentials", cfg: Config{}, url: "https://user:pass@example.com/", wantKind: KindInvalidURL},
-		{name: "unparseable", cfg: Config{}, url: "https://exa mple.com/", wantKind: KindInvalidURL},
-		{name: "relative", cfg: Config{}, url: "/hooks", wantKind: KindInvalidURL},
+		{name: "http without AllowHTTP", cfg: Config{AllowLoopback: true}, url: srv.URL, wantKind: destination.KindInvalidURL},
+		{name: "loopback without AllowLoopback", cfg: Config{AllowHTTP: true}, url: srv.URL, wantKind: destination.KindBlocked},
+		{name: "decimal loopback literal", cfg: Config{AllowHTTP: true}, url: "http://2130706433/", wantKind: destination.KindBlocked},
+		{name: "octal loopback literal", cfg: Config{AllowHTTP: true}, url: "http://0177.0.0.1/", wantKind: destination.KindBlocked},
+		{name: "metadata service", cfg: Config{}, url: "https://169.254.169.254/latest/meta-data", wantKind: destination.KindBlocked},
+		{name: "credentials", cfg: Config{}, url: "https://user:pass@example.com/", wantKind: destination.KindInvalidURL},
+		{name: "unparseable", cfg: Config{}, url: "https://exa mple.com/", wantKind: destination.KindInvalidURL},
+		{name: "relative", cfg: Config{}, url: "/hooks", wantKind: destination.KindInvalidURL},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -427,7 +429,7 @@ func TestSendRejectsURLsBeforeDialing(t *testing.T) {
 
 			o := c.Send(t.Context(), Request{URL: tt.url, Timeout: 5 * time.Second})
 
-			if o.Class != Permanent || o.ErrorKind != tt.wantKind || o.StatusCode != 0 {
+			if o.Class != destination.Permanent || o.ErrorKind != tt.wantKind || o.StatusCode != 0 {
 				t.Errorf("got %q %q %d (%s), want permanent %q", o.Class, o.ErrorKind, o.StatusCode, o.Error, tt.wantKind)
 			}
 			if n := dials.Load(); n != 0 {
@@ -457,14 +459,14 @@ func TestSendTLS(t *testing.T) {
 		name      string
 		url       string
 		trusted   bool
-		wantClass Class
+		wantClass destination.Class
 		wantKind  string
 	}{
-		{name: "self-signed certificate not in roots", url: srv.URL, wantClass: Retryable, wantKind: KindTLS},
-		{name: "certificate in configured roots", url: srv.URL, trusted: true, wantClass: Success},
-		{name: "name in certificate, reached through resolver", url: "https://example.com:" + port + "/", trusted: true, wantClass: Success},
-		{name: "name not in certificate", url: "https://wrong.test:" + port + "/", trusted: true, wantClass: Retryable, wantKind: KindTLS},
-		{name: "https to a plain http server", url: "https://127.0.0.1:" + plainPort + "/", trusted: true, wantClass: Retryable, wantKind: KindTLS},
+		{name: "self-signed certificate not in roots", url: srv.URL, wantClass: destination.Retryable, wantKind: destination.KindTLS},
+		{name: "certificate in configured roots", url: srv.URL, trusted: true, wantClass: destination.Success},
+		{name: "name in certificate, reached through resolver", url: "https://example.com:" + port + "/", trusted: true, wantClass: destination.Success},
+		{name: "name not in certificate", url: "https://wrong.test:" + port + "/", trusted: true, wantClass: destination.Retryable, wantKind: destination.KindTLS},
+		{name: "https to a plain http server", url: "https://127.0.0.1:" + plainPort + "/", trusted: true, wantClass: destination.Retryable, wantKind: destination.KindTLS},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -481,7 +483,7 @@ func TestSendTLS(t *testing.T) {
 			if o.Class != tt.wantClass || o.ErrorKind != tt.wantKind {
 				t.Fatalf("got %q %q (%s), want %q %q", o.Class, o.ErrorKind, o.Error, tt.wantClass, tt.wantKind)
 			}
-			if tt.wantClass == Success && string(o.Response) != "secure" {
+			if tt.wantClass == destination.Success && string(o.Response) != "secure" {
 				t.Errorf("Response = %q, want %q", o.Response, "secure")
 			}
 		})
@@ -500,7 +502,7 @@ func TestSendCanceledByCaller(t *testing.T) {
 	start := time.Now()
 	o := c.Send(ctx, Request{URL: srv.URL, Timeout: 10 * time.Second})
 
-	if o.Class != Retryable || o.ErrorKind != KindCanceled {
+	if o.Class != destination.Retryable || o.ErrorKind != destination.KindCanceled {
 		t.Errorf("got %q %q (%s), want retryable canceled", o.Class, o.ErrorKind, o.Error)
 	}
 	if d := time.Since(start); d >= 10*time.Second {
@@ -525,7 +527,7 @@ type misbehavingPeer struct {
 	name       string
 	serve      func(t *testing.T) string // starts the peer and returns the URL to send to
 	timeout    time.Duration
-	wantClass  Class
+	wantClass  destination.Class
 	wantKind   string
 	wantStatus int
 	wantBody   string
@@ -544,7 +546,7 @@ func misbehavingPeers() []misbehavingPeer {
 					awaitDisconnect(r)
 				}), false).URL
 			},
-			timeout: 300 * time.Millisecond, wantClass: Retryable, wantKind: KindTimeout,
+			timeout: 300 * time.Millisecond, wantClass: destination.Retryable, wantKind: destination.KindTimeout,
 		},
 		{
 			name: "headers then a body that never finishes",
@@ -556,7 +558,7 @@ func misbehavingPeers() []misbehavingPeer {
 					awaitDisconnect(r)
 				}), false).URL
 			},
-			timeout: 300 * time.Millisecond, wantClass: Success, wantKind: KindBodyTimeout, wantStatus: 200, wantBody: "partial",
+			timeout: 300 * time.Millisecond, wantClass: destination.Success, wantKind: destination.KindBodyTimeout, wantStatus: 200, wantBody: "partial",
 		},
 		{
 			name: "chunked body that trickles forever",
@@ -575,7 +577,7 @@ func misbehavingPeers() []misbehavingPeer {
 					}
 				}), false).URL
 			},
-			timeout: 300 * time.Millisecond, wantClass: Retryable, wantKind: KindBodyTimeout, wantStatus: 503,
+			timeout: 300 * time.Millisecond, wantClass: destination.Retryable, wantKind: destination.KindBodyTimeout, wantStatus: 503,
 		},
 		{
 			name: "10 MiB body",
@@ -590,7 +592,7 @@ func misbehavingPeers() []misbehavingPeer {
 					}
 				}), false).URL
 			},
-			timeout: 10 * time.Second, wantClass: Success, wantStatus: 200, wantBody: strings.Repeat("a", 4096),
+			timeout: 10 * time.Second, wantClass: destination.Success, wantStatus: 200, wantBody: strings.Repeat("a", 4096),
 			beforeTimeout: true,
 		},
 		{
@@ -611,7 +613,7 @@ func misbehavingPeers() []misbehavingPeer {
 					}
 				})
 			},
-			timeout: 300 * time.Millisecond, wantClass: Retryable, wantKind: KindTimeout,
+			timeout: 300 * time.Millisecond, wantClass: destination.Retryable, wantKind: destination.KindTimeout,
 		},
 		{
 			name: "garbage instead of HTTP",
@@ -622,7 +624,7 @@ func misbehavingPeers() []misbehavingPeer {
 					<-done
 				})
 			},
-			timeout: 5 * time.Second, wantClass: Retryable, wantKind: KindInvalidResponse, beforeTimeout: true,
+			timeout: 5 * time.Second, wantClass: destination.Retryable, wantKind: destination.KindInvalidResponse, beforeTimeout: true,
 		},
 		{
 			name: "malformed status line",
@@ -633,7 +635,7 @@ func misbehavingPeers() []misbehavingPeer {
 					<-done
 				})
 			},
-			timeout: 5 * time.Second, wantClass: Retryable, wantKind: KindInvalidResponse, beforeTimeout: true,
+			timeout: 5 * time.Second, wantClass: destination.Retryable, wantKind: destination.KindInvalidResponse, beforeTimeout: true,
 		},
 		{
 			name: "response headers larger than 64 KiB",
@@ -644,7 +646,7 @@ func misbehavingPeers() []misbehavingPeer {
 					<-done
 				})
 			},
-			timeout: 5 * time.Second, wantClass: Retryable, wantKind: KindInvalidResponse, beforeTimeout: true,
+			timeout: 5 * time.Second, wantClass: destination.Retryable, wantKind: destination.KindInvalidResponse, beforeTimeout: true,
 		},
 		{
 			name: "accepts then closes",
@@ -653,7 +655,7 @@ func misbehavingPeers() []misbehavingPeer {
 					conn.Close()
 				})
 			},
-			timeout: 5 * time.Second, wantClass: Retryable, wantKind: KindConnReset, beforeTimeout: true,
+			timeout: 5 * time.Second, wantClass: destination.Retryable, wantKind: destination.KindConnReset, beforeTimeout: true,
 		},
 		{
 			name: "black hole that accepts and never reads",
@@ -662,12 +664,12 @@ func misbehavingPeers() []misbehavingPeer {
 					<-done
 				})
 			},
-			timeout: 300 * time.Millisecond, wantClass: Retryable, wantKind: KindTimeout,
+			timeout: 300 * time.Millisecond, wantClass: destination.Retryable, wantKind: destination.KindTimeout,
 		},
 		{
 			name:    "closed port",
 			serve:   func(t *testing.T) string { return "http://" + closedPort(t) },
-			timeout: 5 * time.Second, wantClass: Retryable, wantKind: KindConnRefused, beforeTimeout: true,
+			timeout: 5 * time.Second, wantClass: destination.Retryable, wantKind: destination.KindConnRefused, beforeTimeout: true,
 		},
 	}
 }
@@ -742,7 +744,7 @@ func BenchmarkSend(b *testing.B) {
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if o := c.Send(ctx, req); o.Class != Success {
+			if o := c.Send(ctx, req); o.Class != destination.Success {
 				b.Fatalf("%q %q %s", o.Class, o.ErrorKind, o.Error)
 			}
 		}
@@ -751,7 +753,7 @@ func BenchmarkSend(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if o := c.Send(ctx, req); o.Class != Success {
+				if o := c.Send(ctx, req); o.Class != destination.Success {
 					b.Errorf("%q %q %s", o.Class, o.ErrorKind, o.Error)
 					return
 				}

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strconv"
 	"syscall"
+
+	"github.com/heraldhq/herald/internal/destination"
 )
 
 // Resolver maps a host name to addresses. *net.Resolver satisfies it; tests inject their own so
@@ -276,4 +278,17 @@ func lookupNetwork(network string) string {
 		return "ip6"
 	}
 	return "ip"
+}
+
+// DialContext opens a TCP connection through the same guard as webhook requests: the host is
+// resolved here, every address checked, and only approved literals dialled. Broker destinations
+// dial with it, so a broker address is held to the rules of a webhook URL, at every connection.
+func (c *Client) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return c.dialContext(ctx, network, address)
+}
+
+// ClassifyDialError is the class and kind of an error DialContext (or a library dialling with it)
+// returned: blocked destination, DNS, timeout, refused, reset, TLS.
+func ClassifyDialError(err error) (destination.Class, string) {
+	return classifyError(err)
 }

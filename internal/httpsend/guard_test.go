@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/destination"
 )
 
 // resolverFunc lets a test decide what every name resolves to, without DNS.
@@ -242,26 +244,26 @@ func TestSendChecksResolvedAddressesAtDialTime(t *testing.T) {
 	tests := []struct {
 		name      string
 		url       string
-		wantClass Class
+		wantClass destination.Class
 		wantKind  string
 		wantDials []string
 	}{
-		{name: "name resolving to the metadata service", url: "https://evil.test/", wantClass: Permanent, wantKind: KindBlocked},
-		{name: "name resolving to a private address", url: "https://private.test/hook", wantClass: Permanent, wantKind: KindBlocked},
-		{name: "one private address among public ones", url: "https://mixed.test/", wantClass: Permanent, wantKind: KindBlocked},
-		{name: "name resolving to IPv4-mapped loopback", url: "https://mapped.test/", wantClass: Permanent, wantKind: KindBlocked},
-		{name: "name resolving to NAT64 metadata", url: "https://nat64.test/", wantClass: Permanent, wantKind: KindBlocked},
-		{name: "name resolving to 0.0.0.0", url: "https://zero.test/", wantClass: Permanent, wantKind: KindBlocked},
-		{name: "public name is dialled by address", url: "https://public.test/", wantClass: Retryable,
-			wantKind: KindConnRefused, wantDials: []string{"93.184.216.34:443"}},
-		{name: "public IPv6 name with explicit port", url: "https://public6.test:8443/", wantClass: Retryable,
-			wantKind: KindConnRefused, wantDials: []string{"[2606:4700::1]:8443"}},
-		{name: "every public address is tried", url: "https://twopublic.test/", wantClass: Retryable,
-			wantKind: KindConnRefused, wantDials: []string{"93.184.216.34:443", "[2606:4700::1]:443"}},
-		{name: "public literal skips the resolver", url: "https://93.184.216.34/", wantClass: Retryable,
-			wantKind: KindConnRefused, wantDials: []string{"93.184.216.34:443"}},
-		{name: "unknown name", url: "https://nxdomain.test/", wantClass: Retryable, wantKind: KindDNS},
-		{name: "name with no addresses", url: "https://empty.test/", wantClass: Retryable, wantKind: KindDNS},
+		{name: "name resolving to the metadata service", url: "https://evil.test/", wantClass: destination.Permanent, wantKind: destination.KindBlocked},
+		{name: "name resolving to a private address", url: "https://private.test/hook", wantClass: destination.Permanent, wantKind: destination.KindBlocked},
+		{name: "one private address among public ones", url: "https://mixed.test/", wantClass: destination.Permanent, wantKind: destination.KindBlocked},
+		{name: "name resolving to IPv4-mapped loopback", url: "https://mapped.test/", wantClass: destination.Permanent, wantKind: destination.KindBlocked},
+		{name: "name resolving to NAT64 metadata", url: "https://nat64.test/", wantClass: destination.Permanent, wantKind: destination.KindBlocked},
+		{name: "name resolving to 0.0.0.0", url: "https://zero.test/", wantClass: destination.Permanent, wantKind: destination.KindBlocked},
+		{name: "public name is dialled by address", url: "https://public.test/", wantClass: destination.Retryable,
+			wantKind: destination.KindConnRefused, wantDials: []string{"93.184.216.34:443"}},
+		{name: "public IPv6 name with explicit port", url: "https://public6.test:8443/", wantClass: destination.Retryable,
+			wantKind: destination.KindConnRefused, wantDials: []string{"[2606:4700::1]:8443"}},
+		{name: "every public address is tried", url: "https://twopublic.test/", wantClass: destination.Retryable,
+			wantKind: destination.KindConnRefused, wantDials: []string{"93.184.216.34:443", "[2606:4700::1]:443"}},
+		{name: "public literal skips the resolver", url: "https://93.184.216.34/", wantClass: destination.Retryable,
+			wantKind: destination.KindConnRefused, wantDials: []string{"93.184.216.34:443"}},
+		{name: "unknown name", url: "https://nxdomain.test/", wantClass: destination.Retryable, wantKind: destination.KindDNS},
+		{name: "name with no addresses", url: "https://empty.test/", wantClass: destination.Retryable, wantKind: destination.KindDNS},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -299,10 +301,10 @@ func TestSendCatchesRebindingBetweenAttempts(t *testing.T) {
 	first := c.Send(t.Context(), req)
 	second := c.Send(t.Context(), req)
 
-	if first.ErrorKind != KindConnRefused {
+	if first.ErrorKind != destination.KindConnRefused {
 		t.Errorf("first attempt: %q %q (%s), want a refused connection", first.Class, first.ErrorKind, first.Error)
 	}
-	if second.Class != Permanent || second.ErrorKind != KindBlocked {
+	if second.Class != destination.Permanent || second.ErrorKind != destination.KindBlocked {
 		t.Errorf("second attempt: %q %q (%s), want permanent blocked_destination", second.Class, second.ErrorKind, second.Error)
 	}
 	if got := rec.recorded(); !slices.Equal(got, []string{"93.184.216.34:443"}) {
@@ -319,7 +321,7 @@ func TestDialHookErrorReplacesTheDial(t *testing.T) {
 
 	o := c.Send(t.Context(), Request{URL: "https://public.test/", Timeout: 5 * time.Second})
 
-	if o.Class != Retryable || o.ErrorKind != KindConnFailed {
+	if o.Class != destination.Retryable || o.ErrorKind != destination.KindConnFailed {
 		t.Errorf("got %q %q (%s), want retryable connection_failed", o.Class, o.ErrorKind, o.Error)
 	}
 }

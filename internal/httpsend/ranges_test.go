@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/destination"
 )
 
 // blockedCase is an address the guard must refuse and a part of the reason it must give.
@@ -194,7 +196,7 @@ func TestSend_BlockedRangesAreNeverDialled(t *testing.T) {
 				o := c.Send(t.Context(), Request{URL: url, Body: []byte(`{}`), Timeout: 5 * time.Second})
 
 				if tt.blocked {
-					if o.Class != Permanent || o.ErrorKind != KindBlocked {
+					if o.Class != destination.Permanent || o.ErrorKind != destination.KindBlocked {
 						t.Errorf("%s: got %q %q (%s), want permanent blocked_destination", url, o.Class, o.ErrorKind, o.Error)
 					}
 					if !strings.Contains(o.Error, tt.reason) {
@@ -209,7 +211,7 @@ func TestSend_BlockedRangesAreNeverDialled(t *testing.T) {
 				if got := rec.recorded(); !slices.Equal(got, want) {
 					t.Errorf("%s: dialled %q, want %q", url, got, want)
 				}
-				if o.ErrorKind != KindConnRefused {
+				if o.ErrorKind != destination.KindConnRefused {
 					t.Errorf("%s: got %q %q (%s), want the recorder's refusal", url, o.Class, o.ErrorKind, o.Error)
 				}
 			}
@@ -288,7 +290,7 @@ func TestValidateURL_NumericTricksAreRefusedWithTheirReason(t *testing.T) {
 
 			// A URL stored before a config change (or some other way) is refused at send time too.
 			o := c.Send(t.Context(), Request{URL: tt.url, Timeout: 5 * time.Second})
-			if o.Class != Permanent || o.ErrorKind != KindBlocked {
+			if o.Class != destination.Permanent || o.ErrorKind != destination.KindBlocked {
 				t.Errorf("Send: %q %q (%s), want permanent blocked_destination", o.Class, o.ErrorKind, o.Error)
 			}
 			if got := rec.recorded(); len(got) != 0 {

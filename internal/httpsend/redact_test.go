@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/destination"
 )
 
 // TestSend_EchoedCredentialsAreNotRecorded talks to a receiver that echoes its request headers, as
@@ -30,7 +32,7 @@ func TestSend_EchoedCredentialsAreNotRecorded(t *testing.T) {
 
 	o := c.Send(t.Context(), Request{URL: srv.URL, Header: h, Body: []byte(`{}`), Timeout: 5 * time.Second})
 
-	if o.Class != Success {
+	if o.Class != destination.Success {
 		t.Fatalf("Send: %q %q %s", o.Class, o.ErrorKind, o.Error)
 	}
 	got := string(o.Response)

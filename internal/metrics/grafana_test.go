@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/internal/httpsend"
+	"github.com/heraldhq/herald/internal/destination"
 )
 
 // TestGrafanaDashboardUsesRealMetrics reads the dashboard shipped in docs/grafana and checks that
@@ -38,7 +38,7 @@ func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
 	// Every series exists once each method has been called.
 	m := New(Options{})
 	m.EventsPublished("acme", 1)
-	m.Attempt("acme", "ep_1", OutcomeSuccess, httpsend.Outcome{})
+	m.Attempt("acme", "ep_1", OutcomeSuccess, destination.Outcome{})
 	m.SetDispatch(1, 2)
 	m.BreakerOpened()
 	m.InboundRequest("acme", InboundAccepted, time.Millisecond)

@@ -15,11 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/heraldhq/herald/internal/destination"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/heraldhq/herald/internal/httpsend"
 )
 
 // Options tune what is measured; zero values take the defaults.
@@ -211,7 +210,7 @@ func (m *Metrics) InboundRequest(tenant, outcome string, ack time.Duration) {
 
 // Attempt records one finished attempt: its outcome (one of the Outcome constants), its result
 // and its duration.
-func (m *Metrics) Attempt(tenant, endpoint, outcome string, out httpsend.Outcome) {
+func (m *Metrics) Attempt(tenant, endpoint, outcome string, out destination.Outcome) {
 	if m == nil {
 		return
 	}
@@ -229,11 +228,11 @@ func (m *Metrics) Attempt(tenant, endpoint, outcome string, out httpsend.Outcome
 // ErrorClass is the error_class label of an outcome: "none" for a clean success, "http_4xx" /
 // "http_5xx" for an error status, otherwise the attempt's error kind (timeout, dns, tls, …), a
 // fixed set.
-func ErrorClass(out httpsend.Outcome) string {
+func ErrorClass(out destination.Outcome) string {
 	switch {
 	case out.ErrorKind == "":
 		return "none"
-	case out.ErrorKind == httpsend.KindHTTPStatus && out.StatusCode >= 100 && out.StatusCode <= 599:
+	case out.ErrorKind == destination.KindHTTPStatus && out.StatusCode >= 100 && out.StatusCode <= 599:
 		return "http_" + strconv.Itoa(out.StatusCode/100) + "xx"
 	}
 	return out.ErrorKind

@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/destination"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/heraldhq/herald/internal/httpsend"
 )
 
 // counter reads one counter's value.
@@ -28,14 +27,14 @@ func counter(t *testing.T, c prometheus.Counter) float64 {
 func TestErrorClass(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
-		out  httpsend.Outcome
+		out  destination.Outcome
 		want string
 	}{
-		{httpsend.Outcome{Class: httpsend.Success, StatusCode: 204}, "none"},
-		{httpsend.Outcome{Class: httpsend.Retryable, StatusCode: 503, ErrorKind: httpsend.KindHTTPStatus}, "http_5xx"},
-		{httpsend.Outcome{Class: httpsend.Permanent, StatusCode: 404, ErrorKind: httpsend.KindHTTPStatus}, "http_4xx"},
-		{httpsend.Outcome{Class: httpsend.Retryable, ErrorKind: httpsend.KindTimeout}, "timeout"},
-		{httpsend.Outcome{Class: httpsend.Success, StatusCode: 200, ErrorKind: httpsend.KindBodyTimeout}, "body_timeout"},
+		{destination.Outcome{Class: destination.Success, StatusCode: 204}, "none"},
+		{destination.Outcome{Class: destination.Retryable, StatusCode: 503, ErrorKind: destination.KindHTTPStatus}, "http_5xx"},
+		{destination.Outcome{Class: destination.Permanent, StatusCode: 404, ErrorKind: destination.KindHTTPStatus}, "http_4xx"},
+		{destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindTimeout}, "timeout"},
+		{destination.Outcome{Class: destination.Success, StatusCode: 200, ErrorKind: destination.KindBodyTimeout}, "body_timeout"},
 	} {
 		if got := ErrorClass(c.out); got != c.want {
 			t.Errorf("ErrorClass(%+v) = %q, want %q", c.out, got, c.want)
@@ -47,7 +46,7 @@ func TestNilMetricsDoNothing(t *testing.T) {
 	t.Parallel()
 	var m *Metrics
 	m.EventsPublished("acme", 1)
-	m.Attempt("acme", "ep_1", OutcomeSuccess, httpsend.Outcome{})
+	m.Attempt("acme", "ep_1", OutcomeSuccess, destination.Outcome{})
 	m.SetDispatch(1, 2)
 	m.SetLaneWaits(1)
 	m.BreakerOpened()
@@ -67,7 +66,7 @@ func TestEndpointLabelsFoldIntoOther(t *testing.T) {
 	t.Parallel()
 	m := New(Options{EndpointLabels: 2})
 	for _, ep := range []string{"ep_a", "ep_b", "ep_c", "ep_d", "ep_a"} {
-		m.Attempt("acme", ep, OutcomeSuccess, httpsend.Outcome{Latency: time.Millisecond})
+		m.Attempt("acme", ep, OutcomeSuccess, destination.Outcome{Latency: time.Millisecond})
 	}
 	for ep, want := range map[string]float64{"ep_a": 2, "ep_b": 1, "other": 2} {
 		if got := counter(t, m.deliveries.WithLabelValues("acme", OutcomeSuccess, "none", ep)); got != want {
