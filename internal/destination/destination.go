@@ -94,11 +94,24 @@ type Type interface {
 	// "token", or a URL whose userinfo is a credential): the store seals them at rest and the
 	// API never shows them.
 	Secrets() []string
-	// Open returns a sender for checked settings. It may not connect yet: a broker that is down
-	// is an attempt's Retryable outcome, not an error here. internal selects Env.InternalDial.
-	Open(settings json.RawMessage, internal bool) (Sender, error)
+	// Open returns a sender for an endpoint. It may not connect yet: a broker that is down is
+	// an attempt's Retryable outcome, not an error here.
+	Open(t Target) (Sender, error)
 	// Close closes every pooled connection; senders fail Retryable afterwards.
 	Close() error
+}
+
+// Target is the endpoint a sender delivers to.
+type Target struct {
+	// EndpointID and TenantID identify the endpoint (for logs and metrics only).
+	EndpointID, TenantID string
+	// URL is a webhook endpoint's URL; empty for the other types.
+	URL string
+	// Settings are the endpoint's settings as Check returned them, with the secret fields
+	// unsealed. Never log them.
+	Settings json.RawMessage
+	// Internal selects Env.InternalDial (an endpoint an admin marked internal).
+	Internal bool
 }
 
 // Headers a broker destination adds beside Message.Header, as message headers/attributes.
