@@ -244,7 +244,7 @@ func (s *Server) fail(err error, what string) error {
 		return huma.Error422UnprocessableEntity("invalid cursor", &huma.ErrorDetail{Location: "query.cursor", Message: "not a cursor this API returned"})
 	case errors.Is(err, context.Canceled):
 		return huma.NewError(499, "client closed request")
-	case errors.Is(err, store.ErrUnavailable), unreachable(err):
+	case store.Unavailable(s.st, err), unreachable(err):
 		s.log.Error("store unavailable", "what", what, "err", err)
 		// "Not acknowledged", not "not stored": a database connection lost during a commit
 		// leaves its outcome unknown. A retry with the same event id cannot store it twice.

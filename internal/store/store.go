@@ -20,6 +20,24 @@ var (
 	ErrUnavailable = errors.New("store unavailable")
 )
 
+// UnavailableReporter is implemented by drivers that can tell, from an error one of their methods
+// returned without wrapping it in ErrUnavailable, that the database could not be reached or was
+// ending the session (PostgreSQL's 08xxx and 57P0x classes, a refused or reset connection): the
+// caller answers "try again later", not "internal error".
+type UnavailableReporter interface {
+	Unavailable(err error) bool
+}
+
+// Unavailable reports whether err means st could not be reached: ErrUnavailable, or an error
+// the driver recognises as such.
+func Unavailable(st Store, err error) bool {
+	if errors.Is(err, ErrUnavailable) {
+		return true
+	}
+	r, ok := st.(UnavailableReporter)
+	return ok && err != nil && r.Unavailable(err)
+}
+
 // Store is everything the engine and the API need from a database. Every method is safe for
 // concurrent use. Writes that return nil are durable.
 type Store interface {

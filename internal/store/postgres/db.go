@@ -304,6 +304,10 @@ func unavailable(err error) error {
 	return err
 }
 
+// Unavailable reports an error of the store's that means PostgreSQL could not be reached or
+// ended the session (store.UnavailableReporter).
+func (s *Store) Unavailable(err error) bool { return connectionLost(err) }
+
 func connectionLost(err error) bool {
 	switch c := pgCode(err); {
 	case c == "":
