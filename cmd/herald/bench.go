@@ -141,6 +141,18 @@ first minute to the end, and the usual figures with the ceiling.`,
 				}
 				fmt.Fprintf(os.Stderr, "herald bench on %d CPUs (%s/%s): hostile tenant, the calm tenant alone and beside it ...\n",
 					runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+				if cpuProfile != "" {
+					// The whole run: the calm tenant alone, then beside the hostile one.
+					f, err := os.Create(cpuProfile)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					if err := pprof.StartCPUProfile(f); err != nil {
+						return fmt.Errorf("cpu profile: %w", err)
+					}
+					defer pprof.StopCPUProfile()
+				}
 				// As with the other scenarios, --repeat reports the run with the median ratio
 				// (here, of publish-to-receipt p99).
 				var runs []*bench.Hostile

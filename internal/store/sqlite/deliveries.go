@@ -294,6 +294,12 @@ func (s *Store) Stats(ctx context.Context, tenantID string, since time.Time) (*s
 // Rows are cols, where {rank} is the delivery's rank in microseconds (its due time plus its
 // priority's delay; see store.ClaimRequest), unordered: the caller ranks them. Few columns: with
 // a backlog, a claim reads hundreds of rows, and each column costs.
+//
+// The limit is bound as "(?3+0)", not "?3": SQLite (3.4x, which modernc.org/sqlite is built from)
+// reads a bare LIMIT parameter's value while planning and marks the prepared statement to be
+// planned again whenever a different value is bound, so a claim re-parsed and re-planned its
+// whole statement at each execution (4× its cost; measured in BenchmarkClaimLimit). An
+// expression is not a bare parameter, and the statement keeps its plan.
 func byPriority(cond, cols string) string {
 	var b strings.Builder
 	for p := store.PriorityHigh; p <= store.PriorityLow; p++ {
@@ -302,7 +308,7 @@ func byPriority(cond, cols string) string {
 		}
 		c := strings.ReplaceAll(cols, "{rank}", fmt.Sprintf("next_attempt_at + %d", store.PriorityDelay(p).Microseconds()))
 		fmt.Fprintf(&b, `SELECT %s FROM (SELECT id, next_attempt_at FROM deliveries
-			WHERE endpoint_id = ?1 AND state = 0 AND priority = %d AND %s ORDER BY next_attempt_at LIMIT ?3)`, c, p, cond)
+			WHERE endpoint_id = ?1 AND state = 0 AND priority = %d AND %s ORDER BY next_attempt_at LIMIT (?3+0))`, c, p, cond)
 	}
 	return b.String()
 }
@@ -416,9 +422,10 @@ const (
 var modeQueries = map[int]string{
 	// The endpoint's first pending delivery in publish order (deliveries_pending).
 	stmtFirstPending: `SELECT id, next_attempt_at FROM deliveries WHERE endpoint_id = ? AND state = 0 ORDER BY id LIMIT 1`,
-	// Due members of failed batches, oldest first (deliveries_batch_due).
+	// Due members of failed batches, oldest first (deliveries_batch_due). The limit is (?+0):
+	// see byPriority.
 	stmtFailedBatches: `SELECT id, batch_id FROM deliveries WHERE endpoint_id = ? AND state = 0 AND batch_id IS NOT NULL
-		AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`,
+		AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT (?+0)`,
 	// A failed batch's pending members (deliveries_batch).
 	stmtBatchMembers: `SELECT id FROM deliveries WHERE batch_id = ? AND state = 0 ORDER BY id`,
 	// Due deliveries in no batch yet, by priority.
