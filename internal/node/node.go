@@ -428,7 +428,7 @@ func openStore(ctx context.Context, cfg Config, keys *seal.Keyring) (store.Store
 		}
 		return pg, pg, nil
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "herald.db"), sqlite.Options{Synchronous: cfg.SQLiteSynchronous, Keys: keys, Limits: cfg.Limits})
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "herald.db"), sqlite.Options{Synchronous: cfg.SQLiteSynchronous, Keys: keys, Limits: cfg.Limits, Logger: cfg.Logger})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,6 +45,8 @@ type Options struct {
 	Keys *seal.Keyring
 	// Limits bound endpoints per tenant and deliveries per publish (zero: the defaults).
 	Limits store.Limits
+	// Logger receives what the store's background work (checkpoints) could not do; nil discards.
+	Logger *slog.Logger
 }
 
 // Store is the SQLite implementation of store.Store.
@@ -58,9 +61,15 @@ type Store struct {
 	ops           chan *op
 	quit          chan struct{}
 	done          chan struct{}
-	stmts         statements
-	resultStmts   []resultStmts // multi-row result writes, by chunk size - 1
-	closeOnce     sync.Once
+	// ck is the checkpointer's connection (checkpoint.go); wrote tells it the log grew, ckDone
+	// that it stopped.
+	ck          *sql.DB
+	wrote       chan struct{}
+	ckDone      chan struct{}
+	log         *slog.Logger
+	stmts       statements
+	resultStmts []resultStmts // multi-row result writes, by chunk size - 1
+	closeOnce   sync.Once
 	// claimStmts are claim reads prepared per number of ids; guarded by leases.claimMu.
 	claimStmts map[int]*sql.Stmt
 	leases     *leases
@@ -113,7 +122,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	// secure_delete(FAST) zeroes deleted content where that costs no extra I/O, so that a secret
 	// replaced by its ciphertext (rotation, re-encryption) does not linger in the file's pages.
-	dsn := fmt.Sprintf("file:%s?_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=secure_delete(FAST)&_txlock=immediate", path, opts.Synchronous)
+	dsn := fmt.Sprintf("file:%s?_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=secure_delete(FAST)&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(%d)&_txlock=immediate", path, opts.Synchronous, journalSizeLimit)
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		_ = lock.Close()
@@ -136,7 +145,20 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), leases: newLeases(), claimStmts: map[int]*sql.Stmt{}, subs: newSubCache(), fanout: store.NewFanout(opts.Limits), exprs: expr.NewCache(1024), sync: opts.Synchronous, curSync: opts.Synchronous, keys: opts.Keys, quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch}
+	ck, err := sql.Open("sqlite", fmt.Sprintf("file:%s?_pragma=busy_timeout(10000)", path))
+	if err != nil {
+		_ = w.Close()
+		_ = r.Close()
+		_ = lock.Close()
+		return nil, fmt.Errorf("open sqlite checkpointer %s: %w", path, err)
+	}
+	ck.SetMaxOpenConns(1)
+	ck.SetMaxIdleConns(1)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{w: w, r: r, lock: lock, ops: make(chan *op, 4096), leases: newLeases(), claimStmts: map[int]*sql.Stmt{}, subs: newSubCache(), fanout: store.NewFanout(opts.Limits), exprs: expr.NewCache(1024), sync: opts.Synchronous, curSync: opts.Synchronous, keys: opts.Keys, quit: make(chan struct{}), done: make(chan struct{}), max: opts.MaxBatch,
+		ck: ck, wrote: make(chan struct{}, 1), ckDone: make(chan struct{}), log: opts.Logger}
 	if err := s.stmts.prepare(ctx, w, r); err != nil {
 		_ = s.closeDBs()
 		return nil, err
@@ -146,6 +168,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	go s.writer()
+	go s.checkpointer(ck)
 	return s, nil
 }
 
@@ -183,6 +206,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		<-s.done
+		<-s.ckDone
 		err = s.closeDBs()
 	})
 	if err == errClosed {
@@ -200,7 +224,7 @@ func (s *Store) closeDBs() error {
 		_ = st.insert.Close()
 		_ = st.update.Close()
 	}
-	err := errors.Join(s.r.Close(), s.w.Close())
+	err := errors.Join(s.r.Close(), s.ck.Close(), s.w.Close())
 	_ = s.lock.Close()
 	return err
 }
@@ -411,6 +435,7 @@ func (s *Store) run(ops []*op) ([]error, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
+	s.noteCommit()
 	return errs, nil
 }
 
