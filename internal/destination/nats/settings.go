@@ -149,7 +149,7 @@ func normaliseServers(list string) (string, string) {
 		}
 		if u.User != nil {
 			if _, hasPassword := u.User.Password(); hasPassword {
-				return "", where + "carries a password: put the user name in the username setting and the password in the password setting"
+				return "", where + "carries a password: put the password in the password setting and the user name in the username setting"
 			}
 			return "", where + "carries a credential (NATS reads a lone user name in the URL as a token): put it in the token setting, or use the username and password settings"
 		}
