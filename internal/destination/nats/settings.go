@@ -41,9 +41,6 @@ type Settings struct {
 	TLS bool `json:"tls"`
 }
 
-// servers returns the normalised server URLs (Check has been run).
-func (s *Settings) servers() []string { return strings.Split(s.URL, ",") }
-
 // parseSettings decodes an endpoint's settings strictly: a JSON object, unknown fields refused.
 func parseSettings(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 	trimmed := bytes.TrimSpace(raw)
