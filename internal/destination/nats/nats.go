@@ -27,12 +27,12 @@ import (
 // the next attempt dials again. So memory is bounded and no reconnect loop runs for a broker
 // nobody uses.
 const (
-	dialTimeout      = 10 * time.Second // one TCP connect (through the guarded dialer), and the handshake
-	pingInterval     = 20 * time.Second // a silently dead connection is noticed within ~2 intervals
-	maxPingsOut      = 2
-	asyncMaxPending  = 4096        // outstanding async publishes per connection (batches)
-	asyncAckTimeout  = time.Minute // an async publish nobody waits for any more is forgotten after this
-	maxBatchMessages = asyncMaxPending
+	dialTimeout     = 10 * time.Second // one TCP connect (through the guarded dialer), and the handshake
+	pingInterval    = 20 * time.Second // a silently dead connection is noticed within ~2 intervals
+	maxPingsOut     = 2
+	asyncMaxPending = 4096        // outstanding async publishes per connection (batches)
+	asyncAckTimeout = time.Minute // an async publish nobody waits for any more is forgotten after this
+	batchChunk      = 512         // a batch's messages in flight at once
 )
 
 // Type is the "nats" destination type. Create it with New.

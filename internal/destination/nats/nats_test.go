@@ -338,6 +338,21 @@ func TestBatch(t *testing.T) {
 		t.Errorf("stream holds %d after a retried batch, want 10", n)
 	}
 
+	// A batch larger than one chunk of in-flight publishes is published whole, in order.
+	bigStream, bigSubject := newStream(t, js, nil)
+	big := open(t, typ, map[string]any{"url": url, "subject": bigSubject}).(destination.BatchSender)
+	var bms []*destination.Message
+	for i := range 2*batchChunk + 7 {
+		bms = append(bms, signed(t, fmt.Sprintf("msg_%s_%d", randSuffix(t), i), "a", []byte(fmt.Sprintf(`{"n":%d}`, i))))
+	}
+	o = big.SendBatch(sendCtx(t), bms)
+	if want := fmt.Sprintf("stream %s seq 1..%d", bigStream, len(bms)); o.Class != destination.Success || string(o.Response) != want {
+		t.Fatalf("big SendBatch = %+v (%s), want Success %q", o, o.Response, want)
+	}
+	if n := streamMsgs(t, js, bigStream); n != uint64(len(bms)) {
+		t.Errorf("stream holds %d, want %d", n, len(bms))
+	}
+
 	// A batch to a subject no stream captures fails as a whole, permanently.
 	nb := open(t, typ, map[string]any{"url": url, "subject": "herald.nostream." + randSuffix(t)}).(destination.BatchSender)
 	o = nb.SendBatch(sendCtx(t), ms[:3])

@@ -89,10 +89,6 @@ func (s *Sender) SendBatch(ctx context.Context, ms []*destination.Message) desti
 	if len(ms) == 0 {
 		return destination.Outcome{Class: destination.Success}
 	}
-	if len(ms) > maxBatchMessages {
-		return destination.Outcome{Class: destination.Permanent, ErrorKind: destination.KindTooLarge,
-			Error: fmt.Sprintf("a batch of %d messages is more than the %d a NATS endpoint publishes at once", len(ms), maxBatchMessages)}
-	}
 	c, failed := s.t.acquire(ctx, s)
 	if failed != nil {
 		failed.Latency = time.Since(start)
@@ -119,29 +115,35 @@ func (s *Sender) SendBatch(ctx context.Context, ms []*destination.Message) desti
 		return o
 	}
 
-	futures := make([]jetstream.PubAckFuture, len(ms))
-	for i, m := range ms {
-		msg, opts := s.message(m)
-		f, err := c.js.PublishMsgAsync(msg, opts...)
-		if err != nil {
-			return fail(i, err)
-		}
-		futures[i] = f
-	}
+	// Published in chunks, each awaited before the next, so that one batch never holds more
+	// than batchChunk unacknowledged messages on a connection other endpoints share.
 	var first, last *jetstream.PubAck
-	for i, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			if first == nil {
-				first = ack
+	futures := make([]jetstream.PubAckFuture, 0, min(len(ms), batchChunk))
+	for base := 0; base < len(ms); base += batchChunk {
+		chunk := ms[base:min(base+batchChunk, len(ms))]
+		futures = futures[:0]
+		for i, m := range chunk {
+			msg, opts := s.message(m)
+			f, err := c.js.PublishMsgAsync(msg, opts...)
+			if err != nil {
+				return fail(base+i, err)
 			}
-			last = ack
-		case err := <-f.Err():
-			return fail(i, err)
-		case <-c.closedCh:
-			return fail(i, nats.ErrConnectionClosed)
-		case <-wctx.Done():
-			return fail(i, wctx.Err())
+			futures = append(futures, f)
+		}
+		for i, f := range futures {
+			select {
+			case ack := <-f.Ok():
+				if first == nil {
+					first = ack
+				}
+				last = ack
+			case err := <-f.Err():
+				return fail(base+i, err)
+			case <-c.closedCh:
+				return fail(base+i, nats.ErrConnectionClosed)
+			case <-wctx.Done():
+				return fail(base+i, wctx.Err())
+			}
 		}
 	}
 	return destination.Outcome{Class: destination.Success, Latency: time.Since(start), Response: ackResponse(first, last)}
