@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -393,5 +394,38 @@ func TestAttemptTimeoutIsRetryable(t *testing.T) {
 	o := s.Send(ctx, signed(t, "msg_"+randSuffix(t), "a", []byte(`{}`)))
 	if o.Class != destination.Retryable || o.ErrorKind != destination.KindTimeout {
 		t.Fatalf("Send with an expired deadline = %+v, want Retryable timeout", o)
+	}
+}
+
+func TestConcurrentFirstAttemptsDialOnce(t *testing.T) {
+	url := sharedURL(t)
+	_, js := admin(t, url)
+	stream, subject := newStream(t, js, nil)
+	d := &recordingDialer{}
+	typ := newType(t, d, nil)
+	senders := []destination.Sender{
+		open(t, typ, map[string]any{"url": url, "subject": subject}),
+		open(t, typ, map[string]any{"url": url, "subject": subject, "stream": stream}),
+	}
+	const n = 40
+	outcomes := make(chan destination.Outcome, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			outcomes <- senders[i%2].Send(sendCtx(t), signed(t, fmt.Sprintf("msg_%s_%d", randSuffix(t), i), "a", []byte(`{}`)))
+		})
+	}
+	wg.Wait()
+	close(outcomes)
+	for o := range outcomes {
+		if o.Class != destination.Success {
+			t.Fatalf("concurrent Send = %+v", o)
+		}
+	}
+	if c := d.count(); c != 1 {
+		t.Errorf("%d concurrent first attempts dialled %d times, want 1", n, c)
+	}
+	if m := streamMsgs(t, js, stream); m != n {
+		t.Errorf("stream holds %d, want %d", m, n)
 	}
 }
