@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,6 +33,11 @@ type entry struct {
 	client   *redis.Client
 	inflight int
 	lastUsed time.Time
+	// maxBulk is the server's proto-max-bulk-len (its largest value) as read on the last
+	// connection made, or 0 when the server would not say (CONFIG denied or renamed).
+	maxBulk atomic.Int64
+	// asked is set once a connection has asked the server for its limit.
+	asked atomic.Bool
 }
 
 // errConnLimit is the dial refused because the node's connections to Redis are at their bound.
@@ -86,7 +93,7 @@ func (p *pool) lease(k poolKey) (*entry, error) {
 	e := p.clients[k]
 	if e == nil {
 		e = &entry{key: k}
-		e.client = redis.NewClient(p.options(k))
+		e.client = redis.NewClient(p.options(e))
 		p.clients[k] = e
 	}
 	e.inflight++
@@ -106,7 +113,8 @@ var errTypeClosed = errors.New("the redis destination is closed (the node is shu
 // options are the go-redis settings of one client. The per-client bound is the node's bound:
 // the dialer's shared count keeps the total under it whatever the number of clients, and an idle
 // client gives its connections back (evictIdle) when another needs one.
-func (p *pool) options(k poolKey) *redis.Options {
+func (p *pool) options(e *entry) *redis.Options {
+	k := e.key
 	size := min(p.max, 10*runtime.GOMAXPROCS(0))
 	return &redis.Options{
 		Addr:                  k.address,
@@ -124,6 +132,19 @@ func (p *pool) options(k poolKey) *redis.Options {
 		PipelinePoolSize:      -1, // pipelines share the main pool, so MaxActiveConns bounds them too
 		ConnMaxIdleTime:       p.idle,
 		DisableIdentity:       true,
+		// A message larger than the server's limit is refused by a reset of the connection in
+		// the middle of the write, which looks like a lost connection. Knowing the limit (when
+		// the user may read it) turns it into the permanent failure it is, without sending.
+		OnConnect: func(ctx context.Context, cn *redis.Conn) error {
+			defer e.asked.Store(true)
+			v, err := cn.ConfigGet(ctx, "proto-max-bulk-len").Result()
+			if err == nil {
+				if n, err := strconv.ParseInt(v["proto-max-bulk-len"], 10, 64); err == nil && n > 0 {
+					e.maxBulk.Store(n)
+				}
+			}
+			return nil // an error here (CONFIG not allowed) must not fail the connection
+		},
 		MaintNotificationsConfig: &maintnotifications.Config{
 			Mode: maintnotifications.ModeDisabled,
 		},

@@ -27,6 +27,10 @@ const FieldBody = "body"
 // never be taken, so it is refused without being sent.
 const maxBodyBytes = 512 << 20
 
+// minMaxBulk is the smallest proto-max-bulk-len a server may be configured with: a smaller body
+// fits whatever the server's limit.
+const minMaxBulk = 1 << 20
+
 // Type is the Redis Streams destination type. It owns the node's pooled Redis clients.
 type Type struct {
 	env  destination.Env
@@ -98,14 +102,14 @@ type Sender struct {
 // Send XADDs one message and waits for the entry id.
 func (s *Sender) Send(ctx context.Context, m *destination.Message) destination.Outcome {
 	start := time.Now()
-	if o, ok := s.tooLarge(m, start); !ok {
-		return o
-	}
 	e, err := s.pool.lease(s.key)
 	if err != nil {
 		return s.failed(err, start)
 	}
 	defer s.pool.release(e)
+	if o, ok := s.tooLarge(ctx, e, m, start); !ok {
+		return o
+	}
 	id, err := e.client.XAdd(ctx, s.args(m)).Result()
 	if err != nil {
 		return s.failed(err, start)
@@ -125,16 +129,17 @@ func (s *Sender) SendBatch(ctx context.Context, ms []*destination.Message) desti
 	if len(ms) == 0 {
 		return destination.Outcome{Class: destination.Success, Latency: time.Since(start)}
 	}
-	for _, m := range ms {
-		if o, ok := s.tooLarge(m, start); !ok {
-			return o
-		}
-	}
 	e, err := s.pool.lease(s.key)
 	if err != nil {
 		return s.failed(err, start)
 	}
 	defer s.pool.release(e)
+	for i, m := range ms {
+		if o, ok := s.tooLarge(ctx, e, m, start); !ok {
+			o.Error = fmt.Sprintf("message %d of %d: %s", i+1, len(ms), o.Error)
+			return o
+		}
+	}
 	cmds := make([]*redis.StringCmd, len(ms))
 	_, perr := e.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, m := range ms {
@@ -182,14 +187,29 @@ func severity(c destination.Class) int {
 	return 3
 }
 
-func (s *Sender) tooLarge(m *destination.Message, start time.Time) (destination.Outcome, bool) {
-	if len(m.Body) <= maxBodyBytes {
+// tooLarge refuses a body larger than the server's largest value (its proto-max-bulk-len when
+// the last connection could read it, else Redis's default of 512 MiB) without sending it.
+func (s *Sender) tooLarge(ctx context.Context, e *entry, m *destination.Message, start time.Time) (destination.Outcome, bool) {
+	if len(m.Body) > minMaxBulk && !e.asked.Load() {
+		// No connection has asked yet, and the body may be over the server's limit: connect
+		// first (a failure here is the XADD's to report).
+		_ = e.client.Ping(ctx).Err()
+	}
+	limit, known := e.maxBulk.Load(), true
+	if limit <= 0 {
+		limit, known = maxBodyBytes, false
+	}
+	if int64(len(m.Body)) <= limit {
 		return destination.Outcome{}, true
+	}
+	msg := fmt.Sprintf("the message (%d bytes) is larger than Redis's largest value (512 MiB)", len(m.Body))
+	if known {
+		msg = fmt.Sprintf("the message (%d bytes) is larger than the largest value redis at %s takes (proto-max-bulk-len %d bytes)", len(m.Body), s.key.address, limit)
 	}
 	return destination.Outcome{
 		Class:     destination.Permanent,
 		ErrorKind: destination.KindTooLarge,
-		Error:     fmt.Sprintf("the message (%d bytes) is larger than Redis's largest value (512 MiB)", len(m.Body)),
+		Error:     msg,
 		Latency:   time.Since(start),
 	}, false
 }
