@@ -60,6 +60,7 @@ type dialRecorder struct {
 	mu    sync.Mutex
 	dials []string
 	open  int
+	peak  int
 }
 
 func newDialRecorder(allowLoopback bool) *dialRecorder {
@@ -77,6 +78,7 @@ func (r *dialRecorder) Dial(ctx context.Context, network, addr string) (net.Conn
 	}
 	r.mu.Lock()
 	r.open++
+	r.peak = max(r.peak, r.open)
 	r.mu.Unlock()
 	return &recordedConn{Conn: c, r: r}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -418,6 +419,43 @@ func TestConnectionLimitIsBrokerBusy(t *testing.T) {
 	})
 	if _, open := rec.counts(); open != 1 {
 		t.Fatalf("%d connections open, want at most the limit of 1", open)
+	}
+}
+
+func TestConcurrentSendsStayWithinTheBound(t *testing.T) {
+	addr, db := sharedRedis(t)
+	ctx := ctxT(t)
+	rec := newDialRecorder(true)
+	typ := newType(t, rec, 3, 0)
+	stream := uniqueName("herald-test-bound")
+	cons := consumer(t, addr, db)
+	t.Cleanup(func() { cons.Del(context.Background(), stream) })
+	s := open(t, typ, map[string]any{"address": addr, "db": db, "stream": stream})
+	const workers, each = 12, 15
+	errs := make(chan error, workers*each)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				if o := s.Send(ctx, signedMessage(t, "x", []byte(`{}`))); o.Class != destination.Success {
+					errs <- fmt.Errorf("%s/%s: %s", o.Class, o.ErrorKind, o.Error)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err) // one client waits for one of its connections instead of failing
+	}
+	rec.mu.Lock()
+	peak := rec.peak
+	rec.mu.Unlock()
+	if peak > 3 || peak < 1 {
+		t.Fatalf("peak of %d connections open, want between 1 and the bound of 3", peak)
+	}
+	if n := cons.XLen(ctx, stream).Val(); n != workers*each {
+		t.Fatalf("XLEN = %d, want %d", n, workers*each)
 	}
 }
 
