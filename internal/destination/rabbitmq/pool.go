@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -37,6 +38,9 @@ var errPoolFull = errors.New("connection limit reached")
 // errChannelsFull: one connection has maxChannels attempts in flight already.
 var errChannelsFull = errors.New("channel limit reached")
 
+// errBlocked: the broker blocks publishing (connection.blocked: a resource alarm).
+var errBlocked = errors.New("broker blocks publishing")
+
 // errTypeClosed: the Type was closed (the node is shutting down).
 var errTypeClosed = errors.New("destination type closed")
 
@@ -62,6 +66,7 @@ type pooled struct {
 	round    *dialRound       // non-nil while a dial is in progress
 	free     []*confirmChannel
 	busy     int // channels checked out by attempts
+	blocked  *atomic.Bool // the live connection's connection.blocked state
 	lastUsed time.Time
 }
 
@@ -144,6 +149,20 @@ func (p *pooled) dialRound(ctx context.Context, r *dialRound) {
 	}
 	p.conn = c
 	p.lastUsed = time.Now()
+	// The broker blocks publishing connections under a resource alarm (memory or disk): while
+	// it does, attempts fail fast as broker_busy instead of waiting out their timeout. The
+	// notification channel is closed with the connection, which ends the goroutine.
+	state := new(atomic.Bool)
+	p.blocked = state
+	blocked := c.NotifyBlocked(make(chan amqp.Blocking, 4))
+	go func() {
+		for b := range blocked {
+			state.Store(b.Active)
+			if b.Active {
+				p.t.log.Warn("rabbitmq blocks publishing", "address", p.url.address(), "reason", b.Reason)
+			}
+		}
+	}()
 	p.t.log.Debug("rabbitmq connected", "address", p.url.address(), "vhost", p.url.vhost)
 }
 
@@ -169,9 +188,7 @@ func (p *pooled) connect(ctx context.Context) (*amqp.Connection, error) {
 			return c, nil
 		},
 	}
-	if p.url.scheme == "amqps" {
-		cfg.TLSClientConfig = nil // amqp091 builds the default one, ServerName = host
-	}
+	// amqps: amqp091 builds the default TLS configuration (system roots, ServerName = host).
 	c, err := amqp.DialConfig(p.url.dialURL(), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", p.url.address(), err)
@@ -198,6 +215,10 @@ func (p *pooled) channel(ctx context.Context) (*confirmChannel, error) {
 		return nil, err
 	}
 	p.mu.Lock()
+	if p.blocked != nil && p.blocked.Load() {
+		p.mu.Unlock()
+		return nil, errBlocked
+	}
 	if p.busy >= maxChannels {
 		p.mu.Unlock()
 		return nil, errChannelsFull

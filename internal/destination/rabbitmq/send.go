@@ -214,6 +214,9 @@ func (s *Sender) failure(err error) destination.Outcome {
 	case errors.Is(err, errChannelsFull):
 		o.ErrorKind = destination.KindBrokerBusy
 		o.Error = fmt.Sprintf("too many attempts in flight on the connection to %s (limit %d): the attempt will be retried", addr, maxChannels)
+	case errors.Is(err, errBlocked):
+		o.ErrorKind = destination.KindBrokerBusy
+		o.Error = fmt.Sprintf("RabbitMQ at %s is blocking publishers (a memory or disk alarm): the attempt will be retried", addr)
 	case errors.Is(err, errTypeClosed):
 		o.ErrorKind = destination.KindCanceled
 		o.Error = "the node is shutting down: the attempt will be retried"
