@@ -65,7 +65,7 @@ type pooled struct {
 	conn     *amqp.Connection // nil when not connected
 	round    *dialRound       // non-nil while a dial is in progress
 	free     []*confirmChannel
-	busy     int // channels checked out by attempts
+	busy     int          // channels checked out by attempts
 	blocked  *atomic.Bool // the live connection's connection.blocked state
 	lastUsed time.Time
 }
