@@ -111,6 +111,7 @@ func TestCheck(t *testing.T) {
 		name, settings, field, msg string
 	}{
 		{"password in URL", `{"url":"amqp://u:secret@h/","exchange":"x","routing_key":"k"}`, "url", "put the password in the password setting"},
+		{"password in a bad URL", `{"url":"amqp://u:secret@h:99999x/","exchange":"x","routing_key":"k"}`, "url", "valid URL"},
 		{"no URL", `{"username":"u","exchange":"x","routing_key":"k"}`, "url", "required"},
 		{"bad scheme", `{"url":"http://h/","username":"u","exchange":"x","routing_key":"k"}`, "url", "scheme"},
 		{"no host", `{"url":"amqp:///v","username":"u","exchange":"x","routing_key":"k"}`, "url", "host"},
@@ -135,7 +136,7 @@ func TestCheck(t *testing.T) {
 				if e.Field == c.field {
 					found = e
 				}
-				if strings.Contains(e.Message, "secret") || e.Value == "amqp://u:secret@h/" {
+				if strings.Contains(e.Message, "secret") || strings.Contains(fmt.Sprint(e.Value), "secret") {
 					t.Errorf("error shows the password: %+v", e)
 				}
 			}
@@ -612,4 +613,32 @@ func BenchmarkSend(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A queue full with overflow reject-publish nacks the message: Retryable broker_busy; once the
+// queue has room the same sender succeeds.
+func TestNackIsBrokerBusy(t *testing.T) {
+	b := sharedBroker(t)
+	ch := b.client(t)
+	q, err := ch.QueueDeclare(randomName("herald-test-full"), false, false, false, false,
+		amqp.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = b.client(t).QueueDelete(q.Name, false, false, false) })
+	typ := newType(t, destination.Env{})
+	s := open(t, typ, b.settings(t, "", q.Name), false)
+	sendOK(t, s, signedMessage(t, "e", []byte(`{"first":true}`)))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	o := s.Send(ctx, signedMessage(t, "e", []byte(`{"second":true}`)))
+	if o.Class != destination.Retryable || o.ErrorKind != destination.KindBrokerBusy || !strings.Contains(o.Error, "negative acknowledgement") {
+		t.Fatalf("outcome %+v, want retryable broker_busy", o)
+	}
+	verify(t, get(t, ch, q.Name)) // room again
+	m := signedMessage(t, "e", []byte(`{"third":true}`))
+	sendOK(t, s, m)
+	if d := get(t, ch, q.Name); d.MessageId != m.ID {
+		t.Fatalf("got %q, want %q", d.MessageId, m.ID)
+	}
 }

@@ -90,12 +90,7 @@ func decodeSettings(raw json.RawMessage) (*Settings, parsedURL, []*destination.F
 
 	u, urlUser, msg := parseURL(s.URL)
 	if msg != "" {
-		// The URL is echoed only when it holds no password (parseURL says so in msg otherwise).
-		var v any = s.URL
-		if strings.Contains(msg, "password") {
-			v = nil
-		}
-		add("url", msg, v)
+		add("url", msg, echoableURL(s.URL))
 	}
 	switch {
 	case urlUser != "" && s.Username != "" && urlUser != s.Username:
@@ -216,6 +211,16 @@ func parseURL(raw string) (parsedURL, string, string) {
 		user = u.User.Username()
 	}
 	return p, user, ""
+}
+
+// echoableURL is the URL to show back in an error, or nil if it may hold a password (or cannot
+// be parsed, so that nobody can tell).
+func echoableURL(raw string) any {
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil {
+		return nil
+	}
+	return raw
 }
 
 func validName(s string) bool {
