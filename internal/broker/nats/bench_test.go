@@ -17,7 +17,7 @@ import (
 // directly with nats.go's jetstream package: same messages (body, headers, Nats-Msg-Id), same
 // acknowledgement (wait for the stream's PubAck), same broker. Run:
 //
-//	HERALD_TEST_NATS_URL=nats://127.0.0.1:4222 go test -run '^$' -bench BenchmarkSend ./internal/destination/nats/
+//	HERALD_TEST_NATS_URL=nats://127.0.0.1:4222 go test -run '^$' -bench BenchmarkSend ./internal/broker/nats/
 func BenchmarkSend(b *testing.B) {
 	url := sharedURL(b)
 	_, js := admin(b, url)

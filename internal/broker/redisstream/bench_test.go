@@ -11,7 +11,7 @@ import (
 
 // BenchmarkSend compares a Send through the type with the same XADD (same fields, same
 // acknowledgement: the reply's entry id) published directly by a plain go-redis client, on the
-// shared Redis. Run: HERALD_TEST_REDIS_URL=redis://127.0.0.1:6379/0 go test -run '^$' -bench Send ./internal/destination/redisstream/
+// shared Redis. Run: HERALD_TEST_REDIS_URL=redis://127.0.0.1:6379/0 go test -run '^$' -bench Send ./internal/broker/redisstream/
 func BenchmarkSend(b *testing.B) {
 	addr, db := sharedRedis(b)
 	ctx := context.Background()
