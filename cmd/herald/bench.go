@@ -26,6 +26,9 @@ func benchCmd() *cobra.Command {
 		soak       time.Duration
 		duration   time.Duration
 		streams    int
+		natsURL    string
+		amqpURL    string
+		redisAddr  string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -170,6 +173,32 @@ first minute to the end, and the usual figures with the ceiling.`,
 				}
 				runs[len(runs)/2].Print(os.Stdout)
 				return nil
+			case scenario == "brokers":
+				bc := bench.BrokerConfig{NATSURL: natsURL, AMQPURL: amqpURL, RedisAddr: redisAddr, DatabaseURL: cfg.DatabaseURL, Synchronous: cfg.Synchronous}
+				changed := cmd.Flags().Changed
+				if changed("events") {
+					bc.Backlog = cfg.Events
+				}
+				if changed("rate") {
+					bc.Rate = cfg.Rate
+				}
+				if changed("duration") {
+					bc.Duration = duration
+				}
+				if changed("concurrency") {
+					bc.Concurrency = cfg.Concurrency
+				}
+				if changed("payload") {
+					bc.PayloadSize = cfg.PayloadSize
+				}
+				fmt.Fprintf(os.Stderr, "herald bench on %d CPUs (%s/%s): broker destinations, each against a plain client of the same library ...\n",
+					runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+				runs, err := bench.RunBrokers(cmd.Context(), bc)
+				if err != nil {
+					return fmt.Errorf("brokers: %w", err)
+				}
+				bench.PrintBrokers(os.Stdout, bc, runs)
+				return nil
 			case scenario == "fanout":
 				fc := bench.FanOutConfig{DatabaseURL: cfg.DatabaseURL, Synchronous: cfg.Synchronous}
 				if cmd.Flags().Changed("rate") {
@@ -184,7 +213,7 @@ first minute to the end, and the usual figures with the ceiling.`,
 				f.Print(os.Stdout)
 				return nil
 			case scenario != "":
-				return fmt.Errorf("unknown --scenario %q (known: tenants-hanging, batching, hostile-tenant, fanout)", scenario)
+				return fmt.Errorf("unknown --scenario %q (known: tenants-hanging, batching, hostile-tenant, fanout, brokers)", scenario)
 			}
 			scenarios := []bench.Config{cfg}
 			if standard {
@@ -281,7 +310,10 @@ first minute to the end, and the usual figures with the ceiling.`,
 	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the run to this file")
 	f.IntVar(&repeat, "repeat", 1, "run each scenario this many times and report the run with the median ratio")
 	f.BoolVar(&standard, "standard", false, "run the standard scenarios of docs/benchmarks.md")
-	f.StringVar(&scenario, "scenario", "", "run a named scenario: tenants-hanging (100 tenants, 1 % hanging endpoints, with and without); batching (one endpoint drains a backlog without and with batching, 100 events or 50 ms); hostile-tenant (a calm tenant's latencies alone and beside a hostile one); fanout (a tenant's single publishes at --rate, 100/s, alone and while another tenant publishes 200-event batches to 100 endpoints back to back)")
+	f.StringVar(&scenario, "scenario", "", "run a named scenario: tenants-hanging (100 tenants, 1 % hanging endpoints, with and without); batching (one endpoint drains a backlog without and with batching, 100 events or 50 ms); hostile-tenant (a calm tenant's latencies alone and beside a hostile one); fanout (a tenant's single publishes at --rate, 100/s, alone and while another tenant publishes 200-event batches to 100 endpoints back to back); brokers (for each broker given an address, an endpoint of its type drains a backlog of --events, 20,000, then takes --rate, 1,000/s, for --duration, 10 s, each against a plain client of the same library)")
+	f.StringVar(&natsURL, "nats-url", "", "brokers: a NATS server with JetStream, e.g. nats://127.0.0.1:4222")
+	f.StringVar(&amqpURL, "amqp-url", "", "brokers: a RabbitMQ server, e.g. amqp://guest:guest@127.0.0.1:5672/")
+	f.StringVar(&redisAddr, "redis-addr", "", "brokers: a Redis server, e.g. 127.0.0.1:6379")
 	f.DurationVar(&soak, "soak", 0, "publish at --rate for this long, sampling memory and goroutines every 10 s")
 	f.DurationVar(&duration, "duration", bench.DefaultHostileDuration, "hostile-tenant: how long the calm tenant publishes")
 	f.IntVar(&streams, "streams", bench.DefaultHostileStreams, "hostile-tenant: listen streams the hostile tenant opens and never reads")
