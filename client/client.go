@@ -16,8 +16,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +25,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/heraldhq/herald/event"
 )
 
 // Client calls one Herald's API with one key. It is safe for concurrent use.
@@ -72,16 +72,13 @@ type Event struct {
 	Data     any       `json:"data"`
 	Source   string    `json:"source,omitempty"`
 	Resource *Resource `json:"resource,omitempty"`
-	// Priority is "high", "normal" or "low"; empty is normal.
+	// Priority is event.PriorityHigh, PriorityNormal or PriorityLow ("high", "normal", "low");
+	// empty is normal.
 	Priority string `json:"priority,omitempty"`
 }
 
-// Resource is the object an event is about.
-type Resource struct {
-	ID   string `json:"id"`
-	Type string `json:"type,omitempty"`
-	URL  string `json:"url,omitempty"`
-}
+// Resource is the object an event is about (the event package's).
+type Resource = event.Resource
 
 // Published is Herald's answer to a publish.
 type Published struct {
@@ -264,20 +261,9 @@ func retryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
-
-// NewID makes an event id as Herald does: "evt_", then 48 bits of Unix milliseconds and 80
-// random bits in lowercase base32, so ids sort by creation time.
-func NewID() string {
-	var b [16]byte
-	ms := uint64(time.Now().UnixMilli())
-	for i := 5; i >= 0; i-- {
-		b[i] = byte(ms)
-		ms >>= 8
-	}
-	_, _ = rand.Read(b[6:])
-	return "evt_" + idEncoding.EncodeToString(b[:])
-}
+// NewID makes an event id as Herald does (event.NewID): "evt_", then 48 bits of Unix
+// milliseconds and 80 random bits in lowercase base32, so ids sort by creation time.
+func NewID() string { return event.NewID(time.Now()) }
 
 // StatusCode is the HTTP status of an *APIError in err's chain, or 0.
 func StatusCode(err error) int {

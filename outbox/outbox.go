@@ -32,10 +32,11 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/heraldhq/herald/client"
+	"github.com/heraldhq/herald/event"
 )
 
 // Event is one event to publish.
@@ -56,16 +57,12 @@ type Event struct {
 	Priority string
 }
 
-// Resource is the object an event is about.
-type Resource struct {
-	ID   string `json:"id"`
-	Type string `json:"type,omitempty"`
-	URL  string `json:"url,omitempty"`
-}
+// Resource is the object an event is about (the event package's).
+type Resource = event.Resource
 
 // DefaultMaxDataBytes is the default bound on an event's data, Herald's default event size
 // (--max-event-bytes). The relay checks the whole event against the node's own limit.
-const DefaultMaxDataBytes = 256 << 10
+const DefaultMaxDataBytes = event.DefaultMaxBytes
 
 // Writer writes events to Herald's outbox table. It holds no connection: it is safe for
 // concurrent use, and one Writer serves the whole application.
@@ -146,7 +143,6 @@ var ErrInvalid = errors.New("invalid event")
 
 var (
 	tenantPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	idPattern     = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
 )
 
 // row checks ev as far as can be done here and makes the outbox row's values.
@@ -157,16 +153,14 @@ func (w *Writer) row(tenant string, ev Event) ([]any, error) {
 	switch {
 	case !tenantPattern.MatchString(tenant):
 		return nil, invalid("tenant %q: want letters, digits, '_', '.', '-', at most 64", tenant)
-	case ev.Type == "" || len(ev.Type) > 128:
+	case ev.Type == "" || len(ev.Type) > event.MaxTypeLength:
 		return nil, invalid("type: want 1 to 128 characters")
-	case ev.ID != "" && !idPattern.MatchString(ev.ID):
+	case ev.ID != "" && !event.ValidID(ev.ID):
 		return nil, invalid("id %q: want letters, digits, '_', '.', ':', '-', at most 128", ev.ID)
-	case len(ev.Source) > 200 || strings.ContainsRune(ev.Source, 0):
+	case len(ev.Source) > event.MaxSourceLength || strings.ContainsRune(ev.Source, 0):
 		return nil, invalid("source: want at most 200 characters, no NUL")
 	}
-	switch ev.Priority {
-	case "", "high", "normal", "low":
-	default:
+	if !event.ValidPriority(ev.Priority) {
 		return nil, invalid("priority %q: want high, normal or low", ev.Priority)
 	}
 	data := []byte("{}")
@@ -176,7 +170,7 @@ func (w *Writer) row(tenant string, ev Event) ([]any, error) {
 			return nil, invalid("data: %v", err)
 		}
 	}
-	if len(data) == 0 || data[0] != '{' {
+	if !event.IsObject(data) {
 		return nil, invalid("data: want a JSON object, got %.20s", data)
 	}
 	if len(data) > w.maxData {
@@ -184,7 +178,8 @@ func (w *Writer) row(tenant string, ev Event) ([]any, error) {
 	}
 	var resource any // NULL without one
 	if r := ev.Resource; r != nil {
-		if r.ID == "" || len(r.ID) > 200 || len(r.Type) > 200 || len(r.URL) > 2048 || strings.ContainsRune(r.ID+r.Type+r.URL, 0) {
+		if r.ID == "" || len(r.ID) > event.MaxResourceIDLength || len(r.Type) > event.MaxResourceTypeLength || len(r.URL) > event.MaxResourceURLLength ||
+			strings.ContainsRune(r.ID+r.Type+r.URL, 0) {
 			return nil, invalid("resource: want an id of at most 200 characters, a type of at most 200, a url of at most 2048, no NUL")
 		}
 		b, err := json.Marshal(r)
@@ -200,9 +195,9 @@ func (w *Writer) row(tenant string, ev Event) ([]any, error) {
 	return []any{tenant, id, ev.Type, string(data), ev.Source, resource, ev.Priority}, nil
 }
 
-// NewID makes an event id as Herald's API does (client.NewID): "evt_", then 48 bits of Unix
+// NewID makes an event id as Herald's API does (event.NewID): "evt_", then 48 bits of Unix
 // milliseconds and 80 random bits in lowercase base32, so ids sort by creation time.
-func NewID() string { return client.NewID() }
+func NewID() string { return event.NewID(time.Now()) }
 
 // quoteTable quotes "name" or "schema.name" as SQL identifiers.
 func quoteTable(name string) string {

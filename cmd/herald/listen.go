@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/heraldhq/herald/event"
 	"github.com/heraldhq/herald/internal/api"
 	"github.com/heraldhq/herald/internal/node"
 	"github.com/heraldhq/herald/webhook"
@@ -341,31 +342,17 @@ func (l *listener) stream(ctx context.Context) (connected bool, err error) {
 
 // deliver forwards one event, signed, and prints the line that tells what happened.
 func (l *listener) deliver(ctx context.Context, data string) {
-	var ev struct {
-		ID        string          `json:"id"`
-		Type      string          `json:"type"`
-		Timestamp json.RawMessage `json:"timestamp"`
-		Source    string          `json:"source"`
-		Resource  json.RawMessage `json:"resource"`
-		Data      json.RawMessage `json:"data"`
-	}
+	var ev event.Envelope
 	if err := json.Unmarshal([]byte(data), &ev); err != nil || ev.ID == "" {
 		fmt.Fprintf(l.out, "%s skipped an event the stream sent garbled: %.100s\n", clock(), data)
 		return
 	}
 	// The body an endpoint would get: the same envelope, in the same order.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(struct {
-		ID        string          `json:"id"`
-		Type      string          `json:"type"`
-		Timestamp json.RawMessage `json:"timestamp"`
-		Data      json.RawMessage `json:"data"`
-		Source    string          `json:"source,omitempty"`
-		Resource  json.RawMessage `json:"resource,omitempty"`
-	}{ev.ID, ev.Type, ev.Timestamp, ev.Data, ev.Source, ev.Resource})
-	body := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	body, err := ev.Encode()
+	if err != nil {
+		fmt.Fprintf(l.out, "%s skipped an event the stream sent garbled: %.100s\n", clock(), data)
+		return
+	}
 	start := time.Now()
 	status, err := l.post(ctx, ev.ID, body)
 	took := time.Since(start).Round(100 * time.Microsecond)

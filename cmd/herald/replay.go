@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/heraldhq/herald/event"
 	"github.com/heraldhq/herald/internal/api"
 	"github.com/heraldhq/herald/internal/node"
 	"github.com/heraldhq/herald/webhook"
@@ -284,34 +285,22 @@ type replaySender struct {
 	http   *http.Client
 }
 
-// replayEnvelope is the body Herald sends, field for field in the same order (see docs/api.md).
-type replayEnvelope struct {
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
-	Timestamp time.Time       `json:"timestamp"`
-	Data      json.RawMessage `json:"data"`
-	Source    string          `json:"source,omitempty"`
-	Resource  json.RawMessage `json:"resource,omitempty"`
-}
-
 // send fetches one event and posts it. On failure, outcome names the kind for the summary: the
 // HTTP status of the receiver's answer, "connection" or "timeout" when none came, or
 // "event <status>" when the API could not give the event.
 func (s *replaySender) send(ctx context.Context, eventID string) (outcome string, err error) {
-	var ev replayEnvelope
+	// The API's event holds the envelope's fields: sent again as the envelope Herald sends.
+	var ev event.Envelope
 	if err := s.api.do(ctx, http.MethodGet, apiPath("v1", "tenants", s.tenant, "events", eventID), nil, nil, &ev); err != nil {
 		if ae, ok := errors.AsType[*apiError](err); ok {
 			return "event " + strconv.Itoa(ae.status), err
 		}
 		return "event", err
 	}
-	var body bytes.Buffer
-	enc := json.NewEncoder(&body)
-	enc.SetEscapeHTML(false) // data as it was published, byte for byte (the API shows it so)
-	if err := enc.Encode(ev); err != nil {
+	payload, err := ev.Encode() // data as it was published (the API shows it so)
+	if err != nil {
 		return "encode", fmt.Errorf("encode event: %w", err)
 	}
-	payload := bytes.TrimSuffix(body.Bytes(), []byte("\n"))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.to, bytes.NewReader(payload))
 	if err != nil {
 		return "request", fmt.Errorf("build request: %w", err)

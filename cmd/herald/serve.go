@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/heraldhq/herald/event"
 	"github.com/heraldhq/herald/internal/api"
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/node"
@@ -96,7 +97,7 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.StringSliceVar(&allowCIDRs, "allow-cidr", nil, "private networks endpoints may reach (e.g. 10.1.0.0/16); repeatable")
 	f.StringSliceVar(&internalCIDRs, "internal-cidr", nil, "private networks only endpoints an admin marked internal may reach, over http or https (e.g. 10.2.0.0/16); repeatable")
 	f.StringVar(&cfg.APIKey, "api-key", "", "an admin API key to accept (otherwise one is created at first start)")
-	f.IntVar(&cfg.MaxEventBytes, "max-event-bytes", 256<<10, "largest event accepted, in bytes")
+	f.IntVar(&cfg.MaxEventBytes, "max-event-bytes", event.DefaultMaxBytes, "largest event accepted, in bytes")
 	checkLimits = apiLimitFlags(f, &cfg.APILimits)
 	f.IntVar(&cfg.MaxListenStreams, "max-listen-streams", api.DefaultMaxListenStreams, "listen streams (GET /v1/tenants/{tenant}/listen) this node holds open at once, over all keys")
 	f.IntVar(&cfg.MaxListenStreamsPerKey, "max-listen-streams-per-key", api.DefaultMaxListenStreamsPerKey, "listen streams one API key may hold open at once")

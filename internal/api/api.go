@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/heraldhq/herald/event"
 	"github.com/heraldhq/herald/internal/expr"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/inbound"
@@ -130,7 +132,7 @@ type Server struct {
 // New builds the API's routes.
 func New(cfg Config) *Server {
 	if cfg.MaxEventBytes <= 0 {
-		cfg.MaxEventBytes = 256 << 10
+		cfg.MaxEventBytes = event.DefaultMaxBytes
 	}
 	if cfg.SecretOverlap <= 0 {
 		cfg.SecretOverlap = 24 * time.Hour
@@ -160,6 +162,9 @@ func New(cfg Config) *Server {
 	hc.OpenAPIPath = "/openapi"
 	hc.DocsPath = "" // huma's docs page loads scripts from a CDN; the dashboard will host docs instead
 	hc.SchemasPath = "/schemas"
+	hc.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", schemaNamer)
+	// The event package holds no huma code: its raw JSON object gets its schema here.
+	hc.Components.Schemas.RegisterTypeAlias(reflect.TypeFor[event.Object](), reflect.TypeFor[object]())
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", Description: "An API key: hk_admin_… or hk_tenant_…"},
 	}
@@ -198,6 +203,15 @@ func New(cfg Config) *Server {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	return s
+}
+
+// schemaNamer is huma's namer, except that the event package's Input keeps the name the API
+// has always given it (EventInput), and the OpenAPI document its components.
+func schemaNamer(t reflect.Type, hint string) string {
+	if t == reflect.TypeFor[event.Input]() {
+		return "EventInput"
+	}
+	return huma.DefaultSchemaNamer(t, hint)
 }
 
 // ServeHTTP serves the API.

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base32"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/heraldhq/herald/event"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -148,16 +148,6 @@ func (s *Server) authorize(ctx huma.Context, p principal, next func(huma.Context
 	next(huma.WithValue(ctx, principalKey{}, p))
 }
 
-var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
-
-// newID makes a sortable unique id: prefix_ + 48 bits of milliseconds + 80 random bits, base32.
-func newID(prefix string) string {
-	var b [16]byte
-	ms := uint64(time.Now().UnixMilli())
-	for i := 5; i >= 0; i-- {
-		b[i] = byte(ms)
-		ms >>= 8
-	}
-	_, _ = rand.Read(b[6:])
-	return prefix + "_" + idEncoding.EncodeToString(b[:])
-}
+// newID makes a sortable unique id: prefix_ + 48 bits of milliseconds + 80 random bits, base32
+// (the event package's scheme).
+func newID(prefix string) string { return event.NewPrefixedID(prefix, time.Now()) }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/heraldhq/herald/event"
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/expr"
 	"github.com/heraldhq/herald/internal/schemaexample"
@@ -169,8 +170,8 @@ func exampleEnvelope(et *store.EventType, now time.Time) ([]byte, error) {
 			data = ex
 		}
 	}
-	return json.Marshal(envelope{ID: "evt_example", Type: et.Name, Timestamp: now, Data: data, Source: "example",
-		Resource: &store.Resource{ID: "example", Type: "example"}})
+	return json.Marshal(event.Envelope{ID: "evt_example", Type: et.Name, Timestamp: now, Data: data, Source: "example",
+		Resource: &event.Resource{ID: "example", Type: "example"}})
 }
 
 // exprMessage is the user-facing text of an expression error.

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,51 +14,36 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/heraldhq/herald/event"
 	"github.com/heraldhq/herald/internal/inbound/schema"
 	"github.com/heraldhq/herald/internal/redact"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/telemetry"
 )
 
-// Object is a JSON object kept as raw bytes: it is validated as an object and forwarded verbatim
-// (compacted), never decoded into Go maps on the hot path.
-type Object json.RawMessage
+// EventInput is one event to publish: the event package's input, which the OpenAPI document
+// calls EventInput (see schemaNamer).
+type EventInput = event.Input
+
+// Object is a JSON object kept as raw bytes (event.Object), for the API's other free-form
+// objects too (event type schemas, source settings).
+type Object = event.Object
+
+// object is the schema of event.Object (registered as its alias in New): the event package
+// depends on nothing but the standard library, so the schema lives here.
+type object event.Object
 
 // Schema tells OpenAPI and the validator that the value must be a JSON object.
-func (Object) Schema(huma.Registry) *huma.Schema {
+func (object) Schema(huma.Registry) *huma.Schema {
 	return &huma.Schema{Type: huma.TypeObject, AdditionalProperties: true, Description: "Any JSON object."}
-}
-
-// MarshalJSON writes the raw object.
-func (o Object) MarshalJSON() ([]byte, error) {
-	if len(o) == 0 {
-		return []byte("null"), nil
-	}
-	return o, nil
-}
-
-// UnmarshalJSON keeps a copy of the raw object.
-func (o *Object) UnmarshalJSON(b []byte) error {
-	*o = append((*o)[:0], b...)
-	return nil
-}
-
-// EventInput is one event to publish.
-type EventInput struct {
-	ID       string          `json:"id,omitempty" maxLength:"128" pattern:"^[A-Za-z0-9_.:-]+$" doc:"Your id for the event: publishing the same id again returns the original event and delivers nothing new. Generated if absent."`
-	Type     string          `json:"type" maxLength:"128" doc:"A registered event type." example:"invoice.paid"`
-	Data     Object          `json:"data" doc:"The event's payload: a JSON object."`
-	Source   string          `json:"source,omitempty" maxLength:"200" doc:"Where the event comes from, e.g. a service name."`
-	Resource *store.Resource `json:"resource,omitempty" doc:"The object the event is about."`
-	Priority string          `json:"priority,omitempty" enum:"high,normal,low" doc:"Under backlog, higher priority deliveries go first; a lower priority one is never starved (see docs/events.md). Default normal."`
 }
 
 // priorities maps the API's priority names to the store's.
 func priority(name string) int {
 	switch name {
-	case "high":
+	case event.PriorityHigh:
 		return store.PriorityHigh
-	case "low":
+	case event.PriorityLow:
 		return store.PriorityLow
 	}
 	return store.PriorityNormal
@@ -69,21 +53,11 @@ func priority(name string) int {
 func priorityName(p int) string {
 	switch p {
 	case store.PriorityHigh:
-		return "high"
+		return event.PriorityHigh
 	case store.PriorityLow:
-		return "low"
+		return event.PriorityLow
 	}
-	return "normal"
-}
-
-// envelope is the JSON body every endpoint receives.
-type envelope struct {
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
-	Timestamp time.Time       `json:"timestamp"`
-	Data      json.RawMessage `json:"data"`
-	Source    string          `json:"source,omitempty"`
-	Resource  *store.Resource `json:"resource,omitempty"`
+	return event.PriorityNormal
 }
 
 // Published is the answer to a publish.
@@ -101,15 +75,15 @@ type Event struct {
 	Type      string          `json:"type"`
 	Timestamp time.Time       `json:"timestamp"`
 	Source    string          `json:"source,omitempty"`
-	Resource  *store.Resource `json:"resource,omitempty"`
+	Resource  *event.Resource `json:"resource,omitempty"`
 	Data      json.RawMessage `json:"data"`
 	CreatedAt time.Time       `json:"created_at"`
 }
 
 // eventOut is an event as the API shows it: its data with the tenant's redacted fields hidden.
 func eventOut(ev *store.Event, paths redact.Paths) (Event, error) {
-	var env envelope
-	if err := json.Unmarshal(ev.Payload, &env); err != nil {
+	env, err := event.DecodeEnvelope(ev.Payload)
+	if err != nil {
 		return Event{}, fmt.Errorf("decode stored event %s: %w", ev.ID, err)
 	}
 	return Event{ID: ev.ID, Type: ev.Type, Timestamp: ev.Timestamp, Source: ev.Source, Resource: env.Resource,
@@ -189,6 +163,9 @@ func pointerPath(ptr string) string {
 // could not be checked (the store could not be read): no refusal, so the caller answers 503 and
 // the client tries again.
 func (s *Server) build(ctx context.Context, in *EventInput, loc string, known map[string]knownType, now time.Time) (ev *store.Event, details []error, failed error) {
+	// The rules of the event package. Through the routes, huma has checked the ones the OpenAPI
+	// document states already; what remains is what a schema cannot say (NUL, resource).
+	problems := in.Check(loc)
 	var errs []error
 	kt, ok := known[in.Type]
 	if !ok {
@@ -201,7 +178,7 @@ func (s *Server) build(ctx context.Context, in *EventInput, loc string, known ma
 	case kt.err != nil:
 		// Only "not found" is the client's mistake: a type that cannot be read now may well exist.
 		return nil, nil, fmt.Errorf("look up event type %s: %w", in.Type, kt.err)
-	case kt.schema != nil:
+	case kt.schema != nil && event.IsObject(in.Data):
 		// Payloads are checked before anything is stored or sent: one that does not satisfy its
 		// type's schema is refused with each failing place in data.
 		if err := kt.schema.Validate(in.Data); err != nil {
@@ -219,48 +196,38 @@ func (s *Server) build(ctx context.Context, in *EventInput, loc string, known ma
 			}
 		}
 	}
-	if strings.ContainsRune(in.Source, 0) {
-		errs = append(errs, &huma.ErrorDetail{Location: loc + ".source", Message: "must not contain NUL characters"})
-	}
-	if in.Resource != nil && strings.ContainsRune(in.Resource.ID+in.Resource.Type+in.Resource.URL, 0) {
-		errs = append(errs, &huma.ErrorDetail{Location: loc + ".resource", Message: "must not contain NUL characters"})
-	}
-	if in.Resource != nil && (in.Resource.ID == "" || len(in.Resource.ID) > 200 || len(in.Resource.Type) > 200 || len(in.Resource.URL) > 2048) {
-		errs = append(errs, &huma.ErrorDetail{Location: loc + ".resource", Message: "resource needs an id (at most 200 characters); type at most 200, url at most 2048"})
+	for _, p := range problems {
+		errs = append(errs, detail(p))
 	}
 	if len(errs) > 0 {
 		return nil, errs, nil
 	}
 	id := in.ID
 	if id == "" {
-		id = newID("evt")
+		id = event.NewID(time.Now())
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(envelope{ID: id, Type: in.Type, Timestamp: now, Data: json.RawMessage(in.Data), Source: in.Source, Resource: in.Resource}); err != nil {
+	env := event.Envelope{ID: id, Type: in.Type, Timestamp: now, Data: json.RawMessage(in.Data), Source: in.Source, Resource: in.Resource}
+	payload, err := env.Encode()
+	if err != nil {
 		return nil, []error{&huma.ErrorDetail{Location: loc + ".data", Message: "not valid JSON: " + err.Error()}}, nil
 	}
-	payload := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	if len(payload) > s.cfg.MaxEventBytes {
 		return nil, []error{&tooLarge{loc: loc + ".data", size: len(payload), limit: s.cfg.MaxEventBytes}}, nil
 	}
 	return &store.Event{ID: id, Type: in.Type, Timestamp: now, Source: in.Source, Payload: payload, CreatedAt: now, Priority: priority(in.Priority)}, nil, nil
 }
 
-// BuildEvent checks an event as a publish through the API does (registered type, schema, size)
-// and makes what the store takes, for publishers inside the process (the outbox relay). A refusal
-// is a huma.StatusError (422 or 413) whose details name each failing place; any other error means
-// the event could not be checked now (the store's error, wrapped) and refuses nothing.
-func (s *Server) BuildEvent(ctx context.Context, in EventInput) (*store.Event, error) {
-	switch in.Priority {
-	case "", "high", "normal", "low":
-	default:
-		return nil, huma.Error422UnprocessableEntity("invalid event", &huma.ErrorDetail{Location: "priority", Message: "must be high, normal or low"})
-	}
-	if len(in.Data) == 0 || in.Data[0] != '{' {
-		return nil, huma.Error422UnprocessableEntity("invalid event", &huma.ErrorDetail{Location: "data", Message: "must be a JSON object"})
-	}
+// detail is an event package problem as huma reports it.
+func detail(p *event.Problem) *huma.ErrorDetail {
+	return &huma.ErrorDetail{Location: p.Location, Message: p.Message, Value: p.Value}
+}
+
+// BuildEvent checks an event as a publish through the API does (the event package's rules,
+// registered type, schema, size) and makes what the store takes, for publishers inside the
+// process (the outbox relay). A refusal is a huma.StatusError (422 or 413) whose details name
+// each failing place; any other error means the event could not be checked now (the store's
+// error, wrapped) and refuses nothing.
+func (s *Server) BuildEvent(ctx context.Context, in event.Input) (*store.Event, error) {
 	ev, errs, err := s.build(ctx, &in, "", map[string]knownType{}, s.eventTime())
 	if err != nil {
 		return nil, err
@@ -496,4 +463,4 @@ type TimeRange struct {
 
 // eventTime is the timestamp of a new event, at the precision the store keeps, so that the
 // envelope sent and the event read back later carry the same value.
-func (s *Server) eventTime() time.Time { return s.now().Truncate(time.Microsecond) }
+func (s *Server) eventTime() time.Time { return event.Timestamp(s.now()) }

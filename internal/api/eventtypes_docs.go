@@ -16,6 +16,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/heraldhq/herald/event"
 	"github.com/heraldhq/herald/internal/schemaexample"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -174,7 +175,7 @@ func (s *Server) docsType(et *store.EventType) (docsType, error) {
 			return d, s.fail(err, "example of event type "+et.Name)
 		}
 	}
-	env, err := json.MarshalIndent(envelope{ID: "evt_01example0000000000000000", Type: et.Name, Timestamp: docsExampleTime, Data: data}, "", "  ")
+	env, err := json.MarshalIndent(event.Envelope{ID: "evt_01example0000000000000000", Type: et.Name, Timestamp: docsExampleTime, Data: data}, "", "  ")
 	if err != nil {
 		return d, s.fail(err, "example of event type "+et.Name)
 	}

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/heraldhq/herald/event"
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/node"
 	"github.com/heraldhq/herald/internal/store"
@@ -111,8 +112,12 @@ func batchingCeiling(ctx context.Context, cfg BatchingConfig) (float64, error) {
 	close(rc.gate)
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	body := fmt.Appendf(nil, `{"id":"evt_ceiling","type":"bench.created","timestamp":"2026-01-01T00:00:00Z","data":{"pad":%q}}`,
-		strings.Repeat("x", cfg.PayloadSize))
+	env := event.Envelope{ID: "evt_ceiling", Type: "bench.created", Timestamp: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		Data: fmt.Appendf(nil, `{"pad":%q}`, strings.Repeat("x", cfg.PayloadSize))}
+	body, err := env.Encode()
+	if err != nil {
+		return 0, fmt.Errorf("ceiling body: %w", err)
+	}
 	return ceiling(ctx, srv.URL, body, cfg.Events, cfg.Concurrency)
 }
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/heraldhq/herald/event"
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/node"
 )
@@ -373,7 +374,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// same concurrency Herald could use, to the same receiver, with the same set of headers (a
 	// webhook-id per request, a timestamp, a signature-sized value, the user-agent), so that the
 	// receiver does the same work for both; the ceiling's signature is a constant, not computed.
-	body := []byte(fmt.Sprintf(`{"id":"evt_ceiling","type":"bench.happened","timestamp":%q,"data":%s}`, time.Now().UTC().Format(time.RFC3339Nano), data))
+	env := event.Envelope{ID: "evt_ceiling", Type: "bench.happened", Timestamp: time.Now().UTC(), Data: []byte(data)}
+	body, err := env.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("ceiling body: %w", err)
+	}
 	_ = rc.reset(int64(total))
 	res.CeilingPerSec, err = ceiling(ctx, rc.url, body, total, min(inFlight, 2000))
 	if err != nil {

@@ -2,13 +2,10 @@ package inbound
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
@@ -17,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/heraldhq/herald/event"
 	"github.com/heraldhq/herald/internal/httpheader"
 	"github.com/heraldhq/herald/internal/inbound/verify"
 	"github.com/heraldhq/herald/internal/redact"
@@ -26,21 +24,6 @@ import (
 // DefaultEventType is the type of an event whose request names none and whose source sets no
 // default.
 const DefaultEventType = "webhook.received"
-
-var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
-
-// newID makes a sortable unique id the way the API does: prefix_ + 48 bits of milliseconds + 80
-// random bits, base32.
-func newID(prefix string, now time.Time) string {
-	var b [16]byte
-	ms := uint64(now.UnixMilli())
-	for i := 5; i >= 0; i-- {
-		b[i] = byte(ms)
-		ms >>= 8
-	}
-	_, _ = rand.Read(b[6:])
-	return prefix + "_" + idEncoding.EncodeToString(b[:])
-}
 
 // eventType names the event a request becomes.
 func eventType(set *store.SourceSettings, providerType string) string {
@@ -55,65 +38,23 @@ func eventType(set *store.SourceSettings, providerType string) string {
 }
 
 // Origin is what a forwarded event says of the request it came from, in its envelope's
-// "inbound" object: the received request (to find it in the API) and the sender's own id of the
-// delivery (GitHub's X-GitHub-Delivery, Stripe's evt_…, …), which the event's id is not: ids of
-// different senders could collide within a tenant, so Herald's event ids are its own.
-type Origin struct {
-	RequestID  string `json:"request_id"`
-	ProviderID string `json:"provider_id,omitempty"`
-}
+// "inbound" object (see event.Origin).
+type Origin = event.Origin
 
-// buildEvent makes the event a verified request becomes: a fresh id, and the same envelope the
-// API builds for published events ({"id","type","timestamp","data","source"}) so that an endpoint
-// cannot tell forwarded events from published ones.
+// buildEvent makes the event a verified request becomes: a fresh id, and the event package's
+// envelope, the one the API builds for published events, so that an endpoint cannot tell
+// forwarded events from published ones; data is the sender's body byte for byte.
 func buildEvent(tenantID, sourceID, typ string, data []byte, now time.Time, origin Origin) (*store.Event, error) {
-	id := newID("evt", now)
-	payload, err := envelope(id, typ, now, data, sourceID, origin)
+	id := event.NewID(now)
+	env := event.Envelope{ID: id, Type: typ, Timestamp: now, Data: data, Source: sourceID}
+	if origin != (Origin{}) {
+		env.Inbound = &origin
+	}
+	payload, err := env.EncodeVerbatim()
 	if err != nil {
 		return nil, err
 	}
 	return &store.Event{ID: id, TenantID: tenantID, Type: typ, Timestamp: now, Source: sourceID, Payload: payload, CreatedAt: now}, nil
-}
-
-// envelope writes the event document by hand rather than through encoding/json, which would
-// compact data: data is the sender's body byte for byte. It is encoded as the API's envelope is
-// otherwise: HTML characters unescaped, no trailing newline.
-func envelope(id, typ string, ts time.Time, data []byte, source string, origin Origin) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(len(data) + 160)
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	field := func(name string, v any) error {
-		buf.WriteString(name)
-		if err := enc.Encode(v); err != nil {
-			return fmt.Errorf("encode event %s: %w", strings.Trim(name, `{,":`), err)
-		}
-		buf.Truncate(buf.Len() - 1) // Encode's newline
-		return nil
-	}
-	if err := field(`{"id":`, id); err != nil {
-		return nil, err
-	}
-	if err := field(`,"type":`, typ); err != nil {
-		return nil, err
-	}
-	if err := field(`,"timestamp":`, ts); err != nil {
-		return nil, err
-	}
-	buf.WriteString(`,"data":`)
-	buf.Write(data)
-	if source != "" {
-		if err := field(`,"source":`, source); err != nil {
-			return nil, err
-		}
-	}
-	if origin != (Origin{}) {
-		if err := field(`,"inbound":`, origin); err != nil {
-			return nil, err
-		}
-	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
 }
 
 // eventData is the event's data for a request body: the body itself when it is JSON; a
@@ -141,7 +82,7 @@ func eventData(header http.Header, body []byte) []byte {
 					obj[k] = vs
 				}
 			}
-			if doc, err := marshal(obj); err == nil {
+			if doc, err := event.Marshal(obj); err == nil {
 				return doc
 			}
 		}
@@ -152,23 +93,12 @@ func eventData(header http.Header, body []byte) []byte {
 	} else {
 		doc["body_base64"] = base64.StdEncoding.EncodeToString(body)
 	}
-	out, err := marshal(doc)
+	out, err := event.Marshal(doc)
 	if err != nil {
 		// A map of strings always encodes; keep the event well formed regardless.
 		return []byte(`{}`)
 	}
 	return out
-}
-
-// marshal is json.Marshal without HTML escaping, as the envelope is written.
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // maxDedupKey bounds a stored dedup key; longer values are stored as their hash.

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/heraldhq/herald/event"
 	"github.com/heraldhq/herald/internal/inbound/schema"
 	"github.com/heraldhq/herald/internal/inbound/verify"
 	"github.com/heraldhq/herald/internal/metrics"
@@ -306,7 +307,7 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request, x *exchange, sr
 // received is the request as it is stored, before its outcome is known.
 func (s *Service) received(r *http.Request, src *source, body []byte, now time.Time) *store.ReceivedRequest {
 	return &store.ReceivedRequest{
-		ID:       newID("req", now),
+		ID:       event.NewPrefixedID("req", now),
 		TenantID: src.tenantID, SourceID: src.id, ReceivedAt: now,
 		Method: r.Method,
 		// The token is a credential, stored sealed with the source: not in plaintext here.
@@ -466,7 +467,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeBody(w http.ResponseWriter, status int, contentType string, v any) {
-	doc, err := marshal(v)
+	doc, err := event.Marshal(v)
 	if err != nil {
 		doc = []byte(`{}`)
 	}

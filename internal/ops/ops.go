@@ -10,17 +10,14 @@
 package ops
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/heraldhq/herald/event"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -215,35 +212,27 @@ const (
 	storeRetryMax   = 30 * time.Second
 )
 
-// envelope is the body endpoints receive, the same shape as a published event's.
-type envelope struct {
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
-	Timestamp time.Time       `json:"timestamp"`
-	Data      any             `json:"data"`
-	Source    string          `json:"source"`
-	Resource  *store.Resource `json:"resource,omitempty"`
-}
-
 // publish queues one event; id "" gets a random one. A stable id makes the event idempotent:
 // the store keeps the first of several publishes of it (two nodes, or a restart, that notice
-// the same thing).
-func (p *Publisher) publish(id, typ string, res *store.Resource, data any) {
+// the same thing). The body endpoints receive is the event package's envelope, the same as a
+// published event's.
+func (p *Publisher) publish(id, typ string, res *event.Resource, data any) {
+	now := event.Timestamp(p.cfg.Now().UTC())
 	if id == "" {
-		var b [12]byte
-		_, _ = rand.Read(b[:])
-		id = "ops_" + hex.EncodeToString(b[:])
+		id = event.NewPrefixedID("ops", now)
 	}
-	now := p.cfg.Now().UTC().Truncate(time.Microsecond)
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(envelope{ID: id, Type: typ, Timestamp: now, Data: data, Source: EventSource, Resource: res}); err != nil {
+	raw, err := event.Marshal(data)
+	if err != nil {
 		p.log.Error("encode operational event", "type", typ, "err", err)
 		return
 	}
-	ev := &store.Event{ID: id, Type: typ, Timestamp: now, Source: EventSource,
-		Payload: bytes.TrimSuffix(buf.Bytes(), []byte("\n")), CreatedAt: now}
+	env := event.Envelope{ID: id, Type: typ, Timestamp: now, Data: raw, Source: EventSource, Resource: res}
+	payload, err := env.Encode()
+	if err != nil {
+		p.log.Error("encode operational event", "type", typ, "err", err)
+		return
+	}
+	ev := &store.Event{ID: id, Type: typ, Timestamp: now, Source: EventSource, Payload: payload, CreatedAt: now}
 	select {
 	case p.queue <- ev:
 	default:
@@ -281,7 +270,7 @@ func (p *Publisher) EndpointDisabled(d DisabledData) {
 	if p == nil {
 		return
 	}
-	p.publish("", EndpointDisabled, &store.Resource{ID: d.Endpoint, Type: "endpoint"}, d)
+	p.publish("", EndpointDisabled, &event.Resource{ID: d.Endpoint, Type: "endpoint"}, d)
 }
 
 // FailingData is the data of endpoint.failing.
@@ -306,7 +295,7 @@ func (p *Publisher) EndpointFailing(d FailingData) {
 		return
 	}
 	id := fmt.Sprintf("ops_failing_%s_%d_%d", d.Endpoint, d.FailingSince.UnixMicro(), d.ThresholdPercent)
-	p.publish(id, EndpointFailing, &store.Resource{ID: d.Endpoint, Type: "endpoint"}, d)
+	p.publish(id, EndpointFailing, &event.Resource{ID: d.Endpoint, Type: "endpoint"}, d)
 }
 
 // DeadLetterData is the data of delivery.dead_lettered.
@@ -331,7 +320,7 @@ func (p *Publisher) DeliveryDeadLettered(d DeadLetterData) {
 		return
 	}
 	id := fmt.Sprintf("ops_dead_%s_%d", strings.TrimPrefix(d.Delivery, "dlv_"), d.Attempts)
-	p.publish(id, DeliveryDeadLettered, &store.Resource{ID: d.Delivery, Type: "delivery"}, d)
+	p.publish(id, DeliveryDeadLettered, &event.Resource{ID: d.Delivery, Type: "delivery"}, d)
 }
 
 // VerificationData is the data of source.verification_failing.
@@ -351,5 +340,5 @@ func (p *Publisher) SourceVerificationFailing(d VerificationData) {
 	if p == nil {
 		return
 	}
-	p.publish("", SourceVerificationFailing, &store.Resource{ID: d.Source, Type: "source"}, d)
+	p.publish("", SourceVerificationFailing, &event.Resource{ID: d.Source, Type: "source"}, d)
 }

@@ -19,7 +19,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/heraldhq/herald/internal/api"
+	"github.com/heraldhq/herald/event"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/postgres"
@@ -35,7 +35,7 @@ type Config struct {
 	Store Relayer
 	// Build checks an event and makes what the store takes: the API server's BuildEvent, so that
 	// an outbox event passes the checks a publish through the API does.
-	Build func(ctx context.Context, in api.EventInput) (*store.Event, error)
+	Build func(ctx context.Context, in event.Input) (*store.Event, error)
 	// Notify wakes the dispatcher for endpoints that got deliveries (may be nil).
 	Notify func(endpointIDs ...string)
 	// Interval is the pause between passes that found the outbox drained (default 250 ms): the
@@ -143,16 +143,16 @@ func Pass(ctx context.Context, cfg Config) (full bool, err error) {
 }
 
 // Input is the publish an outbox row stands for.
-func Input(row postgres.OutboxRow) (api.EventInput, error) {
-	in := api.EventInput{ID: row.EventID, Type: row.Type, Data: api.Object(row.Data), Source: row.Source, Priority: row.Priority}
+func Input(row postgres.OutboxRow) (event.Input, error) {
+	in := event.Input{ID: row.EventID, Type: row.Type, Data: event.Object(row.Data), Source: row.Source, Priority: row.Priority}
 	if len(row.Resource) > 0 {
-		in.Resource = &store.Resource{}
+		in.Resource = &event.Resource{}
 		if err := json.Unmarshal(row.Resource, in.Resource); err != nil {
-			return api.EventInput{}, fmt.Errorf("resource is not a JSON object: %w", err)
+			return event.Input{}, fmt.Errorf("resource is not a JSON object: %w", err)
 		}
 	}
 	if !json.Valid(row.Data) {
-		return api.EventInput{}, errors.New("data is not valid JSON")
+		return event.Input{}, errors.New("data is not valid JSON")
 	}
 	return in, nil
 }

@@ -158,13 +158,6 @@ func (e *Endpoint) ActiveSecrets(now time.Time) []string {
 	return keys
 }
 
-// Resource names the object an event is about.
-type Resource struct {
-	ID   string `json:"id"`
-	Type string `json:"type,omitempty"`
-	URL  string `json:"url,omitempty"`
-}
-
 // Event is one occurrence, immutable once published. Payload is the exact JSON envelope sent to
 // endpoints (and signed), built once at publish time.
 type Event struct {
