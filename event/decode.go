@@ -155,3 +155,55 @@ func resource(b []byte, at string) (*Resource, []*Problem) {
 	}
 	return &r, ps
 }
+
+// DecodeBatch reads a batch of inputs, the JSON object {"events": [...]}, and checks it in the
+// same pass as Decode does each input: the batch's own rules (events present, an array of 1 to
+// MaxBatch inputs, no other member) at loc and loc+".events", then each input's at
+// loc+".events[i]". The inputs are usable only when no problem is returned.
+func DecodeBatch(b []byte, loc string) ([]Input, []*Problem) {
+	fields, err := object(b)
+	if err != nil {
+		return nil, []*Problem{{Location: loc, Message: err.Error()}}
+	}
+	var ps []*Problem
+	var raw json.RawMessage
+	for _, f := range fields {
+		if f.name != "events" {
+			ps = append(ps, &Problem{Location: loc + "." + f.name, Message: "unexpected property"})
+			continue
+		}
+		raw = f.value
+	}
+	if raw == nil {
+		return nil, append(ps, &Problem{Location: loc, Message: "expected required property events to be present"})
+	}
+	at := loc + ".events"
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return nil, append(ps, &Problem{Location: at, Message: "expected array"})
+	}
+	var ins []Input
+	n := 0
+	for ; dec.More(); n++ {
+		var elem json.RawMessage
+		if err := dec.Decode(&elem); err != nil {
+			return nil, append(ps, &Problem{Location: at, Message: notJSON(err).Error()})
+		}
+		if n >= MaxBatch {
+			continue // counted, not decoded: a batch over the limit is refused whole
+		}
+		in, eps := Decode(elem, fmt.Sprintf("%s[%d]", at, n))
+		ps = append(ps, eps...)
+		ins = append(ins, in)
+	}
+	switch {
+	case n == 0:
+		ps = append(ps, &Problem{Location: at, Message: "expected array length >= 1", Value: []any{}})
+	case n > MaxBatch:
+		ps = append(ps, &Problem{Location: at, Message: fmt.Sprintf("expected array length <= %d", MaxBatch), Value: n})
+	}
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	return ins, nil
+}

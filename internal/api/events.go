@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -99,16 +100,72 @@ func (s *Server) redaction(ctx context.Context, tenant string) (redact.Paths, er
 	return redact.Compile(t.RedactFields), nil
 }
 
+// Publish bodies are decoded once, by the event package (event.Decode, event.DecodeBatch),
+// which checks them in the same pass with the schema validator's wording and locations: huma
+// would decode each body twice (into a generic value to validate it, then into the input),
+// which for a large event was most of the publish's CPU. The routes take the raw body and
+// document the same request body huma would have (publishBody, batchBody), and skip huma's
+// validation.
 type publishInput struct {
 	TenantPath
-	Body EventInput
+	ContentType string `header:"Content-Type" hidden:"true"`
+	RawBody     []byte
 }
 
 type batchInput struct {
 	TenantPath
-	Body struct {
-		Events []EventInput `json:"events" minItems:"1" maxItems:"1000"`
+	ContentType string `header:"Content-Type" hidden:"true"`
+	RawBody     []byte
+}
+
+// rawJSON refuses what huma refuses before decoding a body it validates: a content type it has
+// no format for (415), JSON nested deeper than the limit (400).
+func (s *Server) rawJSON(contentType string, body []byte) error {
+	var probe struct{}
+	if err := s.api.Unmarshal(contentType, []byte("{}"), &probe); errors.Is(err, huma.ErrUnknownContentType) {
+		return huma.NewError(http.StatusUnsupportedMediaType, "validation failed", &huma.ErrorDetail{Location: "body", Message: err.Error()})
 	}
+	if tooDeep(body, s.cfg.MaxJSONDepth) {
+		return huma.NewError(http.StatusBadRequest, "validation failed", &huma.ErrorDetail{Location: "body", Message: (&depthError{max: s.cfg.MaxJSONDepth}).Error()})
+	}
+	return nil
+}
+
+// publishBody and batchBody are the request bodies of the publish routes, for the OpenAPI
+// document (the handlers decode with the event package).
+type (
+	publishBody struct {
+		Body EventInput
+	}
+	batchBody struct {
+		Body struct {
+			Events []EventInput `json:"events" minItems:"1" maxItems:"1000"`
+		}
+	}
+)
+
+// requestBody documents a route's required JSON body as huma documents a Body field of shape's
+// (named hint when its type has no name of its own).
+func (s *Server) requestBody(shape reflect.Type, hint string) *huma.RequestBody {
+	f, _ := shape.FieldByName("Body")
+	return &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+		"application/json": {Schema: huma.SchemaFromField(s.api.OpenAPI().Components.Schemas, f, hint)},
+	}}
+}
+
+// decodeFailed answers a publish body the event package refused as huma answers a body that
+// fails its schema: 400 when it is not JSON at all, otherwise 422, "validation failed", with
+// every problem.
+func decodeFailed(ps []*event.Problem, loc string) error {
+	errs := make([]error, len(ps))
+	status := http.StatusUnprocessableEntity
+	for i, p := range ps {
+		errs[i] = detail(p)
+		if p.Location == loc && strings.HasPrefix(p.Message, "not valid JSON") {
+			status = http.StatusBadRequest
+		}
+	}
+	return huma.NewError(status, "validation failed", errs...)
 }
 
 // knownType is what a publish learnt of an event type: whether it exists, and its schema.
@@ -316,10 +373,18 @@ func (s *Server) registerEvents() {
 		Description: "Stores the event and one delivery per subscribed endpoint, and answers 202 once they are committed. " +
 			"Publishing an id that exists returns the original event and creates no deliveries.",
 		DefaultStatus: http.StatusAccepted, MaxBodyBytes: int64(s.cfg.MaxEventBytes) + 64<<10,
+		RequestBody: s.requestBody(reflect.TypeFor[publishBody](), "publishInputBody"), SkipValidateBody: true,
 	}, func(ctx context.Context, in *publishInput) (*Out[Published], error) {
-		ev, errs, err := s.build(ctx, &in.Body, "body", map[string]knownType{}, s.eventTime())
+		if err := s.rawJSON(in.ContentType, in.RawBody); err != nil {
+			return nil, err
+		}
+		body, ps := event.Decode(in.RawBody, "body")
+		if len(ps) > 0 {
+			return nil, decodeFailed(ps, "body")
+		}
+		ev, errs, err := s.build(ctx, &body, "body", map[string]knownType{}, s.eventTime())
 		if err != nil {
-			return nil, s.fail(err, "event type "+in.Body.Type)
+			return nil, s.fail(err, "event type "+body.Type)
 		}
 		if errs != nil {
 			return nil, invalid(errs)
@@ -337,25 +402,33 @@ func (s *Server) registerEvents() {
 			"A batch whose events would create more deliveries than the node allows per request (--max-deliveries-per-request, default 20000) is refused with 422 at body.events, nothing stored. " +
 			"A batch that creates more than 1000 deliveries is written in several transactions of whole events: a request that fails without a 2xx may have stored some of its events, and its retry with the same ids stores the rest (the stored ones answer as duplicates).",
 		DefaultStatus: http.StatusAccepted, MaxBodyBytes: min(int64(s.cfg.MaxEventBytes)*1000, 32<<20),
+		RequestBody: s.requestBody(reflect.TypeFor[batchBody](), "batchInputBody"), SkipValidateBody: true,
 	}, func(ctx context.Context, in *batchInput) (*Out[struct {
 		Events []Published `json:"events"`
 	}], error) {
+		if err := s.rawJSON(in.ContentType, in.RawBody); err != nil {
+			return nil, err
+		}
+		inputs, ps := event.DecodeBatch(in.RawBody, "body")
+		if len(ps) > 0 {
+			return nil, decodeFailed(ps, "body")
+		}
 		now := s.eventTime()
 		known := map[string]knownType{}
-		events := make([]*store.Event, 0, len(in.Body.Events))
+		events := make([]*store.Event, 0, len(inputs))
 		var errs []error
 		seen := map[string]int{}
-		for i := range in.Body.Events {
+		for i := range inputs {
 			loc := fmt.Sprintf("body.events[%d]", i)
-			ev, e, err := s.build(ctx, &in.Body.Events[i], loc, known, now)
+			ev, e, err := s.build(ctx, &inputs[i], loc, known, now)
 			if err != nil {
-				return nil, s.fail(err, "event type "+in.Body.Events[i].Type)
+				return nil, s.fail(err, "event type "+inputs[i].Type)
 			}
 			errs = append(errs, e...)
 			if ev == nil {
 				continue
 			}
-			if j, dup := seen[ev.ID]; dup && in.Body.Events[i].ID != "" {
+			if j, dup := seen[ev.ID]; dup && inputs[i].ID != "" {
 				errs = append(errs, &huma.ErrorDetail{Location: loc + ".id", Message: fmt.Sprintf("same id as events[%d]", j), Value: ev.ID})
 			}
 			seen[ev.ID] = i
@@ -374,6 +447,11 @@ func (s *Server) registerEvents() {
 		res.Body.Events = out
 		return res, nil
 	})
+	// A RawBody makes huma document an octet-stream body beside the JSON one: the routes take
+	// JSON only.
+	for _, path := range []string{"/v1/tenants/{tenant}/events", "/v1/tenants/{tenant}/events/batch"} {
+		delete(s.api.OpenAPI().Paths[path].Post.RequestBody.Content, "application/octet-stream")
+	}
 	huma.Register(s.api, huma.Operation{
 		OperationID: "list-events", Method: http.MethodGet, Path: "/v1/tenants/{tenant}/events", Tags: tags,
 		Summary: "List events, newest first",
