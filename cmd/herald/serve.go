@@ -12,6 +12,7 @@ import (
 
 	"github.com/heraldhq/herald/event"
 	"github.com/heraldhq/herald/internal/api"
+	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/node"
 	"github.com/heraldhq/herald/internal/store"
@@ -72,6 +73,9 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 			if err := checkLimits(log); err != nil {
 				return err
 			}
+			if cfg.BrokerMaxConnections < 1 {
+				return fmt.Errorf("--broker-max-connections %d: want at least 1", cfg.BrokerMaxConnections)
+			}
 			if cfg.MaxListenStreams < 1 || cfg.MaxListenStreamsPerKey < 1 {
 				return fmt.Errorf("--max-listen-streams %d, --max-listen-streams-per-key %d: want at least 1", cfg.MaxListenStreams, cfg.MaxListenStreamsPerKey)
 			}
@@ -114,6 +118,7 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.IntVar(&cfg.Dispatch.MaxInFlight, "max-in-flight", dispatch.DefaultMaxInFlight, "attempts in flight at once over all endpoints")
 	f.IntVar(&cfg.Dispatch.MaxInFlightPerTenant, "max-in-flight-per-tenant", 0, "attempts in flight and queued at once for one tenant's endpoints together (0: half of --max-in-flight)")
 	f.DurationVar(&cfg.Dispatch.LeaseMargin, "lease-margin", 30*time.Second, "added to an endpoint's timeout to make a claim's lease (renewed every third of it while the claim is held); on PostgreSQL, how long other nodes wait before taking over a dead node's claims")
+	f.IntVar(&cfg.BrokerMaxConnections, "broker-max-connections", destination.DefaultMaxConnections, "connections each message broker destination type (nats, rabbitmq, …) holds open at once, over all endpoints; an attempt over it is retried later (broker_busy)")
 	f.DurationVar(&cfg.Dispatch.DisableAfter, "disable-after", 5*24*time.Hour, "disable an endpoint failing without a success for this long")
 	f.BoolVar(&cfg.NoMetrics, "no-metrics", false, "do not serve Prometheus metrics at GET /metrics (served without authentication otherwise; see docs/observability.md)")
 	f.IntVar(&cfg.Metrics.EndpointLabels, "metrics-endpoint-labels", 0, "label delivery metrics by endpoint for the first N endpoints delivered to, the rest as \"other\" (0: no endpoint label)")

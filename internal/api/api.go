@@ -20,6 +20,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/heraldhq/herald/event"
+	"github.com/heraldhq/herald/internal/destination"
+	webhookdest "github.com/heraldhq/herald/internal/destination/webhook"
 	"github.com/heraldhq/herald/internal/expr"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/inbound"
@@ -45,8 +47,11 @@ type Config struct {
 	// InternalURLCheck validates the URLs of endpoints marked internal, which may also reach the
 	// ranges --internal-cidr opens (nil: URLCheck, so they may reach no more than others).
 	InternalURLCheck *httpsend.Client
-	Logger           *slog.Logger
-	Version          string
+	// Destinations are the destination types endpoints may have: the API checks an endpoint's
+	// type and config against them (nil: webhooks only).
+	Destinations *destination.Registry
+	Logger       *slog.Logger
+	Version      string
 	// MaxEventBytes bounds one event's envelope (default 256 KiB).
 	MaxEventBytes int
 	// SecretOverlap is how long a rotated-out endpoint secret stays valid (default 24 h).
@@ -127,6 +132,8 @@ type Server struct {
 	bulkLane   *bulkLane // large publishes, in turn (bulk.go)
 	// exprs compiles endpoints' filters and transformations when they are saved.
 	exprs *expr.Cache
+	// dests are the destination types endpoints may have.
+	dests *destination.Registry
 }
 
 // New builds the API's routes.
@@ -155,6 +162,14 @@ func New(cfg Config) *Server {
 	if cfg.BodyMinRate <= 0 {
 		cfg.BodyMinRate = DefaultBodyMinRate
 	}
+	dests := cfg.Destinations
+	if dests == nil {
+		// Webhooks only: the type checks settings and is never opened here.
+		var err error
+		if dests, err = destination.NewRegistry(webhookdest.New(cfg.URLCheck, cfg.InternalURLCheck)); err != nil {
+			panic(err) // one type cannot clash with itself
+		}
+	}
 	mux := http.NewServeMux()
 	hc := huma.DefaultConfig("Herald API", cfg.Version)
 	hc.Info.Description = "Herald sends webhooks to your customers' endpoints and receives webhooks for you. " +
@@ -177,7 +192,7 @@ func New(cfg Config) *Server {
 	hc.Transformers = []huma.Transformer{boundErrorValues}
 	// readBody (body.go) reads request bodies with their own deadlines; huma's flat 5 s is off.
 	hc.OnAddOperation = append(hc.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) { op.BodyReadTimeout = -1 })
-	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limits: newLimiters(cfg.RateLimits), types: newTypeCache(), exports: newHolds(nil), bulkLane: newBulkLane(), keys: newKeyCache(), exprs: expr.NewCache(256)}
+	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limits: newLimiters(cfg.RateLimits), types: newTypeCache(), exports: newHolds(nil), bulkLane: newBulkLane(), keys: newKeyCache(), exprs: expr.NewCache(256), dests: dests}
 	s.tracer = telemetry.Tracer(cfg.TracerProvider)
 	s.api = humago.New(mux, hc)
 	// authenticate runs first: the rate limit is per authenticated key, and no body is read for
@@ -186,6 +201,7 @@ func New(cfg Config) *Server {
 	s.registerTenants()
 	s.registerEventTypes()
 	s.registerEndpoints()
+	s.documentTypes()
 	s.registerEvents()
 	s.registerDeliveries()
 	s.registerKeys()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/webhook"
@@ -36,6 +37,9 @@ type Endpoint struct {
 	Secret          string            `json:"secret,omitempty" doc:"The whsec_ signing secret of an hmac-sha256 endpoint: in the answer that creates the endpoint."`
 	SignatureScheme string            `json:"signature_scheme" enum:"hmac-sha256,ed25519" doc:"hmac-sha256 signs v1 signatures with a shared whsec_ secret; ed25519 signs v1a signatures with a private key only Herald holds."`
 	PublicKey       string            `json:"public_key,omitempty" doc:"ed25519 endpoints: the whpk_ public key receivers verify v1a signatures with."`
+	Type            string            `json:"type" doc:"The destination type: webhook (an HTTPS POST to url) or a message broker type."`
+	Config          map[string]any    `json:"config,omitempty" doc:"The destination type's settings (types other than webhook), without its credentials."`
+	ConfigSecrets   []string          `json:"config_secrets,omitempty" doc:"The credential fields of config that are set: sealed at rest, never shown."`
 	EndpointOptions
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -64,6 +68,8 @@ func endpointOut(e *store.Endpoint, defaultSchedule []time.Duration) Endpoint {
 	if out.SignatureScheme == store.SchemeEd25519 {
 		out.PublicKey = shownKey(e.Secrets[0].Key)
 	}
+	out.Type = e.DestinationType()
+	out.Config, out.ConfigSecrets = configOut(e)
 	return out
 }
 
@@ -96,7 +102,9 @@ func shownKey(key string) string {
 
 // EndpointFields are the settings shared by create and update; nil means "not given".
 type EndpointFields struct {
-	URL             *string           `json:"url,omitempty" maxLength:"2048" doc:"https URL (http and loopback only in --dev mode; http for internal endpoints). Only an admin key may change the URL of an internal endpoint." example:"https://example.com/webhooks"`
+	Type            *string           `json:"type,omitempty" maxLength:"64" doc:"The destination type: webhook (default: an HTTPS POST to url) or one of the message broker types this server has. Messages to a broker carry the same body and Standard Webhooks headers as a webhook."`
+	Config          map[string]any    `json:"config,omitempty" doc:"The destination type's settings (not for webhook), checked field by field. Its credentials are sealed at rest and never shown; an update's config replaces the whole config, except that a credential it omits keeps its stored value (null removes it)."`
+	URL             *string           `json:"url,omitempty" maxLength:"2048" doc:"Webhook endpoints only (required for them): https URL (http and loopback only in --dev mode; http for internal endpoints). Only an admin key may change the URL of an internal endpoint." example:"https://example.com/webhooks"`
 	Description     *string           `json:"description,omitempty" maxLength:"2000"`
 	EventTypes      []string          `json:"event_types,omitempty" minItems:"1" maxItems:"200" doc:"Event type names, prefixes like invoice.*, or * for all." example:"[\"invoice.*\"]"`
 	TimeoutSeconds  *int              `json:"timeout_seconds,omitempty" minimum:"1" maximum:"30" doc:"Per-attempt timeout; default 10."`
@@ -146,8 +154,8 @@ func (s *Server) apply(ctx context.Context, f *EndpointFields, e *store.Endpoint
 	if err := s.applyInternal(ctx, f, e); err != nil {
 		return err
 	}
-	var errs []error
-	if f.URL != nil {
+	errs := s.applyDestination(f, e)
+	if f.URL != nil && e.DestinationType() == destination.TypeWebhook {
 		if err := s.checkURL(ctx, e.Internal, *f.URL); err != nil {
 			errs = append(errs, &huma.ErrorDetail{Location: "body.url", Message: err.Error(), Value: *f.URL})
 		}
@@ -229,6 +237,7 @@ func (s *Server) apply(ctx context.Context, f *EndpointFields, e *store.Endpoint
 		e.Enabled = *f.Enabled
 	}
 	errs = append(errs, s.applyOptions(ctx, f, e)...)
+	errs = append(errs, checkSignatureForType(e)...)
 	if len(errs) > 0 {
 		return huma.Error422UnprocessableEntity("invalid endpoint", errs...)
 	}
@@ -369,7 +378,7 @@ func (s *Server) registerEndpoints() {
 			CreatedAt: now, UpdatedAt: now,
 		}
 		var errs []error
-		if in.Body.URL == nil {
+		if in.Body.URL == nil && (in.Body.Type == nil || *in.Body.Type == destination.TypeWebhook) {
 			errs = append(errs, &huma.ErrorDetail{Location: "body.url", Message: "required"})
 		}
 		if in.Body.EventTypes == nil {

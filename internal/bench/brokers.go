@@ -570,8 +570,10 @@ func newRedisRig(addr, suffix string) *redisRig {
 	return &redisRig{addr: addr, stream: "herald-bench-" + suffix, rdb: redis.NewClient(&redis.Options{Addr: addr, PoolSize: 64})}
 }
 
-func (r *redisRig) name() string             { return "redis" }
-func (r *redisRig) settings() map[string]any { return map[string]any{"address": r.addr, "stream": r.stream} }
+func (r *redisRig) name() string { return "redis" }
+func (r *redisRig) settings() map[string]any {
+	return map[string]any{"address": r.addr, "stream": r.stream}
+}
 
 func (r *redisRig) consume(ctx context.Context, seen func(string)) error {
 	last := "0-0" // the key is new: every entry is the scenario's

@@ -12,7 +12,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/heraldhq/herald/internal/destination"
-	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/telemetry"
@@ -32,6 +31,12 @@ import (
 // same message id, and can deduplicate it. One member whose transformation fails fails the
 // whole batch's attempt (nothing is sent). There is no limit on a batch's body beyond
 // max_events × the size of an event.
+//
+// An endpoint whose destination has a batch form (its Sender is a destination.BatchSender: a
+// message broker) gets the batch as its members' own messages instead, each signed on its own
+// with its event's id and carrying its publish's trace context, handed over together through
+// SendBatch; their one outcome is every member's attempt, as above. Other destinations
+// (webhooks) get the JSON array as one message.
 
 // batchBody is the body of a batch: the JSON array of its members' bodies. A transformation's
 // output that is not JSON goes in as a JSON string, so that the array stays valid.
@@ -58,6 +63,21 @@ func (s laneSnapshot) batchBody(ctx context.Context, batch []store.Claimed) ([]b
 		buf = append(buf, b...)
 	}
 	return append(buf, ']'), nil
+}
+
+// deliverBatch hands a batch's members to a BatchSender as messages of their own.
+func (s laneSnapshot) deliverBatch(ctx context.Context, bs destination.BatchSender, batch []store.Claimed, now time.Time) destination.Outcome {
+	ms := make([]*destination.Message, len(batch))
+	for i, c := range batch {
+		body, err := s.body(ctx, c)
+		if err != nil {
+			return transformFailed(fmt.Errorf("event %s: %w", c.EventID, err))
+		}
+		ms[i] = s.message(telemetry.Restore(ctx, c.Traceparent, c.Tracestate), c.EventID, c.EventType, body, now)
+	}
+	ctx, cancel := s.attemptContext(ctx)
+	defer cancel()
+	return bs.SendBatch(ctx, ms)
 }
 
 // sendBatch sends a batch's members as one request and records the outcome for each of them.
@@ -91,11 +111,12 @@ func (d *Dispatcher) sendBatch(ctx context.Context, s laneSnapshot, batch []stor
 	}
 	now := time.Now()
 	var out destination.Outcome
-	if body, err := s.batchBody(ctx, batch); err != nil {
+	if bs, ok := s.sender.(destination.BatchSender); ok {
+		out = s.deliverBatch(ctx, bs, batch, now)
+	} else if body, err := s.batchBody(ctx, batch); err != nil {
 		out = transformFailed(err)
 	} else {
-		h := s.header(msgID, body, now)
-		out = d.clientFor(s.ep).Send(ctx, httpsend.Request{URL: s.ep.URL, Header: h, Body: body, Timeout: s.ep.Timeout})
+		out = s.deliver(ctx, s.message(ctx, msgID, "", body, now))
 	}
 	if ctx.Err() != nil {
 		// Shutdown cut the attempt short: the members go back to the queue as they were.

@@ -25,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/heraldhq/herald/internal/destination"
+	webhookdest "github.com/heraldhq/herald/internal/destination/webhook"
 	"github.com/heraldhq/herald/internal/expr"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/metrics"
@@ -70,8 +71,13 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// InternalClient sends to endpoints marked internal: its guard also admits the ranges the
 	// operator opened for them (--internal-cidr). Nil sends them with the ordinary client, so an
-	// internal endpoint never gets more than the operator configured.
+	// internal endpoint never gets more than the operator configured. Used only when
+	// Destinations is nil.
 	InternalClient *httpsend.Client
+	// Destinations are the destination types endpoints deliver to: every attempt goes through a
+	// Sender the endpoint's type opens. Nil: webhooks only, with New's client and
+	// InternalClient. Run closes them when it returns.
+	Destinations *destination.Registry
 	// TracerProvider traces each attempt as a child of its event's publish (nil: no spans; the
 	// publish's stored trace context still reaches the receiver).
 	TracerProvider trace.TracerProvider
@@ -125,7 +131,7 @@ const DefaultMaxInFlight = 2000
 // Dispatcher delivers pending deliveries. Create it with New, start it with Run.
 type Dispatcher struct {
 	st     store.Store
-	client *httpsend.Client
+	dests  *destination.Registry
 	cfg    Config
 	log    *slog.Logger
 	tracer trace.Tracer
@@ -197,11 +203,19 @@ type result struct {
 	wake bool
 }
 
-// New makes a dispatcher that reads and writes st and sends with client.
+// New makes a dispatcher that reads and writes st and sends through cfg.Destinations, or, when
+// that is nil, to webhooks only with client (and cfg.InternalClient).
 func New(st store.Store, client *httpsend.Client, cfg Config) *Dispatcher {
 	cfg.defaults()
+	dests := cfg.Destinations
+	if dests == nil {
+		var err error
+		if dests, err = destination.NewRegistry(webhookdest.New(client, cfg.InternalClient)); err != nil {
+			panic(err) // one type cannot clash with itself
+		}
+	}
 	return &Dispatcher{
-		st: st, client: client, cfg: cfg, log: cfg.Logger, tracer: telemetry.Tracer(cfg.TracerProvider), exprs: expr.NewCache(1024),
+		st: st, dests: dests, cfg: cfg, log: cfg.Logger, tracer: telemetry.Tracer(cfg.TracerProvider), exprs: expr.NewCache(1024),
 		woken:   map[string]bool{},
 		signal:  make(chan struct{}, 1),
 		done:    make(chan doneMsg, cfg.MaxInFlight),
@@ -373,22 +387,11 @@ func (d *Dispatcher) shutdown(ctx context.Context, cancelSends context.CancelFun
 		m.lane.inFlight--
 	}
 	d.sends.Wait()
-	// Nothing is sent after Run returns: the kept-alive connections to receivers (and the two
-	// goroutines each holds) would otherwise outlive the dispatcher until their idle timeout.
-	d.client.Close()
-	if c := d.cfg.InternalClient; c != nil && c != d.client {
-		c.Close()
+	// Nothing is sent after Run returns: the kept-alive connections to receivers and brokers
+	// (and the goroutines each holds) would otherwise outlive the dispatcher.
+	if err := d.dests.Close(); err != nil {
+		d.log.Error("close destinations", "err", err)
 	}
-}
-
-// clientFor is the client that may send to ep. The flag is read from the snapshot the attempt
-// was claimed with, and each client's guard checks every dial, so an endpoint whose flag was
-// turned off is refused by the ordinary client's guard from its next attempt on.
-func (d *Dispatcher) clientFor(ep *store.Endpoint) *httpsend.Client {
-	if ep.Internal && d.cfg.InternalClient != nil {
-		return d.cfg.InternalClient
-	}
-	return d.client
 }
 
 func (d *Dispatcher) takeSignals(ctx context.Context) {
@@ -758,6 +761,33 @@ type laneSnapshot struct {
 	keys      []string
 	transform transformFunc
 	schedule  []time.Duration
+	sender    destination.Sender
+}
+
+// attemptContext bounds an attempt by the endpoint's timeout: a Sender returns within ctx's
+// deadline.
+func (s laneSnapshot) attemptContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	timeout := s.ep.Timeout
+	if timeout <= 0 {
+		timeout = httpsend.DefaultTimeout
+	}
+	return context.WithTimeout(ctx, timeout)
+}
+
+// message is what one attempt sends: the body, signed in the endpoint's scheme with msgID, with
+// ctx's trace context (the attempt's span, child of the publish) in traceparent/tracestate, so
+// that a broker's consumer continues the trace as a webhook receiver does.
+func (s laneSnapshot) message(ctx context.Context, msgID, eventType string, body []byte, now time.Time) *destination.Message {
+	h := s.header(msgID, body, now)
+	telemetry.Inject(ctx, h)
+	return &destination.Message{ID: msgID, EventType: eventType, Timestamp: now, Body: body, Header: h}
+}
+
+// deliver hands one message to the endpoint's sender, within the endpoint's timeout.
+func (s laneSnapshot) deliver(ctx context.Context, m *destination.Message) destination.Outcome {
+	ctx, cancel := s.attemptContext(ctx)
+	defer cancel()
+	return s.sender.Send(ctx, m)
 }
 
 func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, breakerDone func(error)) {
@@ -781,8 +811,7 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 		// is sent): a permanent one, tried a few times so that a corrected transformation sends it.
 		out = transformFailed(err)
 	} else {
-		h := s.header(c.EventID, body, now)
-		out = d.clientFor(s.ep).Send(ctx, httpsend.Request{URL: s.ep.URL, Header: h, Body: body, Timeout: s.ep.Timeout})
+		out = s.deliver(ctx, s.message(ctx, c.EventID, c.EventType, body, now))
 	}
 	if ctx.Err() != nil {
 		// Shutdown cut the attempt short: it says nothing about the endpoint, so it is not recorded

@@ -9,6 +9,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"golang.org/x/time/rate"
 
+	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/webhook"
 )
@@ -16,13 +17,17 @@ import (
 // lane is one endpoint's share of the engine: its settings, signer, limits and what it has in
 // flight. Only the loop goroutine touches a lane.
 type lane struct {
-	id           string
-	tenantID     string          // the endpoint's tenant, once loaded (it never changes)
-	ep           *store.Endpoint // nil until loaded, or after a change
-	loadedAt     time.Time
-	signer       *webhook.Signer
-	keys         []string // the active secrets, for the signature schemes other than Standard Webhooks
-	transform    transformFunc
+	id        string
+	tenantID  string          // the endpoint's tenant, once loaded (it never changes)
+	ep        *store.Endpoint // nil until loaded, or after a change
+	loadedAt  time.Time
+	signer    *webhook.Signer
+	keys      []string // the active secrets, for the signature schemes other than Standard Webhooks
+	transform transformFunc
+	// sender delivers to the endpoint's destination, opened from its type for destKey (the
+	// endpoint's type, URL, settings and internal flag as last loaded); reopened when that changes.
+	sender       destination.Sender
+	destKey      string
 	signerUntil  time.Time // when a rotated-out secret expires and the signer must be rebuilt
 	schedule     []time.Duration
 	limiter      *rate.Limiter
@@ -76,6 +81,15 @@ func (d *Dispatcher) load(ctx context.Context, l *lane, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("endpoint %s transformation: %w", ep.ID, err)
 	}
+	if key := destKey(ep); l.sender == nil || key != l.destKey {
+		sender, err := d.dests.Open(ep.DestinationType(), destination.Target{
+			EndpointID: ep.ID, TenantID: ep.TenantID, URL: ep.URL, Settings: ep.Settings, Internal: ep.Internal,
+		})
+		if err != nil {
+			return err
+		}
+		l.sender, l.destKey = sender, key
+	}
 	l.signer, l.keys, l.transform, l.signerUntil = signer, keys, transform, time.Time{}
 	l.tenantID = ep.TenantID
 	for _, s := range ep.Secrets {
@@ -127,6 +141,15 @@ func (d *Dispatcher) load(ctx context.Context, l *lane, now time.Time) error {
 	l.ep, l.loadedAt = ep, now
 	l.batch = batching(ep.Options)
 	return nil
+}
+
+// destKey is what a lane's sender is opened for: a change of any part opens a new one.
+func destKey(ep *store.Endpoint) string {
+	internal := "0"
+	if ep.Internal {
+		internal = "1"
+	}
+	return ep.DestinationType() + "\x00" + internal + "\x00" + ep.URL + "\x00" + string(ep.Settings)
 }
 
 // Batching defaults, for an endpoint that enables batching without saying how much.
@@ -220,7 +243,7 @@ func (d *Dispatcher) waitForTenant(l *lane, tenant string) {
 func (l *lane) tenant() string { return l.tenantID }
 
 func (l *lane) snapshot() laneSnapshot {
-	return laneSnapshot{lane: l, ep: l.ep, signer: l.signer, keys: l.keys, transform: l.transform, schedule: l.schedule}
+	return laneSnapshot{lane: l, ep: l.ep, signer: l.signer, keys: l.keys, transform: l.transform, schedule: l.schedule, sender: l.sender}
 }
 
 // laneHeap orders lanes by when they are next due.

@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/heraldhq/herald/internal/api"
+	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/inbound"
@@ -110,6 +111,12 @@ type Config struct {
 	// Ops turns on operational webhooks: events about Herald itself, published to Ops.Tenant
 	// (see docs/observability.md). Store and Logger are the node's.
 	Ops ops.Config
+	// BrokerMaxConnections bounds the connections each message broker destination type holds
+	// open at once, over all endpoints (0: destination.DefaultMaxConnections).
+	BrokerMaxConnections int
+	// Destinations are destination types the node has beyond its own (destinations.go), for
+	// tests.
+	Destinations []func(destination.Env) destination.Type
 }
 
 // Node is a running Herald process.
@@ -198,6 +205,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	dc.Metrics = m
 	dc.InternalClient = internalClient
+	dests, err := destinations(cfg, log, client, internalClient)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	dc.Destinations = dests
 	tracing, tp, err := setupTracing(ctx, cfg)
 	if err != nil {
 		_ = st.Close()
@@ -221,7 +234,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	in := inbound.New(inbound.Config{Store: st, Notifier: d, Logger: log, Metrics: m, MaxBodyBytes: cfg.MaxInboundBytes,
 		TracerProvider: tp, Ops: opsPub})
 	a := api.New(api.Config{
-		Store: st, Notifier: d, URLCheck: client, InternalURLCheck: internalClient, Logger: log, Version: Version, MaxEventBytes: cfg.MaxEventBytes,
+		Store: st, Notifier: d, URLCheck: client, InternalURLCheck: internalClient, Destinations: dests, Logger: log, Version: Version, MaxEventBytes: cfg.MaxEventBytes,
 		RateLimits: cfg.APILimits, MaxListenStreams: cfg.MaxListenStreams, MaxListenStreamsPerKey: cfg.MaxListenStreamsPerKey, Metrics: m, Inbound: in, PublicURL: cfg.PublicURL, TracerProvider: tp,
 		PortalKey: keys.Derive("herald portal link v1"),
 		// Feed and listen cursors are sealed with the keyring, so every node opens every node's.

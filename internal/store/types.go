@@ -87,9 +87,19 @@ type Endpoint struct {
 	// such endpoints may reach the ranges the operator opens with --internal-cidr.
 	Internal bool
 	// Options are the endpoint's delivery options beyond the basics.
-	Options   EndpointOptions
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Options EndpointOptions
+	// Type is the endpoint's destination type (a destination.Type's name): TypeWebhook (also
+	// for "") POSTs to URL; the others deliver to a message broker as Settings say.
+	Type string
+	// Settings are the type's settings as its Check returned them (nil for a webhook), with the
+	// secret fields in clear: the store seals those at rest (see EncodeEndpointSettings).
+	Settings json.RawMessage
+	// SecretFields name the top-level Settings fields that are credentials (the type's
+	// Secrets()). On write, whoever sets Settings sets it, and the store seals those fields;
+	// on read, the store names the sealed fields it found (the credentials that are set).
+	SecretFields []string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // EndpointOptions shape what an endpoint receives and how (stored as one JSON document).

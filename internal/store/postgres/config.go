@@ -178,16 +178,18 @@ func (s *Store) DeleteEventType(ctx context.Context, name string) error {
 }
 
 const endpointColumns = `seq, id, tenant_id, url, description, event_types, secrets, timeout_ms, max_concurrency, rate_limit,
-	retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at`
+	retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at,
+	type, settings, settings_secrets`
 
 func scanEndpoint(keys *seal.Keyring, r pgx.Row) (*store.Endpoint, int64, error) {
 	var e store.Endpoint
 	var seq, timeoutMS int64
 	var secrets, headers []byte
-	var options string
+	var options, settings, settingsSecrets string
 	var schedule []int64
 	if err := r.Scan(&seq, &e.ID, &e.TenantID, &e.URL, &e.Description, &e.EventTypes, &secrets, &timeoutMS, &e.MaxConcurrency,
-		&e.RateLimit, &schedule, &headers, &e.Enabled, &e.DisabledReason, &e.FailingSince, &e.Internal, &options, &e.CreatedAt, &e.UpdatedAt); err != nil {
+		&e.RateLimit, &schedule, &headers, &e.Enabled, &e.DisabledReason, &e.FailingSince, &e.Internal, &options, &e.CreatedAt, &e.UpdatedAt,
+		&e.Type, &settings, &settingsSecrets); err != nil {
 		return nil, 0, err
 	}
 	var err error
@@ -206,6 +208,9 @@ func scanEndpoint(keys *seal.Keyring, r pgx.Row) (*store.Endpoint, int64, error)
 			e.RetrySchedule[i] = time.Duration(ms) * time.Millisecond
 		}
 	}
+	if err := store.DecodeEndpointSettings(keys, &e, settings, settingsSecrets); err != nil {
+		return nil, 0, err
+	}
 	e.Timeout = time.Duration(timeoutMS) * time.Millisecond
 	return &e, seq, nil
 }
@@ -215,6 +220,7 @@ type endpointArgs struct {
 	types                     []string
 	secrets, headers, options string
 	schedule                  []int64 // nil (NULL) for the default schedule
+	typ, settings, sealed     string
 }
 
 func encodeEndpoint(keys *seal.Keyring, e *store.Endpoint) (endpointArgs, error) {
@@ -237,6 +243,10 @@ func encodeEndpoint(keys *seal.Keyring, e *store.Endpoint) (endpointArgs, error)
 	}
 	a.secrets, a.headers = string(secrets), string(headers)
 	if a.options, err = store.EncodeEndpointOptions(e.Options); err != nil {
+		return a, err
+	}
+	a.typ = e.DestinationType()
+	if a.settings, a.sealed, err = store.EncodeEndpointSettings(keys, e); err != nil {
 		return a, err
 	}
 	if e.RetrySchedule != nil {
@@ -270,10 +280,12 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
-			max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+			max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at,
+			type, settings, settings_secrets)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
 			e.ID, e.TenantID, e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit,
-			a.schedule, a.headers, e.Enabled, e.DisabledReason, e.FailingSince, e.Internal, a.options, e.CreatedAt, e.UpdatedAt)
+			a.schedule, a.headers, e.Enabled, e.DisabledReason, e.FailingSince, e.Internal, a.options, e.CreatedAt, e.UpdatedAt,
+			a.typ, a.settings, a.sealed)
 		if err != nil {
 			return fmt.Errorf("insert endpoint: %w", err)
 		}
@@ -338,9 +350,11 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
 	}
 	return s.execOne(ctx, "endpoint "+e.ID, `UPDATE endpoints SET url = $1, description = $2, event_types = $3, secrets = $4, timeout_ms = $5,
 		max_concurrency = $6, rate_limit = $7, retry_schedule = $8, headers = $9, enabled = $10, disabled_reason = $11,
-		failing_since = $12, internal = $13, options = $14, updated_at = $15 WHERE tenant_id = $16 AND id = $17`,
+		failing_since = $12, internal = $13, options = $14, updated_at = $15, type = $18, settings = $19, settings_secrets = $20
+		WHERE tenant_id = $16 AND id = $17`,
 		e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit, a.schedule, a.headers,
-		e.Enabled, e.DisabledReason, e.FailingSince, e.Internal, a.options, e.UpdatedAt, e.TenantID, e.ID)
+		e.Enabled, e.DisabledReason, e.FailingSince, e.Internal, a.options, e.UpdatedAt, e.TenantID, e.ID,
+		a.typ, a.settings, a.sealed)
 }
 
 // DeleteEndpoint removes an endpoint with its deliveries and their attempts.

@@ -29,17 +29,17 @@ func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, er
 	if after >= sourcePhase {
 		return s.rekeySources(ctx, after-sourcePhase, limit)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT seq, id, secrets::text FROM endpoints WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	rows, err := s.pool.Query(ctx, `SELECT seq, id, secrets::text, settings_secrets FROM endpoints WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	if err != nil {
 		return 0, "", fmt.Errorf("rekey secrets: %w", err)
 	}
 	type row struct {
-		seq         int64
-		id, secrets string
+		seq                   int64
+		id, secrets, settings string
 	}
 	read, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 		var x row
-		err := r.Scan(&x.seq, &x.id, &x.secrets)
+		err := r.Scan(&x.seq, &x.id, &x.secrets, &x.settings)
 		return x, err
 	})
 	if err != nil {
@@ -49,15 +49,26 @@ func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, er
 	if len(read) == limit {
 		next = store.EncodeCursor(read[len(read)-1].seq)
 	}
-	type change struct{ id, old, new string }
+	type change struct{ id, old, new, oldSettings, newSettings string }
 	var changes []change
 	for _, x := range read {
 		fresh, err := store.ResealSecrets(s.keys, x.id, []byte(x.secrets))
 		if err != nil {
 			return 0, "", fmt.Errorf("rekey secrets: %w", err)
 		}
-		if fresh != nil {
-			changes = append(changes, change{id: x.id, old: x.secrets, new: string(fresh)})
+		freshSettings, err := store.ResealEndpointSettings(s.keys, x.id, x.settings)
+		if err != nil {
+			return 0, "", fmt.Errorf("rekey secrets: %w", err)
+		}
+		if fresh != nil || freshSettings != "" {
+			c := change{id: x.id, old: x.secrets, new: x.secrets, oldSettings: x.settings, newSettings: x.settings}
+			if fresh != nil {
+				c.new = string(fresh)
+			}
+			if freshSettings != "" {
+				c.newSettings = freshSettings
+			}
+			changes = append(changes, c)
 		}
 	}
 	if len(changes) == 0 {
@@ -65,7 +76,8 @@ func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, er
 	}
 	done, err := s.updateInTx(ctx, "rekey endpoints", func(b *pgx.Batch) {
 		for _, c := range changes {
-			b.Queue(`UPDATE endpoints SET secrets = $1 WHERE id = $2 AND secrets = $3::jsonb`, c.new, c.id, c.old)
+			b.Queue(`UPDATE endpoints SET secrets = $1, settings_secrets = $4 WHERE id = $2 AND secrets = $3::jsonb AND settings_secrets = $5`,
+				c.new, c.id, c.old, c.newSettings, c.oldSettings)
 		}
 	})
 	if err != nil {

@@ -250,19 +250,21 @@ func fromNullJSON(v sql.NullString) json.RawMessage {
 }
 
 const endpointColumns = `rowid, id, tenant_id, url, description, event_types, secrets, timeout_ms, max_concurrency, rate_limit,
-	retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at`
+	retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at,
+	type, settings, settings_secrets`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
 func scanEndpoint(keys *seal.Keyring, r rowScanner) (*store.Endpoint, int64, error) {
 	var e store.Endpoint
 	var rowid, timeoutMS, c, u int64
-	var types, secrets, headers, options string
+	var types, secrets, headers, options, settings, settingsSecrets string
 	var schedule sql.NullString
 	var enabled, internal int
 	var failing sql.NullInt64
 	if err := r.Scan(&rowid, &e.ID, &e.TenantID, &e.URL, &e.Description, &types, &secrets, &timeoutMS, &e.MaxConcurrency,
-		&e.RateLimit, &schedule, &headers, &enabled, &e.DisabledReason, &failing, &internal, &options, &c, &u); err != nil {
+		&e.RateLimit, &schedule, &headers, &enabled, &e.DisabledReason, &failing, &internal, &options, &c, &u,
+		&e.Type, &settings, &settingsSecrets); err != nil {
 		return nil, 0, err
 	}
 	if err := json.Unmarshal([]byte(types), &e.EventTypes); err != nil {
@@ -291,6 +293,9 @@ func scanEndpoint(keys *seal.Keyring, r rowScanner) (*store.Endpoint, int64, err
 	if e.Options, err = store.DecodeEndpointOptions(options); err != nil {
 		return nil, 0, fmt.Errorf("endpoint %s: %w", e.ID, err)
 	}
+	if err := store.DecodeEndpointSettings(keys, &e, settings, settingsSecrets); err != nil {
+		return nil, 0, err
+	}
 	e.FailingSince = fromNullMicros(failing)
 	e.CreatedAt, e.UpdatedAt = fromMicros(c), fromMicros(u)
 	return &e, rowid, nil
@@ -299,6 +304,7 @@ func scanEndpoint(keys *seal.Keyring, r rowScanner) (*store.Endpoint, int64, err
 type endpointArgs struct {
 	types, secrets, headers, options string
 	schedule                         sql.NullString
+	typ, settings, settingsSecrets   string
 }
 
 func encodeEndpoint(keys *seal.Keyring, e *store.Endpoint) (endpointArgs, error) {
@@ -321,6 +327,10 @@ func encodeEndpoint(keys *seal.Keyring, e *store.Endpoint) (endpointArgs, error)
 	}
 	a.types, a.secrets, a.headers = string(types), string(secrets), string(headers)
 	if a.options, err = store.EncodeEndpointOptions(e.Options); err != nil {
+		return a, err
+	}
+	a.typ = e.DestinationType()
+	if a.settings, a.settingsSecrets, err = store.EncodeEndpointSettings(keys, e); err != nil {
 		return a, err
 	}
 	if e.RetrySchedule != nil {
@@ -355,11 +365,12 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
-			max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at,
+			type, settings, settings_secrets)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			e.ID, e.TenantID, e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit,
 			a.schedule, a.headers, boolInt(e.Enabled), e.DisabledReason, nullMicros(e.FailingSince), boolInt(e.Internal), a.options,
-			micros(e.CreatedAt), micros(e.UpdatedAt))
+			micros(e.CreatedAt), micros(e.UpdatedAt), a.typ, a.settings, a.settingsSecrets)
 		if isUnique(err) {
 			return fmt.Errorf("endpoint %q: %w", e.ID, store.ErrConflict)
 		}
@@ -423,9 +434,10 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *store.Endpoint) error {
 		s.subs.invalidate()
 		res, err := tx.ExecContext(ctx, `UPDATE endpoints SET url = ?, description = ?, event_types = ?, secrets = ?, timeout_ms = ?,
 			max_concurrency = ?, rate_limit = ?, retry_schedule = ?, headers = ?, enabled = ?, disabled_reason = ?, failing_since = ?,
-			internal = ?, options = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
+			internal = ?, options = ?, updated_at = ?, type = ?, settings = ?, settings_secrets = ? WHERE tenant_id = ? AND id = ?`,
 			e.URL, e.Description, a.types, a.secrets, e.Timeout.Milliseconds(), e.MaxConcurrency, e.RateLimit, a.schedule, a.headers,
-			boolInt(e.Enabled), e.DisabledReason, nullMicros(e.FailingSince), boolInt(e.Internal), a.options, micros(e.UpdatedAt), e.TenantID, e.ID)
+			boolInt(e.Enabled), e.DisabledReason, nullMicros(e.FailingSince), boolInt(e.Internal), a.options, micros(e.UpdatedAt),
+			a.typ, a.settings, a.settingsSecrets, e.TenantID, e.ID)
 		if err != nil {
 			return fmt.Errorf("update endpoint: %w", err)
 		}

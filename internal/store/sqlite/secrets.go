@@ -30,18 +30,18 @@ func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, er
 	if after >= sourcePhase {
 		return s.rekeySources(ctx, after-sourcePhase, limit)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT rowid, id, secrets FROM endpoints WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, limit)
+	rows, err := s.r.QueryContext(ctx, `SELECT rowid, id, secrets, settings_secrets FROM endpoints WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, limit)
 	if err != nil {
 		return 0, "", fmt.Errorf("rekey secrets: %w", err)
 	}
 	defer rows.Close()
-	type change struct{ id, old, new string }
+	type change struct{ id, old, new, oldSettings, newSettings string }
 	var changes []change
 	var last int64
 	n := 0
 	for rows.Next() {
-		var id, secrets string
-		if err := rows.Scan(&last, &id, &secrets); err != nil {
+		var id, secrets, settings string
+		if err := rows.Scan(&last, &id, &secrets, &settings); err != nil {
 			return 0, "", fmt.Errorf("rekey secrets: %w", err)
 		}
 		n++
@@ -49,8 +49,19 @@ func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, er
 		if err != nil {
 			return 0, "", fmt.Errorf("rekey secrets: %w", err)
 		}
-		if fresh != nil {
-			changes = append(changes, change{id: id, old: secrets, new: string(fresh)})
+		freshSettings, err := store.ResealEndpointSettings(s.keys, id, settings)
+		if err != nil {
+			return 0, "", fmt.Errorf("rekey secrets: %w", err)
+		}
+		if fresh != nil || freshSettings != "" {
+			c := change{id: id, old: secrets, new: secrets, oldSettings: settings, newSettings: settings}
+			if fresh != nil {
+				c.new = string(fresh)
+			}
+			if freshSettings != "" {
+				c.newSettings = freshSettings
+			}
+			changes = append(changes, c)
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -68,7 +79,8 @@ func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, er
 		done = 0
 		for _, c := range changes {
 			// Only if unchanged since the read: a concurrent update sealed its secrets already.
-			res, err := tx.ExecContext(ctx, `UPDATE endpoints SET secrets = ? WHERE id = ? AND secrets = ?`, c.new, c.id, c.old)
+			res, err := tx.ExecContext(ctx, `UPDATE endpoints SET secrets = ?, settings_secrets = ? WHERE id = ? AND secrets = ? AND settings_secrets = ?`,
+				c.new, c.newSettings, c.id, c.old, c.oldSettings)
 			if err != nil {
 				return fmt.Errorf("rekey endpoint %s: %w", c.id, err)
 			}

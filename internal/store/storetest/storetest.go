@@ -54,6 +54,7 @@ func Run(t *testing.T, open Open) {
 		"DeleteTenantRemovesSources":    testDeleteTenantSources,
 		"RetentionRemovesReceived":      testRetentionReceived,
 		"EndpointInternalRoundTrip":     testEndpointInternal,
+		"EndpointDestinationRoundTrip":  testEndpointDestination,
 		"EventsAfterInPublishOrder":     testEventsAfter,
 		"EventsAfterMissesNoConcurrent": testEventsAfterConcurrent,
 		"EventsAfterSurvivesRetention":  testEventsAfterRetention,

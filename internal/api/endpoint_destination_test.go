@@ -1,0 +1,200 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/heraldhq/herald/internal/api"
+	"github.com/heraldhq/herald/internal/destination"
+	"github.com/heraldhq/herald/internal/destination/desttest"
+	webhookdest "github.com/heraldhq/herald/internal/destination/webhook"
+	"github.com/heraldhq/herald/internal/httpsend"
+)
+
+func destAPI(t *testing.T) *testAPI {
+	t.Helper()
+	check := httpsend.New(httpsend.Config{})
+	reg, err := destination.NewRegistry(webhookdest.New(check, nil), desttest.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newTestAPI(t, api.Config{URLCheck: check, Destinations: reg})
+}
+
+type endpointAnswer struct {
+	ID              string         `json:"id"`
+	URL             string         `json:"url"`
+	Type            string         `json:"type"`
+	Config          map[string]any `json:"config"`
+	ConfigSecrets   []string       `json:"config_secrets"`
+	SignatureFormat string         `json:"signature_format"`
+}
+
+func decodeEndpoint(t *testing.T, ans answer) endpointAnswer {
+	t.Helper()
+	var e endpointAnswer
+	if err := json.Unmarshal(ans.body, &e); err != nil {
+		t.Fatalf("answer %s: %v", ans.body, err)
+	}
+	return e
+}
+
+// An endpoint's type and config: checked field by field against the registry's types, the url
+// only for webhooks, credentials never in an answer and kept by an update that omits them.
+func TestAPI_EndpointTypeAndConfig(t *testing.T) {
+	t.Parallel()
+	a := destAPI(t)
+	key := a.tenantKey("acme")
+	const password = "pw-3b9f0c1e77aa"
+	create := func(body map[string]any) answer {
+		t.Helper()
+		body["event_types"] = []string{"*"}
+		return a.do(key, "POST", "/v1/tenants/acme/endpoints", body)
+	}
+	wantProblem := func(ans answer, loc, contains string) {
+		t.Helper()
+		if ans.status != http.StatusUnprocessableEntity {
+			t.Fatalf("status %d, want 422 at %s: %s", ans.status, loc, ans.body)
+		}
+		msg, ok := ans.problem(t).find(loc)
+		if !ok || !strings.Contains(msg, contains) {
+			t.Fatalf("problem at %s = %q (found %v), want one containing %q: %s", loc, msg, ok, contains, ans.body)
+		}
+		if bytes.Contains(ans.body, []byte(password)) {
+			t.Fatalf("a problem shows the password: %s", ans.body)
+		}
+	}
+
+	// A webhook is the default, and answers say so.
+	hook := decodeEndpoint(t, create(map[string]any{"url": "https://hooks.example.com/a"}))
+	if hook.Type != "webhook" || hook.Config != nil || hook.URL != "https://hooks.example.com/a" {
+		t.Fatalf("webhook endpoint answered %+v", hook)
+	}
+
+	wantProblem(create(map[string]any{"type": "carrier-pigeon", "config": map[string]any{}}), "body.type", "memory")
+	wantProblem(create(map[string]any{"type": "memory", "url": "https://hooks.example.com/a", "config": map[string]any{"queue": "q"}}), "body.url", "only for webhook")
+	wantProblem(create(map[string]any{"type": "memory", "config": map[string]any{"priority": 5}}), "body.config.queue", "required")
+	wantProblem(create(map[string]any{"type": "memory", "config": map[string]any{"queue": "q", "priority": 12}}), "body.config.priority", "between 1 and 9")
+	wantProblem(create(map[string]any{"type": "memory", "config": map[string]any{"queue": "q", "colour": "red"}}), "body.config.colour", "unknown")
+	wantProblem(create(map[string]any{"type": "memory"}), "body.config.queue", "required")
+	wantProblem(create(map[string]any{"type": "memory", "config": map[string]any{"queue": "q"}, "signature_format": "github"}), "body.signature_format", "standard-webhooks")
+	wantProblem(create(map[string]any{"url": "https://hooks.example.com/a", "config": map[string]any{"queue": "q"}}), "body.config.queue", "unknown setting")
+	wantProblem(create(map[string]any{"type": "webhook"}), "body.url", "required")
+
+	ans := create(map[string]any{"type": "memory", "config": map[string]any{"queue": "orders", "password": password}})
+	if ans.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", ans.status, ans.body)
+	}
+	if bytes.Contains(ans.body, []byte(password)) {
+		t.Fatalf("the create answer shows the password: %s", ans.body)
+	}
+	ep := decodeEndpoint(t, ans)
+	if ep.Type != "memory" || ep.URL != "" || ep.Config["queue"] != "orders" || ep.Config["priority"] != float64(5) ||
+		!slices.Equal(ep.ConfigSecrets, []string{"password"}) || ep.SignatureFormat != "standard-webhooks" {
+		t.Fatalf("created %+v, want the checked config (priority defaulted) without the password, which is listed as set", ep)
+	}
+	path := "/v1/tenants/acme/endpoints/" + ep.ID
+	for _, p := range []string{path, "/v1/tenants/acme/endpoints"} {
+		got := a.do(key, "GET", p, nil)
+		if got.status != http.StatusOK || bytes.Contains(got.body, []byte(password)) || !bytes.Contains(got.body, []byte(`"config_secrets":["password"]`)) {
+			t.Fatalf("GET %s: %d %s", p, got.status, got.body)
+		}
+	}
+	stored := func() json.RawMessage {
+		t.Helper()
+		e, err := a.sqlite.GetEndpoint(context.Background(), "acme", ep.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Type != "memory" {
+			t.Fatalf("stored type %q", e.Type)
+		}
+		return e.Settings
+	}
+	if s := stored(); !bytes.Contains(s, []byte(password)) {
+		t.Fatalf("the store does not hand out the password: %s", s)
+	}
+
+	// An update whose config omits the password keeps it.
+	ans = a.do(key, "PATCH", path, map[string]any{"config": map[string]any{"queue": "orders-2", "priority": 7}})
+	if ans.status != http.StatusOK {
+		t.Fatalf("update: %d %s", ans.status, ans.body)
+	}
+	if ep = decodeEndpoint(t, ans); ep.Config["queue"] != "orders-2" || !slices.Equal(ep.ConfigSecrets, []string{"password"}) {
+		t.Fatalf("updated %+v", ep)
+	}
+	if s := stored(); !bytes.Contains(s, []byte(password)) || !bytes.Contains(s, []byte(`"orders-2"`)) {
+		t.Fatalf("after an update without the password, the store has %s", s)
+	}
+	// A bad config changes nothing; url and other signature formats stay refused.
+	wantProblem(a.do(key, "PATCH", path, map[string]any{"config": map[string]any{"queue": "has space"}}), "body.config.queue", "spaces")
+	wantProblem(a.do(key, "PATCH", path, map[string]any{"url": "https://hooks.example.com/b"}), "body.url", "only for webhook")
+	wantProblem(a.do(key, "PATCH", path, map[string]any{"signature_format": "stripe"}), "body.signature_format", "standard-webhooks")
+	// Other fields change without touching the config.
+	ans = a.do(key, "PATCH", path, map[string]any{"description": "orders queue"})
+	if ans.status != http.StatusOK || !slices.Equal(decodeEndpoint(t, ans).ConfigSecrets, []string{"password"}) {
+		t.Fatalf("update of the description: %d %s", ans.status, ans.body)
+	}
+	// null removes the password.
+	ans = a.do(key, "PATCH", path, map[string]any{"config": map[string]any{"queue": "orders-2", "password": nil}})
+	if ans.status != http.StatusOK || decodeEndpoint(t, ans).ConfigSecrets != nil {
+		t.Fatalf("removing the password: %d %s", ans.status, ans.body)
+	}
+	if s := stored(); bytes.Contains(s, []byte(password)) {
+		t.Fatalf("the password is still stored: %s", s)
+	}
+	// Back to a webhook: a url is needed, and the config goes.
+	wantProblem(a.do(key, "PATCH", path, map[string]any{"type": "webhook"}), "body.url", "required")
+	ans = a.do(key, "PATCH", path, map[string]any{"type": "webhook", "url": "https://hooks.example.com/c"})
+	if e := decodeEndpoint(t, ans); ans.status != http.StatusOK || e.Type != "webhook" || e.Config != nil || e.URL != "https://hooks.example.com/c" {
+		t.Fatalf("to a webhook: %d %s", ans.status, ans.body)
+	}
+	// And a webhook to the memory type: its url goes.
+	ans = a.do(key, "PATCH", "/v1/tenants/acme/endpoints/"+hook.ID, map[string]any{"type": "memory", "config": map[string]any{"queue": "q"}})
+	if e := decodeEndpoint(t, ans); ans.status != http.StatusOK || e.Type != "memory" || e.URL != "" {
+		t.Fatalf("webhook to memory: %d %s", ans.status, ans.body)
+	}
+}
+
+// The OpenAPI document describes type (with the server's types as its enum) and config.
+func TestAPI_OpenAPIDescribesEndpointTypes(t *testing.T) {
+	t.Parallel()
+	a := destAPI(t)
+	ans := a.do("", "GET", "/openapi.json", nil)
+	if ans.status != http.StatusOK {
+		t.Fatalf("openapi: %d", ans.status)
+	}
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Type json.RawMessage `json:"type"`
+					Enum []any           `json:"enum"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(ans.body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for name, sch := range doc.Components.Schemas {
+		p, ok := sch.Properties["type"]
+		c, hasConfig := sch.Properties["config"]
+		if !ok || !hasConfig {
+			continue
+		}
+		found++
+		if !slices.Equal(p.Enum, []any{"memory", "webhook"}) || !bytes.Contains(c.Type, []byte(`"object"`)) {
+			t.Errorf("schema %s: type enum %v, config type %q; want [memory webhook] and object", name, p.Enum, c.Type)
+		}
+	}
+	if found < 2 {
+		t.Fatalf("%d schemas describe type and config, want the endpoint's body and answer", found)
+	}
+}

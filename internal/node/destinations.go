@@ -1,0 +1,31 @@
+package node
+
+import (
+	"log/slog"
+
+	"github.com/heraldhq/herald/internal/destination"
+	webhookdest "github.com/heraldhq/herald/internal/destination/webhook"
+	"github.com/heraldhq/herald/internal/httpsend"
+)
+
+// brokerTypes are the destination types a node has beside webhook, one constructor each: a new
+// type is a package under internal/destination and one line here.
+func brokerTypes() []func(destination.Env) destination.Type {
+	return []func(destination.Env) destination.Type{}
+}
+
+// destinations builds the node's registry of destination types: webhook, sent with the node's
+// two clients (ordinary, and internal for endpoints an admin marked internal), the broker
+// types, and extra, the test's own. Broker types dial through the same two clients' guards.
+func destinations(cfg Config, log *slog.Logger, client, internal *httpsend.Client) (*destination.Registry, error) {
+	env := destination.Env{
+		Dial: client.DialContext, InternalDial: internal.DialContext,
+		Logger:         log.With("component", "destinations"),
+		MaxConnections: cfg.BrokerMaxConnections,
+	}
+	types := []destination.Type{webhookdest.New(client, internal)}
+	for _, newType := range append(brokerTypes(), cfg.Destinations...) {
+		types = append(types, newType(env))
+	}
+	return destination.NewRegistry(types...)
+}

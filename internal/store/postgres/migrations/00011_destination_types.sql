@@ -1,0 +1,5 @@
+-- An endpoint's destination type (webhook, or a message broker) and the type's settings: the
+-- fields that are not credentials as a JSON object, the credentials as one sealed JSON object.
+ALTER TABLE endpoints ADD COLUMN type TEXT NOT NULL DEFAULT 'webhook';
+ALTER TABLE endpoints ADD COLUMN settings TEXT NOT NULL DEFAULT '';
+ALTER TABLE endpoints ADD COLUMN settings_secrets TEXT NOT NULL DEFAULT '';
