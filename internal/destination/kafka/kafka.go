@@ -92,12 +92,13 @@ type entry struct {
 	inflight int       // guarded by Type.mu
 	lastUsed time.Time // guarded by Type.mu
 	timer    *time.Timer
-	// dialFail is the client's last failed dial (any of its connections), to explain an attempt
-	// that ran out of time while the brokers could not be reached.
-	dialFail atomic.Pointer[dialFailure]
+	// connFail is the client's last failed connection (dial, TLS or SASL; cleared when one
+	// succeeds), to explain an attempt that could not reach the brokers: franz-go retries
+	// connections inside the client, so the attempt itself only sees its context end.
+	connFail atomic.Pointer[connFailure]
 }
 
-type dialFailure struct {
+type connFailure struct {
 	err error
 	at  time.Time
 }
@@ -215,6 +216,7 @@ func (t *Type) clientOpts(e *entry) []kgo.Opt {
 		kgo.MetadataMinAge(metadataMinAge),
 		kgo.RecordDeliveryTimeout(recordDeliveryTimeout),
 		kgo.ProducerBatchCompression(codec(k.compression)),
+		kgo.WithHooks(e),
 	}
 	if m := mechanism(k); m != nil {
 		opts = append(opts, kgo.SASL(m))
@@ -259,12 +261,12 @@ func (t *Type) dialer(e *entry) func(ctx context.Context, network, host string) 
 	return func(ctx context.Context, network, host string) (net.Conn, error) {
 		if dial == nil {
 			err := errors.New("no dialer configured for kafka destinations")
-			e.dialFail.Store(&dialFailure{err: err, at: time.Now()})
+			e.connFail.Store(&connFailure{err: err, at: time.Now()})
 			return nil, err
 		}
 		conn, err := dial(ctx, network, host)
 		if err != nil {
-			e.dialFail.Store(&dialFailure{err: err, at: time.Now()})
+			e.connFail.Store(&connFailure{err: err, at: time.Now()})
 			return nil, err
 		}
 		if useTLS {
@@ -273,22 +275,31 @@ func (t *Type) dialer(e *entry) func(ctx context.Context, network, host string) 
 			if err := tc.HandshakeContext(ctx); err != nil {
 				_ = conn.Close()
 				err = fmt.Errorf("tls handshake with %s: %w", host, err)
-				e.dialFail.Store(&dialFailure{err: err, at: time.Now()})
+				e.connFail.Store(&connFailure{err: err, at: time.Now()})
 				return nil, err
 			}
 			conn = tc
 		}
-		e.dialFail.Store(nil)
 		return conn, nil
 	}
 }
 
-// recentDialFailure is e's last dial failure, if no dial succeeded since and it is recent: the
-// reason an attempt that started at since could not reach the brokers.
-func (e *entry) recentDialFailure(since time.Time) error {
-	f := e.dialFail.Load()
+// recentConnFailure is e's last connection failure, if no connection succeeded since and it is
+// recent: the reason an attempt that started at since could not reach the brokers.
+func (e *entry) recentConnFailure(since time.Time) error {
+	f := e.connFail.Load()
 	if f == nil || f.at.Before(since.Add(-dialFailureWindow)) {
 		return nil
 	}
 	return f.err
+}
+
+// OnBrokerConnect (kgo.HookBrokerConnect) records a connection that failed after the dial
+// (SASL refused, for one) and clears the failure when a connection is made.
+func (e *entry) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err != nil {
+		e.connFail.Store(&connFailure{err: err, at: time.Now()})
+		return
+	}
+	e.connFail.Store(nil)
 }

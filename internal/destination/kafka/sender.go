@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -45,9 +46,10 @@ func (s *Sender) Send(ctx context.Context, m *destination.Message) destination.O
 		return s.refused(err, start)
 	}
 	defer s.t.release(e)
-	r, err := e.client.ProduceSync(ctx, s.record(m)).First()
+	res, connErr := s.produce(ctx, e, start, s.record(m))
+	r, err := res.First()
 	if err != nil {
-		return s.failure(e, err, start, len(m.Body))
+		return s.failure(err, connErr, start, len(m.Body))
 	}
 	return destination.Outcome{
 		Class:    destination.Success,
@@ -73,10 +75,10 @@ func (s *Sender) SendBatch(ctx context.Context, ms []*destination.Message) desti
 	for i, m := range ms {
 		recs[i] = s.record(m)
 	}
-	res := e.client.ProduceSync(ctx, recs...)
+	res, connErr := s.produce(ctx, e, start, recs...)
 	for i, r := range res {
 		if r.Err != nil {
-			return s.failure(e, r.Err, start, len(ms[i].Body))
+			return s.failure(r.Err, connErr, start, len(ms[i].Body))
 		}
 	}
 	return destination.Outcome{
@@ -188,17 +190,89 @@ func (s *Sender) refused(err error, start time.Time) destination.Outcome {
 	return o
 }
 
+// connPoll is how often a waiting attempt looks for a connection failure that no retry fixes.
+const connPoll = 50 * time.Millisecond
+
+// produce produces recs and waits for every result. franz-go retries connections inside the
+// client until the attempt's context ends; when the client's connections fail in a way no retry
+// fixes (the address is blocked, the credentials are refused), the records are withdrawn (their
+// context canceled) and that failure returned, instead of waiting out the attempt's timeout.
+// Otherwise connErr is the recent connection failure, if any, that explains a timeout.
+func (s *Sender) produce(ctx context.Context, e *entry, start time.Time, recs ...*kgo.Record) (res kgo.ProduceResults, connErr error) {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	res = make(kgo.ProduceResults, 0, len(recs))
+	done := make(chan struct{})
+	left := len(recs)
+	for _, r := range recs {
+		e.client.Produce(pctx, r, func(r *kgo.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			res = append(res, kgo.ProduceResult{Record: r, Err: err})
+			if left--; left == 0 {
+				close(done)
+			}
+		})
+	}
+	tick := time.NewTicker(connPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return sortResults(res, recs), e.recentConnFailure(start)
+		case <-tick.C:
+			if err := e.recentConnFailure(start); err != nil && permanentConnErr(err) {
+				cancel()
+				<-done
+				return sortResults(res, recs), err
+			}
+		}
+	}
+}
+
+// sortResults puts results in the records' order (promises of different partitions may be
+// called in any order).
+func sortResults(res kgo.ProduceResults, recs []*kgo.Record) kgo.ProduceResults {
+	if len(res) < 2 {
+		return res
+	}
+	at := make(map[*kgo.Record]int, len(recs))
+	for i, r := range recs {
+		at[r] = i
+	}
+	out := make(kgo.ProduceResults, len(res))
+	for _, r := range res {
+		out[at[r.Record]] = r
+	}
+	return out
+}
+
+// permanentConnErr reports a connection failure that retrying with the same settings cannot fix.
+func permanentConnErr(err error) bool {
+	var be *httpsend.BlockedError
+	return errors.As(err, &be) || errors.Is(err, kerr.SaslAuthenticationFailed) ||
+		errors.Is(err, kerr.UnsupportedSaslMechanism) || errors.Is(err, kerr.IllegalSaslState)
+}
+
 // failure classifies a failed produce.
-func (s *Sender) failure(e *entry, err error, start time.Time, size int) destination.Outcome {
+func (s *Sender) failure(err, connErr error, start time.Time, size int) destination.Outcome {
 	o := destination.Outcome{Latency: time.Since(start)}
-	o.Class, o.ErrorKind, o.Error = s.classify(err, e.recentDialFailure(start), size)
+	o.Class, o.ErrorKind, o.Error = s.classify(err, connErr, size)
 	return o
 }
 
 // classify maps a produce error to a class, kind and sentence. dialErr is the client's recent
 // dial failure, which explains a produce that never reached a broker.
-func (s *Sender) classify(err, dialErr error, size int) (destination.Class, string, string) {
+func (s *Sender) classify(err, connErr error, size int) (destination.Class, string, string) {
 	topic := s.topic
+	if connErr != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrRecordTimeout)) {
+		// The records never reached a broker: the connection failure is the reason.
+		if class, kind, msg := s.classify(connErr, nil, size); kind != destination.KindBrokerError || class == destination.Permanent {
+			return class, kind, msg
+		}
+		return classifyDial(connErr)
+	}
 	var ke *kerr.Error
 	switch {
 	case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
@@ -226,10 +300,11 @@ func (s *Sender) classify(err, dialErr error, size int) (destination.Class, stri
 	case errors.Is(err, kgo.ErrClientClosed):
 		return destination.Retryable, destination.KindCanceled, "the Kafka destination is shutting down; the attempt will be retried"
 	}
+	var be *httpsend.BlockedError
+	if errors.As(err, &be) {
+		return classifyDial(err)
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrRecordTimeout) {
-		if dialErr != nil {
-			return classifyDial(dialErr)
-		}
 		if errors.Is(err, context.Canceled) {
 			return destination.Retryable, destination.KindCanceled, "the attempt was canceled before the Kafka cluster acknowledged the message"
 		}
