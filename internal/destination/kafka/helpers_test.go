@@ -48,8 +48,8 @@ func startCluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 // dialer is a plain dialer that counts dials (tests run on loopback, which the node's guard
 // refuses outside --dev).
 type dialer struct {
-	mu    sync.Mutex
-	dials int
+	mu     sync.Mutex
+	dials  int
 	refuse error
 }
 
@@ -226,3 +226,6 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// envNone is an Env for tests that do no I/O.
+func envNone() destination.Env { return destination.Env{} }

@@ -175,13 +175,34 @@ func (t *Type) release(e *entry) {
 	defer t.mu.Unlock()
 	e.inflight--
 	e.lastUsed = time.Now()
-	if e.inflight > 0 || t.pool[e.key] != e {
+	if e.inflight > 0 {
+		return
+	}
+	if t.pool[e.key] != e {
+		// discarded (or the type closed): the last user closes it.
+		if !t.closed {
+			go e.client.Close()
+		}
 		return
 	}
 	if e.timer == nil {
 		e.timer = time.AfterFunc(t.idle, func() { t.reap(e) })
 	} else {
 		e.timer.Reset(t.idle)
+	}
+}
+
+// discard takes e out of the pool, so that the next attempt opens a fresh client; e is closed
+// when its last attempt ends. It is for a client whose state no longer matches the cluster's.
+func (t *Type) discard(e *entry) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pool[e.key] == e {
+		delete(t.pool, e.key)
+		if e.timer != nil {
+			e.timer.Stop()
+		}
+		t.log.Info("kafka client replaced: the cluster's topic ids changed", "brokers", e.key.brokers)
 	}
 }
 

@@ -13,8 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
@@ -92,7 +92,7 @@ func TestRecordKey(t *testing.T) {
 		{"type", `{"customer":{"id":"c_1"}}`, "invoice.paid"},
 		{"data.customer.id", `{"customer":{"id":"c_1"}}`, "c_1"},
 		{"data.customer.id", `{"customer":{"id":42}}`, "42"},
-		{"data.customer.id", `{"customer":{"name":"x"}}`, "<id>"},  // missing: the event id
+		{"data.customer.id", `{"customer":{"name":"x"}}`, "<id>"},   // missing: the event id
 		{"data.customer.id", `{"customer":{"id":{"a":1}}}`, "<id>"}, // an object: the event id
 		{"data.customer.id", `{"customer":{"id":null}}`, "<id>"},    // null: the event id
 	}

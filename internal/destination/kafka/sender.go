@@ -49,7 +49,7 @@ func (s *Sender) Send(ctx context.Context, m *destination.Message) destination.O
 	res, connErr := s.produce(ctx, e, start, s.record(m))
 	r, err := res.First()
 	if err != nil {
-		return s.failure(err, connErr, start, len(m.Body))
+		return s.failure(e, err, connErr, start, len(m.Body))
 	}
 	return destination.Outcome{
 		Class:    destination.Success,
@@ -78,7 +78,7 @@ func (s *Sender) SendBatch(ctx context.Context, ms []*destination.Message) desti
 	res, connErr := s.produce(ctx, e, start, recs...)
 	for i, r := range res {
 		if r.Err != nil {
-			return s.failure(r.Err, connErr, start, len(ms[i].Body))
+			return s.failure(e, r.Err, connErr, start, len(ms[i].Body))
 		}
 	}
 	return destination.Outcome{
@@ -193,59 +193,78 @@ func (s *Sender) refused(err error, start time.Time) destination.Outcome {
 // connPoll is how often a waiting attempt looks for a connection failure that no retry fixes.
 const connPoll = 50 * time.Millisecond
 
-// produce produces recs and waits for every result. franz-go retries connections inside the
-// client until the attempt's context ends; when the client's connections fail in a way no retry
-// fixes (the address is blocked, the credentials are refused), the records are withdrawn (their
-// context canceled) and that failure returned, instead of waiting out the attempt's timeout.
-// Otherwise connErr is the recent connection failure, if any, that explains a timeout.
+// produce produces recs and waits for every result, or for ctx to end. franz-go retries
+// connections inside the client until the attempt's context ends; when the client's
+// connections fail in a way no retry fixes (the address is blocked, the credentials are
+// refused), the records are withdrawn (their context canceled) and that failure returned,
+// instead of waiting out the attempt's timeout. Otherwise connErr is the recent connection
+// failure, if any, that explains a timeout.
+//
+// When ctx ends first, the records without a result get ctx's error. A record the idempotent
+// producer already wrote to a broker whose answer was lost cannot be withdrawn (franz-go must
+// learn whether it was written to keep the sequence numbers right): it stays in the client
+// and is produced when the broker is back, so the retried attempt may deliver a second copy,
+// which consumers deduplicate by webhook-id.
 func (s *Sender) produce(ctx context.Context, e *entry, start time.Time, recs ...*kgo.Record) (res kgo.ProduceResults, connErr error) {
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var mu sync.Mutex
-	res = make(kgo.ProduceResults, 0, len(recs))
+	res = make(kgo.ProduceResults, len(recs))
+	at := make(map[*kgo.Record]int, len(recs))
+	for i, r := range recs {
+		at[r] = i
+		res[i].Record = r
+	}
 	done := make(chan struct{})
 	left := len(recs)
 	for _, r := range recs {
 		e.client.Produce(pctx, r, func(r *kgo.Record, err error) {
 			mu.Lock()
 			defer mu.Unlock()
-			res = append(res, kgo.ProduceResult{Record: r, Err: err})
+			if i, ok := at[r]; ok {
+				res[i].Err = err
+			}
 			if left--; left == 0 {
 				close(done)
 			}
 		})
+	}
+	snapshot := func(fill error) kgo.ProduceResults {
+		mu.Lock()
+		defer mu.Unlock()
+		out := make(kgo.ProduceResults, len(res))
+		copy(out, res)
+		if left > 0 {
+			// Results still pending: which ones is not known for sure, so every record without
+			// an offset counts as failed.
+			for i := range out {
+				if out[i].Err == nil && fill != nil {
+					out[i].Err = fill
+				}
+			}
+		}
+		at = nil // late promises no longer write
+		return out
 	}
 	tick := time.NewTicker(connPoll)
 	defer tick.Stop()
 	for {
 		select {
 		case <-done:
-			return sortResults(res, recs), e.recentConnFailure(start)
+			return snapshot(nil), e.recentConnFailure(start)
+		case <-ctx.Done():
+			return snapshot(ctx.Err()), e.recentConnFailure(start)
 		case <-tick.C:
 			if err := e.recentConnFailure(start); err != nil && permanentConnErr(err) {
 				cancel()
-				<-done
-				return sortResults(res, recs), err
+				select {
+				case <-done:
+				case <-ctx.Done():
+				}
+				return snapshot(context.Canceled), err
 			}
 		}
 	}
-}
-
-// sortResults puts results in the records' order (promises of different partitions may be
-// called in any order).
-func sortResults(res kgo.ProduceResults, recs []*kgo.Record) kgo.ProduceResults {
-	if len(res) < 2 {
-		return res
-	}
-	at := make(map[*kgo.Record]int, len(recs))
-	for i, r := range recs {
-		at[r] = i
-	}
-	out := make(kgo.ProduceResults, len(res))
-	for _, r := range res {
-		out[at[r.Record]] = r
-	}
-	return out
 }
 
 // permanentConnErr reports a connection failure that retrying with the same settings cannot fix.
@@ -256,8 +275,13 @@ func permanentConnErr(err error) bool {
 }
 
 // failure classifies a failed produce.
-func (s *Sender) failure(err, connErr error, start time.Time, size int) destination.Outcome {
+func (s *Sender) failure(e *entry, err, connErr error, start time.Time, size int) destination.Outcome {
 	o := destination.Outcome{Latency: time.Since(start)}
+	if errors.Is(err, kerr.UnknownTopicID) {
+		// franz-go keeps the topic id it knew; a topic deleted and created again (or a cluster
+		// replaced behind the same address) needs a fresh client.
+		s.t.discard(e)
+	}
 	o.Class, o.ErrorKind, o.Error = s.classify(err, connErr, size)
 	return o
 }
@@ -275,7 +299,11 @@ func (s *Sender) classify(err, connErr error, size int) (destination.Class, stri
 	}
 	var ke *kerr.Error
 	switch {
-	case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
+	case errors.Is(err, kerr.UnknownTopicID):
+		// The topic id the client knew is gone: the topic was deleted, or deleted and created
+		// again. The next attempt's metadata tells which (no_route if it is gone for good).
+		return destination.Retryable, destination.KindBrokerError, fmt.Sprintf("topic %q was deleted or re-created on the Kafka cluster while producing", topic)
+	case errors.Is(err, kerr.UnknownTopicOrPartition):
 		return destination.Permanent, destination.KindNoRoute, fmt.Sprintf("topic %q does not exist on the Kafka cluster", topic)
 	case errors.Is(err, kerr.InvalidTopicException):
 		return destination.Permanent, destination.KindNoRoute, fmt.Sprintf("the Kafka cluster refuses topic %q as invalid", topic)

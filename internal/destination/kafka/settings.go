@@ -186,9 +186,6 @@ func decodeStrict(raw json.RawMessage, s *Settings) *destination.FieldError {
 		field := te.Field
 		top, _, _ := strings.Cut(field, ".")
 		w := want[top]
-		if top == "brokers" && field != "brokers" {
-			w = "a string host:port"
-		}
 		if w == "" {
 			w = "a " + te.Type.String()
 		}
