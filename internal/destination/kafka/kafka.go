@@ -89,6 +89,7 @@ type poolKey struct {
 type entry struct {
 	key      poolKey
 	client   *kgo.Client
+	close    sync.Once
 	inflight int       // guarded by Type.mu
 	lastUsed time.Time // guarded by Type.mu
 	timer    *time.Timer
@@ -132,10 +133,13 @@ func (t *Type) Close() error {
 	}
 	t.mu.Unlock()
 	for _, e := range entries {
-		e.client.Close()
+		e.shut()
 	}
 	return nil
 }
+
+// shut closes e's client once.
+func (e *entry) shut() { e.close.Do(e.client.Close) }
 
 // errBusy and errClosed are acquire's refusals.
 var (
@@ -180,9 +184,7 @@ func (t *Type) release(e *entry) {
 	}
 	if t.pool[e.key] != e {
 		// discarded (or the type closed): the last user closes it.
-		if !t.closed {
-			go e.client.Close()
-		}
+		go e.shut()
 		return
 	}
 	if e.timer == nil {
@@ -221,7 +223,7 @@ func (t *Type) reap(e *entry) {
 	delete(t.pool, e.key)
 	t.mu.Unlock()
 	t.log.Debug("kafka client closed after idling", "brokers", e.key.brokers)
-	e.client.Close()
+	e.shut()
 }
 
 // clientOpts are the producer's options for an entry.

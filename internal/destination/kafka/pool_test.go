@@ -3,6 +3,7 @@ package kafka
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/heraldhq/herald/internal/destination"
+	"github.com/heraldhq/herald/internal/httpsend"
 )
 
 // freePort returns a port on 127.0.0.1 that was free a moment ago.
@@ -182,5 +184,38 @@ func TestClose(t *testing.T) {
 	}
 	if o := snd.Send(ctxTimeout(t, 20*time.Second), message(t, "evt_2", "a.b", []byte(`{}`))); o.Class != destination.Retryable {
 		t.Fatalf("after Close: %+v, want retryable", o)
+	}
+}
+
+// An internal endpoint dials with InternalDial, an ordinary one with Dial, and they do not
+// share a client.
+func TestInternalUsesInternalDial(t *testing.T) {
+	c := startCluster(t)
+	topic := "internal-" + suffix()
+	createTopic(t, c, topic, nil)
+	public := &dialer{refuse: &httpsend.BlockedError{Host: "127.0.0.1", Addr: netip.MustParseAddr("127.0.0.1"), Reason: "loopback"}}
+	internal := &dialer{}
+	typ := New(destination.Env{Dial: public.Dial, InternalDial: internal.Dial})
+	t.Cleanup(func() { _ = typ.Close() })
+	norm, errs := typ.Check(settings(t, map[string]any{"brokers": c.ListenAddrs(), "topic": topic}))
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	in, err := typ.Open(destination.Target{Settings: norm, Internal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := typ.Open(destination.Target{Settings: norm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := in.Send(ctxTimeout(t, 20*time.Second), message(t, "evt_in", "a.b", []byte(`{}`))); o.Class != destination.Success {
+		t.Fatalf("internal endpoint: %+v", o)
+	}
+	if internal.count() == 0 || public.count() != 0 {
+		t.Fatalf("internal endpoint dialled internal %d, public %d times", internal.count(), public.count())
+	}
+	if o := out.Send(ctxTimeout(t, 20*time.Second), message(t, "evt_out", "a.b", []byte(`{}`))); o.Class != destination.Permanent || o.ErrorKind != destination.KindBlocked {
+		t.Fatalf("ordinary endpoint: %+v, want blocked_destination", o)
 	}
 }
