@@ -235,8 +235,8 @@ func (s *Sender) produce(ctx context.Context, e *entry, start time.Time, recs ..
 		out := make(kgo.ProduceResults, len(res))
 		copy(out, res)
 		if left > 0 {
-			// Results still pending: which ones is not known for sure, so every record without
-			// an offset counts as failed.
+			// Results still pending: the attempt is incomplete, so every record counts as
+			// failed (a batch is retried as a whole).
 			for i := range out {
 				if out[i].Err == nil && fill != nil {
 					out[i].Err = fill
