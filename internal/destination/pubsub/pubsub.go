@@ -24,6 +24,7 @@ import (
 	vkit "cloud.google.com/go/pubsub/v2/apiv1"
 	gax "github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/option"
+	gtransport "google.golang.org/api/transport/grpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -334,12 +335,17 @@ func ClientOptions() (*gpubsub.ClientConfig, []option.ClientOption) {
 	}
 }
 
-// newClient creates a client for s whose connections go through dial.
+// defaultEndpoint is Google's Pub/Sub endpoint.
+const defaultEndpoint = "pubsub.googleapis.com:443"
+
+// newClient creates a client for s on one gRPC connection opened through dial.
 func newClient(ctx context.Context, s *Settings, dial func(context.Context, string) (net.Conn, error)) (*gpubsub.Client, error) {
 	cfg, opts := ClientOptions()
 	opts = append(opts, option.WithGRPCDialOption(grpc.WithContextDialer(dial)))
 	if s.Endpoint != "" {
 		opts = append(opts, option.WithEndpoint(s.Endpoint))
+	} else {
+		opts = append(opts, option.WithEndpoint(defaultEndpoint))
 	}
 	if s.CredentialsJSON == "" {
 		// An emulator: plaintext, no credentials (Check requires credentials for Google's endpoint).
@@ -363,8 +369,15 @@ func newClient(ctx context.Context, s *Settings, dial func(context.Context, stri
 		}
 		opts = append(opts, option.WithAuthCredentials(creds))
 	}
-	c, err := gpubsub.NewClientWithConfig(ctx, s.Project, cfg, opts...)
+	// The library's client would open a connection for publishing and another for its
+	// subscription admin: both share this one, so that a pooled client is one connection.
+	conn, err := gtransport.Dial(ctx, opts...)
 	if err != nil {
+		return nil, fmt.Errorf("set up the connection to Pub/Sub for project %s: %w", s.Project, err)
+	}
+	c, err := gpubsub.NewClientWithConfig(ctx, s.Project, cfg, option.WithGRPCConn(conn))
+	if err != nil {
+		_ = conn.Close()
 		return nil, fmt.Errorf("create pubsub client for project %s: %w", s.Project, err)
 	}
 	return c, nil

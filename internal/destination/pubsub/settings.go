@@ -114,6 +114,9 @@ func check(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 func decodeError(err error) *destination.FieldError {
 	var ute *json.UnmarshalTypeError
 	if errors.As(err, &ute) {
+		if ute.Field == "" {
+			return &destination.FieldError{Field: "", Message: "the settings must be a JSON object"}
+		}
 		return &destination.FieldError{Field: ute.Field, Message: "must be a " + ute.Type.String()}
 	}
 	msg := err.Error()
