@@ -8,11 +8,13 @@
 package sqs
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -226,10 +228,13 @@ func (t *Type) release(c *client) {
 // the retry), the AWS Query protocol (see the package comment).
 func (t *Type) newClient(s *Sender) *client {
 	tr := &http.Transport{
-		DialContext:           t.dialer(s.dial),
-		Proxy:                 nil,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConnsPerHost:   64,
+		DialContext:         t.dialer(s.dial),
+		Proxy:               nil,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 64,
+		// Wait for a connection of the client's own to come back rather than dial past the
+		// type's limit (a connection is returned to the idle pool a moment after its response).
+		MaxConnsPerHost:       t.env.MaxConnections,
 		IdleConnTimeout:       t.env.IdleTimeout,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
@@ -237,7 +242,7 @@ func (t *Type) newClient(s *Sender) *client {
 	opts := awssqs.Options{
 		Region:      s.s.Region,
 		Credentials: credentials.NewStaticCredentialsProvider(s.s.AccessKeyID, s.s.SecretAccessKey, ""),
-		HTTPClient:  &http.Client{Transport: tr},
+		HTTPClient:  &http.Client{Transport: keepAliveTransport{tr}},
 		Retryer:     aws.NopRetryer{},
 	}
 	if s.s.Endpoint != "" {
@@ -245,6 +250,40 @@ func (t *Type) newClient(s *Sender) *client {
 	}
 	api := awssqs.New(opts, UseQueryProtocol)
 	return &client{api: api, transport: tr}
+}
+
+// maxResponse bounds an SQS response read by keepAliveTransport (a send's answer is a few
+// hundred bytes).
+const maxResponse = 1 << 20
+
+// keepAliveTransport keeps connections reusable. The SDK stops reading a response at the end of
+// its XML document and cancels the attempt's context when it is done with it; a body closed
+// before its end, or a request context canceled before the transport has taken the connection
+// back, costs the connection, and attempts would dial anew (or find the connection limit
+// reached). So the whole response is read here, under the caller's context, and the connection is
+// released before the SDK sees the response; the caller's cancellation reaches the request only
+// until then.
+type keepAliveTransport struct{ rt http.RoundTripper }
+
+func (d keepAliveTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	parent := req.Context()
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() { cancel(context.Cause(parent)) })
+	defer stop()
+	resp, err := d.rt.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read the SQS response: %w", err)
+	}
+	if len(body) > maxResponse {
+		return nil, fmt.Errorf("the SQS response is larger than %d bytes", maxResponse)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
 }
 
 // UseQueryProtocol makes an SQS client speak the AWS Query protocol. Exported so that the

@@ -1,21 +1,24 @@
 package sqs
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,11 +54,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	goawsBin = filepath.Join(dir, "goaws")
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		goTool = "go"
-	}
-	cmd := exec.Command(goTool, "build", "-o", goawsBin, "github.com/Admiral-Piett/goaws/app/cmd")
+	cmd := exec.Command("go", "build", "-o", goawsBin, "github.com/Admiral-Piett/goaws/app/cmd")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "build goaws (the local SQS server the tests use): %v\n", err)
@@ -164,13 +163,16 @@ func createQueue(t testing.TB, g *goaws, name string) string {
 	return g.queueURL(name)
 }
 
+// receive reads n messages, deleting each. It asks for one message at a time: goaws v0.4.5
+// hides the other messages of a FIFO queue for the visibility timeout when asked for several
+// (it marks them received before skipping them for their group's lock).
 func receive(t testing.TB, g *goaws, queueURL string, n int) []types.Message {
 	t.Helper()
 	var got []types.Message
 	deadline := time.Now().Add(20 * time.Second)
 	for len(got) < n {
 		res, err := admin(g).ReceiveMessage(context.Background(), &awssqs.ReceiveMessageInput{
-			QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"},
+			QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 1, MessageAttributeNames: []string{"All"},
 		})
 		if err != nil {
 			t.Fatalf("receive: %v", err)
@@ -192,6 +194,61 @@ func receive(t testing.TB, g *goaws, queueURL string, n int) []types.Message {
 }
 
 type dialer struct{ dials atomic.Int64 }
+
+// recorder is a dialer that keeps a copy of every byte written to its connections.
+type recorder struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+type teeConn struct {
+	net.Conn
+	r *recorder
+}
+
+func (c *teeConn) Write(p []byte) (int, error) {
+	c.r.mu.Lock()
+	c.r.buf.Write(p)
+	c.r.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (r *recorder) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &teeConn{Conn: c, r: r}, nil
+}
+
+// forms parses the recorded HTTP requests' form bodies (one connection is used at a time here).
+func (r *recorder) forms(t testing.TB) []url.Values {
+	t.Helper()
+	r.mu.Lock()
+	raw := bytes.Clone(r.buf.Bytes())
+	r.mu.Unlock()
+	br := bufio.NewReader(bytes.NewReader(raw))
+	var out []url.Values
+	for {
+		req, err := http.ReadRequest(br)
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("read recorded request: %v", err)
+		}
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := url.ParseQuery(string(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+}
 
 func (d *dialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	d.dials.Add(1)
@@ -380,19 +437,20 @@ func TestFIFO(t *testing.T) {
 			t.Fatalf("message %d is %s, want %s", i, aws.ToString(m.Body), want)
 		}
 	}
-	res, err := admin(g).ReceiveMessage(context.Background(), &awssqs.ReceiveMessageInput{QueueUrl: aws.String(q), MaxNumberOfMessages: 10})
+	res, err := admin(g).ReceiveMessage(context.Background(), &awssqs.ReceiveMessageInput{QueueUrl: aws.String(q), MaxNumberOfMessages: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Messages) != 0 {
-		t.Fatalf("the resent message was not deduplicated: %d more messages", len(res.Messages))
+		t.Fatalf("the resent message was not deduplicated: got %s", aws.ToString(res.Messages[0].Body))
 	}
 }
 
 func TestBatch(t *testing.T) {
 	g := startGoaws(t, freePort(t))
 	q := createQueue(t, g, "orders-"+suffix(t))
-	typ := newType(t, destination.Env{Dial: (&dialer{}).dial})
+	wire := &recorder{}
+	typ := newType(t, destination.Env{Dial: wire.dial})
 	bs, ok := open(t, typ, cfg(g, q), false).(destination.BatchSender)
 	if !ok {
 		t.Fatal("the sqs sender is not a BatchSender")
@@ -409,16 +467,49 @@ func TestBatch(t *testing.T) {
 	if out.Class != destination.Success || string(out.Response) != "23 messages sent" {
 		t.Fatalf("%+v", out)
 	}
+	bodies := map[string]*destination.Message{}
+	for _, m := range ms {
+		bodies[string(m.Body)] = m
+	}
 	for _, m := range receive(t, g, q, n) {
-		verify(t, m)
-		id := headersOf(t, m).Get("webhook-id")
-		if !ids[id] {
-			t.Fatalf("unexpected or duplicate %q", id)
+		sent, ok := bodies[aws.ToString(m.Body)]
+		if !ok {
+			t.Fatalf("unexpected or duplicate %q", aws.ToString(m.Body))
 		}
-		delete(ids, id)
+		delete(bodies, aws.ToString(m.Body))
+		delete(ids, sent.ID)
 	}
 	if len(ids) != 0 {
 		t.Fatalf("%d not delivered", len(ids))
+	}
+	// goaws v0.4.5 drops the attributes of batch entries, so the consumer's check is made on the
+	// requests Herald wrote: each entry's attributes verify with the official library.
+	verified := 0
+	for _, form := range wire.forms(t) {
+		if form.Get("Action") != "SendMessageBatch" {
+			continue
+		}
+		for e := 1; form.Get(fmt.Sprintf("SendMessageBatchRequestEntry.%d.Id", e)) != ""; e++ {
+			prefix := fmt.Sprintf("SendMessageBatchRequestEntry.%d.", e)
+			h := http.Header{}
+			for a := 1; form.Get(fmt.Sprintf("%sMessageAttribute.%d.Name", prefix, a)) != ""; a++ {
+				h.Set(form.Get(fmt.Sprintf("%sMessageAttribute.%d.Name", prefix, a)), form.Get(fmt.Sprintf("%sMessageAttribute.%d.Value.StringValue", prefix, a)))
+			}
+			wh, err := standardwebhooks.NewWebhook(testSecret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := wh.Verify([]byte(form.Get(prefix+"MessageBody")), h); err != nil {
+				t.Fatalf("batch entry %d does not verify: %v", e, err)
+			}
+			if h.Get("herald-event-type") != "order.created" {
+				t.Fatalf("batch entry %d event type %q", e, h.Get("herald-event-type"))
+			}
+			verified++
+		}
+	}
+	if verified != n {
+		t.Fatalf("%d batch entries verified on the wire, want %d", verified, n)
 	}
 	// To a missing queue, the batch fails as a whole, permanently.
 	missing := open(t, typ, cfg(g, g.queueURL("missing-"+suffix(t))), false).(destination.BatchSender)
@@ -620,7 +711,7 @@ func TestPoolSharedBoundedAndIdle(t *testing.T) {
 	qa := createQueue(t, g, "a-"+suffix(t))
 	qb := createQueue(t, g, "b-"+suffix(t))
 	d := &dialer{}
-	typ := newType(t, destination.Env{Dial: d.dial, MaxConnections: 1, IdleTimeout: 300 * time.Millisecond})
+	typ := newType(t, destination.Env{Dial: d.dial, MaxConnections: 1, IdleTimeout: time.Second})
 	a := open(t, typ, cfg(g, qa), false)
 	b := open(t, typ, cfg(g, qb), false)
 	for _, s := range []destination.Sender{a, b, a, b} {
