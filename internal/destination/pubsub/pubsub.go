@@ -47,7 +47,7 @@ const publishDelay = time.Millisecond
 
 // Type is the Pub/Sub destination type.
 type Type struct {
-	env Env
+	env destination.Env // with the defaults filled in
 
 	mu      sync.Mutex
 	clients map[poolKey]*client
@@ -55,9 +55,6 @@ type Type struct {
 	stop    chan struct{}
 	done    chan struct{}
 }
-
-// Env is destination.Env with the defaults filled in.
-type Env = destination.Env
 
 // poolKey identifies a pooled client. The credentials are kept as a digest only.
 type poolKey struct {
