@@ -1,0 +1,621 @@
+// Package sqs is the Amazon SQS destination type: an attempt sends the message to a queue
+// (standard or FIFO) and succeeds when SQS returns its message id.
+//
+// The client speaks SQS's AWS Query protocol (the SDK's default is AWS JSON 1.0; SQS serves both):
+// it is the protocol the local SQS-compatible server the tests run against understands, so the
+// code path tested is the one that runs. Connections go through the node's guarded dialer, are
+// counted against env.MaxConnections, and are shared per (endpoint, region, credentials, internal).
+package sqs
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/schemas"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
+
+	"github.com/heraldhq/herald/internal/destination"
+	"github.com/heraldhq/herald/internal/httpsend"
+)
+
+// Name is the endpoint type.
+const Name = "sqs"
+
+// SQS limits.
+const (
+	// MaxAttributes is the number of message attributes SQS accepts on one message.
+	MaxAttributes = 10
+	// MaxBatch is the number of messages one SendMessageBatch takes.
+	MaxBatch = 10
+	// HeadersAttribute holds, as a JSON object, the headers that do not fit in MaxAttributes or
+	// whose names SQS does not accept as attribute names.
+	HeadersAttribute = "herald-headers"
+)
+
+// Type is the SQS destination type.
+type Type struct {
+	env destination.Env
+
+	mu      sync.Mutex
+	clients map[poolKey]*client
+	open    int // connections open, over all clients
+	closed  bool
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+type poolKey struct {
+	endpoint string // the endpoint override, or "" for AWS's regional endpoint
+	region   string
+	keyID    string
+	secret   [sha256.Size]byte
+	internal bool
+}
+
+type client struct {
+	api       *awssqs.Client
+	transport *http.Transport
+
+	mu       sync.Mutex
+	inUse    int
+	lastUsed time.Time
+}
+
+// New returns the SQS type. It starts a goroutine that drops idle clients; Close stops it.
+func New(env destination.Env) *Type {
+	if env.MaxConnections <= 0 {
+		env.MaxConnections = destination.DefaultMaxConnections
+	}
+	if env.IdleTimeout <= 0 {
+		env.IdleTimeout = destination.DefaultIdleTimeout
+	}
+	if env.Logger == nil {
+		env.Logger = slog.New(slog.DiscardHandler)
+	}
+	t := &Type{env: env, clients: make(map[poolKey]*client), stop: make(chan struct{}), done: make(chan struct{})}
+	go t.janitor()
+	return t
+}
+
+// Name implements destination.Type.
+func (t *Type) Name() string { return Name }
+
+// Secrets implements destination.Type.
+func (t *Type) Secrets() []string { return []string{"access_key_id", "secret_access_key"} }
+
+// Check implements destination.Type.
+func (t *Type) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
+	s, errs := check(raw)
+	if errs != nil {
+		return nil, errs
+	}
+	out, err := json.Marshal(s)
+	if err != nil {
+		return nil, []*destination.FieldError{{Message: "cannot encode the settings: " + err.Error()}}
+	}
+	return out, nil
+}
+
+// Open implements destination.Type. It does not connect.
+func (t *Type) Open(target destination.Target) (destination.Sender, error) {
+	s, errs := check(target.Settings)
+	if errs != nil {
+		return nil, fmt.Errorf("sqs settings of endpoint %s: %w", target.EndpointID, errs[0])
+	}
+	dial := t.env.Dial
+	if target.Internal {
+		dial = t.env.InternalDial
+	}
+	if dial == nil {
+		return nil, fmt.Errorf("sqs endpoint %s: no dialer configured", target.EndpointID)
+	}
+	return &Sender{t: t, s: *s, dial: dial, key: poolKey{
+		endpoint: s.Endpoint, region: s.Region, keyID: s.AccessKeyID,
+		secret: sha256.Sum256([]byte(s.SecretAccessKey)), internal: target.Internal,
+	}}, nil
+}
+
+// Close implements destination.Type.
+func (t *Type) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	all := make([]*client, 0, len(t.clients))
+	for k, c := range t.clients {
+		all = append(all, c)
+		delete(t.clients, k)
+	}
+	t.mu.Unlock()
+	close(t.stop)
+	<-t.done
+	for _, c := range all {
+		c.transport.CloseIdleConnections()
+	}
+	return nil
+}
+
+var (
+	errBusy   = errors.New("connection limit reached")
+	errClosed = errors.New("destination type closed")
+)
+
+// countedConn releases its slot in the type's connection count when closed.
+type countedConn struct {
+	net.Conn
+	once sync.Once
+	t    *Type
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.t.mu.Lock()
+		c.t.open--
+		c.t.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// dialer returns a DialContext that goes through dial and counts connections.
+func (t *Type) dialer(dial destination.Dialer) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		t.mu.Lock()
+		if t.open >= t.env.MaxConnections {
+			t.mu.Unlock()
+			return nil, errBusy
+		}
+		t.open++
+		t.mu.Unlock()
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			t.mu.Lock()
+			t.open--
+			t.mu.Unlock()
+			return nil, err
+		}
+		return &countedConn{Conn: conn, t: t}, nil
+	}
+}
+
+// acquire returns the pooled client for s.
+func (t *Type) acquire(s *Sender) (*client, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, errClosed
+	}
+	c, ok := t.clients[s.key]
+	if !ok {
+		c = t.newClient(s)
+		t.clients[s.key] = c
+	}
+	c.mu.Lock()
+	c.inUse++
+	c.mu.Unlock()
+	return c, nil
+}
+
+func (t *Type) release(c *client) {
+	c.mu.Lock()
+	c.inUse--
+	c.lastUsed = time.Now()
+	c.mu.Unlock()
+}
+
+// newClient builds a client whose every connection goes through s's dialer. No proxy from the
+// environment (it would bypass the guard), no retry inside the SDK (the endpoint's schedule is
+// the retry), the AWS Query protocol (see the package comment).
+func (t *Type) newClient(s *Sender) *client {
+	tr := &http.Transport{
+		DialContext:         t.dialer(s.dial),
+		Proxy:               nil,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 64,
+		// Wait for a connection of the client's own to come back rather than dial past the
+		// type's limit (a connection is returned to the idle pool a moment after its response).
+		MaxConnsPerHost:       t.env.MaxConnections,
+		IdleConnTimeout:       t.env.IdleTimeout,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+	}
+	opts := awssqs.Options{
+		Region:      s.s.Region,
+		Credentials: credentials.NewStaticCredentialsProvider(s.s.AccessKeyID, s.s.SecretAccessKey, ""),
+		HTTPClient:  &http.Client{Transport: keepAliveTransport{tr}},
+		Retryer:     aws.NopRetryer{},
+	}
+	if s.s.Endpoint != "" {
+		opts.BaseEndpoint = aws.String(s.s.Endpoint)
+	}
+	api := awssqs.New(opts, UseQueryProtocol)
+	return &client{api: api, transport: tr}
+}
+
+// maxResponse bounds an SQS response read by keepAliveTransport (a send's answer is a few
+// hundred bytes).
+const maxResponse = 1 << 20
+
+// keepAliveTransport keeps connections reusable. The SDK stops reading a response at the end of
+// its XML document and cancels the attempt's context when it is done with it; a body closed
+// before its end, or a request context canceled before the transport has taken the connection
+// back, costs the connection, and attempts would dial anew (or find the connection limit
+// reached). So the whole response is read here, under the caller's context, and the connection is
+// released before the SDK sees the response; the caller's cancellation reaches the request only
+// until then.
+type keepAliveTransport struct{ rt http.RoundTripper }
+
+func (d keepAliveTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	parent := req.Context()
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() { cancel(context.Cause(parent)) })
+	defer stop()
+	resp, err := d.rt.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read the SQS response: %w", err)
+	}
+	if len(body) > maxResponse {
+		return nil, fmt.Errorf("the SQS response is larger than %d bytes", maxResponse)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
+}
+
+// UseQueryProtocol makes an SQS client speak the AWS Query protocol. Exported so that the
+// benchmark's plain client uses the same protocol.
+func UseQueryProtocol(o *awssqs.Options) { o.Protocol = awsquery.New(schemas.AmazonSQS) }
+
+func (t *Type) janitor() {
+	defer close(t.done)
+	tick := time.NewTicker(max(t.env.IdleTimeout/2, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case now := <-tick.C:
+			var idle []*client
+			t.mu.Lock()
+			for k, c := range t.clients {
+				c.mu.Lock()
+				if c.inUse == 0 && now.Sub(c.lastUsed) >= t.env.IdleTimeout {
+					idle = append(idle, c)
+					delete(t.clients, k)
+				}
+				c.mu.Unlock()
+			}
+			t.mu.Unlock()
+			for _, c := range idle {
+				c.transport.CloseIdleConnections()
+			}
+		}
+	}
+}
+
+// Sender sends one endpoint's attempts.
+type Sender struct {
+	t    *Type
+	s    Settings
+	dial destination.Dialer
+	key  poolKey
+}
+
+// Send implements destination.Sender.
+func (s *Sender) Send(ctx context.Context, m *destination.Message) destination.Outcome {
+	start := time.Now()
+	out := s.send(ctx, m)
+	out.Latency = time.Since(start)
+	return out
+}
+
+func (s *Sender) send(ctx context.Context, m *destination.Message) destination.Outcome {
+	if out, bad := s.checkBody(m); bad {
+		return out
+	}
+	c, out, ok := s.acquire()
+	if !ok {
+		return out
+	}
+	defer s.t.release(c)
+	in := &awssqs.SendMessageInput{
+		QueueUrl:          aws.String(s.s.QueueURL),
+		MessageBody:       aws.String(string(m.Body)),
+		MessageAttributes: Attributes(m),
+	}
+	if s.s.isFIFO() {
+		in.MessageGroupId = aws.String(s.groupID(m))
+		in.MessageDeduplicationId = aws.String(dedupID(m))
+	}
+	res, err := c.api.SendMessage(ctx, in)
+	if err != nil {
+		return s.classify(ctx, err)
+	}
+	resp := "message id " + aws.ToString(res.MessageId)
+	if res.SequenceNumber != nil && *res.SequenceNumber != "" {
+		resp += " sequence " + *res.SequenceNumber
+	}
+	return destination.Outcome{Class: destination.Success, Response: []byte(resp)}
+}
+
+// SendBatch implements destination.BatchSender: SendMessageBatch calls of up to 10 messages;
+// the batch succeeds when SQS took every message.
+func (s *Sender) SendBatch(ctx context.Context, ms []*destination.Message) destination.Outcome {
+	start := time.Now()
+	out := s.sendBatch(ctx, ms)
+	out.Latency = time.Since(start)
+	return out
+}
+
+func (s *Sender) sendBatch(ctx context.Context, ms []*destination.Message) destination.Outcome {
+	for _, m := range ms {
+		if out, bad := s.checkBody(m); bad {
+			return out
+		}
+	}
+	c, out, ok := s.acquire()
+	if !ok {
+		return out
+	}
+	defer s.t.release(c)
+	sent := 0
+	for len(ms) > 0 {
+		chunk := ms[:min(MaxBatch, len(ms))]
+		ms = ms[len(chunk):]
+		entries := make([]types.SendMessageBatchRequestEntry, len(chunk))
+		for i, m := range chunk {
+			entries[i] = types.SendMessageBatchRequestEntry{
+				Id:                aws.String("m" + strconv.Itoa(i)),
+				MessageBody:       aws.String(string(m.Body)),
+				MessageAttributes: Attributes(m),
+			}
+			if s.s.isFIFO() {
+				entries[i].MessageGroupId = aws.String(s.groupID(m))
+				entries[i].MessageDeduplicationId = aws.String(dedupID(m))
+			}
+		}
+		res, err := c.api.SendMessageBatch(ctx, &awssqs.SendMessageBatchInput{QueueUrl: aws.String(s.s.QueueURL), Entries: entries})
+		var tooLong *types.BatchRequestTooLong
+		if errors.As(err, &tooLong) {
+			// Each message may still fit alone: send them one by one.
+			for _, m := range chunk {
+				if out := s.send(ctx, m); out.Class != destination.Success {
+					return out
+				}
+				sent++
+			}
+			continue
+		}
+		if err != nil {
+			return s.classify(ctx, err)
+		}
+		if len(res.Failed) > 0 {
+			return s.classifyEntry(res.Failed[0], len(res.Failed), sent+len(chunk))
+		}
+		sent += len(res.Successful)
+	}
+	return destination.Outcome{Class: destination.Success, Response: fmt.Appendf(nil, "%d messages sent", sent)}
+}
+
+func (s *Sender) acquire() (*client, destination.Outcome, bool) {
+	c, err := s.t.acquire(s)
+	if err != nil {
+		return nil, destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindCanceled,
+			Error: "Herald is shutting down; the attempt will be retried"}, false
+	}
+	return c, destination.Outcome{}, true
+}
+
+// checkBody refuses a body SQS cannot carry (it takes Unicode text only).
+func (s *Sender) checkBody(m *destination.Message) (destination.Outcome, bool) {
+	if !utf8.Valid(m.Body) {
+		return destination.Outcome{Class: destination.Permanent, ErrorKind: destination.KindBrokerError,
+			Error: "the message body is not UTF-8 text, and SQS carries text only"}, true
+	}
+	return destination.Outcome{}, false
+}
+
+func (s *Sender) groupID(m *destination.Message) string {
+	switch s.s.GroupID {
+	case GroupByID:
+		return m.ID
+	case GroupByType:
+		return m.EventType
+	}
+	return s.s.GroupID
+}
+
+// dedupID is the FIFO deduplication id: the event id (SQS allows 128 characters; a longer id is
+// hashed).
+func dedupID(m *destination.Message) string {
+	if len(m.ID) <= 128 {
+		return m.ID
+	}
+	return fmt.Sprintf("%x", sha256.Sum256([]byte(m.ID)))
+}
+
+// Attributes are the SQS message attributes of m. SQS takes at most 10 per message, with names
+// of letters, digits, '-', '_' and '.': the headers go in this order — webhook-id,
+// webhook-timestamp, webhook-signature, content-type, herald-event-type, traceparent,
+// tracestate, then the others by name — each as a String attribute (lower-case name; several
+// values joined by ", ") while there is room; when they do not all fit, the last attribute is
+// "herald-headers", a JSON object holding every header that did not get its own.
+func Attributes(m *destination.Message) map[string]types.MessageAttributeValue {
+	type kv struct{ k, v string }
+	var all []kv
+	seen := map[string]bool{}
+	for _, k := range []string{"webhook-id", "webhook-timestamp", "webhook-signature", "content-type"} {
+		if v := strings.Join(m.Header.Values(k), ", "); v != "" {
+			all = append(all, kv{k, v})
+		}
+		seen[k] = true
+	}
+	all = append(all, kv{destination.HeaderEventType, m.EventType})
+	seen[destination.HeaderEventType] = true
+	for _, k := range []string{"traceparent", "tracestate"} {
+		if v := strings.Join(m.Header.Values(k), ", "); v != "" {
+			all = append(all, kv{k, v})
+		}
+		seen[k] = true
+	}
+	var rest []string
+	for k := range m.Header {
+		if lk := strings.ToLower(k); !seen[lk] {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	for _, k := range rest {
+		all = append(all, kv{strings.ToLower(k), strings.Join(m.Header[k], ", ")})
+	}
+
+	var ok, other []kv
+	for _, a := range all {
+		if validAttrName(a.k) && a.v != "" {
+			ok = append(ok, a)
+		} else {
+			other = append(other, a)
+		}
+	}
+	if len(other) > 0 || len(ok) > MaxAttributes {
+		// Keep room for herald-headers.
+		n := min(len(ok), MaxAttributes-1)
+		other = append(other, ok[n:]...)
+		ok = ok[:n]
+	}
+	attrs := make(map[string]types.MessageAttributeValue, len(ok)+1)
+	for _, a := range ok {
+		attrs[a.k] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(a.v)}
+	}
+	if len(other) > 0 {
+		packed := make(map[string]string, len(other))
+		for _, a := range other {
+			packed[a.k] = a.v
+		}
+		b, _ := json.Marshal(packed) // a map of strings always encodes
+		attrs[HeadersAttribute] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(string(b))}
+	}
+	return attrs
+}
+
+// validAttrName reports whether SQS accepts name as a message attribute name.
+func validAttrName(name string) bool {
+	if name == "" || len(name) > 256 || name == HeadersAttribute || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") || strings.Contains(name, "..") {
+		return false
+	}
+	if l := strings.ToLower(name); strings.HasPrefix(l, "aws.") || strings.HasPrefix(l, "amazon.") {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// queue names the queue in messages.
+func (s *Sender) queue() string {
+	i := strings.LastIndex(s.s.QueueURL, "/")
+	return fmt.Sprintf("queue %q", s.s.QueueURL[i+1:])
+}
+
+// classify turns a failed call into an Outcome.
+func (s *Sender) classify(ctx context.Context, err error) destination.Outcome {
+	q := s.queue()
+	if errors.Is(err, errBusy) {
+		return destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindBrokerBusy,
+			Error: fmt.Sprintf("Herald holds its maximum of %d SQS connections; the attempt will be retried", s.t.env.MaxConnections)}
+	}
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		return classifyCode(q, api.ErrorCode(), api.ErrorMessage(), api.ErrorFault() == smithy.FaultServer)
+	}
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindTimeout,
+				Error: fmt.Sprintf("SQS did not acknowledge the message to %s within the endpoint's timeout", q)}
+		}
+		return destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindCanceled,
+			Error: "the attempt was canceled before SQS acknowledged it"}
+	}
+	class, kind := httpsend.ClassifyDialError(err)
+	return destination.Outcome{Class: class, ErrorKind: kind, Error: fmt.Sprintf("sending to SQS %s failed: %s", q, rootCause(err))}
+}
+
+// rootCause is the innermost error's text (the SDK's wrapping repeats the operation).
+func rootCause(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
+}
+
+func (s *Sender) classifyEntry(e types.BatchResultErrorEntry, failed, total int) destination.Outcome {
+	out := classifyCode(s.queue(), aws.ToString(e.Code), aws.ToString(e.Message), !e.SenderFault)
+	out.Error = fmt.Sprintf("%d of %d messages refused: %s", failed, total, out.Error)
+	return out
+}
+
+// classifyCode classifies an SQS error code (AWS Query codes and their AWS JSON names).
+func classifyCode(q, code, msg string, serverFault bool) destination.Outcome {
+	perm := func(kind, text string) destination.Outcome {
+		return destination.Outcome{Class: destination.Permanent, ErrorKind: kind, Error: text}
+	}
+	retry := func(kind, text string) destination.Outcome {
+		return destination.Outcome{Class: destination.Retryable, ErrorKind: kind, Error: text}
+	}
+	lmsg := strings.ToLower(msg)
+	sizeMsg := strings.Contains(lmsg, "size") || strings.Contains(lmsg, "shorter than") || strings.Contains(lmsg, "too long")
+	switch code {
+	case "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "QueueDeletedRecently":
+		return perm(destination.KindNoRoute, fmt.Sprintf("SQS has no %s", q))
+	case "AccessDenied", "AccessDeniedException", "InvalidClientTokenId", "SignatureDoesNotMatch",
+		"InvalidSecurity", "UnrecognizedClientException", "MissingAuthenticationToken", "IncompleteSignature",
+		"ExpiredToken", "KmsAccessDenied", "KMS.AccessDeniedException", "KmsDisabled", "KMS.DisabledException",
+		"KmsInvalidKeyUsage", "KmsInvalidState", "KmsNotFound", "OptInRequired":
+		return perm(destination.KindDenied, fmt.Sprintf("SQS refused the credentials or the operation on %s (%s): the IAM identity needs sqs:SendMessage on it", q, code))
+	case "BatchRequestTooLong", "MessageTooLong":
+		return perm(destination.KindTooLarge, fmt.Sprintf("the message is larger than %s accepts: %s", q, msg))
+	case "InvalidParameterValue", "InvalidMessageContents", "InvalidParameterValueException":
+		if sizeMsg {
+			return perm(destination.KindTooLarge, fmt.Sprintf("the message is larger than %s accepts: %s", q, msg))
+		}
+		return perm(destination.KindBrokerError, fmt.Sprintf("SQS refused the message to %s: %s", q, msg))
+	case "RequestThrottled", "ThrottlingException", "Throttling", "OverLimit", "KmsThrottled", "KMS.ThrottlingException", "RequestLimitExceeded":
+		return retry(destination.KindBrokerBusy, fmt.Sprintf("SQS is throttling sends to %s (%s)", q, code))
+	case "ServiceUnavailable", "InternalError", "InternalFailure", "AWS.SimpleQueueService.InternalError":
+		return retry(destination.KindBrokerError, fmt.Sprintf("SQS failed on its side for %s (%s)", q, code))
+	}
+	if serverFault {
+		return retry(destination.KindBrokerError, fmt.Sprintf("SQS failed on its side for %s: %s %s", q, code, msg))
+	}
+	return perm(destination.KindBrokerError, fmt.Sprintf("SQS refused the message to %s: %s %s", q, code, msg))
+}
