@@ -632,3 +632,28 @@ func TestSourceCheck(t *testing.T) {
 		t.Fatal("Open accepted a target without a member")
 	}
 }
+
+func TestSourceStreamDeletedWhileReading(t *testing.T) {
+	addr, db, cl, stream := redisSource(t)
+	addEntries(t, cl, stream, 1)
+	typ := newSourceType(t, newDialRecorder(true))
+	settings := map[string]any{"address": addr, "db": db, "stream": stream, "start": "all"}
+	c := openConsumer(t, typ, settings, "g", "m")
+	if err := fetch(t, c, 10, time.Second).Ack(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Del(ctxT(t), stream).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Fetch(ctxT(t), 10, 100*time.Millisecond)
+	var se *Error
+	if !errors.As(err, &se) || se.Kind != destination.KindNoRoute || !strings.Contains(err.Error(), "no longer exists") {
+		t.Fatalf("Fetch after the stream was deleted: %v, want no_route naming it", err)
+	}
+	// The stream written again: the next consumer recreates the group and reads.
+	again := addEntries(t, cl, stream, 2)
+	c2 := openConsumer(t, typ, settings, "g", "m")
+	if b := fetch(t, c2, 10, 2*time.Second); !slices.Equal(ids(b), again) {
+		t.Fatalf("ids %v, want %v", ids(b), again)
+	}
+}
