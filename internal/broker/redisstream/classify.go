@@ -100,7 +100,7 @@ func classifyReply(reply, address, stream string) (destination.Class, string, st
 				fmt.Sprintf("redis at %s refused the message for its size: %s", address, reply)
 		case strings.Contains(lt, "unknown command"):
 			return destination.Permanent, destination.KindBrokerError,
-				fmt.Sprintf("redis at %s does not know XADD (streams need Redis 5.0 or later): %s", address, reply)
+				fmt.Sprintf("redis at %s does not know a command Herald uses (streams need Redis 5.0 or later, a redis source 6.2): %s", address, reply)
 		case strings.Contains(lt, "auth"), strings.Contains(lt, "password"):
 			return destination.Permanent, destination.KindDenied,
 				fmt.Sprintf("redis at %s refused the credentials: %s", address, reply)

@@ -108,7 +108,7 @@ func (p *pool) release(e *entry) {
 	p.mu.Unlock()
 }
 
-var errTypeClosed = errors.New("the redis destination is closed (the node is shutting down)")
+var errTypeClosed = errors.New("the node's redis connections are closed (the node is shutting down)")
 
 // options are the go-redis settings of one client. The per-client bound is the node's bound:
 // the dialer's shared count keeps the total under it whatever the number of clients, and an idle
@@ -160,7 +160,7 @@ func (p *pool) dialer(k poolKey) func(ctx context.Context, network, addr string)
 	}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if dial == nil {
-			return nil, errors.New("no dialer configured for redis destinations")
+			return nil, errors.New("no dialer configured for redis connections")
 		}
 		if !p.take(k) {
 			return nil, &errConnLimit{max: p.max}

@@ -74,15 +74,8 @@ func (t *Type) Open(tg destination.Target) (destination.Sender, error) {
 		return nil, fmt.Errorf("redis endpoint %s: invalid settings: %w", tg.EndpointID, errs[0])
 	}
 	return &Sender{
-		pool: t.pool,
-		key: poolKey{
-			address:  s.Address,
-			username: s.Username,
-			password: s.Password,
-			db:       s.db(),
-			tls:      s.TLS,
-			internal: tg.Internal,
-		},
+		pool:   t.pool,
+		key:    s.key(tg.Internal),
 		stream: s.Stream,
 		maxLen: s.maxLen(),
 	}, nil

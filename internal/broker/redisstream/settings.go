@@ -24,8 +24,9 @@ const (
 	maxAddressBytes  = 300
 )
 
-// Settings are a Redis Streams endpoint's settings (the API's "config" object).
-type Settings struct {
+// Conn are the connection settings every Redis endpoint and Redis source has, under the same
+// field names: the server, the database and the credentials.
+type Conn struct {
 	// Address is host:port of the Redis server.
 	Address string `json:"address"`
 	// DB is the logical database (SELECT); 0 by default.
@@ -36,18 +37,76 @@ type Settings struct {
 	Password string `json:"password,omitempty"`
 	// TLS connects with TLS, verifying the server's certificate against the address's host.
 	TLS bool `json:"tls"`
+}
+
+func (c *Conn) db() int {
+	if c.DB == nil {
+		return 0
+	}
+	return *c.DB
+}
+
+// key is the pool key of the connection settings: the clients they may share.
+func (c *Conn) key(internal bool) poolKey {
+	return poolKey{
+		address:  c.Address,
+		username: c.Username,
+		password: c.Password,
+		db:       c.db(),
+		tls:      c.TLS,
+		internal: internal,
+	}
+}
+
+// check validates the connection fields and fills their defaults.
+func (c *Conn) check(add func(field, msg string, value any)) {
+	if msg := checkAddress(c.Address); msg != "" {
+		// The address is shown back only when it cannot hold a credential.
+		var v any = c.Address
+		if strings.Contains(c.Address, "@") {
+			v = nil
+		}
+		add("address", msg, v)
+	}
+	if c.DB == nil {
+		zero := 0
+		c.DB = &zero
+	} else if *c.DB < 0 {
+		add("db", "must be 0 or more (the logical database number)", *c.DB)
+	}
+	if len(c.Username) > maxUsernameBytes {
+		add("username", fmt.Sprintf("must be at most %d bytes", maxUsernameBytes), nil)
+	} else if c.Username != "" && !printable(c.Username, false) {
+		add("username", "must be printable text without spaces", c.Username)
+	}
+	if len(c.Password) > maxPasswordBytes {
+		add("password", fmt.Sprintf("must be at most %d bytes", maxPasswordBytes), nil)
+	} else if c.Password != "" && !printable(c.Password, true) {
+		add("password", "must be printable text (no control characters)", nil)
+	}
+}
+
+// checkStream validates a stream key; what says what the stream is for ("to add the messages
+// to", "to read").
+func checkStream(stream, what string, add func(field, msg string, value any)) {
+	switch {
+	case stream == "":
+		add("stream", "is required: the key of the stream "+what, nil)
+	case len(stream) > maxStreamBytes:
+		add("stream", fmt.Sprintf("must be at most %d bytes (it has %d)", maxStreamBytes, len(stream)), nil)
+	case !printable(stream, true):
+		add("stream", "must be printable text (no control characters)", stream)
+	}
+}
+
+// Settings are a Redis Streams endpoint's settings (the API's "config" object).
+type Settings struct {
+	Conn
 	// Stream is the stream's key.
 	Stream string `json:"stream"`
 	// MaxLen trims the stream to about this many entries at each XADD (MAXLEN ~ n); 0 or absent:
 	// no trimming.
 	MaxLen *int64 `json:"maxlen,omitempty"`
-}
-
-func (s *Settings) db() int {
-	if s.DB == nil {
-		return 0
-	}
-	return *s.DB
 }
 
 func (s *Settings) maxLen() int64 {
@@ -57,29 +116,34 @@ func (s *Settings) maxLen() int64 {
 	return *s.MaxLen
 }
 
-// decodeSettings decodes strictly: unknown fields and trailing data are refused.
-func decodeSettings(raw json.RawMessage) (*Settings, *destination.FieldError) {
+// destinationFields lists an endpoint's settings, for the unknown-field error.
+const destinationFields = "the settings of a redis endpoint are address, db, username, password, tls, stream, maxlen"
+
+// decodeStrict decodes raw into dst strictly: unknown fields and trailing data are refused.
+// fields lists the known ones for the error; hint says what a setting of a special type wants.
+func decodeStrict(raw json.RawMessage, dst any, fields string, hint map[string]string) *destination.FieldError {
 	if len(bytes.TrimSpace(raw)) == 0 {
-		return nil, &destination.FieldError{Field: "", Message: "settings are required: an object with at least \"address\" and \"stream\""}
+		return &destination.FieldError{Field: "", Message: "settings are required: an object with at least \"address\" and \"stream\""}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	var s Settings
-	if err := dec.Decode(&s); err != nil {
-		return nil, decodeError(err)
+	if err := dec.Decode(dst); err != nil {
+		return decodeError(err, fields, hint)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, &destination.FieldError{Field: "", Message: "settings must be a single JSON object"}
+		return &destination.FieldError{Field: "", Message: "settings must be a single JSON object"}
 	}
-	return &s, nil
+	return nil
 }
 
-func decodeError(err error) *destination.FieldError {
+func decodeError(err error, fields string, hint map[string]string) *destination.FieldError {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		if te.Field == "" {
 			return &destination.FieldError{Field: "", Message: "settings must be a JSON object"}
 		}
+		// A field of the embedded connection settings comes as "Conn.address".
+		field := te.Field[strings.LastIndex(te.Field, ".")+1:]
 		want := te.Type.String()
 		switch want {
 		case "int", "int64":
@@ -89,7 +153,10 @@ func decodeError(err error) *destination.FieldError {
 		case "bool":
 			want = "true or false"
 		}
-		return &destination.FieldError{Field: te.Field, Message: fmt.Sprintf("must be %s, not a JSON %s", want, te.Value)}
+		if h, ok := hint[field]; ok {
+			want = h
+		}
+		return &destination.FieldError{Field: field, Message: fmt.Sprintf("must be %s, not a JSON %s", want, te.Value)}
 	}
 	msg := err.Error()
 	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
@@ -97,61 +164,30 @@ func decodeError(err error) *destination.FieldError {
 		if name == "" {
 			name = f
 		}
-		return &destination.FieldError{Field: name, Message: "unknown setting (the settings of a redis endpoint are address, db, username, password, tls, stream, maxlen)"}
+		return &destination.FieldError{Field: name, Message: "unknown setting (" + fields + ")"}
 	}
 	return &destination.FieldError{Field: "", Message: "settings are not a valid JSON object: " + msg}
 }
 
-// check validates every field and fills the defaults. It does no I/O.
+// check validates every field of an endpoint's settings and fills the defaults. It does no I/O.
 func check(raw json.RawMessage) (*Settings, []*destination.FieldError) {
-	s, fe := decodeSettings(raw)
-	if fe != nil {
+	var s Settings
+	if fe := decodeStrict(raw, &s, destinationFields, nil); fe != nil {
 		return nil, []*destination.FieldError{fe}
 	}
 	var errs []*destination.FieldError
 	add := func(field, msg string, value any) {
 		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: value})
 	}
-
-	if msg := checkAddress(s.Address); msg != "" {
-		// The address is shown back only when it cannot hold a credential.
-		var v any = s.Address
-		if strings.Contains(s.Address, "@") {
-			v = nil
-		}
-		add("address", msg, v)
-	}
-	if s.DB == nil {
-		zero := 0
-		s.DB = &zero
-	} else if *s.DB < 0 {
-		add("db", "must be 0 or more (the logical database number)", *s.DB)
-	}
-	if len(s.Username) > maxUsernameBytes {
-		add("username", fmt.Sprintf("must be at most %d bytes", maxUsernameBytes), nil)
-	} else if s.Username != "" && !printable(s.Username, false) {
-		add("username", "must be printable text without spaces", s.Username)
-	}
-	if len(s.Password) > maxPasswordBytes {
-		add("password", fmt.Sprintf("must be at most %d bytes", maxPasswordBytes), nil)
-	} else if s.Password != "" && !printable(s.Password, true) {
-		add("password", "must be printable text (no control characters)", nil)
-	}
-	switch {
-	case s.Stream == "":
-		add("stream", "is required: the key of the stream to add the messages to", nil)
-	case len(s.Stream) > maxStreamBytes:
-		add("stream", fmt.Sprintf("must be at most %d bytes (it has %d)", maxStreamBytes, len(s.Stream)), nil)
-	case !printable(s.Stream, true):
-		add("stream", "must be printable text (no control characters)", s.Stream)
-	}
+	s.Conn.check(add)
+	checkStream(s.Stream, "to add the messages to", add)
 	if s.MaxLen != nil && *s.MaxLen <= 0 {
 		add("maxlen", "must be greater than 0 (leave it out for no trimming)", *s.MaxLen)
 	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	return s, nil
+	return &s, nil
 }
 
 // checkAddress returns what is wrong with a host:port address, or "".
