@@ -12,7 +12,7 @@ import (
 // same records (same headers and key, idempotent, acks=all, no linger) to the same kfake
 // cluster, both with ProduceSync per message from parallel goroutines:
 //
-//	go test -run '^$' -bench BenchmarkSend ./internal/destination/kafka/
+//	go test -run '^$' -bench BenchmarkSend ./internal/broker/kafka/
 func BenchmarkSend(b *testing.B) {
 	c := startCluster(b)
 	topic := "bench-" + suffix()
