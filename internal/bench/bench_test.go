@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +139,32 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.ReportMetric(r.Ratio, "ratio")
 			b.ReportMetric(float64(r.P99.Microseconds())/1000, "p99-ms")
 		})
+	}
+}
+
+// The broker destinations scenario end to end on the real brokers, at a small size: an endpoint
+// of each type (created through the API) gets every event of a backlog and of a steady rate,
+// consumed from the broker, and so does the plain client.
+func TestBrokers_EveryEventReachesEachBroker(t *testing.T) {
+	cfg := BrokerConfig{NATSURL: os.Getenv("HERALD_TEST_NATS_URL"), AMQPURL: os.Getenv("HERALD_TEST_AMQP_URL"),
+		Backlog: 300, Rate: 100, Duration: time.Second, Synchronous: "NORMAL"}
+	if redisURL := os.Getenv("HERALD_TEST_REDIS_URL"); redisURL != "" {
+		u, err := url.Parse(redisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RedisAddr = u.Host
+	}
+	if cfg.NATSURL == "" && cfg.AMQPURL == "" && cfg.RedisAddr == "" {
+		t.Skip("HERALD_TEST_NATS_URL, HERALD_TEST_AMQP_URL and HERALD_TEST_REDIS_URL are unset")
+	}
+	runs, err := RunBrokers(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		if r.Missing != 0 || r.DrainRate <= 0 || r.CeilingRate <= 0 || r.P99 <= 0 || r.CeilP99 <= 0 {
+			t.Errorf("%s: %+v", r.Type, *r)
+		}
 	}
 }

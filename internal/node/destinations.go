@@ -3,15 +3,28 @@ package node
 import (
 	"log/slog"
 
+	"github.com/heraldhq/herald/internal/broker/kafka"
+	natsdest "github.com/heraldhq/herald/internal/broker/nats"
+	"github.com/heraldhq/herald/internal/broker/pubsub"
+	"github.com/heraldhq/herald/internal/broker/rabbitmq"
+	"github.com/heraldhq/herald/internal/broker/redisstream"
+	"github.com/heraldhq/herald/internal/broker/sqs"
 	"github.com/heraldhq/herald/internal/destination"
 	webhookdest "github.com/heraldhq/herald/internal/destination/webhook"
 	"github.com/heraldhq/herald/internal/httpsend"
 )
 
 // brokerTypes are the destination types a node has beside webhook, one constructor each: a new
-// type is a package under internal/destination and one line here.
+// type is a package under internal/broker and one line here.
 func brokerTypes() []func(destination.Env) destination.Type {
-	return []func(destination.Env) destination.Type{}
+	return []func(destination.Env) destination.Type{
+		func(env destination.Env) destination.Type { return natsdest.New(env) },
+		func(env destination.Env) destination.Type { return rabbitmq.New(env) },
+		func(env destination.Env) destination.Type { return redisstream.New(env) },
+		func(env destination.Env) destination.Type { return kafka.New(env) },
+		func(env destination.Env) destination.Type { return pubsub.New(env) },
+		func(env destination.Env) destination.Type { return sqs.New(env) },
+	}
 }
 
 // destinations builds the node's registry of destination types: webhook, sent with the node's
