@@ -66,7 +66,7 @@ func verify(t *testing.T, got jetstream.Msg, want *destination.Message) {
 		"herald-event-type": want.EventType,
 		"content-type":      "application/json",
 		"traceparent":       want.Header.Get("traceparent"),
-		"Nats-Msg-Id":       want.ID,
+		"Nats-Msg-Id":       "ep_test:" + want.ID,
 	} {
 		if g := hdr.Get(name); g != want {
 			t.Errorf("header %s = %q, want %q", name, g, want)

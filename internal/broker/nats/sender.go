@@ -29,8 +29,10 @@ var (
 )
 
 // message builds the NATS message: the body as is, every header of m (names in lower case, as the
-// Standard Webhooks specification writes them), herald-event-type, and Nats-Msg-Id = the message
-// id, so that JetStream's duplicate window drops a retry whose first acknowledgement was lost.
+// Standard Webhooks specification writes them), herald-event-type, and Nats-Msg-Id = the endpoint
+// and the message id, so that JetStream's duplicate window drops a retry whose first
+// acknowledgement was lost, and only that: two endpoints publishing the same event into one
+// stream each store their copy.
 func (s *Sender) message(m *destination.Message) (*nats.Msg, []jetstream.PublishOpt) {
 	h := make(nats.Header, len(m.Header)+2)
 	for k, vs := range m.Header {
@@ -41,7 +43,7 @@ func (s *Sender) message(m *destination.Message) (*nats.Msg, []jetstream.Publish
 	}
 	opts := make([]jetstream.PublishOpt, 0, 2)
 	if m.ID != "" {
-		opts = append(opts, jetstream.WithMsgID(m.ID))
+		opts = append(opts, jetstream.WithMsgID(s.target.EndpointID+":"+m.ID))
 	}
 	if s.settings.Stream != "" {
 		opts = append(opts, jetstream.WithExpectStream(s.settings.Stream))
