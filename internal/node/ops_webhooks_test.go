@@ -14,11 +14,12 @@ import (
 
 // opsEvent is an operational event as the ops tenant's endpoint receives it.
 type opsEvent struct {
-	ID       string          `json:"id"`
-	Type     string          `json:"type"`
-	Source   string          `json:"source"`
-	Data     json.RawMessage `json:"data"`
-	Resource struct {
+	ID        string          `json:"id"`
+	Type      string          `json:"type"`
+	Timestamp time.Time       `json:"timestamp"`
+	Source    string          `json:"source"`
+	Data      json.RawMessage `json:"data"`
+	Resource  struct {
 		ID   string `json:"id"`
 		Type string `json:"type"`
 	} `json:"resource"`
@@ -171,10 +172,14 @@ func TestOps_FailingStreakThresholds(t *testing.T) {
 	}
 	stays(t, 300*time.Millisecond, "no more operational events", func() bool { return true })
 	// How soon after its threshold each report comes depends on when the next attempt fails,
-	// which the scheduler decides; what Herald guarantees is one streak, reported in order.
+	// which the scheduler decides; what Herald guarantees is one streak, reported in order. The
+	// reports are events delivered concurrently, so they arrive in any order: their order is
+	// their timestamps'.
 	var thresholds []int
 	var first ops.FailingData
-	for i, ev := range opsRC.opsEvents(t, ops.EndpointFailing) {
+	reports := opsRC.opsEvents(t, ops.EndpointFailing)
+	slices.SortStableFunc(reports, func(a, b opsEvent) int { return a.Timestamp.Compare(b.Timestamp) })
+	for i, ev := range reports {
 		d := decodeData[ops.FailingData](t, ev)
 		if d.Tenant != "acme" || d.Endpoint != ep.ID || d.DisableAfterSeconds != int64(disableAfter/time.Second) ||
 			d.FailedAttempts < 1 || d.LastStatus != 400 || d.FailingSince.IsZero() {
