@@ -329,7 +329,8 @@ func (p *pool) connect(c *conn, spec dialSpec) {
 	}
 }
 
-// close closes every pooled connection; acquire fails afterwards.
+// close closes every pooled connection (waiting for connects in progress to end, which the
+// canceled base context hastens); acquire fails afterwards.
 func (p *pool) close() {
 	p.mu.Lock()
 	if p.closed {
@@ -348,7 +349,10 @@ func (p *pool) close() {
 	}
 	p.mu.Unlock()
 	for _, c := range all {
-		c.closeWhenReady()
+		<-c.ready
+		if c.nc != nil {
+			c.nc.Close()
+		}
 	}
 }
 
