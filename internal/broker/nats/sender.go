@@ -28,6 +28,31 @@ var (
 	_ destination.BatchSender = (*Sender)(nil)
 )
 
+// acquire takes the pooled connection of the endpoint's broker, or returns the attempt's Outcome.
+func (s *Sender) acquire(ctx context.Context) (*conn, *destination.Outcome) {
+	c, err := s.t.pool.acquire(ctx, s.key, dialSpec{conn: &s.settings.Conn, dial: s.dial, whoKey: "endpoint", whoValue: s.target.EndpointID})
+	if err == nil {
+		return c, nil
+	}
+	var busy *busyError
+	var ce *connectError
+	var o destination.Outcome
+	switch {
+	case errors.Is(err, errPoolClosed):
+		o = destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindCanceled,
+			Error: "the NATS destination is shut down (Herald is stopping)"}
+	case errors.As(err, &busy):
+		o = destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindBrokerBusy,
+			Error: busy.Error() + "; the attempt will be retried when one is free"}
+	case errors.As(err, &ce):
+		o = errorOutcome(ce.err, s.settings, ce.dial)
+	default: // ctx ended while the connect was in progress
+		o = errorOutcome(err, s.settings, nil)
+		o.Error = "connect to NATS: " + o.Error
+	}
+	return nil, &o
+}
+
 // message builds the NATS message: the body as is, every header of m (names in lower case, as the
 // Standard Webhooks specification writes them), herald-event-type, and Nats-Msg-Id = the endpoint
 // and the message id, so that JetStream's duplicate window drops a retry whose first
@@ -54,12 +79,12 @@ func (s *Sender) message(m *destination.Message) (*nats.Msg, []jetstream.Publish
 // Send publishes m and waits for the stream's acknowledgement within ctx.
 func (s *Sender) Send(ctx context.Context, m *destination.Message) destination.Outcome {
 	start := time.Now()
-	c, failed := s.t.acquire(ctx, s)
+	c, failed := s.acquire(ctx)
 	if failed != nil {
 		failed.Latency = time.Since(start)
 		return *failed
 	}
-	defer s.t.release(c)
+	defer s.t.pool.release(c)
 
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -91,12 +116,12 @@ func (s *Sender) SendBatch(ctx context.Context, ms []*destination.Message) desti
 	if len(ms) == 0 {
 		return destination.Outcome{Class: destination.Success}
 	}
-	c, failed := s.t.acquire(ctx, s)
+	c, failed := s.acquire(ctx)
 	if failed != nil {
 		failed.Latency = time.Since(start)
 		return *failed
 	}
-	defer s.t.release(c)
+	defer s.t.pool.release(c)
 
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

@@ -25,14 +25,11 @@ const (
 	defaultPort      = "4222"
 )
 
-// Settings are a NATS endpoint's settings (the endpoint's "config" object).
-type Settings struct {
+// Conn are the connection settings a NATS endpoint and a NATS source share (same field names):
+// the servers and the credentials. Password and Token are secrets.
+type Conn struct {
 	// URL is one NATS server ("nats://host:port") or several, comma-separated, of one cluster.
 	URL string `json:"url"`
-	// Subject is where each message is published; a stream must capture it.
-	Subject string `json:"subject"`
-	// Stream, if set, is the stream the publish expects (JetStream refuses it otherwise).
-	Stream string `json:"stream,omitempty"`
 	// Username and Password, or Token: the credentials (secrets: Password and Token).
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
@@ -41,38 +38,64 @@ type Settings struct {
 	TLS bool `json:"tls"`
 }
 
+// Settings are a NATS endpoint's settings (the endpoint's "config" object).
+type Settings struct {
+	Conn
+	// Subject is where each message is published; a stream must capture it.
+	Subject string `json:"subject"`
+	// Stream, if set, is the stream the publish expects (JetStream refuses it otherwise).
+	Stream string `json:"stream,omitempty"`
+}
+
+const destinationFields = "NATS settings are url, subject, stream, username, password, token, tls"
+
 // parseSettings decodes an endpoint's settings strictly: a JSON object, unknown fields refused.
 func parseSettings(raw json.RawMessage) (*Settings, []*destination.FieldError) {
-	trimmed := bytes.TrimSpace(raw)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, []*destination.FieldError{{Field: "", Message: "the settings must be a JSON object with at least url and subject"}}
-	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.DisallowUnknownFields()
 	var s Settings
-	if err := dec.Decode(&s); err != nil {
-		return nil, []*destination.FieldError{decodeError(err)}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, []*destination.FieldError{{Field: "", Message: "unexpected data after the settings object"}}
+	if fe := decodeStrict(raw, &s, "url and subject", destinationFields, nil); fe != nil {
+		return nil, []*destination.FieldError{fe}
 	}
 	return &s, nil
 }
 
+// decodeStrict decodes settings into v: a JSON object, unknown fields refused. required names the
+// fields an empty document lacks, known lists the fields (for an unknown one), hint says what a
+// field of another type than a string or a boolean must be.
+func decodeStrict(raw json.RawMessage, v any, required, known string, hint map[string]string) *destination.FieldError {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return &destination.FieldError{Field: "", Message: "the settings must be a JSON object with at least " + required}
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err, known, hint)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &destination.FieldError{Field: "", Message: "unexpected data after the settings object"}
+	}
+	return nil
+}
+
 // decodeError names the field a JSON decoding error is about.
-func decodeError(err error) *destination.FieldError {
+func decodeError(err error, known string, hint map[string]string) *destination.FieldError {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
+		// The path of a field of an embedded struct is "Conn.url": the setting is the last part.
+		field := te.Field[strings.LastIndex(te.Field, ".")+1:]
 		want := "a string"
-		if te.Type.Kind().String() == "bool" {
+		switch {
+		case hint[field] != "":
+			want = hint[field]
+		case te.Type.Kind().String() == "bool":
 			want = "true or false"
 		}
-		return &destination.FieldError{Field: te.Field, Message: fmt.Sprintf("must be %s, not a JSON %s", want, te.Value)}
+		return &destination.FieldError{Field: field, Message: fmt.Sprintf("must be %s, not a JSON %s", want, te.Value)}
 	}
 	// encoding/json reports an unknown field as `json: unknown field "name"`.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name, _ = strconv.Unquote(name)
-		return &destination.FieldError{Field: name, Message: "unknown setting (NATS settings are url, subject, stream, username, password, token, tls)"}
+		return &destination.FieldError{Field: name, Message: "unknown setting (" + known + ")"}
 	}
 	return &destination.FieldError{Field: "", Message: "the settings are not valid JSON: " + err.Error()}
 }
@@ -83,12 +106,7 @@ func (s *Settings) check() []*destination.FieldError {
 	add := func(field, msg string, value any) {
 		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: value})
 	}
-
-	if u, msg := normaliseServers(s.URL); msg != "" {
-		add("url", msg, nil) // the value is not echoed: it might carry a credential
-	} else {
-		s.URL = u
-	}
+	s.Conn.check(add)
 	if msg := checkSubject(s.Subject); msg != "" {
 		add("subject", msg, s.Subject)
 	}
@@ -97,24 +115,33 @@ func (s *Settings) check() []*destination.FieldError {
 			add("stream", msg, s.Stream)
 		}
 	}
+	return errs
+}
 
+// check validates the connection fields and normalises the URL in place, reporting each problem
+// to add. No value holding a credential is echoed.
+func (c *Conn) check(add func(field, msg string, value any)) {
+	if u, msg := normaliseServers(c.URL); msg != "" {
+		add("url", msg, nil) // the value is not echoed: it might carry a credential
+	} else {
+		c.URL = u
+	}
 	switch {
-	case s.Token != "" && (s.Username != "" || s.Password != ""):
+	case c.Token != "" && (c.Username != "" || c.Password != ""):
 		add("token", "use either username and password or a token, not both", nil)
-	case s.Password != "" && s.Username == "":
+	case c.Password != "" && c.Username == "":
 		add("username", "is required with a password", nil)
-	case s.Username != "" && s.Password == "":
+	case c.Username != "" && c.Password == "":
 		add("password", "is required with a username", nil)
 	}
-	for _, c := range []struct{ field, v string }{{"username", s.Username}, {"password", s.Password}, {"token", s.Token}} {
+	for _, f := range []struct{ field, v string }{{"username", c.Username}, {"password", c.Password}, {"token", c.Token}} {
 		switch {
-		case len(c.v) > maxCredentialLen:
-			add(c.field, fmt.Sprintf("is longer than %d bytes", maxCredentialLen), nil)
-		case strings.ContainsFunc(c.v, unicode.IsControl):
-			add(c.field, "must not contain control characters (line breaks, tabs)", nil)
+		case len(f.v) > maxCredentialLen:
+			add(f.field, fmt.Sprintf("is longer than %d bytes", maxCredentialLen), nil)
+		case strings.ContainsFunc(f.v, unicode.IsControl):
+			add(f.field, "must not contain control characters (line breaks, tabs)", nil)
 		}
 	}
-	return errs
 }
 
 // normaliseServers checks a comma-separated list of nats:// URLs and returns it as

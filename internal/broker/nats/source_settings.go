@@ -1,0 +1,115 @@
+package natsdest
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/heraldhq/herald/internal/destination"
+)
+
+// Defaults and limits of a source's settings.
+const (
+	defaultAckWait       = 30 * time.Second
+	minAckWait           = time.Second
+	maxAckWait           = 12 * time.Hour
+	defaultMaxAckPending = 1000
+	maxMaxAckPending     = 100_000
+)
+
+// SourceSettings are a NATS JetStream source's settings: the connection settings of an endpoint
+// (same names) and what the durable consumer needs.
+type SourceSettings struct {
+	Conn
+	// Stream is the stream to read. It must exist: Herald creates its durable consumer on it,
+	// never the stream.
+	Stream string `json:"stream"`
+	// FilterSubject, if set, restricts the consumer to the stream's messages on these subjects
+	// (wildcards allowed).
+	FilterSubject string `json:"filter_subject,omitempty"`
+	// AckWait is how long a message delivered to a node and not acknowledged stays with it
+	// before JetStream delivers it again (to any node): a Go duration, "30s" by default.
+	AckWait string `json:"ack_wait"`
+	// MaxAckPending bounds the messages delivered and not yet acknowledged, over all the nodes
+	// sharing the consumer: JetStream delivers no more until some are acknowledged.
+	MaxAckPending int `json:"max_ack_pending"`
+
+	ackWait time.Duration
+}
+
+const sourceFields = "the settings of a nats source are url, username, password, token, tls, stream, filter_subject, ack_wait, max_ack_pending"
+
+// checkSource validates every field of a source's settings and fills the defaults. No I/O.
+func checkSource(raw json.RawMessage) (*SourceSettings, []*destination.FieldError) {
+	var s SourceSettings
+	hint := map[string]string{
+		"ack_wait":        `a duration in a string, such as "30s" or "2m"`,
+		"max_ack_pending": "a whole number",
+	}
+	if fe := decodeStrict(raw, &s, "url and stream", sourceFields, hint); fe != nil {
+		return nil, []*destination.FieldError{fe}
+	}
+	var errs []*destination.FieldError
+	add := func(field, msg string, value any) {
+		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: value})
+	}
+	s.Conn.check(add)
+	if s.Stream == "" {
+		add("stream", "is required: the JetStream stream to read (it must exist: Herald creates its durable consumer on it, never the stream)", nil)
+	} else if msg := checkStreamName(s.Stream); msg != "" {
+		add("stream", msg, s.Stream)
+	}
+	if s.FilterSubject != "" {
+		if msg := checkFilterSubject(s.FilterSubject); msg != "" {
+			add("filter_subject", msg, s.FilterSubject)
+		}
+	}
+	if s.AckWait == "" {
+		s.ackWait = defaultAckWait
+	} else if d, err := time.ParseDuration(s.AckWait); err != nil {
+		add("ack_wait", `must be a duration such as "30s", "2m" or "1m30s"`, s.AckWait)
+	} else if d < minAckWait || d > maxAckWait {
+		add("ack_wait", fmt.Sprintf("must be from %v to %v (how long a message delivered to Herald and not acknowledged waits before JetStream delivers it again)", minAckWait, maxAckWait), s.AckWait)
+	} else {
+		s.ackWait = d
+	}
+	s.AckWait = s.ackWait.String()
+	switch {
+	case s.MaxAckPending == 0:
+		s.MaxAckPending = defaultMaxAckPending
+	case s.MaxAckPending < 0 || s.MaxAckPending > maxMaxAckPending:
+		add("max_ack_pending", fmt.Sprintf("must be from 1 to %d (the messages delivered and not yet acknowledged, over all nodes)", maxMaxAckPending), s.MaxAckPending)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return &s, nil
+}
+
+// checkFilterSubject accepts a subject filter: dot-separated non-empty tokens, "*" only as a
+// whole token, ">" only as the whole last token, no whitespace.
+func checkFilterSubject(s string) string {
+	switch {
+	case len(s) > maxSubjectLen:
+		return fmt.Sprintf("is longer than %d bytes", maxSubjectLen)
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return "must not contain spaces or control characters"
+	}
+	toks := strings.Split(s, ".")
+	for i, tok := range toks {
+		switch {
+		case tok == "":
+			return "has an empty token: tokens are separated by single dots, with none at the start or end"
+		case tok == ">" && i != len(toks)-1:
+			return "may use > only as the last token (orders.>)"
+		case tok != "*" && tok != ">" && strings.ContainsAny(tok, "*>"):
+			return "may use * and > only as whole tokens (orders.*.created, orders.>)"
+		}
+	}
+	return ""
+}
