@@ -160,7 +160,7 @@ func (t *SourceType) Open(ctx context.Context, target source.Target) (source.Con
 		prefetch: *s.Prefetch,
 		log:      t.log.With("source", target.SourceID, "tenant", target.TenantID, "address", u.address(), "queue", s.Queue),
 	}
-	if err := c.start(ctx, consumerTag(target)); err != nil {
+	if err := c.start(consumerTag(target)); err != nil {
 		_ = conn.Close()
 		return nil, describeAMQP(err, u, s.Username, s.Queue)
 	}
@@ -211,7 +211,7 @@ type Consumer struct {
 
 var _ source.Consumer = (*Consumer)(nil)
 
-func (c *Consumer) start(ctx context.Context, tag string) error {
+func (c *Consumer) start(tag string) error {
 	c.connCloses = c.conn.NotifyClose(make(chan *amqp.Error, 1))
 	ch, err := c.conn.Channel()
 	if err != nil {
@@ -224,7 +224,9 @@ func (c *Consumer) start(ctx context.Context, tag string) error {
 	if err := ch.Qos(c.prefetch, 0, false); err != nil {
 		return fmt.Errorf("set prefetch %d: %w", c.prefetch, err)
 	}
-	d, err := ch.ConsumeWithContext(ctx, c.queue, tag, false, false, false, false, nil)
+	// Consume, not ConsumeWithContext: that one cancels the consumer when its context ends,
+	// and Open's context ends when Open returns.
+	d, err := ch.Consume(c.queue, tag, false, false, false, false, nil)
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}

@@ -159,7 +159,8 @@ func decodeSettings(raw json.RawMessage) (*Settings, parsedURL, []*destination.F
 func decodeError(err error, known string) *destination.FieldError {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
-		return &destination.FieldError{Field: te.Field, Message: "must be a " + jsonKind(te.Type.Kind().String())}
+		// A field of the embedded Connection is named "Connection.url": the setting is "url".
+		return &destination.FieldError{Field: strings.TrimPrefix(te.Field, "Connection."), Message: "must be a " + jsonKind(te.Type.Kind().String())}
 	}
 	const unknown = "json: unknown field "
 	if msg := err.Error(); strings.HasPrefix(msg, unknown) {
@@ -175,6 +176,8 @@ func jsonKind(k string) string {
 		return "boolean"
 	case "ptr":
 		return "string"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "whole number"
 	}
 	return k
 }
