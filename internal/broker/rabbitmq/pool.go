@@ -166,16 +166,23 @@ func (p *pooled) dialRound(ctx context.Context, r *dialRound) {
 	p.t.log.Debug("rabbitmq connected", "address", p.url.address(), "vhost", p.url.vhost)
 }
 
-// connect dials through the guarded dialer: amqp091 calls Config.Dial for the TCP connection,
-// then does TLS (amqps) and the AMQP handshake over it.
+// connect dials the pool's connection.
 func (p *pooled) connect(ctx context.Context) (*amqp.Connection, error) {
+	return dialAMQP(ctx, p.dial, p.url, p.user, p.password, "herald")
+}
+
+// dialAMQP opens a connection through the guarded dialer, for a destination's pool or a
+// source's consumer: amqp091 calls Config.Dial for the TCP connection, then does TLS (amqps)
+// and the AMQP handshake over it, all within ctx's deadline. name is the connection_name the
+// broker shows (management UI, rabbitmqctl list_connections).
+func dialAMQP(ctx context.Context, dial destination.Dialer, u parsedURL, user, password, name string) (*amqp.Connection, error) {
 	cfg := amqp.Config{
-		SASL:       []amqp.Authentication{&amqp.PlainAuth{Username: p.user, Password: p.password}},
-		Vhost:      p.url.vhost,
+		SASL:       []amqp.Authentication{&amqp.PlainAuth{Username: user, Password: password}},
+		Vhost:      u.vhost,
 		Heartbeat:  10 * time.Second,
-		Properties: amqp.Table{"product": "Herald", "connection_name": "herald"},
+		Properties: amqp.Table{"product": "Herald", "connection_name": name},
 		Dial: func(network, addr string) (net.Conn, error) {
-			c, err := p.dial(ctx, network, addr)
+			c, err := dial(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
@@ -189,9 +196,9 @@ func (p *pooled) connect(ctx context.Context) (*amqp.Connection, error) {
 		},
 	}
 	// amqps: amqp091 builds the default TLS configuration (system roots, ServerName = host).
-	c, err := amqp.DialConfig(p.url.dialURL(), cfg)
+	c, err := amqp.DialConfig(u.dialURL(), cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", p.url.address(), err)
+		return nil, fmt.Errorf("connect to %s: %w", u.address(), err)
 	}
 	return c, nil
 }

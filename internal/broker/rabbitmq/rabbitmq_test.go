@@ -124,6 +124,7 @@ func TestCheck(t *testing.T) {
 		{"long exchange", `{"url":"amqp://h/","username":"u","exchange":"` + strings.Repeat("x", 256) + `","routing_key":"k"}`, "exchange", "255"},
 		{"no routing key", `{"url":"amqp://h/","username":"u","exchange":"x"}`, "routing_key", "required"},
 		{"long routing key", `{"url":"amqp://h/","username":"u","exchange":"x","routing_key":"` + strings.Repeat("k", 256) + `"}`, "routing_key", "255"},
+		{"url type", `{"url":5,"username":"u","exchange":"x","routing_key":"k"}`, "url", "must be a string"},
 		{"persistent type", `{"url":"amqp://h/","username":"u","exchange":"x","routing_key":"k","persistent":"yes"}`, "persistent", "boolean"},
 		{"unknown field", `{"url":"amqp://h/","username":"u","exchange":"x","routing_key":"k","queue":"q"}`, "queue", "unknown"},
 		{"not an object", `[1]`, "", "JSON object"},

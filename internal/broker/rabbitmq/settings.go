@@ -15,8 +15,9 @@ import (
 	"github.com/heraldhq/herald/internal/destination"
 )
 
-// Settings are a RabbitMQ endpoint's settings (the endpoint's "config" object).
-type Settings struct {
+// Connection is how Herald reaches a RabbitMQ broker: the settings a destination and a source
+// share (same field names, same checks, same guarded dialing).
+type Connection struct {
 	// URL is amqp://host[:port][/vhost] or amqps://…; a user name may be written in it (Check
 	// moves it to Username), a password may not.
 	URL string `json:"url"`
@@ -24,6 +25,11 @@ type Settings struct {
 	Username string `json:"username"`
 	// Password is the user's password (a secret: sealed at rest, never shown).
 	Password string `json:"password,omitempty"`
+}
+
+// Settings are a RabbitMQ endpoint's settings (the endpoint's "config" object).
+type Settings struct {
+	Connection
 	// Exchange is where messages are published; "" is the default exchange (then RoutingKey
 	// is a queue name). Required (the empty string must be written out).
 	Exchange *string `json:"exchange"`
@@ -33,6 +39,9 @@ type Settings struct {
 	// durable queues before it confirms). Default true.
 	Persistent *bool `json:"persistent"`
 }
+
+// destinationFields are the destination's settings, for the unknown-field message.
+const destinationFields = "url, username, password, exchange, routing_key, persistent"
 
 const maxShortString = 255
 
@@ -71,41 +80,56 @@ func normalised(s *Settings, u parsedURL) *Settings {
 	return &n
 }
 
+// decodeStrict decodes one JSON object into v, refusing unknown fields (known lists the
+// setting names, for the message).
+func decodeStrict(raw json.RawMessage, v any, known string) *destination.FieldError {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err, known)
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		return &destination.FieldError{Field: "", Message: "settings must be one JSON object"}
+	}
+	return nil
+}
+
+// check validates the connection settings, reporting each problem through add, moves a user
+// named in the URL to Username, and returns the parsed URL (valid only if nothing was added).
+func (c *Connection) check(add func(field, msg string, v any)) parsedURL {
+	u, urlUser, msg := parseURL(c.URL)
+	if msg != "" {
+		add("url", msg, echoableURL(c.URL))
+	}
+	switch {
+	case urlUser != "" && c.Username != "" && urlUser != c.Username:
+		add("username", fmt.Sprintf("the URL names user %q and username says %q: give the user in one place", urlUser, c.Username), c.Username)
+	case urlUser != "":
+		c.Username = urlUser
+	case c.Username == "" && msg == "":
+		add("username", "required: the user Herald logs in as (in this setting or in the URL, as amqp://user@host/)", nil)
+	}
+	if len(c.Username) > maxShortString {
+		add("username", fmt.Sprintf("at most %d bytes", maxShortString), nil)
+	}
+	if len(c.Password) > 4096 {
+		add("password", "at most 4096 bytes", nil)
+	}
+	return u
+}
+
 // decodeSettings decodes strictly and validates every field; it returns the settings with the
 // user name moved out of the URL and the defaults filled in.
 func decodeSettings(raw json.RawMessage) (*Settings, parsedURL, []*destination.FieldError) {
 	var s Settings
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return nil, parsedURL{}, []*destination.FieldError{decodeError(err)}
-	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		return nil, parsedURL{}, []*destination.FieldError{{Field: "", Message: "settings must be one JSON object"}}
+	if fe := decodeStrict(raw, &s, destinationFields); fe != nil {
+		return nil, parsedURL{}, []*destination.FieldError{fe}
 	}
 	var errs []*destination.FieldError
 	add := func(field, msg string, v any) {
 		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: v})
 	}
-
-	u, urlUser, msg := parseURL(s.URL)
-	if msg != "" {
-		add("url", msg, echoableURL(s.URL))
-	}
-	switch {
-	case urlUser != "" && s.Username != "" && urlUser != s.Username:
-		add("username", fmt.Sprintf("the URL names user %q and username says %q: give the user in one place", urlUser, s.Username), s.Username)
-	case urlUser != "":
-		s.Username = urlUser
-	case s.Username == "" && msg == "":
-		add("username", "required: the user Herald logs in as (in this setting or in the URL, as amqp://user@host/)", nil)
-	}
-	if len(s.Username) > maxShortString {
-		add("username", fmt.Sprintf("at most %d bytes", maxShortString), nil)
-	}
-	if len(s.Password) > 4096 {
-		add("password", "at most 4096 bytes", nil)
-	}
+	u := s.Connection.check(add)
 	switch {
 	case s.Exchange == nil:
 		add("exchange", `required: the exchange to publish to ("" for the default exchange, which routes to the queue named by routing_key)`, nil)
@@ -132,15 +156,16 @@ func decodeSettings(raw json.RawMessage) (*Settings, parsedURL, []*destination.F
 	return &s, u, nil
 }
 
-func decodeError(err error) *destination.FieldError {
+func decodeError(err error, known string) *destination.FieldError {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
-		return &destination.FieldError{Field: te.Field, Message: "must be a " + jsonKind(te.Type.Kind().String())}
+		// A field of the embedded Connection is named "Connection.url": the setting is "url".
+		return &destination.FieldError{Field: strings.TrimPrefix(te.Field, "Connection."), Message: "must be a " + jsonKind(te.Type.Kind().String())}
 	}
 	const unknown = "json: unknown field "
 	if msg := err.Error(); strings.HasPrefix(msg, unknown) {
 		f, _ := strconv.Unquote(strings.TrimPrefix(msg, unknown))
-		return &destination.FieldError{Field: f, Message: "unknown setting (known: url, username, password, exchange, routing_key, persistent)"}
+		return &destination.FieldError{Field: f, Message: "unknown setting (known: " + known + ")"}
 	}
 	return &destination.FieldError{Field: "", Message: "settings must be a JSON object: " + err.Error()}
 }
@@ -151,6 +176,8 @@ func jsonKind(k string) string {
 		return "boolean"
 	case "ptr":
 		return "string"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "whole number"
 	}
 	return k
 }
