@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -121,16 +122,77 @@ func (t *SourceType) Open(ctx context.Context, tg source.Target) (source.Consume
 		kgo.FetchMaxWait(fetchMaxWait),
 		kgo.WithHooks(&c.connWatch),
 	)
+	// Before joining: check the brokers and the topics, and pin where "new" starts, with a
+	// short-lived client outside the group (same connection settings and dialer).
+	admin, err := kgo.NewClient(connOpts(s.Brokers, mechanism(s.SASL, s.Username, s.Password), guardedDialer(dial, s.TLS, &c.connWatch))...)
+	if err != nil {
+		return nil, &SourceError{Op: "create the client", Kind: destination.KindBrokerError, Msg: "cannot create the Kafka client: " + err.Error(), Err: err}
+	}
+	c.cl = admin
+	err = c.checkTopics(ctx)
+	if err == nil && s.Start == StartNew {
+		err = c.pinStart(ctx)
+	}
+	admin.Close()
+	if err != nil {
+		return nil, err
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, &SourceError{Op: "create the client", Kind: destination.KindBrokerError, Msg: "cannot create the Kafka client: " + err.Error(), Err: err}
 	}
 	c.cl = cl
-	if err := c.checkTopics(ctx); err != nil {
-		cl.Close()
-		return nil, err
-	}
 	return c, nil
+}
+
+// pinStart commits, for a group that has no committed offset on a partition of the topics, the
+// partition's current end. Without it, start "new" would lose records: a member that fetched
+// records and died before its first commit leaves no offset, and the next member would start
+// at the (later) end again. It uses an admin commit, which Kafka accepts only while the group
+// has no members; when it has some, one of them pinned the start when it was first (or a
+// partition added since is read from its end, see docs/sources/kafka.md).
+func (c *Consumer) pinStart(ctx context.Context) error {
+	adm := kadm.NewClient(c.cl)
+	committed, err := adm.FetchOffsets(ctx, c.group)
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+		return c.classify(fmt.Sprintf("read the committed offsets of group %q", c.group), err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, c.topics...)
+	if err != nil {
+		return c.classify("list the topics' end offsets", err)
+	}
+	var pin kadm.Offsets
+	var lerr error
+	ends.Each(func(lo kadm.ListedOffset) {
+		if lo.Err != nil {
+			lerr = lo.Err
+			return
+		}
+		if o, ok := committed.Lookup(lo.Topic, lo.Partition); ok && o.Err == nil && o.At >= 0 {
+			return
+		}
+		pin.AddOffset(lo.Topic, lo.Partition, lo.Offset, -1)
+	})
+	if lerr != nil {
+		return c.classify("list the topics' end offsets", lerr)
+	}
+	if len(pin) == 0 {
+		return nil
+	}
+	resp, err := adm.CommitOffsets(ctx, c.group, pin)
+	if err == nil {
+		err = resp.Error()
+	}
+	switch {
+	case err == nil:
+		c.log.Debug("kafka source: start offsets pinned", "source", c.sourceID, "group", c.group)
+		return nil
+	case errors.Is(err, kerr.UnknownMemberID), errors.Is(err, kerr.IllegalGeneration),
+		errors.Is(err, kerr.RebalanceInProgress), errors.Is(err, kerr.FencedInstanceID):
+		// The group has members: not ours to pin.
+		return nil
+	}
+	return c.classify(fmt.Sprintf("commit the start offsets of group %q", c.group), err)
 }
 
 // Consumer is one member of the source's consumer group. Fetch, Ack and Nak are called by one
