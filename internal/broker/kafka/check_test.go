@@ -23,7 +23,7 @@ func TestCheckNormalises(t *testing.T) {
 	if errs != nil {
 		t.Fatalf("Check: %v", errs)
 	}
-	if string(out) != `{"brokers":["b:9092"],"topic":"t","key":"id","sasl":"none","tls":false,"compression":"none"}` {
+	if string(out) != `{"brokers":["b:9092"],"sasl":"none","tls":false,"topic":"t","key":"id","compression":"none"}` {
 		t.Fatalf("defaults: %s", out)
 	}
 	if got := typ.Secrets(); len(got) != 1 || got[0] != "password" {

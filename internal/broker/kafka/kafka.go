@@ -5,21 +5,14 @@
 package kafka
 
 import (
-	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/heraldhq/herald/internal/destination"
 )
@@ -93,15 +86,10 @@ type entry struct {
 	inflight int       // guarded by Type.mu
 	lastUsed time.Time // guarded by Type.mu
 	timer    *time.Timer
-	// connFail is the client's last failed connection (dial, TLS or SASL; cleared when one
-	// succeeds), to explain an attempt that could not reach the brokers: franz-go retries
-	// connections inside the client, so the attempt itself only sees its context end.
-	connFail atomic.Pointer[connFailure]
-}
-
-type connFailure struct {
-	err error
-	at  time.Time
+	// connWatch holds the client's last failed connection, to explain an attempt that could
+	// not reach the brokers: franz-go retries connections inside the client, so the attempt
+	// itself only sees its context end.
+	connWatch
 }
 
 // Open returns a sender for an endpoint; it does not connect.
@@ -229,10 +217,12 @@ func (t *Type) reap(e *entry) {
 // clientOpts are the producer's options for an entry.
 func (t *Type) clientOpts(e *entry) []kgo.Opt {
 	k := e.key
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(strings.Split(k.brokers, ",")...),
-		kgo.ClientID("herald"),
-		kgo.Dialer(t.dialer(e)),
+	dial := t.env.Dial
+	if k.internal {
+		dial = t.env.InternalDial
+	}
+	opts := connOpts(strings.Split(k.brokers, ","), mechanism(k.mechanism, k.username, k.password), guardedDialer(dial, k.tls, &e.connWatch))
+	return append(opts,
 		kgo.RequiredAcks(kgo.AllISRAcks()), // the default, and what idempotence requires: stated
 		kgo.ProducerLinger(0),
 		kgo.UnknownTopicRetries(unknownTopicRetries),
@@ -240,11 +230,7 @@ func (t *Type) clientOpts(e *entry) []kgo.Opt {
 		kgo.RecordDeliveryTimeout(recordDeliveryTimeout),
 		kgo.ProducerBatchCompression(codec(k.compression)),
 		kgo.WithHooks(e),
-	}
-	if m := mechanism(k); m != nil {
-		opts = append(opts, kgo.SASL(m))
-	}
-	return opts
+	)
 }
 
 func codec(name string) kgo.CompressionCodec {
@@ -259,70 +245,4 @@ func codec(name string) kgo.CompressionCodec {
 		return kgo.ZstdCompression()
 	}
 	return kgo.NoCompression()
-}
-
-func mechanism(k poolKey) sasl.Mechanism {
-	switch k.mechanism {
-	case "plain":
-		return plain.Auth{User: k.username, Pass: k.password}.AsMechanism()
-	case "scram-sha-256":
-		return scram.Auth{User: k.username, Pass: k.password}.AsSha256Mechanism()
-	case "scram-sha-512":
-		return scram.Auth{User: k.username, Pass: k.password}.AsSha512Mechanism()
-	}
-	return nil
-}
-
-// dialer opens every connection of e's client through the node's guarded dialer, then TLS if
-// the endpoint asks for it, and remembers the last failure.
-func (t *Type) dialer(e *entry) func(ctx context.Context, network, host string) (net.Conn, error) {
-	dial := t.env.Dial
-	if e.key.internal {
-		dial = t.env.InternalDial
-	}
-	useTLS := e.key.tls
-	return func(ctx context.Context, network, host string) (net.Conn, error) {
-		if dial == nil {
-			err := errors.New("no dialer configured for kafka destinations")
-			e.connFail.Store(&connFailure{err: err, at: time.Now()})
-			return nil, err
-		}
-		conn, err := dial(ctx, network, host)
-		if err != nil {
-			e.connFail.Store(&connFailure{err: err, at: time.Now()})
-			return nil, err
-		}
-		if useTLS {
-			name, _, _ := net.SplitHostPort(host)
-			tc := tls.Client(conn, &tls.Config{ServerName: name, MinVersion: tls.VersionTLS12})
-			if err := tc.HandshakeContext(ctx); err != nil {
-				_ = conn.Close()
-				err = fmt.Errorf("tls handshake with %s: %w", host, err)
-				e.connFail.Store(&connFailure{err: err, at: time.Now()})
-				return nil, err
-			}
-			conn = tc
-		}
-		return conn, nil
-	}
-}
-
-// recentConnFailure is e's last connection failure, if no connection succeeded since and it is
-// recent: the reason an attempt that started at since could not reach the brokers.
-func (e *entry) recentConnFailure(since time.Time) error {
-	f := e.connFail.Load()
-	if f == nil || f.at.Before(since.Add(-dialFailureWindow)) {
-		return nil
-	}
-	return f.err
-}
-
-// OnBrokerConnect (kgo.HookBrokerConnect) records a connection that failed after the dial
-// (SASL refused, for one) and clears the failure when a connection is made.
-func (e *entry) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
-	if err != nil {
-		e.connFail.Store(&connFailure{err: err, at: time.Now()})
-		return
-	}
-	e.connFail.Store(nil)
 }

@@ -14,15 +14,11 @@ import (
 	"github.com/heraldhq/herald/internal/destination"
 )
 
-// Settings is a Kafka endpoint's "config" object, as Check returns it (defaults filled in).
-type Settings struct {
+// Conn are the connection settings shared by the Kafka destination and the Kafka source (same
+// field names in both): where the cluster is and how to authenticate.
+type Conn struct {
 	// Brokers are the bootstrap brokers, host:port (1 to 16).
 	Brokers []string `json:"brokers"`
-	// Topic receives every message.
-	Topic string `json:"topic"`
-	// Key selects the record key: "id" (the event id), "type" (the event type) or
-	// "data.<path>" (a field of the envelope's data; the event id when it is missing).
-	Key string `json:"key"`
 	// SASL is the SASL mechanism: "none", "plain", "scram-sha-256" or "scram-sha-512".
 	SASL string `json:"sasl"`
 	// Username and Password are the SASL credentials (Password is a secret).
@@ -30,6 +26,16 @@ type Settings struct {
 	Password string `json:"password,omitempty"`
 	// TLS dials the brokers over TLS (verified against the system's roots).
 	TLS bool `json:"tls"`
+}
+
+// Settings is a Kafka endpoint's "config" object, as Check returns it (defaults filled in).
+type Settings struct {
+	Conn
+	// Topic receives every message.
+	Topic string `json:"topic"`
+	// Key selects the record key: "id" (the event id), "type" (the event type) or
+	// "data.<path>" (a field of the envelope's data; the event id when it is missing).
+	Key string `json:"key"`
 	// Compression is the producer's batch compression: none, gzip, snappy, lz4 or zstd.
 	Compression string `json:"compression"`
 }
@@ -70,7 +76,7 @@ func (t *Type) Check(raw json.RawMessage) (json.RawMessage, []*destination.Field
 // problem found.
 func parseSettings(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 	var s Settings
-	if err := decodeStrict(raw, &s); err != nil {
+	if err := decodeStrict(raw, &s, destinationFields()); err != nil {
 		return nil, []*destination.FieldError{err}
 	}
 	var errs []*destination.FieldError
@@ -78,6 +84,36 @@ func parseSettings(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: v})
 	}
 
+	s.Conn.check(add)
+
+	if msg := checkTopic(s.Topic); msg != "" {
+		add("topic", msg, s.Topic)
+	}
+
+	if s.Key == "" {
+		s.Key = keyID
+	}
+	if msg := checkKey(s.Key); msg != "" {
+		add("key", msg, s.Key)
+	}
+
+	s.Compression = strings.ToLower(s.Compression)
+	if s.Compression == "" {
+		s.Compression = "none"
+	}
+	if !slices.Contains(compressions(), s.Compression) {
+		add("compression", "must be one of "+strings.Join(compressions(), ", "), s.Compression)
+	}
+
+	if errs != nil {
+		return nil, errs
+	}
+	return &s, nil
+}
+
+// check validates the connection settings, reporting each problem through add, and fills the
+// defaults (sasl "none"). No I/O.
+func (s *Conn) check(add func(field, msg string, v any)) {
 	switch {
 	case len(s.Brokers) == 0:
 		add("brokers", "is required: list at least one broker as host:port, e.g. \"kafka-1.example.com:9092\"", nil)
@@ -102,17 +138,6 @@ func parseSettings(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 			}
 			seen[k] = i
 		}
-	}
-
-	if msg := checkTopic(s.Topic); msg != "" {
-		add("topic", msg, s.Topic)
-	}
-
-	if s.Key == "" {
-		s.Key = keyID
-	}
-	if msg := checkKey(s.Key); msg != "" {
-		add("key", msg, s.Key)
 	}
 
 	s.SASL = strings.ToLower(s.SASL)
@@ -143,26 +168,34 @@ func parseSettings(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 			add("password", fmt.Sprintf("is longer than %d bytes", maxPasswordLen), nil)
 		}
 	}
+}
 
-	s.Compression = strings.ToLower(s.Compression)
-	if s.Compression == "" {
-		s.Compression = "none"
-	}
-	if !slices.Contains(compressions(), s.Compression) {
-		add("compression", "must be one of "+strings.Join(compressions(), ", "), s.Compression)
-	}
+// fields describes a settings object to decodeStrict's error messages.
+type fields struct {
+	required string            // "brokers and topic"
+	known    string            // every field, comma-separated
+	want     map[string]string // field → what its value must be
+}
 
-	if errs != nil {
-		return nil, errs
+// connWant is what each connection field's value must be.
+func connWant() map[string]string {
+	return map[string]string{
+		"brokers": "a list of host:port strings", "sasl": "a string", "username": "a string",
+		"password": "a string", "tls": "true or false",
 	}
-	return &s, nil
+}
+
+func destinationFields() fields {
+	w := connWant()
+	w["topic"], w["key"], w["compression"] = "a string", "a string", "a string"
+	return fields{required: "brokers and topic", known: "brokers, topic, key, sasl, username, password, tls, compression", want: w}
 }
 
 // decodeStrict decodes one JSON object, refusing unknown fields and trailing data, and names the
 // field a type error is at.
-func decodeStrict(raw json.RawMessage, s *Settings) *destination.FieldError {
+func decodeStrict(raw json.RawMessage, s any, f fields) *destination.FieldError {
 	if len(bytes.TrimSpace(raw)) == 0 {
-		return &destination.FieldError{Field: "", Message: "the settings are required: an object with at least brokers and topic"}
+		return &destination.FieldError{Field: "", Message: "the settings are required: an object with at least " + f.required}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -178,14 +211,9 @@ func decodeStrict(raw json.RawMessage, s *Settings) *destination.FieldError {
 		if te.Field == "" {
 			return &destination.FieldError{Field: "", Message: "must be a JSON object"}
 		}
-		want := map[string]string{
-			"brokers": "a list of host:port strings", "topic": "a string", "key": "a string",
-			"sasl": "a string", "username": "a string", "password": "a string", "tls": "true or false",
-			"compression": "a string",
-		}
-		field := te.Field
+		field := strings.TrimPrefix(te.Field, "Conn.") // the embedded connection settings
 		top, _, _ := strings.Cut(field, ".")
-		w := want[top]
+		w := f.want[top]
 		if w == "" {
 			w = "a " + te.Type.String()
 		}
@@ -193,7 +221,7 @@ func decodeStrict(raw json.RawMessage, s *Settings) *destination.FieldError {
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name, _ = strconv.Unquote(name)
-		return &destination.FieldError{Field: name, Message: "is not a Kafka setting (known: brokers, topic, key, sasl, username, password, tls, compression)"}
+		return &destination.FieldError{Field: name, Message: "is not a Kafka setting (known: " + f.known + ")"}
 	}
 	return &destination.FieldError{Field: "", Message: "is not valid JSON: " + err.Error()}
 }
