@@ -321,8 +321,16 @@ func ConfigurePublisher(p *gpubsub.Publisher, ordered bool) {
 // that the benchmark's plain client uses the same settings.
 func ClientOptions() (*gpubsub.ClientConfig, []option.ClientOption) {
 	noRetry := gax.WithRetry(func() gax.Retryer { return gax.OnCodes(nil, gax.Backoff{}) })
+	// The source's calls are not retried inside the library either: a failed pull is the
+	// source's health, and the runner's backoff is the retry.
 	cfg := &gpubsub.ClientConfig{
 		TopicAdminCallOptions: &vkit.TopicAdminCallOptions{Publish: []gax.CallOption{noRetry}},
+		SubscriptionAdminCallOptions: &vkit.SubscriptionAdminCallOptions{
+			GetSubscription:   []gax.CallOption{noRetry},
+			Pull:              []gax.CallOption{noRetry},
+			Acknowledge:       []gax.CallOption{noRetry},
+			ModifyAckDeadline: []gax.CallOption{noRetry},
+		},
 	}
 	return cfg, []option.ClientOption{
 		option.WithGRPCConnectionPool(1),

@@ -139,7 +139,9 @@ func decodeError(err error, fields string) *destination.FieldError {
 		if ute.Field == "" {
 			return &destination.FieldError{Field: "", Message: "the settings must be a JSON object"}
 		}
-		return &destination.FieldError{Field: ute.Field, Message: "must be a " + ute.Type.String()}
+		// A field of the embedded Conn is reported as "Conn.project".
+		f := ute.Field[strings.LastIndex(ute.Field, ".")+1:]
+		return &destination.FieldError{Field: f, Message: "must be a " + ute.Type.String()}
 	}
 	msg := err.Error()
 	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
@@ -150,9 +152,12 @@ func decodeError(err error, fields string) *destination.FieldError {
 }
 
 // splitTopicName splits "projects/<p>/topics/<id>".
-func splitTopicName(s string) (project, id string, ok bool) {
+func splitTopicName(s string) (project, id string, ok bool) { return splitName(s, "topics") }
+
+// splitName splits "projects/<p>/<kind>/<id>".
+func splitName(s, kind string) (project, id string, ok bool) {
 	parts := strings.Split(s, "/")
-	if len(parts) == 4 && parts[0] == "projects" && parts[2] == "topics" {
+	if len(parts) == 4 && parts[0] == "projects" && parts[2] == kind {
 		return parts[1], parts[3], true
 	}
 	return "", "", false
