@@ -64,6 +64,11 @@ type poolKey struct {
 	internal bool
 }
 
+// key is the pool key of a client for c.
+func (c *Conn) key(internal bool) poolKey {
+	return poolKey{project: c.Project, endpoint: c.Endpoint, creds: sha256.Sum256([]byte(c.CredentialsJSON)), internal: internal}
+}
+
 // client is one pooled Pub/Sub client with its publishers (one per topic and ordering mode).
 type client struct {
 	key poolKey
@@ -136,15 +141,10 @@ func (t *Type) Open(target destination.Target) (destination.Sender, error) {
 		return nil, fmt.Errorf("pubsub endpoint %s: no dialer configured", target.EndpointID)
 	}
 	return &Sender{
-		t:        t,
-		settings: *s,
-		dial:     dial,
-		key: poolKey{
-			project:  s.Project,
-			endpoint: s.Endpoint,
-			creds:    sha256.Sum256([]byte(s.CredentialsJSON)),
-			internal: target.Internal,
-		},
+		t:          t,
+		settings:   *s,
+		dial:       dial,
+		key:        s.Conn.key(target.Internal),
 		endpointID: target.EndpointID,
 	}, nil
 }
@@ -180,14 +180,15 @@ var errBusy = errors.New("pool full")
 // errClosed is returned by acquire after Close.
 var errClosed = errors.New("destination type closed")
 
-// acquire returns the pooled client for s, creating it if there is room.
-func (t *Type) acquire(ctx context.Context, s *Sender) (*client, error) {
+// acquire returns the pooled client for key, creating it (on conn, through dial) if there is
+// room.
+func (t *Type) acquire(ctx context.Context, key poolKey, conn *Conn, dial destination.Dialer) (*client, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return nil, errClosed
 	}
-	if c, ok := t.clients[s.key]; ok {
+	if c, ok := t.clients[key]; ok {
 		c.mu.Lock()
 		c.inUse++
 		c.mu.Unlock()
@@ -196,13 +197,13 @@ func (t *Type) acquire(ctx context.Context, s *Sender) (*client, error) {
 	if len(t.clients) >= t.env.MaxConnections {
 		return nil, errBusy
 	}
-	c := &client{key: s.key, publishers: make(map[pubKey]*gpubsub.Publisher), inUse: 1}
-	gc, err := newClient(ctx, &s.settings, c.guard(s.dial))
+	c := &client{key: key, publishers: make(map[pubKey]*gpubsub.Publisher), inUse: 1}
+	gc, err := newClient(ctx, conn, c.guard(dial))
 	if err != nil {
 		return nil, err
 	}
 	c.c = gc
-	t.clients[s.key] = c
+	t.clients[key] = c
 	return c, nil
 }
 
@@ -320,8 +321,16 @@ func ConfigurePublisher(p *gpubsub.Publisher, ordered bool) {
 // that the benchmark's plain client uses the same settings.
 func ClientOptions() (*gpubsub.ClientConfig, []option.ClientOption) {
 	noRetry := gax.WithRetry(func() gax.Retryer { return gax.OnCodes(nil, gax.Backoff{}) })
+	// The source's calls are not retried inside the library either: a failed pull is the
+	// source's health, and the runner's backoff is the retry.
 	cfg := &gpubsub.ClientConfig{
 		TopicAdminCallOptions: &vkit.TopicAdminCallOptions{Publish: []gax.CallOption{noRetry}},
+		SubscriptionAdminCallOptions: &vkit.SubscriptionAdminCallOptions{
+			GetSubscription:   []gax.CallOption{noRetry},
+			Pull:              []gax.CallOption{noRetry},
+			Acknowledge:       []gax.CallOption{noRetry},
+			ModifyAckDeadline: []gax.CallOption{noRetry},
+		},
 	}
 	return cfg, []option.ClientOption{
 		option.WithGRPCConnectionPool(1),
@@ -336,7 +345,7 @@ func ClientOptions() (*gpubsub.ClientConfig, []option.ClientOption) {
 const defaultEndpoint = "pubsub.googleapis.com:443"
 
 // newClient creates a client for s on one gRPC connection opened through dial.
-func newClient(ctx context.Context, s *Settings, dial func(context.Context, string) (net.Conn, error)) (*gpubsub.Client, error) {
+func newClient(ctx context.Context, s *Conn, dial func(context.Context, string) (net.Conn, error)) (*gpubsub.Client, error) {
 	cfg, opts := ClientOptions()
 	opts = append(opts, option.WithGRPCDialOption(grpc.WithContextDialer(dial)))
 	if s.Endpoint != "" {
@@ -407,7 +416,7 @@ func (s *Sender) sendBatch(ctx context.Context, ms []*destination.Message) desti
 	if len(ms) == 0 {
 		return destination.Outcome{Class: destination.Success}
 	}
-	c, err := s.t.acquire(ctx, s)
+	c, err := s.t.acquire(ctx, s.key, &s.settings.Conn, s.dial)
 	switch {
 	case errors.Is(err, errBusy):
 		return destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindBrokerBusy,

@@ -75,7 +75,7 @@ func server(t testing.TB) (*pstest.Server, *gpubsub.Client) {
 func adminClient(t testing.TB, addr string) *gpubsub.Client {
 	t.Helper()
 	ctx := context.Background()
-	c, err := newClient(ctx, &Settings{Project: testProject, Endpoint: addr}, func(ctx context.Context, a string) (net.Conn, error) {
+	c, err := newClient(ctx, &Conn{Project: testProject, Endpoint: addr}, func(ctx context.Context, a string) (net.Conn, error) {
 		var nd net.Dialer
 		return nd.DialContext(ctx, "tcp", a)
 	})

@@ -14,19 +14,25 @@ import (
 	"github.com/heraldhq/herald/internal/destination"
 )
 
+// Conn are the connection settings shared by the destination and the source: which project,
+// through which endpoint, with which credentials.
+type Conn struct {
+	// Project is the Google Cloud project that holds the topic (or the subscription).
+	Project string `json:"project"`
+	// Endpoint is host:port of an emulator or a private endpoint; empty for Google's.
+	Endpoint string `json:"endpoint,omitempty"`
+	// CredentialsJSON is a service account key (the JSON file Google gives). Secret.
+	CredentialsJSON string `json:"credentials_json,omitempty"`
+}
+
 // Settings are a Pub/Sub endpoint's settings (the endpoint's "config" object).
 type Settings struct {
-	// Project is the Google Cloud project that holds the topic.
-	Project string `json:"project"`
+	Conn
 	// Topic is the topic's id (or its full name projects/<project>/topics/<id>).
 	Topic string `json:"topic"`
 	// OrderingKey selects the message's ordering key: "id" (the event id), "type" (the event
 	// type) or "" (none). When set, the publisher orders messages per key.
 	OrderingKey string `json:"ordering_key"`
-	// Endpoint is host:port of an emulator or a private endpoint; empty for Google's.
-	Endpoint string `json:"endpoint,omitempty"`
-	// CredentialsJSON is a service account key (the JSON file Google gives). Secret.
-	CredentialsJSON string `json:"credentials_json,omitempty"`
 }
 
 // Ordering key sources.
@@ -47,26 +53,15 @@ var (
 // check validates raw settings field by field and returns them normalised.
 func check(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 	var s Settings
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return nil, []*destination.FieldError{decodeError(err)}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, []*destination.FieldError{{Field: "", Message: "the settings must be one JSON object"}}
+	if fe := decodeStrict(raw, &s, "project, topic, ordering_key, endpoint, credentials_json"); fe != nil {
+		return nil, []*destination.FieldError{fe}
 	}
 	var errs []*destination.FieldError
 	add := func(field, msg string, v any) {
 		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: v})
 	}
 
-	s.Project = strings.TrimSpace(s.Project)
-	switch {
-	case s.Project == "":
-		add("project", "is required: the Google Cloud project id that holds the topic", nil)
-	case !projectRE.MatchString(s.Project):
-		add("project", "is not a Google Cloud project id (6 to 30 lower-case letters, digits and hyphens, starting with a letter)", s.Project)
-	}
+	s.Conn.check("topic", add)
 
 	s.Topic = strings.TrimSpace(s.Topic)
 	if p, id, ok := splitTopicName(s.Topic); ok {
@@ -91,46 +86,78 @@ func check(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 		add("ordering_key", `must be "id" (the event id), "type" (the event type) or "" (no ordering)`, s.OrderingKey)
 	}
 
-	s.Endpoint = strings.TrimSpace(s.Endpoint)
-	if s.Endpoint != "" {
-		if msg := checkEndpoint(s.Endpoint); msg != "" {
-			add("endpoint", msg, s.Endpoint)
-		}
-	}
-
-	if s.CredentialsJSON == "" {
-		if s.Endpoint == "" {
-			add("credentials_json", "is required to reach Google's endpoint: paste a service account key (JSON)", nil)
-		}
-	} else if msg := checkCredentials(s.CredentialsJSON); msg != "" {
-		add("credentials_json", msg, nil) // never echo a secret
-	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	return &s, nil
 }
 
-func decodeError(err error) *destination.FieldError {
+// check validates the connection settings (what names what the project holds: "topic",
+// "subscription"), normalising them in place.
+func (c *Conn) check(what string, add func(field, msg string, v any)) {
+	c.Project = strings.TrimSpace(c.Project)
+	switch {
+	case c.Project == "":
+		add("project", "is required: the Google Cloud project id that holds the "+what, nil)
+	case !projectRE.MatchString(c.Project):
+		add("project", "is not a Google Cloud project id (6 to 30 lower-case letters, digits and hyphens, starting with a letter)", c.Project)
+	}
+
+	c.Endpoint = strings.TrimSpace(c.Endpoint)
+	if c.Endpoint != "" {
+		if msg := checkEndpoint(c.Endpoint); msg != "" {
+			add("endpoint", msg, c.Endpoint)
+		}
+	}
+
+	if c.CredentialsJSON == "" {
+		if c.Endpoint == "" {
+			add("credentials_json", "is required to reach Google's endpoint: paste a service account key (JSON)", nil)
+		}
+	} else if msg := checkCredentials(c.CredentialsJSON); msg != "" {
+		add("credentials_json", msg, nil) // never echo a secret
+	}
+}
+
+// decodeStrict decodes raw into v, refusing unknown fields (fields lists the known ones, for
+// the message) and anything after the object.
+func decodeStrict(raw json.RawMessage, v any, fields string) *destination.FieldError {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err, fields)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &destination.FieldError{Field: "", Message: "the settings must be one JSON object"}
+	}
+	return nil
+}
+
+func decodeError(err error, fields string) *destination.FieldError {
 	var ute *json.UnmarshalTypeError
 	if errors.As(err, &ute) {
 		if ute.Field == "" {
 			return &destination.FieldError{Field: "", Message: "the settings must be a JSON object"}
 		}
-		return &destination.FieldError{Field: ute.Field, Message: "must be a " + ute.Type.String()}
+		// A field of the embedded Conn is reported as "Conn.project".
+		f := ute.Field[strings.LastIndex(ute.Field, ".")+1:]
+		return &destination.FieldError{Field: f, Message: "must be a " + ute.Type.String()}
 	}
 	msg := err.Error()
 	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
 		f = strings.Trim(f, `"`)
-		return &destination.FieldError{Field: f, Message: "is not a Pub/Sub setting (expected project, topic, ordering_key, endpoint, credentials_json)"}
+		return &destination.FieldError{Field: f, Message: "is not a Pub/Sub setting (expected " + fields + ")"}
 	}
 	return &destination.FieldError{Field: "", Message: "the settings are not a JSON object: " + msg}
 }
 
 // splitTopicName splits "projects/<p>/topics/<id>".
-func splitTopicName(s string) (project, id string, ok bool) {
+func splitTopicName(s string) (project, id string, ok bool) { return splitName(s, "topics") }
+
+// splitName splits "projects/<p>/<kind>/<id>".
+func splitName(s, kind string) (project, id string, ok bool) {
 	parts := strings.Split(s, "/")
-	if len(parts) == 4 && parts[0] == "projects" && parts[2] == "topics" {
+	if len(parts) == 4 && parts[0] == "projects" && parts[2] == kind {
 		return parts[1], parts[3], true
 	}
 	return "", "", false

@@ -12,8 +12,9 @@ import (
 	"github.com/heraldhq/herald/internal/destination"
 )
 
-// Settings are an SQS endpoint's settings (the endpoint's "config" object).
-type Settings struct {
+// Conn are the connection settings shared by the destination and the source: the queue, and
+// how to reach and sign for it.
+type Conn struct {
 	// QueueURL is the queue's URL, https://sqs.<region>.amazonaws.com/<account>/<name>.
 	QueueURL string `json:"queue_url"`
 	// Region is the queue's AWS region (it signs the requests).
@@ -24,6 +25,11 @@ type Settings struct {
 	// AccessKeyID and SecretAccessKey are the IAM credentials. Secret.
 	AccessKeyID     string `json:"access_key_id,omitempty"`
 	SecretAccessKey string `json:"secret_access_key,omitempty"`
+}
+
+// Settings are an SQS endpoint's settings (the endpoint's "config" object).
+type Settings struct {
+	Conn
 	// GroupID is a FIFO queue's message group: "id" (the event id), "type" (the event type) or
 	// a fixed group id. Only for FIFO queues; default "type".
 	GroupID string `json:"group_id,omitempty"`
@@ -44,23 +50,38 @@ var (
 )
 
 // isFIFO tells whether the queue URL names a FIFO queue.
-func (s *Settings) isFIFO() bool { return strings.HasSuffix(s.QueueURL, ".fifo") }
+func (s *Conn) isFIFO() bool { return strings.HasSuffix(s.QueueURL, ".fifo") }
 
 func check(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 	var s Settings
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return nil, []*destination.FieldError{decodeError(err)}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, []*destination.FieldError{{Message: "the settings must be one JSON object"}}
+	if fe := decodeStrict(raw, &s, "queue_url, region, endpoint, access_key_id, secret_access_key, group_id"); fe != nil {
+		return nil, []*destination.FieldError{fe}
 	}
 	var errs []*destination.FieldError
 	add := func(field, msg string, v any) {
 		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: v})
 	}
+	s.Conn.check("sqs:SendMessage", add)
 
+	if s.isFIFO() {
+		if s.GroupID == "" {
+			s.GroupID = GroupByType
+		}
+		if s.GroupID != GroupByID && s.GroupID != GroupByType && !groupRE.MatchString(s.GroupID) {
+			add("group_id", `must be "id" (the event id), "type" (the event type) or a fixed group id (1 to 128 letters, digits and punctuation)`, s.GroupID)
+		}
+	} else if s.GroupID != "" && s.QueueURL != "" {
+		add("group_id", "applies only to FIFO queues (a queue_url ending in .fifo)", s.GroupID)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return &s, nil
+}
+
+// check validates the connection settings, normalising them in place; perm names the IAM
+// permission the credentials need, for the messages.
+func (s *Conn) check(perm string, add func(field, msg string, v any)) {
 	s.QueueURL = strings.TrimSpace(s.QueueURL)
 	if s.QueueURL == "" {
 		add("queue_url", "is required: the queue's URL, https://sqs.<region>.amazonaws.com/<account id>/<queue name>", nil)
@@ -84,7 +105,7 @@ func check(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 	}
 
 	if s.AccessKeyID == "" {
-		add("access_key_id", "is required: the IAM access key id of a user or role allowed sqs:SendMessage on the queue", nil)
+		add("access_key_id", "is required: the IAM access key id of a user or role allowed "+perm+" on the queue", nil)
 	} else if strings.ContainsAny(s.AccessKeyID, " \t\r\n") {
 		add("access_key_id", "must not contain spaces or line breaks", nil)
 	}
@@ -93,21 +114,20 @@ func check(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 	} else if strings.ContainsAny(s.SecretAccessKey, " \t\r\n") {
 		add("secret_access_key", "must not contain spaces or line breaks", nil)
 	}
+}
 
-	if s.isFIFO() {
-		if s.GroupID == "" {
-			s.GroupID = GroupByType
-		}
-		if s.GroupID != GroupByID && s.GroupID != GroupByType && !groupRE.MatchString(s.GroupID) {
-			add("group_id", `must be "id" (the event id), "type" (the event type) or a fixed group id (1 to 128 letters, digits and punctuation)`, s.GroupID)
-		}
-	} else if s.GroupID != "" && s.QueueURL != "" {
-		add("group_id", "applies only to FIFO queues (a queue_url ending in .fifo)", s.GroupID)
+// decodeStrict decodes raw into v, refusing unknown fields (fields lists the known ones, for
+// the message) and anything after the object.
+func decodeStrict(raw json.RawMessage, v any, fields string) *destination.FieldError {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err, fields)
 	}
-	if len(errs) > 0 {
-		return nil, errs
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &destination.FieldError{Message: "the settings must be one JSON object"}
 	}
-	return &s, nil
+	return nil
 }
 
 // checkURL checks a queue URL (queue true) or an endpoint URL.
@@ -154,16 +174,18 @@ func redact(raw string) string {
 	return u.String()
 }
 
-func decodeError(err error) *destination.FieldError {
+func decodeError(err error, fields string) *destination.FieldError {
 	var ute *json.UnmarshalTypeError
 	if errors.As(err, &ute) {
 		if ute.Field == "" {
 			return &destination.FieldError{Message: "the settings must be a JSON object"}
 		}
-		return &destination.FieldError{Field: ute.Field, Message: "must be a " + ute.Type.String()}
+		// A field of the embedded Conn is reported as "Conn.region".
+		f := ute.Field[strings.LastIndex(ute.Field, ".")+1:]
+		return &destination.FieldError{Field: f, Message: "must be a " + ute.Type.String()}
 	}
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return &destination.FieldError{Field: strings.Trim(f, `"`), Message: "is not an SQS setting (expected queue_url, region, endpoint, access_key_id, secret_access_key, group_id)"}
+		return &destination.FieldError{Field: strings.Trim(f, `"`), Message: "is not an SQS setting (expected " + fields + ")"}
 	}
 	return &destination.FieldError{Message: "the settings are not a JSON object: " + err.Error()}
 }

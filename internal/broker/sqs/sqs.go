@@ -71,6 +71,12 @@ type poolKey struct {
 	internal bool
 }
 
+// key is the pool key of a client for c.
+func (c *Conn) key(internal bool) poolKey {
+	return poolKey{endpoint: c.Endpoint, region: c.Region, keyID: c.AccessKeyID,
+		secret: sha256.Sum256([]byte(c.SecretAccessKey)), internal: internal}
+}
+
 type client struct {
 	api       *awssqs.Client
 	transport *http.Transport
@@ -128,10 +134,7 @@ func (t *Type) Open(target destination.Target) (destination.Sender, error) {
 	if dial == nil {
 		return nil, fmt.Errorf("sqs endpoint %s: no dialer configured", target.EndpointID)
 	}
-	return &Sender{t: t, s: *s, dial: dial, key: poolKey{
-		endpoint: s.Endpoint, region: s.Region, keyID: s.AccessKeyID,
-		secret: sha256.Sum256([]byte(s.SecretAccessKey)), internal: target.Internal,
-	}}, nil
+	return &Sender{t: t, s: *s, dial: dial, key: s.Conn.key(target.Internal)}, nil
 }
 
 // Close implements destination.Type.
@@ -198,17 +201,17 @@ func (t *Type) dialer(dial destination.Dialer) func(context.Context, string, str
 	}
 }
 
-// acquire returns the pooled client for s.
-func (t *Type) acquire(s *Sender) (*client, error) {
+// acquire returns the pooled client for key, creating it (for conn, through dial) if needed.
+func (t *Type) acquire(key poolKey, conn *Conn, dial destination.Dialer) (*client, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return nil, errClosed
 	}
-	c, ok := t.clients[s.key]
+	c, ok := t.clients[key]
 	if !ok {
-		c = t.newClient(s)
-		t.clients[s.key] = c
+		c = t.newClient(conn, dial)
+		t.clients[key] = c
 	}
 	c.mu.Lock()
 	c.inUse++
@@ -223,12 +226,12 @@ func (t *Type) release(c *client) {
 	c.mu.Unlock()
 }
 
-// newClient builds a client whose every connection goes through s's dialer. No proxy from the
+// newClient builds a client whose every connection goes through dial. No proxy from the
 // environment (it would bypass the guard), no retry inside the SDK (the endpoint's schedule is
 // the retry), the AWS Query protocol (see the package comment).
-func (t *Type) newClient(s *Sender) *client {
+func (t *Type) newClient(s *Conn, dial destination.Dialer) *client {
 	tr := &http.Transport{
-		DialContext:         t.dialer(s.dial),
+		DialContext:         t.dialer(dial),
 		Proxy:               nil,
 		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 64,
@@ -240,13 +243,13 @@ func (t *Type) newClient(s *Sender) *client {
 		ResponseHeaderTimeout: 60 * time.Second,
 	}
 	opts := awssqs.Options{
-		Region:      s.s.Region,
-		Credentials: credentials.NewStaticCredentialsProvider(s.s.AccessKeyID, s.s.SecretAccessKey, ""),
+		Region:      s.Region,
+		Credentials: credentials.NewStaticCredentialsProvider(s.AccessKeyID, s.SecretAccessKey, ""),
 		HTTPClient:  &http.Client{Transport: keepAliveTransport{tr}},
 		Retryer:     aws.NopRetryer{},
 	}
-	if s.s.Endpoint != "" {
-		opts.BaseEndpoint = aws.String(s.s.Endpoint)
+	if s.Endpoint != "" {
+		opts.BaseEndpoint = aws.String(s.Endpoint)
 	}
 	api := awssqs.New(opts, UseQueryProtocol)
 	return &client{api: api, transport: tr}
@@ -422,7 +425,7 @@ func (s *Sender) sendBatch(ctx context.Context, ms []*destination.Message) desti
 }
 
 func (s *Sender) acquire() (*client, destination.Outcome, bool) {
-	c, err := s.t.acquire(s)
+	c, err := s.t.acquire(s.key, &s.s.Conn, s.dial)
 	if err != nil {
 		return nil, destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindCanceled,
 			Error: "Herald is shutting down; the attempt will be retried"}, false
@@ -539,17 +542,24 @@ func validAttrName(name string) bool {
 }
 
 // queue names the queue in messages.
-func (s *Sender) queue() string {
-	i := strings.LastIndex(s.s.QueueURL, "/")
-	return fmt.Sprintf("queue %q", s.s.QueueURL[i+1:])
+func (s *Sender) queue() string { return fmt.Sprintf("queue %q", s.s.queueName()) }
+
+// queueName is the last segment of the queue URL.
+func (c *Conn) queueName() string {
+	i := strings.LastIndex(c.QueueURL, "/")
+	return c.QueueURL[i+1:]
 }
 
 // classify turns a failed call into an Outcome.
 func (s *Sender) classify(ctx context.Context, err error) destination.Outcome {
-	q := s.queue()
+	return classify(ctx, err, s.queue(), "sending to", s.t.env.MaxConnections)
+}
+
+// classify turns a failed call on queue q into an Outcome; op says what failed ("sending to").
+func classify(ctx context.Context, err error, q, op string, maxConns int) destination.Outcome {
 	if errors.Is(err, errBusy) {
 		return destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindBrokerBusy,
-			Error: fmt.Sprintf("Herald holds its maximum of %d SQS connections; the attempt will be retried", s.t.env.MaxConnections)}
+			Error: fmt.Sprintf("Herald holds its maximum of %d SQS connections; the attempt will be retried", maxConns)}
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
@@ -564,7 +574,7 @@ func (s *Sender) classify(ctx context.Context, err error) destination.Outcome {
 			Error: "the attempt was canceled before SQS acknowledged it"}
 	}
 	class, kind := httpsend.ClassifyDialError(err)
-	return destination.Outcome{Class: class, ErrorKind: kind, Error: fmt.Sprintf("sending to SQS %s failed: %s", q, rootCause(err))}
+	return destination.Outcome{Class: class, ErrorKind: kind, Error: fmt.Sprintf("%s SQS %s failed: %s", op, q, rootCause(err))}
 }
 
 // rootCause is the innermost error's text (the SDK's wrapping repeats the operation).
