@@ -23,20 +23,20 @@ type Setting struct {
 	Name string      `json:"name"`
 	Kind SettingKind `json:"kind"`
 	// Required: Check refuses the settings without it.
-	Required bool `json:"required,omitempty"`
+	Required bool `json:"required,omitempty" doc:"The config needs it."`
 	// Secret: a credential (one of the type's Secrets()), sealed at rest and never shown.
-	Secret bool `json:"secret,omitempty"`
+	Secret bool `json:"secret,omitempty" doc:"A credential: sealed at rest, never shown (answers list it in config_secrets when set); an update that omits it keeps it."`
 	// Default is the value Check fills in when the field is absent (nil: none).
-	Default any `json:"default,omitempty"`
+	Default any `json:"default,omitempty" doc:"The value used when it is absent."`
 	// Choices, when set, are the only values Check accepts (for a string), or the usual ones
 	// when Open is true.
-	Choices []string `json:"choices,omitempty"`
+	Choices []string `json:"choices,omitempty" doc:"The values accepted (or, with open, the usual ones)."`
 	// Open: Choices are suggestions, other values are accepted too.
-	Open bool `json:"open,omitempty"`
+	Open bool `json:"open,omitempty" doc:"Values other than choices are accepted too."`
 	// Placeholder is an example value to show in an empty input.
-	Placeholder string `json:"placeholder,omitempty"`
+	Placeholder string `json:"placeholder,omitempty" doc:"An example value."`
 	// Help is one or two sentences a person filling a form understands.
-	Help string `json:"help"`
+	Help string `json:"help" doc:"What it means, in a sentence or two."`
 }
 
 // Describer is implemented by a Type that describes its settings, in the order a form shows
