@@ -33,6 +33,9 @@ type Setting struct {
 	Choices []string `json:"choices,omitempty" doc:"The values accepted (or, with open, the usual ones)."`
 	// Open: Choices are suggestions, other values are accepted too.
 	Open bool `json:"open,omitempty" doc:"Values other than choices are accepted too."`
+	// Destination: the field says where messages go (a subject, exchange, routing key, stream,
+	// topic, queue): lists show these as the endpoint's destination, as they show a webhook's url.
+	Destination bool `json:"destination,omitempty" doc:"The field says where messages go (a subject, stream, topic, queue): lists show it as the endpoint's destination."`
 	// Placeholder is an example value to show in an empty input.
 	Placeholder string `json:"placeholder,omitempty" doc:"An example value."`
 	// Help is one or two sentences a person filling a form understands.

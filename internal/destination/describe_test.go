@@ -81,6 +81,9 @@ func TestDescriber_AgreesWithCheckAndSecrets(t *testing.T) {
 					}
 				}
 			}
+			if !slices.ContainsFunc(settings, func(s destination.Setting) bool { return s.Destination && !s.Secret }) {
+				t.Errorf("no setting says where messages go (Destination)")
+			}
 			want := slices.Clone(typ.Secrets())
 			slices.Sort(want)
 			slices.Sort(secrets)

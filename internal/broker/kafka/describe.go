@@ -7,7 +7,7 @@ func (t *Type) Settings() []destination.Setting {
 	return []destination.Setting{
 		{Name: "brokers", Kind: destination.SettingList, Required: true, Placeholder: "kafka-1.internal:9092",
 			Help: "Bootstrap brokers, host:port (1 to 16)."},
-		{Name: "topic", Kind: destination.SettingString, Required: true, Placeholder: "orders",
+		{Name: "topic", Kind: destination.SettingString, Destination: true, Required: true, Placeholder: "orders",
 			Help: "The topic every record goes to; it must exist."},
 		{Name: "key", Kind: destination.SettingString, Default: "id", Choices: []string{"id", "type"}, Open: true,
 			Help: "The record key, which picks the partition: id (the event id), type (the event type) or data.<field path>."},

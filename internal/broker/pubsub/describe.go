@@ -7,7 +7,7 @@ func (t *Type) Settings() []destination.Setting {
 	return []destination.Setting{
 		{Name: "project", Kind: destination.SettingString, Required: true, Placeholder: "my-project",
 			Help: "The Google Cloud project that holds the topic."},
-		{Name: "topic", Kind: destination.SettingString, Required: true, Placeholder: "orders",
+		{Name: "topic", Kind: destination.SettingString, Destination: true, Required: true, Placeholder: "orders",
 			Help: "The topic id (or its full name projects/<project>/topics/<id>)."},
 		{Name: "ordering_key", Kind: destination.SettingString, Default: "", Choices: []string{"", "id", "type"},
 			Help: "The ordering key: id (the event id), type (the event type) or empty (no ordering)."},

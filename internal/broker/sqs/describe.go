@@ -5,7 +5,7 @@ import "github.com/heraldhq/herald/internal/destination"
 // Settings implements destination.Describer: the settings of docs/destinations/sqs.md.
 func (t *Type) Settings() []destination.Setting {
 	return []destination.Setting{
-		{Name: "queue_url", Kind: destination.SettingString, Required: true, Placeholder: "https://sqs.eu-west-1.amazonaws.com/123456789012/orders",
+		{Name: "queue_url", Kind: destination.SettingString, Destination: true, Required: true, Placeholder: "https://sqs.eu-west-1.amazonaws.com/123456789012/orders",
 			Help: "The queue's URL; a name ending in .fifo is a FIFO queue. No credentials in it."},
 		{Name: "region", Kind: destination.SettingString, Required: true, Placeholder: "eu-west-1", Help: "The queue's AWS region."},
 		{Name: "endpoint", Kind: destination.SettingString,
