@@ -581,6 +581,7 @@
         } catch (ex) { showFieldErrors(form, { errors: [{ location: "body.config", message: "not valid JSON: " + ex.message }] }); return; }
       }
       if (!editing) body.event_types = evTypes.value.split(",").map((x) => x.trim()).filter(Boolean);
+      if (editing && !Object.keys(body).length) { flash("Nothing changed."); return; }
       try {
         if (editing) {
           await api("PATCH", t() + "/endpoints/" + encodeURIComponent(e.id), body);
