@@ -201,6 +201,7 @@ func New(cfg Config) *Server {
 	s.registerTenants()
 	s.registerEventTypes()
 	s.registerEndpoints()
+	s.registerDestinationTypes()
 	s.documentTypes()
 	s.registerEvents()
 	s.registerDeliveries()

@@ -198,3 +198,49 @@ func TestAPI_OpenAPIDescribesEndpointTypes(t *testing.T) {
 		t.Fatalf("%d schemas describe type and config, want the endpoint's body and answer", found)
 	}
 }
+
+// GET /v1/destination-types describes each type from the type itself, to any key: webhook (its
+// destination is the url) and the memory type with its settings, the credential marked secret.
+func TestAPI_DestinationTypesDescribeTheirSettings(t *testing.T) {
+	t.Parallel()
+	a := destAPI(t)
+	for _, key := range []string{a.admin, a.tenantKey("acme")} {
+		ans := a.do(key, "GET", "/v1/destination-types", nil)
+		if ans.status != http.StatusOK {
+			t.Fatalf("GET /v1/destination-types: %d %s", ans.status, ans.body)
+		}
+		var got struct {
+			Data []api.DestinationType `json:"data"`
+		}
+		if err := json.Unmarshal(ans.body, &got); err != nil {
+			t.Fatalf("%s: %v", ans.body, err)
+		}
+		if len(got.Data) != 2 || got.Data[0].Name != "memory" || got.Data[1].Name != "webhook" {
+			t.Fatalf("types %s, want memory and webhook", ans.body)
+		}
+		mem, hook := got.Data[0], got.Data[1]
+		if !hook.URL || len(hook.Settings) != 0 || mem.URL || !mem.Described {
+			t.Fatalf("webhook %+v, memory %+v", hook, mem)
+		}
+		want := desttest.New().Settings()
+		if len(mem.Settings) != len(want) {
+			t.Fatalf("memory settings %+v, want %+v", mem.Settings, want)
+		}
+		for i, s := range mem.Settings {
+			w := want[i]
+			if s.Name != w.Name || s.Kind != w.Kind || s.Required != w.Required || s.Secret != w.Secret || s.Help != w.Help {
+				t.Errorf("setting %d = %+v, want %+v", i, s, w)
+			}
+		}
+		if d, ok := mem.Settings[1].Default.(float64); !ok || d != 5 {
+			t.Errorf("priority's default = %v, want 5", mem.Settings[1].Default)
+		}
+	}
+	if ans := a.do("", "GET", "/v1/destination-types", nil); ans.status != http.StatusUnauthorized {
+		t.Fatalf("without a key: %d, want 401", ans.status)
+	}
+	ans := a.do("", "GET", "/openapi.json", nil)
+	if !bytes.Contains(ans.body, []byte(`"/v1/destination-types"`)) || !bytes.Contains(ans.body, []byte(`"DestinationType"`)) {
+		t.Fatalf("the OpenAPI document does not describe /v1/destination-types")
+	}
+}

@@ -170,3 +170,12 @@ func (s *batchSender) SendBatch(ctx context.Context, ms []*destination.Message) 
 	out.Latency = time.Since(start)
 	return out
 }
+
+// Settings describes the settings (destination.Describer).
+func (t *Type) Settings() []destination.Setting {
+	return []destination.Setting{
+		{Name: "queue", Kind: destination.SettingString, Required: true, Destination: true, Help: "The queue to deliver to."},
+		{Name: "priority", Kind: destination.SettingInt, Default: 5, Help: "1 to 9."},
+		{Name: "password", Kind: destination.SettingString, Secret: true, Help: "A credential."},
+	}
+}

@@ -120,6 +120,7 @@
       const extra = (problem.errors || []).map((e) => (e.location ? e.location + ": " : "") + e.message).join("; ");
       super((problem.detail || problem.title || "HTTP " + status) + (extra ? " (" + extra + ")" : ""));
       this.status = status;
+      this.errors = problem.errors || [];
     }
   }
   async function api(method, path, body) {
@@ -168,7 +169,7 @@
   function signOut(msg) {
     sessionStorage.removeItem(KEY);
     sessionStorage.removeItem(TENANT);
-    state.key = null; state.me = null; state.tenant = null;
+    state.key = null; state.me = null; state.tenant = null; state.destTypes = null;
     $("#nav").hidden = true; $("#who").hidden = true;
     location.hash = "#/";
     renderSignIn(msg);
@@ -196,6 +197,10 @@
   async function start() {
     const me = await api("GET", "/v1/me");
     state.me = me;
+    state.destTypes = null;
+    // The destination types name endpoints' destinations on every page; a failure here only
+    // means the pages that need them ask again.
+    try { await destinationTypes(); } catch (e) { /* asked again by the endpoint pages */ }
     sessionStorage.setItem(KEY, state.key);
     $("#nav").hidden = false; $("#who").hidden = false;
     $("#role").textContent = me.portal ? "portal · expires " + ago(me.expires_at) : me.role;
@@ -379,7 +384,7 @@
   function latencies(x) { return x ? x.p50.toFixed(1) + " / " + x.p95.toFixed(1) + " ms" : "—"; }
   function failingMost(att, byID) {
     const rows = [...health(att.items).values()].filter((e) => e.failed > 0).sort((a, b) => b.failed - a.failed).slice(0, 5)
-      .map((e) => h("tr", {}, h("td", {}, h("a", { href: "#/endpoints/" + e.id }, byID.has(e.id) ? byID.get(e.id).url : e.id),
+      .map((e) => h("tr", {}, h("td", {}, h("a", { href: "#/endpoints/" + e.id }, byID.has(e.id) ? endpointLabel(byID.get(e.id)) : e.id),
         h("div", { class: "hint" }, byID.has(e.id) ? [endpointState(byID.get(e.id))] : "deleted")), h("td", { class: "num" }, e.failed),
         h("td", { class: "num" }, e.n), h("td", { class: "num" }, pct(e.n - e.failed, e.n)), h("td", { class: "num" }, latencies(e))));
     return [table(["endpoint", "failed attempts", "attempts", "success rate", "latency p50 / p95"], rows, "No endpoint failed in this period.", [1, 2, 3, 4]),
@@ -395,50 +400,250 @@
     return h("span", { class: "badge state-succeeded" }, "healthy");
   }
   async function endpoints() {
-    const [eps, att] = await Promise.all([
+    const [eps, att, types] = await Promise.all([
       pages(t() + "/endpoints", {}, 1000),
       pages(t() + "/attempts", { since: new Date(Date.now() - 86400e3).toISOString() }, 2000),
+      destinationTypes(),
     ]);
     const hl = health(att.items);
     const rows = eps.items.map((e) => {
       const x = hl.get(e.id);
-      return h("tr", {}, h("td", {}, h("a", { href: "#/endpoints/" + e.id }, e.url), h("div", { class: "hint" }, e.description || e.id)),
+      return h("tr", { "data-endpoint": e.id }, h("td", {}, h("a", { href: "#/endpoints/" + e.id }, destinationText(e, types)), h("div", { class: "hint" }, e.description || e.id)),
+        h("td", {}, typeBadge(e), credentialsHint(e)),
         h("td", {}, endpointState(e)),
         h("td", { class: "num" }, x ? pct(x.n - x.failed, x.n) : "—"), h("td", { class: "num" }, latencies(x)),
         h("td", { class: "num" }, x ? x.n : 0), h("td", {}, e.event_types.join(", ")));
     });
-    page("Endpoints", table(["URL", "state", "success (24 h)", "latency p50 / p95", "attempts", "subscriptions"], rows, "No endpoints yet.", [2, 3, 4]),
+    page("Endpoints", table(["destination", "type", "state", "success (24 h)", "latency p50 / p95", "attempts", "subscriptions"], rows, "No endpoints yet.", [3, 4, 5]),
       h("p", { class: "hint" }, "Health is computed from the attempts of the last 24 hours" + (att.more ? " (the newest " + att.items.length + ")" : "") +
         ". A disabled endpoint shows why; a failing one, since when (its circuit breaker pauses it for 30 s after 20 retryable failures in a row)."),
-      h("h2", {}, "Add an endpoint"), newEndpointForm());
+      h("h2", {}, "Add an endpoint"), newEndpointForm(types));
   }
-  function newEndpointForm() {
-    const url = h("input", { type: "url", required: true, placeholder: "https://example.com/webhooks", size: 50 });
-    const types = h("input", { type: "text", required: true, value: "*", size: 30 });
-    return h("form", { class: "inline", onsubmit: async (e) => {
-      e.preventDefault();
+  // ---------- destination types and the endpoint forms ----------
+  // destinationTypes are the server's destination types with their settings, as the types
+  // describe them (GET /v1/destination-types): the forms are built from them, never from a copy
+  // of each type's settings here. Fetched once per sign-in; a server without the route offers
+  // webhooks only.
+  async function destinationTypes() {
+    if (state.destTypes) return state.destTypes;
+    try {
+      const r = await api("GET", "/v1/destination-types");
+      state.destTypes = r.data;
+      return r.data;
+    } catch (ex) {
+      if (ex.name === "AbortError" || ex.status === 401) throw ex;
+      return [{ name: "webhook", url: true, described: true, settings: [] }];
+    }
+  }
+  function typeOf(types, name) { return (types || []).find((x) => x.name === name); }
+  function isWebhook(e) { return !e.type || e.type === "webhook"; }
+  function typeBadge(e) { return h("span", { class: "badge type", "data-type": e.type || "webhook" }, e.type || "webhook"); }
+  function settingValue(v) {
+    if (v === "") return '""';
+    if (Array.isArray(v)) return v.join(", ");
+    return typeof v === "object" ? JSON.stringify(v) : String(v);
+  }
+  // destinationText says where an endpoint delivers: a webhook's url, or the settings its type
+  // marks as naming where messages go (a subject, an exchange and routing key, a stream, a topic,
+  // a queue).
+  function destinationText(e, types) {
+    if (isWebhook(e)) return e.url;
+    const ty = typeOf(types || state.destTypes, e.type), c = e.config || {};
+    const parts = ((ty && ty.settings) || []).filter((x) => x.destination && c[x.name] !== undefined && c[x.name] !== null)
+      .map((x) => x.name + " " + settingValue(c[x.name]));
+    return parts.length ? parts.join(" · ") : e.type + " endpoint";
+  }
+  function endpointLabel(e, types) { return isWebhook(e) ? e.url : e.type + " · " + destinationText(e, types); }
+  function credentialsHint(e) {
+    const set = e.config_secrets || [];
+    return set.length ? h("div", { class: "hint" }, "credentials set: " + set.join(", ")) : null;
+  }
+  function fieldError(field) { return h("div", { class: "field-error error", "data-field": field, role: "alert" }); }
+  // settingsFields builds the inputs of a type's settings. current is the config of the endpoint
+  // being edited (null for a new one) and secretsSet the credentials it has: a credential's input
+  // is always empty (the API never shows its value), and left empty it keeps the stored value.
+  function settingsFields(ty, current, secretsSet, prefix) {
+    const box = h("div", { class: "settings", "data-type": ty.name });
+    if (!ty.described) {
+      // A type that does not describe itself: its config as JSON (see its page in docs).
+      const ta = h("textarea", { id: prefix + "cfg-json", rows: 6, cols: 60 }, current ? JSON.stringify(current, null, 2) : "{}");
+      box.append(h("div", { class: "field" }, h("label", { for: ta.id }, "config (JSON)"), ta, fieldError("config")));
+      return { box, collect: () => JSON.parse(ta.value || "{}") };
+    }
+    const fields = [];
+    for (const st of ty.settings) {
+      const id = prefix + "cfg-" + st.name;
+      const name = "config." + st.name;
+      const cur = current ? current[st.name] : undefined;
+      const isSet = (secretsSet || []).includes(st.name);
+      let input, clear = null, list = null;
+      if (st.kind === "bool") {
+        input = h("input", { type: "checkbox", id, name, checked: current ? !!cur : !!st.default });
+      } else if (st.choices && st.choices.length && !st.open) {
+        const want = current ? (cur === undefined || cur === null ? "" : String(cur)) : (st.default === undefined ? "" : String(st.default));
+        const opts = st.choices.includes("") || st.required || st.default !== undefined ? [] : [h("option", { value: "" }, "(not set)")];
+        input = h("select", { id, name }, opts, st.choices.map((c) => h("option", { value: c, selected: c === want }, c === "" ? "(none)" : c)));
+      } else {
+        const attrs = { id, name, size: 44, autocomplete: "off", type: "text",
+          placeholder: st.placeholder || (st.default !== undefined && st.default !== null && st.default !== "" ? "default: " + st.default : null) };
+        if (st.secret) {
+          attrs.type = "password";
+          attrs.autocomplete = "new-password";
+          if (isSet) attrs.placeholder = "set: leave blank to keep it";
+        } else {
+          if (st.kind === "int") { attrs.type = "number"; attrs.step = 1; }
+          if (current && cur !== undefined && cur !== null) attrs.value = Array.isArray(cur) ? cur.join(", ") : String(cur);
+        }
+        if (st.choices && st.open) {
+          attrs.list = id + "-choices";
+          list = h("datalist", { id: attrs.list }, st.choices.map((c) => h("option", { value: c })));
+        }
+        input = h("input", attrs);
+        if (st.secret && isSet) clear = h("label", { class: "clear" }, h("input", { type: "checkbox", id: id + "-clear" }), " remove it");
+      }
+      fields.push({ st, input, clear });
+      box.append(h("div", { class: "field", "data-setting": st.name },
+        h("label", { for: id }, st.name, st.required ? " *" : "", st.secret ? [" ", h("span", { class: "badge secret" }, isSet ? "secret · set" : "secret")] : null),
+        input, list, clear,
+        h("div", { class: "hint" }, st.help + (st.kind === "list" ? " Comma-separated." : "") + (st.kind === "duration" ? " A duration, e.g. 5s." : "")),
+        fieldError(name)));
+    }
+    function collect() {
+      const cfg = {};
+      for (const { st, input, clear } of fields) {
+        if (clear && clear.querySelector("input").checked) { cfg[st.name] = null; continue; }
+        if (st.kind === "bool") { cfg[st.name] = input.checked; continue; }
+        const raw = st.secret ? input.value : input.value.trim();
+        if (raw === "") {
+          // Omitted: the default applies, or (a credential of an endpoint) the stored value is
+          // kept. A required field is sent empty (RabbitMQ's default exchange is "", and
+          // otherwise the API says it is required, next to the field).
+          if (st.required && !st.secret) cfg[st.name] = st.kind === "list" ? [] : "";
+          continue;
+        }
+        if (st.kind === "int") {
+          const n = Number(raw);
+          cfg[st.name] = Number.isInteger(n) ? n : raw;
+        } else if (st.kind === "list") cfg[st.name] = raw.split(",").map((x) => x.trim()).filter(Boolean);
+        else cfg[st.name] = raw;
+      }
+      return cfg;
+    }
+    return { box, collect };
+  }
+  // showFieldErrors puts each problem of an answer next to its field (body.config.<field>,
+  // body.url, body.event_types…) and returns those that have no field on the form.
+  function showFieldErrors(form, ex) {
+    const slots = [...form.querySelectorAll(".field-error")];
+    slots.forEach((x) => { x.textContent = ""; });
+    const rest = [];
+    for (const e of ex.errors || []) {
+      const m = (e.location || "").replace(/^body\./, "").match(/^(config\.[A-Za-z0-9_-]+|[A-Za-z0-9_-]+)/);
+      const slot = m && slots.find((x) => x.dataset.field === m[1]);
+      if (slot) slot.textContent = (slot.textContent ? slot.textContent + "; " : "") + e.message;
+      else rest.push(e);
+    }
+    return rest;
+  }
+  // destinationForm creates an endpoint (e undefined) or changes where one delivers: its type,
+  // its url (webhook) or its settings.
+  function destinationForm(types, e) {
+    const editing = !!e, prefix = editing ? "edit-" : "new-";
+    const curType = editing ? (e.type || "webhook") : "webhook";
+    if (!typeOf(types, curType)) types = types.concat([{ name: curType, url: curType === "webhook", described: false, settings: [] }]);
+    const sel = h("select", { id: prefix + "endpoint-type", name: "type" }, types.map((x) => h("option", { value: x.name, selected: x.name === curType }, x.name)));
+    const url = h("input", { type: "url", id: prefix + "endpoint-url", name: "url", placeholder: "https://example.com/webhooks", size: 50, value: editing && e.url ? e.url : null });
+    const urlRow = h("div", { class: "field" }, h("label", { for: url.id }, "url *"), url, fieldError("url"));
+    const evTypes = editing ? null : h("input", { type: "text", id: "new-endpoint-event-types", name: "event_types", value: "*", size: 30 });
+    const settingsBox = h("div", { class: "settings-box" });
+    let fields = null;
+    function show() {
+      const ty = typeOf(types, sel.value);
+      urlRow.hidden = !ty.url;
+      fields = null;
+      settingsBox.replaceChildren();
+      if (ty.url) return;
+      const same = editing && ty.name === curType;
+      fields = settingsFields(ty, same ? (e.config || {}) : null, same ? (e.config_secrets || []) : [], prefix);
+      settingsBox.append(fields.box);
+    }
+    sel.addEventListener("change", show);
+    show();
+    const form = h("form", { class: "card endpoint-form", id: prefix + "endpoint-form", novalidate: true, onsubmit: async (ev) => {
+      ev.preventDefault();
+      const ty = typeOf(types, sel.value), body = {};
+      if (!editing || ty.name !== curType) body.type = ty.name;
+      if (ty.url) {
+        if (!editing || ty.name !== curType || url.value.trim() !== e.url) body.url = url.value.trim();
+      } else {
+        try {
+          body.config = fields.collect();
+        } catch (ex) { showFieldErrors(form, { errors: [{ location: "body.config", message: "not valid JSON: " + ex.message }] }); return; }
+      }
+      if (!editing) body.event_types = evTypes.value.split(",").map((x) => x.trim()).filter(Boolean);
+      if (editing && !Object.keys(body).length) { flash("Nothing changed."); return; }
       try {
-        const ep = await api("POST", t() + "/endpoints", { url: url.value, event_types: types.value.split(",").map((x) => x.trim()).filter(Boolean) });
-        flash("Endpoint created. Its signing secret is on its page.");
-        go("/endpoints/" + ep.id);
-      } catch (ex) { flash(ex.message, "error"); }
-    } }, h("label", {}, "URL ", url), h("label", {}, "Event types ", types), h("button", { type: "submit" }, "Add"));
+        if (editing) {
+          await api("PATCH", t() + "/endpoints/" + encodeURIComponent(e.id), body);
+          flash("Destination saved.");
+          route();
+        } else {
+          const ep = await api("POST", t() + "/endpoints", body);
+          flash("Endpoint created. Its signing secret is on its page.");
+          go("/endpoints/" + ep.id);
+        }
+      } catch (ex) {
+        const rest = showFieldErrors(form, ex);
+        flash(rest.length || !(ex.errors || []).length ? ex.message : "The endpoint was not saved: see the messages next to the fields.", "error");
+      }
+    } },
+    h("div", { class: "field" }, h("label", { for: sel.id }, "type"), sel, fieldError("type")),
+    urlRow, settingsBox,
+    editing ? null : h("div", { class: "field" }, h("label", { for: evTypes.id }, "event types *"), evTypes,
+      h("div", { class: "hint" }, "Comma-separated: exact names, prefixes (invoice.*) or * for everything."), fieldError("event_types")),
+    h("div", { class: "actions" }, h("button", { type: "submit", id: prefix + "endpoint-submit" }, editing ? "Save destination" : "Add")));
+    return form;
+  }
+  function newEndpointForm(types) { return destinationForm(types); }
+  // destinationRows are the detail page's rows about where an endpoint delivers: its type, its
+  // url or its settings (never a credential's value), and which credentials are set.
+  function destinationRows(e, types) {
+    if (isWebhook(e)) return [["type", typeBadge(e)], ["url", code(e.url)]];
+    const ty = typeOf(types, e.type), c = e.config || {};
+    const described = ty && ty.described ? ty.settings : [];
+    const rows = [["type", typeBadge(e)]];
+    for (const st of described) {
+      if (st.secret) continue;
+      if (c[st.name] === undefined || c[st.name] === null) continue;
+      rows.push([st.name, h("span", { "data-setting": st.name }, code(settingValue(c[st.name])))]);
+    }
+    for (const [k, v] of Object.entries(c)) {
+      if (!described.some((st) => st.name === k)) rows.push([k, code(settingValue(v))]);
+    }
+    const secret = described.filter((st) => st.secret).map((st) => st.name);
+    const set = e.config_secrets || [];
+    rows.push(["credentials", h("span", { id: "credentials" }, secret.length || set.length
+      ? [...new Set([...secret, ...set])].map((n) => n + (set.includes(n) ? ": set" : ": not set")).join(", ")
+      : "none")]);
+    return rows;
   }
   async function endpointDetail(params, id) {
     const base = t() + "/endpoints/" + encodeURIComponent(id);
-    const [e, att, pend, catalog] = await Promise.all([
+    const [e, att, pend, catalog, types] = await Promise.all([
       api("GET", base),
       api("GET", t() + "/attempts" + qs({ endpoint_id: id, limit: 25 })),
       api("GET", t() + "/deliveries" + qs({ endpoint_id: id, state: ["pending", "dead"], limit: 25 })),
       pages("/v1/event-types", {}, 1000),
+      destinationTypes(),
     ]);
+    const label = endpointLabel(e, types);
     const secretBox = h("div", { id: "secret" }, h("button", { type: "button", class: "secondary", id: "reveal-secret", onclick: async () => {
       try {
         const sec = await api("GET", base + "/secret");
         secretBox.replaceChildren(code(sec.key), sec.previous && sec.previous.length ? h("p", { class: "hint" }, sec.previous.length + " previous secret(s) still valid until they expire.") : "");
       } catch (ex) { flash(ex.message, "error"); }
     } }, "Reveal secret"), " ", h("button", { type: "button", class: "secondary", id: "rotate-secret", onclick: async () => {
-      if (!await confirmDialog("Rotate the signing secret of " + e.url + "? The old secret stays valid for 24 hours, so receivers can switch.", "Rotate")) return;
+      if (!await confirmDialog("Rotate the signing secret of " + label + "? The old secret stays valid for 24 hours, so receivers can switch.", "Rotate")) return;
       try {
         const sec = await api("POST", base + "/secret/rotate", {});
         secretBox.replaceChildren(code(sec.key), h("p", { class: "hint" }, "New secret; the old one expires in 24 hours."));
@@ -446,7 +651,7 @@
       } catch (ex) { flash(ex.message, "error"); }
     } }, "Rotate secret"));
     const toggle = h("button", { type: "button", id: "toggle-endpoint", class: e.enabled ? "danger" : "", onclick: async () => {
-      if (e.enabled && !await confirmDialog("Disable " + e.url + "? New events will create no deliveries for it until you enable it again.", "Disable")) return;
+      if (e.enabled && !await confirmDialog("Disable " + label + "? New events will create no deliveries for it until you enable it again.", "Disable")) return;
       try {
         await api("PATCH", base, { enabled: !e.enabled });
         flash(e.enabled ? "Endpoint disabled." : "Endpoint enabled; its pending deliveries resume.");
@@ -468,8 +673,8 @@
     } }, h("label", {}, "Send a test event of type ", testSel), h("button", { type: "submit", id: "send-test" }, "Send")) :
       h("p", { class: "hint" }, "No catalogued event type matches this endpoint's subscriptions.");
     const sched = e.retry_schedule || [];
-    page("Endpoint " + e.url,
-      fieldRows([["id", code(e.id)], ["state", endpointState(e)], ["subscriptions", e.event_types.join(", ")],
+    page("Endpoint " + label,
+      fieldRows([["id", code(e.id)], ...destinationRows(e, types), ["state", endpointState(e)], ["subscriptions", e.event_types.join(", ")],
         ["description", e.description || "—"], ["signature", e.signature_scheme + " · " + (e.signature_format || "standard-webhooks")],
         ["filter", e.filter ? code(e.filter) : "none"], ["transformation", e.transform ? code(e.transform) : "none"],
         ["batching", e.batch && e.batch.enabled ? "up to " + e.batch.max_events + " events or " + dur(e.batch.max_wait_ms / 1000) : "off"],
@@ -480,6 +685,8 @@
       h("div", { class: "toolbar" }, toggle, " ", h("a", { href: "#/deliveries?endpoint_id=" + encodeURIComponent(id) }, "All deliveries"), " · ",
         h("a", { href: "#/dead?endpoint_id=" + encodeURIComponent(id) }, "Dead letters")),
       test,
+      h("details", { class: "edit-destination", id: "edit-destination" }, h("summary", {}, "Change the destination"),
+        h("p", { class: "hint" }, "Credentials are never shown: leave one blank to keep it."), destinationForm(types, e)),
       h("h2", {}, "Pending and dead deliveries"), deliveryTable(pend.data),
       h("h2", {}, "Latency and status of recent attempts"), attemptChart(att.data),
       h("h2", {}, "Recent attempts"), attemptTable(att.data, true));
