@@ -38,6 +38,7 @@ func RunSecrets(t *testing.T, newDB NewDatabase) {
 		"PlaintextFromEarlierVersion": testSecretsPlaintextUpgrade,
 		"SourceSecretsAreEncrypted":   testSourceSecretsEncrypted,
 		"SourcesRekeyMovesToNewKey":   testSourceSecretsRekey,
+		"BrokerSourceSettingsSealed":  testBrokerSourceSettingsEncrypted,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
