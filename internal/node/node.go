@@ -31,6 +31,7 @@ import (
 	"github.com/heraldhq/herald/internal/outboxrelay"
 	"github.com/heraldhq/herald/internal/redact"
 	"github.com/heraldhq/herald/internal/seal"
+	"github.com/heraldhq/herald/internal/source"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
@@ -110,6 +111,11 @@ type Config struct {
 	// Ops turns on operational webhooks: events about Herald itself, published to Ops.Tenant
 	// (see docs/observability.md). Store and Logger are the node's.
 	Ops ops.Config
+	// Sources are broker source types to run beside the built-in ones (tests add their own);
+	// BrokerSourcePoll is how often the node reads the broker sources again to follow changes
+	// made through other nodes (default 5 s).
+	Sources          []func(source.Env) source.Type
+	BrokerSourcePoll time.Duration
 }
 
 // Node is a running Herald process.
@@ -218,6 +224,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	dc.TracerProvider, dc.Ops = tp, opsPub
 	d := dispatch.New(st, client, dc)
+	brokers, sourceTypes, err := startBrokerSources(cfg, st, source.Env{Dial: client.DialContext, InternalDial: internalClient.DialContext,
+		Logger: log.With("component", "broker-sources")}, m, opsPub, log)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
 	in := inbound.New(inbound.Config{Store: st, Notifier: d, Logger: log, Metrics: m, MaxBodyBytes: cfg.MaxInboundBytes,
 		TracerProvider: tp, Ops: opsPub})
 	a := api.New(api.Config{
@@ -229,6 +241,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		// An API body takes its time by its size (api.DefaultBodyMinRate); the answer then gets
 		// the whole write window.
 		AnswerTimeout: serverWriteTimeout,
+		SourceTypes:   sourceTypes, BrokerSourcesChanged: brokers.changed,
 	})
 	dashboard, err := ui.New(ui.Config{Version: Version})
 	if err != nil {
@@ -303,6 +316,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			_ = outboxrelay.Run(runCtx, outboxrelay.Config{Store: pg, Build: a.BuildEvent, Notify: d.Notify, Logger: log, Metrics: m})
 		})
 	}
+	// Broker sources: every node consumes each enabled one (internal/source). After the API is
+	// built: their events are checked by its BuildEvent.
+	brokers.mgr = source.NewManager(source.Config{Types: sourceTypes.Types(), Reporter: brokers, Member: brokers.node,
+		Logger:    log.With("component", "broker-sources"),
+		Publisher: &brokerPublisher{st: st, build: a.BuildEvent, notify: d.Notify, m: m, now: time.Now}})
+	n.wg.Go(func() { brokers.run(runCtx) })
 	n.wg.Add(4)
 	go func() {
 		defer n.wg.Done()
