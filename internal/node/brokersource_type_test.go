@@ -82,7 +82,22 @@ func (c *jsConsumer) Fetch(ctx context.Context, max int, wait time.Duration) (so
 		return nil, err
 	}
 	b := &jsBatch{}
-	for m := range msgs.Messages() {
+	limit := time.NewTimer(wait + 5*time.Second)
+	defer limit.Stop()
+	ch := msgs.Messages()
+	for {
+		var m jetstream.Msg
+		var ok bool
+		select {
+		case m, ok = <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-limit.C:
+			return nil, errors.New("fetch did not end")
+		}
+		if !ok {
+			break
+		}
 		meta, err := m.Metadata()
 		if err != nil {
 			return nil, err
