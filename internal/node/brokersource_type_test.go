@@ -22,6 +22,8 @@ type jsType struct{}
 type jsSettings struct {
 	URL    string `json:"url"`
 	Stream string `json:"stream"`
+	// Password is only stored and shown (or not): the test servers need none.
+	Password string `json:"password,omitempty"`
 }
 
 func (jsType) Name() string      { return "jstest" }
