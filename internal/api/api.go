@@ -27,6 +27,7 @@ import (
 	"github.com/heraldhq/herald/internal/inbound"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/seal"
+	"github.com/heraldhq/herald/internal/source"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/telemetry"
 )
@@ -97,6 +98,11 @@ type Config struct {
 	// AnswerTimeout, when set, is the time an answer gets to be written once the request's body
 	// has been read: the server's WriteTimeout, which would otherwise count the body's time too.
 	AnswerTimeout time.Duration
+	// SourceTypes are the broker source types this node runs (nil: none; creating a broker
+	// source answers 422). BrokerSourcesChanged, when set, is called after a broker source is
+	// created, changed or deleted, so that the node's runners follow at once.
+	SourceTypes          *source.Registry
+	BrokerSourcesChanged func()
 }
 
 // Inbound is what the API needs of the receiving side (internal/inbound.Service).
@@ -209,6 +215,7 @@ func New(cfg Config) *Server {
 	s.registerAudit()
 	s.registerExport()
 	s.registerSources()
+	s.registerBrokerSources()
 	s.registerReceived()
 	s.registerFeed()
 	s.registerListen()
@@ -306,6 +313,9 @@ func limitProblem(le *store.LimitError, loc string) error {
 	case "max_sources":
 		return huma.Error422UnprocessableEntity("source limit reached",
 			&huma.ErrorDetail{Location: "path.tenant", Message: le.Error() + "; delete a source you no longer use", Value: le.Max})
+	case "max_broker_sources":
+		return huma.Error422UnprocessableEntity("broker source limit reached",
+			&huma.ErrorDetail{Location: "path.tenant", Message: le.Error() + "; delete a broker source you no longer use", Value: le.Max})
 	case "filter_time":
 		return huma.Error422UnprocessableEntity("endpoint filters took too long", &huma.ErrorDetail{Location: loc, Message: le.Error(), Value: le.Max})
 	}

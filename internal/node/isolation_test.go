@@ -58,6 +58,11 @@ var isolationBodies = map[string]string{
 	"GET /v1/tenants/{tenant}/received-requests":              "",
 	"GET /v1/tenants/{tenant}/received-requests/{id}":         "",
 	"POST /v1/tenants/{tenant}/received-requests/{id}/replay": `{"force":true}`,
+	"POST /v1/tenants/{tenant}/broker-sources":                `{"type":"jstest","settings":{"url":"nats://127.0.0.1:9","stream":"S"}}`,
+	"GET /v1/tenants/{tenant}/broker-sources":                 "",
+	"GET /v1/tenants/{tenant}/broker-sources/{id}":            "",
+	"PATCH /v1/tenants/{tenant}/broker-sources/{id}":          `{"name":"taken over","enabled":false}`,
+	"DELETE /v1/tenants/{tenant}/broker-sources/{id}":         "",
 }
 
 // tenantRoutes lists "METHOD path" of every operation in the OpenAPI document whose path names a
@@ -204,7 +209,15 @@ func tenantIsolationOnEveryRoute(t *testing.T, mod func(*node.Config)) {
 	if _, err := h.node.Store.Receive(context.Background(), rr, nil); err != nil {
 		t.Fatalf("store a received request: %v", err)
 	}
-	ids := map[string]string{"endpoints": ep.ID, "events": evt.ID, "deliveries": dlv, "sources": src.ID, "received-requests": rr.ID}
+	// A disabled broker source of the victim, stored directly: no node runs it.
+	bnow := time.Now().UTC().Truncate(time.Microsecond)
+	bsrc := &store.BrokerSource{ID: "bsrc_victim", TenantID: "victim", Type: "jstest", Settings: json.RawMessage(`{"url":"nats://127.0.0.1:9","stream":"S"}`),
+		Mapping: json.RawMessage(`{}`), CreatedAt: bnow, UpdatedAt: bnow}
+	if err := h.node.Store.CreateBrokerSource(context.Background(), bsrc); err != nil {
+		t.Fatalf("store a broker source: %v", err)
+	}
+	ids := map[string]string{"endpoints": ep.ID, "events": evt.ID, "deliveries": dlv, "sources": src.ID, "received-requests": rr.ID,
+		"broker-sources": bsrc.ID}
 	url := func(route, tenant string) (method, path, body string) {
 		method, path, _ = strings.Cut(route, " ")
 		path = strings.ReplaceAll(path, "{tenant}", tenant)

@@ -32,6 +32,7 @@ import (
 	"github.com/heraldhq/herald/internal/outboxrelay"
 	"github.com/heraldhq/herald/internal/redact"
 	"github.com/heraldhq/herald/internal/seal"
+	"github.com/heraldhq/herald/internal/source"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
@@ -117,6 +118,11 @@ type Config struct {
 	// Destinations are destination types the node has beyond its own (destinations.go), for
 	// tests.
 	Destinations []func(destination.Env) destination.Type
+	// Sources are broker source types to run beside the built-in ones (tests add their own);
+	// BrokerSourcePoll is how often the node reads the broker sources again to follow changes
+	// made through other nodes (default 5 s).
+	Sources          []func(source.Env) source.Type
+	BrokerSourcePoll time.Duration
 }
 
 // Node is a running Herald process.
@@ -231,6 +237,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	dc.TracerProvider, dc.Ops = tp, opsPub
 	d := dispatch.New(st, client, dc)
+	brokers, sourceTypes, err := startBrokerSources(cfg, st, source.Env{Dial: client.DialContext, InternalDial: internalClient.DialContext,
+		Logger: log.With("component", "broker-sources")}, m, opsPub, log)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
 	in := inbound.New(inbound.Config{Store: st, Notifier: d, Logger: log, Metrics: m, MaxBodyBytes: cfg.MaxInboundBytes,
 		TracerProvider: tp, Ops: opsPub})
 	a := api.New(api.Config{
@@ -242,6 +254,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		// An API body takes its time by its size (api.DefaultBodyMinRate); the answer then gets
 		// the whole write window.
 		AnswerTimeout: serverWriteTimeout,
+		SourceTypes:   sourceTypes, BrokerSourcesChanged: brokers.changed,
 	})
 	dashboard, err := ui.New(ui.Config{Version: Version})
 	if err != nil {
@@ -316,6 +329,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			_ = outboxrelay.Run(runCtx, outboxrelay.Config{Store: pg, Build: a.BuildEvent, Notify: d.Notify, Logger: log, Metrics: m})
 		})
 	}
+	// Broker sources: every node consumes each enabled one (internal/source). After the API is
+	// built: their events are checked by its BuildEvent.
+	brokers.mgr = source.NewManager(source.Config{Types: sourceTypes.Types(), Reporter: brokers, Member: brokers.node,
+		Logger:    log.With("component", "broker-sources"),
+		Publisher: &brokerPublisher{st: st, build: a.BuildEvent, notify: d.Notify, m: m, now: time.Now}})
+	n.wg.Go(func() { brokers.run(runCtx) })
 	n.wg.Add(4)
 	go func() {
 		defer n.wg.Done()

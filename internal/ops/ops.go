@@ -27,6 +27,7 @@ const (
 	EndpointFailing           = "endpoint.failing"
 	DeliveryDeadLettered      = "delivery.dead_lettered"
 	SourceVerificationFailing = "source.verification_failing"
+	SourceBrokerUnreachable   = "source.broker_unreachable"
 )
 
 // EventTypes lists the operational event types with their catalog descriptions.
@@ -36,6 +37,7 @@ func EventTypes() []store.EventType {
 		{Name: EndpointFailing, Description: "An endpoint has failed without a success for 50 %, 90 % or 100 % of --disable-after."},
 		{Name: DeliveryDeadLettered, Description: "A delivery has no attempt left: it is dead-lettered and can be replayed."},
 		{Name: SourceVerificationFailing, Description: "A source keeps rejecting requests that fail verification, with no verified request in between."},
+		{Name: SourceBrokerUnreachable, Description: "A broker source's consumer could not reach its broker; Herald keeps reconnecting with backoff."},
 	}
 }
 
@@ -341,4 +343,27 @@ func (p *Publisher) SourceVerificationFailing(d VerificationData) {
 		return
 	}
 	p.publish("", SourceVerificationFailing, &event.Resource{ID: d.Source, Type: "source"}, d)
+}
+
+// BrokerUnreachableData is the data of source.broker_unreachable.
+type BrokerUnreachableData struct {
+	Tenant string `json:"tenant"`
+	// Source is the broker source (bsrc_…), Type its broker type.
+	Source string    `json:"source"`
+	Type   string    `json:"type"`
+	Error  string    `json:"error"`
+	Since  time.Time `json:"since"`
+	// Node is the node whose consumer could not reach the broker.
+	Node string `json:"node,omitempty"`
+}
+
+// BrokerUnreachable publishes source.broker_unreachable: a node's consumer of a broker source
+// could not open or read its broker. Published once per outage and node (its id is made of
+// them); the node keeps reconnecting with backoff.
+func (p *Publisher) BrokerUnreachable(d BrokerUnreachableData) {
+	if p == nil {
+		return
+	}
+	id := fmt.Sprintf("ops_broker_%s_%s_%d", strings.TrimPrefix(d.Source, "bsrc_"), d.Node, d.Since.UnixMicro())
+	p.publish(id, SourceBrokerUnreachable, &store.Resource{ID: d.Source, Type: "broker_source"}, d)
 }

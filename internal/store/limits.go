@@ -15,6 +15,9 @@ const (
 	// DefaultMaxSources bounds a tenant's sources (receiving): each is an ingest URL with its own
 	// rate limiter and dedup keys, and a customer needs one per sending provider, a few at most.
 	DefaultMaxSources = 100
+	// DefaultMaxBrokerSources bounds a tenant's broker sources: each holds a consumer (and its
+	// connection) open on every node, so it costs even when idle.
+	DefaultMaxBrokerSources = 20
 	// DefaultMaxDeliveries bounds the deliveries one publish request creates: a full batch of
 	// 1,000 events to 20 endpoints, or one event to every endpoint of a tenant at the default
 	// endpoint limit twenty times over. Past it a request is refused whole.
@@ -39,6 +42,8 @@ type Limits struct {
 	MaxDeliveries int
 	// MaxSources bounds a tenant's sources.
 	MaxSources int
+	// MaxBrokerSources bounds a tenant's broker sources.
+	MaxBrokerSources int
 }
 
 // WithDefaults returns l with zero fields set to their defaults.
@@ -51,6 +56,9 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.MaxSources <= 0 {
 		l.MaxSources = DefaultMaxSources
+	}
+	if l.MaxBrokerSources <= 0 {
+		l.MaxBrokerSources = DefaultMaxBrokerSources
 	}
 	return l
 }
@@ -72,6 +80,8 @@ func (e *LimitError) Error() string {
 		return fmt.Sprintf("the tenant has %d endpoints; its limit (max_endpoints) is %d", e.Got, e.Max)
 	case "max_sources":
 		return fmt.Sprintf("the tenant has %d sources; the limit is %d", e.Got, e.Max)
+	case "max_broker_sources":
+		return fmt.Sprintf("the tenant has %d broker sources; the limit is %d", e.Got, e.Max)
 	case "filter_time":
 		return fmt.Sprintf("endpoint filters took more than %d ms on this request's events; publish fewer events per request", e.Max)
 	}
@@ -97,6 +107,14 @@ func (l Limits) CheckEndpoints(max, n int) error {
 func (l Limits) CheckSources(n int) error {
 	if n >= l.MaxSources {
 		return &LimitError{Limit: "max_sources", Max: l.MaxSources, Got: n}
+	}
+	return nil
+}
+
+// CheckBrokerSources refuses a new broker source for a tenant that has n of them.
+func (l Limits) CheckBrokerSources(n int) error {
+	if n >= l.MaxBrokerSources {
+		return &LimitError{Limit: "max_broker_sources", Max: l.MaxBrokerSources, Got: n}
 	}
 	return nil
 }

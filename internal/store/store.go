@@ -151,6 +151,23 @@ type Store interface {
 	// transaction, and marks it accepted. ErrConflict when it is no longer quarantined.
 	AcceptReceived(ctx context.Context, tenantID, id string, ev *Event) (*ReceiveResult, error)
 
+	// Broker sources (see brokersources.go). Drivers store Settings sealed
+	// (EncodeBrokerSettings). A new source's Health is starting. Creating one counts against the
+	// tenant's MaxBrokerSources (Limits). Configuration writes record the audit entry ctx carries.
+	CreateBrokerSource(ctx context.Context, s *BrokerSource) error
+	GetBrokerSource(ctx context.Context, tenantID, id string) (*BrokerSource, error)
+	ListBrokerSources(ctx context.Context, tenantID string, p Page) ([]BrokerSource, string, error)
+	// EnabledBrokerSources lists every tenant's enabled broker sources: what the runners run.
+	EnabledBrokerSources(ctx context.Context) ([]BrokerSource, error)
+	// UpdateBrokerSource writes name, type, settings, mapping, schema and enabled, and sets
+	// UpdatedAt from s; it leaves the health alone.
+	UpdateBrokerSource(ctx context.Context, s *BrokerSource) error
+	// SetBrokerSourceHealth records a runner's report; Since is kept when the state is the same
+	// as the stored one. ErrNotFound when the source is gone.
+	SetBrokerSourceHealth(ctx context.Context, tenantID, id string, h BrokerHealth) error
+	// DeleteBrokerSource removes a broker source with its received (quarantined) messages.
+	DeleteBrokerSource(ctx context.Context, tenantID, id string) error
+
 	// CreateAPIKey stores a key. A tenant key is bound to its tenant's current instance (k.TenantUID
 	// is set to it; one given must match): ErrNotFound when that instance does not exist.
 	CreateAPIKey(ctx context.Context, k *APIKey) error

@@ -143,7 +143,9 @@ func (s *Store) DeleteSource(ctx context.Context, tenantID, id string) error {
 
 // lockSource finds a request's source and holds off its deletion (and so its tenant's, which
 // deletes the sources first) until the transaction ends; updates of the source do not wait.
-const lockSource = `SELECT true FROM sources WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE`
+// A broker source's quarantined messages are its received requests too.
+const lockSource = `SELECT true WHERE EXISTS (SELECT 1 FROM sources WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE)
+	OR EXISTS (SELECT 1 FROM broker_sources WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE)`
 
 // takeKey takes a dedup key for a request unless another request holds it with a window that
 // has not ended at the request's arrival; it returns a row only when the key was taken. Two

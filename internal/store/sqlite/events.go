@@ -30,7 +30,7 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		q string
 	}{
 		{&st.tenant, `SELECT 1 FROM tenants WHERE id = ?`},
-		{&st.sourceOf, `SELECT 1 FROM sources WHERE tenant_id = ? AND id = ?`},
+		{&st.sourceOf, `SELECT 1 FROM sources WHERE tenant_id = ?1 AND id = ?2 UNION ALL SELECT 1 FROM broker_sources WHERE tenant_id = ?1 AND id = ?2 LIMIT 1`},
 		{&st.takeKey, takeKey},
 		{&st.keyHolder, `SELECT request_id FROM inbound_dedup WHERE source_id = ? AND key = ?`},
 		{&st.insertReceived, insertReceived},

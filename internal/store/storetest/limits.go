@@ -18,6 +18,7 @@ func RunLimits(t *testing.T, open OpenLimits) {
 		"DeliveriesPerRequestBounded":     testMaxDeliveries,
 		"EndpointsPerTenantFromTheLimits": testMaxEndpointsDefault,
 		"SourcesPerTenant":                testMaxSources,
+		"BrokerSourcesPerTenant":          testMaxBrokerSources,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {

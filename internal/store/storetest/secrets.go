@@ -39,6 +39,7 @@ func RunSecrets(t *testing.T, newDB NewDatabase) {
 		"SourceSecretsAreEncrypted":   testSourceSecretsEncrypted,
 		"SourcesRekeyMovesToNewKey":   testSourceSecretsRekey,
 		"SettingsSecretsAreEncrypted": testSettingsSecretsEncrypted,
+		"BrokerSourceSettingsSealed":  testBrokerSourceSettingsEncrypted,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -68,6 +68,8 @@ func Run(t *testing.T, open Open) {
 		"SlowFiltersRunOutsideTheWrite": testSlowFiltersRunOutsideTheWrite,
 		"TenantMaxEndpoints":            testTenantMaxEndpoints,
 		"ConcurrentCreatesRespectLimit": testConcurrentCreatesRespectMaxEndpoints,
+		"BrokerSourceCRUDAndHealth":     testBrokerSourceCRUD,
+		"BrokerSourceQuarantine":        testBrokerSourceReceived,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
