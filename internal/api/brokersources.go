@@ -26,9 +26,9 @@ type BrokerSource struct {
 	TenantID string         `json:"tenant_id"`
 	Name     string         `json:"name"`
 	Type     string         `json:"type" doc:"The broker: one of the types this node runs (see docs/sources.md)."`
-	Settings map[string]any `json:"settings" doc:"The type's settings as checked, defaults filled, without its secrets."`
+	Settings map[string]any `json:"config" doc:"The type's settings as checked, defaults filled, without its secrets."`
 	// SecretsSet names the secret settings that hold a value.
-	SecretsSet []string        `json:"secrets_set" doc:"The secret settings (passwords, tokens) that hold a value. Their values are never returned."`
+	SecretsSet []string        `json:"config_secrets" doc:"The secret settings (passwords, tokens) that hold a value. Their values are never returned."`
 	Mapping    source.Mapping  `json:"mapping"`
 	Schema     json.RawMessage `json:"schema,omitempty" doc:"JSON Schema the event data must satisfy; a message that does not is quarantined."`
 	Enabled    bool            `json:"enabled"`
@@ -48,7 +48,7 @@ type BrokerHealth struct {
 type BrokerSourceFields struct {
 	Name     *string         `json:"name,omitempty" maxLength:"200"`
 	Type     *string         `json:"type,omitempty" maxLength:"40" doc:"The broker type (required on create; see docs/sources.md)."`
-	Settings json.RawMessage `json:"settings,omitempty" doc:"The type's settings (an object); each is checked, errors at body.settings.<field>. Secret settings are write-only; on update, omit one to keep it."`
+	Settings json.RawMessage `json:"config,omitempty" doc:"The type's settings (an object); each is checked, errors at body.config.<field>. Secret settings are write-only; on update, omit one to keep it."`
 	Mapping  json.RawMessage `json:"mapping,omitempty" doc:"How a message becomes an event: {\"event_type\": {\"from\": \"subject|header|field|fixed\", \"prefix\"|\"name\"|\"path\"|\"value\"}, \"event_id\": {\"from\": \"message|header|field\", \"name\"|\"path\"}}."`
 	Schema   json.RawMessage `json:"schema,omitempty" doc:"JSON Schema for the event data; null removes it."`
 	Enabled  *bool           `json:"enabled,omitempty"`
@@ -137,12 +137,12 @@ func (s *Server) applyBrokerSource(in *BrokerSourceFields, b *store.BrokerSource
 			if !create && !typeChanged {
 				raw = b.Settings
 			} else {
-				return invalidField("body.settings", "required: the "+b.Type+" settings")
+				return invalidField("body.config", "required: the "+b.Type+" settings")
 			}
 		}
 		var given map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &given); err != nil || given == nil {
-			return invalidField("body.settings", "must be an object")
+			return invalidField("body.config", "must be an object")
 		}
 		if !create && !typeChanged {
 			// A secret the update omits keeps its stored value.
@@ -159,7 +159,7 @@ func (s *Server) applyBrokerSource(in *BrokerSourceFields, b *store.BrokerSource
 		}
 		norm, errs := t.Check(raw)
 		if len(errs) > 0 {
-			return fieldProblems("body.settings.", errs)
+			return fieldProblems("body.config.", errs)
 		}
 		b.Settings = norm
 	}

@@ -186,8 +186,8 @@ func TestAPI_OpenAPIDescribesEndpointTypes(t *testing.T) {
 	for name, sch := range doc.Components.Schemas {
 		p, ok := sch.Properties["type"]
 		c, hasConfig := sch.Properties["config"]
-		if !ok || !hasConfig {
-			continue
+		if !ok || !hasConfig || !strings.Contains(name, "Endpoint") {
+			continue // broker sources have a type and a config too: of source types
 		}
 		found++
 		if !slices.Equal(p.Enum, []any{"memory", "webhook"}) || !bytes.Contains(c.Type, []byte(`"object"`)) {

@@ -98,8 +98,8 @@ func consumerState(t *testing.T, st jetstream.Stream, sourceID string) (unacked 
 type brokerSourceOut struct {
 	ID         string         `json:"id"`
 	Type       string         `json:"type"`
-	Settings   map[string]any `json:"settings"`
-	SecretsSet []string       `json:"secrets_set"`
+	Settings   map[string]any `json:"config"`
+	SecretsSet []string       `json:"config_secrets"`
 	Health     struct {
 		State     string    `json:"state"`
 		LastError string    `json:"last_error"`
@@ -145,7 +145,7 @@ func TestBrokerSource_MessagesBecomeEventsOnce(t *testing.T) {
 	h.endpoint("acme", map[string]any{"url": rc.URL, "event_types": []string{"order.*"}})
 	var src brokerSourceOut
 	h.must(201, "POST", "/v1/tenants/acme/broker-sources", map[string]any{
-		"name": "orders", "type": "jstest", "settings": map[string]any{"url": url, "stream": "BS_" + sfx},
+		"name": "orders", "type": "jstest", "config": map[string]any{"url": url, "stream": "BS_" + sfx},
 		"mapping": map[string]any{"event_type": map[string]any{"from": "subject", "prefix": prefix + "."},
 			"event_id": map[string]any{"from": "header", "name": "Event-Id"}},
 	}, &src)
@@ -227,7 +227,7 @@ func TestBrokerSource_StoreUnavailablePausesThenResumes(t *testing.T) {
 	h.endpoint("acme", map[string]any{"url": rc.URL, "event_types": []string{"order.*"}})
 	var src brokerSourceOut
 	h.must(201, "POST", "/v1/tenants/acme/broker-sources", map[string]any{
-		"type": "jstest", "settings": map[string]any{"url": url, "stream": "BP_" + sfx},
+		"type": "jstest", "config": map[string]any{"url": url, "stream": "BP_" + sfx},
 		"mapping": map[string]any{"event_type": map[string]any{"from": "fixed", "value": "order.created"},
 			"event_id": map[string]any{"from": "field", "path": "id"}},
 	}, &src)
@@ -284,7 +284,7 @@ func TestBrokerSource_BrokerDownAtStartRecovers(t *testing.T) {
 	h.endpoint("acme", map[string]any{"url": rc.URL, "event_types": []string{"order.*"}})
 	var src brokerSourceOut
 	h.must(201, "POST", "/v1/tenants/acme/broker-sources", map[string]any{
-		"type": "jstest", "settings": map[string]any{"url": url, "stream": "DOWN"},
+		"type": "jstest", "config": map[string]any{"url": url, "stream": "DOWN"},
 		"mapping": map[string]any{"event_type": map[string]any{"from": "fixed", "value": "order.created"}},
 	}, &src)
 	var got brokerSourceOut
@@ -366,23 +366,23 @@ func TestBrokerSource_APIValidatesAndHidesSecrets(t *testing.T) {
 		t.Fatalf("%v: errors %+v, want one at %s", body, p.Errors, loc)
 	}
 	settings := map[string]any{"url": "nats://127.0.0.1:1", "stream": "S"}
-	problem(map[string]any{"settings": settings}, "body.type")
-	problem(map[string]any{"type": "kafkaesque", "settings": settings}, "body.type")
-	problem(map[string]any{"type": "jstest", "settings": map[string]any{"url": "nats://127.0.0.1:1"}}, "body.settings.stream")
-	problem(map[string]any{"type": "jstest"}, "body.settings")
-	problem(map[string]any{"type": "jstest", "settings": settings, "mapping": map[string]any{"event_type": map[string]any{"from": "header"}}},
+	problem(map[string]any{"config": settings}, "body.type")
+	problem(map[string]any{"type": "kafkaesque", "config": settings}, "body.type")
+	problem(map[string]any{"type": "jstest", "config": map[string]any{"url": "nats://127.0.0.1:1"}}, "body.config.stream")
+	problem(map[string]any{"type": "jstest"}, "body.config")
+	problem(map[string]any{"type": "jstest", "config": settings, "mapping": map[string]any{"event_type": map[string]any{"from": "header"}}},
 		"body.mapping.event_type.name")
-	problem(map[string]any{"type": "jstest", "settings": settings, "schema": map[string]any{"type": 12}}, "body.schema")
+	problem(map[string]any{"type": "jstest", "config": settings, "schema": map[string]any{"type": 12}}, "body.schema")
 
 	var src brokerSourceOut
 	withPW := map[string]any{"url": "nats://127.0.0.1:1", "stream": "S", "password": "hunter2-secret"}
-	h.must(201, "POST", "/v1/tenants/acme/broker-sources", map[string]any{"type": "jstest", "settings": withPW, "enabled": false}, &src)
+	h.must(201, "POST", "/v1/tenants/acme/broker-sources", map[string]any{"type": "jstest", "config": withPW, "enabled": false}, &src)
 	if !strings.HasPrefix(src.ID, "bsrc_") || src.Settings["stream"] != "S" || src.Settings["password"] != nil ||
 		len(src.SecretsSet) != 1 || src.SecretsSet[0] != "password" {
 		t.Fatalf("created %+v", src)
 	}
 	// An update of the settings without the password keeps it.
-	h.must(200, "PATCH", "/v1/tenants/acme/broker-sources/"+src.ID, map[string]any{"settings": settings}, &src)
+	h.must(200, "PATCH", "/v1/tenants/acme/broker-sources/"+src.ID, map[string]any{"config": settings}, &src)
 	if len(src.SecretsSet) != 1 || src.Settings["password"] != nil {
 		t.Fatalf("after an update without the password: %+v", src)
 	}

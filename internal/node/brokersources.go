@@ -13,7 +13,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/heraldhq/herald/internal/api"
+	"github.com/heraldhq/herald/event"
+	"github.com/heraldhq/herald/internal/broker/kafka"
+	natsdest "github.com/heraldhq/herald/internal/broker/nats"
+	"github.com/heraldhq/herald/internal/broker/pubsub"
+	"github.com/heraldhq/herald/internal/broker/rabbitmq"
+	"github.com/heraldhq/herald/internal/broker/redisstream"
+	"github.com/heraldhq/herald/internal/broker/sqs"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/ops"
 	"github.com/heraldhq/herald/internal/outboxrelay"
@@ -24,7 +30,14 @@ import (
 // sourceTypeConstructors are the broker source types a node runs, one constructor each: a new
 // type is a package under internal/broker and one line here.
 func sourceTypeConstructors() []func(source.Env) source.Type {
-	return []func(source.Env) source.Type{}
+	return []func(source.Env) source.Type{
+		func(env source.Env) source.Type { return natsdest.NewSource(env) },
+		func(env source.Env) source.Type { return rabbitmq.NewSource(env) },
+		func(env source.Env) source.Type { return redisstream.NewSource(env) },
+		func(env source.Env) source.Type { return kafka.NewSource(env) },
+		func(env source.Env) source.Type { return pubsub.NewSource(env) },
+		func(env source.Env) source.Type { return sqs.NewSource(env) },
+	}
 }
 
 // defaultBrokerSourcePoll is how often a node reads the broker sources again, to follow changes
@@ -51,7 +64,7 @@ type brokerSources struct {
 // checks them, Publish stores them with their deliveries) and wakes the dispatcher.
 type brokerPublisher struct {
 	st     store.Store
-	build  func(context.Context, api.EventInput) (*store.Event, error)
+	build  func(context.Context, event.Input) (*store.Event, error)
 	notify func(ids ...string)
 	m      *metrics.Metrics
 	now    func() time.Time
@@ -75,7 +88,7 @@ func (p *brokerPublisher) Publish(ctx context.Context, src source.Ref, events []
 			outs[i] = source.Outcome{Status: source.Quarantined, Reason: ev.Quarantine}
 			continue
 		}
-		sev, err := p.build(ctx, api.EventInput{ID: ev.ID, Type: ev.Type, Data: api.Object(ev.Data), Source: src.SourceID})
+		sev, err := p.build(ctx, event.Input{ID: ev.ID, Type: ev.Type, Data: event.Object(ev.Data), Source: src.SourceID})
 		if err != nil {
 			if p.unavailable(err) {
 				return nil, err

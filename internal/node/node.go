@@ -334,7 +334,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	brokers.mgr = source.NewManager(source.Config{Types: sourceTypes.Types(), Reporter: brokers, Member: brokers.node,
 		Logger:    log.With("component", "broker-sources"),
 		Publisher: &brokerPublisher{st: st, build: a.BuildEvent, notify: d.Notify, m: m, now: time.Now}})
-	n.wg.Go(func() { brokers.run(runCtx) })
+	n.wg.Go(func() {
+		brokers.run(runCtx)
+		// The consumers have stopped: the types' own connections go.
+		if err := sourceTypes.Close(); err != nil {
+			log.Warn("close broker source types", "err", err)
+		}
+	})
 	n.wg.Add(4)
 	go func() {
 		defer n.wg.Done()

@@ -365,5 +365,5 @@ func (p *Publisher) BrokerUnreachable(d BrokerUnreachableData) {
 		return
 	}
 	id := fmt.Sprintf("ops_broker_%s_%s_%d", strings.TrimPrefix(d.Source, "bsrc_"), d.Node, d.Since.UnixMicro())
-	p.publish(id, SourceBrokerUnreachable, &store.Resource{ID: d.Source, Type: "broker_source"}, d)
+	p.publish(id, SourceBrokerUnreachable, &event.Resource{ID: d.Source, Type: "broker_source"}, d)
 }

@@ -1,7 +1,9 @@
 package source
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 )
 
@@ -50,4 +52,19 @@ func (r *Registry) Types() map[string]Type {
 		return nil
 	}
 	return r.types
+}
+
+// Close closes the types that hold connections of their own (those with a Close method), once
+// the node's consumers have stopped.
+func (r *Registry) Close() error {
+	var errs []error
+	for _, name := range r.Names() {
+		t, _ := r.Get(name)
+		if c, ok := t.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close %s sources: %w", name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
