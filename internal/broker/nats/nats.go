@@ -27,15 +27,15 @@ const (
 
 // Type is the "nats" destination type. Create it with New.
 type Type struct {
-	env  destination.Env
-	pool *pool
+	env   destination.Env
+	conns *conns
 }
 
 var _ destination.Type = (*Type)(nil)
 
 // New returns the NATS destination type for a node.
 func New(env destination.Env) *Type {
-	return &Type{env: env, pool: newPool("destination", env.Logger, env.MaxConnections, env.IdleTimeout)}
+	return &Type{env: env, conns: newConns("destination", env)}
 }
 
 // Name is the endpoint type.
@@ -69,22 +69,17 @@ func (t *Type) Open(target destination.Target) (destination.Sender, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("nats endpoint %s: invalid settings: %w", target.EndpointID, errs[0])
 	}
-	dial := t.env.Dial
-	if target.Internal {
-		dial = t.env.InternalDial
-	}
-	if dial == nil {
+	if t.env.DialerFor(target.Internal) == nil {
 		return nil, fmt.Errorf("nats endpoint %s: the node gave no dialer", target.EndpointID)
 	}
-	key := s.Conn.poolKey(target.Internal)
-	return &Sender{t: t, key: key, settings: s, dial: dial, target: target}, nil
+	return &Sender{t: t, key: s.Conn.poolKey(target.Internal), settings: s, target: target}, nil
 }
 
 // Close closes every pooled connection. Senders fail Retryable afterwards.
 func (t *Type) Close() error {
-	t.pool.close()
+	t.conns.Close()
 	return nil
 }
 
 // openConnections is how many connections the pool holds (open or opening).
-func (t *Type) openConnections() int { return t.pool.openConnections() }
+func (t *Type) openConnections() int { return t.conns.Len() }

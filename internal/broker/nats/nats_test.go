@@ -277,8 +277,14 @@ func TestPoolSharesConnectionsAndIsBounded(t *testing.T) {
 		t.Errorf("pool holds %d connections, want 1", n)
 	}
 
-	// Another broker address (other credentials would do the same) needs a second connection:
-	// over the limit of 1, the attempt is Retryable broker_busy and nothing is dialled.
+	// Other credentials (another broker address would do the same) need a second connection:
+	// over the limit of 1, while the one connection is in use (as by an attempt in flight), the
+	// attempt is Retryable broker_busy and nothing is dialled. (An idle connection would be
+	// closed to make room: the pool's own tests cover that.)
+	_, put, err := typ.conns.Get(ctx, a.(*Sender).key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	other := open(t, typ, map[string]any{"url": url, "subject": subjectA, "username": "someone", "password": "pw"})
 	o := other.Send(ctx, signed(t, "msg_"+randSuffix(t), "a", []byte(`{}`)))
 	if o.Class != destination.Retryable || o.ErrorKind != destination.KindBrokerBusy || !strings.Contains(o.Error, "limit of 1") {
@@ -287,6 +293,7 @@ func TestPoolSharesConnectionsAndIsBounded(t *testing.T) {
 	if n := d.count(); n != 1 {
 		t.Errorf("dialled %d times, want still 1", n)
 	}
+	put()
 
 	// The idle connection is closed after the idle timeout, which frees the slot.
 	deadline := time.Now().Add(10 * time.Second)

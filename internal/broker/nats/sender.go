@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/heraldhq/herald/internal/broker/pool"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
 )
@@ -19,7 +20,6 @@ type Sender struct {
 	t        *Type
 	key      poolKey
 	settings *Settings
-	dial     destination.Dialer
 	target   destination.Target
 }
 
@@ -28,29 +28,34 @@ var (
 	_ destination.BatchSender = (*Sender)(nil)
 )
 
-// acquire takes the pooled connection of the endpoint's broker, or returns the attempt's Outcome.
-func (s *Sender) acquire(ctx context.Context) (*conn, *destination.Outcome) {
-	c, err := s.t.pool.acquire(ctx, s.key, dialSpec{conn: &s.settings.Conn, dial: s.dial, whoKey: "endpoint", whoValue: s.target.EndpointID})
+// acquire takes the pooled connection of the endpoint's broker (put gives it back), or returns
+// the attempt's Outcome.
+func (s *Sender) acquire(ctx context.Context) (*conn, func(), *destination.Outcome) {
+	c, put, err := s.t.conns.Get(ctx, s.key)
 	if err == nil {
-		return c, nil
+		return c, put, nil
 	}
-	var busy *busyError
+	o := connectOutcome(err, s.settings, maxConnections(s.t.env))
+	return nil, nil, &o
+}
+
+// connectOutcome classifies a failure to get a pooled connection.
+func connectOutcome(err error, s *Settings, limit int) destination.Outcome {
 	var ce *connectError
-	var o destination.Outcome
 	switch {
-	case errors.Is(err, errPoolClosed):
-		o = destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindCanceled,
+	case errors.Is(err, pool.ErrClosed):
+		return destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindCanceled,
 			Error: "the NATS destination is shut down (Herald is stopping)"}
-	case errors.As(err, &busy):
-		o = destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindBrokerBusy,
-			Error: busy.Error() + "; the attempt will be retried when one is free"}
+	case errors.Is(err, pool.ErrFull):
+		return destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindBrokerBusy,
+			Error: busyText(limit) + "; the attempt will be retried when one is free"}
 	case errors.As(err, &ce):
-		o = errorOutcome(ce.err, s.settings, ce.dial)
-	default: // ctx ended while the connect was in progress
-		o = errorOutcome(err, s.settings, nil)
-		o.Error = "connect to NATS: " + o.Error
+		return errorOutcome(ce.err, s, ce.dial)
 	}
-	return nil, &o
+	// ctx ended while the connect was in progress
+	o := errorOutcome(err, s, nil)
+	o.Error = "connect to NATS: " + o.Error
+	return o
 }
 
 // message builds the NATS message: the body as is, every header of m (names in lower case, as the
@@ -79,12 +84,12 @@ func (s *Sender) message(m *destination.Message) (*nats.Msg, []jetstream.Publish
 // Send publishes m and waits for the stream's acknowledgement within ctx.
 func (s *Sender) Send(ctx context.Context, m *destination.Message) destination.Outcome {
 	start := time.Now()
-	c, failed := s.acquire(ctx)
+	c, put, failed := s.acquire(ctx)
 	if failed != nil {
 		failed.Latency = time.Since(start)
 		return *failed
 	}
-	defer s.t.pool.release(c)
+	defer put()
 
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -116,12 +121,12 @@ func (s *Sender) SendBatch(ctx context.Context, ms []*destination.Message) desti
 	if len(ms) == 0 {
 		return destination.Outcome{Class: destination.Success}
 	}
-	c, failed := s.acquire(ctx)
+	c, put, failed := s.acquire(ctx)
 	if failed != nil {
 		failed.Latency = time.Since(start)
 		return *failed
 	}
-	defer s.t.pool.release(c)
+	defer put()
 
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

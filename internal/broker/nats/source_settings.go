@@ -40,16 +40,20 @@ type SourceSettings struct {
 	ackWait time.Duration
 }
 
-const sourceFields = "the settings of a nats source are url, username, password, token, tls, stream, filter_subject, ack_wait, max_ack_pending"
+// sourceDecoding words the decoding errors of a source's settings.
+var sourceDecoding = destination.Decoding{
+	Required: "url and stream",
+	Known:    "url, username, password, token, tls, stream, filter_subject, ack_wait, max_ack_pending",
+	Hint: map[string]string{
+		"ack_wait":        `a duration in a string, such as "30s" or "2m"`,
+		"max_ack_pending": "a whole number",
+	},
+}
 
 // checkSource validates every field of a source's settings and fills the defaults. No I/O.
 func checkSource(raw json.RawMessage) (*SourceSettings, []*destination.FieldError) {
 	var s SourceSettings
-	hint := map[string]string{
-		"ack_wait":        `a duration in a string, such as "30s" or "2m"`,
-		"max_ack_pending": "a whole number",
-	}
-	if fe := decodeStrict(raw, &s, "url and stream", sourceFields, hint); fe != nil {
+	if fe := destination.DecodeSettings(raw, &s, sourceDecoding); fe != nil {
 		return nil, []*destination.FieldError{fe}
 	}
 	var errs []*destination.FieldError
