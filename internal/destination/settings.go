@@ -89,7 +89,7 @@ func jsonWant(t reflect.Type) string {
 	case reflect.String:
 		return "a string"
 	case reflect.Bool:
-		return "true or false"
+		return "true or false (a JSON boolean)"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return "a whole number"

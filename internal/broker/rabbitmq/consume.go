@@ -36,8 +36,8 @@ const (
 	fetchLinger = 5 * time.Millisecond
 )
 
-// sourceFields are the source's settings, for the unknown-field message.
-const sourceFields = "url, username, password, queue, prefetch"
+// sourceDecoding words the decoding errors of a source's settings.
+var sourceDecoding = destination.Decoding{Required: "url and queue", Known: "url, username, password, queue, prefetch"}
 
 var (
 	errConsumerClosed = errors.New("rabbitmq consumer closed")
@@ -98,7 +98,7 @@ func (t *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destination
 
 func decodeSourceSettings(raw json.RawMessage) (*SourceSettings, parsedURL, []*destination.FieldError) {
 	var s SourceSettings
-	if fe := decodeStrict(raw, &s, sourceFields); fe != nil {
+	if fe := destination.DecodeSettings(raw, &s, sourceDecoding); fe != nil {
 		return nil, parsedURL{}, []*destination.FieldError{fe}
 	}
 	var errs []*destination.FieldError
@@ -135,10 +135,7 @@ func (t *SourceType) Open(ctx context.Context, target source.Target) (source.Con
 	if len(errs) > 0 {
 		return nil, &settingsError{errs: errs}
 	}
-	dial := t.env.Dial
-	if target.Internal {
-		dial = t.env.InternalDial
-	}
+	dial := t.env.DialerFor(target.Internal)
 	if dial == nil {
 		return nil, errNoSourceDialer
 	}
