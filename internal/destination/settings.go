@@ -39,6 +39,9 @@ func DecodeSettings(raw json.RawMessage, v any, d Decoding) *FieldError {
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		msg := "the settings must be a JSON object"
+		if len(trimmed) == 0 {
+			msg = "the settings are required: a JSON object"
+		}
 		if d.Required != "" {
 			msg += " with at least " + d.Required
 		}
@@ -50,7 +53,7 @@ func DecodeSettings(raw json.RawMessage, v any, d Decoding) *FieldError {
 		return d.decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return &FieldError{Message: "unexpected data after the settings object: the settings must be one JSON object"}
+		return &FieldError{Message: "the settings must be a single JSON object: unexpected data after it"}
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ func TestDecodeSettings(t *testing.T) {
 		t.Fatalf("decoded %+v", ok)
 	}
 	for _, c := range []struct{ name, raw, field, want string }{
-		{"empty", ``, "", "JSON object with at least url"},
+		{"empty", ``, "", "required: a JSON object with at least url"},
 		{"array", `[1]`, "", "JSON object"},
 		{"string", `"x"`, "", "JSON object"},
 		{"unknown", `{"url":"x","subject":"y"}`, "subject", "unknown setting (known: url, tls, port, wait, count)"},
@@ -39,7 +39,7 @@ func TestDecodeSettings(t *testing.T) {
 		{"pointer int", `{"port":"x"}`, "port", "must be a whole number"},
 		{"int", `{"count":1.5}`, "count", "must be a whole number"},
 		{"hint", `{"wait":5}`, "wait", "must be a duration in a string"},
-		{"trailing", `{"url":"x"} {}`, "", "one JSON object"},
+		{"trailing", `{"url":"x"} {}`, "", "a single JSON object"},
 		{"broken", `{"url":`, "", "not a valid JSON object"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -95,11 +95,11 @@ type Sender struct {
 // Send XADDs one message and waits for the entry id.
 func (s *Sender) Send(ctx context.Context, m *destination.Message) destination.Outcome {
 	start := time.Now()
-	e, err := s.pool.lease(s.key)
+	e, put, err := s.pool.lease(ctx, s.key)
 	if err != nil {
 		return s.failed(err, start)
 	}
-	defer s.pool.release(e)
+	defer put()
 	if o, ok := s.tooLarge(ctx, e, m, start); !ok {
 		return o
 	}
@@ -122,11 +122,11 @@ func (s *Sender) SendBatch(ctx context.Context, ms []*destination.Message) desti
 	if len(ms) == 0 {
 		return destination.Outcome{Class: destination.Success, Latency: time.Since(start)}
 	}
-	e, err := s.pool.lease(s.key)
+	e, put, err := s.pool.lease(ctx, s.key)
 	if err != nil {
 		return s.failed(err, start)
 	}
-	defer s.pool.release(e)
+	defer put()
 	for i, m := range ms {
 		if o, ok := s.tooLarge(ctx, e, m, start); !ok {
 			o.Error = fmt.Sprintf("message %d of %d: %s", i+1, len(ms), o.Error)

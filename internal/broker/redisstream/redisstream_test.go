@@ -392,7 +392,7 @@ func TestConnectionLimitIsBrokerBusy(t *testing.T) {
 	}
 
 	// a's client holds its connection, as a send in flight does.
-	ea, err := typ.pool.lease(a.key)
+	ea, put, err := typ.pool.lease(ctx, a.key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +413,7 @@ func TestConnectionLimitIsBrokerBusy(t *testing.T) {
 
 	// Once a's client is idle, b takes its place (the idle client is closed for it).
 	_ = held.Close()
-	typ.pool.release(ea)
+	put()
 	eventually(t, 15*time.Second, func() error {
 		return outcomeErr(b.Send(ctx, signedMessage(t, "x", []byte(`{}`))), destination.Success, "")
 	})

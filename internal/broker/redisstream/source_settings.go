@@ -42,13 +42,17 @@ type SourceSettings struct {
 	claimIdle time.Duration
 }
 
-const sourceFields = "the settings of a redis source are address, db, username, password, tls, stream, start, claim_idle, body_field"
+// sourceDecoding words the decoding errors of a source's settings.
+var sourceDecoding = destination.Decoding{
+	Required: "address and stream",
+	Known:    "address, db, username, password, tls, stream, start, claim_idle, body_field",
+	Hint:     map[string]string{"claim_idle": `a duration in a string, such as "60s" or "500ms"`},
+}
 
 // checkSource validates every field of a source's settings and fills the defaults. No I/O.
 func checkSource(raw json.RawMessage) (*SourceSettings, []*destination.FieldError) {
 	var s SourceSettings
-	hint := map[string]string{"claim_idle": `a duration in a string, such as "60s" or "500ms"`}
-	if fe := decodeStrict(raw, &s, sourceFields, hint); fe != nil {
+	if fe := destination.DecodeSettings(raw, &s, sourceDecoding); fe != nil {
 		return nil, []*destination.FieldError{fe}
 	}
 	var errs []*destination.FieldError
