@@ -53,7 +53,7 @@ func DecodeSettings(raw json.RawMessage, v any, d Decoding) *FieldError {
 		return d.decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return &FieldError{Message: "the settings must be a single JSON object: unexpected data after it"}
+		return &FieldError{Message: "the settings must be a single JSON object: unexpected data after the settings object"}
 	}
 	return nil
 }
