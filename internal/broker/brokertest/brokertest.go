@@ -8,7 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -55,7 +55,7 @@ func Refusing() *Dialer {
 }
 
 // errBlocked marks a Dialer built by Refusing: each refusal names the address dialled.
-var errBlocked = fmt.Errorf("blocked")
+var errBlocked = errors.New("blocked")
 
 // Refuse makes every later dial fail with err (nil: dial again).
 func (d *Dialer) Refuse(err error) {
@@ -107,6 +107,13 @@ func (d *Dialer) Dials() int {
 	return len(d.addrs)
 }
 
+// Counts are Dials and Open together.
+func (d *Dialer) Counts() (dials, open int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.addrs), d.open
+}
+
 // Addrs are the addresses dialled, in order.
 func (d *Dialer) Addrs() []string {
 	d.mu.Lock()
@@ -114,7 +121,7 @@ func (d *Dialer) Addrs() []string {
 	return append([]string(nil), d.addrs...)
 }
 
-// Open is how many connections dialled are not closed yet; Peak the most open at once.
+// Open is how many connections dialled are not closed yet.
 func (d *Dialer) Open() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
