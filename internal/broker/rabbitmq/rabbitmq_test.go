@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +13,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
 )
@@ -58,7 +57,7 @@ func TestExchangeRoutingAndTransient(t *testing.T) {
 	b := sharedBroker(t)
 	q := queue(t, b, false)
 	ch := b.client(t)
-	x := randomName("herald-test-x")
+	x := brokertest.UniqueName("herald-test-x")
 	if err := ch.ExchangeDeclare(x, "topic", false, true, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -162,20 +161,20 @@ func TestPermanentFailures(t *testing.T) {
 	msg := signedMessage(t, "e", []byte(`{}`))
 
 	t.Run("no such exchange", func(t *testing.T) {
-		s := open(t, typ, b.settings(t, randomName("herald-test-missing"), "k"), false)
+		s := open(t, typ, b.settings(t, brokertest.UniqueName("herald-test-missing"), "k"), false)
 		o := s.Send(ctx, msg)
 		if o.Class != destination.Permanent || o.ErrorKind != destination.KindNoRoute || !strings.Contains(o.Error, "no exchange") {
 			t.Fatalf("outcome %+v, want permanent no_route", o)
 		}
 	})
 	t.Run("unroutable", func(t *testing.T) {
-		s := open(t, typ, b.settings(t, "amq.direct", randomName("nobody-binds")), false)
+		s := open(t, typ, b.settings(t, "amq.direct", brokertest.UniqueName("nobody-binds")), false)
 		o := s.Send(ctx, msg)
 		if o.Class != destination.Permanent || o.ErrorKind != destination.KindNoRoute || !strings.Contains(o.Error, "NO_ROUTE") {
 			t.Fatalf("outcome %+v, want permanent no_route (returned)", o)
 		}
 		// Default exchange, no such queue: returned too.
-		s = open(t, typ, b.settings(t, "", randomName("herald-test-noqueue")), false)
+		s = open(t, typ, b.settings(t, "", brokertest.UniqueName("herald-test-noqueue")), false)
 		if o := s.Send(ctx, msg); o.Class != destination.Permanent || o.ErrorKind != destination.KindNoRoute {
 			t.Fatalf("outcome %+v, want permanent no_route", o)
 		}
@@ -193,7 +192,7 @@ func TestPermanentFailures(t *testing.T) {
 		}
 	})
 	t.Run("no such vhost", func(t *testing.T) {
-		raw, _ := json.Marshal(map[string]any{"url": "amqp://" + b.addr + "/" + randomName("novhost"), "username": b.user,
+		raw, _ := json.Marshal(map[string]any{"url": "amqp://" + b.addr + "/" + brokertest.UniqueName("novhost"), "username": b.user,
 			"password": b.password, "exchange": "", "routing_key": "k"})
 		s := open(t, typ, raw, false)
 		if o := s.Send(ctx, msg); o.Class != destination.Permanent || o.ErrorKind != destination.KindDenied {
@@ -213,10 +212,10 @@ func TestPermanentFailures(t *testing.T) {
 func TestConcurrentAttemptsGetTheirOwnConfirms(t *testing.T) {
 	b := sharedBroker(t)
 	q := queue(t, b, false)
-	d := newCountingDialer()
+	d := brokertest.NewDialer()
 	typ := newType(t, destination.Env{Dial: d.Dial, InternalDial: d.Dial})
 	good := open(t, typ, b.settings(t, "", q), false)
-	bad := open(t, typ, b.settings(t, "amq.direct", randomName("nobody-binds")), false)
+	bad := open(t, typ, b.settings(t, "amq.direct", brokertest.UniqueName("nobody-binds")), false)
 
 	const n = 200
 	var wg sync.WaitGroup
@@ -246,7 +245,7 @@ func TestConcurrentAttemptsGetTheirOwnConfirms(t *testing.T) {
 	if wrong.Load() > 0 {
 		t.Fatalf("%d attempts got another attempt's answer", wrong.Load())
 	}
-	if got := d.dials.Load(); got != 1 {
+	if got := d.Dials(); got != 1 {
 		t.Errorf("%d dials, want 1 shared connection", got)
 	}
 	want := map[string]bool{}
@@ -292,7 +291,7 @@ func TestBatch(t *testing.T) {
 		delete(want, d.MessageId)
 	}
 
-	bad := open(t, typ, b.settings(t, "amq.direct", randomName("nobody-binds")), false)
+	bad := open(t, typ, b.settings(t, "amq.direct", brokertest.UniqueName("nobody-binds")), false)
 	if o := bad.SendBatch(ctx, ms[:10]); o.Class != destination.Permanent || o.ErrorKind != destination.KindNoRoute ||
 		!strings.Contains(o.Error, "10 of 10") {
 		t.Fatalf("unroutable batch: %+v", o)
@@ -304,26 +303,16 @@ func TestBatch(t *testing.T) {
 func TestRefusingDialer(t *testing.T) {
 	b := sharedBroker(t)
 	q := queue(t, b, false)
-	var seen []string
-	var mu sync.Mutex
-	refuse := func(_ context.Context, network, address string) (net.Conn, error) {
-		mu.Lock()
-		seen = append(seen, network+" "+address)
-		mu.Unlock()
-		ap := netip.MustParseAddrPort(address)
-		return nil, &httpsend.BlockedError{Host: ap.Addr().String(), Addr: ap.Addr(), Reason: "loopback"}
-	}
-	typ := newType(t, destination.Env{Dial: refuse, InternalDial: refuse})
+	refuse := brokertest.Refusing()
+	typ := newType(t, destination.Env{Dial: refuse.Dial, InternalDial: refuse.Dial})
 	s := open(t, typ, b.settings(t, "", q), false)
 	o := s.Send(context.Background(), signedMessage(t, "e", []byte(`{}`)))
 	if o.Class != destination.Permanent || o.ErrorKind != destination.KindBlocked {
 		t.Fatalf("outcome %+v, want permanent blocked_destination", o)
 	}
-	mu.Lock()
-	if len(seen) != 1 || seen[0] != "tcp "+b.addr {
+	if seen := refuse.Addrs(); len(seen) != 1 || seen[0] != b.addr {
 		t.Errorf("dialer saw %v, want one dial of %s", seen, b.addr)
 	}
-	mu.Unlock()
 
 	// The production guard (loopback not allowed) refuses the shared broker's 127.0.0.1 itself.
 	guard := httpsend.New(httpsend.Config{})
@@ -340,7 +329,7 @@ func TestRefusingDialer(t *testing.T) {
 func TestPoolSharedBoundedAndIdle(t *testing.T) {
 	b := sharedBroker(t)
 	q1, q2 := queue(t, b, false), queue(t, b, false)
-	d := newCountingDialer()
+	d := brokertest.NewDialer()
 	typ := newType(t, destination.Env{Dial: d.Dial, InternalDial: d.Dial, MaxConnections: 1, IdleTimeout: 300 * time.Millisecond})
 	s1 := open(t, typ, b.settings(t, "", q1), false)
 	s2 := open(t, typ, b.settings(t, "", q2), false)
@@ -350,7 +339,7 @@ func TestPoolSharedBoundedAndIdle(t *testing.T) {
 	// Keep the connection busy (not idle) while both send.
 	sendOK(t, s1, signedMessage(t, "e", []byte(`{}`)))
 	sendOK(t, s2, signedMessage(t, "e", []byte(`{}`)))
-	if n := d.dials.Load(); n != 1 {
+	if n := d.Dials(); n != 1 {
 		t.Fatalf("%d dials for two senders to one broker, want 1", n)
 	}
 	// An internal endpoint to the same broker needs another connection (another dialer): over
@@ -366,7 +355,7 @@ func TestPoolSharedBoundedAndIdle(t *testing.T) {
 	if o.Class != destination.Retryable || o.ErrorKind != destination.KindBrokerBusy || !strings.Contains(o.Error, "limit 1") {
 		t.Fatalf("over the limit: %+v, want retryable broker_busy", o)
 	}
-	if n := d.dials.Load(); n != 1 {
+	if n := d.Dials(); n != 1 {
 		t.Fatalf("%d dials: the limit must refuse before dialling", n)
 	}
 	put()
@@ -379,7 +368,7 @@ func TestPoolSharedBoundedAndIdle(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	sendOK(t, s3, signedMessage(t, "e", []byte(`{}`)))
-	if n := d.dials.Load(); n != 2 {
+	if n := d.Dials(); n != 2 {
 		t.Fatalf("%d dials, want 2 (the internal pool dialled once its slot was free)", n)
 	}
 	verify(t, get(t, b.client(t), q1))
@@ -403,7 +392,7 @@ func TestPrivateNodeTooLargeAndRestart(t *testing.T) {
 	n := startPrivateNode(t, maxMessage)
 	b := n.brokerFor()
 	q := queue(t, b, true) // durable: it survives the restart
-	d := newCountingDialer()
+	d := brokertest.NewDialer()
 	typ := newType(t, destination.Env{Dial: d.Dial, InternalDial: d.Dial})
 	s := open(t, typ, b.settings(t, "", q), false)
 
@@ -520,8 +509,8 @@ func TestPrivateNodeTooLargeAndRestart(t *testing.T) {
 		sendOK(t, s, m)
 		delivered = append(delivered, m.ID)
 	}
-	if d.dials.Load() < 2 {
-		t.Fatalf("%d dials: the lost connection was not re-established", d.dials.Load())
+	if d.Dials() < 2 {
+		t.Fatalf("%d dials: the lost connection was not re-established", d.Dials())
 	}
 	// Persistent messages to a durable queue survive the restart: all are there.
 	ch := b.client(t)
@@ -626,7 +615,7 @@ func BenchmarkSend(b *testing.B) {
 func TestNackIsBrokerBusy(t *testing.T) {
 	b := sharedBroker(t)
 	ch := b.client(t)
-	q, err := ch.QueueDeclare(randomName("herald-test-full"), false, false, false, false,
+	q, err := ch.QueueDeclare(brokertest.UniqueName("herald-test-full"), false, false, false, false,
 		amqp.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"})
 	if err != nil {
 		t.Fatal(err)
