@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DialerFor is the guarded dialer of a target: InternalDial for one an admin marked internal,
@@ -104,4 +105,47 @@ func jsonWant(t reflect.Type) string {
 		return "a JSON object"
 	}
 	return "a " + t.String()
+}
+
+// FieldErrors collects the problems of a type's settings, field by field.
+type FieldErrors []*FieldError
+
+// Add records that field is wrong: msg says why, value is the offending value (never a
+// secret's; nil not to echo it).
+func (e *FieldErrors) Add(field, msg string, value any) {
+	*e = append(*e, &FieldError{Field: field, Message: msg, Value: value})
+}
+
+// Duration checks a duration setting given as a Go duration string ("30s", "2m"): def when
+// empty, else one from lo to hi. meaning says what the duration is, for the error. It rewrites
+// *raw in its normal form (so that Check returns it) and returns the duration.
+func (e *FieldErrors) Duration(field string, raw *string, def, lo, hi time.Duration, meaning string) time.Duration {
+	d := def
+	if *raw != "" {
+		v, err := time.ParseDuration(*raw)
+		switch {
+		case err != nil:
+			e.Add(field, `must be a duration such as "30s", "2m" or "1m30s"`, *raw)
+			return def
+		case v < lo || v > hi:
+			e.Add(field, fmt.Sprintf("must be from %v to %v (%s)", lo, hi, meaning), *raw)
+			return def
+		}
+		d = v
+	}
+	*raw = d.String()
+	return d
+}
+
+// EncodeSettings is what a type's Check returns: the settings normalised as JSON, or errs when
+// there are any.
+func EncodeSettings(s any, errs []*FieldError) (json.RawMessage, []*FieldError) {
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	out, err := json.Marshal(s)
+	if err != nil {
+		return nil, []*FieldError{{Message: "the settings cannot be encoded: " + err.Error()}}
+	}
+	return out, nil
 }

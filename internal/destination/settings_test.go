@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 type testConn struct {
@@ -71,5 +72,46 @@ func TestDialerFor(t *testing.T) {
 	}
 	if (Env{}).DialerFor(true) != nil {
 		t.Fatal("no dialer given: want nil")
+	}
+}
+
+func TestFieldErrorsDuration(t *testing.T) {
+	for _, c := range []struct {
+		raw, normal, want string
+		d               time.Duration
+	}{
+		{"", "30s", "", 30 * time.Second},
+		{"2m", "2m0s", "", 2 * time.Minute},
+		{"soon", "soon", `must be a duration such as "30s"`, 30 * time.Second},
+		{"10ms", "10ms", "must be from 1s to 1h0m0s (how long it waits)", 30 * time.Second},
+		{"2h", "2h", "must be from 1s to 1h0m0s", 30 * time.Second},
+	} {
+		var errs FieldErrors
+		raw := c.raw
+		d := errs.Duration("wait", &raw, 30*time.Second, time.Second, time.Hour, "how long it waits")
+		if d != c.d || raw != c.normal {
+			t.Errorf("%q: %v and %q, want %v and %q", c.raw, d, raw, c.d, c.normal)
+		}
+		switch {
+		case c.want == "" && len(errs) > 0:
+			t.Errorf("%q: error %v", c.raw, errs[0])
+		case c.want != "" && (len(errs) != 1 || errs[0].Field != "wait" || !strings.Contains(errs[0].Message, c.want) || errs[0].Value != c.raw):
+			t.Errorf("%q: errors %v, want one at wait saying %q", c.raw, errs, c.want)
+		}
+	}
+}
+
+func TestEncodeSettings(t *testing.T) {
+	out, errs := EncodeSettings(testSettings{Wait: "1s"}, nil)
+	if errs != nil || !strings.Contains(string(out), `"wait":"1s"`) {
+		t.Fatalf("EncodeSettings = %s, %v", out, errs)
+	}
+	var fe FieldErrors
+	fe.Add("url", "is required", nil)
+	if out, errs := EncodeSettings(testSettings{}, fe); out != nil || len(errs) != 1 || errs[0].Field != "url" {
+		t.Fatalf("with errors: %s, %v; want the errors only", out, errs)
+	}
+	if _, errs := EncodeSettings(func() {}, nil); len(errs) != 1 || !strings.Contains(errs[0].Message, "cannot be encoded") {
+		t.Fatalf("unencodable: %v", errs)
 	}
 }

@@ -48,14 +48,7 @@ func (t *SourceType) Secrets() []string { return []string{"password", "token"} }
 // Check validates settings field by field and returns them normalised. It does no I/O.
 func (t *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := checkSource(raw)
-	if errs != nil {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Message: "encode settings: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // Close closes every pooled connection; the consumers fail afterwards.

@@ -47,17 +47,10 @@ func (t *Type) Secrets() []string { return []string{"password", "token"} }
 // Check validates settings field by field and returns them normalised. It does no I/O.
 func (t *Type) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := parseSettings(raw)
-	if errs != nil {
-		return nil, errs
+	if errs == nil {
+		errs = s.check()
 	}
-	if errs := s.check(); len(errs) > 0 {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Message: "encode settings: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // Open returns the sender of an endpoint. It does not connect: the first attempt does.

@@ -58,10 +58,8 @@ func parseSettings(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 
 // check validates every field and normalises the settings in place.
 func (s *Settings) check() []*destination.FieldError {
-	var errs []*destination.FieldError
-	add := func(field, msg string, value any) {
-		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: value})
-	}
+	var errs destination.FieldErrors
+	add := errs.Add
 	s.Conn.check(add)
 	if msg := checkSubject(s.Subject); msg != "" {
 		add("subject", msg, s.Subject)

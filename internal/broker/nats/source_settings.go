@@ -56,10 +56,8 @@ func checkSource(raw json.RawMessage) (*SourceSettings, []*destination.FieldErro
 	if fe := destination.DecodeSettings(raw, &s, sourceDecoding); fe != nil {
 		return nil, []*destination.FieldError{fe}
 	}
-	var errs []*destination.FieldError
-	add := func(field, msg string, value any) {
-		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: value})
-	}
+	var errs destination.FieldErrors
+	add := errs.Add
 	s.Conn.check(add)
 	if s.Stream == "" {
 		add("stream", "is required: the JetStream stream to read (it must exist: Herald creates its durable consumer on it, never the stream)", nil)
@@ -71,16 +69,8 @@ func checkSource(raw json.RawMessage) (*SourceSettings, []*destination.FieldErro
 			add("filter_subject", msg, s.FilterSubject)
 		}
 	}
-	if s.AckWait == "" {
-		s.ackWait = defaultAckWait
-	} else if d, err := time.ParseDuration(s.AckWait); err != nil {
-		add("ack_wait", `must be a duration such as "30s", "2m" or "1m30s"`, s.AckWait)
-	} else if d < minAckWait || d > maxAckWait {
-		add("ack_wait", fmt.Sprintf("must be from %v to %v (how long a message delivered to Herald and not acknowledged waits before JetStream delivers it again)", minAckWait, maxAckWait), s.AckWait)
-	} else {
-		s.ackWait = d
-	}
-	s.AckWait = s.ackWait.String()
+	s.ackWait = errs.Duration("ack_wait", &s.AckWait, defaultAckWait, minAckWait, maxAckWait,
+		"how long a message delivered to Herald and not acknowledged waits before JetStream delivers it again")
 	switch {
 	case s.MaxAckPending == 0:
 		s.MaxAckPending = defaultMaxAckPending

@@ -89,11 +89,7 @@ func (t *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destination
 	}
 	n := *s
 	n.URL = u.dialURL()
-	out, err := json.Marshal(&n)
-	if err != nil {
-		return nil, []*destination.FieldError{{Field: "", Message: "settings could not be encoded: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(&n, nil)
 }
 
 func decodeSourceSettings(raw json.RawMessage) (*SourceSettings, parsedURL, []*destination.FieldError) {
@@ -101,10 +97,8 @@ func decodeSourceSettings(raw json.RawMessage) (*SourceSettings, parsedURL, []*d
 	if fe := destination.DecodeSettings(raw, &s, sourceDecoding); fe != nil {
 		return nil, parsedURL{}, []*destination.FieldError{fe}
 	}
-	var errs []*destination.FieldError
-	add := func(field, msg string, v any) {
-		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: v})
-	}
+	var errs destination.FieldErrors
+	add := errs.Add
 	u := s.Connection.check(add)
 	switch {
 	case s.Queue == "":

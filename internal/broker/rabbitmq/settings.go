@@ -65,11 +65,7 @@ func (t *Type) Check(raw json.RawMessage) (json.RawMessage, []*destination.Field
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	out, err := json.Marshal(normalised(s, u))
-	if err != nil {
-		return nil, []*destination.FieldError{{Field: "", Message: "settings could not be encoded: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(normalised(s, u), nil)
 }
 
 func normalised(s *Settings, u parsedURL) *Settings {
@@ -109,10 +105,8 @@ func decodeSettings(raw json.RawMessage) (*Settings, parsedURL, []*destination.F
 	if fe := destination.DecodeSettings(raw, &s, destinationDecoding); fe != nil {
 		return nil, parsedURL{}, []*destination.FieldError{fe}
 	}
-	var errs []*destination.FieldError
-	add := func(field, msg string, v any) {
-		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: v})
-	}
+	var errs destination.FieldErrors
+	add := errs.Add
 	u := s.Connection.check(add)
 	switch {
 	case s.Exchange == nil:

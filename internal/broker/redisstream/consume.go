@@ -48,14 +48,7 @@ func (t *SourceType) Secrets() []string { return []string{"password"} }
 // Check validates the settings field by field and returns them with their defaults.
 func (t *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := checkSource(raw)
-	if errs != nil {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Field: "", Message: "settings cannot be encoded: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // Close closes every pooled connection; open consumers fail afterwards.

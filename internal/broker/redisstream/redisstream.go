@@ -57,14 +57,7 @@ func (t *Type) Secrets() []string { return []string{"password"} }
 // Check validates the settings field by field and returns them with their defaults.
 func (t *Type) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := check(raw)
-	if errs != nil {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Field: "", Message: "settings cannot be encoded: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // Open returns a sender for the endpoint; it connects at the first attempt.

@@ -122,10 +122,8 @@ func check(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 	if fe := destination.DecodeSettings(raw, &s, destinationDecoding); fe != nil {
 		return nil, []*destination.FieldError{fe}
 	}
-	var errs []*destination.FieldError
-	add := func(field, msg string, value any) {
-		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: value})
-	}
+	var errs destination.FieldErrors
+	add := errs.Add
 	s.Conn.check(add)
 	checkStream(s.Stream, "to add the messages to", add)
 	if s.MaxLen != nil && *s.MaxLen <= 0 {
