@@ -78,7 +78,7 @@ func TestDialerFor(t *testing.T) {
 func TestFieldErrorsDuration(t *testing.T) {
 	for _, c := range []struct {
 		raw, normal, want string
-		d               time.Duration
+		d                 time.Duration
 	}{
 		{"", "30s", "", 30 * time.Second},
 		{"2m", "2m0s", "", 2 * time.Minute},
