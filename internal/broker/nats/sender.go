@@ -28,15 +28,37 @@ var (
 	_ destination.BatchSender = (*Sender)(nil)
 )
 
-// acquire takes the pooled connection of the endpoint's broker (put gives it back), or returns
-// the attempt's Outcome.
-func (s *Sender) acquire(ctx context.Context) (*conn, func(), *destination.Outcome) {
+// acquire takes the pooled connection of the endpoint's broker for an attempt, with the
+// attempt's context, which a permission violation for the subject cancels; done ends the
+// attempt (gives the connection back). On failure it returns the attempt's Outcome.
+func (s *Sender) acquire(ctx context.Context, start time.Time) (c *conn, wctx context.Context, done func(), failed *destination.Outcome) {
 	c, put, err := s.t.conns.Get(ctx, s.key)
-	if err == nil {
-		return c, put, nil
+	if err != nil {
+		o := connectOutcome(err, s.settings, maxConnections(s.t.env))
+		o.Latency = time.Since(start)
+		return nil, nil, nil, &o
 	}
-	o := connectOutcome(err, s.settings, maxConnections(s.t.env))
-	return nil, nil, &o
+	wctx, cancel := context.WithCancelCause(ctx)
+	w := c.watch(s.settings.Subject, cancel)
+	return c, wctx, func() {
+		c.unwatch(w)
+		cancel(nil)
+		put()
+	}, nil
+}
+
+// publishFailure is the Outcome of a publish of size bytes that failed with err, naming the
+// permission violation that canceled wctx if one did.
+func (s *Sender) publishFailure(wctx context.Context, c *conn, err error, size int, what string) destination.Outcome {
+	if cause := context.Cause(wctx); cause != nil && !errors.Is(err, cause) {
+		err = fmt.Errorf("%w (%w)", cause, err)
+	}
+	o := errorOutcome(err, s.settings, nil)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		o.Error = fmt.Sprintf("publish to subject %q: %s (%d bytes) is larger than the server's max_payload (%d bytes)",
+			s.settings.Subject, what, size, c.nc.MaxPayload())
+	}
+	return o
 }
 
 // connectOutcome classifies a failure to get a pooled connection.
@@ -84,29 +106,16 @@ func (s *Sender) message(m *destination.Message) (*nats.Msg, []jetstream.Publish
 // Send publishes m and waits for the stream's acknowledgement within ctx.
 func (s *Sender) Send(ctx context.Context, m *destination.Message) destination.Outcome {
 	start := time.Now()
-	c, put, failed := s.acquire(ctx)
+	c, wctx, done, failed := s.acquire(ctx, start)
 	if failed != nil {
-		failed.Latency = time.Since(start)
 		return *failed
 	}
-	defer put()
-
-	wctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	w := c.watch(s.settings.Subject, cancel)
-	defer c.unwatch(w)
+	defer done()
 
 	msg, opts := s.message(m)
 	ack, err := c.js.PublishMsg(wctx, msg, opts...)
 	if err != nil {
-		if cause := context.Cause(wctx); cause != nil && !errors.Is(err, cause) {
-			err = fmt.Errorf("%w (%w)", cause, err)
-		}
-		o := errorOutcome(err, s.settings, nil)
-		if errors.Is(err, nats.ErrMaxPayload) {
-			o.Error = fmt.Sprintf("publish to subject %q: the message (%d bytes) is larger than the server's max_payload (%d bytes)",
-				s.settings.Subject, len(m.Body), c.nc.MaxPayload())
-		}
+		o := s.publishFailure(wctx, c, err, len(m.Body), "the message")
 		o.Latency = time.Since(start)
 		return o
 	}
@@ -121,27 +130,14 @@ func (s *Sender) SendBatch(ctx context.Context, ms []*destination.Message) desti
 	if len(ms) == 0 {
 		return destination.Outcome{Class: destination.Success}
 	}
-	c, put, failed := s.acquire(ctx)
+	c, wctx, done, failed := s.acquire(ctx, start)
 	if failed != nil {
-		failed.Latency = time.Since(start)
 		return *failed
 	}
-	defer put()
-
-	wctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	w := c.watch(s.settings.Subject, cancel)
-	defer c.unwatch(w)
+	defer done()
 
 	fail := func(i int, err error) destination.Outcome {
-		if cause := context.Cause(wctx); cause != nil && !errors.Is(err, cause) {
-			err = fmt.Errorf("%w (%w)", cause, err)
-		}
-		o := errorOutcome(err, s.settings, nil)
-		if errors.Is(err, nats.ErrMaxPayload) {
-			o.Error = fmt.Sprintf("publish to subject %q: a message (%d bytes) is larger than the server's max_payload (%d bytes)",
-				s.settings.Subject, len(ms[i].Body), c.nc.MaxPayload())
-		}
+		o := s.publishFailure(wctx, c, err, len(ms[i].Body), "a message")
 		o.Error = fmt.Sprintf("message %d of %d: %s", i+1, len(ms), o.Error)
 		o.Latency = time.Since(start)
 		return o
