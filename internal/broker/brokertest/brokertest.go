@@ -223,6 +223,12 @@ func SignedMessage(t testing.TB, id, eventType string, body []byte) *destination
 	return &destination.Message{ID: id, EventType: eventType, Timestamp: ts, Body: body, Header: h}
 }
 
+// Message is SignedMessage with a fresh id.
+func Message(t testing.TB, eventType string, body []byte) *destination.Message {
+	t.Helper()
+	return SignedMessage(t, UniqueName("msg"), eventType, body)
+}
+
 // Verify checks a message as a consumer does: the Standard Webhooks signature of body under the
 // headers it came with, with Secret.
 func Verify(t testing.TB, header http.Header, body []byte) {

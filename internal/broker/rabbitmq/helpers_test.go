@@ -120,12 +120,6 @@ func open(t testing.TB, typ *Type, raw json.RawMessage, internal bool) *Sender {
 	return s.(*Sender)
 }
 
-// signedMessage builds a Message as the dispatcher does, with a fresh id.
-func signedMessage(t testing.TB, eventType string, body []byte) *destination.Message {
-	t.Helper()
-	return brokertest.SignedMessage(t, brokertest.UniqueName("msg"), eventType, body)
-}
-
 // get polls a queue until a message arrives or the deadline passes.
 func get(t testing.TB, ch *amqp.Channel, q string) amqp.Delivery {
 	t.Helper()

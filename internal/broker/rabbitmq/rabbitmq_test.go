@@ -27,7 +27,7 @@ func TestDeliveryVerifiedByConsumer(t *testing.T) {
 
 	for i := range 3 {
 		body := fmt.Appendf(nil, `{"type":"order.created","data":{"n":%d}}`, i)
-		m := signedMessage(t, "order.created", body)
+		m := brokertest.Message(t, "order.created", body)
 		o := sendOK(t, s, m)
 		if o.Latency <= 0 || !strings.Contains(string(o.Response), "confirmed") {
 			t.Errorf("outcome %+v: want a latency and a confirmation", o)
@@ -71,7 +71,7 @@ func TestExchangeRoutingAndTransient(t *testing.T) {
 	})
 	typ := newType(t, destination.Env{})
 	s := open(t, typ, raw, false)
-	m := signedMessage(t, "order.created", []byte(`{"a":1}`))
+	m := brokertest.Message(t, "order.created", []byte(`{"a":1}`))
 	sendOK(t, s, m)
 	d := get(t, ch, q)
 	verify(t, d)
@@ -158,7 +158,7 @@ func TestPermanentFailures(t *testing.T) {
 	typ := newType(t, destination.Env{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	msg := signedMessage(t, "e", []byte(`{}`))
+	msg := brokertest.Message(t, "e", []byte(`{}`))
 
 	t.Run("no such exchange", func(t *testing.T) {
 		s := open(t, typ, b.settings(t, brokertest.UniqueName("herald-test-missing"), "k"), false)
@@ -227,7 +227,7 @@ func TestConcurrentAttemptsGetTheirOwnConfirms(t *testing.T) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			m := signedMessage(t, "e", fmt.Appendf(nil, `{"i":%d}`, i))
+			m := brokertest.Message(t, "e", fmt.Appendf(nil, `{"i":%d}`, i))
 			if i%2 == 0 {
 				if o := good.Send(ctx, m); o.Class != destination.Success {
 					t.Errorf("routable attempt: %+v", o)
@@ -275,7 +275,7 @@ func TestBatch(t *testing.T) {
 	ms := make([]*destination.Message, n)
 	want := map[string]bool{}
 	for i := range ms {
-		ms[i] = signedMessage(t, "batch.item", fmt.Appendf(nil, `{"i":%d}`, i))
+		ms[i] = brokertest.Message(t, "batch.item", fmt.Appendf(nil, `{"i":%d}`, i))
 		want[ms[i].ID] = true
 	}
 	if o := s.SendBatch(ctx, ms); o.Class != destination.Success {
@@ -306,7 +306,7 @@ func TestRefusingDialer(t *testing.T) {
 	refuse := brokertest.Refusing()
 	typ := newType(t, destination.Env{Dial: refuse.Dial, InternalDial: refuse.Dial})
 	s := open(t, typ, b.settings(t, "", q), false)
-	o := s.Send(context.Background(), signedMessage(t, "e", []byte(`{}`)))
+	o := s.Send(context.Background(), brokertest.Message(t, "e", []byte(`{}`)))
 	if o.Class != destination.Permanent || o.ErrorKind != destination.KindBlocked {
 		t.Fatalf("outcome %+v, want permanent blocked_destination", o)
 	}
@@ -317,7 +317,7 @@ func TestRefusingDialer(t *testing.T) {
 	// The production guard (loopback not allowed) refuses the shared broker's 127.0.0.1 itself.
 	guard := httpsend.New(httpsend.Config{})
 	typ2 := newType(t, destination.Env{Dial: guard.DialContext, InternalDial: guard.DialContext})
-	if o := open(t, typ2, b.settings(t, "", q), false).Send(context.Background(), signedMessage(t, "e", []byte(`{}`))); o.Class != destination.Permanent || o.ErrorKind != destination.KindBlocked {
+	if o := open(t, typ2, b.settings(t, "", q), false).Send(context.Background(), brokertest.Message(t, "e", []byte(`{}`))); o.Class != destination.Permanent || o.ErrorKind != destination.KindBlocked {
 		t.Fatalf("outcome %+v, want permanent blocked_destination from the guard", o)
 	}
 	qi, err := b.client(t).QueueDeclarePassive(q, false, false, false, false, nil)
@@ -337,8 +337,8 @@ func TestPoolSharedBoundedAndIdle(t *testing.T) {
 		t.Fatal("two endpoints on the same broker and credentials got different connection keys")
 	}
 	// Keep the connection busy (not idle) while both send.
-	sendOK(t, s1, signedMessage(t, "e", []byte(`{}`)))
-	sendOK(t, s2, signedMessage(t, "e", []byte(`{}`)))
+	sendOK(t, s1, brokertest.Message(t, "e", []byte(`{}`)))
+	sendOK(t, s2, brokertest.Message(t, "e", []byte(`{}`)))
 	if n := d.Dials(); n != 1 {
 		t.Fatalf("%d dials for two senders to one broker, want 1", n)
 	}
@@ -351,7 +351,7 @@ func TestPoolSharedBoundedAndIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	s3 := open(t, typ, b.settings(t, "", q1), true)
-	o := s3.Send(context.Background(), signedMessage(t, "e", []byte(`{}`)))
+	o := s3.Send(context.Background(), brokertest.Message(t, "e", []byte(`{}`)))
 	if o.Class != destination.Retryable || o.ErrorKind != destination.KindBrokerBusy || !strings.Contains(o.Error, "limit 1") {
 		t.Fatalf("over the limit: %+v, want retryable broker_busy", o)
 	}
@@ -367,7 +367,7 @@ func TestPoolSharedBoundedAndIdle(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	sendOK(t, s3, signedMessage(t, "e", []byte(`{}`)))
+	sendOK(t, s3, brokertest.Message(t, "e", []byte(`{}`)))
 	if n := d.Dials(); n != 2 {
 		t.Fatalf("%d dials, want 2 (the internal pool dialled once its slot was free)", n)
 	}
@@ -378,7 +378,7 @@ func TestPoolSharedBoundedAndIdle(t *testing.T) {
 	if n := typ.openConnections(); n != 0 {
 		t.Fatalf("%d connections open after Close", n)
 	}
-	if o := s1.Send(context.Background(), signedMessage(t, "e", []byte(`{}`))); o.Class != destination.Retryable {
+	if o := s1.Send(context.Background(), brokertest.Message(t, "e", []byte(`{}`))); o.Class != destination.Retryable {
 		t.Fatalf("after Close: %+v, want retryable", o)
 	}
 }
@@ -396,7 +396,7 @@ func TestPrivateNodeTooLargeAndRestart(t *testing.T) {
 	typ := newType(t, destination.Env{Dial: d.Dial, InternalDial: d.Dial})
 	s := open(t, typ, b.settings(t, "", q), false)
 
-	big := signedMessage(t, "e", []byte(`{"pad":"`+strings.Repeat("x", maxMessage)+`"}`))
+	big := brokertest.Message(t, "e", []byte(`{"pad":"`+strings.Repeat("x", maxMessage)+`"}`))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	o := s.Send(ctx, big)
 	cancel()
@@ -406,7 +406,7 @@ func TestPrivateNodeTooLargeAndRestart(t *testing.T) {
 
 	var delivered []string
 	for range 5 {
-		m := signedMessage(t, "e", []byte(`{"before":true}`))
+		m := brokertest.Message(t, "e", []byte(`{"before":true}`))
 		sendOK(t, s, m)
 		delivered = append(delivered, m.ID)
 	}
@@ -430,7 +430,7 @@ func TestPrivateNodeTooLargeAndRestart(t *testing.T) {
 				return
 			default:
 			}
-			m := signedMessage(t, "e", []byte(`{"during":true}`))
+			m := brokertest.Message(t, "e", []byte(`{"during":true}`))
 			mu.Lock()
 			attempted[m.ID] = true
 			mu.Unlock()
@@ -472,7 +472,7 @@ func TestPrivateNodeTooLargeAndRestart(t *testing.T) {
 
 	for i := range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		o := s.Send(ctx, signedMessage(t, "e", []byte(`{"during":true}`)))
+		o := s.Send(ctx, brokertest.Message(t, "e", []byte(`{"during":true}`)))
 		cancel()
 		if o.Class != destination.Retryable {
 			t.Fatalf("attempt %d while the broker is down: %+v, want retryable", i, o)
@@ -489,7 +489,7 @@ func TestPrivateNodeTooLargeAndRestart(t *testing.T) {
 	var last destination.Outcome
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		m := signedMessage(t, "e", []byte(`{"after":true}`))
+		m := brokertest.Message(t, "e", []byte(`{"after":true}`))
 		last = s.Send(ctx, m)
 		cancel()
 		if last.Class == destination.Success {
@@ -505,7 +505,7 @@ func TestPrivateNodeTooLargeAndRestart(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	for range 5 {
-		m := signedMessage(t, "e", []byte(`{"after":true}`))
+		m := brokertest.Message(t, "e", []byte(`{"after":true}`))
 		sendOK(t, s, m)
 		delivered = append(delivered, m.ID)
 	}
@@ -537,14 +537,14 @@ func TestContextDeadline(t *testing.T) {
 	s := open(t, typ, b.settings(t, "", queue(t, b, false)), false)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	o := s.Send(ctx, signedMessage(t, "e", []byte(`{}`)))
+	o := s.Send(ctx, brokertest.Message(t, "e", []byte(`{}`)))
 	if o.Class != destination.Retryable || (o.ErrorKind != destination.KindCanceled && o.ErrorKind != destination.KindTimeout) {
 		t.Fatalf("canceled attempt: %+v", o)
 	}
 	ctx, cancel2 := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel2()
 	<-ctx.Done()
-	if o := s.Send(ctx, signedMessage(t, "e", []byte(`{}`))); o.Class != destination.Retryable || o.ErrorKind != destination.KindTimeout {
+	if o := s.Send(ctx, brokertest.Message(t, "e", []byte(`{}`))); o.Class != destination.Retryable || o.ErrorKind != destination.KindTimeout {
 		t.Fatalf("expired attempt: %+v", o)
 	}
 	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -558,7 +558,7 @@ func TestContextDeadline(t *testing.T) {
 func BenchmarkSend(b *testing.B) {
 	br := sharedBroker(b)
 	body := []byte(`{"type":"order.created","timestamp":"2026-01-01T00:00:00Z","data":{"id":"ord_1","amount":4200,"currency":"eur"}}`)
-	m := signedMessage(b, "order.created", body)
+	m := brokertest.Message(b, "order.created", body)
 
 	b.Run("herald", func(b *testing.B) {
 		q := queue(b, br, false)
@@ -623,15 +623,15 @@ func TestNackIsBrokerBusy(t *testing.T) {
 	t.Cleanup(func() { _, _ = b.client(t).QueueDelete(q.Name, false, false, false) })
 	typ := newType(t, destination.Env{})
 	s := open(t, typ, b.settings(t, "", q.Name), false)
-	sendOK(t, s, signedMessage(t, "e", []byte(`{"first":true}`)))
+	sendOK(t, s, brokertest.Message(t, "e", []byte(`{"first":true}`)))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	o := s.Send(ctx, signedMessage(t, "e", []byte(`{"second":true}`)))
+	o := s.Send(ctx, brokertest.Message(t, "e", []byte(`{"second":true}`)))
 	if o.Class != destination.Retryable || o.ErrorKind != destination.KindBrokerBusy || !strings.Contains(o.Error, "negative acknowledgement") {
 		t.Fatalf("outcome %+v, want retryable broker_busy", o)
 	}
 	verify(t, get(t, ch, q.Name)) // room again
-	m := signedMessage(t, "e", []byte(`{"third":true}`))
+	m := brokertest.Message(t, "e", []byte(`{"third":true}`))
 	sendOK(t, s, m)
 	if d := get(t, ch, q.Name); d.MessageId != m.ID {
 		t.Fatalf("got %q, want %q", d.MessageId, m.ID)

@@ -17,7 +17,7 @@ func BenchmarkSend(b *testing.B) {
 	addr, db := sharedRedis(b)
 	ctx := context.Background()
 	body := []byte(`{"type":"order.created","timestamp":"2024-05-01T12:00:00Z","data":{"id":"ord_1","total":42,"currency":"EUR"}}`)
-	m := signedMessage(b, "order.created", body)
+	m := brokertest.Message(b, "order.created", body)
 	cons := consumer(b, addr, db)
 
 	b.Run("herald", func(b *testing.B) {

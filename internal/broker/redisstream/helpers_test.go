@@ -72,12 +72,6 @@ func open(t testing.TB, typ *Type, m map[string]any) *Sender {
 	return s.(*Sender)
 }
 
-// signedMessage builds a Message as the dispatcher does, with a fresh id.
-func signedMessage(t testing.TB, eventType string, body []byte) *destination.Message {
-	t.Helper()
-	return brokertest.SignedMessage(t, brokertest.UniqueName("msg"), eventType, body)
-}
-
 // privateRedis is a redis-server of the test's own, on a free port, that the test may stop.
 type privateRedis struct {
 	t    testing.TB

@@ -50,7 +50,7 @@ func TestDeliveryVerifiedByConsumer(t *testing.T) {
 	typ := newType(t, brokertest.NewDialer(), 0, 0)
 	s := open(t, typ, map[string]any{"address": addr, "db": db, "stream": stream})
 	body := []byte(`{"type":"order.created","timestamp":"2024-05-01T12:00:00Z","data":{"id":"ord_1","total":42}}`)
-	m := signedMessage(t, "order.created", body)
+	m := brokertest.Message(t, "order.created", body)
 
 	o := s.Send(ctx, m)
 	if o.Class != destination.Success || o.ErrorKind != "" || o.Error != "" {
@@ -109,7 +109,7 @@ func TestMaxLenTrimsTheStream(t *testing.T) {
 	s := open(t, typ, map[string]any{"address": addr, "db": db, "stream": stream, "maxlen": 10})
 	const n = 350
 	for i := range n {
-		if o := s.Send(ctx, signedMessage(t, "tick", fmt.Appendf(nil, `{"i":%d}`, i))); o.Class != destination.Success {
+		if o := s.Send(ctx, brokertest.Message(t, "tick", fmt.Appendf(nil, `{"i":%d}`, i))); o.Class != destination.Success {
 			t.Fatalf("Send %d: %+v", i, o)
 		}
 	}
@@ -134,7 +134,7 @@ func TestWrongTypeIsNoRoute(t *testing.T) {
 	}
 	typ := newType(t, brokertest.NewDialer(), 0, 0)
 	s := open(t, typ, map[string]any{"address": addr, "db": db, "stream": key})
-	o := s.Send(ctx, signedMessage(t, "x", []byte(`{}`)))
+	o := s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`)))
 	if err := outcomeErr(o, destination.Permanent, destination.KindNoRoute); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestNoSuchDatabaseIsNoRoute(t *testing.T) {
 	addr, _ := sharedRedis(t)
 	typ := newType(t, brokertest.NewDialer(), 0, 0)
 	s := open(t, typ, map[string]any{"address": addr, "db": 100000, "stream": brokertest.UniqueName("herald-test")})
-	o := s.Send(ctxT(t), signedMessage(t, "x", []byte(`{}`)))
+	o := s.Send(ctxT(t), brokertest.Message(t, "x", []byte(`{}`)))
 	if err := outcomeErr(o, destination.Permanent, destination.KindNoRoute); err != nil {
 		t.Fatal(err)
 	}
@@ -166,13 +166,13 @@ func TestTooLarge(t *testing.T) {
 	s := open(t, typ, map[string]any{"address": srv.addr(), "stream": stream})
 	ctx := ctxT(t)
 	big := bytes.Repeat([]byte("x"), 2<<20)
-	o := s.Send(ctx, signedMessage(t, "big", big))
+	o := s.Send(ctx, brokertest.Message(t, "big", big))
 	if err := outcomeErr(o, destination.Permanent, destination.KindTooLarge); err != nil {
 		t.Fatal(err)
 	}
 	// The connection is usable again for a message of a normal size.
 	brokertest.Eventually(t, 15*time.Second, func() error {
-		return outcomeErr(s.Send(ctx, signedMessage(t, "small", []byte(`{}`))), destination.Success, "")
+		return outcomeErr(s.Send(ctx, brokertest.Message(t, "small", []byte(`{}`))), destination.Success, "")
 	})
 	cons := consumer(t, srv.addr(), 0)
 	if n := cons.XLen(ctx, stream).Val(); n != 1 {
@@ -204,7 +204,7 @@ func TestDenied(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t, typ, c.settings)
-			o := s.Send(ctx, signedMessage(t, "x", []byte(`{}`)))
+			o := s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`)))
 			if err := outcomeErr(o, destination.Permanent, destination.KindDenied); err != nil {
 				t.Fatal(err)
 			}
@@ -216,7 +216,7 @@ func TestDenied(t *testing.T) {
 		})
 	}
 	s := open(t, typ, map[string]any{"address": srv.addr(), "stream": stream, "password": "right-password"})
-	if err := outcomeErr(s.Send(ctx, signedMessage(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
+	if err := outcomeErr(s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -225,7 +225,7 @@ func TestOutOfMemoryIsBusy(t *testing.T) {
 	srv := startPrivateRedis(t, "--maxmemory", "1", "--maxmemory-policy", "noeviction")
 	typ := newType(t, brokertest.NewDialer(), 0, 0)
 	s := open(t, typ, map[string]any{"address": srv.addr(), "stream": brokertest.UniqueName("herald-test-oom")})
-	o := s.Send(ctxT(t), signedMessage(t, "x", []byte(`{}`)))
+	o := s.Send(ctxT(t), brokertest.Message(t, "x", []byte(`{}`)))
 	if err := outcomeErr(o, destination.Retryable, destination.KindBrokerBusy); err != nil {
 		t.Fatal(err)
 	}
@@ -239,14 +239,14 @@ func TestBrokerRestartedMidStream(t *testing.T) {
 	s := open(t, typ, map[string]any{"address": srv.addr(), "stream": stream})
 
 	for i := range 5 {
-		if err := outcomeErr(s.Send(ctx, signedMessage(t, "before", fmt.Appendf(nil, `{"i":%d}`, i))), destination.Success, ""); err != nil {
+		if err := outcomeErr(s.Send(ctx, brokertest.Message(t, "before", fmt.Appendf(nil, `{"i":%d}`, i))), destination.Success, ""); err != nil {
 			t.Fatalf("before the restart: %v", err)
 		}
 	}
 	srv.stop()
 	for i := range 3 {
 		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		o := s.Send(actx, signedMessage(t, "during", []byte(`{}`)))
+		o := s.Send(actx, brokertest.Message(t, "during", []byte(`{}`)))
 		cancel()
 		if o.Class != destination.Retryable {
 			t.Fatalf("attempt %d during the outage: %+v, want Retryable", i, o)
@@ -258,7 +258,7 @@ func TestBrokerRestartedMidStream(t *testing.T) {
 	srv.start() // same port, empty: it was started with --save ""
 	var ok int
 	brokertest.Eventually(t, 20*time.Second, func() error {
-		o := s.Send(ctx, signedMessage(t, "after", []byte(`{}`)))
+		o := s.Send(ctx, brokertest.Message(t, "after", []byte(`{}`)))
 		if o.Class != destination.Success {
 			return fmt.Errorf("after the restart: %s/%s %s", o.Class, o.ErrorKind, o.Error)
 		}
@@ -266,7 +266,7 @@ func TestBrokerRestartedMidStream(t *testing.T) {
 		return nil
 	})
 	for range 5 {
-		if err := outcomeErr(s.Send(ctx, signedMessage(t, "after", []byte(`{}`))), destination.Success, ""); err != nil {
+		if err := outcomeErr(s.Send(ctx, brokertest.Message(t, "after", []byte(`{}`))), destination.Success, ""); err != nil {
 			t.Fatalf("after the restart: %v", err)
 		}
 		ok++
@@ -283,7 +283,7 @@ func TestRefusingDialerBlocks(t *testing.T) {
 	typ := newType(t, rec, 0, 0)
 	stream := brokertest.UniqueName("herald-test-blocked")
 	s := open(t, typ, map[string]any{"address": addr, "db": db, "stream": stream})
-	m := signedMessage(t, "x", []byte(`{}`))
+	m := brokertest.Message(t, "x", []byte(`{}`))
 	o := s.Send(ctxT(t), m)
 	if err := outcomeErr(o, destination.Permanent, destination.KindBlocked); err != nil {
 		t.Fatal(err)
@@ -332,7 +332,7 @@ func TestInternalEndpointUsesInternalDialer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := outcomeErr(s.Send(ctxT(t), signedMessage(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
+	if err := outcomeErr(s.Send(ctxT(t), brokertest.Message(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
 		t.Fatal(err)
 	}
 	if d, _ := ordinary.Counts(); d != 0 {
@@ -355,7 +355,7 @@ func TestPoolSharedBetweenSenders(t *testing.T) {
 	b := open(t, typ, map[string]any{"address": addr, "db": db, "stream": s2})
 	for range 10 {
 		for _, s := range []*Sender{a, b} {
-			if err := outcomeErr(s.Send(ctx, signedMessage(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
+			if err := outcomeErr(s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -369,7 +369,7 @@ func TestPoolSharedBetweenSenders(t *testing.T) {
 
 	// Other credentials are another client.
 	c := open(t, typ, map[string]any{"address": addr, "db": db, "stream": s1, "username": "default", "password": "unused"})
-	_ = c.Send(ctx, signedMessage(t, "x", []byte(`{}`)))
+	_ = c.Send(ctx, brokertest.Message(t, "x", []byte(`{}`)))
 	if clients, _ := typ.pool.stats(); clients != 2 {
 		t.Fatalf("pool: %d clients after other credentials, want 2", clients)
 	}
@@ -388,7 +388,7 @@ func TestConnectionLimitIsBrokerBusy(t *testing.T) {
 		consumer(t, addr, 1).Del(context.Background(), s1)
 		consumer(t, addr, 2).Del(context.Background(), s2)
 	})
-	if err := outcomeErr(a.Send(ctx, signedMessage(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
+	if err := outcomeErr(a.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
 		t.Fatal(err)
 	}
 
@@ -401,7 +401,7 @@ func TestConnectionLimitIsBrokerBusy(t *testing.T) {
 	if err := held.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	o := b.Send(ctx, signedMessage(t, "x", []byte(`{}`)))
+	o := b.Send(ctx, brokertest.Message(t, "x", []byte(`{}`)))
 	if err := outcomeErr(o, destination.Retryable, destination.KindBrokerBusy); err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +416,7 @@ func TestConnectionLimitIsBrokerBusy(t *testing.T) {
 	_ = held.Close()
 	put()
 	brokertest.Eventually(t, 15*time.Second, func() error {
-		return outcomeErr(b.Send(ctx, signedMessage(t, "x", []byte(`{}`))), destination.Success, "")
+		return outcomeErr(b.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))), destination.Success, "")
 	})
 	if _, open := rec.Counts(); open != 1 {
 		t.Fatalf("%d connections open, want at most the limit of 1", open)
@@ -438,7 +438,7 @@ func TestConcurrentSendsStayWithinTheBound(t *testing.T) {
 	for range workers {
 		wg.Go(func() {
 			for range each {
-				if o := s.Send(ctx, signedMessage(t, "x", []byte(`{}`))); o.Class != destination.Success {
+				if o := s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))); o.Class != destination.Success {
 					errs <- fmt.Errorf("%s/%s: %s", o.Class, o.ErrorKind, o.Error)
 				}
 			}
@@ -466,7 +466,7 @@ func TestIdleConnectionsClosed(t *testing.T) {
 	stream := brokertest.UniqueName("herald-test-idle")
 	t.Cleanup(func() { consumer(t, addr, db).Del(context.Background(), stream) })
 	s := open(t, typ, map[string]any{"address": addr, "db": db, "stream": stream})
-	if err := outcomeErr(s.Send(ctx, signedMessage(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
+	if err := outcomeErr(s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
 		t.Fatal(err)
 	}
 	brokertest.Eventually(t, 15*time.Second, func() error {
@@ -479,7 +479,7 @@ func TestIdleConnectionsClosed(t *testing.T) {
 		return nil
 	})
 	// The next attempt connects again.
-	if err := outcomeErr(s.Send(ctx, signedMessage(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
+	if err := outcomeErr(s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -492,7 +492,7 @@ func TestCloseClosesEverything(t *testing.T) {
 	stream := brokertest.UniqueName("herald-test-close")
 	t.Cleanup(func() { consumer(t, addr, db).Del(context.Background(), stream) })
 	s := open(t, typ, map[string]any{"address": addr, "db": db, "stream": stream})
-	if err := outcomeErr(s.Send(ctx, signedMessage(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
+	if err := outcomeErr(s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := typ.Close(); err != nil {
@@ -501,7 +501,7 @@ func TestCloseClosesEverything(t *testing.T) {
 	if _, open := rec.Counts(); open != 0 {
 		t.Fatalf("%d connections open after Close", open)
 	}
-	if o := s.Send(ctx, signedMessage(t, "x", []byte(`{}`))); o.Class != destination.Retryable {
+	if o := s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))); o.Class != destination.Retryable {
 		t.Fatalf("Send after Close: %+v, want Retryable", o)
 	}
 }
@@ -517,7 +517,7 @@ func TestSendBatch(t *testing.T) {
 
 	var ms []*destination.Message
 	for i := range 25 {
-		ms = append(ms, signedMessage(t, "batch.item", fmt.Appendf(nil, `{"i":%d}`, i)))
+		ms = append(ms, brokertest.Message(t, "batch.item", fmt.Appendf(nil, `{"i":%d}`, i)))
 	}
 	o := s.SendBatch(ctx, ms)
 	if o.Class != destination.Success {
@@ -563,7 +563,7 @@ func TestSendBatchOutage(t *testing.T) {
 	ctx := ctxT(t)
 	typ := newType(t, brokertest.NewDialer(), 0, 0)
 	s := open(t, typ, map[string]any{"address": srv.addr(), "stream": brokertest.UniqueName("herald-test-batch-outage")})
-	ms := []*destination.Message{signedMessage(t, "a", []byte(`{}`)), signedMessage(t, "b", []byte(`{}`))}
+	ms := []*destination.Message{brokertest.Message(t, "a", []byte(`{}`)), brokertest.Message(t, "b", []byte(`{}`))}
 	if err := outcomeErr(s.SendBatch(ctx, ms), destination.Success, ""); err != nil {
 		t.Fatal(err)
 	}
