@@ -159,12 +159,8 @@ func checkSubject(s string) string {
 	switch {
 	case s == "":
 		return "is required: the subject to publish to (a stream must capture it), e.g. herald.events"
-	case len(s) > maxSubjectLen:
-		return fmt.Sprintf("is longer than %d bytes", maxSubjectLen)
-	case !utf8.ValidString(s):
-		return "is not valid UTF-8"
-	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
-		return "must not contain spaces or control characters"
+	case subjectChars(s) != "":
+		return subjectChars(s)
 	case strings.ContainsAny(s, "*>"):
 		return "must not contain wildcards (* or >): a message is published to one subject"
 	case strings.HasPrefix(s, "$"):
@@ -174,6 +170,20 @@ func checkSubject(s string) string {
 		if tok == "" {
 			return "has an empty token: tokens are separated by single dots, with none at the start or end"
 		}
+	}
+	return ""
+}
+
+// subjectChars checks what a subject and a subject filter share: the length, UTF-8, no spaces
+// or control characters. The message is "" when they are good.
+func subjectChars(s string) string {
+	switch {
+	case len(s) > maxSubjectLen:
+		return fmt.Sprintf("is longer than %d bytes", maxSubjectLen)
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return "must not contain spaces or control characters"
 	}
 	return ""
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/heraldhq/herald/internal/destination"
 )
@@ -86,13 +84,8 @@ func checkSource(raw json.RawMessage) (*SourceSettings, []*destination.FieldErro
 // checkFilterSubject accepts a subject filter: dot-separated non-empty tokens, "*" only as a
 // whole token, ">" only as the whole last token, no whitespace.
 func checkFilterSubject(s string) string {
-	switch {
-	case len(s) > maxSubjectLen:
-		return fmt.Sprintf("is longer than %d bytes", maxSubjectLen)
-	case !utf8.ValidString(s):
-		return "is not valid UTF-8"
-	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
-		return "must not contain spaces or control characters"
+	if msg := subjectChars(s); msg != "" {
+		return msg
 	}
 	toks := strings.Split(s, ".")
 	for i, tok := range toks {
