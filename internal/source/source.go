@@ -97,3 +97,8 @@ type Type interface {
 	// health and retried by the runner with backoff.
 	Open(ctx context.Context, t Target) (Consumer, error)
 }
+
+// DialerFor is the guarded dialer of a target: InternalDial when internal, Dial otherwise.
+func (e Env) DialerFor(internal bool) destination.Dialer {
+	return destination.Env{Dial: e.Dial, InternalDial: e.InternalDial}.DialerFor(internal)
+}

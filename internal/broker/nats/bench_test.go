@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 )
 
@@ -29,13 +30,13 @@ func BenchmarkSend(b *testing.B) {
 		prefix := "msg_" + randSuffix(b) + "_"
 		out := make([]*destination.Message, n)
 		for i := range out {
-			out[i] = signed(b, fmt.Sprintf("%s%d", prefix, i), "order.created", body)
+			out[i] = brokertest.SignedMessage(b, fmt.Sprintf("%s%d", prefix, i), "order.created", body)
 		}
 		return out
 	}
 
 	b.Run("herald", func(b *testing.B) {
-		typ := newType(b, &recordingDialer{}, nil)
+		typ := newType(b, brokertest.NewDialer(), nil)
 		s := open(b, typ, map[string]any{"url": url, "subject": subject})
 		ms := msgs(b.N)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)

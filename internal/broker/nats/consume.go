@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/heraldhq/herald/internal/broker/pool"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/source"
 )
@@ -23,8 +24,8 @@ const maxFetchBatch = 1000
 // are pooled like the destination's (per servers, credentials and dialer), every one opened
 // through the node's guarded dialer. Create it with NewSource.
 type SourceType struct {
-	env  source.Env
-	pool *pool
+	env   source.Env
+	conns *conns
 }
 
 var (
@@ -35,7 +36,7 @@ var (
 
 // NewSource returns the NATS source type for a node.
 func NewSource(env source.Env) *SourceType {
-	return &SourceType{env: env, pool: newPool("source", env.Logger, 0, 0)}
+	return &SourceType{env: env, conns: newConns("source", destination.Env{Dial: env.Dial, InternalDial: env.InternalDial, Logger: env.Logger})}
 }
 
 // Name is the source type.
@@ -47,19 +48,12 @@ func (t *SourceType) Secrets() []string { return []string{"password", "token"} }
 // Check validates settings field by field and returns them normalised. It does no I/O.
 func (t *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := checkSource(raw)
-	if errs != nil {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Message: "encode settings: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // Close closes every pooled connection; the consumers fail afterwards.
 func (t *SourceType) Close() error {
-	t.pool.close()
+	t.conns.Close()
 	return nil
 }
 
@@ -77,15 +71,14 @@ func (t *SourceType) Open(ctx context.Context, target source.Target) (source.Con
 		// Durable consumer names follow the rules of stream names.
 		return nil, fmt.Errorf("nats source %s: the consumer name %q %s", target.SourceID, target.Group, msg)
 	}
-	dial := t.env.Dial
-	if target.Internal {
-		dial = t.env.InternalDial
-	}
-	if dial == nil {
+	if t.env.DialerFor(target.Internal) == nil {
 		return nil, fmt.Errorf("nats source %s: the node gave no dialer", target.SourceID)
 	}
-	c, err := t.pool.acquire(ctx, s.Conn.poolKey(target.Internal), dialSpec{conn: &s.Conn, dial: dial, whoKey: "source", whoValue: target.SourceID})
+	c, put, err := t.conns.Get(ctx, s.Conn.poolKey(target.Internal))
 	if err != nil {
+		if errors.Is(err, pool.ErrFull) {
+			err = fmt.Errorf("%s: %w", busyText(maxConnections(destination.Env{})), err)
+		}
 		return nil, fmt.Errorf("nats source %s: %w", target.SourceID, err)
 	}
 	cfg := jetstream.ConsumerConfig{
@@ -99,10 +92,10 @@ func (t *SourceType) Open(ctx context.Context, target source.Target) (source.Con
 	}
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, s.Stream, cfg)
 	if err != nil {
-		t.pool.release(c)
+		put()
 		return nil, fmt.Errorf("nats source %s: %w", target.SourceID, consumerError(err, s))
 	}
-	return &Consumer{t: t, c: c, cons: cons, settings: s, target: target}, nil
+	return &Consumer{c: c, put: put, cons: cons, settings: s, target: target}, nil
 }
 
 // consumerError explains a failure to create the durable consumer.
@@ -119,12 +112,11 @@ func consumerError(err error, s *SourceSettings) error {
 
 // Consumer is one node's handle on the durable consumer. Fetch is not for concurrent use.
 type Consumer struct {
-	t        *SourceType
 	c        *conn
+	put      func() // gives c back to the pool
 	cons     jetstream.Consumer
 	settings *SourceSettings
 	target   source.Target
-	once     sync.Once
 }
 
 // Fetch pulls at most max messages (bounded by max_ack_pending and maxFetchBatch), waiting up
@@ -207,7 +199,7 @@ func (k *Consumer) fetchError(err error) error {
 // The durable consumer stays on the server, shared by the other nodes; messages this consumer
 // held unsettled are redelivered after ack_wait.
 func (k *Consumer) Close() error {
-	k.once.Do(func() { k.t.pool.release(k.c) })
+	k.put() // once only: the pool's put is idempotent
 	return nil
 }
 

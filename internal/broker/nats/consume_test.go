@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -16,13 +15,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/source"
 )
 
-func newSourceType(t testing.TB, d *recordingDialer) *SourceType {
+func newSourceType(t testing.TB, d *brokertest.Dialer) *SourceType {
 	t.Helper()
-	typ := NewSource(source.Env{Dial: d.dial, InternalDial: d.dial})
+	typ := NewSource(source.Env{Dial: d.Dial, InternalDial: d.Dial})
 	t.Cleanup(func() { _ = typ.Close() })
 	return typ
 }
@@ -132,7 +132,7 @@ func TestSourceFetchAck(t *testing.T) {
 	stream, subject := newStream(t, js, nil)
 	before := time.Now().Add(-time.Minute)
 	seqs := publishN(t, js, subject, 5)
-	typ := newSourceType(t, &recordingDialer{})
+	typ := newSourceType(t, brokertest.NewDialer())
 	g := group(t)
 	c := openSource(t, typ, g, map[string]any{"url": url, "stream": stream})
 
@@ -169,7 +169,7 @@ func TestSourceFetchAck(t *testing.T) {
 	if b := fetch(t, c, 10, 300*time.Millisecond); len(b.Messages()) != 0 {
 		t.Errorf("after Ack, Fetch returned %v", batchIDs(b))
 	}
-	c2 := openSource(t, newSourceType(t, &recordingDialer{}), g, map[string]any{"url": url, "stream": stream})
+	c2 := openSource(t, newSourceType(t, brokertest.NewDialer()), g, map[string]any{"url": url, "stream": stream})
 	if b := fetch(t, c2, 10, 300*time.Millisecond); len(b.Messages()) != 0 {
 		t.Errorf("a new consumer of the group got acknowledged messages %v", batchIDs(b))
 	}
@@ -190,7 +190,7 @@ func TestSourceNakRedeliversWithTheSameID(t *testing.T) {
 	stream, subject := newStream(t, js, nil)
 	seqs := publishN(t, js, subject, 3)
 	want := ids(stream, seqs)
-	c := openSource(t, newSourceType(t, &recordingDialer{}), group(t), map[string]any{"url": url, "stream": stream})
+	c := openSource(t, newSourceType(t, brokertest.NewDialer()), group(t), map[string]any{"url": url, "stream": stream})
 
 	b := fetch(t, c, 10, 5*time.Second)
 	if got := batchIDs(b); !slices.Equal(got, want) {
@@ -229,7 +229,7 @@ func TestSourceBoundedPrefetch(t *testing.T) {
 	stream, subject := newStream(t, js, nil)
 	seqs := publishN(t, js, subject, 20)
 	g := group(t)
-	c := openSource(t, newSourceType(t, &recordingDialer{}), g, map[string]any{"url": url, "stream": stream, "max_ack_pending": 5})
+	c := openSource(t, newSourceType(t, brokertest.NewDialer()), g, map[string]any{"url": url, "stream": stream, "max_ack_pending": 5})
 
 	// Fetch takes what it is asked for, the broker keeps the rest.
 	b1 := fetch(t, c, 3, 5*time.Second)
@@ -270,8 +270,8 @@ func TestSourceNodesShareTheConsumer(t *testing.T) {
 	g := group(t)
 	settings := map[string]any{"url": url, "stream": stream}
 	// Two nodes: each its own type (its own connection), the same group.
-	a := openSource(t, newSourceType(t, &recordingDialer{}), g, settings)
-	b := openSource(t, newSourceType(t, &recordingDialer{}), g, settings)
+	a := openSource(t, newSourceType(t, brokertest.NewDialer()), g, settings)
+	b := openSource(t, newSourceType(t, brokertest.NewDialer()), g, settings)
 
 	// While A holds its messages, B gets the next ones, never A's.
 	ba := fetch(t, a, 5, 5*time.Second)
@@ -344,9 +344,9 @@ func TestSourceDeadNodeHandsOverItsMessages(t *testing.T) {
 	seqs := publishN(t, js, subject, 10)
 	g := group(t)
 	settings := map[string]any{"url": url, "stream": stream, "ack_wait": "1s"}
-	nodeA := newSourceType(t, &recordingDialer{})
+	nodeA := newSourceType(t, brokertest.NewDialer())
 	a := openSource(t, nodeA, g, settings)
-	b := openSource(t, newSourceType(t, &recordingDialer{}), g, settings)
+	b := openSource(t, newSourceType(t, brokertest.NewDialer()), g, settings)
 
 	held := fetch(t, a, 4, 5*time.Second)
 	heldIDs := batchIDs(held)
@@ -400,7 +400,7 @@ func TestSourceBrokerRestarted(t *testing.T) {
 			seqs := publishN(t, js, subject, 10)
 			g := group(t)
 			settings := map[string]any{"url": srv.url(), "stream": stream, "ack_wait": "1s"}
-			typ := newSourceType(t, &recordingDialer{})
+			typ := newSourceType(t, brokertest.NewDialer())
 			c := openSource(t, typ, g, settings)
 
 			acked := fetch(t, c, 4, 5*time.Second)
@@ -502,7 +502,7 @@ func TestSourceRefusingDialer(t *testing.T) {
 	_, js := admin(t, url)
 	stream, subject := newStream(t, js, nil)
 	publishN(t, js, subject, 1)
-	d := &recordingDialer{refuse: &httpsend.BlockedError{Host: "127.0.0.1", Addr: netip.MustParseAddr("127.0.0.1"), Reason: "loopback"}}
+	d := brokertest.Refusing()
 	g := group(t)
 	_, err := tryOpenSource(t, newSourceType(t, d), g, map[string]any{"url": url, "stream": stream})
 	var be *httpsend.BlockedError
@@ -512,7 +512,7 @@ func TestSourceRefusingDialer(t *testing.T) {
 	if !strings.Contains(err.Error(), "not allowed") {
 		t.Errorf("error = %q, want the guard's reason", err)
 	}
-	if d.count() == 0 {
+	if d.Dials() == 0 {
 		t.Fatal("the guarded dialer was never asked")
 	}
 	if _, err := js.Consumer(sendCtx(t), stream, g); !errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -520,8 +520,8 @@ func TestSourceRefusingDialer(t *testing.T) {
 	}
 
 	// An internal source uses the internal dialer.
-	internal := &recordingDialer{}
-	typ := NewSource(source.Env{Dial: d.dial, InternalDial: internal.dial})
+	internal := brokertest.NewDialer()
+	typ := NewSource(source.Env{Dial: d.Dial, InternalDial: internal.Dial})
 	t.Cleanup(func() { _ = typ.Close() })
 	norm, _ := typ.Check([]byte(fmt.Sprintf(`{"url":%q,"stream":%q}`, url, stream)))
 	c, err := typ.Open(sendCtx(t), source.Target{SourceID: "src", Group: g, Settings: norm, Internal: true})
@@ -529,15 +529,15 @@ func TestSourceRefusingDialer(t *testing.T) {
 		t.Fatalf("internal Open: %v", err)
 	}
 	defer c.Close()
-	if internal.count() != 1 {
-		t.Errorf("internal dials = %d, want 1", internal.count())
+	if internal.Dials() != 1 {
+		t.Errorf("internal dials = %d, want 1", internal.Dials())
 	}
 }
 
 func TestSourceOpenFailures(t *testing.T) {
 	url := sharedURL(t)
 	_, js := admin(t, url)
-	typ := newSourceType(t, &recordingDialer{})
+	typ := newSourceType(t, brokertest.NewDialer())
 	missing := "HERALD_NOPE_" + randSuffix(t)
 	_, err := tryOpenSource(t, typ, group(t), map[string]any{"url": url, "stream": missing})
 	if err == nil || !strings.Contains(err.Error(), "does not exist") || !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -562,7 +562,7 @@ func TestSourceFilterSubject(t *testing.T) {
 	stream, _ := newStream(t, js, func(c *jetstream.StreamConfig) { c.Subjects = []string{"herald.test." + sfx + ".>"} })
 	want := publishN(t, js, "herald.test."+sfx+".orders.created", 2)
 	publishN(t, js, "herald.test."+sfx+".users.created", 3)
-	c := openSource(t, newSourceType(t, &recordingDialer{}), group(t), map[string]any{"url": url, "stream": stream, "filter_subject": "herald.test." + sfx + ".orders.*"})
+	c := openSource(t, newSourceType(t, brokertest.NewDialer()), group(t), map[string]any{"url": url, "stream": stream, "filter_subject": "herald.test." + sfx + ".orders.*"})
 	got := collect(t, c, 2, 10*time.Second)
 	if !slices.Equal(got, ids(stream, want)) {
 		t.Errorf("filtered = %v, want %v", got, ids(stream, want))

@@ -7,20 +7,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 )
 
@@ -43,35 +41,9 @@ func randSuffix(t testing.TB) string {
 	return hex.EncodeToString(b)
 }
 
-// recordingDialer dials loopback for real (the test brokers are on 127.0.0.1), counting dials.
-type recordingDialer struct {
-	mu    sync.Mutex
-	addrs []string
-	// refuse, if set, is returned instead of dialling.
-	refuse error
-}
-
-func (d *recordingDialer) dial(ctx context.Context, network, address string) (net.Conn, error) {
-	d.mu.Lock()
-	d.addrs = append(d.addrs, address)
-	refuse := d.refuse
-	d.mu.Unlock()
-	if refuse != nil {
-		return nil, refuse
-	}
-	var nd net.Dialer
-	return nd.DialContext(ctx, network, address)
-}
-
-func (d *recordingDialer) count() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.addrs)
-}
-
-func newType(t testing.TB, d *recordingDialer, tune func(*destination.Env)) *Type {
+func newType(t testing.TB, d *brokertest.Dialer, tune func(*destination.Env)) *Type {
 	t.Helper()
-	env := destination.Env{Dial: d.dial, InternalDial: d.dial}
+	env := destination.Env{Dial: d.Dial, InternalDial: d.Dial}
 	if tune != nil {
 		tune(&env)
 	}
@@ -149,30 +121,6 @@ func streamMsgs(t testing.TB, js jetstream.JetStream, stream string) uint64 {
 	return info.State.Msgs
 }
 
-const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-// signed builds a Message as the dispatcher does: signed with the official Standard Webhooks
-// library.
-func signed(t testing.TB, id, eventType string, body []byte) *destination.Message {
-	t.Helper()
-	wh, err := standardwebhooks.NewWebhook(testSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := time.Now().Truncate(time.Second)
-	sig, err := wh.Sign(id, ts, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := http.Header{}
-	h.Set("webhook-id", id)
-	h.Set("webhook-timestamp", strconv.FormatInt(ts.Unix(), 10))
-	h.Set("webhook-signature", sig)
-	h.Set("content-type", "application/json")
-	h.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	return &destination.Message{ID: id, EventType: eventType, Timestamp: ts, Body: body, Header: h}
-}
-
 func sendCtx(t testing.TB) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -201,21 +149,11 @@ func natsServerBinary(t testing.TB) string {
 	return p
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startServer starts a private server on a free port; configBody, if not empty, is written to a
 // config file (with %PORT% and %DIR% replaced).
 func startServer(t testing.TB, configBody string) *server {
 	t.Helper()
-	s := &server{t: t, port: freePort(t), dir: t.TempDir()}
+	s := &server{t: t, port: brokertest.FreePort(t), dir: t.TempDir()}
 	if configBody != "" {
 		s.config = filepath.Join(s.dir, "nats.conf")
 		body := strings.NewReplacer("%PORT%", strconv.Itoa(s.port), "%DIR%", filepath.Join(s.dir, "js")).Replace(configBody)

@@ -27,15 +27,15 @@ const (
 
 // Type is the "nats" destination type. Create it with New.
 type Type struct {
-	env  destination.Env
-	pool *pool
+	env   destination.Env
+	conns *conns
 }
 
 var _ destination.Type = (*Type)(nil)
 
 // New returns the NATS destination type for a node.
 func New(env destination.Env) *Type {
-	return &Type{env: env, pool: newPool("destination", env.Logger, env.MaxConnections, env.IdleTimeout)}
+	return &Type{env: env, conns: newConns("destination", env)}
 }
 
 // Name is the endpoint type.
@@ -47,17 +47,10 @@ func (t *Type) Secrets() []string { return []string{"password", "token"} }
 // Check validates settings field by field and returns them normalised. It does no I/O.
 func (t *Type) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := parseSettings(raw)
-	if errs != nil {
-		return nil, errs
+	if errs == nil {
+		errs = s.check()
 	}
-	if errs := s.check(); len(errs) > 0 {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Message: "encode settings: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // Open returns the sender of an endpoint. It does not connect: the first attempt does.
@@ -69,22 +62,17 @@ func (t *Type) Open(target destination.Target) (destination.Sender, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("nats endpoint %s: invalid settings: %w", target.EndpointID, errs[0])
 	}
-	dial := t.env.Dial
-	if target.Internal {
-		dial = t.env.InternalDial
-	}
-	if dial == nil {
+	if t.env.DialerFor(target.Internal) == nil {
 		return nil, fmt.Errorf("nats endpoint %s: the node gave no dialer", target.EndpointID)
 	}
-	key := s.Conn.poolKey(target.Internal)
-	return &Sender{t: t, key: key, settings: s, dial: dial, target: target}, nil
+	return &Sender{t: t, key: s.Conn.poolKey(target.Internal), settings: s, target: target}, nil
 }
 
 // Close closes every pooled connection. Senders fail Retryable afterwards.
 func (t *Type) Close() error {
-	t.pool.close()
+	t.conns.Close()
 	return nil
 }
 
 // openConnections is how many connections the pool holds (open or opening).
-func (t *Type) openConnections() int { return t.pool.openConnections() }
+func (t *Type) openConnections() int { return t.conns.Len() }

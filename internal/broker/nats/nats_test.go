@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -14,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
-	"github.com/heraldhq/herald/internal/httpsend"
 )
 
 // fetchAll reads every message of the stream with an ordered consumer.
@@ -50,7 +49,7 @@ func verify(t *testing.T, got jetstream.Msg, want *destination.Message) {
 			h.Add(k, v)
 		}
 	}
-	wh, err := standardwebhooks.NewWebhook(testSecret)
+	wh, err := standardwebhooks.NewWebhook(brokertest.Secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,12 +77,12 @@ func TestDeliveryVerifiedByConsumer(t *testing.T) {
 	url := sharedURL(t)
 	_, js := admin(t, url)
 	stream, subject := newStream(t, js, nil)
-	d := &recordingDialer{}
+	d := brokertest.NewDialer()
 	typ := newType(t, d, nil)
 	s := open(t, typ, map[string]any{"url": url, "subject": subject, "stream": stream})
 
-	m1 := signed(t, "msg_"+randSuffix(t), "order.created", []byte(`{"type":"order.created","data":{"id":1}}`))
-	m2 := signed(t, "msg_"+randSuffix(t), "order.paid", []byte(`{"type":"order.paid","data":{"id":1}}`))
+	m1 := brokertest.SignedMessage(t, "msg_"+randSuffix(t), "order.created", []byte(`{"type":"order.created","data":{"id":1}}`))
+	m2 := brokertest.SignedMessage(t, "msg_"+randSuffix(t), "order.paid", []byte(`{"type":"order.paid","data":{"id":1}}`))
 	o := s.Send(sendCtx(t), m1)
 	if o.Class != destination.Success || o.ErrorKind != "" || o.Latency <= 0 {
 		t.Fatalf("Send = %+v, want a clean Success with latency", o)
@@ -110,10 +109,10 @@ func TestRetryIsDeduplicatedByJetStream(t *testing.T) {
 	url := sharedURL(t)
 	_, js := admin(t, url)
 	stream, subject := newStream(t, js, nil)
-	typ := newType(t, &recordingDialer{}, nil)
+	typ := newType(t, brokertest.NewDialer(), nil)
 	s := open(t, typ, map[string]any{"url": url, "subject": subject})
 
-	m := signed(t, "msg_"+randSuffix(t), "order.created", []byte(`{"n":1}`))
+	m := brokertest.SignedMessage(t, "msg_"+randSuffix(t), "order.created", []byte(`{"n":1}`))
 	if o := s.Send(sendCtx(t), m); o.Class != destination.Success {
 		t.Fatalf("first Send = %+v", o)
 	}
@@ -133,9 +132,9 @@ func TestRetryIsDeduplicatedByJetStream(t *testing.T) {
 func TestPermanentFailures(t *testing.T) {
 	url := sharedURL(t)
 	nc, js := admin(t, url)
-	typ := newType(t, &recordingDialer{}, nil)
+	typ := newType(t, brokertest.NewDialer(), nil)
 	msg := func(body []byte) *destination.Message {
-		return signed(t, "msg_"+randSuffix(t), "order.created", body)
+		return brokertest.SignedMessage(t, "msg_"+randSuffix(t), "order.created", body)
 	}
 
 	t.Run("no stream captures the subject", func(t *testing.T) {
@@ -200,25 +199,25 @@ func TestRefusingDialerBlocksAndSendsNothing(t *testing.T) {
 	url := sharedURL(t)
 	_, js := admin(t, url)
 	stream, subject := newStream(t, js, nil)
-	d := &recordingDialer{refuse: &httpsend.BlockedError{Host: "127.0.0.1", Addr: netip.MustParseAddr("127.0.0.1"), Reason: "loopback"}}
+	d := brokertest.Refusing()
 	typ := newType(t, d, nil)
 	s := open(t, typ, map[string]any{"url": url, "subject": subject})
 
-	o := s.Send(sendCtx(t), signed(t, "msg_1", "order.created", []byte(`{}`)))
+	o := s.Send(sendCtx(t), brokertest.SignedMessage(t, "msg_1", "order.created", []byte(`{}`)))
 	if o.Class != destination.Permanent || o.ErrorKind != destination.KindBlocked {
 		t.Fatalf("Send = %+v, want Permanent blocked_destination", o)
 	}
 	if !strings.Contains(o.Error, "not allowed") {
 		t.Errorf("Error = %q, want the guard's reason", o.Error)
 	}
-	if d.count() == 0 {
+	if d.Dials() == 0 {
 		t.Fatal("the guarded dialer was never asked: the connection went around it")
 	}
 	if n := streamMsgs(t, js, stream); n != 0 {
 		t.Errorf("stream holds %d messages, want 0", n)
 	}
 	// The batch path goes through the same dialer.
-	if o := s.(destination.BatchSender).SendBatch(sendCtx(t), []*destination.Message{signed(t, "msg_2", "a", []byte(`{}`))}); o.ErrorKind != destination.KindBlocked {
+	if o := s.(destination.BatchSender).SendBatch(sendCtx(t), []*destination.Message{brokertest.SignedMessage(t, "msg_2", "a", []byte(`{}`))}); o.ErrorKind != destination.KindBlocked {
 		t.Errorf("SendBatch = %+v, want blocked_destination", o)
 	}
 }
@@ -227,9 +226,9 @@ func TestInternalTargetUsesInternalDialer(t *testing.T) {
 	url := sharedURL(t)
 	_, js := admin(t, url)
 	stream, subject := newStream(t, js, nil)
-	refusing := &recordingDialer{refuse: &httpsend.BlockedError{Addr: netip.MustParseAddr("127.0.0.1"), Reason: "loopback"}}
-	internal := &recordingDialer{}
-	typ := New(destination.Env{Dial: refusing.dial, InternalDial: internal.dial})
+	refusing := brokertest.Refusing()
+	internal := brokertest.NewDialer()
+	typ := New(destination.Env{Dial: refusing.Dial, InternalDial: internal.Dial})
 	t.Cleanup(func() { _ = typ.Close() })
 	norm, ferrs := typ.Check([]byte(fmt.Sprintf(`{"url":%q,"subject":%q}`, url, subject)))
 	if ferrs != nil {
@@ -239,11 +238,11 @@ func TestInternalTargetUsesInternalDialer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := s.Send(sendCtx(t), signed(t, "msg_"+randSuffix(t), "a", []byte(`{}`))); o.Class != destination.Success {
+	if o := s.Send(sendCtx(t), brokertest.SignedMessage(t, "msg_"+randSuffix(t), "a", []byte(`{}`))); o.Class != destination.Success {
 		t.Fatalf("Send = %+v", o)
 	}
-	if refusing.count() != 0 || internal.count() == 0 {
-		t.Errorf("dials: ordinary %d, internal %d; want only the internal dialer", refusing.count(), internal.count())
+	if refusing.Dials() != 0 || internal.Dials() == 0 {
+		t.Errorf("dials: ordinary %d, internal %d; want only the internal dialer", refusing.Dials(), internal.Dials())
 	}
 	if n := streamMsgs(t, js, stream); n != 1 {
 		t.Errorf("stream holds %d messages, want 1", n)
@@ -255,7 +254,7 @@ func TestPoolSharesConnectionsAndIsBounded(t *testing.T) {
 	_, js := admin(t, url)
 	_, subjectA := newStream(t, js, nil)
 	_, subjectB := newStream(t, js, nil)
-	d := &recordingDialer{}
+	d := brokertest.NewDialer()
 	typ := newType(t, d, func(e *destination.Env) { e.MaxConnections = 1; e.IdleTimeout = 300 * time.Millisecond })
 
 	// Two endpoints on the same broker with the same credentials share one connection.
@@ -265,28 +264,35 @@ func TestPoolSharesConnectionsAndIsBounded(t *testing.T) {
 	defer cancel()
 	for i := range 5 {
 		for _, s := range []destination.Sender{a, b} {
-			if o := s.Send(ctx, signed(t, fmt.Sprintf("msg_%s_%d", randSuffix(t), i), "a", []byte(`{}`))); o.Class != destination.Success {
+			if o := s.Send(ctx, brokertest.SignedMessage(t, fmt.Sprintf("msg_%s_%d", randSuffix(t), i), "a", []byte(`{}`))); o.Class != destination.Success {
 				t.Fatalf("Send = %+v", o)
 			}
 		}
 	}
-	if n := d.count(); n != 1 {
+	if n := d.Dials(); n != 1 {
 		t.Errorf("dialled %d times for two endpoints on one broker, want 1", n)
 	}
 	if n := typ.openConnections(); n != 1 {
 		t.Errorf("pool holds %d connections, want 1", n)
 	}
 
-	// Another broker address (other credentials would do the same) needs a second connection:
-	// over the limit of 1, the attempt is Retryable broker_busy and nothing is dialled.
+	// Other credentials (another broker address would do the same) need a second connection:
+	// over the limit of 1, while the one connection is in use (as by an attempt in flight), the
+	// attempt is Retryable broker_busy and nothing is dialled. (An idle connection would be
+	// closed to make room: the pool's own tests cover that.)
+	_, put, err := typ.conns.Get(ctx, a.(*Sender).key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	other := open(t, typ, map[string]any{"url": url, "subject": subjectA, "username": "someone", "password": "pw"})
-	o := other.Send(ctx, signed(t, "msg_"+randSuffix(t), "a", []byte(`{}`)))
+	o := other.Send(ctx, brokertest.SignedMessage(t, "msg_"+randSuffix(t), "a", []byte(`{}`)))
 	if o.Class != destination.Retryable || o.ErrorKind != destination.KindBrokerBusy || !strings.Contains(o.Error, "limit of 1") {
 		t.Fatalf("Send over the limit = %+v, want Retryable broker_busy", o)
 	}
-	if n := d.count(); n != 1 {
+	if n := d.Dials(); n != 1 {
 		t.Errorf("dialled %d times, want still 1", n)
 	}
+	put()
 
 	// The idle connection is closed after the idle timeout, which frees the slot.
 	deadline := time.Now().Add(10 * time.Second)
@@ -296,10 +302,10 @@ func TestPoolSharesConnectionsAndIsBounded(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if o := a.Send(ctx, signed(t, "msg_"+randSuffix(t), "a", []byte(`{}`))); o.Class != destination.Success {
+	if o := a.Send(ctx, brokertest.SignedMessage(t, "msg_"+randSuffix(t), "a", []byte(`{}`))); o.Class != destination.Success {
 		t.Fatalf("Send after the idle close = %+v", o)
 	}
-	if n := d.count(); n != 2 {
+	if n := d.Dials(); n != 2 {
 		t.Errorf("dialled %d times, want 2 (one more after the idle close)", n)
 	}
 }
@@ -308,12 +314,12 @@ func TestBatch(t *testing.T) {
 	url := sharedURL(t)
 	_, js := admin(t, url)
 	stream, subject := newStream(t, js, nil)
-	typ := newType(t, &recordingDialer{}, nil)
+	typ := newType(t, brokertest.NewDialer(), nil)
 	s := open(t, typ, map[string]any{"url": url, "subject": subject, "stream": stream}).(destination.BatchSender)
 
 	var ms []*destination.Message
 	for i := range 10 {
-		ms = append(ms, signed(t, fmt.Sprintf("msg_%s_%d", randSuffix(t), i), "order.created", []byte(fmt.Sprintf(`{"n":%d}`, i))))
+		ms = append(ms, brokertest.SignedMessage(t, fmt.Sprintf("msg_%s_%d", randSuffix(t), i), "order.created", []byte(fmt.Sprintf(`{"n":%d}`, i))))
 	}
 	o := s.SendBatch(sendCtx(t), ms)
 	if o.Class != destination.Success {
@@ -344,7 +350,7 @@ func TestBatch(t *testing.T) {
 	big := open(t, typ, map[string]any{"url": url, "subject": bigSubject}).(destination.BatchSender)
 	var bms []*destination.Message
 	for i := range 2*batchChunk + 7 {
-		bms = append(bms, signed(t, fmt.Sprintf("msg_%s_%d", randSuffix(t), i), "a", []byte(fmt.Sprintf(`{"n":%d}`, i))))
+		bms = append(bms, brokertest.SignedMessage(t, fmt.Sprintf("msg_%s_%d", randSuffix(t), i), "a", []byte(fmt.Sprintf(`{"n":%d}`, i))))
 	}
 	o = big.SendBatch(sendCtx(t), bms)
 	if want := fmt.Sprintf("stream %s seq 1..%d", bigStream, len(bms)); o.Class != destination.Success || string(o.Response) != want {
@@ -366,9 +372,9 @@ func TestClosedTypeFailsRetryable(t *testing.T) {
 	url := sharedURL(t)
 	_, js := admin(t, url)
 	_, subject := newStream(t, js, nil)
-	typ := newType(t, &recordingDialer{}, nil)
+	typ := newType(t, brokertest.NewDialer(), nil)
 	s := open(t, typ, map[string]any{"url": url, "subject": subject})
-	if o := s.Send(sendCtx(t), signed(t, "msg_"+randSuffix(t), "a", []byte(`{}`))); o.Class != destination.Success {
+	if o := s.Send(sendCtx(t), brokertest.SignedMessage(t, "msg_"+randSuffix(t), "a", []byte(`{}`))); o.Class != destination.Success {
 		t.Fatalf("Send = %+v", o)
 	}
 	if err := typ.Close(); err != nil {
@@ -377,7 +383,7 @@ func TestClosedTypeFailsRetryable(t *testing.T) {
 	if n := typ.openConnections(); n != 0 {
 		t.Errorf("%d connections after Close", n)
 	}
-	if o := s.Send(sendCtx(t), signed(t, "msg_"+randSuffix(t), "a", []byte(`{}`))); o.Class != destination.Retryable {
+	if o := s.Send(sendCtx(t), brokertest.SignedMessage(t, "msg_"+randSuffix(t), "a", []byte(`{}`))); o.Class != destination.Retryable {
 		t.Fatalf("Send after Close = %+v, want Retryable", o)
 	}
 }
@@ -386,12 +392,12 @@ func TestAttemptTimeoutIsRetryable(t *testing.T) {
 	url := sharedURL(t)
 	_, js := admin(t, url)
 	_, subject := newStream(t, js, nil)
-	typ := newType(t, &recordingDialer{}, nil)
+	typ := newType(t, brokertest.NewDialer(), nil)
 	s := open(t, typ, map[string]any{"url": url, "subject": subject})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel()
 	<-ctx.Done()
-	o := s.Send(ctx, signed(t, "msg_"+randSuffix(t), "a", []byte(`{}`)))
+	o := s.Send(ctx, brokertest.SignedMessage(t, "msg_"+randSuffix(t), "a", []byte(`{}`)))
 	if o.Class != destination.Retryable || o.ErrorKind != destination.KindTimeout {
 		t.Fatalf("Send with an expired deadline = %+v, want Retryable timeout", o)
 	}
@@ -401,7 +407,7 @@ func TestConcurrentFirstAttemptsDialOnce(t *testing.T) {
 	url := sharedURL(t)
 	_, js := admin(t, url)
 	stream, subject := newStream(t, js, nil)
-	d := &recordingDialer{}
+	d := brokertest.NewDialer()
 	typ := newType(t, d, nil)
 	senders := []destination.Sender{
 		open(t, typ, map[string]any{"url": url, "subject": subject}),
@@ -412,7 +418,7 @@ func TestConcurrentFirstAttemptsDialOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			outcomes <- senders[i%2].Send(sendCtx(t), signed(t, fmt.Sprintf("msg_%s_%d", randSuffix(t), i), "a", []byte(`{}`)))
+			outcomes <- senders[i%2].Send(sendCtx(t), brokertest.SignedMessage(t, fmt.Sprintf("msg_%s_%d", randSuffix(t), i), "a", []byte(`{}`)))
 		})
 	}
 	wg.Wait()
@@ -422,7 +428,7 @@ func TestConcurrentFirstAttemptsDialOnce(t *testing.T) {
 			t.Fatalf("concurrent Send = %+v", o)
 		}
 	}
-	if c := d.count(); c != 1 {
+	if c := d.Dials(); c != 1 {
 		t.Errorf("%d concurrent first attempts dialled %d times, want 1", n, c)
 	}
 	if m := streamMsgs(t, js, stream); m != n {

@@ -9,11 +9,11 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/heraldhq/herald/internal/broker/pool"
 	"github.com/heraldhq/herald/internal/destination"
 )
 
@@ -30,23 +30,44 @@ func (c *Conn) poolKey(internal bool) poolKey {
 	return poolKey{servers: c.URL, username: c.Username, password: c.Password, token: c.Token, tls: c.TLS, internal: internal}
 }
 
-// conn is one pooled connection, being opened (ready not yet closed) or open.
+// conns are the connections of one type (the destination, or the source), held by the shared
+// broker pool (internal/broker/pool): one per poolKey, shared by every endpoint or source that
+// points at the same broker with the same credentials, bounded, closed after idle.
+type conns = pool.Pool[poolKey, *conn]
+
+// newConns returns the pool of a type. what ("destination", "source") is for logs.
+func newConns(what string, env destination.Env) *conns {
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return pool.New(pool.Config[poolKey, *conn]{
+		Open: func(ctx context.Context, key poolKey) (*conn, error) {
+			return connect(ctx, key, env.DialerFor(key.internal), log.With("nats", what))
+		},
+		Close:       func(c *conn) { c.nc.Close() },
+		Broken:      func(c *conn) bool { return c.nc.IsClosed() },
+		Max:         maxConnections(env),
+		IdleTimeout: env.IdleTimeout,
+	})
+}
+
+func maxConnections(env destination.Env) int {
+	if env.MaxConnections > 0 {
+		return env.MaxConnections
+	}
+	return destination.DefaultMaxConnections
+}
+
+// conn is one open connection with what the attempts on it share: the waiters a permission
+// violation (reported asynchronously by the server) cancels.
 type conn struct {
-	key   poolKey
-	ready chan struct{} // closed when the connect finished; then nc/js or err is set
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	err   error
-
-	// Guarded by Type.mu.
-	users    int // attempts using it now
-	lastUsed time.Time
-
+	nc       *nats.Conn
+	js       jetstream.JetStream
 	closedCh chan struct{} // closed when the connection is closed (by the server, a failure or us)
 
-	wmu         sync.Mutex
-	waiters     map[*waiter]struct{}
-	lastDialErr error
+	wmu     sync.Mutex
+	waiters map[*waiter]struct{}
 }
 
 // waiter is an attempt waiting for acknowledgements on subject; a permission violation for it
@@ -89,43 +110,14 @@ func (c *conn) permissionViolation(err error) {
 	}
 }
 
-func (c *conn) setDialErr(err error) {
-	c.wmu.Lock()
-	c.lastDialErr = err
-	c.wmu.Unlock()
-}
-
-func (c *conn) dialErr() error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.lastDialErr
-}
-
-// broken reports a finished connection that cannot be used (failed to open, or closed since).
-func (c *conn) broken() bool {
-	select {
-	case <-c.ready:
-	default:
-		return false
-	}
-	return c.err != nil || c.nc.IsClosed()
-}
-
-// closeWhenReady closes the connection once its connect finished (now, or in the background).
-func (c *conn) closeWhenReady() {
-	go func() {
-		<-c.ready
-		if c.nc != nil {
-			c.nc.Close()
-		}
-	}()
-}
-
-// guardedDialer adapts the node's guarded dialer to nats.go's CustomDialer.
+// guardedDialer adapts the node's guarded dialer to nats.go's CustomDialer, and keeps its last
+// error: nats.go may report only that no server could be reached, the dialer says why.
 type guardedDialer struct {
 	dial destination.Dialer
 	base context.Context
-	c    *conn
+
+	mu      sync.Mutex
+	lastErr error
 }
 
 func (d *guardedDialer) Dial(network, address string) (net.Conn, error) {
@@ -133,24 +125,26 @@ func (d *guardedDialer) Dial(network, address string) (net.Conn, error) {
 	defer cancel()
 	nc, err := d.dial(ctx, network, address)
 	if err != nil {
-		d.c.setDialErr(err)
+		d.mu.Lock()
+		d.lastErr = err
+		d.mu.Unlock()
 		return nil, fmt.Errorf("dial %s: %w", address, err)
 	}
 	return nc, nil
 }
 
-// errPoolClosed is what acquire returns once the type is closed.
-var errPoolClosed = errors.New("the NATS connections are shut down (Herald is stopping)")
-
-// busyError is what acquire returns when opening one more connection would exceed the limit.
-type busyError struct{ max int }
-
-func (e *busyError) Error() string {
-	return fmt.Sprintf("Herald already holds its limit of %d NATS connections open", e.max)
+func (d *guardedDialer) err() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lastErr
 }
 
-// connectError is a failed connect, with the guarded dialer's last error (nats.go may report only
-// that no server could be reached, the dialer says why).
+// busyText is the attempt's Error when opening one more connection would exceed the limit.
+func busyText(limit int) string {
+	return fmt.Sprintf("Herald already holds its limit of %d NATS connections open", limit)
+}
+
+// connectError is a failed connect, with the guarded dialer's last error.
 type connectError struct {
 	err, dial error
 }
@@ -169,103 +163,17 @@ func (e *connectError) Unwrap() []error {
 	return []error{e.err}
 }
 
-// pool holds the connections of one type (the destination, or the source), per poolKey: shared by
-// every endpoint or source that points at the same broker with the same credentials, bounded by
-// max, closed after idle without users.
-type pool struct {
-	what   string // "destination" or "source", for logs
-	log    *slog.Logger
-	max    int
-	idle   time.Duration
-	base   context.Context // canceled by close: aborts dials in progress
-	cancel context.CancelFunc
-
-	mu      sync.Mutex
-	conns   map[poolKey]*conn
-	closed  bool
-	janitor bool
-	stop    chan struct{}
-}
-
-func newPool(what string, log *slog.Logger, maxConns int, idle time.Duration) *pool {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// connect opens a connection for key through dial. ctx is the pool's: it ends when the type
+// closes, which aborts a dial in progress.
+func connect(ctx context.Context, key poolKey, dial destination.Dialer, log *slog.Logger) (*conn, error) {
+	if dial == nil {
+		return nil, &connectError{err: errors.New("the node gave no dialer")}
 	}
-	if maxConns <= 0 {
-		maxConns = destination.DefaultMaxConnections
-	}
-	if idle <= 0 {
-		idle = destination.DefaultIdleTimeout
-	}
-	p := &pool{what: what, log: log, max: maxConns, idle: idle, conns: map[poolKey]*conn{}, stop: make(chan struct{})}
-	p.base, p.cancel = context.WithCancel(context.Background())
-	return p
-}
-
-// dialSpec is what a connect needs: the connection settings, the guarded dialer, and who asks (for
-// logs: "endpoint", "ep_…").
-type dialSpec struct {
-	conn     *Conn
-	dial     destination.Dialer
-	whoKey   string
-	whoValue string
-}
-
-// acquire returns the pooled connection for key, connecting if there is none, waiting for a
-// connect in progress within ctx. Errors: errPoolClosed, *busyError, ctx's error, *connectError.
-// A connection acquired is released with release.
-func (p *pool) acquire(ctx context.Context, key poolKey, spec dialSpec) (*conn, error) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, errPoolClosed
-	}
-	c := p.conns[key]
-	if c != nil && c.broken() {
-		delete(p.conns, key)
-		c.closeWhenReady()
-		c = nil
-	}
-	if c == nil {
-		if len(p.conns) >= p.max {
-			p.mu.Unlock()
-			return nil, &busyError{max: p.max}
-		}
-		c = &conn{key: key, ready: make(chan struct{}), closedCh: make(chan struct{}), waiters: map[*waiter]struct{}{}}
-		p.conns[key] = c
-		p.startJanitorLocked()
-		go p.connect(c, spec)
-	}
-	c.users++
-	p.mu.Unlock()
-
-	select {
-	case <-c.ready:
-	case <-ctx.Done():
-		p.release(c)
-		return nil, fmt.Errorf("connect to NATS: %w", ctx.Err())
-	}
-	if c.err != nil {
-		p.release(c)
-		return nil, &connectError{err: c.err, dial: c.dialErr()}
-	}
-	return c, nil
-}
-
-func (p *pool) release(c *conn) {
-	p.mu.Lock()
-	c.users--
-	c.lastUsed = time.Now()
-	p.mu.Unlock()
-}
-
-// connect opens c (in its own goroutine, so that an attempt's deadline does not cut a connect
-// others may be waiting for) and removes it from the pool if that failed.
-func (p *pool) connect(c *conn, spec dialSpec) {
-	cs := spec.conn
+	c := &conn{closedCh: make(chan struct{}), waiters: map[*waiter]struct{}{}}
+	gd := &guardedDialer{dial: dial, base: ctx}
 	opts := []nats.Option{
 		nats.Name("herald"),
-		nats.SetCustomDialer(&guardedDialer{dial: spec.dial, base: p.base, c: c}),
+		nats.SetCustomDialer(gd),
 		nats.SkipHostLookup(),          // the guarded dialer resolves, and checks every address
 		nats.IgnoreDiscoveredServers(), // only the servers the settings list
 		nats.NoReconnect(),             // a lost connection is closed; the next attempt dials again
@@ -274,17 +182,10 @@ func (p *pool) connect(c *conn, spec dialSpec) {
 		nats.PingInterval(pingInterval),
 		nats.MaxPingsOutstanding(maxPingsOut),
 		nats.NoCallbacksAfterClientClose(),
-		nats.ClosedHandler(func(*nats.Conn) {
-			close(c.closedCh)
-			p.mu.Lock()
-			if p.conns[c.key] == c {
-				delete(p.conns, c.key)
-			}
-			p.mu.Unlock()
-		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(c.closedCh) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				p.log.Warn("nats "+p.what+": connection lost", spec.whoKey, spec.whoValue, "servers", cs.URL, "err", err)
+				log.Warn("nats: connection lost", "servers", key.servers, "err", err)
 			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
@@ -294,113 +195,27 @@ func (p *pool) connect(c *conn, spec dialSpec) {
 		}),
 	}
 	switch {
-	case cs.Token != "":
-		opts = append(opts, nats.Token(cs.Token))
-	case cs.Username != "":
-		opts = append(opts, nats.UserInfo(cs.Username, cs.Password))
+	case key.token != "":
+		opts = append(opts, nats.Token(key.token))
+	case key.username != "":
+		opts = append(opts, nats.UserInfo(key.username, key.password))
 	}
-	if cs.TLS {
+	if key.tls {
 		opts = append(opts, nats.Secure(&tls.Config{MinVersion: tls.VersionTLS12}))
 	}
-	nc, err := nats.Connect(cs.URL, opts...)
-	var js jetstream.JetStream
+	nc, err := nats.Connect(key.servers, opts...)
 	if err == nil {
-		js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(asyncMaxPending),
+		c.nc = nc
+		c.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(asyncMaxPending),
 			jetstream.WithPublishAsyncTimeout(asyncAckTimeout))
 		if err != nil {
 			nc.Close()
 			err = fmt.Errorf("jetstream: %w", err)
 		}
 	}
-	p.mu.Lock()
-	closed := p.closed
-	if err != nil && p.conns[c.key] == c {
-		delete(p.conns, c.key)
-	}
-	p.mu.Unlock()
-	if err == nil && closed {
-		nc.Close()
-		err = nats.ErrConnectionClosed
-	}
-	c.nc, c.js, c.err = nc, js, err
-	close(c.ready)
 	if err != nil {
-		p.log.Info("nats "+p.what+": connect failed", spec.whoKey, spec.whoValue, "servers", cs.URL, "err", err)
+		log.Info("nats: connect failed", "servers", key.servers, "err", err)
+		return nil, &connectError{err: err, dial: gd.err()}
 	}
-}
-
-// close closes every pooled connection (waiting for connects in progress to end, which the
-// canceled base context hastens); acquire fails afterwards.
-func (p *pool) close() {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
-	p.closed = true
-	p.cancel()
-	if p.janitor {
-		close(p.stop)
-	}
-	all := make([]*conn, 0, len(p.conns))
-	for k, c := range p.conns {
-		all = append(all, c)
-		delete(p.conns, k)
-	}
-	p.mu.Unlock()
-	for _, c := range all {
-		<-c.ready
-		if c.nc != nil {
-			c.nc.Close()
-		}
-	}
-}
-
-// startJanitorLocked starts the goroutine closing idle connections, once. p.mu is held.
-func (p *pool) startJanitorLocked() {
-	if p.janitor {
-		return
-	}
-	p.janitor = true
-	every := min(max(p.idle/4, 10*time.Millisecond), 30*time.Second)
-	go func() {
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for {
-			select {
-			case <-p.stop:
-				return
-			case now := <-tick.C:
-				p.closeIdle(now)
-			}
-		}
-	}()
-}
-
-// closeIdle closes the connections nobody has used for the idle timeout.
-func (p *pool) closeIdle(now time.Time) {
-	var idle []*conn
-	p.mu.Lock()
-	for k, c := range p.conns {
-		select {
-		case <-c.ready:
-		default:
-			continue
-		}
-		if c.users == 0 && now.Sub(c.lastUsed) >= p.idle {
-			delete(p.conns, k)
-			idle = append(idle, c)
-		}
-	}
-	p.mu.Unlock()
-	for _, c := range idle {
-		c.closeWhenReady()
-	}
-}
-
-// openConnections is how many connections the pool holds (open or opening).
-func (p *pool) openConnections() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.conns)
+	return c, nil
 }

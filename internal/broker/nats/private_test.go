@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 )
 
@@ -19,7 +20,7 @@ func TestBrokerRestartedMidStream(t *testing.T) {
 	srv := startServer(t, "")
 	_, js := admin(t, srv.url())
 	stream, subject := newStream(t, js, nil)
-	d := &recordingDialer{}
+	d := brokertest.NewDialer()
 	typ := newType(t, d, nil)
 	s := open(t, typ, map[string]any{"url": srv.url(), "subject": subject, "stream": stream})
 	bs := s.(destination.BatchSender)
@@ -29,7 +30,7 @@ func TestBrokerRestartedMidStream(t *testing.T) {
 		id := "msg_" + randSuffix(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		o := s.Send(ctx, signed(t, id, "order.created", []byte(`{"id":"`+id+`"}`)))
+		o := s.Send(ctx, brokertest.SignedMessage(t, id, "order.created", []byte(`{"id":"`+id+`"}`)))
 		if o.Class == destination.Success {
 			sent = append(sent, id)
 		}
@@ -54,7 +55,7 @@ func TestBrokerRestartedMidStream(t *testing.T) {
 			t.Errorf("Retryable outcome without a reason: %+v", o)
 		}
 	}
-	if o := bs.SendBatch(sendCtx(t), []*destination.Message{signed(t, "msg_b", "a", []byte(`{}`))}); o.Class != destination.Retryable {
+	if o := bs.SendBatch(sendCtx(t), []*destination.Message{brokertest.SignedMessage(t, "msg_b", "a", []byte(`{}`))}); o.Class != destination.Retryable {
 		t.Fatalf("SendBatch with the broker down = %+v, want Retryable", o)
 	}
 
@@ -78,7 +79,7 @@ func TestBrokerRestartedMidStream(t *testing.T) {
 			t.Fatalf("Send after the restart = %+v", o)
 		}
 	}
-	if o := bs.SendBatch(sendCtx(t), []*destination.Message{signed(t, "msg_"+randSuffix(t), "a", []byte(`{}`))}); o.Class != destination.Success {
+	if o := bs.SendBatch(sendCtx(t), []*destination.Message{brokertest.SignedMessage(t, "msg_"+randSuffix(t), "a", []byte(`{}`))}); o.Class != destination.Success {
 		t.Fatalf("SendBatch after the restart = %+v", o)
 	}
 	sent = append(sent, "batch")
@@ -114,11 +115,11 @@ func TestAuthentication(t *testing.T) {
 	if _, err := js.CreateStream(sendCtx(t), jetstream.StreamConfig{Name: "ALLOWED_" + randSuffix(t), Subjects: []string{allowedSubject}}); err != nil {
 		t.Fatal(err)
 	}
-	typ := newType(t, &recordingDialer{}, nil)
+	typ := newType(t, brokertest.NewDialer(), nil)
 
 	t.Run("wrong password", func(t *testing.T) {
 		s := open(t, typ, map[string]any{"url": srv.url(), "subject": allowedSubject, "username": "herald", "password": "wrong-Pw-777"})
-		o := s.Send(sendCtx(t), signed(t, "msg_"+randSuffix(t), "a", []byte(`{}`)))
+		o := s.Send(sendCtx(t), brokertest.SignedMessage(t, "msg_"+randSuffix(t), "a", []byte(`{}`)))
 		if o.Class != destination.Permanent || o.ErrorKind != destination.KindDenied {
 			t.Fatalf("Send = %+v, want Permanent access_denied", o)
 		}
@@ -129,7 +130,7 @@ func TestAuthentication(t *testing.T) {
 
 	t.Run("token where users are configured", func(t *testing.T) {
 		s := open(t, typ, map[string]any{"url": srv.url(), "subject": allowedSubject, "token": "tok-Secret-42"})
-		o := s.Send(sendCtx(t), signed(t, "msg_"+randSuffix(t), "a", []byte(`{}`)))
+		o := s.Send(sendCtx(t), brokertest.SignedMessage(t, "msg_"+randSuffix(t), "a", []byte(`{}`)))
 		if o.Class != destination.Permanent || o.ErrorKind != destination.KindDenied || strings.Contains(o.Error, "tok-Secret-42") {
 			t.Fatalf("Send = %+v, want Permanent access_denied without the token", o)
 		}
@@ -145,7 +146,7 @@ func TestAuthentication(t *testing.T) {
 	}
 
 	t.Run("allowed subject", func(t *testing.T) {
-		o := open(t, typ, with(allowedSubject)).Send(sendCtx(t), signed(t, "msg_"+randSuffix(t), "a", []byte(`{}`)))
+		o := open(t, typ, with(allowedSubject)).Send(sendCtx(t), brokertest.SignedMessage(t, "msg_"+randSuffix(t), "a", []byte(`{}`)))
 		if o.Class != destination.Success {
 			t.Fatalf("Send = %+v", o)
 		}
@@ -156,7 +157,7 @@ func TestAuthentication(t *testing.T) {
 		// for its whole timeout to learn it, and must say so.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		o := open(t, typ, with(forbidden)).Send(ctx, signed(t, "msg_"+randSuffix(t), "a", []byte(`{}`)))
+		o := open(t, typ, with(forbidden)).Send(ctx, brokertest.SignedMessage(t, "msg_"+randSuffix(t), "a", []byte(`{}`)))
 		if o.Class != destination.Permanent || o.ErrorKind != destination.KindDenied {
 			t.Fatalf("Send = %+v, want Permanent access_denied", o)
 		}
@@ -173,9 +174,9 @@ func TestAuthentication(t *testing.T) {
 func TestTLSRequiredButNotOffered(t *testing.T) {
 	sharedURL(t)
 	srv := startServer(t, "")
-	typ := newType(t, &recordingDialer{}, nil)
+	typ := newType(t, brokertest.NewDialer(), nil)
 	s := open(t, typ, map[string]any{"url": srv.url(), "subject": "herald.tls", "tls": true})
-	o := s.Send(sendCtx(t), signed(t, "msg_"+randSuffix(t), "a", []byte(`{}`)))
+	o := s.Send(sendCtx(t), brokertest.SignedMessage(t, "msg_"+randSuffix(t), "a", []byte(`{}`)))
 	if o.Class != destination.Permanent || o.ErrorKind != destination.KindTLS {
 		t.Fatalf("Send = %+v, want Permanent tls", o)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/heraldhq/herald/internal/broker/pool"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
 )
@@ -19,7 +20,6 @@ type Sender struct {
 	t        *Type
 	key      poolKey
 	settings *Settings
-	dial     destination.Dialer
 	target   destination.Target
 }
 
@@ -28,29 +28,56 @@ var (
 	_ destination.BatchSender = (*Sender)(nil)
 )
 
-// acquire takes the pooled connection of the endpoint's broker, or returns the attempt's Outcome.
-func (s *Sender) acquire(ctx context.Context) (*conn, *destination.Outcome) {
-	c, err := s.t.pool.acquire(ctx, s.key, dialSpec{conn: &s.settings.Conn, dial: s.dial, whoKey: "endpoint", whoValue: s.target.EndpointID})
-	if err == nil {
-		return c, nil
+// acquire takes the pooled connection of the endpoint's broker for an attempt, with the
+// attempt's context, which a permission violation for the subject cancels; done ends the
+// attempt (gives the connection back). On failure it returns the attempt's Outcome.
+func (s *Sender) acquire(ctx context.Context, start time.Time) (c *conn, wctx context.Context, done func(), failed *destination.Outcome) {
+	c, put, err := s.t.conns.Get(ctx, s.key)
+	if err != nil {
+		o := connectOutcome(err, s.settings, maxConnections(s.t.env))
+		o.Latency = time.Since(start)
+		return nil, nil, nil, &o
 	}
-	var busy *busyError
+	wctx, cancel := context.WithCancelCause(ctx)
+	w := c.watch(s.settings.Subject, cancel)
+	return c, wctx, func() {
+		c.unwatch(w)
+		cancel(nil)
+		put()
+	}, nil
+}
+
+// publishFailure is the Outcome of a publish of size bytes that failed with err, naming the
+// permission violation that canceled wctx if one did.
+func (s *Sender) publishFailure(wctx context.Context, c *conn, err error, size int, what string) destination.Outcome {
+	if cause := context.Cause(wctx); cause != nil && !errors.Is(err, cause) {
+		err = fmt.Errorf("%w (%w)", cause, err)
+	}
+	o := errorOutcome(err, s.settings, nil)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		o.Error = fmt.Sprintf("publish to subject %q: %s (%d bytes) is larger than the server's max_payload (%d bytes)",
+			s.settings.Subject, what, size, c.nc.MaxPayload())
+	}
+	return o
+}
+
+// connectOutcome classifies a failure to get a pooled connection.
+func connectOutcome(err error, s *Settings, limit int) destination.Outcome {
 	var ce *connectError
-	var o destination.Outcome
 	switch {
-	case errors.Is(err, errPoolClosed):
-		o = destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindCanceled,
+	case errors.Is(err, pool.ErrClosed):
+		return destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindCanceled,
 			Error: "the NATS destination is shut down (Herald is stopping)"}
-	case errors.As(err, &busy):
-		o = destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindBrokerBusy,
-			Error: busy.Error() + "; the attempt will be retried when one is free"}
+	case errors.Is(err, pool.ErrFull):
+		return destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindBrokerBusy,
+			Error: busyText(limit) + "; the attempt will be retried when one is free"}
 	case errors.As(err, &ce):
-		o = errorOutcome(ce.err, s.settings, ce.dial)
-	default: // ctx ended while the connect was in progress
-		o = errorOutcome(err, s.settings, nil)
-		o.Error = "connect to NATS: " + o.Error
+		return errorOutcome(ce.err, s, ce.dial)
 	}
-	return nil, &o
+	// ctx ended while the connect was in progress
+	o := errorOutcome(err, s, nil)
+	o.Error = "connect to NATS: " + o.Error
+	return o
 }
 
 // message builds the NATS message: the body as is, every header of m (names in lower case, as the
@@ -79,29 +106,16 @@ func (s *Sender) message(m *destination.Message) (*nats.Msg, []jetstream.Publish
 // Send publishes m and waits for the stream's acknowledgement within ctx.
 func (s *Sender) Send(ctx context.Context, m *destination.Message) destination.Outcome {
 	start := time.Now()
-	c, failed := s.acquire(ctx)
+	c, wctx, done, failed := s.acquire(ctx, start)
 	if failed != nil {
-		failed.Latency = time.Since(start)
 		return *failed
 	}
-	defer s.t.pool.release(c)
-
-	wctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	w := c.watch(s.settings.Subject, cancel)
-	defer c.unwatch(w)
+	defer done()
 
 	msg, opts := s.message(m)
 	ack, err := c.js.PublishMsg(wctx, msg, opts...)
 	if err != nil {
-		if cause := context.Cause(wctx); cause != nil && !errors.Is(err, cause) {
-			err = fmt.Errorf("%w (%w)", cause, err)
-		}
-		o := errorOutcome(err, s.settings, nil)
-		if errors.Is(err, nats.ErrMaxPayload) {
-			o.Error = fmt.Sprintf("publish to subject %q: the message (%d bytes) is larger than the server's max_payload (%d bytes)",
-				s.settings.Subject, len(m.Body), c.nc.MaxPayload())
-		}
+		o := s.publishFailure(wctx, c, err, len(m.Body), "the message")
 		o.Latency = time.Since(start)
 		return o
 	}
@@ -116,27 +130,14 @@ func (s *Sender) SendBatch(ctx context.Context, ms []*destination.Message) desti
 	if len(ms) == 0 {
 		return destination.Outcome{Class: destination.Success}
 	}
-	c, failed := s.acquire(ctx)
+	c, wctx, done, failed := s.acquire(ctx, start)
 	if failed != nil {
-		failed.Latency = time.Since(start)
 		return *failed
 	}
-	defer s.t.pool.release(c)
-
-	wctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	w := c.watch(s.settings.Subject, cancel)
-	defer c.unwatch(w)
+	defer done()
 
 	fail := func(i int, err error) destination.Outcome {
-		if cause := context.Cause(wctx); cause != nil && !errors.Is(err, cause) {
-			err = fmt.Errorf("%w (%w)", cause, err)
-		}
-		o := errorOutcome(err, s.settings, nil)
-		if errors.Is(err, nats.ErrMaxPayload) {
-			o.Error = fmt.Sprintf("publish to subject %q: a message (%d bytes) is larger than the server's max_payload (%d bytes)",
-				s.settings.Subject, len(ms[i].Body), c.nc.MaxPayload())
-		}
+		o := s.publishFailure(wctx, c, err, len(ms[i].Body), "a message")
 		o.Error = fmt.Sprintf("message %d of %d: %s", i+1, len(ms), o.Error)
 		o.Latency = time.Since(start)
 		return o

@@ -1,11 +1,8 @@
 package natsdest
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"strconv"
@@ -47,65 +44,22 @@ type Settings struct {
 	Stream string `json:"stream,omitempty"`
 }
 
-const destinationFields = "NATS settings are url, subject, stream, username, password, token, tls"
+// destinationDecoding words the decoding errors of an endpoint's settings.
+var destinationDecoding = destination.Decoding{Required: "url and subject", Known: "url, subject, stream, username, password, token, tls"}
 
 // parseSettings decodes an endpoint's settings strictly: a JSON object, unknown fields refused.
 func parseSettings(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 	var s Settings
-	if fe := decodeStrict(raw, &s, "url and subject", destinationFields, nil); fe != nil {
+	if fe := destination.DecodeSettings(raw, &s, destinationDecoding); fe != nil {
 		return nil, []*destination.FieldError{fe}
 	}
 	return &s, nil
 }
 
-// decodeStrict decodes settings into v: a JSON object, unknown fields refused. required names the
-// fields an empty document lacks, known lists the fields (for an unknown one), hint says what a
-// field of another type than a string or a boolean must be.
-func decodeStrict(raw json.RawMessage, v any, required, known string, hint map[string]string) *destination.FieldError {
-	trimmed := bytes.TrimSpace(raw)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return &destination.FieldError{Field: "", Message: "the settings must be a JSON object with at least " + required}
-	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(err, known, hint)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return &destination.FieldError{Field: "", Message: "unexpected data after the settings object"}
-	}
-	return nil
-}
-
-// decodeError names the field a JSON decoding error is about.
-func decodeError(err error, known string, hint map[string]string) *destination.FieldError {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		// The path of a field of an embedded struct is "Conn.url": the setting is the last part.
-		field := te.Field[strings.LastIndex(te.Field, ".")+1:]
-		want := "a string"
-		switch {
-		case hint[field] != "":
-			want = hint[field]
-		case te.Type.Kind().String() == "bool":
-			want = "true or false"
-		}
-		return &destination.FieldError{Field: field, Message: fmt.Sprintf("must be %s, not a JSON %s", want, te.Value)}
-	}
-	// encoding/json reports an unknown field as `json: unknown field "name"`.
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name, _ = strconv.Unquote(name)
-		return &destination.FieldError{Field: name, Message: "unknown setting (" + known + ")"}
-	}
-	return &destination.FieldError{Field: "", Message: "the settings are not valid JSON: " + err.Error()}
-}
-
 // check validates every field and normalises the settings in place.
 func (s *Settings) check() []*destination.FieldError {
-	var errs []*destination.FieldError
-	add := func(field, msg string, value any) {
-		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: value})
-	}
+	var errs destination.FieldErrors
+	add := errs.Add
 	s.Conn.check(add)
 	if msg := checkSubject(s.Subject); msg != "" {
 		add("subject", msg, s.Subject)
@@ -205,12 +159,8 @@ func checkSubject(s string) string {
 	switch {
 	case s == "":
 		return "is required: the subject to publish to (a stream must capture it), e.g. herald.events"
-	case len(s) > maxSubjectLen:
-		return fmt.Sprintf("is longer than %d bytes", maxSubjectLen)
-	case !utf8.ValidString(s):
-		return "is not valid UTF-8"
-	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
-		return "must not contain spaces or control characters"
+	case subjectChars(s) != "":
+		return subjectChars(s)
 	case strings.ContainsAny(s, "*>"):
 		return "must not contain wildcards (* or >): a message is published to one subject"
 	case strings.HasPrefix(s, "$"):
@@ -220,6 +170,20 @@ func checkSubject(s string) string {
 		if tok == "" {
 			return "has an empty token: tokens are separated by single dots, with none at the start or end"
 		}
+	}
+	return ""
+}
+
+// subjectChars checks what a subject and a subject filter share: the length, UTF-8, no spaces
+// or control characters. The message is "" when they are good.
+func subjectChars(s string) string {
+	switch {
+	case len(s) > maxSubjectLen:
+		return fmt.Sprintf("is longer than %d bytes", maxSubjectLen)
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return "must not contain spaces or control characters"
 	}
 	return ""
 }

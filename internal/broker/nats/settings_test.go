@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 )
 
@@ -128,7 +129,7 @@ func TestCheckReportsEveryBadField(t *testing.T) {
 }
 
 func TestOpenRefusesUncheckedSettings(t *testing.T) {
-	typ := New(destination.Env{Dial: (&recordingDialer{}).dial})
+	typ := New(destination.Env{Dial: brokertest.NewDialer().Dial})
 	t.Cleanup(func() { _ = typ.Close() })
 	if _, err := typ.Open(destination.Target{Settings: []byte(`{"url":"nats://h","subject":"a.>"}`)}); err == nil {
 		t.Fatal("Open accepted a wildcard subject")

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/heraldhq/herald/internal/destination"
 )
@@ -40,22 +38,24 @@ type SourceSettings struct {
 	ackWait time.Duration
 }
 
-const sourceFields = "the settings of a nats source are url, username, password, token, tls, stream, filter_subject, ack_wait, max_ack_pending"
+// sourceDecoding words the decoding errors of a source's settings.
+var sourceDecoding = destination.Decoding{
+	Required: "url and stream",
+	Known:    "url, username, password, token, tls, stream, filter_subject, ack_wait, max_ack_pending",
+	Hint: map[string]string{
+		"ack_wait":        `a duration in a string, such as "30s" or "2m"`,
+		"max_ack_pending": "a whole number",
+	},
+}
 
 // checkSource validates every field of a source's settings and fills the defaults. No I/O.
 func checkSource(raw json.RawMessage) (*SourceSettings, []*destination.FieldError) {
 	var s SourceSettings
-	hint := map[string]string{
-		"ack_wait":        `a duration in a string, such as "30s" or "2m"`,
-		"max_ack_pending": "a whole number",
-	}
-	if fe := decodeStrict(raw, &s, "url and stream", sourceFields, hint); fe != nil {
+	if fe := destination.DecodeSettings(raw, &s, sourceDecoding); fe != nil {
 		return nil, []*destination.FieldError{fe}
 	}
-	var errs []*destination.FieldError
-	add := func(field, msg string, value any) {
-		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: value})
-	}
+	var errs destination.FieldErrors
+	add := errs.Add
 	s.Conn.check(add)
 	if s.Stream == "" {
 		add("stream", "is required: the JetStream stream to read (it must exist: Herald creates its durable consumer on it, never the stream)", nil)
@@ -67,16 +67,8 @@ func checkSource(raw json.RawMessage) (*SourceSettings, []*destination.FieldErro
 			add("filter_subject", msg, s.FilterSubject)
 		}
 	}
-	if s.AckWait == "" {
-		s.ackWait = defaultAckWait
-	} else if d, err := time.ParseDuration(s.AckWait); err != nil {
-		add("ack_wait", `must be a duration such as "30s", "2m" or "1m30s"`, s.AckWait)
-	} else if d < minAckWait || d > maxAckWait {
-		add("ack_wait", fmt.Sprintf("must be from %v to %v (how long a message delivered to Herald and not acknowledged waits before JetStream delivers it again)", minAckWait, maxAckWait), s.AckWait)
-	} else {
-		s.ackWait = d
-	}
-	s.AckWait = s.ackWait.String()
+	s.ackWait = errs.Duration("ack_wait", &s.AckWait, defaultAckWait, minAckWait, maxAckWait,
+		"how long a message delivered to Herald and not acknowledged waits before JetStream delivers it again")
 	switch {
 	case s.MaxAckPending == 0:
 		s.MaxAckPending = defaultMaxAckPending
@@ -92,13 +84,8 @@ func checkSource(raw json.RawMessage) (*SourceSettings, []*destination.FieldErro
 // checkFilterSubject accepts a subject filter: dot-separated non-empty tokens, "*" only as a
 // whole token, ">" only as the whole last token, no whitespace.
 func checkFilterSubject(s string) string {
-	switch {
-	case len(s) > maxSubjectLen:
-		return fmt.Sprintf("is longer than %d bytes", maxSubjectLen)
-	case !utf8.ValidString(s):
-		return "is not valid UTF-8"
-	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
-		return "must not contain spaces or control characters"
+	if msg := subjectChars(s); msg != "" {
+		return msg
 	}
 	toks := strings.Split(s, ".")
 	for i, tok := range toks {

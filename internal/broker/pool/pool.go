@@ -126,6 +126,25 @@ func (p *Pool[K, C]) Discard(key K, conn C) {
 	}
 }
 
+// EvictIdle closes, before returning, the connection unused for longest among those no caller
+// holds, and reports whether there was one. It is for a broker type whose connection C holds
+// several network connections (a client with its own pool) and counts them against a bound of
+// its own: at that bound it makes room the way Get does at Max.
+func (p *Pool[K, C]) EvictIdle() bool {
+	p.mu.Lock()
+	k, e := p.oldestIdleLocked()
+	if e == nil {
+		p.mu.Unlock()
+		return false
+	}
+	delete(p.entries, k)
+	p.mu.Unlock()
+	if e.err == nil {
+		p.cfg.Close(e.conn)
+	}
+	return true
+}
+
 // Len is how many connections the pool holds (opening or open).
 func (p *Pool[K, C]) Len() int {
 	p.mu.Lock()
@@ -209,6 +228,16 @@ func (p *Pool[K, C]) closeWhenReady(e *entry[C]) {
 // evictIdleLocked closes the connection unused for longest among those no caller holds, to make
 // room; false if every connection is in use.
 func (p *Pool[K, C]) evictIdleLocked() bool {
+	k, e := p.oldestIdleLocked()
+	if e == nil {
+		return false
+	}
+	p.dropLocked(k, e)
+	return true
+}
+
+// oldestIdleLocked is the entry unused for longest among those no caller holds, or nil.
+func (p *Pool[K, C]) oldestIdleLocked() (K, *entry[C]) {
 	var oldestKey K
 	var oldest *entry[C]
 	for k, e := range p.entries {
@@ -216,11 +245,7 @@ func (p *Pool[K, C]) evictIdleLocked() bool {
 			oldestKey, oldest = k, e
 		}
 	}
-	if oldest == nil {
-		return false
-	}
-	p.dropLocked(oldestKey, oldest)
-	return true
+	return oldestKey, oldest
 }
 
 // startJanitorLocked starts the goroutine that closes idle connections, while the pool holds any.

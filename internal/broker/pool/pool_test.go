@@ -237,3 +237,41 @@ func TestClose_ClosesEverythingAndRefusesAfter(t *testing.T) {
 		t.Fatalf("Get after Close = %v", err)
 	}
 }
+
+func TestEvictIdle_ClosesTheOldestUnheldOnly(t *testing.T) {
+	o := &opener{}
+	p := pool.New(o.config(4, time.Hour))
+	defer p.Close()
+	ctx := context.Background()
+	a, putA, err := p.Get(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	putA()
+	b, putB, err := p.Get(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	putB()
+	held, putHeld, err := p.Get(ctx, "held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer putHeld()
+
+	if !p.EvictIdle() {
+		t.Fatal("EvictIdle with idle connections: false")
+	}
+	if !a.closed.Load() || b.closed.Load() {
+		t.Fatalf("after one EvictIdle: a closed %v, b closed %v; want the oldest (a) closed, before it returns", a.closed.Load(), b.closed.Load())
+	}
+	if !p.EvictIdle() || !b.closed.Load() {
+		t.Fatal("second EvictIdle did not close b")
+	}
+	if p.EvictIdle() {
+		t.Fatal("EvictIdle closed a connection a caller holds")
+	}
+	if held.closed.Load() || p.Len() != 1 {
+		t.Fatalf("held closed %v, Len %d; want the held one kept", held.closed.Load(), p.Len())
+	}
+}

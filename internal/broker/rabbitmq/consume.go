@@ -36,8 +36,8 @@ const (
 	fetchLinger = 5 * time.Millisecond
 )
 
-// sourceFields are the source's settings, for the unknown-field message.
-const sourceFields = "url, username, password, queue, prefetch"
+// sourceDecoding words the decoding errors of a source's settings.
+var sourceDecoding = destination.Decoding{Required: "url and queue", Known: "url, username, password, queue, prefetch"}
 
 var (
 	errConsumerClosed = errors.New("rabbitmq consumer closed")
@@ -89,22 +89,16 @@ func (t *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destination
 	}
 	n := *s
 	n.URL = u.dialURL()
-	out, err := json.Marshal(&n)
-	if err != nil {
-		return nil, []*destination.FieldError{{Field: "", Message: "settings could not be encoded: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(&n, nil)
 }
 
 func decodeSourceSettings(raw json.RawMessage) (*SourceSettings, parsedURL, []*destination.FieldError) {
 	var s SourceSettings
-	if fe := decodeStrict(raw, &s, sourceFields); fe != nil {
+	if fe := destination.DecodeSettings(raw, &s, sourceDecoding); fe != nil {
 		return nil, parsedURL{}, []*destination.FieldError{fe}
 	}
-	var errs []*destination.FieldError
-	add := func(field, msg string, v any) {
-		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: v})
-	}
+	var errs destination.FieldErrors
+	add := errs.Add
 	u := s.Connection.check(add)
 	switch {
 	case s.Queue == "":
@@ -135,10 +129,7 @@ func (t *SourceType) Open(ctx context.Context, target source.Target) (source.Con
 	if len(errs) > 0 {
 		return nil, &settingsError{errs: errs}
 	}
-	dial := t.env.Dial
-	if target.Internal {
-		dial = t.env.InternalDial
-	}
+	dial := t.env.DialerFor(target.Internal)
 	if dial == nil {
 		return nil, errNoSourceDialer
 	}

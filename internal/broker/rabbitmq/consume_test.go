@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +12,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/source"
@@ -33,8 +32,8 @@ func (b broker) sourceSettings(t testing.TB, queue string, prefetch int) json.Ra
 	return raw
 }
 
-func newSource(t testing.TB) (*SourceType, *countingDialer) {
-	d := newCountingDialer()
+func newSource(t testing.TB) (*SourceType, *brokertest.Dialer) {
+	d := brokertest.NewDialer()
 	return NewSource(source.Env{Dial: d.Dial, InternalDial: d.Dial}), d
 }
 
@@ -499,16 +498,8 @@ func TestSourceRefusingDialer(t *testing.T) {
 	b := sharedBroker(t)
 	q := queue(t, b, false)
 	publishConfirmed(t, b, q, ids("r", 1), nil)
-	var mu sync.Mutex
-	var seen []string
-	refuse := func(_ context.Context, network, address string) (net.Conn, error) {
-		mu.Lock()
-		seen = append(seen, network+" "+address)
-		mu.Unlock()
-		ap := netip.MustParseAddrPort(address)
-		return nil, &httpsend.BlockedError{Host: ap.Addr().String(), Addr: ap.Addr(), Reason: "loopback"}
-	}
-	typ := NewSource(source.Env{Dial: refuse, InternalDial: refuse})
+	refuse := brokertest.Refusing()
+	typ := NewSource(source.Env{Dial: refuse.Dial, InternalDial: refuse.Dial})
 	norm, errs := typ.Check(b.sourceSettings(t, q, 0))
 	if len(errs) > 0 {
 		t.Fatal(errs)
@@ -521,11 +512,9 @@ func TestSourceRefusingDialer(t *testing.T) {
 	if strings.Contains(err.Error(), b.password) && b.password != "" && b.password != b.user {
 		t.Errorf("error shows the password: %v", err)
 	}
-	mu.Lock()
-	if len(seen) != 1 || seen[0] != "tcp "+b.addr {
+	if seen := refuse.Addrs(); len(seen) != 1 || seen[0] != b.addr {
 		t.Errorf("dialer saw %v, want one dial of %s", seen, b.addr)
 	}
-	mu.Unlock()
 	// The production guard (loopback not allowed) refuses the shared broker's 127.0.0.1.
 	guard := httpsend.New(httpsend.Config{})
 	typ2 := NewSource(source.Env{Dial: guard.DialContext, InternalDial: guard.DialContext})
@@ -541,7 +530,7 @@ func TestSourceRefusingDialer(t *testing.T) {
 func TestSourceMissingQueue(t *testing.T) {
 	b := sharedBroker(t)
 	typ, _ := newSource(t)
-	q := randomName("herald-test-missing")
+	q := brokertest.UniqueName("herald-test-missing")
 	norm, errs := typ.Check(b.sourceSettings(t, q, 0))
 	if len(errs) > 0 {
 		t.Fatal(errs)
@@ -638,7 +627,7 @@ func TestSourceBrokerRestart(t *testing.T) {
 	if !sameSet(batchIDs(rest...), want) {
 		t.Fatalf("after the restart got %v, want the %d never acked %v", batchIDs(rest...), len(want), want)
 	}
-	if d.dials.Load() < 3 {
-		t.Fatalf("%d dials, want one per Open", d.dials.Load())
+	if d.Dials() < 3 {
+		t.Fatalf("%d dials, want one per Open", d.Dials())
 	}
 }

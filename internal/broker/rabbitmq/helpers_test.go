@@ -2,8 +2,6 @@ package rabbitmq
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -15,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -23,8 +20,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
-	"github.com/heraldhq/herald/internal/httpsend"
 )
 
 // broker is the shared RabbitMQ of HERALD_TEST_AMQP_URL, or a private node.
@@ -80,17 +77,11 @@ func (b broker) client(t testing.TB) *amqp.Channel {
 	return ch
 }
 
-func randomName(prefix string) string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return prefix + "-" + hex.EncodeToString(b)
-}
-
 // queue declares a fresh queue, deleted at cleanup.
 func queue(t testing.TB, b broker, durable bool) string {
 	t.Helper()
 	ch := b.client(t)
-	q, err := ch.QueueDeclare(randomName("herald-test-q"), durable, false, false, false, nil)
+	q, err := ch.QueueDeclare(brokertest.UniqueName("herald-test-q"), durable, false, false, false, nil)
 	if err != nil {
 		t.Fatalf("declare queue: %v", err)
 	}
@@ -105,26 +96,10 @@ func queue(t testing.TB, b broker, durable bool) string {
 	return q.Name
 }
 
-// countingDialer is the node's guarded dialer (loopback allowed, as in --dev) with a count of
-// dials.
-type countingDialer struct {
-	client *httpsend.Client
-	dials  atomic.Int64
-}
-
-func newCountingDialer() *countingDialer {
-	return &countingDialer{client: httpsend.New(httpsend.Config{AllowLoopback: true})}
-}
-
-func (d *countingDialer) Dial(ctx context.Context, network, address string) (net.Conn, error) {
-	d.dials.Add(1)
-	return d.client.DialContext(ctx, network, address)
-}
-
 func newType(t testing.TB, env destination.Env) *Type {
 	t.Helper()
 	if env.Dial == nil {
-		d := newCountingDialer()
+		d := brokertest.NewDialer()
 		env.Dial, env.InternalDial = d.Dial, d.Dial
 	}
 	typ := New(env)
@@ -143,31 +118,6 @@ func open(t testing.TB, typ *Type, raw json.RawMessage, internal bool) *Sender {
 		t.Fatalf("Open: %v", err)
 	}
 	return s.(*Sender)
-}
-
-const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-// signedMessage builds a Message as the dispatcher does: signed with the Standard Webhooks
-// library.
-func signedMessage(t testing.TB, eventType string, body []byte) *destination.Message {
-	t.Helper()
-	wh, err := standardwebhooks.NewWebhook(testSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := randomName("msg")
-	ts := time.Now()
-	sig, err := wh.Sign(id, ts, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := http.Header{}
-	h.Set("webhook-id", id)
-	h.Set("webhook-timestamp", strconv.FormatInt(ts.Unix(), 10))
-	h.Set("webhook-signature", sig)
-	h.Set("content-type", "application/json")
-	h.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	return &destination.Message{ID: id, EventType: eventType, Timestamp: ts, Body: body, Header: h}
 }
 
 // get polls a queue until a message arrives or the deadline passes.
@@ -192,7 +142,7 @@ func get(t testing.TB, ch *amqp.Channel, q string) amqp.Delivery {
 // the headers the message carries.
 func verify(t testing.TB, d amqp.Delivery) {
 	t.Helper()
-	wh, err := standardwebhooks.NewWebhook(testSecret)
+	wh, err := standardwebhooks.NewWebhook(brokertest.Secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,16 +182,6 @@ type privateNode struct {
 	exited            chan struct{}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startPrivateNode starts rabbitmq-server with its own node name, ports, data and log
 // directories and a max_message_size of maxMessage bytes.
 func startPrivateNode(t *testing.T, maxMessage int) *privateNode {
@@ -254,7 +194,7 @@ func startPrivateNode(t *testing.T, maxMessage int) *privateNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	n := &privateNode{t: t, name: randomName("herald-test") + "@localhost", dir: dir, port: freePort(t), distPort: freePort(t)}
+	n := &privateNode{t: t, name: brokertest.UniqueName("herald-test") + "@localhost", dir: dir, port: brokertest.FreePort(t), distPort: brokertest.FreePort(t)}
 	for _, sub := range []string{"mnesia", "log", "plugins-expand"} {
 		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
 			t.Fatal(err)

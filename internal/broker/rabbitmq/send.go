@@ -9,6 +9,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/heraldhq/herald/internal/broker/pool"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
 )
@@ -28,7 +29,8 @@ func (e *settingsError) Error() string {
 
 // Sender publishes an endpoint's messages. It is safe for concurrent use.
 type Sender struct {
-	pool       *pooled
+	t          *Type
+	key        connKey
 	exchange   string
 	routingKey string
 	persistent bool
@@ -69,12 +71,20 @@ func (s *Sender) SendBatch(ctx context.Context, ms []*destination.Message) desti
 }
 
 func (s *Sender) publish(ctx context.Context, ms []*destination.Message) destination.Outcome {
-	cc, err := s.pool.channel(ctx)
+	c, put, err := s.t.conns.Get(ctx, s.key)
 	if err != nil {
 		return s.failure(err)
 	}
+	defer put()
+	cc, err := c.channel()
+	if err != nil {
+		if !errors.Is(err, errBlocked) && !errors.Is(err, errChannelsFull) {
+			err = fmt.Errorf("open a channel to %s: %w", s.key.url.address(), err)
+		}
+		return s.failure(err)
+	}
 	reusable := false
-	defer func() { s.pool.put(cc, reusable) }()
+	defer func() { c.put(cc, reusable) }()
 
 	for off := 0; off < len(ms); off += maxInFlight {
 		chunk := ms[off:min(off+maxInFlight, len(ms))]
@@ -106,7 +116,7 @@ func (s *Sender) publish(ctx context.Context, ms []*destination.Message) destina
 			return destination.Outcome{
 				Class:     destination.Retryable,
 				ErrorKind: destination.KindBrokerBusy,
-				Error:     fmt.Sprintf("RabbitMQ at %s did not take %d of %d message(s) (negative acknowledgement: a queue is full or the broker is under pressure)", s.pool.url.address(), nacked, len(ms)),
+				Error:     fmt.Sprintf("RabbitMQ at %s did not take %d of %d message(s) (negative acknowledgement: a queue is full or the broker is under pressure)", s.key.url.address(), nacked, len(ms)),
 			}
 		}
 		// A return is dispatched before the confirm of the same message, on the same goroutine
@@ -123,7 +133,7 @@ func (s *Sender) publish(ctx context.Context, ms []*destination.Message) destina
 		}
 	}
 	reusable = true
-	resp := fmt.Sprintf("confirmed by %s: exchange %s, routing key %q", s.pool.url.address(), exchangeName(s.exchange), s.routingKey)
+	resp := fmt.Sprintf("confirmed by %s: exchange %s, routing key %q", s.key.url.address(), exchangeName(s.exchange), s.routingKey)
 	if len(ms) > 1 {
 		resp = fmt.Sprintf("%d messages %s", len(ms), resp)
 	}
@@ -204,20 +214,20 @@ func exchangeName(x string) string {
 // no credentials (none of these errors can hold one: the URL never has a password and amqp091's
 // errors do not repeat the one it was given).
 func (s *Sender) failure(err error) destination.Outcome {
-	addr := s.pool.url.address()
+	addr := s.key.url.address()
 	o := destination.Outcome{Class: destination.Retryable}
 	var ae *amqp.Error
 	switch {
-	case errors.Is(err, errPoolFull):
+	case errors.Is(err, pool.ErrFull):
 		o.ErrorKind = destination.KindBrokerBusy
-		o.Error = fmt.Sprintf("too many RabbitMQ connections open on this node (limit %d): the attempt will be retried", s.pool.t.max)
+		o.Error = fmt.Sprintf("too many RabbitMQ connections open on this node (limit %d): the attempt will be retried", s.t.max)
 	case errors.Is(err, errChannelsFull):
 		o.ErrorKind = destination.KindBrokerBusy
 		o.Error = fmt.Sprintf("too many attempts in flight on the connection to %s (limit %d): the attempt will be retried", addr, maxChannels)
 	case errors.Is(err, errBlocked):
 		o.ErrorKind = destination.KindBrokerBusy
 		o.Error = fmt.Sprintf("RabbitMQ at %s is blocking publishers (a memory or disk alarm): the attempt will be retried", addr)
-	case errors.Is(err, errTypeClosed):
+	case errors.Is(err, pool.ErrClosed):
 		o.ErrorKind = destination.KindCanceled
 		o.Error = "the node is shutting down: the attempt will be retried"
 	case errors.As(err, &ae):
@@ -247,10 +257,10 @@ func (s *Sender) classifyAMQP(o *destination.Outcome, e *amqp.Error, addr string
 	switch e.Code {
 	case amqp.NotFound: // 404: no such exchange
 		o.Class, o.ErrorKind = destination.Permanent, destination.KindNoRoute
-		o.Error = fmt.Sprintf("RabbitMQ at %s has no exchange %s on vhost %q (%s)", addr, exchangeName(s.exchange), s.pool.url.vhost, reason)
+		o.Error = fmt.Sprintf("RabbitMQ at %s has no exchange %s on vhost %q (%s)", addr, exchangeName(s.exchange), s.key.url.vhost, reason)
 	case amqp.AccessRefused, amqp.NotAllowed: // 403, 530: credentials, vhost or permission
 		o.Class, o.ErrorKind = destination.Permanent, destination.KindDenied
-		o.Error = fmt.Sprintf("RabbitMQ at %s refused user %q: %s", addr, s.pool.user, reason)
+		o.Error = fmt.Sprintf("RabbitMQ at %s refused user %q: %s", addr, s.key.user, reason)
 	case amqp.PreconditionFailed: // 406
 		o.Class = destination.Permanent
 		if strings.Contains(reason, "larger than") || strings.Contains(reason, "max size") {

@@ -1,11 +1,8 @@
 package rabbitmq
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"strconv"
@@ -40,8 +37,9 @@ type Settings struct {
 	Persistent *bool `json:"persistent"`
 }
 
-// destinationFields are the destination's settings, for the unknown-field message.
-const destinationFields = "url, username, password, exchange, routing_key, persistent"
+// destinationDecoding words the decoding errors of an endpoint's settings.
+var destinationDecoding = destination.Decoding{Required: "url and exchange",
+	Known: "url, username, password, exchange, routing_key, persistent"}
 
 const maxShortString = 255
 
@@ -67,31 +65,13 @@ func (t *Type) Check(raw json.RawMessage) (json.RawMessage, []*destination.Field
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	out, err := json.Marshal(normalised(s, u))
-	if err != nil {
-		return nil, []*destination.FieldError{{Field: "", Message: "settings could not be encoded: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(normalised(s, u), nil)
 }
 
 func normalised(s *Settings, u parsedURL) *Settings {
 	n := *s
 	n.URL = u.dialURL()
 	return &n
-}
-
-// decodeStrict decodes one JSON object into v, refusing unknown fields (known lists the
-// setting names, for the message).
-func decodeStrict(raw json.RawMessage, v any, known string) *destination.FieldError {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(err, known)
-	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		return &destination.FieldError{Field: "", Message: "settings must be one JSON object"}
-	}
-	return nil
 }
 
 // check validates the connection settings, reporting each problem through add, moves a user
@@ -122,13 +102,11 @@ func (c *Connection) check(add func(field, msg string, v any)) parsedURL {
 // user name moved out of the URL and the defaults filled in.
 func decodeSettings(raw json.RawMessage) (*Settings, parsedURL, []*destination.FieldError) {
 	var s Settings
-	if fe := decodeStrict(raw, &s, destinationFields); fe != nil {
+	if fe := destination.DecodeSettings(raw, &s, destinationDecoding); fe != nil {
 		return nil, parsedURL{}, []*destination.FieldError{fe}
 	}
-	var errs []*destination.FieldError
-	add := func(field, msg string, v any) {
-		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: v})
-	}
+	var errs destination.FieldErrors
+	add := errs.Add
 	u := s.Connection.check(add)
 	switch {
 	case s.Exchange == nil:
@@ -154,32 +132,6 @@ func decodeSettings(raw json.RawMessage) (*Settings, parsedURL, []*destination.F
 		return nil, parsedURL{}, errs
 	}
 	return &s, u, nil
-}
-
-func decodeError(err error, known string) *destination.FieldError {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) && te.Field != "" {
-		// A field of the embedded Connection is named "Connection.url": the setting is "url".
-		return &destination.FieldError{Field: strings.TrimPrefix(te.Field, "Connection."), Message: "must be a " + jsonKind(te.Type.Kind().String())}
-	}
-	const unknown = "json: unknown field "
-	if msg := err.Error(); strings.HasPrefix(msg, unknown) {
-		f, _ := strconv.Unquote(strings.TrimPrefix(msg, unknown))
-		return &destination.FieldError{Field: f, Message: "unknown setting (known: " + known + ")"}
-	}
-	return &destination.FieldError{Field: "", Message: "settings must be a JSON object: " + err.Error()}
-}
-
-func jsonKind(k string) string {
-	switch k {
-	case "bool":
-		return "boolean"
-	case "ptr":
-		return "string"
-	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
-		return "whole number"
-	}
-	return k
 }
 
 // parseURL checks an endpoint's URL and returns it without user, the user it named, and what is

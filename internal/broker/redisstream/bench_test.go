@@ -6,6 +6,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 )
 
@@ -16,13 +17,13 @@ func BenchmarkSend(b *testing.B) {
 	addr, db := sharedRedis(b)
 	ctx := context.Background()
 	body := []byte(`{"type":"order.created","timestamp":"2024-05-01T12:00:00Z","data":{"id":"ord_1","total":42,"currency":"EUR"}}`)
-	m := signedMessage(b, "order.created", body)
+	m := brokertest.Message(b, "order.created", body)
 	cons := consumer(b, addr, db)
 
 	b.Run("herald", func(b *testing.B) {
-		stream := uniqueName("herald-bench")
+		stream := brokertest.UniqueName("herald-bench")
 		b.Cleanup(func() { cons.Del(context.Background(), stream) })
-		typ := newType(b, newDialRecorder(true), 0, 0)
+		typ := newType(b, brokertest.NewDialer(), 0, 0)
 		s := open(b, typ, map[string]any{"address": addr, "db": db, "stream": stream, "maxlen": 10000})
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -34,7 +35,7 @@ func BenchmarkSend(b *testing.B) {
 	})
 
 	b.Run("plain-client", func(b *testing.B) {
-		stream := uniqueName("herald-bench-plain")
+		stream := brokertest.UniqueName("herald-bench-plain")
 		b.Cleanup(func() { cons.Del(context.Background(), stream) })
 		c := redis.NewClient(&redis.Options{Addr: addr, DB: db, Protocol: 2})
 		b.Cleanup(func() { _ = c.Close() })

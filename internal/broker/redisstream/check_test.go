@@ -66,7 +66,7 @@ func TestCheckFieldErrors(t *testing.T) {
 		{"password in URL", `{"address":"redis://user:hunter2@redis.internal:6379","stream":"s"}`, "address", "password setting"},
 		{"password in address", `{"address":"hunter2@redis.internal:6379","stream":"s"}`, "address", "password setting"},
 		{"db negative", `{"address":"h:1","stream":"s","db":-1}`, "db", "0 or more"},
-		{"db not an integer", `{"address":"h:1","stream":"s","db":1.5}`, "db", "integer"},
+		{"db not an integer", `{"address":"h:1","stream":"s","db":1.5}`, "db", "whole number"},
 		{"username with space", `{"address":"h:1","stream":"s","username":"a b"}`, "username", "without spaces"},
 		{"password control", `{"address":"h:1","stream":"s","password":"a\u0000b"}`, "password", "control"},
 		{"tls not bool", `{"address":"h:1","stream":"s","tls":"yes"}`, "tls", "true or false"},

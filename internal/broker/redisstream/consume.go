@@ -48,14 +48,7 @@ func (t *SourceType) Secrets() []string { return []string{"password"} }
 // Check validates the settings field by field and returns them with their defaults.
 func (t *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := checkSource(raw)
-	if errs != nil {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Field: "", Message: "settings cannot be encoded: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // Close closes every pooled connection; open consumers fail afterwards.
@@ -72,13 +65,13 @@ func (t *SourceType) Open(ctx context.Context, tg source.Target) (source.Consume
 	if tg.Group == "" || tg.Member == "" {
 		return nil, fmt.Errorf("redis source %s: a consumer group and a member name are required", tg.SourceID)
 	}
-	e, err := t.pool.lease(s.key(tg.Internal))
+	e, put, err := t.pool.lease(ctx, s.key(tg.Internal))
 	if err != nil {
 		return nil, fmt.Errorf("redis source %s: %w", tg.SourceID, err)
 	}
 	c := &Consumer{
-		pool:          t.pool,
 		e:             e,
+		put:           put,
 		sourceID:      tg.SourceID,
 		address:       s.Address,
 		stream:        s.Stream,
@@ -95,7 +88,7 @@ func (t *SourceType) Open(ctx context.Context, tg source.Target) (source.Consume
 		start = "0"
 	}
 	if err := e.client.XGroupCreate(ctx, s.Stream, tg.Group, start).Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		t.pool.release(e)
+		put()
 		if strings.Contains(err.Error(), "requires the key to exist") {
 			return nil, &Error{Op: "create the consumer group", Kind: destination.KindNoRoute, Err: err,
 				Msg: fmt.Sprintf("the stream %q does not exist on redis at %s (db %d): Herald creates its consumer group %q on it, never the stream itself", s.Stream, s.Address, s.db(), tg.Group)}
@@ -117,8 +110,8 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Consumer reads one stream as one member of a consumer group.
 type Consumer struct {
-	pool      *pool
 	e         *entry
+	put       func() // gives e back to the pool
 	sourceID  string
 	address   string
 	stream    string
@@ -346,7 +339,7 @@ func (c *Consumer) isClosed() bool {
 func (c *Consumer) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
-		c.pool.release(c.e)
+		c.put()
 	})
 	return nil
 }

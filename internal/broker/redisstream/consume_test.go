@@ -13,13 +13,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/source"
 )
 
 // newSourceType returns a source type dialling through rec, closed at the end of the test.
-func newSourceType(t testing.TB, rec *dialRecorder) *SourceType {
+func newSourceType(t testing.TB, rec *brokertest.Dialer) *SourceType {
 	t.Helper()
 	typ := NewSource(source.Env{Dial: rec.Dial, InternalDial: rec.Dial})
 	t.Cleanup(func() { _ = typ.Close() })
@@ -91,7 +92,7 @@ func redisSource(t testing.TB) (addr string, db int, cl *redis.Client, stream st
 	t.Helper()
 	addr, db = sharedRedis(t)
 	cl = consumer(t, addr, db)
-	stream = uniqueName("herald-test-src")
+	stream = brokertest.UniqueName("herald-test-src")
 	t.Cleanup(func() { cl.Del(context.Background(), stream) })
 	return addr, db, cl, stream
 }
@@ -104,7 +105,7 @@ func TestSourceFetchAck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	typ := newSourceType(t, newDialRecorder(true))
+	typ := newSourceType(t, brokertest.NewDialer())
 	c := openConsumer(t, typ, map[string]any{"address": addr, "db": db, "stream": stream, "start": "all"}, "herald-g", "node-1")
 
 	b := fetch(t, c, 10, 2*time.Second)
@@ -171,7 +172,7 @@ func TestSourceBodyField(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	typ := newSourceType(t, newDialRecorder(true))
+	typ := newSourceType(t, brokertest.NewDialer())
 	c := openConsumer(t, typ, map[string]any{"address": addr, "db": db, "stream": stream, "start": "all", "body_field": "payload"}, "g", "m")
 	b := fetch(t, c, 10, 2*time.Second)
 	if len(b.Messages()) != 1 {
@@ -186,7 +187,7 @@ func TestSourceBodyField(t *testing.T) {
 func TestSourceStartNew(t *testing.T) {
 	addr, db, cl, stream := redisSource(t)
 	addEntries(t, cl, stream, 3)
-	typ := newSourceType(t, newDialRecorder(true))
+	typ := newSourceType(t, brokertest.NewDialer())
 	c := openConsumer(t, typ, map[string]any{"address": addr, "db": db, "stream": stream}, "g", "m")
 	if b := fetch(t, c, 10, 300*time.Millisecond); len(b.Messages()) != 0 {
 		t.Fatalf("start new read the old entries %v", ids(b))
@@ -204,7 +205,7 @@ func TestSourceStartNew(t *testing.T) {
 
 func TestSourceMissingStream(t *testing.T) {
 	addr, db, cl, stream := redisSource(t)
-	typ := newSourceType(t, newDialRecorder(true))
+	typ := newSourceType(t, brokertest.NewDialer())
 	norm, errs := typ.Check(settingsJSON(t, map[string]any{"address": addr, "db": db, "stream": stream}))
 	if errs != nil {
 		t.Fatal(errs)
@@ -237,7 +238,7 @@ func TestSourceMissingStream(t *testing.T) {
 func TestSourceBoundedBatch(t *testing.T) {
 	addr, db, cl, stream := redisSource(t)
 	all := addEntries(t, cl, stream, 25)
-	typ := newSourceType(t, newDialRecorder(true))
+	typ := newSourceType(t, brokertest.NewDialer())
 	c := openConsumer(t, typ, map[string]any{"address": addr, "db": db, "stream": stream, "start": "all"}, "g", "m")
 	var got []string
 	for _, want := range []int{10, 10, 5} {
@@ -262,7 +263,7 @@ func TestSourceBoundedBatch(t *testing.T) {
 func TestSourceTwoMembersShare(t *testing.T) {
 	addr, db, cl, stream := redisSource(t)
 	all := addEntries(t, cl, stream, 40)
-	typ := newSourceType(t, newDialRecorder(true))
+	typ := newSourceType(t, brokertest.NewDialer())
 	settings := map[string]any{"address": addr, "db": db, "stream": stream, "start": "all"}
 	a := openConsumer(t, typ, settings, "g", "node-a")
 	b := openConsumer(t, typ, settings, "g", "node-b")
@@ -297,7 +298,7 @@ func TestSourceTwoMembersShare(t *testing.T) {
 func TestSourceNakThenReclaim(t *testing.T) {
 	addr, db, cl, stream := redisSource(t)
 	addEntries(t, cl, stream, 3)
-	typ := newSourceType(t, newDialRecorder(true))
+	typ := newSourceType(t, brokertest.NewDialer())
 
 	// With the default claim_idle (60 s), a Nak'd batch stays pending: not delivered again soon.
 	slow := openConsumer(t, typ, map[string]any{"address": addr, "db": db, "stream": stream, "start": "all"}, "g-slow", "m")
@@ -326,7 +327,7 @@ func TestSourceNakThenReclaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back source.Batch
-	eventually(t, 15*time.Second, func() error {
+	brokertest.Eventually(t, 15*time.Second, func() error {
 		back = fetch(t, c, 10, 100*time.Millisecond)
 		if len(back.Messages()) == 0 {
 			return errors.New("the Nak'd entries did not come back")
@@ -361,7 +362,7 @@ func TestSourceNakThenReclaim(t *testing.T) {
 func TestSourceDeadMemberReclaimed(t *testing.T) {
 	addr, db, cl, stream := redisSource(t)
 	addEntries(t, cl, stream, 8)
-	typ := newSourceType(t, newDialRecorder(true))
+	typ := newSourceType(t, brokertest.NewDialer())
 	settings := map[string]any{"address": addr, "db": db, "stream": stream, "start": "all", "claim_idle": "300ms"}
 	a := openConsumer(t, typ, settings, "g", "node-a")
 	taken := fetch(t, a, 5, 2*time.Second)
@@ -373,7 +374,7 @@ func TestSourceDeadMemberReclaimed(t *testing.T) {
 
 	b := openConsumer(t, typ, settings, "g", "node-b")
 	got := map[string]bool{}
-	eventually(t, 15*time.Second, func() error {
+	brokertest.Eventually(t, 15*time.Second, func() error {
 		bt := fetch(t, b, 10, 100*time.Millisecond)
 		for _, id := range ids(bt) {
 			got[id] = true
@@ -399,7 +400,7 @@ func TestSourceDeadMemberReclaimed(t *testing.T) {
 func TestSourceDeletedPendingEntry(t *testing.T) {
 	addr, db, cl, stream := redisSource(t)
 	idsAdded := addEntries(t, cl, stream, 2)
-	typ := newSourceType(t, newDialRecorder(true))
+	typ := newSourceType(t, brokertest.NewDialer())
 	settings := map[string]any{"address": addr, "db": db, "stream": stream, "start": "all"}
 	c := openConsumer(t, typ, settings, "g", "m")
 	if b := fetch(t, c, 10, 2*time.Second); len(b.Messages()) != 2 {
@@ -427,9 +428,9 @@ func TestSourceBrokerRestarted(t *testing.T) {
 	ctx := ctxT(t)
 	cl := redis.NewClient(&redis.Options{Addr: srv.addr(), Protocol: 2})
 	t.Cleanup(func() { _ = cl.Close() })
-	stream := uniqueName("herald-test-src-restart")
+	stream := brokertest.UniqueName("herald-test-src-restart")
 	all := addEntries(t, cl, stream, 10)
-	typ := newSourceType(t, newDialRecorder(true))
+	typ := newSourceType(t, brokertest.NewDialer())
 	settings := map[string]any{"address": srv.addr(), "stream": stream, "start": "all"}
 	c := openConsumer(t, typ, settings, "g", "node-1")
 
@@ -456,7 +457,7 @@ func TestSourceBrokerRestarted(t *testing.T) {
 	_ = c.Close()
 
 	srv.start() // same port, same directory: the AOF is replayed
-	eventually(t, 15*time.Second, func() error {
+	brokertest.Eventually(t, 15*time.Second, func() error {
 		n, err := cl.XLen(ctx, stream).Result()
 		if err != nil || n != 10 {
 			return fmt.Errorf("XLEN %d, %v", n, err)
@@ -470,7 +471,7 @@ func TestSourceBrokerRestarted(t *testing.T) {
 	// A new consumer of the same member: its 3 pending entries first, then the 2 never read.
 	c2 := openConsumer(t, typ, settings, "g", "node-1")
 	var got []string
-	eventually(t, 15*time.Second, func() error {
+	brokertest.Eventually(t, 15*time.Second, func() error {
 		b := fetch(t, c2, 10, 200*time.Millisecond)
 		got = append(got, ids(b)...)
 		if err := b.Ack(ctx); err != nil {
@@ -499,7 +500,7 @@ func TestSourceRefusingDialer(t *testing.T) {
 	addr, db, cl, stream := redisSource(t)
 	addEntries(t, cl, stream, 1)
 	// The real guard without --dev refuses loopback.
-	rec := newDialRecorder(false)
+	rec := brokertest.Through(httpsend.New(httpsend.Config{}).DialContext)
 	typ := newSourceType(t, rec)
 	norm, errs := typ.Check(settingsJSON(t, map[string]any{"address": addr, "db": db, "stream": stream, "start": "all"}))
 	if errs != nil {
@@ -510,7 +511,7 @@ func TestSourceRefusingDialer(t *testing.T) {
 	if !errors.As(err, &se) || se.Kind != destination.KindBlocked {
 		t.Fatalf("Open: %v, want blocked_destination", err)
 	}
-	if dials, open := rec.counts(); dials == 0 || open != 0 {
+	if dials, open := rec.Counts(); dials == 0 || open != 0 {
 		t.Fatalf("dials %d, open %d: want the dial attempted through the guard and refused", dials, open)
 	}
 	if n := cl.Exists(ctxT(t), stream).Val(); n != 1 {
@@ -526,7 +527,7 @@ func TestSourceRefusingDialer(t *testing.T) {
 		tried = append(tried, a)
 		return nil, &httpsend.BlockedError{Host: "redis.example", Reason: "loopback"}
 	}
-	internal := newDialRecorder(true)
+	internal := brokertest.NewDialer()
 	typ2 := NewSource(source.Env{Dial: blocking, InternalDial: internal.Dial})
 	t.Cleanup(func() { _ = typ2.Close() })
 	norm2, _ := typ2.Check(settingsJSON(t, map[string]any{"address": "redis.example:6379", "stream": stream}))
@@ -543,7 +544,7 @@ func TestSourceRefusingDialer(t *testing.T) {
 		t.Fatalf("internal source: %v", err)
 	}
 	_ = c.Close()
-	if d, _ := internal.counts(); d == 0 || len(tried) != 1 {
+	if d, _ := internal.Counts(); d == 0 || len(tried) != 1 {
 		t.Fatalf("internal source: internal dials %d, ordinary %d", d, len(tried))
 	}
 }
@@ -636,7 +637,7 @@ func TestSourceCheck(t *testing.T) {
 func TestSourceStreamDeletedWhileReading(t *testing.T) {
 	addr, db, cl, stream := redisSource(t)
 	addEntries(t, cl, stream, 1)
-	typ := newSourceType(t, newDialRecorder(true))
+	typ := newSourceType(t, brokertest.NewDialer())
 	settings := map[string]any{"address": addr, "db": db, "stream": stream, "start": "all"}
 	c := openConsumer(t, typ, settings, "g", "m")
 	if err := fetch(t, c, 10, time.Second).Ack(ctxT(t)); err != nil {

@@ -2,26 +2,20 @@ package redisstream
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
-	"github.com/heraldhq/herald/internal/httpsend"
 )
 
 // sharedRedis returns the address and db of the shared test server, skipping when
@@ -47,65 +41,8 @@ func consumer(t testing.TB, addr string, db int) *redis.Client {
 	return c
 }
 
-func uniqueName(prefix string) string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return prefix + "-" + hex.EncodeToString(b)
-}
-
-// dialRecorder wraps the real guarded dialer of webhooks (loopback allowed, as in --dev mode),
-// counting the dials and the connections open.
-type dialRecorder struct {
-	dial  destination.Dialer
-	mu    sync.Mutex
-	dials []string
-	open  int
-	peak  int
-}
-
-func newDialRecorder(allowLoopback bool) *dialRecorder {
-	c := httpsend.New(httpsend.Config{AllowLoopback: allowLoopback})
-	return &dialRecorder{dial: c.DialContext}
-}
-
-func (r *dialRecorder) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	r.mu.Lock()
-	r.dials = append(r.dials, addr)
-	r.mu.Unlock()
-	c, err := r.dial(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	r.open++
-	r.peak = max(r.peak, r.open)
-	r.mu.Unlock()
-	return &recordedConn{Conn: c, r: r}, nil
-}
-
-func (r *dialRecorder) counts() (dials, open int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.dials), r.open
-}
-
-type recordedConn struct {
-	net.Conn
-	r    *dialRecorder
-	once sync.Once
-}
-
-func (c *recordedConn) Close() error {
-	c.once.Do(func() {
-		c.r.mu.Lock()
-		c.r.open--
-		c.r.mu.Unlock()
-	})
-	return c.Conn.Close()
-}
-
 // newType returns a type whose dials go through rec; it is closed at the end of the test.
-func newType(t testing.TB, rec *dialRecorder, maxConns int, idle time.Duration) *Type {
+func newType(t testing.TB, rec *brokertest.Dialer, maxConns int, idle time.Duration) *Type {
 	t.Helper()
 	typ := New(destination.Env{Dial: rec.Dial, InternalDial: rec.Dial, MaxConnections: maxConns, IdleTimeout: idle})
 	t.Cleanup(func() { _ = typ.Close() })
@@ -135,33 +72,6 @@ func open(t testing.TB, typ *Type, m map[string]any) *Sender {
 	return s.(*Sender)
 }
 
-const testSecretRaw = "a test signing secret, 32 bytes!"
-
-func testSecret() string { return "whsec_" + base64.StdEncoding.EncodeToString([]byte(testSecretRaw)) }
-
-// signedMessage builds a Message as the dispatcher does: the Standard Webhooks headers signed by
-// the official library.
-func signedMessage(t testing.TB, eventType string, body []byte) *destination.Message {
-	t.Helper()
-	wh, err := standardwebhooks.NewWebhook(testSecret())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := uniqueName("msg")
-	ts := time.Now()
-	sig, err := wh.Sign(id, ts, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := http.Header{}
-	h.Set("webhook-id", id)
-	h.Set("webhook-timestamp", strconv.FormatInt(ts.Unix(), 10))
-	h.Set("webhook-signature", sig)
-	h.Set("content-type", "application/json")
-	h.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	return &destination.Message{ID: id, EventType: eventType, Timestamp: ts, Body: body, Header: h}
-}
-
 // privateRedis is a redis-server of the test's own, on a free port, that the test may stop.
 type privateRedis struct {
 	t    testing.TB
@@ -175,12 +85,7 @@ func startPrivateRedis(t testing.TB, extra ...string) *privateRedis {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Skip("redis-server is not installed")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
+	port := brokertest.FreePort(t)
 	p := &privateRedis{t: t, port: port}
 	p.args = append([]string{"--port", strconv.Itoa(port), "--save", "", "--appendonly", "no",
 		"--bind", "127.0.0.1", "--dir", t.TempDir()}, extra...)
@@ -225,22 +130,7 @@ func (p *privateRedis) stop() {
 	p.cmd = nil
 }
 
-// eventually polls f until it returns nil or the deadline passes.
-func eventually(t testing.TB, within time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", within, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
+// outcomeErr says how o differs from the class and kind wanted, or nil.
 func outcomeErr(o destination.Outcome, want destination.Class, kind string) error {
 	if o.Class != want || o.ErrorKind != kind {
 		return fmt.Errorf("outcome %s/%s (%s), want %s/%s", o.Class, o.ErrorKind, o.Error, want, kind)

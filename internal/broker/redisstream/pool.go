@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	brokerpool "github.com/heraldhq/herald/internal/broker/pool"
 	"github.com/heraldhq/herald/internal/destination"
 )
 
@@ -26,13 +27,11 @@ type poolKey struct {
 	tls, internal               bool
 }
 
-// entry is one pooled client with its use: a client is closed by the janitor only when no send
-// holds it and it has been idle for the type's idle timeout.
+// entry is one pooled go-redis client (which holds connections of its own, re-dialled by
+// go-redis when lost) and what it learnt of its server.
 type entry struct {
-	key      poolKey
-	client   *redis.Client
-	inflight int
-	lastUsed time.Time
+	key    poolKey
+	client *redis.Client
 	// maxBulk is the server's proto-max-bulk-len (its largest value) as read on the last
 	// connection made, or 0 when the server would not say (CONFIG denied or renamed).
 	maxBulk atomic.Int64
@@ -47,65 +46,54 @@ func (e *errConnLimit) Error() string {
 	return fmt.Sprintf("the node's limit of %d open Redis connections is reached", e.max)
 }
 
-// pool holds the type's clients and counts the connections they hold open together: every
-// connection is dialled through dial, which takes one of max slots and gives it back when the
-// connection is closed.
+// pool holds the type's clients in the shared broker pool (internal/broker/pool: one per key,
+// shared, closed when idle, bounded, closed all by close) and counts the network connections
+// they hold open together, which is Redis's own part: a client opens several, every one dialled
+// through dial, which takes one of max slots and gives it back when the connection is closed.
 type pool struct {
-	env  destination.Env
-	max  int
-	idle time.Duration
+	env     destination.Env
+	max     int
+	idle    time.Duration
+	clients *brokerpool.Pool[poolKey, *entry]
 
-	mu      sync.Mutex
-	clients map[poolKey]*entry
-	open    int // connections open over all clients
-	closed  bool
-
-	stop chan struct{}
-	done chan struct{}
+	mu   sync.Mutex
+	open int // connections open over all clients
 }
 
 func newPool(env destination.Env) *pool {
-	p := &pool{
-		env:     env,
-		max:     env.MaxConnections,
-		idle:    env.IdleTimeout,
-		clients: map[poolKey]*entry{},
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-	}
+	p := &pool{env: env, max: env.MaxConnections, idle: env.IdleTimeout}
 	if p.max <= 0 {
 		p.max = destination.DefaultMaxConnections
 	}
 	if p.idle <= 0 {
 		p.idle = destination.DefaultIdleTimeout
 	}
-	go p.janitor()
+	p.clients = brokerpool.New(brokerpool.Config[poolKey, *entry]{
+		// A client connects at its first command: creating it does no I/O.
+		Open: func(_ context.Context, k poolKey) (*entry, error) {
+			e := &entry{key: k}
+			e.client = redis.NewClient(p.options(e))
+			return e, nil
+		},
+		Close:       func(e *entry) { _ = e.client.Close() }, // gives its connections' slots back
+		Max:         p.max,
+		IdleTimeout: p.idle,
+	})
 	return p
 }
 
-// lease returns the client for k, creating it if needed, and marks it in use until release.
-func (p *pool) lease(k poolKey) (*entry, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return nil, errTypeClosed
+// lease returns the client for k, creating it if needed, in use until put is called.
+func (p *pool) lease(ctx context.Context, k poolKey) (*entry, func(), error) {
+	e, put, err := p.clients.Get(ctx, k)
+	switch {
+	case errors.Is(err, brokerpool.ErrClosed):
+		return nil, nil, errTypeClosed
+	case errors.Is(err, brokerpool.ErrFull):
+		return nil, nil, &errConnLimit{max: p.max}
+	case err != nil:
+		return nil, nil, err
 	}
-	e := p.clients[k]
-	if e == nil {
-		e = &entry{key: k}
-		e.client = redis.NewClient(p.options(e))
-		p.clients[k] = e
-	}
-	e.inflight++
-	e.lastUsed = time.Now()
-	return e, nil
-}
-
-func (p *pool) release(e *entry) {
-	p.mu.Lock()
-	e.inflight--
-	e.lastUsed = time.Now()
-	p.mu.Unlock()
+	return e, put, nil
 }
 
 var errTypeClosed = errors.New("the node's redis connections are closed (the node is shutting down)")
@@ -154,15 +142,12 @@ func (p *pool) options(e *entry) *redis.Options {
 // dialer opens every connection of a client through the node's guarded dialer, counted against
 // the node's bound, with TLS on top when the endpoint asks for it.
 func (p *pool) dialer(k poolKey) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	dial := p.env.Dial
-	if k.internal {
-		dial = p.env.InternalDial
-	}
+	dial := p.env.DialerFor(k.internal)
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if dial == nil {
 			return nil, errors.New("no dialer configured for redis connections")
 		}
-		if !p.take(k) {
+		if !p.take() {
 			return nil, &errConnLimit{max: p.max}
 		}
 		c, err := dial(ctx, network, addr)
@@ -184,30 +169,20 @@ func (p *pool) dialer(k poolKey) func(ctx context.Context, network, addr string)
 	}
 }
 
-// take reserves a connection slot; at the bound it first closes idle clients other than k's,
-// least recently used first.
-func (p *pool) take(k poolKey) bool {
+// take reserves a connection slot; at the bound it first closes idle clients, least recently
+// used first (never the caller's: it is in use).
+func (p *pool) take() bool {
 	for {
-		var victim *entry
 		p.mu.Lock()
 		if p.open < p.max {
 			p.open++
 			p.mu.Unlock()
 			return true
 		}
-		for _, e := range p.clients {
-			if e.key != k && e.inflight == 0 && (victim == nil || e.lastUsed.Before(victim.lastUsed)) {
-				victim = e
-			}
-		}
-		if victim != nil {
-			delete(p.clients, victim.key)
-		}
 		p.mu.Unlock()
-		if victim == nil {
+		if !p.clients.EvictIdle() {
 			return false
 		}
-		_ = victim.client.Close() // gives its connections' slots back
 	}
 }
 
@@ -230,58 +205,15 @@ func (c *countedConn) Close() error {
 	return err
 }
 
-// janitor closes the clients no sender has used for the idle timeout.
-func (p *pool) janitor() {
-	defer close(p.done)
-	every := max(p.idle/4, 10*time.Millisecond)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.stop:
-			return
-		case now := <-t.C:
-			var idle []*entry
-			p.mu.Lock()
-			for k, e := range p.clients {
-				if e.inflight == 0 && now.Sub(e.lastUsed) >= p.idle {
-					idle = append(idle, e)
-					delete(p.clients, k)
-				}
-			}
-			p.mu.Unlock()
-			for _, e := range idle {
-				_ = e.client.Close()
-			}
-		}
-	}
-}
-
 // close closes every client; leases fail afterwards.
 func (p *pool) close() error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil
-	}
-	p.closed = true
-	all := p.clients
-	p.clients = map[poolKey]*entry{}
-	p.mu.Unlock()
-	close(p.stop)
-	<-p.done
-	var errs []error
-	for _, e := range all {
-		if err := e.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
-			errs = append(errs, fmt.Errorf("close redis client for %s: %w", e.key.address, err))
-		}
-	}
-	return errors.Join(errs...)
+	p.clients.Close()
+	return nil
 }
 
 // stats are the pool's counts, for tests and metrics.
 func (p *pool) stats() (clients, open int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.clients), p.open
+	return p.clients.Len(), p.open
 }

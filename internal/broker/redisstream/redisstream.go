@@ -57,14 +57,7 @@ func (t *Type) Secrets() []string { return []string{"password"} }
 // Check validates the settings field by field and returns them with their defaults.
 func (t *Type) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := check(raw)
-	if errs != nil {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Field: "", Message: "settings cannot be encoded: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // Open returns a sender for the endpoint; it connects at the first attempt.
@@ -95,11 +88,11 @@ type Sender struct {
 // Send XADDs one message and waits for the entry id.
 func (s *Sender) Send(ctx context.Context, m *destination.Message) destination.Outcome {
 	start := time.Now()
-	e, err := s.pool.lease(s.key)
+	e, put, err := s.pool.lease(ctx, s.key)
 	if err != nil {
 		return s.failed(err, start)
 	}
-	defer s.pool.release(e)
+	defer put()
 	if o, ok := s.tooLarge(ctx, e, m, start); !ok {
 		return o
 	}
@@ -122,11 +115,11 @@ func (s *Sender) SendBatch(ctx context.Context, ms []*destination.Message) desti
 	if len(ms) == 0 {
 		return destination.Outcome{Class: destination.Success, Latency: time.Since(start)}
 	}
-	e, err := s.pool.lease(s.key)
+	e, put, err := s.pool.lease(ctx, s.key)
 	if err != nil {
 		return s.failed(err, start)
 	}
-	defer s.pool.release(e)
+	defer put()
 	for i, m := range ms {
 		if o, ok := s.tooLarge(ctx, e, m, start); !ok {
 			o.Error = fmt.Sprintf("message %d of %d: %s", i+1, len(ms), o.Error)

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
 )
@@ -43,13 +44,13 @@ func TestDeliveryVerifiedByConsumer(t *testing.T) {
 	addr, db := sharedRedis(t)
 	ctx := ctxT(t)
 	cons := consumer(t, addr, db)
-	stream := uniqueName("herald-test-orders")
+	stream := brokertest.UniqueName("herald-test-orders")
 	t.Cleanup(func() { cons.Del(context.Background(), stream) })
 
-	typ := newType(t, newDialRecorder(true), 0, 0)
+	typ := newType(t, brokertest.NewDialer(), 0, 0)
 	s := open(t, typ, map[string]any{"address": addr, "db": db, "stream": stream})
 	body := []byte(`{"type":"order.created","timestamp":"2024-05-01T12:00:00Z","data":{"id":"ord_1","total":42}}`)
-	m := signedMessage(t, "order.created", body)
+	m := brokertest.Message(t, "order.created", body)
 
 	o := s.Send(ctx, m)
 	if o.Class != destination.Success || o.ErrorKind != "" || o.Error != "" {
@@ -83,7 +84,7 @@ func TestDeliveryVerifiedByConsumer(t *testing.T) {
 	}
 
 	// The consumer verifies exactly as a webhook receiver does.
-	wh, err := standardwebhooks.NewWebhook(testSecret())
+	wh, err := standardwebhooks.NewWebhook(brokertest.Secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,14 +102,14 @@ func TestMaxLenTrimsTheStream(t *testing.T) {
 	addr, db := sharedRedis(t)
 	ctx := ctxT(t)
 	cons := consumer(t, addr, db)
-	stream := uniqueName("herald-test-trim")
+	stream := brokertest.UniqueName("herald-test-trim")
 	t.Cleanup(func() { cons.Del(context.Background(), stream) })
 
-	typ := newType(t, newDialRecorder(true), 0, 0)
+	typ := newType(t, brokertest.NewDialer(), 0, 0)
 	s := open(t, typ, map[string]any{"address": addr, "db": db, "stream": stream, "maxlen": 10})
 	const n = 350
 	for i := range n {
-		if o := s.Send(ctx, signedMessage(t, "tick", fmt.Appendf(nil, `{"i":%d}`, i))); o.Class != destination.Success {
+		if o := s.Send(ctx, brokertest.Message(t, "tick", fmt.Appendf(nil, `{"i":%d}`, i))); o.Class != destination.Success {
 			t.Fatalf("Send %d: %+v", i, o)
 		}
 	}
@@ -126,14 +127,14 @@ func TestWrongTypeIsNoRoute(t *testing.T) {
 	addr, db := sharedRedis(t)
 	ctx := ctxT(t)
 	cons := consumer(t, addr, db)
-	key := uniqueName("herald-test-string")
+	key := brokertest.UniqueName("herald-test-string")
 	t.Cleanup(func() { cons.Del(context.Background(), key) })
 	if err := cons.Set(ctx, key, "not a stream", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	typ := newType(t, newDialRecorder(true), 0, 0)
+	typ := newType(t, brokertest.NewDialer(), 0, 0)
 	s := open(t, typ, map[string]any{"address": addr, "db": db, "stream": key})
-	o := s.Send(ctx, signedMessage(t, "x", []byte(`{}`)))
+	o := s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`)))
 	if err := outcomeErr(o, destination.Permanent, destination.KindNoRoute); err != nil {
 		t.Fatal(err)
 	}
@@ -147,9 +148,9 @@ func TestWrongTypeIsNoRoute(t *testing.T) {
 
 func TestNoSuchDatabaseIsNoRoute(t *testing.T) {
 	addr, _ := sharedRedis(t)
-	typ := newType(t, newDialRecorder(true), 0, 0)
-	s := open(t, typ, map[string]any{"address": addr, "db": 100000, "stream": uniqueName("herald-test")})
-	o := s.Send(ctxT(t), signedMessage(t, "x", []byte(`{}`)))
+	typ := newType(t, brokertest.NewDialer(), 0, 0)
+	s := open(t, typ, map[string]any{"address": addr, "db": 100000, "stream": brokertest.UniqueName("herald-test")})
+	o := s.Send(ctxT(t), brokertest.Message(t, "x", []byte(`{}`)))
 	if err := outcomeErr(o, destination.Permanent, destination.KindNoRoute); err != nil {
 		t.Fatal(err)
 	}
@@ -160,18 +161,18 @@ func TestNoSuchDatabaseIsNoRoute(t *testing.T) {
 
 func TestTooLarge(t *testing.T) {
 	srv := startPrivateRedis(t, "--proto-max-bulk-len", "1mb")
-	typ := newType(t, newDialRecorder(true), 0, 0)
-	stream := uniqueName("herald-test-large")
+	typ := newType(t, brokertest.NewDialer(), 0, 0)
+	stream := brokertest.UniqueName("herald-test-large")
 	s := open(t, typ, map[string]any{"address": srv.addr(), "stream": stream})
 	ctx := ctxT(t)
 	big := bytes.Repeat([]byte("x"), 2<<20)
-	o := s.Send(ctx, signedMessage(t, "big", big))
+	o := s.Send(ctx, brokertest.Message(t, "big", big))
 	if err := outcomeErr(o, destination.Permanent, destination.KindTooLarge); err != nil {
 		t.Fatal(err)
 	}
 	// The connection is usable again for a message of a normal size.
-	eventually(t, 15*time.Second, func() error {
-		return outcomeErr(s.Send(ctx, signedMessage(t, "small", []byte(`{}`))), destination.Success, "")
+	brokertest.Eventually(t, 15*time.Second, func() error {
+		return outcomeErr(s.Send(ctx, brokertest.Message(t, "small", []byte(`{}`))), destination.Success, "")
 	})
 	cons := consumer(t, srv.addr(), 0)
 	if n := cons.XLen(ctx, stream).Val(); n != 1 {
@@ -188,8 +189,8 @@ func TestDenied(t *testing.T) {
 	if err := admin.Do(ctx, "ACL", "SETUSER", "reader", "on", ">reader-password", "~*", "+@read", "+ping").Err(); err != nil {
 		t.Fatal(err)
 	}
-	typ := newType(t, newDialRecorder(true), 0, 0)
-	stream := uniqueName("herald-test-acl")
+	typ := newType(t, brokertest.NewDialer(), 0, 0)
+	stream := brokertest.UniqueName("herald-test-acl")
 
 	cases := []struct {
 		name     string
@@ -203,7 +204,7 @@ func TestDenied(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t, typ, c.settings)
-			o := s.Send(ctx, signedMessage(t, "x", []byte(`{}`)))
+			o := s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`)))
 			if err := outcomeErr(o, destination.Permanent, destination.KindDenied); err != nil {
 				t.Fatal(err)
 			}
@@ -215,16 +216,16 @@ func TestDenied(t *testing.T) {
 		})
 	}
 	s := open(t, typ, map[string]any{"address": srv.addr(), "stream": stream, "password": "right-password"})
-	if err := outcomeErr(s.Send(ctx, signedMessage(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
+	if err := outcomeErr(s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestOutOfMemoryIsBusy(t *testing.T) {
 	srv := startPrivateRedis(t, "--maxmemory", "1", "--maxmemory-policy", "noeviction")
-	typ := newType(t, newDialRecorder(true), 0, 0)
-	s := open(t, typ, map[string]any{"address": srv.addr(), "stream": uniqueName("herald-test-oom")})
-	o := s.Send(ctxT(t), signedMessage(t, "x", []byte(`{}`)))
+	typ := newType(t, brokertest.NewDialer(), 0, 0)
+	s := open(t, typ, map[string]any{"address": srv.addr(), "stream": brokertest.UniqueName("herald-test-oom")})
+	o := s.Send(ctxT(t), brokertest.Message(t, "x", []byte(`{}`)))
 	if err := outcomeErr(o, destination.Retryable, destination.KindBrokerBusy); err != nil {
 		t.Fatal(err)
 	}
@@ -233,19 +234,19 @@ func TestOutOfMemoryIsBusy(t *testing.T) {
 func TestBrokerRestartedMidStream(t *testing.T) {
 	srv := startPrivateRedis(t)
 	ctx := ctxT(t)
-	typ := newType(t, newDialRecorder(true), 0, 0)
-	stream := uniqueName("herald-test-restart")
+	typ := newType(t, brokertest.NewDialer(), 0, 0)
+	stream := brokertest.UniqueName("herald-test-restart")
 	s := open(t, typ, map[string]any{"address": srv.addr(), "stream": stream})
 
 	for i := range 5 {
-		if err := outcomeErr(s.Send(ctx, signedMessage(t, "before", fmt.Appendf(nil, `{"i":%d}`, i))), destination.Success, ""); err != nil {
+		if err := outcomeErr(s.Send(ctx, brokertest.Message(t, "before", fmt.Appendf(nil, `{"i":%d}`, i))), destination.Success, ""); err != nil {
 			t.Fatalf("before the restart: %v", err)
 		}
 	}
 	srv.stop()
 	for i := range 3 {
 		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		o := s.Send(actx, signedMessage(t, "during", []byte(`{}`)))
+		o := s.Send(actx, brokertest.Message(t, "during", []byte(`{}`)))
 		cancel()
 		if o.Class != destination.Retryable {
 			t.Fatalf("attempt %d during the outage: %+v, want Retryable", i, o)
@@ -256,8 +257,8 @@ func TestBrokerRestartedMidStream(t *testing.T) {
 	}
 	srv.start() // same port, empty: it was started with --save ""
 	var ok int
-	eventually(t, 20*time.Second, func() error {
-		o := s.Send(ctx, signedMessage(t, "after", []byte(`{}`)))
+	brokertest.Eventually(t, 20*time.Second, func() error {
+		o := s.Send(ctx, brokertest.Message(t, "after", []byte(`{}`)))
 		if o.Class != destination.Success {
 			return fmt.Errorf("after the restart: %s/%s %s", o.Class, o.ErrorKind, o.Error)
 		}
@@ -265,7 +266,7 @@ func TestBrokerRestartedMidStream(t *testing.T) {
 		return nil
 	})
 	for range 5 {
-		if err := outcomeErr(s.Send(ctx, signedMessage(t, "after", []byte(`{}`))), destination.Success, ""); err != nil {
+		if err := outcomeErr(s.Send(ctx, brokertest.Message(t, "after", []byte(`{}`))), destination.Success, ""); err != nil {
 			t.Fatalf("after the restart: %v", err)
 		}
 		ok++
@@ -278,16 +279,16 @@ func TestBrokerRestartedMidStream(t *testing.T) {
 func TestRefusingDialerBlocks(t *testing.T) {
 	addr, db := sharedRedis(t)
 	// The real guard without --dev refuses loopback: every dial is recorded, and refused.
-	rec := newDialRecorder(false)
+	rec := brokertest.Through(httpsend.New(httpsend.Config{}).DialContext)
 	typ := newType(t, rec, 0, 0)
-	stream := uniqueName("herald-test-blocked")
+	stream := brokertest.UniqueName("herald-test-blocked")
 	s := open(t, typ, map[string]any{"address": addr, "db": db, "stream": stream})
-	m := signedMessage(t, "x", []byte(`{}`))
+	m := brokertest.Message(t, "x", []byte(`{}`))
 	o := s.Send(ctxT(t), m)
 	if err := outcomeErr(o, destination.Permanent, destination.KindBlocked); err != nil {
 		t.Fatal(err)
 	}
-	if dials, open := rec.counts(); dials == 0 || open != 0 {
+	if dials, open := rec.Counts(); dials == 0 || open != 0 {
 		t.Fatalf("dials %d, open %d: want the dial attempted through the guard and refused", dials, open)
 	}
 	o = s.SendBatch(ctxT(t), []*destination.Message{m, m})
@@ -318,10 +319,10 @@ func TestRefusingDialerBlocks(t *testing.T) {
 
 func TestInternalEndpointUsesInternalDialer(t *testing.T) {
 	addr, db := sharedRedis(t)
-	ordinary, internal := newDialRecorder(false), newDialRecorder(true)
+	ordinary, internal := brokertest.Through(httpsend.New(httpsend.Config{}).DialContext), brokertest.NewDialer()
 	typ := New(destination.Env{Dial: ordinary.Dial, InternalDial: internal.Dial})
 	t.Cleanup(func() { _ = typ.Close() })
-	stream := uniqueName("herald-test-internal")
+	stream := brokertest.UniqueName("herald-test-internal")
 	t.Cleanup(func() { consumer(t, addr, db).Del(context.Background(), stream) })
 	norm, errs := typ.Check(settingsJSON(t, map[string]any{"address": addr, "db": db, "stream": stream}))
 	if errs != nil {
@@ -331,13 +332,13 @@ func TestInternalEndpointUsesInternalDialer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := outcomeErr(s.Send(ctxT(t), signedMessage(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
+	if err := outcomeErr(s.Send(ctxT(t), brokertest.Message(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := ordinary.counts(); d != 0 {
+	if d, _ := ordinary.Counts(); d != 0 {
 		t.Errorf("the ordinary dialer was used %d times for an internal endpoint", d)
 	}
-	if d, _ := internal.counts(); d == 0 {
+	if d, _ := internal.Counts(); d == 0 {
 		t.Error("the internal dialer was not used")
 	}
 }
@@ -345,21 +346,21 @@ func TestInternalEndpointUsesInternalDialer(t *testing.T) {
 func TestPoolSharedBetweenSenders(t *testing.T) {
 	addr, db := sharedRedis(t)
 	ctx := ctxT(t)
-	rec := newDialRecorder(true)
+	rec := brokertest.NewDialer()
 	typ := newType(t, rec, 0, 0)
-	s1 := uniqueName("herald-test-share-a")
-	s2 := uniqueName("herald-test-share-b")
+	s1 := brokertest.UniqueName("herald-test-share-a")
+	s2 := brokertest.UniqueName("herald-test-share-b")
 	t.Cleanup(func() { consumer(t, addr, db).Del(context.Background(), s1, s2) })
 	a := open(t, typ, map[string]any{"address": addr, "db": db, "stream": s1})
 	b := open(t, typ, map[string]any{"address": addr, "db": db, "stream": s2})
 	for range 10 {
 		for _, s := range []*Sender{a, b} {
-			if err := outcomeErr(s.Send(ctx, signedMessage(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
+			if err := outcomeErr(s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if dials, open := rec.counts(); dials != 1 || open != 1 {
+	if dials, open := rec.Counts(); dials != 1 || open != 1 {
 		t.Fatalf("dials %d, open %d: two senders to one broker sending one at a time should share one connection", dials, open)
 	}
 	if clients, open := typ.pool.stats(); clients != 1 || open != 1 {
@@ -368,7 +369,7 @@ func TestPoolSharedBetweenSenders(t *testing.T) {
 
 	// Other credentials are another client.
 	c := open(t, typ, map[string]any{"address": addr, "db": db, "stream": s1, "username": "default", "password": "unused"})
-	_ = c.Send(ctx, signedMessage(t, "x", []byte(`{}`)))
+	_ = c.Send(ctx, brokertest.Message(t, "x", []byte(`{}`)))
 	if clients, _ := typ.pool.stats(); clients != 2 {
 		t.Fatalf("pool: %d clients after other credentials, want 2", clients)
 	}
@@ -377,9 +378,9 @@ func TestPoolSharedBetweenSenders(t *testing.T) {
 func TestConnectionLimitIsBrokerBusy(t *testing.T) {
 	addr, _ := sharedRedis(t)
 	ctx := ctxT(t)
-	rec := newDialRecorder(true)
+	rec := brokertest.NewDialer()
 	typ := newType(t, rec, 1, 0)
-	s1, s2 := uniqueName("herald-test-limit-a"), uniqueName("herald-test-limit-b")
+	s1, s2 := brokertest.UniqueName("herald-test-limit-a"), brokertest.UniqueName("herald-test-limit-b")
 	// Two databases: two clients, which must share the one connection the node allows.
 	a := open(t, typ, map[string]any{"address": addr, "db": 1, "stream": s1})
 	b := open(t, typ, map[string]any{"address": addr, "db": 2, "stream": s2})
@@ -387,12 +388,12 @@ func TestConnectionLimitIsBrokerBusy(t *testing.T) {
 		consumer(t, addr, 1).Del(context.Background(), s1)
 		consumer(t, addr, 2).Del(context.Background(), s2)
 	})
-	if err := outcomeErr(a.Send(ctx, signedMessage(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
+	if err := outcomeErr(a.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
 		t.Fatal(err)
 	}
 
 	// a's client holds its connection, as a send in flight does.
-	ea, err := typ.pool.lease(a.key)
+	ea, put, err := typ.pool.lease(ctx, a.key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,24 +401,24 @@ func TestConnectionLimitIsBrokerBusy(t *testing.T) {
 	if err := held.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	o := b.Send(ctx, signedMessage(t, "x", []byte(`{}`)))
+	o := b.Send(ctx, brokertest.Message(t, "x", []byte(`{}`)))
 	if err := outcomeErr(o, destination.Retryable, destination.KindBrokerBusy); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(o.Error, "limit of 1") {
 		t.Errorf("Error = %q: want the limit named", o.Error)
 	}
-	if dials, open := rec.counts(); dials != 1 || open != 1 {
+	if dials, open := rec.Counts(); dials != 1 || open != 1 {
 		t.Fatalf("dials %d, open %d: over the limit nothing may be dialled", dials, open)
 	}
 
 	// Once a's client is idle, b takes its place (the idle client is closed for it).
 	_ = held.Close()
-	typ.pool.release(ea)
-	eventually(t, 15*time.Second, func() error {
-		return outcomeErr(b.Send(ctx, signedMessage(t, "x", []byte(`{}`))), destination.Success, "")
+	put()
+	brokertest.Eventually(t, 15*time.Second, func() error {
+		return outcomeErr(b.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))), destination.Success, "")
 	})
-	if _, open := rec.counts(); open != 1 {
+	if _, open := rec.Counts(); open != 1 {
 		t.Fatalf("%d connections open, want at most the limit of 1", open)
 	}
 }
@@ -425,9 +426,9 @@ func TestConnectionLimitIsBrokerBusy(t *testing.T) {
 func TestConcurrentSendsStayWithinTheBound(t *testing.T) {
 	addr, db := sharedRedis(t)
 	ctx := ctxT(t)
-	rec := newDialRecorder(true)
+	rec := brokertest.NewDialer()
 	typ := newType(t, rec, 3, 0)
-	stream := uniqueName("herald-test-bound")
+	stream := brokertest.UniqueName("herald-test-bound")
 	cons := consumer(t, addr, db)
 	t.Cleanup(func() { cons.Del(context.Background(), stream) })
 	s := open(t, typ, map[string]any{"address": addr, "db": db, "stream": stream})
@@ -437,7 +438,7 @@ func TestConcurrentSendsStayWithinTheBound(t *testing.T) {
 	for range workers {
 		wg.Go(func() {
 			for range each {
-				if o := s.Send(ctx, signedMessage(t, "x", []byte(`{}`))); o.Class != destination.Success {
+				if o := s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))); o.Class != destination.Success {
 					errs <- fmt.Errorf("%s/%s: %s", o.Class, o.ErrorKind, o.Error)
 				}
 			}
@@ -448,9 +449,7 @@ func TestConcurrentSendsStayWithinTheBound(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err) // one client waits for one of its connections instead of failing
 	}
-	rec.mu.Lock()
-	peak := rec.peak
-	rec.mu.Unlock()
+	peak := rec.Peak()
 	if peak > 3 || peak < 1 {
 		t.Fatalf("peak of %d connections open, want between 1 and the bound of 3", peak)
 	}
@@ -462,16 +461,16 @@ func TestConcurrentSendsStayWithinTheBound(t *testing.T) {
 func TestIdleConnectionsClosed(t *testing.T) {
 	addr, db := sharedRedis(t)
 	ctx := ctxT(t)
-	rec := newDialRecorder(true)
+	rec := brokertest.NewDialer()
 	typ := newType(t, rec, 0, 200*time.Millisecond)
-	stream := uniqueName("herald-test-idle")
+	stream := brokertest.UniqueName("herald-test-idle")
 	t.Cleanup(func() { consumer(t, addr, db).Del(context.Background(), stream) })
 	s := open(t, typ, map[string]any{"address": addr, "db": db, "stream": stream})
-	if err := outcomeErr(s.Send(ctx, signedMessage(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
+	if err := outcomeErr(s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, func() error {
-		if _, open := rec.counts(); open != 0 {
+	brokertest.Eventually(t, 15*time.Second, func() error {
+		if _, open := rec.Counts(); open != 0 {
 			return fmt.Errorf("%d connections still open", open)
 		}
 		if clients, _ := typ.pool.stats(); clients != 0 {
@@ -480,7 +479,7 @@ func TestIdleConnectionsClosed(t *testing.T) {
 		return nil
 	})
 	// The next attempt connects again.
-	if err := outcomeErr(s.Send(ctx, signedMessage(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
+	if err := outcomeErr(s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -488,21 +487,21 @@ func TestIdleConnectionsClosed(t *testing.T) {
 func TestCloseClosesEverything(t *testing.T) {
 	addr, db := sharedRedis(t)
 	ctx := ctxT(t)
-	rec := newDialRecorder(true)
+	rec := brokertest.NewDialer()
 	typ := New(destination.Env{Dial: rec.Dial})
-	stream := uniqueName("herald-test-close")
+	stream := brokertest.UniqueName("herald-test-close")
 	t.Cleanup(func() { consumer(t, addr, db).Del(context.Background(), stream) })
 	s := open(t, typ, map[string]any{"address": addr, "db": db, "stream": stream})
-	if err := outcomeErr(s.Send(ctx, signedMessage(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
+	if err := outcomeErr(s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))), destination.Success, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := typ.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, open := rec.counts(); open != 0 {
+	if _, open := rec.Counts(); open != 0 {
 		t.Fatalf("%d connections open after Close", open)
 	}
-	if o := s.Send(ctx, signedMessage(t, "x", []byte(`{}`))); o.Class != destination.Retryable {
+	if o := s.Send(ctx, brokertest.Message(t, "x", []byte(`{}`))); o.Class != destination.Retryable {
 		t.Fatalf("Send after Close: %+v, want Retryable", o)
 	}
 }
@@ -511,14 +510,14 @@ func TestSendBatch(t *testing.T) {
 	addr, db := sharedRedis(t)
 	ctx := ctxT(t)
 	cons := consumer(t, addr, db)
-	stream := uniqueName("herald-test-batch")
+	stream := brokertest.UniqueName("herald-test-batch")
 	t.Cleanup(func() { cons.Del(context.Background(), stream) })
-	typ := newType(t, newDialRecorder(true), 0, 0)
+	typ := newType(t, brokertest.NewDialer(), 0, 0)
 	s := open(t, typ, map[string]any{"address": addr, "db": db, "stream": stream})
 
 	var ms []*destination.Message
 	for i := range 25 {
-		ms = append(ms, signedMessage(t, "batch.item", fmt.Appendf(nil, `{"i":%d}`, i)))
+		ms = append(ms, brokertest.Message(t, "batch.item", fmt.Appendf(nil, `{"i":%d}`, i)))
 	}
 	o := s.SendBatch(ctx, ms)
 	if o.Class != destination.Success {
@@ -531,7 +530,7 @@ func TestSendBatch(t *testing.T) {
 	if len(entries) != len(ms) {
 		t.Fatalf("%d entries, want %d", len(entries), len(ms))
 	}
-	wh, _ := standardwebhooks.NewWebhook(testSecret())
+	wh, _ := standardwebhooks.NewWebhook(brokertest.Secret)
 	for i, e := range entries {
 		if e.Values["webhook-id"] != ms[i].ID {
 			t.Fatalf("entry %d is %v, want %s (in order)", i, e.Values["webhook-id"], ms[i].ID)
@@ -546,7 +545,7 @@ func TestSendBatch(t *testing.T) {
 	}
 
 	// A batch to a key that is not a stream fails as a whole, permanently.
-	key := uniqueName("herald-test-batch-string")
+	key := brokertest.UniqueName("herald-test-batch-string")
 	t.Cleanup(func() { cons.Del(context.Background(), key) })
 	cons.Set(ctx, key, "x", 0)
 	bad := open(t, typ, map[string]any{"address": addr, "db": db, "stream": key})
@@ -562,9 +561,9 @@ func TestSendBatch(t *testing.T) {
 func TestSendBatchOutage(t *testing.T) {
 	srv := startPrivateRedis(t)
 	ctx := ctxT(t)
-	typ := newType(t, newDialRecorder(true), 0, 0)
-	s := open(t, typ, map[string]any{"address": srv.addr(), "stream": uniqueName("herald-test-batch-outage")})
-	ms := []*destination.Message{signedMessage(t, "a", []byte(`{}`)), signedMessage(t, "b", []byte(`{}`))}
+	typ := newType(t, brokertest.NewDialer(), 0, 0)
+	s := open(t, typ, map[string]any{"address": srv.addr(), "stream": brokertest.UniqueName("herald-test-batch-outage")})
+	ms := []*destination.Message{brokertest.Message(t, "a", []byte(`{}`)), brokertest.Message(t, "b", []byte(`{}`))}
 	if err := outcomeErr(s.SendBatch(ctx, ms), destination.Success, ""); err != nil {
 		t.Fatal(err)
 	}

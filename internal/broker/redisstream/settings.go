@@ -1,11 +1,8 @@
 package redisstream
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"strconv"
@@ -116,69 +113,17 @@ func (s *Settings) maxLen() int64 {
 	return *s.MaxLen
 }
 
-// destinationFields lists an endpoint's settings, for the unknown-field error.
-const destinationFields = "the settings of a redis endpoint are address, db, username, password, tls, stream, maxlen"
-
-// decodeStrict decodes raw into dst strictly: unknown fields and trailing data are refused.
-// fields lists the known ones for the error; hint says what a setting of a special type wants.
-func decodeStrict(raw json.RawMessage, dst any, fields string, hint map[string]string) *destination.FieldError {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return &destination.FieldError{Field: "", Message: "settings are required: an object with at least \"address\" and \"stream\""}
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return decodeError(err, fields, hint)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return &destination.FieldError{Field: "", Message: "settings must be a single JSON object"}
-	}
-	return nil
-}
-
-func decodeError(err error, fields string, hint map[string]string) *destination.FieldError {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		if te.Field == "" {
-			return &destination.FieldError{Field: "", Message: "settings must be a JSON object"}
-		}
-		// A field of the embedded connection settings comes as "Conn.address".
-		field := te.Field[strings.LastIndex(te.Field, ".")+1:]
-		want := te.Type.String()
-		switch want {
-		case "int", "int64":
-			want = "an integer"
-		case "string":
-			want = "a string"
-		case "bool":
-			want = "true or false"
-		}
-		if h, ok := hint[field]; ok {
-			want = h
-		}
-		return &destination.FieldError{Field: field, Message: fmt.Sprintf("must be %s, not a JSON %s", want, te.Value)}
-	}
-	msg := err.Error()
-	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		name, _ := strconv.Unquote(f)
-		if name == "" {
-			name = f
-		}
-		return &destination.FieldError{Field: name, Message: "unknown setting (" + fields + ")"}
-	}
-	return &destination.FieldError{Field: "", Message: "settings are not a valid JSON object: " + msg}
-}
+// destinationDecoding words the decoding errors of an endpoint's settings.
+var destinationDecoding = destination.Decoding{Required: "address and stream", Known: "address, db, username, password, tls, stream, maxlen"}
 
 // check validates every field of an endpoint's settings and fills the defaults. It does no I/O.
 func check(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 	var s Settings
-	if fe := decodeStrict(raw, &s, destinationFields, nil); fe != nil {
+	if fe := destination.DecodeSettings(raw, &s, destinationDecoding); fe != nil {
 		return nil, []*destination.FieldError{fe}
 	}
-	var errs []*destination.FieldError
-	add := func(field, msg string, value any) {
-		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: value})
-	}
+	var errs destination.FieldErrors
+	add := errs.Add
 	s.Conn.check(add)
 	checkStream(s.Stream, "to add the messages to", add)
 	if s.MaxLen != nil && *s.MaxLen <= 0 {

@@ -42,19 +42,21 @@ type SourceSettings struct {
 	claimIdle time.Duration
 }
 
-const sourceFields = "the settings of a redis source are address, db, username, password, tls, stream, start, claim_idle, body_field"
+// sourceDecoding words the decoding errors of a source's settings.
+var sourceDecoding = destination.Decoding{
+	Required: "address and stream",
+	Known:    "address, db, username, password, tls, stream, start, claim_idle, body_field",
+	Hint:     map[string]string{"claim_idle": `a duration in a string, such as "60s" or "500ms"`},
+}
 
 // checkSource validates every field of a source's settings and fills the defaults. No I/O.
 func checkSource(raw json.RawMessage) (*SourceSettings, []*destination.FieldError) {
 	var s SourceSettings
-	hint := map[string]string{"claim_idle": `a duration in a string, such as "60s" or "500ms"`}
-	if fe := decodeStrict(raw, &s, sourceFields, hint); fe != nil {
+	if fe := destination.DecodeSettings(raw, &s, sourceDecoding); fe != nil {
 		return nil, []*destination.FieldError{fe}
 	}
-	var errs []*destination.FieldError
-	add := func(field, msg string, value any) {
-		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: value})
-	}
+	var errs destination.FieldErrors
+	add := errs.Add
 	s.Conn.check(add)
 	checkStream(s.Stream, "to read (it must exist: Herald creates its consumer group, never the stream)", add)
 	switch s.Start {
@@ -64,16 +66,8 @@ func checkSource(raw json.RawMessage) (*SourceSettings, []*destination.FieldErro
 	default:
 		add("start", `must be "new" (entries added from when Herald creates the consumer group) or "all" (the whole stream)`, s.Start)
 	}
-	if s.ClaimIdle == "" {
-		s.claimIdle = defaultClaimIdle
-	} else if d, err := time.ParseDuration(s.ClaimIdle); err != nil {
-		add("claim_idle", `must be a duration such as "60s", "2m" or "500ms"`, s.ClaimIdle)
-	} else if d < minClaimIdle || d > maxClaimIdle {
-		add("claim_idle", fmt.Sprintf("must be from %v to %v (how long an unacknowledged entry waits before another member takes it over)", minClaimIdle, maxClaimIdle), s.ClaimIdle)
-	} else {
-		s.claimIdle = d
-	}
-	s.ClaimIdle = s.claimIdle.String()
+	s.claimIdle = errs.Duration("claim_idle", &s.ClaimIdle, defaultClaimIdle, minClaimIdle, maxClaimIdle,
+		"how long an unacknowledged entry waits before another member takes it over")
 	switch {
 	case s.BodyField == "":
 		s.BodyField = FieldBody
