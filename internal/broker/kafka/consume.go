@@ -28,6 +28,8 @@ const (
 	fetchMaxBytes = 1 << 20
 	// fetchMaxWait is how long a broker may hold a fetch open waiting for records.
 	fetchMaxWait = time.Second
+	// sessionTimeout is how long the group waits for a member that stopped heartbeating.
+	sessionTimeout = 10 * time.Second
 )
 
 // SourceType is the Kafka source type ("kafka"): every node of a source is a member of the
@@ -116,6 +118,10 @@ func (t *SourceType) Open(ctx context.Context, tg source.Target) (source.Consume
 		// batch's commit happens while this member still owns its partitions, and a Nak's
 		// seek back applies to partitions it still consumes.
 		kgo.BlockRebalanceOnPoll(),
+		// A node that dies holds its partitions until the group gives up on it: 10 s (Kafka's
+		// default is 45 s), so that a crashed or killed node's share moves to the others soon.
+		// The store commits a batch in far less, so no live member is dropped for it.
+		kgo.SessionTimeout(sessionTimeout),
 		kgo.MaxConcurrentFetches(1),
 		kgo.FetchMaxBytes(fetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(fetchMaxBytes),
