@@ -31,6 +31,12 @@ func Example_consumeStripeEventsFromRabbitMQ() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// The queue Herald publishes to, and the one a policy dead-letters rejected messages to.
+	for _, q := range []string{"stripe-events", "stripe-events-dead"} {
+		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
+			log.Fatal(err)
+		}
+	}
 	if err := ch.Qos(32, 0, false); err != nil {
 		log.Fatal(err)
 	}

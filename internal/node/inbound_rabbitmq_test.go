@@ -308,7 +308,27 @@ func stripeToRabbitMQ(t *testing.T, mod func(*node.Config)) {
 		t.Fatalf("replay queued %d deliveries, want 1", replayed.Queued)
 	}
 	eventually(t, 30*time.Second, "the replayed event on the new queue", func() bool { _, got := lq.counts(); return got == 1 })
-	if _, got := lq.snapshot(); got[0].ID != third.EventID || got[0].Inbound.ProviderID != thirdID {
+	raw, got = lq.snapshot()
+	if got[0].ID != third.EventID || got[0].Inbound.ProviderID != thirdID {
 		t.Errorf("replayed message %+v, want event %s from %s", got[0], third.EventID, thirdID)
 	}
+
+	// The service's own checks, on messages published to its queue by someone else: a copy of
+	// Herald's message (a redelivery, or a replay by whoever can publish there) is acknowledged
+	// as a duplicate by its webhook-id, and one with a changed body is rejected; neither is
+	// processed.
+	replay := raw[0]
+	changed := bytes.Replace(replay.Body, []byte(`"amount_paid":4200`), []byte(`"amount_paid":1`), 1)
+	if bytes.Equal(changed, replay.Body) {
+		t.Fatalf("the message holds no amount_paid to change: %s", replay.Body)
+	}
+	for _, b := range [][]byte{replay.Body, changed} {
+		if err := admin.PublishWithContext(t.Context(), "", missing, true, false, amqp.Publishing{
+			Headers: replay.Headers, MessageId: replay.MessageId, Type: replay.Type, ContentType: replay.ContentType, Body: b,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 30*time.Second, "the copies to reach the service", func() bool { raw, _ := lq.counts(); return raw == 3 })
+	stays(t, 300*time.Millisecond, "one message processed", func() bool { _, got := lq.counts(); return got == 1 })
 }
