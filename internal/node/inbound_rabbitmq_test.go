@@ -332,3 +332,43 @@ func stripeToRabbitMQ(t *testing.T, mod func(*node.Config)) {
 	eventually(t, 30*time.Second, "the copies to reach the service", func() bool { raw, _ := lq.counts(); return raw == 3 })
 	stays(t, 300*time.Millisecond, "one message processed", func() bool { _, got := lq.counts(); return got == 1 })
 }
+
+// The program in docs/receiving.md is example_stripe_rabbitmq_test.go's: the same imports, and
+// main's body and everything after it the example's, byte for byte. So the page's program
+// compiles and its handleMessage is the one the test above runs.
+func TestDocs_StripeRabbitMQConsumer(t *testing.T) {
+	t.Parallel()
+	page, err := os.ReadFile("../../docs/receiving.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(page), "\n## Forward to a queue: Stripe → Herald → RabbitMQ\n")
+	if !ok {
+		t.Fatal("docs/receiving.md has no section \"Forward to a queue: Stripe → Herald → RabbitMQ\"")
+	}
+	_, prog, ok := strings.Cut(section, "\n```go\n")
+	if !ok {
+		t.Fatal("the section has no Go program")
+	}
+	prog, _, _ = strings.Cut(prog, "\n```\n")
+	example, err := os.ReadFile("example_stripe_rabbitmq_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	imports := func(src string) string {
+		_, rest, _ := strings.Cut(src, "\nimport (\n")
+		block, _, _ := strings.Cut(rest, "\n)\n")
+		return block
+	}
+	_, docBody, ok1 := strings.Cut(prog, "\nfunc main() {\n")
+	_, exBody, ok2 := strings.Cut(string(example), "\nfunc Example_consumeStripeEventsFromRabbitMQ() {\n")
+	if !ok1 || !ok2 || !strings.HasPrefix(prog, "// Command billing") || !strings.Contains(prog, "\npackage main\n") {
+		t.Fatalf("the page's program (main: %v) or the example (%v) is not where expected", ok1, ok2)
+	}
+	if imports(prog) != imports(string(example)) {
+		t.Errorf("imports differ:\npage:\n%s\nexample:\n%s", imports(prog), imports(string(example)))
+	}
+	if strings.TrimSpace(docBody) != strings.TrimSpace(exBody) {
+		t.Errorf("the page's program differs from example_stripe_rabbitmq_test.go after main's opening line")
+	}
+}
