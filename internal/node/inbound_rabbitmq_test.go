@@ -137,14 +137,17 @@ func stripeToRabbitMQ(t *testing.T, mod func(*node.Config)) {
 	}
 	queue := declareQueue(t, admin, "herald-e2e-stripe-")
 
-	h := start(t, mod)
+	// As docs/receiving.md sets it up: the SSRF guard on, the broker's network (here loopback)
+	// opened to internal endpoints only, the endpoints internal (an admin's), the source the
+	// tenant's (its own key).
+	h := loopbackOnlyInternal(t, mod)
 	const tenant = "acme"
 	h.setup(tenant, "stripe.invoice.paid", "stripe.customer.subscription.deleted")
 	rabbit := func(queue string) map[string]any {
 		return map[string]any{"url": "amqp://" + u.Host + "/", "username": u.User.Username(), "password": password,
 			"exchange": "", "routing_key": queue}
 	}
-	ep := h.endpoint(tenant, map[string]any{"type": "rabbitmq", "config": rabbit(queue),
+	ep := h.endpoint(tenant, map[string]any{"type": "rabbitmq", "internal": true, "config": rabbit(queue),
 		"event_types": []string{"stripe.invoice.paid", "stripe.customer.subscription.deleted"}})
 	if ep.Secret == "" {
 		t.Fatal("no signing secret in the endpoint's create answer")
@@ -157,8 +160,10 @@ func stripeToRabbitMQ(t *testing.T, mod func(*node.Config)) {
 			By string `json:"by"`
 		} `json:"dedup"`
 	}
-	h.must(201, "POST", "/v1/tenants/"+tenant+"/sources", map[string]any{"name": "stripe-live",
-		"verification": map[string]any{"scheme": "stripe", "secrets": []string{stripeSecret}}, "event_type_prefix": "stripe."}, &src)
+	if code := h.callAs(h.tenantKey(tenant), "POST", "/v1/tenants/"+tenant+"/sources", map[string]any{"name": "stripe-live",
+		"verification": map[string]any{"scheme": "stripe", "secrets": []string{stripeSecret}}, "event_type_prefix": "stripe."}, &src); code != 201 {
+		t.Fatalf("the tenant's key creating the source: %d %+v", code, src)
+	}
 	iu, err := url.Parse(src.IngestURL)
 	if err != nil || !strings.HasPrefix(iu.Path, "/in/") || src.Dedup.By != "provider_id" {
 		t.Fatalf("source %+v (ingest URL: %v)", src, err)
@@ -276,7 +281,7 @@ func stripeToRabbitMQ(t *testing.T, mod func(*node.Config)) {
 	// queue is declared, a replay puts it there.
 	missing := "herald-e2e-stripe-late-" + randomHex(6)
 	t.Cleanup(func() { _, _ = admin.QueueDelete(missing, false, false, false) })
-	late := h.endpoint(tenant, map[string]any{"type": "rabbitmq", "config": rabbit(missing),
+	late := h.endpoint(tenant, map[string]any{"type": "rabbitmq", "internal": true, "config": rabbit(missing),
 		"event_types": []string{"stripe.invoice.paid"}, "retry_schedule": []int{0, 1, 1, 1}})
 	thirdID := "evt_" + randomHex(12)
 	th, tb := stripeEvent(stripeSecret, thirdID, "invoice.paid", time.Now())
