@@ -140,6 +140,13 @@ func configOut(e *store.Endpoint) (map[string]any, []string) {
 	return m, set
 }
 
+// destinationOut is where the endpoint's messages go: its config without credentials, as
+// answers show it.
+func destinationOut(e *store.Endpoint) map[string]any {
+	m, _ := configOut(e)
+	return m
+}
+
 // documentTypes puts the registry's type names into the OpenAPI schemas of the endpoint bodies
 // and answers, as the enum of "type" (huma builds the schemas from the structs, which cannot know
 // which types the node was built with). Validation uses the same schemas.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -154,7 +155,14 @@ func (s *Server) apply(ctx context.Context, f *EndpointFields, e *store.Endpoint
 	if err := s.applyInternal(ctx, f, e); err != nil {
 		return err
 	}
+	wasType, wasConfig := e.DestinationType(), destinationOut(e)
 	errs := s.applyDestination(f, e)
+	if e.Internal && !isAdmin(ctx) && (e.DestinationType() != wasType || !reflect.DeepEqual(destinationOut(e), wasConfig)) {
+		// A broker endpoint's destination is its config: as for a URL, a tenant key may not move
+		// an internal endpoint elsewhere (its credentials it may change).
+		return huma.Error403Forbidden("only an admin key may change the destination of an internal endpoint",
+			&huma.ErrorDetail{Location: "body.config", Message: "the endpoint is internal: needs an admin key"})
+	}
 	if f.URL != nil && e.DestinationType() == destination.TypeWebhook {
 		if err := s.checkURL(ctx, e.Internal, *f.URL); err != nil {
 			errs = append(errs, &huma.ErrorDetail{Location: "body.url", Message: err.Error(), Value: *f.URL})

@@ -69,3 +69,50 @@ func TestAPI_InternalEndpointURLCheck(t *testing.T) {
 		})
 	}
 }
+
+// A broker endpoint's destination is its config: a tenant key may not move an internal one to
+// another broker, queue or type (which would take the operator's internal ranges along), as it
+// may not change an internal webhook's URL; it may change its credentials, or turn internal off.
+func TestAPI_InternalBrokerEndpointConfig(t *testing.T) {
+	t.Parallel()
+	a := destAPI(t)
+	tenant := a.tenantKey("acme")
+	ans := a.do(a.admin, "POST", "/v1/tenants/acme/endpoints", map[string]any{"type": "memory", "internal": true,
+		"event_types": []string{"*"}, "config": map[string]any{"queue": "orders", "password": "first-pw"}})
+	if ans.status != http.StatusCreated {
+		t.Fatalf("admin creating an internal broker endpoint: %d %s", ans.status, ans.body)
+	}
+	path := "/v1/tenants/acme/endpoints/" + decodeEndpoint(t, ans).ID
+	for _, c := range []struct {
+		name string
+		body map[string]any
+		loc  string
+	}{
+		{"another queue", map[string]any{"config": map[string]any{"queue": "elsewhere"}}, "body.config"},
+		{"another setting", map[string]any{"config": map[string]any{"queue": "orders", "priority": 9}}, "body.config"},
+		{"another type", map[string]any{"type": "webhook", "url": "https://hooks.example.com/"}, "body.url"},
+	} {
+		ans := a.do(tenant, "PATCH", path, c.body)
+		if _, ok := ans.problem(t).find(c.loc); ans.status != http.StatusForbidden || !ok {
+			t.Errorf("tenant key, %s: %d %s, want 403 at %s", c.name, ans.status, ans.body, c.loc)
+		}
+	}
+	if e, err := a.sqlite.GetEndpoint(t.Context(), "acme", strings.TrimPrefix(path, "/v1/tenants/acme/endpoints/")); err != nil ||
+		!strings.Contains(string(e.Settings), `"queue":"orders"`) || e.Type != "memory" || !e.Internal {
+		t.Fatalf("after the refusals the endpoint is %+v (%v)", e, err)
+	}
+	for _, c := range []struct {
+		name string
+		key  string
+		body map[string]any
+	}{
+		{"tenant key, same config, new password", tenant, map[string]any{"config": map[string]any{"queue": "orders", "password": "second-pw"}}},
+		{"tenant key, the config it read", tenant, map[string]any{"config": map[string]any{"queue": "orders", "priority": 5}, "description": "x"}},
+		{"admin key, another queue", a.admin, map[string]any{"config": map[string]any{"queue": "orders-2"}}},
+		{"tenant key, internal off and another queue", tenant, map[string]any{"internal": false, "config": map[string]any{"queue": "orders-3"}}},
+	} {
+		if ans := a.do(c.key, "PATCH", path, c.body); ans.status != http.StatusOK {
+			t.Errorf("%s: %d %s, want 200", c.name, ans.status, ans.body)
+		}
+	}
+}

@@ -53,12 +53,15 @@ func transformFailed(err error) destination.Outcome {
 }
 
 // header is an attempt's headers: the endpoint's own, then the signature of body in the
-// endpoint's scheme, with msgID as the message id (an event's id, or a batch's).
+// endpoint's scheme, with msgID as the message id (an event's id, or a batch's), and
+// Content-Type: application/json (the body is an envelope, a transformation's JSON or a batch's
+// array; endpoints cannot set it), which a broker type carries as its content-type header.
 func (s laneSnapshot) header(msgID string, body []byte, now time.Time) http.Header {
-	h := make(http.Header, len(s.ep.Headers)+4)
+	h := make(http.Header, len(s.ep.Headers)+5)
 	for k, v := range s.ep.Headers {
 		h.Set(k, v)
 	}
+	h.Set("Content-Type", "application/json")
 	switch s.ep.Options.Signature {
 	case store.SignatureGitHub:
 		// GitHub's X-Hub-Signature-256: HMAC-SHA256 of the body, hex, keyed with the secret
