@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -513,4 +514,112 @@ func (f *pubsubFeeder) allAcked(context.Context, string, int) (bool, string) {
 func (f *pubsubFeeder) close() {
 	f.conn.Close()
 	f.srv.Close()
+}
+
+// Two nodes on one PostgreSQL database share a broker source: both consume it (competing
+// consumers of one durable consumer), and when one is killed with SIGKILL the other takes its
+// share: every message becomes one event, delivered once.
+func TestSourceShare_TwoNodesOnPostgresShareAndTakeOver(t *testing.T) {
+	needBinary(t)
+	if os.Getenv("HERALD_TEST_DATABASE_URL") == "" {
+		t.Skip("HERALD_TEST_DATABASE_URL is not set")
+	}
+	f := newNATSFeeder(t)
+	defer f.close()
+	dbURL, schema := pgSchema(t)
+	encKey := make([]byte, 32)
+	for i := range encKey {
+		encKey[i] = byte(i * 7)
+	}
+	env := []string{"HERALD_API_KEY=" + testKey, "HERALD_ENCRYPTION_KEY=" + base64.StdEncoding.EncodeToString(encKey)}
+	startNode := func(name string) *proc {
+		addr := freeAddr(t)
+		p := run(t, name, env, "serve", "--addr", addr, "--data-dir", t.TempDir(),
+			"--database-url", dbURL, "--database-schema", schema, "--dev")
+		p.addr = addr
+		p.waitReady()
+		return p
+	}
+	a := startNode("node a")
+	rcv := newEventReceiver(t)
+	a.must("POST", "/v1/tenants", testKey, map[string]any{"id": "acme", "name": "Acme"}, http.StatusCreated, nil)
+	a.must("POST", "/v1/event-types", testKey, map[string]any{"name": "order.created"}, http.StatusCreated, nil)
+	a.must("POST", "/v1/tenants/acme/endpoints", testKey, map[string]any{"url": rcv.srv.URL, "event_types": []string{"*"}}, http.StatusCreated, nil)
+	a.must("POST", "/v1/tenants/acme/broker-sources", testKey, map[string]any{"name": "orders", "type": "nats", "config": f.config(),
+		"mapping": map[string]any{"event_type": map[string]any{"from": "fixed", "value": "order.created"}}}, http.StatusCreated, nil)
+	b := startNode("node b")
+
+	// Both nodes consume while messages keep coming; each node's count of the events it stored
+	// shows it took a share.
+	ctx := context.Background()
+	var published atomic.Int64
+	publish := func(n int, over time.Duration) error {
+		tick := time.NewTicker(over / time.Duration(n))
+		defer tick.Stop()
+		for range n {
+			<-tick.C
+			if err := f.publish(ctx, int(published.Load())); err != nil {
+				return err
+			}
+			published.Add(1)
+		}
+		return nil
+	}
+	if err := publish(1500, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Minute, "the first messages delivered", func() bool { n, _ := rcv.counts(); return n >= 1500 }, b)
+	storedBy := func(p *proc) float64 { return scrapeCounter(t, p, "herald_events_published_total") }
+	if sa, sb := storedBy(a), storedBy(b); sa == 0 || sb == 0 {
+		t.Fatalf("events stored by node a: %v, by node b: %v: the nodes do not share the source", sa, sb)
+	}
+	// Node b dies in the middle of consuming; node a takes its share, including what b held
+	// unacknowledged.
+	pubErr := make(chan error, 1)
+	go func() { pubErr <- publish(1500, 5*time.Second) }()
+	time.Sleep(2 * time.Second)
+	b.signal(syscall.SIGKILL)
+	b.waitExit(10 * time.Second)
+	if err := <-pubErr; err != nil {
+		t.Fatal(err)
+	}
+	total := int(published.Load())
+	waitFor(t, 3*time.Minute, "every message delivered by node a after node b died", func() bool {
+		n, _ := rcv.counts()
+		return n >= total
+	}, a)
+	a.stop()
+	numbers, twice := rcv.counts()
+	if numbers != total || twice != 0 {
+		t.Fatalf("%d messages, %d delivered as events, %d as more than one event", total, numbers, twice)
+	}
+	if ok, why := f.allAcked(ctx, "", total); !ok {
+		t.Fatalf("the broker does not consider every message acknowledged: %s", why)
+	}
+}
+
+// scrapeCounter sums the samples of a counter on a node's /metrics.
+func scrapeCounter(t *testing.T, p *proc, name string) float64 {
+	t.Helper()
+	resp, err := client.Get("http://" + p.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
