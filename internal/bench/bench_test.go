@@ -168,3 +168,29 @@ func TestBrokers_EveryEventReachesEachBroker(t *testing.T) {
 		}
 	}
 }
+
+// The broker sources scenario end to end on the real brokers, at a small size: a source of each
+// type (created through the API) takes a backlog into events delivered to a webhook endpoint.
+func TestSources_EveryMessageBecomesAnEvent(t *testing.T) {
+	cfg := BrokerConfig{NATSURL: os.Getenv("HERALD_TEST_NATS_URL"), AMQPURL: os.Getenv("HERALD_TEST_AMQP_URL"),
+		Backlog: 300, Synchronous: "NORMAL"}
+	if redisURL := os.Getenv("HERALD_TEST_REDIS_URL"); redisURL != "" {
+		u, err := url.Parse(redisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RedisAddr = u.Host
+	}
+	if cfg.NATSURL == "" && cfg.AMQPURL == "" && cfg.RedisAddr == "" {
+		t.Skip("HERALD_TEST_NATS_URL, HERALD_TEST_AMQP_URL and HERALD_TEST_REDIS_URL are unset")
+	}
+	runs, err := RunSources(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		if r.Missing != 0 || r.Rate <= 0 || r.Ceiling <= 0 {
+			t.Errorf("%s: %+v", r.Type, *r)
+		}
+	}
+}
