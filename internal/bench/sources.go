@@ -50,7 +50,9 @@ type sourceRig interface {
 	close()
 }
 
-func (r *natsRig) sourceConfig() map[string]any { return map[string]any{"url": r.url, "stream": r.stream} }
+func (r *natsRig) sourceConfig() map[string]any {
+	return map[string]any{"url": r.url, "stream": r.stream}
+}
 func (r *amqpRig) sourceConfig() map[string]any {
 	c := r.settings()
 	delete(c, "exchange")
