@@ -193,6 +193,17 @@ first minute to the end, and the usual figures with the ceiling.`,
 				}
 				fmt.Fprintf(os.Stderr, "herald bench on %d CPUs (%s/%s): broker destinations, each against a plain client of the same library ...\n",
 					runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+				if cpuProfile != "" {
+					f, err := os.Create(cpuProfile)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					if err := pprof.StartCPUProfile(f); err != nil {
+						return fmt.Errorf("cpu profile: %w", err)
+					}
+					defer pprof.StopCPUProfile()
+				}
 				if scenario == "sources" {
 					runs, err := bench.RunSources(cmd.Context(), bc)
 					if err != nil {
