@@ -17,6 +17,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +26,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/pubsub/v2/pstest"
@@ -34,6 +40,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/heraldhq/herald/internal/broker/sqs"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -55,8 +63,9 @@ func TestSourceCrash_SIGKILLLosesNothingAndFansOutOnce(t *testing.T) {
 		"redis":    newRedisFeeder,
 		"kafka":    newKafkaFeeder,
 		"pubsub":   newPubSubFeeder,
+		"sqs":      newSQSFeeder,
 	}
-	for _, typ := range []string{"nats", "rabbitmq", "redis", "kafka", "pubsub"} {
+	for _, typ := range []string{"nats", "rabbitmq", "redis", "kafka", "pubsub", "sqs"} {
 		t.Run(typ, func(t *testing.T) {
 			// Each broker's run is mostly waiting (for a restart, a redelivery, a rebalance).
 			t.Parallel()
@@ -185,6 +194,12 @@ func sourceCrashLoop(t *testing.T, typ string, f feeder) {
 		n, _ := rcv.counts()
 		return n >= total
 	}, h)
+	// A broker that redelivers only after a timeout (SQS's visibility) hands the messages a
+	// killed process held to the last one only then: they are duplicates, consumed and deleted
+	// once herald sees them again.
+	if s, ok := f.(interface{ settle() time.Duration }); ok {
+		time.Sleep(s.settle())
+	}
 	// A graceful stop settles what the last process holds; the broker then considers every
 	// message acknowledged.
 	h.stop()
@@ -622,4 +637,113 @@ func scrapeCounter(t *testing.T, p *proc, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// --- Amazon SQS: goaws, an SQS-compatible server written in Go, built from the module the go.mod
+// tool line names (the SQS type talks the AWS Query protocol, which goaws speaks).
+
+var goaws struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+type sqsFeeder struct {
+	checkAt  time.Time
+	leftover string
+	cmd      *exec.Cmd
+	endpoint string
+	queueURL string
+	cl       *awssqs.Client
+}
+
+func newSQSFeeder(t *testing.T) feeder {
+	goaws.once.Do(func() {
+		dir, err := os.MkdirTemp("", "herald-goaws-")
+		if err != nil {
+			goaws.err = err
+			return
+		}
+		goaws.bin = filepath.Join(dir, "goaws")
+		out, err := exec.Command("go", "build", "-o", goaws.bin, "github.com/Admiral-Piett/goaws/app/cmd").CombinedOutput()
+		if err != nil {
+			goaws.err = fmt.Errorf("build goaws: %v: %s", err, out)
+		}
+	})
+	if goaws.err != nil {
+		t.Fatal(goaws.err)
+	}
+	port := strings.TrimPrefix(freeAddr(t), "127.0.0.1:")
+	dir := t.TempDir()
+	conf := "Local:\n  Host: 127.0.0.1\n  Port: " + port + "\n  Region: us-east-1\n  AccountId: \"100010001000\"\n" +
+		"  QueueAttributeDefaults:\n    VisibilityTimeout: 10\n    ReceiveMessageWaitTimeSeconds: 0\n"
+	path := filepath.Join(dir, "goaws.yaml")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(goaws.bin, "-config", path)
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f := &sqsFeeder{cmd: cmd, endpoint: "http://127.0.0.1:" + port}
+	f.cl = awssqs.New(awssqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.endpoint),
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}, sqs.UseQueryProtocol)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, err := f.cl.CreateQueue(context.Background(), &awssqs.CreateQueueInput{QueueName: aws.String("orders")})
+		if err == nil {
+			f.queueURL = aws.ToString(out.QueueUrl)
+			return f
+		}
+		if time.Now().After(deadline) {
+			f.close()
+			t.Fatalf("goaws: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// settle is the queue's visibility timeout and a margin.
+func (f *sqsFeeder) settle() time.Duration { return 12 * time.Second }
+
+func (f *sqsFeeder) config() map[string]any {
+	return map[string]any{"queue_url": f.queueURL, "region": "us-east-1", "endpoint": f.endpoint,
+		"access_key_id": "AKIDTEST", "secret_access_key": "test-secret"}
+}
+
+func (f *sqsFeeder) publish(ctx context.Context, n int) error {
+	_, err := f.cl.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(f.queueURL), MessageBody: aws.String(string(messageBody(n)))})
+	return err
+}
+
+// allAcked receives from the queue once the visibility timeout (10 s) has passed since herald
+// stopped: a message herald took and did not delete would be visible again. (goaws answers no
+// queue counts through the Query protocol.) Any message seen fails every later call too.
+func (f *sqsFeeder) allAcked(ctx context.Context, _ string, _ int) (bool, string) {
+	if f.leftover != "" {
+		return false, f.leftover
+	}
+	if f.checkAt.IsZero() {
+		f.checkAt = time.Now().Add(11 * time.Second)
+	}
+	if wait := time.Until(f.checkAt); wait > 0 {
+		time.Sleep(wait)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := f.cl.ReceiveMessage(rctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(f.queueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+	if err != nil {
+		return false, err.Error()
+	}
+	if len(out.Messages) > 0 {
+		f.leftover = fmt.Sprintf("%d messages still in the queue after herald stopped, e.g. %s", len(out.Messages), aws.ToString(out.Messages[0].Body))
+		return false, f.leftover
+	}
+	return true, ""
+}
+
+func (f *sqsFeeder) close() {
+	_ = f.cmd.Process.Kill()
+	_ = f.cmd.Wait()
 }
