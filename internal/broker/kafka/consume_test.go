@@ -389,9 +389,9 @@ func TestSourceClusterRestart(t *testing.T) {
 			t.Fatalf("fetched %d messages from a stopped cluster", len(bt.Messages()))
 		}
 	}
-	var se *SourceError
+	var se *source.Error
 	if !errors.As(ferr, &se) || se.Kind != destination.KindConnRefused {
-		t.Fatalf("Fetch during the outage: %v, want a SourceError of kind %s", ferr, destination.KindConnRefused)
+		t.Fatalf("Fetch during the outage: %v, want a source.Error of kind %s", ferr, destination.KindConnRefused)
 	}
 	_ = cons.Close()
 	octx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -419,9 +419,9 @@ func TestSourceRefusingDialer(t *testing.T) {
 	d := &dialer{refuse: &httpsend.BlockedError{Host: "127.0.0.1", Addr: netip.MustParseAddr("127.0.0.1"), Reason: "loopback"}}
 	typ := newSourceType(d)
 	_, err := tryOpen(t, typ, c.ListenAddrs(), "herald-"+suffix(), "all", topic)
-	var se *SourceError
+	var se *source.Error
 	if !errors.As(err, &se) || se.Kind != destination.KindBlocked {
-		t.Fatalf("Open through a refusing dialer: %v, want a SourceError of kind %s", err, destination.KindBlocked)
+		t.Fatalf("Open through a refusing dialer: %v, want a source.Error of kind %s", err, destination.KindBlocked)
 	}
 	if d.count() == 0 {
 		t.Fatal("the dialer was never asked")
@@ -432,7 +432,7 @@ func TestSourceMissingTopic(t *testing.T) {
 	c := startCluster(t)
 	typ := newSourceType(&dialer{})
 	_, err := tryOpen(t, typ, c.ListenAddrs(), "herald-"+suffix(), "new", "absent-"+suffix())
-	var se *SourceError
+	var se *source.Error
 	if !errors.As(err, &se) || se.Kind != destination.KindNoRoute || !strings.Contains(se.Msg, "does not exist") {
 		t.Fatalf("Open on a missing topic: %v, want kind %s", err, destination.KindNoRoute)
 	}

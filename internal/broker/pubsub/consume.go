@@ -70,15 +70,6 @@ func (st *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destinatio
 // Close closes every pooled connection; open consumers fail afterwards.
 func (st *SourceType) Close() error { return st.t.Close() }
 
-// Error is a failure of a Pub/Sub source: Msg is a sentence for the tenant (no secret), Kind
-// the error kind of destinations (blocked_destination, no_route, access_denied, …).
-type Error struct {
-	Op, Kind, Msg string
-	Err           error
-}
-
-func (e *Error) Error() string { return "pubsub source: " + e.Op + ": " + e.Msg }
-func (e *Error) Unwrap() error { return e.Err }
 
 // Open connects and looks the subscription up (it must exist), and returns a consumer of it.
 // Target.Group and Member are not used: the subscription is the group.
@@ -97,12 +88,12 @@ func (st *SourceType) Open(ctx context.Context, tg source.Target) (source.Consum
 	cl, err := st.t.acquire(ctx, s.Conn.key(tg.Internal), &s.Conn, dial)
 	switch {
 	case errors.Is(err, errBusy):
-		return nil, &Error{Op: "connect", Kind: destination.KindBrokerBusy, Err: err,
+		return nil, &source.Error{Source: Name, Op: "connect", Kind: destination.KindBrokerBusy, Err: err,
 			Msg: fmt.Sprintf("Herald holds its maximum of %d Pub/Sub connections", st.t.env.MaxConnections)}
 	case errors.Is(err, errClosed):
-		return nil, &Error{Op: "connect", Kind: destination.KindCanceled, Err: err, Msg: "the source type is closed"}
+		return nil, &source.Error{Source: Name, Op: "connect", Kind: destination.KindCanceled, Err: err, Msg: "the source type is closed"}
 	case err != nil:
-		return nil, &Error{Op: "connect", Kind: destination.KindDenied, Err: err,
+		return nil, &source.Error{Source: Name, Op: "connect", Kind: destination.KindDenied, Err: err,
 			Msg: fmt.Sprintf("cannot set up a Pub/Sub client for project %s: %v", s.Project, err)}
 	}
 	c := &Consumer{st: st, cl: cl, s: *s, sourceID: tg.SourceID, subject: s.Subscription}
@@ -146,7 +137,7 @@ func (c *Consumer) Fetch(ctx context.Context, limit int, maxWait time.Duration) 
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {
-		return nil, &Error{Op: "pull", Kind: destination.KindCanceled, Msg: "the consumer is closed"}
+		return nil, &source.Error{Source: Name, Op: "pull", Kind: destination.KindCanceled, Msg: "the consumer is closed"}
 	}
 	limit = min(max(limit, 1), math.MaxInt32)
 	deadline := time.Now().Add(max(maxWait, minPull))
@@ -202,10 +193,10 @@ func (c *Consumer) Close() error {
 	return nil
 }
 
-// fail classifies err into an *Error, and marks the connection broken when it failed.
+// fail classifies err into a *source.Error, and marks the connection broken when it failed.
 func (c *Consumer) fail(op string, err error) error {
 	sub := fmt.Sprintf("subscription %q of project %s", c.s.Subscription, c.s.Project)
-	e := &Error{Op: op, Err: err}
+	e := &source.Error{Source: Name, Op: op, Err: err}
 	st, _ := status.FromError(err)
 	switch {
 	case errors.Is(err, context.Canceled) || st.Code() == codes.Canceled:

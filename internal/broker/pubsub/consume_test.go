@@ -341,7 +341,7 @@ func TestSourceServerRestart(t *testing.T) {
 	for {
 		_, err := c.Fetch(ctxT(t), 10, 500*time.Millisecond)
 		if err != nil {
-			var e *Error
+			var e *source.Error
 			if !errors.As(err, &e) || e.Kind == destination.KindNoRoute || e.Kind == destination.KindBlocked {
 				t.Fatalf("fetch while the server is down: %v", err)
 			}
@@ -403,7 +403,7 @@ func TestSourceRefusingDialer(t *testing.T) {
 	}
 	st := newSourceType(t, source.Env{Dial: refuse, InternalDial: refuse})
 	_, err := st.Open(ctxT(t), sourceTarget(t, st, map[string]any{"project": testProject, "endpoint": srv.Addr, "subscription": sub}))
-	var e *Error
+	var e *source.Error
 	if !errors.As(err, &e) || e.Kind != destination.KindBlocked {
 		t.Fatalf("open through a refusing dialer: %v", err)
 	}
@@ -444,7 +444,7 @@ func TestSourceNoSubscription(t *testing.T) {
 	srv, _ := server(t)
 	st := newSourceType(t, source.Env{Dial: plainDial})
 	_, err := st.Open(ctxT(t), sourceTarget(t, st, map[string]any{"project": testProject, "endpoint": srv.Addr, "subscription": "missing-" + suffix(t)}))
-	var e *Error
+	var e *source.Error
 	if !errors.As(err, &e) || e.Kind != destination.KindNoRoute || !strings.Contains(e.Msg, "does not create") {
 		t.Fatalf("open of a missing subscription: %v", err)
 	}

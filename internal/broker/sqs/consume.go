@@ -64,15 +64,6 @@ func (st *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destinatio
 // Close closes every pooled connection; open consumers fail afterwards.
 func (st *SourceType) Close() error { return st.t.Close() }
 
-// Error is a failure of an SQS source: Msg is a sentence for the tenant (no secret), Kind the
-// error kind of destinations (blocked_destination, no_route, access_denied, …).
-type Error struct {
-	Op, Kind, Msg string
-	Err           error
-}
-
-func (e *Error) Error() string { return "sqs source: " + e.Op + ": " + e.Msg }
-func (e *Error) Unwrap() error { return e.Err }
 
 // Open checks that the queue exists (GetQueueAttributes; an identity not allowed that call is
 // let through, ReceiveMessage then tells) and returns a consumer of it. Target.Group and Member
@@ -91,7 +82,7 @@ func (st *SourceType) Open(ctx context.Context, tg source.Target) (source.Consum
 	}
 	cl, err := st.t.acquire(s.Conn.key(tg.Internal), &s.Conn, dial)
 	if err != nil {
-		return nil, &Error{Op: "connect", Kind: destination.KindCanceled, Msg: "the source type is closed", Err: err}
+		return nil, &source.Error{Source: Name, Op: "connect", Kind: destination.KindCanceled, Msg: "the source type is closed", Err: err}
 	}
 	c := &Consumer{st: st, cl: cl, s: *s, sourceID: tg.SourceID}
 	_, err = cl.api.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
@@ -99,7 +90,7 @@ func (st *SourceType) Open(ctx context.Context, tg source.Target) (source.Consum
 	})
 	if err != nil {
 		ferr := c.fail(ctx, "look up the queue", err)
-		var e *Error
+		var e *source.Error
 		if !errors.As(ferr, &e) || e.Kind != destination.KindDenied {
 			_ = c.Close()
 			return nil, ferr
@@ -130,7 +121,7 @@ func (c *Consumer) Fetch(ctx context.Context, limit int, maxWait time.Duration) 
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {
-		return nil, &Error{Op: "receive", Kind: destination.KindCanceled, Msg: "the consumer is closed"}
+		return nil, &source.Error{Source: Name, Op: "receive", Kind: destination.KindCanceled, Msg: "the consumer is closed"}
 	}
 	limit = max(limit, 1)
 	wait := int32(min(math.Ceil(max(maxWait, 0).Seconds()), maxWaitSeconds))
@@ -210,7 +201,7 @@ func (c *Consumer) Close() error {
 	return nil
 }
 
-// fail classifies err into an *Error.
+// fail classifies err into a *source.Error.
 func (c *Consumer) fail(ctx context.Context, op string, err error) error {
 	q := fmt.Sprintf("queue %q", c.s.queueName())
 	out := classify(ctx, err, q, op, c.st.t.env.MaxConnections)
@@ -225,7 +216,7 @@ func (c *Consumer) fail(ctx context.Context, op string, err error) error {
 	case destination.KindNoRoute:
 		msg += " (Herald does not create queues)"
 	}
-	return &Error{Op: op, Kind: out.ErrorKind, Msg: msg, Err: err}
+	return &source.Error{Source: Name, Op: op, Kind: out.ErrorKind, Msg: msg, Err: err}
 }
 
 // batch is the messages of one Fetch.
@@ -254,7 +245,7 @@ func (b *batch) Ack(ctx context.Context) error {
 			// ReceiptHandleIsInvalid: the visibility timeout passed and the message went to
 			// another consumer (it is delivered again; its event id keeps it from fanning out
 			// twice).
-			return &Error{Op: "delete received messages", Kind: destination.KindBrokerError,
+			return &source.Error{Source: Name, Op: "delete received messages", Kind: destination.KindBrokerError,
 				Msg: fmt.Sprintf("SQS did not delete %d of %d messages of queue %q: %s %s", len(res.Failed), len(chunk), b.c.s.queueName(), aws.ToString(f.Code), aws.ToString(f.Message))}
 		}
 	}

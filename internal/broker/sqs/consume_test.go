@@ -372,7 +372,7 @@ func TestSourceServerRestart(t *testing.T) {
 	connKinds := []string{destination.KindConnRefused, destination.KindConnReset, destination.KindConnFailed, destination.KindTimeout}
 	for i := range 2 {
 		_, err := c.Fetch(ctxT(t), 10, time.Second)
-		var e *Error
+		var e *source.Error
 		if !errors.As(err, &e) || !slices.Contains(connKinds, e.Kind) {
 			t.Fatalf("fetch %d while the server is down: %v (kind %v)", i, err, e)
 		}
@@ -405,7 +405,7 @@ func TestSourceRefusingDialer(t *testing.T) {
 	}
 	st := newSourceType(t, source.Env{Dial: refuse, InternalDial: refuse})
 	_, err := st.Open(ctxT(t), sourceTarget(t, st, cfg(g, q)))
-	var e *Error
+	var e *source.Error
 	if !errors.As(err, &e) || e.Kind != destination.KindBlocked {
 		t.Fatalf("open through a refusing dialer: %v", err)
 	}
@@ -422,7 +422,7 @@ func TestSourceNoQueue(t *testing.T) {
 	g := startGoaws(t, freePort(t))
 	st := newSourceType(t, source.Env{Dial: plainDial})
 	_, err := st.Open(ctxT(t), sourceTarget(t, st, cfg(g, g.queueURL("missing-"+suffix(t)))))
-	var e *Error
+	var e *source.Error
 	if !errors.As(err, &e) || e.Kind != destination.KindNoRoute {
 		t.Fatalf("open of a missing queue: %v", err)
 	}
