@@ -77,7 +77,6 @@ func (t *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destination
 	return out, nil
 }
 
-
 // Open creates the consumer's client, a member of the consumer group tg.Group on the source's
 // topics, and checks that the brokers answer and that every topic exists (Herald never creates
 // one). The group itself is created by the cluster when the first member joins.

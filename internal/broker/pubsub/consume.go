@@ -70,7 +70,6 @@ func (st *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destinatio
 // Close closes every pooled connection; open consumers fail afterwards.
 func (st *SourceType) Close() error { return st.t.Close() }
 
-
 // Open connects and looks the subscription up (it must exist), and returns a consumer of it.
 // Target.Group and Member are not used: the subscription is the group.
 func (st *SourceType) Open(ctx context.Context, tg source.Target) (source.Consumer, error) {

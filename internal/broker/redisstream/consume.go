@@ -98,7 +98,6 @@ func (t *SourceType) Open(ctx context.Context, tg source.Target) (source.Consume
 	return c, nil
 }
 
-
 // Consumer reads one stream as one member of a consumer group.
 type Consumer struct {
 	e         *entry

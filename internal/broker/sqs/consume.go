@@ -64,7 +64,6 @@ func (st *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destinatio
 // Close closes every pooled connection; open consumers fail afterwards.
 func (st *SourceType) Close() error { return st.t.Close() }
 
-
 // Open checks that the queue exists (GetQueueAttributes; an identity not allowed that call is
 // let through, ReceiveMessage then tells) and returns a consumer of it. Target.Group and Member
 // are not used: the queue is the group.
