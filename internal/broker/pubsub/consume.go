@@ -57,14 +57,7 @@ func (st *SourceType) Secrets() []string { return []string{"credentials_json"} }
 // Check validates the settings field by field and returns them normalised.
 func (st *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := checkSource(raw)
-	if errs != nil {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Message: "cannot encode the settings: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // Close closes every pooled connection; open consumers fail afterwards.
@@ -77,14 +70,10 @@ func (st *SourceType) Open(ctx context.Context, tg source.Target) (source.Consum
 	if errs != nil {
 		return nil, fmt.Errorf("pubsub source %s: invalid settings: %w", tg.SourceID, errs[0])
 	}
-	dial := st.t.env.Dial
-	if tg.Internal {
-		dial = st.t.env.InternalDial
-	}
-	if dial == nil {
+	if st.t.env.DialerFor(tg.Internal) == nil {
 		return nil, fmt.Errorf("pubsub source %s: no dialer configured", tg.SourceID)
 	}
-	cl, err := st.t.acquire(ctx, s.Conn.key(tg.Internal), &s.Conn, dial)
+	cl, put, err := st.t.acquire(ctx, s.Conn.key(tg.Internal))
 	switch {
 	case errors.Is(err, errBusy):
 		return nil, &source.Error{Source: Name, Op: "connect", Kind: destination.KindBrokerBusy, Err: err,
@@ -95,7 +84,7 @@ func (st *SourceType) Open(ctx context.Context, tg source.Target) (source.Consum
 		return nil, &source.Error{Source: Name, Op: "connect", Kind: destination.KindDenied, Err: err,
 			Msg: fmt.Sprintf("cannot set up a Pub/Sub client for project %s: %v", s.Project, err)}
 	}
-	c := &Consumer{st: st, cl: cl, s: *s, sourceID: tg.SourceID, subject: s.Subscription}
+	c := &Consumer{st: st, cl: cl, put: put, s: *s, sourceID: tg.SourceID, subject: s.Subscription}
 	sub, err := cl.c.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: s.name()})
 	switch {
 	case err == nil:
@@ -117,6 +106,7 @@ func (st *SourceType) Open(ctx context.Context, tg source.Target) (source.Consum
 type Consumer struct {
 	st       *SourceType
 	cl       *client
+	put      func() // gives cl back to the pool
 	s        SourceSettings
 	sourceID string
 	subject  string // the subscription's topic id, or the subscription id
@@ -188,7 +178,7 @@ func (c *Consumer) Close() error {
 	c.closed = true
 	broken := c.broken
 	c.mu.Unlock()
-	c.st.t.release(c.cl, broken)
+	c.st.t.release(c.cl, c.put, broken)
 	return nil
 }
 

@@ -295,10 +295,7 @@ func TestSourceCompetingConsumers(t *testing.T) {
 		t.Fatalf("got %v, published %v", all, ids)
 	}
 	// Two consumers share one pooled connection (same project, endpoint, credentials).
-	st.t.mu.Lock()
-	n := len(st.t.clients)
-	st.t.mu.Unlock()
-	if n != 1 {
+	if n := st.t.pool.Len(); n != 1 {
 		t.Fatalf("%d pooled clients for two consumers of one server, want 1", n)
 	}
 }

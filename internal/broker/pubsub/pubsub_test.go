@@ -474,14 +474,18 @@ func TestPoolSharedBoundedAndIdle(t *testing.T) {
 			t.Fatalf("%+v", out)
 		}
 	}
-	typ.mu.Lock()
-	pooled := len(typ.clients)
-	typ.mu.Unlock()
+	pooled := typ.pool.Len()
 	if pooled != 1 || d.dials.Load() != 1 {
 		t.Fatalf("two senders to one server: %d pooled clients, %d connections; want 1, 1", pooled, d.dials.Load())
 	}
 
-	// Another project on the same server is another client: over the limit of 1.
+	// Another project on the same server is another client: over the limit of 1 while the one
+	// client is in use (as by an attempt in flight). (An idle client would be closed to make
+	// room: the shared pool's own tests cover that.)
+	inUse, put, err := typ.acquire(ctxT(t), a.(*Sender).key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	other := emulatorSettings(srv.Addr, topicA)
 	other["project"] = "other-project"
 	c := open(t, typ, other)
@@ -489,14 +493,15 @@ func TestPoolSharedBoundedAndIdle(t *testing.T) {
 	if out.Class != destination.Retryable || out.ErrorKind != destination.KindBrokerBusy || !strings.Contains(out.Error, "maximum of 1") {
 		t.Fatalf("over the connection limit: %+v", out)
 	}
+	if n := d.dials.Load(); n != 1 {
+		t.Fatalf("%d connections: the limit must refuse before dialling", n)
+	}
+	typ.release(inUse, put, false)
 
 	// Unused, the client is closed after the idle timeout, and the next attempt reconnects.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		typ.mu.Lock()
-		pooled = len(typ.clients)
-		typ.mu.Unlock()
-		if pooled == 0 {
+		if typ.pool.Len() == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
