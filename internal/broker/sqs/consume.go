@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
+	brokerpool "github.com/heraldhq/herald/internal/broker/pool"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/source"
 )
@@ -51,14 +52,7 @@ func (st *SourceType) Secrets() []string { return []string{"access_key_id", "sec
 // Check validates the settings field by field and returns them with their defaults.
 func (st *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := checkSource(raw)
-	if errs != nil {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Message: "cannot encode the settings: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // Close closes every pooled connection; open consumers fail afterwards.
@@ -72,18 +66,18 @@ func (st *SourceType) Open(ctx context.Context, tg source.Target) (source.Consum
 	if errs != nil {
 		return nil, fmt.Errorf("sqs source %s: invalid settings: %w", tg.SourceID, errs[0])
 	}
-	dial := st.t.env.Dial
-	if tg.Internal {
-		dial = st.t.env.InternalDial
-	}
-	if dial == nil {
+	if st.t.env.DialerFor(tg.Internal) == nil {
 		return nil, fmt.Errorf("sqs source %s: no dialer configured", tg.SourceID)
 	}
-	cl, err := st.t.acquire(s.Conn.key(tg.Internal), &s.Conn, dial)
-	if err != nil {
+	cl, put, err := st.t.acquire(ctx, s.Conn.key(tg.Internal))
+	switch {
+	case errors.Is(err, brokerpool.ErrClosed):
 		return nil, &source.Error{Source: Name, Op: "connect", Kind: destination.KindCanceled, Msg: "the source type is closed", Err: err}
+	case err != nil:
+		out := classify(ctx, err, fmt.Sprintf("queue %q", s.queueName()), "connecting to", st.t.env.MaxConnections)
+		return nil, &source.Error{Source: Name, Op: "connect", Kind: out.ErrorKind, Msg: out.Error, Err: err}
 	}
-	c := &Consumer{st: st, cl: cl, s: *s, sourceID: tg.SourceID}
+	c := &Consumer{st: st, cl: cl, put: put, s: *s, sourceID: tg.SourceID}
 	_, err = cl.api.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(s.QueueURL), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameVisibilityTimeout},
 	})
@@ -102,6 +96,7 @@ func (st *SourceType) Open(ctx context.Context, tg source.Target) (source.Consum
 type Consumer struct {
 	st       *SourceType
 	cl       *client
+	put      func() // gives cl back to the pool
 	s        SourceSettings
 	sourceID string
 
@@ -196,7 +191,7 @@ func (c *Consumer) Close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
-	c.st.t.release(c.cl)
+	c.put()
 	return nil
 }
 

@@ -720,12 +720,18 @@ func TestPoolSharedBoundedAndIdle(t *testing.T) {
 		}
 	}
 	typ.mu.Lock()
-	pooled, open1 := len(typ.clients), typ.open
+	pooled, open1 := typ.pool.Len(), typ.open
 	typ.mu.Unlock()
 	if pooled != 1 || d.dials.Load() != 1 || open1 != 1 {
 		t.Fatalf("two senders with the same credentials: %d clients, %d dials, %d open; want 1, 1, 1", pooled, d.dials.Load(), open1)
 	}
-	// Other credentials: another client, and over the limit of one connection.
+	// Other credentials: another client, and over the limit of one connection while the first
+	// client is in use (as by an attempt in flight). (An idle client would be closed to make
+	// room: the shared pool's own tests cover that.)
+	_, put, err := typ.acquire(ctxT(t), a.(*Sender).key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	other := cfg(g, qa)
 	other["access_key_id"] = "AKIDOTHER"
 	c := open(t, typ, other, false)
@@ -733,6 +739,10 @@ func TestPoolSharedBoundedAndIdle(t *testing.T) {
 	if out.Class != destination.Retryable || out.ErrorKind != destination.KindBrokerBusy || !strings.Contains(out.Error, "maximum of 1") {
 		t.Fatalf("over the limit: %+v", out)
 	}
+	if n := d.dials.Load(); n != 1 {
+		t.Fatalf("%d dials: the limit must refuse before dialling", n)
+	}
+	put()
 	// Idle: the connection is closed and the slot freed.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
