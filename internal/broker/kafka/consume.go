@@ -67,14 +67,7 @@ func (t *SourceType) Secrets() []string { return []string{"password"} }
 // Check validates the settings field by field and returns them with their defaults. No I/O.
 func (t *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := checkSource(raw)
-	if errs != nil {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Field: "", Message: "cannot encode the settings: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // Open creates the consumer's client, a member of the consumer group tg.Group on the source's
@@ -88,10 +81,7 @@ func (t *SourceType) Open(ctx context.Context, tg source.Target) (source.Consume
 	if tg.Group == "" {
 		return nil, fmt.Errorf("kafka source %s: a consumer group name is required", tg.SourceID)
 	}
-	dial := t.env.Dial
-	if tg.Internal {
-		dial = t.env.InternalDial
-	}
+	dial := t.env.DialerFor(tg.Internal)
 	c := &Consumer{sourceID: tg.SourceID, group: tg.Group, topics: s.Topics, log: t.log}
 	reset := kgo.NewOffset().AtEnd()
 	if s.Start == StartAll {

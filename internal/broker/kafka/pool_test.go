@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -101,10 +102,7 @@ func TestPoolSharedAndBounded(t *testing.T) {
 			t.Fatalf("send to %s: %+v", s.topic, o)
 		}
 	}
-	typ.mu.Lock()
-	n := len(typ.pool)
-	typ.mu.Unlock()
-	if n != 1 {
+	if n := typ.pool.Len(); n != 1 {
 		t.Fatalf("two endpoints on the same brokers hold %d clients, want 1 shared", n)
 	}
 
@@ -117,6 +115,13 @@ func TestPoolSharedAndBounded(t *testing.T) {
 	if o := first.Send(ctxTimeout(t, 20*time.Second), message(t, "evt_"+suffix(), "a.b", []byte(`{}`))); o.Class != destination.Success {
 		t.Fatalf("first: %+v", o)
 	}
+	// The first client in use (as by an attempt in flight): an idle one would be closed to make
+	// room (the shared pool's rule, its own tests cover it).
+	held, put, err := typ2.acquire(context.Background(), first.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer typ2.release(held, put)
 	dials := d.count()
 	busy := open(t, typ2, map[string]any{"brokers": []string{other}, "topic": topicA})
 	o := busy.Send(ctxTimeout(t, 20*time.Second), message(t, "evt_"+suffix(), "a.b", []byte(`{}`)))
@@ -137,18 +142,13 @@ func TestIdleClientClosedAndReopened(t *testing.T) {
 	if o := snd.Send(ctxTimeout(t, 20*time.Second), message(t, "evt_1", "a.b", []byte(`{}`))); o.Class != destination.Success {
 		t.Fatalf("first: %+v", o)
 	}
-	typ.mu.Lock()
-	first := typ.pool[snd.key]
-	typ.mu.Unlock()
+	first := pooled(t, typ, snd.key)
 	if first == nil {
 		t.Fatal("no pooled client after a send")
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		typ.mu.Lock()
-		n := len(typ.pool)
-		typ.mu.Unlock()
-		if n == 0 {
+		if typ.pool.Len() == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -159,9 +159,7 @@ func TestIdleClientClosedAndReopened(t *testing.T) {
 	if o := snd.Send(ctxTimeout(t, 20*time.Second), message(t, "evt_2", "a.b", []byte(`{}`))); o.Class != destination.Success {
 		t.Fatalf("after the idle close: %+v", o)
 	}
-	typ.mu.Lock()
-	second := typ.pool[snd.key]
-	typ.mu.Unlock()
+	second := pooled(t, typ, snd.key)
 	if second == nil || second == first {
 		t.Fatal("the send after the idle close did not open a new client")
 	}
@@ -218,4 +216,15 @@ func TestInternalUsesInternalDial(t *testing.T) {
 	if o := out.Send(ctxTimeout(t, 20*time.Second), message(t, "evt_out", "a.b", []byte(`{}`))); o.Class != destination.Permanent || o.ErrorKind != destination.KindBlocked {
 		t.Fatalf("ordinary endpoint: %+v, want blocked_destination", o)
 	}
+}
+
+// pooled is the pool's client for key (in use for no longer than this call).
+func pooled(t *testing.T, typ *Type, key poolKey) *entry {
+	t.Helper()
+	e, put, err := typ.acquire(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ.release(e, put)
+	return e
 }

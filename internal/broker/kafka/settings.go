@@ -62,14 +62,7 @@ func compressions() []string   { return []string{"none", "gzip", "snappy", "lz4"
 // Check validates an endpoint's settings field by field and returns them normalised.
 func (t *Type) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := parseSettings(raw)
-	if errs != nil {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Field: "", Message: "cannot encode the settings: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // parseSettings decodes strictly and validates; it returns the normalised settings or every
