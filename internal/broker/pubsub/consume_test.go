@@ -470,7 +470,7 @@ func TestSourceCheck(t *testing.T) {
 		{`{"project":"my-project","subscription":"abc"}`, "credentials_json", "is required"},
 		{`{"project":"my-project","endpoint":"http://user:pw@localhost:8085","subscription":"abc"}`, "endpoint", "without a scheme"},
 		{`{"project":"my-project","endpoint":"localhost:8085","subscription":"abc","credentials_json":"{}"}`, "credentials_json", "service account"},
-		{`{"project":"my-project","endpoint":"localhost:8085","subscription":"abc","topic":"t"}`, "topic", "is not a Pub/Sub setting"},
+		{`{"project":"my-project","endpoint":"localhost:8085","subscription":"abc","topic":"t"}`, "topic", "unknown setting"},
 		{`{"project":"my-project","endpoint":"localhost:8085","subscription":5}`, "subscription", "must be a string"},
 	} {
 		_, errs := st.Check(json.RawMessage(tc.raw))

@@ -376,7 +376,7 @@ func TestCheck(t *testing.T) {
 		name, settings, field, contains string
 	}{
 		{"not an object", `[1]`, "", "JSON object"},
-		{"unknown field", `{"project":"my-project","topic":"orders","endpoint":"h:1","subject":"x"}`, "subject", "not a Pub/Sub setting"},
+		{"unknown field", `{"project":"my-project","topic":"orders","endpoint":"h:1","subject":"x"}`, "subject", "unknown setting"},
 		{"wrong type", `{"project":5,"topic":"orders","endpoint":"h:1"}`, "project", "must be a string"},
 		{"project missing", `{"topic":"orders","endpoint":"h:1"}`, "project", "required"},
 		{"project invalid", `{"project":"My Project","topic":"orders","endpoint":"h:1"}`, "project", "not a Google Cloud project id"},

@@ -445,8 +445,8 @@ func TestSourceCheck(t *testing.T) {
 	for _, tc := range []struct{ raw, field, msg string }{
 		{`{` + base + `,"visibility_timeout":-1}`, "visibility_timeout", "must be from 1 to 43200"},
 		{`{` + base + `,"visibility_timeout":43201}`, "visibility_timeout", "must be from 1 to 43200"},
-		{`{` + base + `,"visibility_timeout":"30s"}`, "visibility_timeout", "must be a int"},
-		{`{` + base + `,"group_id":"x"}`, "group_id", "is not an SQS setting"},
+		{`{` + base + `,"visibility_timeout":"30s"}`, "visibility_timeout", "must be a whole number of seconds"},
+		{`{` + base + `,"group_id":"x"}`, "group_id", "unknown setting"},
 		{`{"region":"us-east-1","access_key_id":"AKID","secret_access_key":"s"}`, "queue_url", "is required"},
 		{`{"queue_url":"https://user:s3cr3t@sqs.us-east-1.amazonaws.com/123456789012/orders","region":"us-east-1","access_key_id":"AKID","secret_access_key":"s"}`, "queue_url", "must not carry credentials"},
 		{`{"queue_url":"https://sqs.us-east-1.amazonaws.com/123456789012/orders","region":"mars","access_key_id":"AKID","secret_access_key":"s"}`, "region", "is not an AWS region"},

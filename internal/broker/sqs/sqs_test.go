@@ -618,7 +618,7 @@ func TestCheck(t *testing.T) {
 		contains string
 	}{
 		{"not an object", json.RawMessage(`"x"`), "", "JSON object"},
-		{"unknown field", with("subject", "x"), "subject", "not an SQS setting"},
+		{"unknown field", with("subject", "x"), "subject", "unknown setting"},
 		{"wrong type", with("region", 5), "region", "must be a string"},
 		{"queue missing", with("queue_url", nil), "queue_url", "required"},
 		{"queue not a URL", with("queue_url", "orders"), "queue_url", "https://"},
