@@ -18,6 +18,7 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/pubsub/v2/pstest"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/source"
@@ -322,7 +323,7 @@ func TestSourceDeadConsumerHandsOver(t *testing.T) {
 }
 
 func TestSourceServerRestart(t *testing.T) {
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := "127.0.0.1:" + strconv.Itoa(brokertest.FreePort(t))
 	srv := pstest.NewServerWithAddress(addr)
 	admin := adminClient(t, addr)
 	topic, sub := createSub(t, admin)

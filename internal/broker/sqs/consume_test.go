@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/source"
@@ -80,7 +81,7 @@ func sendN(t testing.TB, g *goaws, q string, n int) []string {
 	ids := make([]string, n)
 	for i := range n {
 		ids[i] = "msg_" + suffix(t)
-		if out := s.Send(ctxT(t), signed(t, ids[i], "order.created", []byte(`{"n":`+strconv.Itoa(i)+`}`))); out.Class != destination.Success {
+		if out := s.Send(ctxT(t), brokertest.SignedMessage(t, ids[i], "order.created", []byte(`{"n":`+strconv.Itoa(i)+`}`))); out.Class != destination.Success {
 			t.Fatalf("send: %+v", out)
 		}
 	}
@@ -146,7 +147,7 @@ func expectNothing(t testing.TB, c source.Consumer, d time.Duration, why string)
 }
 
 func TestSourceFetchAckNak(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	name := "events-" + suffix(t)
 	q := createQueueVis(t, g, name, 1)
 	st := newSourceType(t, source.Env{Dial: plainDial, InternalDial: plainDial})
@@ -186,7 +187,7 @@ func TestSourceFetchAckNak(t *testing.T) {
 }
 
 func TestSourceNakDelay(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueueVis(t, g, "events-"+suffix(t), 1)
 	st := newSourceType(t, source.Env{Dial: plainDial})
 	c := openConsumer(t, st, g, q)
@@ -211,7 +212,7 @@ func TestSourceNakDelay(t *testing.T) {
 }
 
 func TestSourceBoundedBatchAndRequests(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueueVis(t, g, "events-"+suffix(t), 30)
 	rec := &recorder{}
 	st := newSourceType(t, source.Env{Dial: rec.dial})
@@ -285,7 +286,7 @@ func TestSourceBoundedBatchAndRequests(t *testing.T) {
 }
 
 func TestSourceCompetingConsumers(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueueVis(t, g, "events-"+suffix(t), 30)
 	st := newSourceType(t, source.Env{Dial: plainDial})
 	a := openConsumer(t, st, g, q)
@@ -313,7 +314,7 @@ func TestSourceCompetingConsumers(t *testing.T) {
 }
 
 func TestSourceDeadConsumerHandsOver(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueueVis(t, g, "events-"+suffix(t), 2)
 	st := newSourceType(t, source.Env{Dial: plainDial})
 	a := openConsumer(t, st, g, q)
@@ -330,11 +331,11 @@ func TestSourceDeadConsumerHandsOver(t *testing.T) {
 }
 
 func TestSourceManyHeadersUnpacked(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueueVis(t, g, "events-"+suffix(t), 30)
 	typ := newType(t, destination.Env{Dial: plainDial})
 	s := open(t, typ, cfg(g, q), false)
-	m := signed(t, "msg_"+suffix(t), "order.created", []byte(`{}`))
+	m := brokertest.SignedMessage(t, "msg_"+suffix(t), "order.created", []byte(`{}`))
 	for i := range 12 {
 		m.Header.Set("x-extra-"+strconv.Itoa(i), "v"+strconv.Itoa(i))
 	}
@@ -358,7 +359,7 @@ func TestSourceManyHeadersUnpacked(t *testing.T) {
 }
 
 func TestSourceServerRestart(t *testing.T) {
-	port := freePort(t)
+	port := brokertest.FreePort(t)
 	g := startGoaws(t, port)
 	name := "events-" + suffix(t)
 	q := createQueueVis(t, g, name, 30)
@@ -395,7 +396,7 @@ func TestSourceServerRestart(t *testing.T) {
 }
 
 func TestSourceRefusingDialer(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueueVis(t, g, "events-"+suffix(t), 30)
 	sendN(t, g, q, 1)
 	var attempts atomic.Int64
@@ -419,7 +420,7 @@ func TestSourceRefusingDialer(t *testing.T) {
 }
 
 func TestSourceNoQueue(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	st := newSourceType(t, source.Env{Dial: plainDial})
 	_, err := st.Open(ctxT(t), sourceTarget(t, st, cfg(g, g.queueURL("missing-"+suffix(t)))))
 	var e *source.Error
