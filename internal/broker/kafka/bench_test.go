@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -18,10 +19,10 @@ func BenchmarkSend(b *testing.B) {
 	topic := "bench-" + suffix()
 	createTopic(b, c, topic, nil)
 	body := envelope("evt_bench", "order.created", `{"order":{"id":"ord_1","total":4200,"currency":"EUR"}}`)
-	msg := message(b, "evt_bench", "order.created", body)
+	msg := brokertest.SignedMessage(b, "evt_bench", "order.created", body)
 
 	b.Run("herald", func(b *testing.B) {
-		typ := newType(b, &dialer{}, nil)
+		typ := newType(b, brokertest.NewDialer(), nil)
 		snd := open(b, typ, map[string]any{"brokers": c.ListenAddrs(), "topic": topic})
 		b.SetBytes(int64(len(body)))
 		b.ReportAllocs()
@@ -40,7 +41,7 @@ func BenchmarkSend(b *testing.B) {
 	})
 
 	b.Run("plain-client", func(b *testing.B) {
-		d := &dialer{}
+		d := brokertest.NewDialer()
 		cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.Dialer(d.Dial),
 			kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
 		if err != nil {

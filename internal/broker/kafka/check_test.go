@@ -42,7 +42,7 @@ func TestCheckErrors(t *testing.T) {
 		{"empty", ``, "", "required"},
 		{"not an object", `[1]`, "", "JSON object"},
 		{"trailing data", `{"brokers":["b:9092"],"topic":"t"} {}`, "", "single JSON object"},
-		{"unknown field", `{"brokers":["b:9092"],"topic":"t","acks":"1"}`, "acks", "not a Kafka setting"},
+		{"unknown field", `{"brokers":["b:9092"],"topic":"t","acks":"1"}`, "acks", "unknown setting"},
 		{"brokers missing", `{"topic":"t"}`, "brokers", "required"},
 		{"brokers wrong type", `{"brokers":"b:9092","topic":"t"}`, "brokers", "list of host:port"},
 		{"broker wrong type", `{"brokers":[9092],"topic":"t"}`, "brokers", "list of host:port strings, not a JSON number"},

@@ -67,26 +67,8 @@ func (t *SourceType) Secrets() []string { return []string{"password"} }
 // Check validates the settings field by field and returns them with their defaults. No I/O.
 func (t *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := checkSource(raw)
-	if errs != nil {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Field: "", Message: "cannot encode the settings: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
-
-// SourceError is a failure of a Kafka source: Msg is a sentence for the tenant (no secret),
-// Kind an error kind of destinations (blocked_destination, connection_refused, no_route,
-// denied, …).
-type SourceError struct {
-	Op, Kind, Msg string
-	Err           error
-}
-
-func (e *SourceError) Error() string { return "kafka source: " + e.Op + ": " + e.Msg }
-func (e *SourceError) Unwrap() error { return e.Err }
 
 // Open creates the consumer's client, a member of the consumer group tg.Group on the source's
 // topics, and checks that the brokers answer and that every topic exists (Herald never creates
@@ -99,10 +81,7 @@ func (t *SourceType) Open(ctx context.Context, tg source.Target) (source.Consume
 	if tg.Group == "" {
 		return nil, fmt.Errorf("kafka source %s: a consumer group name is required", tg.SourceID)
 	}
-	dial := t.env.Dial
-	if tg.Internal {
-		dial = t.env.InternalDial
-	}
+	dial := t.env.DialerFor(tg.Internal)
 	c := &Consumer{sourceID: tg.SourceID, group: tg.Group, topics: s.Topics, log: t.log}
 	reset := kgo.NewOffset().AtEnd()
 	if s.Start == StartAll {
@@ -132,7 +111,7 @@ func (t *SourceType) Open(ctx context.Context, tg source.Target) (source.Consume
 	// short-lived client outside the group (same connection settings and dialer).
 	admin, err := kgo.NewClient(connOpts(s.Brokers, mechanism(s.SASL, s.Username, s.Password), guardedDialer(dial, s.TLS, &c.connWatch))...)
 	if err != nil {
-		return nil, &SourceError{Op: "create the client", Kind: destination.KindBrokerError, Msg: "cannot create the Kafka client: " + err.Error(), Err: err}
+		return nil, &source.Error{Source: "kafka", Op: "create the client", Kind: destination.KindBrokerError, Msg: "cannot create the Kafka client: " + err.Error(), Err: err}
 	}
 	c.cl = admin
 	err = c.checkTopics(ctx)
@@ -145,7 +124,7 @@ func (t *SourceType) Open(ctx context.Context, tg source.Target) (source.Consume
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return nil, &SourceError{Op: "create the client", Kind: destination.KindBrokerError, Msg: "cannot create the Kafka client: " + err.Error(), Err: err}
+		return nil, &source.Error{Source: "kafka", Op: "create the client", Kind: destination.KindBrokerError, Msg: "cannot create the Kafka client: " + err.Error(), Err: err}
 	}
 	c.cl = cl
 	return c, nil
@@ -242,7 +221,7 @@ func (c *Consumer) checkTopics(ctx context.Context) error {
 		}
 		if err := kerr.ErrorForCode(rt.ErrorCode); err != nil {
 			if errors.Is(err, kerr.UnknownTopicOrPartition) {
-				return &SourceError{Op: "read the topics' metadata", Kind: destination.KindNoRoute, Err: err,
+				return &source.Error{Source: "kafka", Op: "read the topics' metadata", Kind: destination.KindNoRoute, Err: err,
 					Msg: fmt.Sprintf("topic %q does not exist on the Kafka cluster: Herald reads it, it never creates it", name)}
 			}
 			return c.classify(fmt.Sprintf("read topic %q's metadata", name), err)
@@ -283,9 +262,9 @@ func (c *Consumer) request(ctx context.Context, req kmsg.Request) (kmsg.Response
 	}
 }
 
-// classify turns a failure into a SourceError naming its kind.
-func (c *Consumer) classify(op string, err error) *SourceError {
-	se := &SourceError{Op: op, Err: err}
+// classify turns a failure into a source.Error naming its kind.
+func (c *Consumer) classify(op string, err error) *source.Error {
+	se := &source.Error{Source: "kafka", Op: op, Err: err}
 	switch {
 	case errors.Is(err, kerr.TopicAuthorizationFailed):
 		se.Kind, se.Msg = destination.KindDenied, "the Kafka user is not allowed to read the topics"

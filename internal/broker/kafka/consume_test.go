@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,15 +12,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
-	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/source"
 )
 
 // The source tests run against kfake (franz-go's in-process Kafka cluster, consumer groups
 // included) on 127.0.0.1, as the destination's tests do.
 
-func newSourceType(d *dialer) *SourceType {
+func newSourceType(d *brokertest.Dialer) *SourceType {
 	return NewSource(source.Env{Dial: d.Dial, InternalDial: d.Dial})
 }
 
@@ -113,7 +112,7 @@ func none(t testing.TB, cons *Consumer) {
 func TestSourceFetchAck(t *testing.T) {
 	topic := "src-" + suffix()
 	c := startCluster(t, kfake.SeedTopics(2, topic))
-	d := &dialer{}
+	d := brokertest.NewDialer()
 	typ := newSourceType(d)
 	group := "herald-" + suffix()
 	before := time.Now().Add(-time.Minute)
@@ -182,7 +181,7 @@ func bodies(ms []source.Message) []string {
 func TestSourceStartNew(t *testing.T) {
 	topic := "src-" + suffix()
 	c := startCluster(t, kfake.SeedTopics(1, topic))
-	typ := newSourceType(&dialer{})
+	typ := newSourceType(brokertest.NewDialer())
 	group := "herald-" + suffix()
 	produceTo(t, c, topic, 1, 5, "old")
 
@@ -214,7 +213,7 @@ func TestSourceStartNew(t *testing.T) {
 func TestSourceNak(t *testing.T) {
 	topic := "src-" + suffix()
 	c := startCluster(t, kfake.SeedTopics(1, topic))
-	typ := newSourceType(&dialer{})
+	typ := newSourceType(brokertest.NewDialer())
 	vals := produceTo(t, c, topic, 1, 10, "a")
 	cons := openSource(t, typ, c, "herald-"+suffix(), "all", topic)
 	ctx := ctxTimeout(t, 30*time.Second)
@@ -277,7 +276,7 @@ func TestSourceNak(t *testing.T) {
 func TestSourceGroupSplits(t *testing.T) {
 	topic := "src-" + suffix()
 	c := startCluster(t, kfake.SeedTopics(2, topic))
-	typ := newSourceType(&dialer{})
+	typ := newSourceType(brokertest.NewDialer())
 	group := "herald-" + suffix()
 	a := openSource(t, typ, c, group, "all", topic)
 	b := openSource(t, typ, c, group, "all", topic)
@@ -324,7 +323,7 @@ func TestSourceGroupSplits(t *testing.T) {
 func TestSourceHandOver(t *testing.T) {
 	topic := "src-" + suffix()
 	c := startCluster(t, kfake.SeedTopics(2, topic))
-	typ := newSourceType(&dialer{})
+	typ := newSourceType(brokertest.NewDialer())
 	group := "herald-" + suffix()
 	a := openSource(t, typ, c, group, "all", topic)
 	vals := produceTo(t, c, topic, 2, 10, "a")
@@ -369,7 +368,7 @@ func TestSourceClusterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	typ := newSourceType(&dialer{})
+	typ := newSourceType(brokertest.NewDialer())
 	group := "herald-" + suffix()
 	cons := openSource(t, typ, c1, group, "all", topic)
 	produceTo(t, c1, topic, 1, 3, "before")
@@ -389,9 +388,9 @@ func TestSourceClusterRestart(t *testing.T) {
 			t.Fatalf("fetched %d messages from a stopped cluster", len(bt.Messages()))
 		}
 	}
-	var se *SourceError
+	var se *source.Error
 	if !errors.As(ferr, &se) || se.Kind != destination.KindConnRefused {
-		t.Fatalf("Fetch during the outage: %v, want a SourceError of kind %s", ferr, destination.KindConnRefused)
+		t.Fatalf("Fetch during the outage: %v, want a source.Error of kind %s", ferr, destination.KindConnRefused)
 	}
 	_ = cons.Close()
 	octx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -416,23 +415,23 @@ func TestSourceClusterRestart(t *testing.T) {
 func TestSourceRefusingDialer(t *testing.T) {
 	topic := "src-" + suffix()
 	c := startCluster(t, kfake.SeedTopics(1, topic))
-	d := &dialer{refuse: &httpsend.BlockedError{Host: "127.0.0.1", Addr: netip.MustParseAddr("127.0.0.1"), Reason: "loopback"}}
+	d := brokertest.Refusing()
 	typ := newSourceType(d)
 	_, err := tryOpen(t, typ, c.ListenAddrs(), "herald-"+suffix(), "all", topic)
-	var se *SourceError
+	var se *source.Error
 	if !errors.As(err, &se) || se.Kind != destination.KindBlocked {
-		t.Fatalf("Open through a refusing dialer: %v, want a SourceError of kind %s", err, destination.KindBlocked)
+		t.Fatalf("Open through a refusing dialer: %v, want a source.Error of kind %s", err, destination.KindBlocked)
 	}
-	if d.count() == 0 {
+	if d.Dials() == 0 {
 		t.Fatal("the dialer was never asked")
 	}
 }
 
 func TestSourceMissingTopic(t *testing.T) {
 	c := startCluster(t)
-	typ := newSourceType(&dialer{})
+	typ := newSourceType(brokertest.NewDialer())
 	_, err := tryOpen(t, typ, c.ListenAddrs(), "herald-"+suffix(), "new", "absent-"+suffix())
-	var se *SourceError
+	var se *source.Error
 	if !errors.As(err, &se) || se.Kind != destination.KindNoRoute || !strings.Contains(se.Msg, "does not exist") {
 		t.Fatalf("Open on a missing topic: %v, want kind %s", err, destination.KindNoRoute)
 	}

@@ -6,25 +6,20 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 )
 
 // The tests run against kfake, franz-go's in-process Kafka implementation, on 127.0.0.1: no
 // Kafka broker can be had on this machine.
-
-const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 func suffix() string {
 	b := make([]byte, 4)
@@ -45,33 +40,7 @@ func startCluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 	return c
 }
 
-// dialer is a plain dialer that counts dials (tests run on loopback, which the node's guard
-// refuses outside --dev).
-type dialer struct {
-	mu     sync.Mutex
-	dials  int
-	refuse error
-}
-
-func (d *dialer) Dial(ctx context.Context, network, address string) (net.Conn, error) {
-	d.mu.Lock()
-	d.dials++
-	refuse := d.refuse
-	d.mu.Unlock()
-	if refuse != nil {
-		return nil, refuse
-	}
-	var nd net.Dialer
-	return nd.DialContext(ctx, network, address)
-}
-
-func (d *dialer) count() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.dials
-}
-
-func newType(t testing.TB, d *dialer, mod func(*destination.Env)) *Type {
+func newType(t testing.TB, d *brokertest.Dialer, mod func(*destination.Env)) *Type {
 	t.Helper()
 	env := destination.Env{Dial: d.Dial, InternalDial: d.Dial}
 	if mod != nil {
@@ -131,28 +100,6 @@ func createTopic(t testing.TB, c *kfake.Cluster, topic string, configs map[strin
 	if code := resp.Topics[0].ErrorCode; code != 0 {
 		t.Fatalf("create topic %s: error code %d", topic, code)
 	}
-}
-
-// message builds a Message signed with the official Standard Webhooks library, as the
-// dispatcher does.
-func message(t testing.TB, id, eventType string, body []byte) *destination.Message {
-	t.Helper()
-	wh, err := standardwebhooks.NewWebhook(testSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := time.Now()
-	sig, err := wh.Sign(id, ts, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := http.Header{}
-	h.Set("webhook-id", id)
-	h.Set("webhook-timestamp", strconv.FormatInt(ts.Unix(), 10))
-	h.Set("webhook-signature", sig)
-	h.Set("content-type", "application/json")
-	h.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	return &destination.Message{ID: id, EventType: eventType, Timestamp: ts, Body: body, Header: h}
 }
 
 func envelope(id, eventType, data string) []byte {

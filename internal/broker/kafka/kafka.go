@@ -5,7 +5,7 @@
 package kafka
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	brokerpool "github.com/heraldhq/herald/internal/broker/pool"
 	"github.com/heraldhq/herald/internal/destination"
 )
 
@@ -31,30 +32,36 @@ const (
 )
 
 // Type is the "kafka" destination type. It holds one franz-go client per (brokers, SASL
-// credentials, TLS, compression, internal), shared by every endpoint that points there.
+// credentials, TLS, compression, internal), shared by every endpoint that points there, in the
+// shared broker pool (internal/broker/pool: bounded, closed when idle, closed all by Close).
+// What is Kafka's own stays here: a client taken out of the pool (replaced, idle, or at Close)
+// is closed once its last attempt ended, so that a produce in flight is not cut off.
 type Type struct {
 	env  destination.Env
 	log  *slog.Logger
 	max  int
-	idle time.Duration
-
-	mu     sync.Mutex
-	pool   map[poolKey]*entry
-	closed bool
+	pool *brokerpool.Pool[poolKey, *entry]
 }
 
 // New returns the Kafka destination type for a node.
 func New(env destination.Env) *Type {
-	t := &Type{env: env, log: env.Logger, max: env.MaxConnections, idle: env.IdleTimeout, pool: map[poolKey]*entry{}}
+	t := &Type{env: env, log: env.Logger, max: env.MaxConnections}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}
 	if t.max <= 0 {
 		t.max = destination.DefaultMaxConnections
 	}
-	if t.idle <= 0 {
-		t.idle = destination.DefaultIdleTimeout
+	idle := env.IdleTimeout
+	if idle <= 0 {
+		idle = destination.DefaultIdleTimeout
 	}
+	t.pool = brokerpool.New(brokerpool.Config[poolKey, *entry]{
+		Open:        t.newEntry,
+		Close:       (*entry).retire,
+		Max:         t.max,
+		IdleTimeout: idle,
+	})
 	return t
 }
 
@@ -80,12 +87,13 @@ type poolKey struct {
 
 // entry is one pooled client.
 type entry struct {
-	key      poolKey
-	client   *kgo.Client
-	close    sync.Once
-	inflight int       // guarded by Type.mu
-	lastUsed time.Time // guarded by Type.mu
-	timer    *time.Timer
+	key    poolKey
+	client *kgo.Client
+	close  sync.Once
+
+	mu       sync.Mutex
+	inflight int  // attempts running on it
+	retired  bool // out of the pool: closed when inflight drops to 0
 	// connWatch holds the client's last failed connection, to explain an attempt that could
 	// not reach the brokers: franz-go retries connections inside the client, so the attempt
 	// itself only sees its context end.
@@ -107,120 +115,81 @@ func (t *Type) Open(target destination.Target) (destination.Sender, error) {
 	return &Sender{t: t, key: key, topic: s.Topic, keyPath: keyPath(s.Key), keyMode: s.Key}, nil
 }
 
-// Close closes every pooled client; senders fail Retryable afterwards.
+// Close closes every pooled client (one in use when its attempt ends); senders fail Retryable
+// afterwards.
 func (t *Type) Close() error {
-	t.mu.Lock()
-	t.closed = true
-	entries := make([]*entry, 0, len(t.pool))
-	for k, e := range t.pool {
-		entries = append(entries, e)
-		if e.timer != nil {
-			e.timer.Stop()
-		}
-		delete(t.pool, k)
-	}
-	t.mu.Unlock()
-	for _, e := range entries {
-		e.shut()
-	}
+	t.pool.Close()
 	return nil
 }
 
 // shut closes e's client once.
 func (e *entry) shut() { e.close.Do(e.client.Close) }
 
+// retire is the pool's Close: e is closed now if no attempt runs on it, else by the last one.
+func (e *entry) retire() {
+	e.mu.Lock()
+	e.retired = true
+	now := e.inflight == 0
+	e.mu.Unlock()
+	if now {
+		e.shut()
+	}
+}
+
 // errBusy and errClosed are acquire's refusals.
 var (
-	errBusy   = errors.New("kafka destination: connection limit reached")
-	errClosed = errors.New("kafka destination: closed")
+	errBusy   = brokerpool.ErrFull
+	errClosed = brokerpool.ErrClosed
 )
 
-// acquire returns the shared client for key, creating it if there is room, and marks it in use.
-func (t *Type) acquire(key poolKey) (*entry, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return nil, errClosed
-	}
-	if e := t.pool[key]; e != nil {
-		e.inflight++
-		return e, nil
-	}
-	if len(t.pool) >= t.max {
-		return nil, errBusy
-	}
+// newEntry creates the client of key (no I/O: franz-go connects at the first request).
+func (t *Type) newEntry(_ context.Context, key poolKey) (*entry, error) {
 	e := &entry{key: key}
 	cl, err := kgo.NewClient(t.clientOpts(e)...)
 	if err != nil {
 		return nil, fmt.Errorf("create kafka client: %w", err)
 	}
 	e.client = cl
-	e.inflight = 1
-	t.pool[key] = e
 	t.log.Debug("kafka client opened", "brokers", key.brokers, "internal", key.internal)
 	return e, nil
 }
 
-// release marks one use of e finished and arms its idle timer.
-func (t *Type) release(e *entry) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// acquire returns the shared client for key, creating it if there is room, and marks it in use
+// until release.
+func (t *Type) acquire(ctx context.Context, key poolKey) (*entry, func(), error) {
+	e, put, err := t.pool.Get(ctx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	e.mu.Lock()
+	e.inflight++
+	e.mu.Unlock()
+	return e, put, nil
+}
+
+// release marks one use of e finished (put is acquire's).
+func (t *Type) release(e *entry, put func()) {
+	e.mu.Lock()
 	e.inflight--
-	e.lastUsed = time.Now()
-	if e.inflight > 0 {
-		return
-	}
-	if t.pool[e.key] != e {
-		// discarded (or the type closed): the last user closes it.
-		go e.shut()
-		return
-	}
-	if e.timer == nil {
-		e.timer = time.AfterFunc(t.idle, func() { t.reap(e) })
-	} else {
-		e.timer.Reset(t.idle)
+	now := e.retired && e.inflight == 0
+	e.mu.Unlock()
+	put()
+	if now {
+		e.shut()
 	}
 }
 
 // discard takes e out of the pool, so that the next attempt opens a fresh client; e is closed
 // when its last attempt ends. It is for a client whose state no longer matches the cluster's.
 func (t *Type) discard(e *entry) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.pool[e.key] == e {
-		delete(t.pool, e.key)
-		if e.timer != nil {
-			e.timer.Stop()
-		}
-		t.log.Info("kafka client replaced: the cluster's topic ids changed", "brokers", e.key.brokers)
-	}
-}
-
-// reap closes e if nobody used it for the idle timeout.
-func (t *Type) reap(e *entry) {
-	t.mu.Lock()
-	if t.pool[e.key] != e || e.inflight > 0 {
-		t.mu.Unlock()
-		return
-	}
-	if rest := t.idle - time.Since(e.lastUsed); rest > 0 {
-		e.timer.Reset(rest)
-		t.mu.Unlock()
-		return
-	}
-	delete(t.pool, e.key)
-	t.mu.Unlock()
-	t.log.Debug("kafka client closed after idling", "brokers", e.key.brokers)
-	e.shut()
+	t.pool.Discard(e.key, e)
+	t.log.Info("kafka client replaced: the cluster's topic ids changed", "brokers", e.key.brokers)
 }
 
 // clientOpts are the producer's options for an entry.
 func (t *Type) clientOpts(e *entry) []kgo.Opt {
 	k := e.key
-	dial := t.env.Dial
-	if k.internal {
-		dial = t.env.InternalDial
-	}
+	dial := t.env.DialerFor(k.internal)
 	opts := connOpts(strings.Split(k.brokers, ","), mechanism(k.mechanism, k.username, k.password), guardedDialer(dial, k.tls, &e.connWatch))
 	return append(opts,
 		kgo.RequiredAcks(kgo.AllISRAcks()), // the default, and what idempotence requires: stated

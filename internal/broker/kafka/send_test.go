@@ -3,7 +3,6 @@ package kafka
 import (
 	"bytes"
 	"fmt"
-	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -16,21 +15,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
-	"github.com/heraldhq/herald/internal/httpsend"
 )
 
 func TestDeliveryVerifiedByConsumer(t *testing.T) {
 	c := startCluster(t)
 	topic := "orders-" + suffix()
 	createTopic(t, c, topic, nil)
-	typ := newType(t, &dialer{}, nil)
+	typ := newType(t, brokertest.NewDialer(), nil)
 	snd := open(t, typ, map[string]any{"brokers": c.ListenAddrs(), "topic": topic})
 
 	var msgs []*destination.Message
 	for i := range 3 {
 		id := fmt.Sprintf("evt_%d_%s", i, suffix())
-		m := message(t, id, "order.created", envelope(id, "order.created", fmt.Sprintf(`{"n":%d}`, i)))
+		m := brokertest.SignedMessage(t, id, "order.created", envelope(id, "order.created", fmt.Sprintf(`{"n":%d}`, i)))
 		msgs = append(msgs, m)
 		o := snd.Send(ctxTimeout(t, 20*time.Second), m)
 		if o.Class != destination.Success {
@@ -42,7 +41,7 @@ func TestDeliveryVerifiedByConsumer(t *testing.T) {
 		}
 	}
 
-	wh, err := standardwebhooks.NewWebhook(testSecret)
+	wh, err := standardwebhooks.NewWebhook(brokertest.Secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +83,7 @@ func TestDeliveryVerifiedByConsumer(t *testing.T) {
 
 func TestRecordKey(t *testing.T) {
 	c := startCluster(t)
-	typ := newType(t, &dialer{}, nil)
+	typ := newType(t, brokertest.NewDialer(), nil)
 	cases := []struct {
 		key, data, want string
 	}{
@@ -101,7 +100,7 @@ func TestRecordKey(t *testing.T) {
 		createTopic(t, c, topic, nil)
 		snd := open(t, typ, map[string]any{"brokers": c.ListenAddrs(), "topic": topic, "key": tc.key})
 		id := "evt_" + suffix()
-		o := snd.Send(ctxTimeout(t, 20*time.Second), message(t, id, "invoice.paid", envelope(id, "invoice.paid", tc.data)))
+		o := snd.Send(ctxTimeout(t, 20*time.Second), brokertest.SignedMessage(t, id, "invoice.paid", envelope(id, "invoice.paid", tc.data)))
 		if o.Class != destination.Success {
 			t.Fatalf("case %d: %+v", i, o)
 		}
@@ -114,7 +113,7 @@ func TestRecordKey(t *testing.T) {
 
 func TestCompressionAndSASL(t *testing.T) {
 	c := startCluster(t, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "herald", "s3cret-pw"))
-	typ := newType(t, &dialer{}, nil)
+	typ := newType(t, brokertest.NewDialer(), nil)
 	auth := kgo.SASL(scram.Auth{User: "herald", Pass: "s3cret-pw"}.AsSha512Mechanism())
 	for _, comp := range []string{"gzip", "snappy", "lz4", "zstd"} {
 		topic := "compressed-" + comp + "-" + suffix()
@@ -125,7 +124,7 @@ func TestCompressionAndSASL(t *testing.T) {
 		})
 		id := "evt_" + suffix()
 		body := envelope(id, "a.b", `{"text":"`+strings.Repeat("compress me ", 100)+`"}`)
-		if o := snd.Send(ctxTimeout(t, 20*time.Second), message(t, id, "a.b", body)); o.Class != destination.Success {
+		if o := snd.Send(ctxTimeout(t, 20*time.Second), brokertest.SignedMessage(t, id, "a.b", body)); o.Class != destination.Success {
 			t.Fatalf("%s: %+v", comp, o)
 		}
 		r := consume(t, c, topic, 1, auth)[0]
@@ -137,11 +136,11 @@ func TestCompressionAndSASL(t *testing.T) {
 
 func TestPermanentFailures(t *testing.T) {
 	c := startCluster(t, kfake.BrokerConfigs(map[string]string{"message.max.bytes": "4096"}))
-	typ := newType(t, &dialer{}, nil)
+	typ := newType(t, brokertest.NewDialer(), nil)
 
 	t.Run("no such topic", func(t *testing.T) {
 		snd := open(t, typ, map[string]any{"brokers": c.ListenAddrs(), "topic": "missing-" + suffix()})
-		o := snd.Send(ctxTimeout(t, 30*time.Second), message(t, "evt_1", "a.b", []byte(`{}`)))
+		o := snd.Send(ctxTimeout(t, 30*time.Second), brokertest.SignedMessage(t, "evt_1", "a.b", []byte(`{}`)))
 		if o.Class != destination.Permanent || o.ErrorKind != destination.KindNoRoute || !strings.Contains(o.Error, "does not exist") {
 			t.Fatalf("outcome %+v, want permanent no_route", o)
 		}
@@ -150,12 +149,12 @@ func TestPermanentFailures(t *testing.T) {
 		topic := "large-" + suffix()
 		createTopic(t, c, topic, nil)
 		snd := open(t, typ, map[string]any{"brokers": c.ListenAddrs(), "topic": topic})
-		o := snd.Send(ctxTimeout(t, 30*time.Second), message(t, "evt_2", "a.b", bytes.Repeat([]byte("x"), 10_000)))
+		o := snd.Send(ctxTimeout(t, 30*time.Second), brokertest.SignedMessage(t, "evt_2", "a.b", bytes.Repeat([]byte("x"), 10_000)))
 		if o.Class != destination.Permanent || o.ErrorKind != destination.KindTooLarge {
 			t.Fatalf("outcome %+v, want permanent message_too_large", o)
 		}
 		// A small message to the same topic still goes.
-		if o := snd.Send(ctxTimeout(t, 30*time.Second), message(t, "evt_3", "a.b", []byte(`{}`))); o.Class != destination.Success {
+		if o := snd.Send(ctxTimeout(t, 30*time.Second), brokertest.SignedMessage(t, "evt_3", "a.b", []byte(`{}`))); o.Class != destination.Success {
 			t.Fatalf("small message after a large one: %+v", o)
 		}
 	})
@@ -163,7 +162,7 @@ func TestPermanentFailures(t *testing.T) {
 		topic := "huge-" + suffix()
 		createTopic(t, c, topic, nil)
 		snd := open(t, typ, map[string]any{"brokers": c.ListenAddrs(), "topic": topic})
-		o := snd.Send(ctxTimeout(t, 30*time.Second), message(t, "evt_4", "a.b", bytes.Repeat([]byte("x"), 2<<20)))
+		o := snd.Send(ctxTimeout(t, 30*time.Second), brokertest.SignedMessage(t, "evt_4", "a.b", bytes.Repeat([]byte("x"), 2<<20)))
 		if o.Class != destination.Permanent || o.ErrorKind != destination.KindTooLarge {
 			t.Fatalf("outcome %+v, want permanent message_too_large", o)
 		}
@@ -179,7 +178,7 @@ func TestDenied(t *testing.T) {
 			kfake.ACL{Resource: kmsg.ACLResourceTypeTopic, Name: topic, Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationDescribe, Allow: true},
 		),
 	)
-	typ := newType(t, &dialer{}, nil)
+	typ := newType(t, brokertest.NewDialer(), nil)
 	base := map[string]any{"brokers": c.ListenAddrs(), "topic": topic, "sasl": "scram-sha-256"}
 	with := func(user, pw string) map[string]any {
 		m := map[string]any{"username": user, "password": pw}
@@ -190,13 +189,13 @@ func TestDenied(t *testing.T) {
 	}
 
 	t.Run("allowed", func(t *testing.T) {
-		o := open(t, typ, with("admin", "admin-pw")).Send(ctxTimeout(t, 30*time.Second), message(t, "evt_1", "a.b", []byte(`{}`)))
+		o := open(t, typ, with("admin", "admin-pw")).Send(ctxTimeout(t, 30*time.Second), brokertest.SignedMessage(t, "evt_1", "a.b", []byte(`{}`)))
 		if o.Class != destination.Success {
 			t.Fatalf("superuser: %+v", o)
 		}
 	})
 	t.Run("no write permission", func(t *testing.T) {
-		o := open(t, typ, with("reader", "reader-pw")).Send(ctxTimeout(t, 30*time.Second), message(t, "evt_2", "a.b", []byte(`{}`)))
+		o := open(t, typ, with("reader", "reader-pw")).Send(ctxTimeout(t, 30*time.Second), brokertest.SignedMessage(t, "evt_2", "a.b", []byte(`{}`)))
 		if o.Class != destination.Permanent || o.ErrorKind != destination.KindDenied {
 			t.Fatalf("outcome %+v, want permanent access_denied", o)
 		}
@@ -214,7 +213,7 @@ func TestDenied(t *testing.T) {
 		})
 		s := with("admin", "wrong-pw")
 		s["brokers"] = c2.ListenAddrs()
-		o := open(t, typ, s).Send(ctxTimeout(t, 30*time.Second), message(t, "evt_3", "a.b", []byte(`{}`)))
+		o := open(t, typ, s).Send(ctxTimeout(t, 30*time.Second), brokertest.SignedMessage(t, "evt_3", "a.b", []byte(`{}`)))
 		if o.Class != destination.Permanent || o.ErrorKind != destination.KindDenied {
 			t.Fatalf("outcome %+v, want permanent access_denied", o)
 		}
@@ -237,14 +236,14 @@ func TestRefusingDialer(t *testing.T) {
 		mu.Unlock()
 		return nil, nil, false
 	})
-	d := &dialer{refuse: &httpsend.BlockedError{Host: "127.0.0.1", Addr: netip.MustParseAddr("127.0.0.1"), Reason: "loopback"}}
+	d := brokertest.Refusing()
 	typ := newType(t, d, nil)
 	snd := open(t, typ, map[string]any{"brokers": c.ListenAddrs(), "topic": topic})
-	o := snd.Send(ctxTimeout(t, 10*time.Second), message(t, "evt_1", "a.b", []byte(`{}`)))
+	o := snd.Send(ctxTimeout(t, 10*time.Second), brokertest.SignedMessage(t, "evt_1", "a.b", []byte(`{}`)))
 	if o.Class != destination.Permanent || o.ErrorKind != destination.KindBlocked {
 		t.Fatalf("outcome %+v, want permanent blocked_destination", o)
 	}
-	if d.count() == 0 {
+	if d.Dials() == 0 {
 		t.Fatal("the dialer was never called")
 	}
 	mu.Lock()
@@ -261,18 +260,18 @@ func TestBatch(t *testing.T) {
 	c := startCluster(t)
 	topic := "batch-" + suffix()
 	createTopic(t, c, topic, nil)
-	typ := newType(t, &dialer{}, nil)
+	typ := newType(t, brokertest.NewDialer(), nil)
 	snd := open(t, typ, map[string]any{"brokers": c.ListenAddrs(), "topic": topic})
 	var ms []*destination.Message
 	for i := range 10 {
 		id := fmt.Sprintf("evt_%d", i)
-		ms = append(ms, message(t, id, "a.b", envelope(id, "a.b", fmt.Sprintf(`{"i":%d}`, i))))
+		ms = append(ms, brokertest.SignedMessage(t, id, "a.b", envelope(id, "a.b", fmt.Sprintf(`{"i":%d}`, i))))
 	}
 	o := snd.SendBatch(ctxTimeout(t, 30*time.Second), ms)
 	if o.Class != destination.Success || string(o.Response) != "topic "+topic+" partition 0 offsets 0-9" {
 		t.Fatalf("batch: %+v (%s)", o, o.Response)
 	}
-	wh, _ := standardwebhooks.NewWebhook(testSecret)
+	wh, _ := standardwebhooks.NewWebhook(brokertest.Secret)
 	for i, r := range consume(t, c, topic, 10) {
 		if !bytes.Equal(r.Value, ms[i].Body) {
 			t.Fatalf("record %d out of order or altered: %s", i, r.Value)

@@ -41,11 +41,11 @@ func keyPath(k string) []string {
 // Send produces m and waits for the leader's acknowledgement (acks=all) within ctx.
 func (s *Sender) Send(ctx context.Context, m *destination.Message) destination.Outcome {
 	start := time.Now()
-	e, err := s.t.acquire(s.key)
+	e, put, err := s.t.acquire(ctx, s.key)
 	if err != nil {
 		return s.refused(err, start)
 	}
-	defer s.t.release(e)
+	defer s.t.release(e, put)
 	res, connErr := s.produce(ctx, e, start, s.record(m))
 	r, err := res.First()
 	if err != nil {
@@ -66,11 +66,11 @@ func (s *Sender) SendBatch(ctx context.Context, ms []*destination.Message) desti
 	if len(ms) == 0 {
 		return destination.Outcome{Class: destination.Success}
 	}
-	e, err := s.t.acquire(s.key)
+	e, put, err := s.t.acquire(ctx, s.key)
 	if err != nil {
 		return s.refused(err, start)
 	}
-	defer s.t.release(e)
+	defer s.t.release(e, put)
 	recs := make([]*kgo.Record, len(ms))
 	for i, m := range ms {
 		recs[i] = s.record(m)
@@ -182,6 +182,12 @@ func (s *Sender) refused(err error, start time.Time) destination.Outcome {
 	case errors.Is(err, errClosed):
 		o.ErrorKind = destination.KindCanceled
 		o.Error = "the Kafka destination is shutting down; the attempt will be retried"
+	case errors.Is(err, context.DeadlineExceeded):
+		o.ErrorKind = destination.KindTimeout
+		o.Error = "the attempt's time ran out before a Kafka client was ready"
+	case errors.Is(err, context.Canceled):
+		o.ErrorKind = destination.KindCanceled
+		o.Error = "the attempt was canceled before a Kafka client was ready"
 	default:
 		o.Class = destination.Permanent
 		o.ErrorKind = destination.KindBrokerError

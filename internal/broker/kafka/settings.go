@@ -1,11 +1,8 @@
 package kafka
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -62,21 +59,14 @@ func compressions() []string   { return []string{"none", "gzip", "snappy", "lz4"
 // Check validates an endpoint's settings field by field and returns them normalised.
 func (t *Type) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := parseSettings(raw)
-	if errs != nil {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Field: "", Message: "cannot encode the settings: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // parseSettings decodes strictly and validates; it returns the normalised settings or every
 // problem found.
 func parseSettings(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 	var s Settings
-	if err := decodeStrict(raw, &s, destinationFields()); err != nil {
+	if err := destination.DecodeSettings(raw, &s, destinationFields()); err != nil {
 		return nil, []*destination.FieldError{err}
 	}
 	var errs []*destination.FieldError
@@ -170,60 +160,13 @@ func (s *Conn) check(add func(field, msg string, v any)) {
 	}
 }
 
-// fields describes a settings object to decodeStrict's error messages.
-type fields struct {
-	required string            // "brokers and topic"
-	known    string            // every field, comma-separated
-	want     map[string]string // field → what its value must be
-}
-
-// connWant is what each connection field's value must be.
+// connWant is what a connection field's value must be, where the Go type does not say it.
 func connWant() map[string]string {
-	return map[string]string{
-		"brokers": "a list of host:port strings", "sasl": "a string", "username": "a string",
-		"password": "a string", "tls": "true or false",
-	}
+	return map[string]string{"brokers": "a list of host:port strings"}
 }
 
-func destinationFields() fields {
-	w := connWant()
-	w["topic"], w["key"], w["compression"] = "a string", "a string", "a string"
-	return fields{required: "brokers and topic", known: "brokers, topic, key, sasl, username, password, tls, compression", want: w}
-}
-
-// decodeStrict decodes one JSON object, refusing unknown fields and trailing data, and names the
-// field a type error is at.
-func decodeStrict(raw json.RawMessage, s any, f fields) *destination.FieldError {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return &destination.FieldError{Field: "", Message: "the settings are required: an object with at least " + f.required}
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(s)
-	if err == nil {
-		if _, err2 := dec.Token(); err2 != io.EOF {
-			return &destination.FieldError{Field: "", Message: "must be a single JSON object (there is data after it)"}
-		}
-		return nil
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		if te.Field == "" {
-			return &destination.FieldError{Field: "", Message: "must be a JSON object"}
-		}
-		field := strings.TrimPrefix(te.Field, "Conn.") // the embedded connection settings
-		top, _, _ := strings.Cut(field, ".")
-		w := f.want[top]
-		if w == "" {
-			w = "a " + te.Type.String()
-		}
-		return &destination.FieldError{Field: field, Message: "must be " + w + ", not a JSON " + te.Value}
-	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name, _ = strconv.Unquote(name)
-		return &destination.FieldError{Field: name, Message: "is not a Kafka setting (known: " + f.known + ")"}
-	}
-	return &destination.FieldError{Field: "", Message: "is not valid JSON: " + err.Error()}
+func destinationFields() destination.Decoding {
+	return destination.Decoding{Required: "brokers and topic", Known: "brokers, topic, key, sasl, username, password, tls, compression", Hint: connWant()}
 }
 
 // checkBroker returns why b is not a usable host:port ("" if it is), and whether b may hold a

@@ -32,16 +32,16 @@ type SourceSettings struct {
 	Start string `json:"start"`
 }
 
-func sourceFields() fields {
+func sourceFields() destination.Decoding {
 	w := connWant()
-	w["topics"], w["start"] = "a list of topic names", "a string"
-	return fields{required: "brokers and topics", known: "brokers, sasl, username, password, tls, topics, start", want: w}
+	w["topics"] = "a list of topic names"
+	return destination.Decoding{Required: "brokers and topics", Known: "brokers, sasl, username, password, tls, topics, start", Hint: w}
 }
 
 // checkSource validates every field of a source's settings and fills the defaults. No I/O.
 func checkSource(raw json.RawMessage) (*SourceSettings, []*destination.FieldError) {
 	var s SourceSettings
-	if fe := decodeStrict(raw, &s, sourceFields()); fe != nil {
+	if fe := destination.DecodeSettings(raw, &s, sourceFields()); fe != nil {
 		return nil, []*destination.FieldError{fe}
 	}
 	var errs []*destination.FieldError

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 )
 
@@ -21,7 +22,7 @@ func BenchmarkSend(b *testing.B) {
 	topic, _ := createTopic(b, admin, false)
 	msgs := make([]*destination.Message, 64)
 	for i := range msgs {
-		msgs[i] = signed(b, fmt.Sprintf("msg_%d_%s", i, suffix(b)), "order.created", []byte(fmt.Sprintf(`{"type":"order.created","data":{"n":%d,"pad":"%0200d"}}`, i, i)))
+		msgs[i] = brokertest.SignedMessage(b, fmt.Sprintf("msg_%d_%s", i, suffix(b)), "order.created", []byte(fmt.Sprintf(`{"type":"order.created","data":{"n":%d,"pad":"%0200d"}}`, i, i)))
 	}
 
 	b.Run("herald", func(b *testing.B) {

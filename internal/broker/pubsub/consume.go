@@ -57,28 +57,11 @@ func (st *SourceType) Secrets() []string { return []string{"credentials_json"} }
 // Check validates the settings field by field and returns them normalised.
 func (st *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := checkSource(raw)
-	if errs != nil {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Message: "cannot encode the settings: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // Close closes every pooled connection; open consumers fail afterwards.
 func (st *SourceType) Close() error { return st.t.Close() }
-
-// Error is a failure of a Pub/Sub source: Msg is a sentence for the tenant (no secret), Kind
-// the error kind of destinations (blocked_destination, no_route, access_denied, …).
-type Error struct {
-	Op, Kind, Msg string
-	Err           error
-}
-
-func (e *Error) Error() string { return "pubsub source: " + e.Op + ": " + e.Msg }
-func (e *Error) Unwrap() error { return e.Err }
 
 // Open connects and looks the subscription up (it must exist), and returns a consumer of it.
 // Target.Group and Member are not used: the subscription is the group.
@@ -87,25 +70,21 @@ func (st *SourceType) Open(ctx context.Context, tg source.Target) (source.Consum
 	if errs != nil {
 		return nil, fmt.Errorf("pubsub source %s: invalid settings: %w", tg.SourceID, errs[0])
 	}
-	dial := st.t.env.Dial
-	if tg.Internal {
-		dial = st.t.env.InternalDial
-	}
-	if dial == nil {
+	if st.t.env.DialerFor(tg.Internal) == nil {
 		return nil, fmt.Errorf("pubsub source %s: no dialer configured", tg.SourceID)
 	}
-	cl, err := st.t.acquire(ctx, s.Conn.key(tg.Internal), &s.Conn, dial)
+	cl, put, err := st.t.acquire(ctx, s.Conn.key(tg.Internal))
 	switch {
 	case errors.Is(err, errBusy):
-		return nil, &Error{Op: "connect", Kind: destination.KindBrokerBusy, Err: err,
+		return nil, &source.Error{Source: Name, Op: "connect", Kind: destination.KindBrokerBusy, Err: err,
 			Msg: fmt.Sprintf("Herald holds its maximum of %d Pub/Sub connections", st.t.env.MaxConnections)}
 	case errors.Is(err, errClosed):
-		return nil, &Error{Op: "connect", Kind: destination.KindCanceled, Err: err, Msg: "the source type is closed"}
+		return nil, &source.Error{Source: Name, Op: "connect", Kind: destination.KindCanceled, Err: err, Msg: "the source type is closed"}
 	case err != nil:
-		return nil, &Error{Op: "connect", Kind: destination.KindDenied, Err: err,
+		return nil, &source.Error{Source: Name, Op: "connect", Kind: destination.KindDenied, Err: err,
 			Msg: fmt.Sprintf("cannot set up a Pub/Sub client for project %s: %v", s.Project, err)}
 	}
-	c := &Consumer{st: st, cl: cl, s: *s, sourceID: tg.SourceID, subject: s.Subscription}
+	c := &Consumer{st: st, cl: cl, put: put, s: *s, sourceID: tg.SourceID, subject: s.Subscription}
 	sub, err := cl.c.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: s.name()})
 	switch {
 	case err == nil:
@@ -127,6 +106,7 @@ func (st *SourceType) Open(ctx context.Context, tg source.Target) (source.Consum
 type Consumer struct {
 	st       *SourceType
 	cl       *client
+	put      func() // gives cl back to the pool
 	s        SourceSettings
 	sourceID string
 	subject  string // the subscription's topic id, or the subscription id
@@ -146,7 +126,7 @@ func (c *Consumer) Fetch(ctx context.Context, limit int, maxWait time.Duration) 
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {
-		return nil, &Error{Op: "pull", Kind: destination.KindCanceled, Msg: "the consumer is closed"}
+		return nil, &source.Error{Source: Name, Op: "pull", Kind: destination.KindCanceled, Msg: "the consumer is closed"}
 	}
 	limit = min(max(limit, 1), math.MaxInt32)
 	deadline := time.Now().Add(max(maxWait, minPull))
@@ -198,14 +178,14 @@ func (c *Consumer) Close() error {
 	c.closed = true
 	broken := c.broken
 	c.mu.Unlock()
-	c.st.t.release(c.cl, broken)
+	c.st.t.release(c.cl, c.put, broken)
 	return nil
 }
 
-// fail classifies err into an *Error, and marks the connection broken when it failed.
+// fail classifies err into a *source.Error, and marks the connection broken when it failed.
 func (c *Consumer) fail(op string, err error) error {
 	sub := fmt.Sprintf("subscription %q of project %s", c.s.Subscription, c.s.Project)
-	e := &Error{Op: op, Err: err}
+	e := &source.Error{Source: Name, Op: op, Err: err}
 	st, _ := status.FromError(err)
 	switch {
 	case errors.Is(err, context.Canceled) || st.Code() == codes.Canceled:

@@ -18,6 +18,7 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/pubsub/v2/pstest"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/source"
@@ -295,10 +296,7 @@ func TestSourceCompetingConsumers(t *testing.T) {
 		t.Fatalf("got %v, published %v", all, ids)
 	}
 	// Two consumers share one pooled connection (same project, endpoint, credentials).
-	st.t.mu.Lock()
-	n := len(st.t.clients)
-	st.t.mu.Unlock()
-	if n != 1 {
+	if n := st.t.pool.Len(); n != 1 {
 		t.Fatalf("%d pooled clients for two consumers of one server, want 1", n)
 	}
 }
@@ -325,7 +323,7 @@ func TestSourceDeadConsumerHandsOver(t *testing.T) {
 }
 
 func TestSourceServerRestart(t *testing.T) {
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := "127.0.0.1:" + strconv.Itoa(brokertest.FreePort(t))
 	srv := pstest.NewServerWithAddress(addr)
 	admin := adminClient(t, addr)
 	topic, sub := createSub(t, admin)
@@ -341,7 +339,7 @@ func TestSourceServerRestart(t *testing.T) {
 	for {
 		_, err := c.Fetch(ctxT(t), 10, 500*time.Millisecond)
 		if err != nil {
-			var e *Error
+			var e *source.Error
 			if !errors.As(err, &e) || e.Kind == destination.KindNoRoute || e.Kind == destination.KindBlocked {
 				t.Fatalf("fetch while the server is down: %v", err)
 			}
@@ -403,7 +401,7 @@ func TestSourceRefusingDialer(t *testing.T) {
 	}
 	st := newSourceType(t, source.Env{Dial: refuse, InternalDial: refuse})
 	_, err := st.Open(ctxT(t), sourceTarget(t, st, map[string]any{"project": testProject, "endpoint": srv.Addr, "subscription": sub}))
-	var e *Error
+	var e *source.Error
 	if !errors.As(err, &e) || e.Kind != destination.KindBlocked {
 		t.Fatalf("open through a refusing dialer: %v", err)
 	}
@@ -444,7 +442,7 @@ func TestSourceNoSubscription(t *testing.T) {
 	srv, _ := server(t)
 	st := newSourceType(t, source.Env{Dial: plainDial})
 	_, err := st.Open(ctxT(t), sourceTarget(t, st, map[string]any{"project": testProject, "endpoint": srv.Addr, "subscription": "missing-" + suffix(t)}))
-	var e *Error
+	var e *source.Error
 	if !errors.As(err, &e) || e.Kind != destination.KindNoRoute || !strings.Contains(e.Msg, "does not create") {
 		t.Fatalf("open of a missing subscription: %v", err)
 	}
@@ -473,7 +471,7 @@ func TestSourceCheck(t *testing.T) {
 		{`{"project":"my-project","subscription":"abc"}`, "credentials_json", "is required"},
 		{`{"project":"my-project","endpoint":"http://user:pw@localhost:8085","subscription":"abc"}`, "endpoint", "without a scheme"},
 		{`{"project":"my-project","endpoint":"localhost:8085","subscription":"abc","credentials_json":"{}"}`, "credentials_json", "service account"},
-		{`{"project":"my-project","endpoint":"localhost:8085","subscription":"abc","topic":"t"}`, "topic", "is not a Pub/Sub setting"},
+		{`{"project":"my-project","endpoint":"localhost:8085","subscription":"abc","topic":"t"}`, "topic", "unknown setting"},
 		{`{"project":"my-project","endpoint":"localhost:8085","subscription":5}`, "subscription", "must be a string"},
 	} {
 		_, errs := st.Check(json.RawMessage(tc.raw))

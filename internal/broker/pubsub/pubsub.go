@@ -8,7 +8,6 @@ package pubsub
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +30,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	brokerpool "github.com/heraldhq/herald/internal/broker/pool"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
 )
@@ -45,29 +45,24 @@ const scope = "https://www.googleapis.com/auth/pubsub"
 // library's default is 10ms; concurrent attempts still share a request).
 const publishDelay = time.Millisecond
 
-// Type is the Pub/Sub destination type.
+// Type is the Pub/Sub destination type. Its clients are held by the shared broker pool
+// (internal/broker/pool: one per key, shared, bounded, closed when idle); what stays here is
+// Pub/Sub's own: a client's publishers, and a client taken out of the pool (its connection
+// failed, or idle) is closed only once its last attempt ended, so that a publish in flight on
+// it is not cut off.
 type Type struct {
-	env destination.Env // with the defaults filled in
-
-	mu      sync.Mutex
-	clients map[poolKey]*client
-	closed  bool
-	stop    chan struct{}
-	done    chan struct{}
+	env  destination.Env // with the defaults filled in
+	pool *brokerpool.Pool[poolKey, *client]
 }
 
-// poolKey identifies a pooled client. The credentials are kept as a digest only.
+// poolKey identifies a pooled client: its connection settings and the dialer (internal).
 type poolKey struct {
-	project  string
-	endpoint string
-	creds    [sha256.Size]byte
+	conn     Conn
 	internal bool
 }
 
 // key is the pool key of a client for c.
-func (c *Conn) key(internal bool) poolKey {
-	return poolKey{project: c.Project, endpoint: c.Endpoint, creds: sha256.Sum256([]byte(c.CredentialsJSON)), internal: internal}
-}
+func (c *Conn) key(internal bool) poolKey { return poolKey{conn: *c, internal: internal} }
 
 // client is one pooled Pub/Sub client with its publishers (one per topic and ordering mode).
 type client struct {
@@ -76,10 +71,9 @@ type client struct {
 
 	mu         sync.Mutex
 	publishers map[pubKey]*gpubsub.Publisher
-	inUse      int       // attempts running on it
-	lastUsed   time.Time // when the last attempt ended
-	evicted    bool      // removed from the pool: closed when inUse drops to 0
-	dialErr    error     // the last error of the guarded dialer, to classify a failed publish
+	inUse      int   // attempts running on it
+	retired    bool  // out of the pool: closed when inUse drops to 0
+	dialErr    error // the last error of the guarded dialer, to classify a failed publish
 }
 
 type pubKey struct {
@@ -87,7 +81,7 @@ type pubKey struct {
 	ordered bool
 }
 
-// New returns the Pub/Sub type. It starts a goroutine that closes idle clients; Close stops it.
+// New returns the Pub/Sub type.
 func New(env destination.Env) *Type {
 	if env.MaxConnections <= 0 {
 		env.MaxConnections = destination.DefaultMaxConnections
@@ -98,13 +92,13 @@ func New(env destination.Env) *Type {
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.DiscardHandler)
 	}
-	t := &Type{
-		env:     env,
-		clients: make(map[poolKey]*client),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-	}
-	go t.janitor()
+	t := &Type{env: env}
+	t.pool = brokerpool.New(brokerpool.Config[poolKey, *client]{
+		Open:        t.newPooled,
+		Close:       t.retire,
+		Max:         env.MaxConnections,
+		IdleTimeout: env.IdleTimeout,
+	})
 	return t
 }
 
@@ -117,14 +111,7 @@ func (t *Type) Secrets() []string { return []string{"credentials_json"} }
 // Check implements destination.Type.
 func (t *Type) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := check(raw)
-	if errs != nil {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Message: "cannot encode the settings: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // Open implements destination.Type. It does not connect: the first attempt does.
@@ -133,132 +120,83 @@ func (t *Type) Open(target destination.Target) (destination.Sender, error) {
 	if errs != nil {
 		return nil, fmt.Errorf("pubsub settings of endpoint %s: %w", target.EndpointID, errs[0])
 	}
-	dial := t.env.Dial
-	if target.Internal {
-		dial = t.env.InternalDial
-	}
-	if dial == nil {
+	if t.env.DialerFor(target.Internal) == nil {
 		return nil, fmt.Errorf("pubsub endpoint %s: no dialer configured", target.EndpointID)
 	}
 	return &Sender{
 		t:          t,
 		settings:   *s,
-		dial:       dial,
 		key:        s.Conn.key(target.Internal),
 		endpointID: target.EndpointID,
 	}, nil
 }
 
-// Close implements destination.Type: it stops every publisher and closes every client.
+// Close implements destination.Type: it stops every publisher and closes every client (one in
+// use once its attempt ends).
 func (t *Type) Close() error {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return nil
-	}
-	t.closed = true
-	all := make([]*client, 0, len(t.clients))
-	for k, c := range t.clients {
-		all = append(all, c)
-		delete(t.clients, k)
-	}
-	t.mu.Unlock()
-	close(t.stop)
-	<-t.done
-	var errs []error
-	for _, c := range all {
-		if err := c.close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	t.pool.Close()
+	return nil
 }
 
 // errBusy is returned by acquire when the pool is full.
-var errBusy = errors.New("pool full")
+var errBusy = brokerpool.ErrFull
 
 // errClosed is returned by acquire after Close.
-var errClosed = errors.New("destination type closed")
+var errClosed = brokerpool.ErrClosed
 
-// acquire returns the pooled client for key, creating it (on conn, through dial) if there is
-// room.
-func (t *Type) acquire(ctx context.Context, key poolKey, conn *Conn, dial destination.Dialer) (*client, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return nil, errClosed
-	}
-	if c, ok := t.clients[key]; ok {
-		c.mu.Lock()
-		c.inUse++
-		c.mu.Unlock()
-		return c, nil
-	}
-	if len(t.clients) >= t.env.MaxConnections {
-		return nil, errBusy
-	}
-	c := &client{key: key, publishers: make(map[pubKey]*gpubsub.Publisher), inUse: 1}
-	gc, err := newClient(ctx, conn, c.guard(dial))
+// newPooled creates the client of key (no I/O: gRPC connects at the first call).
+func (t *Type) newPooled(ctx context.Context, key poolKey) (*client, error) {
+	c := &client{key: key, publishers: make(map[pubKey]*gpubsub.Publisher)}
+	gc, err := newClient(ctx, &key.conn, c.guard(t.env.DialerFor(key.internal)))
 	if err != nil {
 		return nil, err
 	}
 	c.c = gc
-	t.clients[key] = c
 	return c, nil
 }
 
-// release ends an attempt on c. broken evicts c from the pool (its connection failed), so the
-// next attempt dials anew.
-func (t *Type) release(c *client, broken bool) {
-	t.mu.Lock()
-	if broken && t.clients[c.key] == c {
-		delete(t.clients, c.key)
-		c.mu.Lock()
-		c.evicted = true
-		c.mu.Unlock()
+// acquire returns the pooled client for key, creating it if there is room. release must follow.
+func (t *Type) acquire(ctx context.Context, key poolKey) (*client, func(), error) {
+	c, put, err := t.pool.Get(ctx, key)
+	if err != nil {
+		return nil, nil, err
 	}
-	t.mu.Unlock()
+	c.mu.Lock()
+	c.inUse++
+	c.mu.Unlock()
+	return c, put, nil
+}
+
+// release ends an attempt on c (put is acquire's). broken takes c out of the pool (its
+// connection failed), so the next attempt dials anew.
+func (t *Type) release(c *client, put func(), broken bool) {
+	if broken {
+		t.pool.Discard(c.key, c)
+	}
 	c.mu.Lock()
 	c.inUse--
-	c.lastUsed = time.Now()
-	closeNow := c.evicted && c.inUse == 0
+	closeNow := c.retired && c.inUse == 0
 	c.mu.Unlock()
+	put()
 	if closeNow {
-		if err := c.close(); err != nil {
-			t.env.Logger.Debug("pubsub: close evicted client", "project", c.key.project, "error", err)
-		}
+		t.closeClient(c)
 	}
 }
 
-// janitor closes clients no attempt has used for env.IdleTimeout.
-func (t *Type) janitor() {
-	defer close(t.done)
-	every := max(t.env.IdleTimeout/2, 10*time.Millisecond)
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.stop:
-			return
-		case now := <-tick.C:
-			var idle []*client
-			t.mu.Lock()
-			for k, c := range t.clients {
-				c.mu.Lock()
-				if c.inUse == 0 && now.Sub(c.lastUsed) >= t.env.IdleTimeout {
-					c.evicted = true
-					idle = append(idle, c)
-					delete(t.clients, k)
-				}
-				c.mu.Unlock()
-			}
-			t.mu.Unlock()
-			for _, c := range idle {
-				if err := c.close(); err != nil {
-					t.env.Logger.Debug("pubsub: close idle client", "project", c.key.project, "error", err)
-				}
-			}
-		}
+// retire is the pool's Close: c is closed now if no attempt runs on it, else by the last one.
+func (t *Type) retire(c *client) {
+	c.mu.Lock()
+	c.retired = true
+	closeNow := c.inUse == 0
+	c.mu.Unlock()
+	if closeNow {
+		t.closeClient(c)
+	}
+}
+
+func (t *Type) closeClient(c *client) {
+	if err := c.close(); err != nil {
+		t.env.Logger.Debug("pubsub: close client", "project", c.key.conn.Project, "error", err)
 	}
 }
 
@@ -303,7 +241,7 @@ func (c *client) close() error {
 		p.Stop()
 	}
 	if err := c.c.Close(); err != nil {
-		return fmt.Errorf("close pubsub client of project %s: %w", c.key.project, err)
+		return fmt.Errorf("close pubsub client of project %s: %w", c.key.conn.Project, err)
 	}
 	return nil
 }
@@ -393,7 +331,6 @@ func newClient(ctx context.Context, s *Conn, dial func(context.Context, string) 
 type Sender struct {
 	t          *Type
 	settings   Settings
-	dial       destination.Dialer
 	key        poolKey
 	endpointID string
 }
@@ -416,7 +353,7 @@ func (s *Sender) sendBatch(ctx context.Context, ms []*destination.Message) desti
 	if len(ms) == 0 {
 		return destination.Outcome{Class: destination.Success}
 	}
-	c, err := s.t.acquire(ctx, s.key, &s.settings.Conn, s.dial)
+	c, put, err := s.t.acquire(ctx, s.key)
 	switch {
 	case errors.Is(err, errBusy):
 		return destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindBrokerBusy,
@@ -429,7 +366,7 @@ func (s *Sender) sendBatch(ctx context.Context, ms []*destination.Message) desti
 			Error: fmt.Sprintf("cannot set up a Pub/Sub client for project %s: %v", s.settings.Project, err)}
 	}
 	broken := false
-	defer func() { s.t.release(c, broken) }()
+	defer func() { s.t.release(c, put, broken) }()
 
 	ordered := s.settings.OrderingKey != OrderingNone
 	p := c.publisher(s.settings.Topic, ordered)

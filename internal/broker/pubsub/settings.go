@@ -1,11 +1,8 @@
 package pubsub
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"regexp"
 	"strconv"
@@ -53,7 +50,7 @@ var (
 // check validates raw settings field by field and returns them normalised.
 func check(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 	var s Settings
-	if fe := decodeStrict(raw, &s, "project, topic, ordering_key, endpoint, credentials_json"); fe != nil {
+	if fe := destination.DecodeSettings(raw, &s, destination.Decoding{Required: "project and topic", Known: "project, topic, ordering_key, endpoint, credentials_json"}); fe != nil {
 		return nil, []*destination.FieldError{fe}
 	}
 	var errs []*destination.FieldError
@@ -117,38 +114,6 @@ func (c *Conn) check(what string, add func(field, msg string, v any)) {
 	} else if msg := checkCredentials(c.CredentialsJSON); msg != "" {
 		add("credentials_json", msg, nil) // never echo a secret
 	}
-}
-
-// decodeStrict decodes raw into v, refusing unknown fields (fields lists the known ones, for
-// the message) and anything after the object.
-func decodeStrict(raw json.RawMessage, v any, fields string) *destination.FieldError {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(err, fields)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return &destination.FieldError{Field: "", Message: "the settings must be one JSON object"}
-	}
-	return nil
-}
-
-func decodeError(err error, fields string) *destination.FieldError {
-	var ute *json.UnmarshalTypeError
-	if errors.As(err, &ute) {
-		if ute.Field == "" {
-			return &destination.FieldError{Field: "", Message: "the settings must be a JSON object"}
-		}
-		// A field of the embedded Conn is reported as "Conn.project".
-		f := ute.Field[strings.LastIndex(ute.Field, ".")+1:]
-		return &destination.FieldError{Field: f, Message: "must be a " + ute.Type.String()}
-	}
-	msg := err.Error()
-	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		f = strings.Trim(f, `"`)
-		return &destination.FieldError{Field: f, Message: "is not a Pub/Sub setting (expected " + fields + ")"}
-	}
-	return &destination.FieldError{Field: "", Message: "the settings are not a JSON object: " + msg}
 }
 
 // splitTopicName splits "projects/<p>/topics/<id>".

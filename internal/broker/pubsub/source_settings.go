@@ -22,7 +22,7 @@ const sourceFields = "project, subscription, endpoint, credentials_json"
 // checkSource validates a source's settings field by field, without I/O.
 func checkSource(raw json.RawMessage) (*SourceSettings, []*destination.FieldError) {
 	var s SourceSettings
-	if fe := decodeStrict(raw, &s, sourceFields); fe != nil {
+	if fe := destination.DecodeSettings(raw, &s, destination.Decoding{Required: "project and subscription", Known: sourceFields}); fe != nil {
 		return nil, []*destination.FieldError{fe}
 	}
 	var errs []*destination.FieldError

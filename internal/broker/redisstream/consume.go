@@ -90,23 +90,13 @@ func (t *SourceType) Open(ctx context.Context, tg source.Target) (source.Consume
 	if err := e.client.XGroupCreate(ctx, s.Stream, tg.Group, start).Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		put()
 		if strings.Contains(err.Error(), "requires the key to exist") {
-			return nil, &Error{Op: "create the consumer group", Kind: destination.KindNoRoute, Err: err,
+			return nil, &source.Error{Source: "redis", Op: "create the consumer group", Kind: destination.KindNoRoute, Err: err,
 				Msg: fmt.Sprintf("the stream %q does not exist on redis at %s (db %d): Herald creates its consumer group %q on it, never the stream itself", s.Stream, s.Address, s.db(), tg.Group)}
 		}
 		return nil, c.fail("create the consumer group", err)
 	}
 	return c, nil
 }
-
-// Error is a failure of a Redis source: Msg is a sentence for the tenant (no secret), Kind the
-// error kind of destinations (blocked_destination, connection_refused, denied, …).
-type Error struct {
-	Op, Kind, Msg string
-	Err           error
-}
-
-func (e *Error) Error() string { return "redis source: " + e.Op + ": " + e.Msg }
-func (e *Error) Unwrap() error { return e.Err }
 
 // Consumer reads one stream as one member of a consumer group.
 type Consumer struct {
@@ -134,7 +124,7 @@ type Consumer struct {
 }
 
 func (c *Consumer) fail(op string, err error) error {
-	var already *Error
+	var already *source.Error
 	if errors.As(err, &already) {
 		return err
 	}
@@ -144,7 +134,7 @@ func (c *Consumer) fail(op string, err error) error {
 		kind = destination.KindNoRoute
 		msg = fmt.Sprintf("the stream %q or its consumer group %q no longer exists on redis at %s (the next consumer recreates the group if the stream is there)", c.stream, c.group, c.address)
 	}
-	return &Error{Op: op, Kind: kind, Msg: msg, Err: err}
+	return &source.Error{Source: "redis", Op: op, Kind: kind, Msg: msg, Err: err}
 }
 
 var errConsumerClosed = errors.New("the consumer is closed")
@@ -152,7 +142,7 @@ var errConsumerClosed = errors.New("the consumer is closed")
 // Fetch returns at most limit entries, waiting up to maxWait for new ones.
 func (c *Consumer) Fetch(ctx context.Context, limit int, maxWait time.Duration) (source.Batch, error) {
 	if c.isClosed() {
-		return nil, &Error{Op: "fetch", Kind: destination.KindCanceled, Msg: errConsumerClosed.Error(), Err: errConsumerClosed}
+		return nil, &source.Error{Source: "redis", Op: "fetch", Kind: destination.KindCanceled, Msg: errConsumerClosed.Error(), Err: errConsumerClosed}
 	}
 	limit = max(limit, 1)
 	cl := c.e.client

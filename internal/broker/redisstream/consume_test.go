@@ -211,7 +211,7 @@ func TestSourceMissingStream(t *testing.T) {
 		t.Fatal(errs)
 	}
 	_, err := typ.Open(ctxT(t), source.Target{Group: "g", Member: "m", Settings: norm})
-	var se *Error
+	var se *source.Error
 	if !errors.As(err, &se) || se.Kind != destination.KindNoRoute {
 		t.Fatalf("Open on a missing stream: %v, want a no_route error", err)
 	}
@@ -447,7 +447,7 @@ func TestSourceBrokerRestarted(t *testing.T) {
 	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	_, err := c.Fetch(fctx, 10, 100*time.Millisecond)
 	cancel()
-	var se *Error
+	var se *source.Error
 	if !errors.As(err, &se) || se.Kind == "" || se.Msg == "" {
 		t.Fatalf("Fetch during the outage: %v, want a classified error", err)
 	}
@@ -507,7 +507,7 @@ func TestSourceRefusingDialer(t *testing.T) {
 		t.Fatal(errs)
 	}
 	_, err := typ.Open(ctxT(t), source.Target{Group: "g", Member: "m", Settings: norm})
-	var se *Error
+	var se *source.Error
 	if !errors.As(err, &se) || se.Kind != destination.KindBlocked {
 		t.Fatalf("Open: %v, want blocked_destination", err)
 	}
@@ -647,7 +647,7 @@ func TestSourceStreamDeletedWhileReading(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := c.Fetch(ctxT(t), 10, 100*time.Millisecond)
-	var se *Error
+	var se *source.Error
 	if !errors.As(err, &se) || se.Kind != destination.KindNoRoute || !strings.Contains(err.Error(), "no longer exists") {
 		t.Fatalf("Fetch after the stream was deleted: %v, want no_route naming it", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 )
 
@@ -17,11 +18,11 @@ import (
 // type (herald) and through the SDK directly with the same protocol, no SDK retries and the
 // same attributes (plain-client), each send awaited, 8 in flight per CPU.
 func BenchmarkSend(b *testing.B) {
-	g := startGoaws(b, freePort(b))
+	g := startGoaws(b, brokertest.FreePort(b))
 	q := createQueue(b, g, "bench-"+suffix(b))
 	msgs := make([]*destination.Message, 64)
 	for i := range msgs {
-		msgs[i] = signed(b, fmt.Sprintf("msg_%d_%s", i, suffix(b)), "order.created", []byte(fmt.Sprintf(`{"type":"order.created","data":{"n":%d,"pad":"%0200d"}}`, i, i)))
+		msgs[i] = brokertest.SignedMessage(b, fmt.Sprintf("msg_%d_%s", i, suffix(b)), "order.created", []byte(fmt.Sprintf(`{"type":"order.created","data":{"n":%d,"pad":"%0200d"}}`, i, i)))
 	}
 	// goaws keeps every message in memory: purge between runs.
 	purge := func() {

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
+	brokerpool "github.com/heraldhq/herald/internal/broker/pool"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/source"
 )
@@ -51,28 +52,11 @@ func (st *SourceType) Secrets() []string { return []string{"access_key_id", "sec
 // Check validates the settings field by field and returns them with their defaults.
 func (st *SourceType) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := checkSource(raw)
-	if errs != nil {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Message: "cannot encode the settings: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // Close closes every pooled connection; open consumers fail afterwards.
 func (st *SourceType) Close() error { return st.t.Close() }
-
-// Error is a failure of an SQS source: Msg is a sentence for the tenant (no secret), Kind the
-// error kind of destinations (blocked_destination, no_route, access_denied, …).
-type Error struct {
-	Op, Kind, Msg string
-	Err           error
-}
-
-func (e *Error) Error() string { return "sqs source: " + e.Op + ": " + e.Msg }
-func (e *Error) Unwrap() error { return e.Err }
 
 // Open checks that the queue exists (GetQueueAttributes; an identity not allowed that call is
 // let through, ReceiveMessage then tells) and returns a consumer of it. Target.Group and Member
@@ -82,24 +66,24 @@ func (st *SourceType) Open(ctx context.Context, tg source.Target) (source.Consum
 	if errs != nil {
 		return nil, fmt.Errorf("sqs source %s: invalid settings: %w", tg.SourceID, errs[0])
 	}
-	dial := st.t.env.Dial
-	if tg.Internal {
-		dial = st.t.env.InternalDial
-	}
-	if dial == nil {
+	if st.t.env.DialerFor(tg.Internal) == nil {
 		return nil, fmt.Errorf("sqs source %s: no dialer configured", tg.SourceID)
 	}
-	cl, err := st.t.acquire(s.Conn.key(tg.Internal), &s.Conn, dial)
-	if err != nil {
-		return nil, &Error{Op: "connect", Kind: destination.KindCanceled, Msg: "the source type is closed", Err: err}
+	cl, put, err := st.t.acquire(ctx, s.Conn.key(tg.Internal))
+	switch {
+	case errors.Is(err, brokerpool.ErrClosed):
+		return nil, &source.Error{Source: Name, Op: "connect", Kind: destination.KindCanceled, Msg: "the source type is closed", Err: err}
+	case err != nil:
+		out := classify(ctx, err, fmt.Sprintf("queue %q", s.queueName()), "connecting to", st.t.env.MaxConnections)
+		return nil, &source.Error{Source: Name, Op: "connect", Kind: out.ErrorKind, Msg: out.Error, Err: err}
 	}
-	c := &Consumer{st: st, cl: cl, s: *s, sourceID: tg.SourceID}
+	c := &Consumer{st: st, cl: cl, put: put, s: *s, sourceID: tg.SourceID}
 	_, err = cl.api.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(s.QueueURL), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameVisibilityTimeout},
 	})
 	if err != nil {
 		ferr := c.fail(ctx, "look up the queue", err)
-		var e *Error
+		var e *source.Error
 		if !errors.As(ferr, &e) || e.Kind != destination.KindDenied {
 			_ = c.Close()
 			return nil, ferr
@@ -112,6 +96,7 @@ func (st *SourceType) Open(ctx context.Context, tg source.Target) (source.Consum
 type Consumer struct {
 	st       *SourceType
 	cl       *client
+	put      func() // gives cl back to the pool
 	s        SourceSettings
 	sourceID string
 
@@ -130,7 +115,7 @@ func (c *Consumer) Fetch(ctx context.Context, limit int, maxWait time.Duration) 
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {
-		return nil, &Error{Op: "receive", Kind: destination.KindCanceled, Msg: "the consumer is closed"}
+		return nil, &source.Error{Source: Name, Op: "receive", Kind: destination.KindCanceled, Msg: "the consumer is closed"}
 	}
 	limit = max(limit, 1)
 	wait := int32(min(math.Ceil(max(maxWait, 0).Seconds()), maxWaitSeconds))
@@ -206,11 +191,11 @@ func (c *Consumer) Close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
-	c.st.t.release(c.cl)
+	c.put()
 	return nil
 }
 
-// fail classifies err into an *Error.
+// fail classifies err into a *source.Error.
 func (c *Consumer) fail(ctx context.Context, op string, err error) error {
 	q := fmt.Sprintf("queue %q", c.s.queueName())
 	out := classify(ctx, err, q, op, c.st.t.env.MaxConnections)
@@ -225,7 +210,7 @@ func (c *Consumer) fail(ctx context.Context, op string, err error) error {
 	case destination.KindNoRoute:
 		msg += " (Herald does not create queues)"
 	}
-	return &Error{Op: op, Kind: out.ErrorKind, Msg: msg, Err: err}
+	return &source.Error{Source: Name, Op: op, Kind: out.ErrorKind, Msg: msg, Err: err}
 }
 
 // batch is the messages of one Fetch.
@@ -254,7 +239,7 @@ func (b *batch) Ack(ctx context.Context) error {
 			// ReceiptHandleIsInvalid: the visibility timeout passed and the message went to
 			// another consumer (it is delivered again; its event id keeps it from fanning out
 			// twice).
-			return &Error{Op: "delete received messages", Kind: destination.KindBrokerError,
+			return &source.Error{Source: Name, Op: "delete received messages", Kind: destination.KindBrokerError,
 				Msg: fmt.Sprintf("SQS did not delete %d of %d messages of queue %q: %s %s", len(res.Failed), len(chunk), b.c.s.queueName(), aws.ToString(f.Code), aws.ToString(f.Message))}
 		}
 	}

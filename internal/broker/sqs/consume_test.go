@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/source"
@@ -80,7 +81,7 @@ func sendN(t testing.TB, g *goaws, q string, n int) []string {
 	ids := make([]string, n)
 	for i := range n {
 		ids[i] = "msg_" + suffix(t)
-		if out := s.Send(ctxT(t), signed(t, ids[i], "order.created", []byte(`{"n":`+strconv.Itoa(i)+`}`))); out.Class != destination.Success {
+		if out := s.Send(ctxT(t), brokertest.SignedMessage(t, ids[i], "order.created", []byte(`{"n":`+strconv.Itoa(i)+`}`))); out.Class != destination.Success {
 			t.Fatalf("send: %+v", out)
 		}
 	}
@@ -146,7 +147,7 @@ func expectNothing(t testing.TB, c source.Consumer, d time.Duration, why string)
 }
 
 func TestSourceFetchAckNak(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	name := "events-" + suffix(t)
 	q := createQueueVis(t, g, name, 1)
 	st := newSourceType(t, source.Env{Dial: plainDial, InternalDial: plainDial})
@@ -186,7 +187,7 @@ func TestSourceFetchAckNak(t *testing.T) {
 }
 
 func TestSourceNakDelay(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueueVis(t, g, "events-"+suffix(t), 1)
 	st := newSourceType(t, source.Env{Dial: plainDial})
 	c := openConsumer(t, st, g, q)
@@ -211,7 +212,7 @@ func TestSourceNakDelay(t *testing.T) {
 }
 
 func TestSourceBoundedBatchAndRequests(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueueVis(t, g, "events-"+suffix(t), 30)
 	rec := &recorder{}
 	st := newSourceType(t, source.Env{Dial: rec.dial})
@@ -285,7 +286,7 @@ func TestSourceBoundedBatchAndRequests(t *testing.T) {
 }
 
 func TestSourceCompetingConsumers(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueueVis(t, g, "events-"+suffix(t), 30)
 	st := newSourceType(t, source.Env{Dial: plainDial})
 	a := openConsumer(t, st, g, q)
@@ -313,7 +314,7 @@ func TestSourceCompetingConsumers(t *testing.T) {
 }
 
 func TestSourceDeadConsumerHandsOver(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueueVis(t, g, "events-"+suffix(t), 2)
 	st := newSourceType(t, source.Env{Dial: plainDial})
 	a := openConsumer(t, st, g, q)
@@ -330,11 +331,11 @@ func TestSourceDeadConsumerHandsOver(t *testing.T) {
 }
 
 func TestSourceManyHeadersUnpacked(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueueVis(t, g, "events-"+suffix(t), 30)
 	typ := newType(t, destination.Env{Dial: plainDial})
 	s := open(t, typ, cfg(g, q), false)
-	m := signed(t, "msg_"+suffix(t), "order.created", []byte(`{}`))
+	m := brokertest.SignedMessage(t, "msg_"+suffix(t), "order.created", []byte(`{}`))
 	for i := range 12 {
 		m.Header.Set("x-extra-"+strconv.Itoa(i), "v"+strconv.Itoa(i))
 	}
@@ -358,7 +359,7 @@ func TestSourceManyHeadersUnpacked(t *testing.T) {
 }
 
 func TestSourceServerRestart(t *testing.T) {
-	port := freePort(t)
+	port := brokertest.FreePort(t)
 	g := startGoaws(t, port)
 	name := "events-" + suffix(t)
 	q := createQueueVis(t, g, name, 30)
@@ -372,7 +373,7 @@ func TestSourceServerRestart(t *testing.T) {
 	connKinds := []string{destination.KindConnRefused, destination.KindConnReset, destination.KindConnFailed, destination.KindTimeout}
 	for i := range 2 {
 		_, err := c.Fetch(ctxT(t), 10, time.Second)
-		var e *Error
+		var e *source.Error
 		if !errors.As(err, &e) || !slices.Contains(connKinds, e.Kind) {
 			t.Fatalf("fetch %d while the server is down: %v (kind %v)", i, err, e)
 		}
@@ -395,7 +396,7 @@ func TestSourceServerRestart(t *testing.T) {
 }
 
 func TestSourceRefusingDialer(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueueVis(t, g, "events-"+suffix(t), 30)
 	sendN(t, g, q, 1)
 	var attempts atomic.Int64
@@ -405,7 +406,7 @@ func TestSourceRefusingDialer(t *testing.T) {
 	}
 	st := newSourceType(t, source.Env{Dial: refuse, InternalDial: refuse})
 	_, err := st.Open(ctxT(t), sourceTarget(t, st, cfg(g, q)))
-	var e *Error
+	var e *source.Error
 	if !errors.As(err, &e) || e.Kind != destination.KindBlocked {
 		t.Fatalf("open through a refusing dialer: %v", err)
 	}
@@ -419,10 +420,10 @@ func TestSourceRefusingDialer(t *testing.T) {
 }
 
 func TestSourceNoQueue(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	st := newSourceType(t, source.Env{Dial: plainDial})
 	_, err := st.Open(ctxT(t), sourceTarget(t, st, cfg(g, g.queueURL("missing-"+suffix(t)))))
-	var e *Error
+	var e *source.Error
 	if !errors.As(err, &e) || e.Kind != destination.KindNoRoute {
 		t.Fatalf("open of a missing queue: %v", err)
 	}
@@ -445,8 +446,8 @@ func TestSourceCheck(t *testing.T) {
 	for _, tc := range []struct{ raw, field, msg string }{
 		{`{` + base + `,"visibility_timeout":-1}`, "visibility_timeout", "must be from 1 to 43200"},
 		{`{` + base + `,"visibility_timeout":43201}`, "visibility_timeout", "must be from 1 to 43200"},
-		{`{` + base + `,"visibility_timeout":"30s"}`, "visibility_timeout", "must be a int"},
-		{`{` + base + `,"group_id":"x"}`, "group_id", "is not an SQS setting"},
+		{`{` + base + `,"visibility_timeout":"30s"}`, "visibility_timeout", "must be a whole number of seconds"},
+		{`{` + base + `,"group_id":"x"}`, "group_id", "unknown setting"},
 		{`{"region":"us-east-1","access_key_id":"AKID","secret_access_key":"s"}`, "queue_url", "is required"},
 		{`{"queue_url":"https://user:s3cr3t@sqs.us-east-1.amazonaws.com/123456789012/orders","region":"us-east-1","access_key_id":"AKID","secret_access_key":"s"}`, "queue_url", "must not carry credentials"},
 		{`{"queue_url":"https://sqs.us-east-1.amazonaws.com/123456789012/orders","region":"mars","access_key_id":"AKID","secret_access_key":"s"}`, "region", "is not an AWS region"},

@@ -1,10 +1,7 @@
 package sqs
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/url"
 	"regexp"
 	"strings"
@@ -54,7 +51,7 @@ func (s *Conn) isFIFO() bool { return strings.HasSuffix(s.QueueURL, ".fifo") }
 
 func check(raw json.RawMessage) (*Settings, []*destination.FieldError) {
 	var s Settings
-	if fe := decodeStrict(raw, &s, "queue_url, region, endpoint, access_key_id, secret_access_key, group_id"); fe != nil {
+	if fe := destination.DecodeSettings(raw, &s, destination.Decoding{Required: "queue_url and region", Known: "queue_url, region, endpoint, access_key_id, secret_access_key, group_id"}); fe != nil {
 		return nil, []*destination.FieldError{fe}
 	}
 	var errs []*destination.FieldError
@@ -116,20 +113,6 @@ func (s *Conn) check(perm string, add func(field, msg string, v any)) {
 	}
 }
 
-// decodeStrict decodes raw into v, refusing unknown fields (fields lists the known ones, for
-// the message) and anything after the object.
-func decodeStrict(raw json.RawMessage, v any, fields string) *destination.FieldError {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(err, fields)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return &destination.FieldError{Message: "the settings must be one JSON object"}
-	}
-	return nil
-}
-
 // checkURL checks a queue URL (queue true) or an endpoint URL.
 func checkURL(raw string, queue bool) string {
 	u, err := url.Parse(raw)
@@ -172,20 +155,4 @@ func redact(raw string) string {
 		u.User = url.User("REDACTED")
 	}
 	return u.String()
-}
-
-func decodeError(err error, fields string) *destination.FieldError {
-	var ute *json.UnmarshalTypeError
-	if errors.As(err, &ute) {
-		if ute.Field == "" {
-			return &destination.FieldError{Message: "the settings must be a JSON object"}
-		}
-		// A field of the embedded Conn is reported as "Conn.region".
-		f := ute.Field[strings.LastIndex(ute.Field, ".")+1:]
-		return &destination.FieldError{Field: f, Message: "must be a " + ute.Type.String()}
-	}
-	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return &destination.FieldError{Field: strings.Trim(f, `"`), Message: "is not an SQS setting (expected " + fields + ")"}
-	}
-	return &destination.FieldError{Message: "the settings are not a JSON object: " + err.Error()}
 }

@@ -28,7 +28,7 @@ const sourceFields = "queue_url, region, endpoint, access_key_id, secret_access_
 // checkSource validates a source's settings field by field, without I/O, and fills the defaults.
 func checkSource(raw json.RawMessage) (*SourceSettings, []*destination.FieldError) {
 	var s SourceSettings
-	if fe := decodeStrict(raw, &s, sourceFields); fe != nil {
+	if fe := destination.DecodeSettings(raw, &s, destination.Decoding{Required: "queue_url and region", Known: sourceFields, Hint: map[string]string{"visibility_timeout": "a whole number of seconds"}}); fe != nil {
 		return nil, []*destination.FieldError{fe}
 	}
 	var errs []*destination.FieldError

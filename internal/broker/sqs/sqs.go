@@ -33,6 +33,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 
+	brokerpool "github.com/heraldhq/herald/internal/broker/pool"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
 )
@@ -54,39 +55,37 @@ const (
 // Type is the SQS destination type.
 type Type struct {
 	env destination.Env
+	// pool holds the clients (internal/broker/pool: one per key, shared, closed when idle,
+	// closed all by Close). What is SQS's own stays here: a client is an HTTP transport with
+	// several connections, counted together against env.MaxConnections (open) by the dialer,
+	// which closes idle clients to make room, as the pool does at its own bound.
+	pool *brokerpool.Pool[poolKey, *client]
 
-	mu      sync.Mutex
-	clients map[poolKey]*client
-	open    int // connections open, over all clients
-	closed  bool
-	stop    chan struct{}
-	done    chan struct{}
+	mu   sync.Mutex
+	open int // connections open, over all clients
 }
 
+// poolKey identifies a client: the connection settings but the queue (a client serves every
+// queue of the account), and the dialer.
 type poolKey struct {
 	endpoint string // the endpoint override, or "" for AWS's regional endpoint
 	region   string
 	keyID    string
-	secret   [sha256.Size]byte
+	secret   string
 	internal bool
 }
 
 // key is the pool key of a client for c.
 func (c *Conn) key(internal bool) poolKey {
-	return poolKey{endpoint: c.Endpoint, region: c.Region, keyID: c.AccessKeyID,
-		secret: sha256.Sum256([]byte(c.SecretAccessKey)), internal: internal}
+	return poolKey{endpoint: c.Endpoint, region: c.Region, keyID: c.AccessKeyID, secret: c.SecretAccessKey, internal: internal}
 }
 
 type client struct {
 	api       *awssqs.Client
 	transport *http.Transport
-
-	mu       sync.Mutex
-	inUse    int
-	lastUsed time.Time
 }
 
-// New returns the SQS type. It starts a goroutine that drops idle clients; Close stops it.
+// New returns the SQS type.
 func New(env destination.Env) *Type {
 	if env.MaxConnections <= 0 {
 		env.MaxConnections = destination.DefaultMaxConnections
@@ -97,8 +96,15 @@ func New(env destination.Env) *Type {
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.DiscardHandler)
 	}
-	t := &Type{env: env, clients: make(map[poolKey]*client), stop: make(chan struct{}), done: make(chan struct{})}
-	go t.janitor()
+	t := &Type{env: env}
+	t.pool = brokerpool.New(brokerpool.Config[poolKey, *client]{
+		// Creating a client does no I/O: it dials at its first request.
+		Open: func(_ context.Context, k poolKey) (*client, error) { return t.newClient(k), nil },
+		// Closing its idle connections gives their slots back; one in use ends with its request.
+		Close:       func(c *client) { c.transport.CloseIdleConnections() },
+		Max:         env.MaxConnections,
+		IdleTimeout: env.IdleTimeout,
+	})
 	return t
 }
 
@@ -111,14 +117,7 @@ func (t *Type) Secrets() []string { return []string{"access_key_id", "secret_acc
 // Check implements destination.Type.
 func (t *Type) Check(raw json.RawMessage) (json.RawMessage, []*destination.FieldError) {
 	s, errs := check(raw)
-	if errs != nil {
-		return nil, errs
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []*destination.FieldError{{Message: "cannot encode the settings: " + err.Error()}}
-	}
-	return out, nil
+	return destination.EncodeSettings(s, errs)
 }
 
 // Open implements destination.Type. It does not connect.
@@ -127,42 +126,19 @@ func (t *Type) Open(target destination.Target) (destination.Sender, error) {
 	if errs != nil {
 		return nil, fmt.Errorf("sqs settings of endpoint %s: %w", target.EndpointID, errs[0])
 	}
-	dial := t.env.Dial
-	if target.Internal {
-		dial = t.env.InternalDial
-	}
-	if dial == nil {
+	if t.env.DialerFor(target.Internal) == nil {
 		return nil, fmt.Errorf("sqs endpoint %s: no dialer configured", target.EndpointID)
 	}
-	return &Sender{t: t, s: *s, dial: dial, key: s.Conn.key(target.Internal)}, nil
+	return &Sender{t: t, s: *s, key: s.Conn.key(target.Internal)}, nil
 }
 
 // Close implements destination.Type.
 func (t *Type) Close() error {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return nil
-	}
-	t.closed = true
-	all := make([]*client, 0, len(t.clients))
-	for k, c := range t.clients {
-		all = append(all, c)
-		delete(t.clients, k)
-	}
-	t.mu.Unlock()
-	close(t.stop)
-	<-t.done
-	for _, c := range all {
-		c.transport.CloseIdleConnections()
-	}
+	t.pool.Close()
 	return nil
 }
 
-var (
-	errBusy   = errors.New("connection limit reached")
-	errClosed = errors.New("destination type closed")
-)
+var errBusy = errors.New("connection limit reached")
 
 // countedConn releases its slot in the type's connection count when closed.
 type countedConn struct {
@@ -183,55 +159,56 @@ func (c *countedConn) Close() error {
 // dialer returns a DialContext that goes through dial and counts connections.
 func (t *Type) dialer(dial destination.Dialer) func(context.Context, string, string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		t.mu.Lock()
-		if t.open >= t.env.MaxConnections {
-			t.mu.Unlock()
+		if !t.take() {
 			return nil, errBusy
 		}
-		t.open++
-		t.mu.Unlock()
 		conn, err := dial(ctx, network, addr)
 		if err != nil {
-			t.mu.Lock()
-			t.open--
-			t.mu.Unlock()
+			t.give()
 			return nil, err
 		}
 		return &countedConn{Conn: conn, t: t}, nil
 	}
 }
 
-// acquire returns the pooled client for key, creating it (for conn, through dial) if needed.
-func (t *Type) acquire(key poolKey, conn *Conn, dial destination.Dialer) (*client, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return nil, errClosed
+// take reserves a connection slot; at the bound it first closes idle clients, least recently
+// used first (never the caller's: it is in use).
+func (t *Type) take() bool {
+	for {
+		t.mu.Lock()
+		if t.open < t.env.MaxConnections {
+			t.open++
+			t.mu.Unlock()
+			return true
+		}
+		t.mu.Unlock()
+		if !t.pool.EvictIdle() {
+			return false
+		}
 	}
-	c, ok := t.clients[key]
-	if !ok {
-		c = t.newClient(conn, dial)
-		t.clients[key] = c
-	}
-	c.mu.Lock()
-	c.inUse++
-	c.mu.Unlock()
-	return c, nil
 }
 
-func (t *Type) release(c *client) {
-	c.mu.Lock()
-	c.inUse--
-	c.lastUsed = time.Now()
-	c.mu.Unlock()
+func (t *Type) give() {
+	t.mu.Lock()
+	t.open--
+	t.mu.Unlock()
+}
+
+// acquire returns the pooled client for key, creating it if needed; put gives it back.
+func (t *Type) acquire(ctx context.Context, key poolKey) (*client, func(), error) {
+	c, put, err := t.pool.Get(ctx, key)
+	if errors.Is(err, brokerpool.ErrFull) {
+		err = fmt.Errorf("%w: %w", errBusy, err)
+	}
+	return c, put, err
 }
 
 // newClient builds a client whose every connection goes through dial. No proxy from the
 // environment (it would bypass the guard), no retry inside the SDK (the endpoint's schedule is
 // the retry), the AWS Query protocol (see the package comment).
-func (t *Type) newClient(s *Conn, dial destination.Dialer) *client {
+func (t *Type) newClient(s poolKey) *client {
 	tr := &http.Transport{
-		DialContext:         t.dialer(dial),
+		DialContext:         t.dialer(t.env.DialerFor(s.internal)),
 		Proxy:               nil,
 		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 64,
@@ -243,13 +220,13 @@ func (t *Type) newClient(s *Conn, dial destination.Dialer) *client {
 		ResponseHeaderTimeout: 60 * time.Second,
 	}
 	opts := awssqs.Options{
-		Region:      s.Region,
-		Credentials: credentials.NewStaticCredentialsProvider(s.AccessKeyID, s.SecretAccessKey, ""),
+		Region:      s.region,
+		Credentials: credentials.NewStaticCredentialsProvider(s.keyID, s.secret, ""),
 		HTTPClient:  &http.Client{Transport: keepAliveTransport{tr}},
 		Retryer:     aws.NopRetryer{},
 	}
-	if s.Endpoint != "" {
-		opts.BaseEndpoint = aws.String(s.Endpoint)
+	if s.endpoint != "" {
+		opts.BaseEndpoint = aws.String(s.endpoint)
 	}
 	api := awssqs.New(opts, UseQueryProtocol)
 	return &client{api: api, transport: tr}
@@ -293,39 +270,11 @@ func (d keepAliveTransport) RoundTrip(req *http.Request) (*http.Response, error)
 // benchmark's plain client uses the same protocol.
 func UseQueryProtocol(o *awssqs.Options) { o.Protocol = awsquery.New(schemas.AmazonSQS) }
 
-func (t *Type) janitor() {
-	defer close(t.done)
-	tick := time.NewTicker(max(t.env.IdleTimeout/2, 10*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.stop:
-			return
-		case now := <-tick.C:
-			var idle []*client
-			t.mu.Lock()
-			for k, c := range t.clients {
-				c.mu.Lock()
-				if c.inUse == 0 && now.Sub(c.lastUsed) >= t.env.IdleTimeout {
-					idle = append(idle, c)
-					delete(t.clients, k)
-				}
-				c.mu.Unlock()
-			}
-			t.mu.Unlock()
-			for _, c := range idle {
-				c.transport.CloseIdleConnections()
-			}
-		}
-	}
-}
-
 // Sender sends one endpoint's attempts.
 type Sender struct {
-	t    *Type
-	s    Settings
-	dial destination.Dialer
-	key  poolKey
+	t   *Type
+	s   Settings
+	key poolKey
 }
 
 // Send implements destination.Sender.
@@ -340,11 +289,11 @@ func (s *Sender) send(ctx context.Context, m *destination.Message) destination.O
 	if out, bad := s.checkBody(m); bad {
 		return out
 	}
-	c, out, ok := s.acquire()
-	if !ok {
-		return out
+	c, put, err := s.t.acquire(ctx, s.key)
+	if err != nil {
+		return s.refused(ctx, err)
 	}
-	defer s.t.release(c)
+	defer put()
 	in := &awssqs.SendMessageInput{
 		QueueUrl:          aws.String(s.s.QueueURL),
 		MessageBody:       aws.String(string(m.Body)),
@@ -380,11 +329,11 @@ func (s *Sender) sendBatch(ctx context.Context, ms []*destination.Message) desti
 			return out
 		}
 	}
-	c, out, ok := s.acquire()
-	if !ok {
-		return out
+	c, put, err := s.t.acquire(ctx, s.key)
+	if err != nil {
+		return s.refused(ctx, err)
 	}
-	defer s.t.release(c)
+	defer put()
 	sent := 0
 	for len(ms) > 0 {
 		chunk := ms[:min(MaxBatch, len(ms))]
@@ -424,13 +373,13 @@ func (s *Sender) sendBatch(ctx context.Context, ms []*destination.Message) desti
 	return destination.Outcome{Class: destination.Success, Response: fmt.Appendf(nil, "%d messages sent", sent)}
 }
 
-func (s *Sender) acquire() (*client, destination.Outcome, bool) {
-	c, err := s.t.acquire(s.key, &s.s.Conn, s.dial)
-	if err != nil {
-		return nil, destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindCanceled,
-			Error: "Herald is shutting down; the attempt will be retried"}, false
+// refused is the outcome when the pool gives no client.
+func (s *Sender) refused(ctx context.Context, err error) destination.Outcome {
+	if errors.Is(err, brokerpool.ErrClosed) {
+		return destination.Outcome{Class: destination.Retryable, ErrorKind: destination.KindCanceled,
+			Error: "Herald is shutting down; the attempt will be retried"}
 	}
-	return c, destination.Outcome{}, true
+	return s.classify(ctx, err)
 }
 
 // checkBody refuses a body SQS cannot carry (it takes Unicode text only).

@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/heraldhq/herald/internal/broker/brokertest"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
 )
@@ -38,7 +39,6 @@ import (
 // 127.0.0.1 port and stops it.
 
 const (
-	testSecret  = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	testAccount = "100010001000"
 	testRegion  = "us-east-1"
 	maxSize     = 262144 // the queues' MaximumMessageSize in the goaws config
@@ -125,16 +125,6 @@ func (g *goaws) stop() {
 	}
 	_ = g.cmd.Process.Kill()
 	_ = g.cmd.Wait()
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func suffix(t testing.TB) string {
@@ -289,26 +279,6 @@ func open(t testing.TB, typ *Type, v map[string]any, internal bool) destination.
 	return s
 }
 
-func signed(t testing.TB, id, eventType string, body []byte) *destination.Message {
-	t.Helper()
-	wh, err := standardwebhooks.NewWebhook(testSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := time.Now().Truncate(time.Second)
-	sig, err := wh.Sign(id, ts, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := http.Header{}
-	h.Set("webhook-id", id)
-	h.Set("webhook-timestamp", strconv.FormatInt(ts.Unix(), 10))
-	h.Set("webhook-signature", sig)
-	h.Set("content-type", "application/json")
-	h.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	return &destination.Message{ID: id, EventType: eventType, Timestamp: ts, Body: body, Header: h}
-}
-
 func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
@@ -338,7 +308,7 @@ func headersOf(t testing.TB, m types.Message) http.Header {
 
 func verify(t testing.TB, m types.Message) {
 	t.Helper()
-	wh, err := standardwebhooks.NewWebhook(testSecret)
+	wh, err := standardwebhooks.NewWebhook(brokertest.Secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,13 +318,13 @@ func verify(t testing.TB, m types.Message) {
 }
 
 func TestDeliveryVerifiedByConsumer(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueue(t, g, "orders-"+suffix(t))
 	typ := newType(t, destination.Env{Dial: (&dialer{}).dial})
 	s := open(t, typ, cfg(g, q), false)
 
 	body := []byte(`{"type":"order.created","data":{"id":42,"note":"été"}}`)
-	m := signed(t, "msg_"+suffix(t), "order.created", body)
+	m := brokertest.SignedMessage(t, "msg_"+suffix(t), "order.created", body)
 	out := s.Send(ctxT(t), m)
 	if out.Class != destination.Success || out.Latency <= 0 || !strings.HasPrefix(string(out.Response), "message id ") {
 		t.Fatalf("%+v", out)
@@ -379,11 +349,11 @@ func TestDeliveryVerifiedByConsumer(t *testing.T) {
 }
 
 func TestManyHeadersArePacked(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueue(t, g, "orders-"+suffix(t))
 	typ := newType(t, destination.Env{Dial: (&dialer{}).dial})
 	s := open(t, typ, cfg(g, q), false)
-	m := signed(t, "msg_"+suffix(t), "order.created", []byte(`{"a":1}`))
+	m := brokertest.SignedMessage(t, "msg_"+suffix(t), "order.created", []byte(`{"a":1}`))
 	for i := range 8 {
 		m.Header.Set(fmt.Sprintf("x-custom-%d", i), fmt.Sprintf("v%d", i))
 	}
@@ -413,14 +383,14 @@ func TestManyHeadersArePacked(t *testing.T) {
 }
 
 func TestFIFO(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueue(t, g, "orders-"+suffix(t)+".fifo")
 	typ := newType(t, destination.Env{Dial: (&dialer{}).dial})
 	s := open(t, typ, cfg(g, q), false)
 	const n = 5
 	var ms []*destination.Message
 	for i := range n {
-		m := signed(t, fmt.Sprintf("msg_%d_%s", i, suffix(t)), "order.updated", []byte(fmt.Sprintf(`{"seq":%d}`, i)))
+		m := brokertest.SignedMessage(t, fmt.Sprintf("msg_%d_%s", i, suffix(t)), "order.updated", []byte(fmt.Sprintf(`{"seq":%d}`, i)))
 		ms = append(ms, m)
 		out := s.Send(ctxT(t), m)
 		if out.Class != destination.Success || !strings.Contains(string(out.Response), " sequence ") {
@@ -447,7 +417,7 @@ func TestFIFO(t *testing.T) {
 }
 
 func TestBatch(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueue(t, g, "orders-"+suffix(t))
 	wire := &recorder{}
 	typ := newType(t, destination.Env{Dial: wire.dial})
@@ -459,7 +429,7 @@ func TestBatch(t *testing.T) {
 	ids := map[string]bool{}
 	var ms []*destination.Message
 	for i := range n {
-		m := signed(t, fmt.Sprintf("msg_%d_%s", i, suffix(t)), "order.created", []byte(fmt.Sprintf(`{"n":%d}`, i)))
+		m := brokertest.SignedMessage(t, fmt.Sprintf("msg_%d_%s", i, suffix(t)), "order.created", []byte(fmt.Sprintf(`{"n":%d}`, i)))
 		ms = append(ms, m)
 		ids[m.ID] = true
 	}
@@ -495,7 +465,7 @@ func TestBatch(t *testing.T) {
 			for a := 1; form.Get(fmt.Sprintf("%sMessageAttribute.%d.Name", prefix, a)) != ""; a++ {
 				h.Set(form.Get(fmt.Sprintf("%sMessageAttribute.%d.Name", prefix, a)), form.Get(fmt.Sprintf("%sMessageAttribute.%d.Value.StringValue", prefix, a)))
 			}
-			wh, err := standardwebhooks.NewWebhook(testSecret)
+			wh, err := standardwebhooks.NewWebhook(brokertest.Secret)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -519,23 +489,23 @@ func TestBatch(t *testing.T) {
 }
 
 func TestPermanentFailures(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueue(t, g, "orders-"+suffix(t))
 	typ := newType(t, destination.Env{Dial: (&dialer{}).dial})
 
 	s := open(t, typ, cfg(g, g.queueURL("nope-"+suffix(t))), false)
-	out := s.Send(ctxT(t), signed(t, "msg_"+suffix(t), "a.b", []byte(`{}`)))
+	out := s.Send(ctxT(t), brokertest.SignedMessage(t, "msg_"+suffix(t), "a.b", []byte(`{}`)))
 	if out.Class != destination.Permanent || out.ErrorKind != destination.KindNoRoute || !strings.Contains(out.Error, "nope-") {
 		t.Fatalf("no such queue: %+v", out)
 	}
 
 	s = open(t, typ, cfg(g, q), false)
-	big := signed(t, "msg_"+suffix(t), "a.b", bytes.Repeat([]byte("x"), maxSize+1))
+	big := brokertest.SignedMessage(t, "msg_"+suffix(t), "a.b", bytes.Repeat([]byte("x"), maxSize+1))
 	out = s.Send(ctxT(t), big)
 	if out.Class != destination.Permanent || out.ErrorKind != destination.KindTooLarge {
 		t.Fatalf("too large: %+v", out)
 	}
-	out = s.Send(ctxT(t), signed(t, "msg_"+suffix(t), "a.b", []byte{0xff, 0xfe}))
+	out = s.Send(ctxT(t), brokertest.SignedMessage(t, "msg_"+suffix(t), "a.b", []byte{0xff, 0xfe}))
 	if out.Class != destination.Permanent || !strings.Contains(out.Error, "UTF-8") {
 		t.Fatalf("binary body: %+v", out)
 	}
@@ -618,7 +588,7 @@ func TestCheck(t *testing.T) {
 		contains string
 	}{
 		{"not an object", json.RawMessage(`"x"`), "", "JSON object"},
-		{"unknown field", with("subject", "x"), "subject", "not an SQS setting"},
+		{"unknown field", with("subject", "x"), "subject", "unknown setting"},
 		{"wrong type", with("region", 5), "region", "must be a string"},
 		{"queue missing", with("queue_url", nil), "queue_url", "required"},
 		{"queue not a URL", with("queue_url", "orders"), "queue_url", "https://"},
@@ -669,7 +639,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestRefusingDialerIsBlocked(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueue(t, g, "orders-"+suffix(t))
 	var attempts atomic.Int64
 	refuse := func(_ context.Context, _, addr string) (net.Conn, error) {
@@ -677,7 +647,7 @@ func TestRefusingDialerIsBlocked(t *testing.T) {
 		return nil, &httpsend.BlockedError{Host: addr, Addr: netip.MustParseAddr("127.0.0.1"), Reason: "loopback"}
 	}
 	typ := newType(t, destination.Env{Dial: refuse, InternalDial: refuse})
-	out := open(t, typ, cfg(g, q), false).Send(ctxT(t), signed(t, "msg_"+suffix(t), "a.b", []byte(`{}`)))
+	out := open(t, typ, cfg(g, q), false).Send(ctxT(t), brokertest.SignedMessage(t, "msg_"+suffix(t), "a.b", []byte(`{}`)))
 	if out.Class != destination.Permanent || out.ErrorKind != destination.KindBlocked {
 		t.Fatalf("%+v", out)
 	}
@@ -694,11 +664,11 @@ func TestRefusingDialerIsBlocked(t *testing.T) {
 }
 
 func TestInternalUsesInternalDialer(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueue(t, g, "orders-"+suffix(t))
 	ordinary, internal := &dialer{}, &dialer{}
 	typ := newType(t, destination.Env{Dial: ordinary.dial, InternalDial: internal.dial})
-	if out := open(t, typ, cfg(g, q), true).Send(ctxT(t), signed(t, "msg_"+suffix(t), "a.b", []byte(`{}`))); out.Class != destination.Success {
+	if out := open(t, typ, cfg(g, q), true).Send(ctxT(t), brokertest.SignedMessage(t, "msg_"+suffix(t), "a.b", []byte(`{}`))); out.Class != destination.Success {
 		t.Fatalf("%+v", out)
 	}
 	if internal.dials.Load() == 0 || ordinary.dials.Load() != 0 {
@@ -707,7 +677,7 @@ func TestInternalUsesInternalDialer(t *testing.T) {
 }
 
 func TestPoolSharedBoundedAndIdle(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	qa := createQueue(t, g, "a-"+suffix(t))
 	qb := createQueue(t, g, "b-"+suffix(t))
 	d := &dialer{}
@@ -715,24 +685,34 @@ func TestPoolSharedBoundedAndIdle(t *testing.T) {
 	a := open(t, typ, cfg(g, qa), false)
 	b := open(t, typ, cfg(g, qb), false)
 	for _, s := range []destination.Sender{a, b, a, b} {
-		if out := s.Send(ctxT(t), signed(t, "msg_"+suffix(t), "a.b", []byte(`{}`))); out.Class != destination.Success {
+		if out := s.Send(ctxT(t), brokertest.SignedMessage(t, "msg_"+suffix(t), "a.b", []byte(`{}`))); out.Class != destination.Success {
 			t.Fatalf("%+v", out)
 		}
 	}
 	typ.mu.Lock()
-	pooled, open1 := len(typ.clients), typ.open
+	pooled, open1 := typ.pool.Len(), typ.open
 	typ.mu.Unlock()
 	if pooled != 1 || d.dials.Load() != 1 || open1 != 1 {
 		t.Fatalf("two senders with the same credentials: %d clients, %d dials, %d open; want 1, 1, 1", pooled, d.dials.Load(), open1)
 	}
-	// Other credentials: another client, and over the limit of one connection.
+	// Other credentials: another client, and over the limit of one connection while the first
+	// client is in use (as by an attempt in flight). (An idle client would be closed to make
+	// room: the shared pool's own tests cover that.)
+	_, put, err := typ.acquire(ctxT(t), a.(*Sender).key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	other := cfg(g, qa)
 	other["access_key_id"] = "AKIDOTHER"
 	c := open(t, typ, other, false)
-	out := c.Send(ctxT(t), signed(t, "msg_"+suffix(t), "a.b", []byte(`{}`)))
+	out := c.Send(ctxT(t), brokertest.SignedMessage(t, "msg_"+suffix(t), "a.b", []byte(`{}`)))
 	if out.Class != destination.Retryable || out.ErrorKind != destination.KindBrokerBusy || !strings.Contains(out.Error, "maximum of 1") {
 		t.Fatalf("over the limit: %+v", out)
 	}
+	if n := d.dials.Load(); n != 1 {
+		t.Fatalf("%d dials: the limit must refuse before dialling", n)
+	}
+	put()
 	// Idle: the connection is closed and the slot freed.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -747,13 +727,13 @@ func TestPoolSharedBoundedAndIdle(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if out := c.Send(ctxT(t), signed(t, "msg_"+suffix(t), "a.b", []byte(`{}`))); out.Class != destination.Success {
+	if out := c.Send(ctxT(t), brokertest.SignedMessage(t, "msg_"+suffix(t), "a.b", []byte(`{}`))); out.Class != destination.Success {
 		t.Fatalf("after the idle close: %+v", out)
 	}
 }
 
 func TestServerRestart(t *testing.T) {
-	port := freePort(t)
+	port := brokertest.FreePort(t)
 	g := startGoaws(t, port)
 	name := "orders-" + suffix(t)
 	q := createQueue(t, g, name)
@@ -762,7 +742,7 @@ func TestServerRestart(t *testing.T) {
 	send := func() destination.Outcome {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return s.Send(ctx, signed(t, "msg_"+suffix(t), "a.b", []byte(`{}`)))
+		return s.Send(ctx, brokertest.SignedMessage(t, "msg_"+suffix(t), "a.b", []byte(`{}`)))
 	}
 	if out := send(); out.Class != destination.Success {
 		t.Fatalf("before: %+v", out)
@@ -792,14 +772,14 @@ func TestServerRestart(t *testing.T) {
 }
 
 func TestClosedTypeIsRetryable(t *testing.T) {
-	g := startGoaws(t, freePort(t))
+	g := startGoaws(t, brokertest.FreePort(t))
 	q := createQueue(t, g, "orders-"+suffix(t))
 	typ := New(destination.Env{Dial: (&dialer{}).dial})
 	s := open(t, typ, cfg(g, q), false)
 	if err := typ.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if out := s.Send(ctxT(t), signed(t, "msg_"+suffix(t), "a.b", []byte(`{}`))); out.Class != destination.Retryable {
+	if out := s.Send(ctxT(t), brokertest.SignedMessage(t, "msg_"+suffix(t), "a.b", []byte(`{}`))); out.Class != destination.Retryable {
 		t.Fatalf("%+v", out)
 	}
 }
