@@ -260,7 +260,11 @@ func newNATSFeeder(t *testing.T) feeder {
 	return f
 }
 
-func (f *natsFeeder) config() map[string]any { return map[string]any{"url": f.url, "stream": f.stream} }
+// config: a killed node's unacknowledged messages come back after ack_wait; 5 s keeps the run
+// short (the default is 30 s).
+func (f *natsFeeder) config() map[string]any {
+	return map[string]any{"url": f.url, "stream": f.stream, "ack_wait": "5s"}
+}
 
 func (f *natsFeeder) publish(ctx context.Context, n int) error {
 	_, err := f.js.Publish(ctx, f.subject, messageBody(n))
@@ -384,7 +388,9 @@ func newRedisFeeder(t *testing.T) feeder {
 }
 
 func (f *redisFeeder) config() map[string]any {
-	return map[string]any{"address": f.addr, "stream": f.stream, "start": "new"}
+	// A killed node's pending entries are claimed by the next after claim_idle: 5 s keeps the
+	// run short (the default is 60 s).
+	return map[string]any{"address": f.addr, "stream": f.stream, "start": "new", "claim_idle": "5s"}
 }
 
 func (f *redisFeeder) publish(ctx context.Context, n int) error {
