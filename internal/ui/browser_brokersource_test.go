@@ -41,8 +41,8 @@ type brokerSourceAnswer struct {
 // stream becomes an event shown on the events page, a message failing the source's schema is
 // listed on the source's page as quarantined with a link to replay it, and the source is shown
 // healthy. A second source pointing at a port where nothing listens is shown unhealthy with its
-// error, prominently; it is disabled and deleted from its page. The tenant's portal shows the
-// broker sources too.
+// error, prominently (in the list, a banner there and on the overview); it is disabled and
+// deleted from its page. The tenant's portal shows the broker sources too.
 func TestBrowser_NATSBrokerSourceThroughTheForm(t *testing.T) {
 	t.Parallel()
 	browser := chromium(t)
@@ -315,6 +315,12 @@ func TestBrowser_NATSBrokerSourceThroughTheForm(t *testing.T) {
 		t.Fatal("the healthy source is not shown healthy next to the unhealthy one")
 	}
 	shot(b, "23-broker-source-unhealthy")
+	b.do("open the overview", chromedp.Click(chromedp.CSS(`a[data-nav="home"]`)), chromedp.WaitVisible(chromedp.CSS("#failed-last-hour")))
+	if got := eval[string](b, "read the overview's banner", `document.querySelector("#unhealthy-sources") ? document.querySelector("#unhealthy-sources").textContent : ""`); !strings.Contains(got, "nothing listens") {
+		t.Fatalf("the overview's banner says %q, want the unhealthy source named", got)
+	}
+	b.do("follow the banner to the broker sources", chromedp.Click(chromedp.CSS("a.alert-link")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-broker-source="`+dead.ID+`"] [data-health="unhealthy"]`)))
 
 	// Its page: the error, then disable and delete.
 	b.do("open the dead broker's source", chromedp.Click(chromedp.CSS(`tr[data-broker-source="`+dead.ID+`"] a`)), chromedp.WaitVisible(chromedp.CSS("#toggle-broker-source")))

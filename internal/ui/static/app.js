@@ -316,11 +316,17 @@
       pages(t() + "/attempts", { since: new Date(Date.now() - periodMs(period)).toISOString() }, 1000),
       pages(t() + "/endpoints", {}, 1000),
     ]);
+    // Broker sources that cannot read their broker are named here too: an outage of the bus
+    // is seen from the first page. A failure to list them leaves the overview as it is.
+    let bsrc = [];
+    try { bsrc = (await pages(t() + "/broker-sources", {}, 1000)).items; } catch (e) { if (e.name === "AbortError") throw e; }
+    const bad = unhealthyBanner(bsrc);
     const periodSel = h("select", { id: "period", onchange: (e) => go("/home", { period: e.target.value }) },
       PERIODS.map(([v, l]) => h("option", { value: v, selected: v === period }, l)));
     const num = (id, label, value, cls, href) => h("a", { class: "stat " + (cls || ""), id, href: href || null },
       h("span", { class: "value" }, String(value)), h("span", { class: "label" }, label));
     page("Overview of " + state.tenant,
+      bad ? h("a", { href: "#/broker-sources", class: "alert-link" }, bad) : null,
       h("section", { class: "hero" },
         num("failed-last-hour", "deliveries failed in the last hour", hour.failed_deliveries, hour.failed_deliveries ? "bad" : "good", "#/deliveries?since=1h&failed=1"),
         h("p", { class: "hint" }, plural(hour.failed_attempts, "failed attempt") + " of " + hour.attempts + " in the last hour; " +
