@@ -216,6 +216,7 @@ func New(cfg Config) *Server {
 	s.registerExport()
 	s.registerSources()
 	s.registerBrokerSources()
+	s.registerSourceTypes()
 	s.registerReceived()
 	s.registerFeed()
 	s.registerListen()

@@ -95,12 +95,12 @@ func (s *Server) auditBrokerSource(ctx context.Context, action string, before, a
 	return store.WithAudit(ctx, s.audit(ctx, action, "broker_source", id, tenant, b, a))
 }
 
-func fieldProblems(prefix string, errs []*destination.FieldError) error {
+func fieldDetails(prefix string, errs []*destination.FieldError) []error {
 	details := make([]error, len(errs))
 	for i, e := range errs {
 		details[i] = &huma.ErrorDetail{Location: prefix + e.Field, Message: e.Message, Value: e.Value}
 	}
-	return huma.Error422UnprocessableEntity("invalid broker source", details...)
+	return details
 }
 
 func invalidField(loc, msg string) error {
@@ -131,6 +131,7 @@ func (s *Server) applyBrokerSource(in *BrokerSourceFields, b *store.BrokerSource
 		}
 		return invalidField("body.type", "unknown broker source type; one of "+strings.Join(names, ", "))
 	}
+	var problems []error
 	if in.Settings != nil || create || typeChanged {
 		raw := in.Settings
 		if raw == nil {
@@ -159,16 +160,21 @@ func (s *Server) applyBrokerSource(in *BrokerSourceFields, b *store.BrokerSource
 		}
 		norm, errs := t.Check(raw)
 		if len(errs) > 0 {
-			return fieldProblems("body.config.", errs)
+			problems = append(problems, fieldDetails("body.config.", errs)...)
 		}
 		b.Settings = norm
 	}
 	if in.Mapping != nil || create {
 		m, errs := source.CheckMapping(in.Mapping)
 		if len(errs) > 0 {
-			return fieldProblems("body.", errs)
+			problems = append(problems, fieldDetails("body.", errs)...)
 		}
 		b.Mapping, _ = json.Marshal(m)
+	}
+	// The settings' and the mapping's problems are answered together, so that a form shows
+	// them all at once.
+	if len(problems) > 0 {
+		return huma.Error422UnprocessableEntity("invalid broker source", problems...)
 	}
 	if in.Schema != nil {
 		if string(bytes.TrimSpace(in.Schema)) == "null" {

@@ -2,8 +2,10 @@ package destination
 
 // A type may describe its settings, so that forms (the dashboard, the tenant portal) and clients
 // are built from the type itself rather than from a second copy of its documentation. The API
-// serves the descriptions at GET /v1/destination-types. Describing is optional: a type without
-// Describer still works, and forms then offer its config as raw JSON.
+// serves the descriptions at GET /v1/destination-types, and those of the broker source types
+// (internal/source), which describe their settings the same way, at GET /v1/source-types.
+// Describing is optional: a type without Describer still works, and forms then offer its config
+// as raw JSON.
 
 // SettingKind is the JSON shape of a setting's value.
 type SettingKind string
@@ -35,7 +37,8 @@ type Setting struct {
 	Open bool `json:"open,omitempty" doc:"Values other than choices are accepted too."`
 	// Destination: the field says where messages go (a subject, exchange, routing key, stream,
 	// topic, queue): lists show these as the endpoint's destination, as they show a webhook's url.
-	Destination bool `json:"destination,omitempty" doc:"The field says where messages go (a subject, stream, topic, queue): lists show it as the endpoint's destination."`
+	// For a source type: where the source reads (a stream, queue, topics, subscription).
+	Destination bool `json:"destination,omitempty" doc:"The field says where messages go (a subject, stream, topic, queue), or for a source type where it reads: lists show it as the endpoint's destination or the source's origin."`
 	// Placeholder is an example value to show in an empty input.
 	Placeholder string `json:"placeholder,omitempty" doc:"An example value."`
 	// Help is one or two sentences a person filling a form understands.
@@ -48,8 +51,9 @@ type Describer interface {
 	Settings() []Setting
 }
 
-// Describe is the type's settings, or nil when it does not describe them.
-func Describe(t Type) []Setting {
+// Describe is the type's settings, or nil when it does not describe them. t is a destination
+// Type or a broker source type (source.Type).
+func Describe(t any) []Setting {
 	if d, ok := t.(Describer); ok {
 		return d.Settings()
 	}

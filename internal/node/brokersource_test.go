@@ -373,6 +373,10 @@ func TestBrokerSource_APIValidatesAndHidesSecrets(t *testing.T) {
 	problem(map[string]any{"type": "jstest", "config": settings, "mapping": map[string]any{"event_type": map[string]any{"from": "header"}}},
 		"body.mapping.event_type.name")
 	problem(map[string]any{"type": "jstest", "config": settings, "schema": map[string]any{"type": 12}}, "body.schema")
+	// The settings' and the mapping's problems come in one answer, so a form shows them all.
+	both := map[string]any{"type": "jstest", "config": map[string]any{"url": "nats://127.0.0.1:1"}, "mapping": map[string]any{"event_type": map[string]any{"from": "fixed"}}}
+	problem(both, "body.config.stream")
+	problem(both, "body.mapping.event_type.value")
 
 	var src brokerSourceOut
 	withPW := map[string]any{"url": "nats://127.0.0.1:1", "stream": "S", "password": "hunter2-secret"}

@@ -169,7 +169,7 @@
   function signOut(msg) {
     sessionStorage.removeItem(KEY);
     sessionStorage.removeItem(TENANT);
-    state.key = null; state.me = null; state.tenant = null; state.destTypes = null;
+    state.key = null; state.me = null; state.tenant = null; state.destTypes = null; state.srcTypes = null;
     $("#nav").hidden = true; $("#who").hidden = true;
     location.hash = "#/";
     renderSignIn(msg);
@@ -198,6 +198,7 @@
     const me = await api("GET", "/v1/me");
     state.me = me;
     state.destTypes = null;
+    state.srcTypes = null;
     // The destination types name endpoints' destinations on every page; a failure here only
     // means the pages that need them ask again.
     try { await destinationTypes(); } catch (e) { /* asked again by the endpoint pages */ }
@@ -258,6 +259,8 @@
     [/^\/sources$/, sources],
     [/^\/sources\/([^/]+)$/, sourceDetail],
     [/^\/received\/([^/]+)$/, receivedDetail],
+    [/^\/broker-sources$/, brokerSources],
+    [/^\/broker-sources\/([^/]+)$/, brokerSourceDetail],
   ];
   function parseHash() {
     const raw = location.hash.replace(/^#/, "");
@@ -313,11 +316,17 @@
       pages(t() + "/attempts", { since: new Date(Date.now() - periodMs(period)).toISOString() }, 1000),
       pages(t() + "/endpoints", {}, 1000),
     ]);
+    // Broker sources that cannot read their broker are named here too: an outage of the bus
+    // is seen from the first page. A failure to list them leaves the overview as it is.
+    let bsrc = [];
+    try { bsrc = (await pages(t() + "/broker-sources", {}, 1000)).items; } catch (e) { if (e.name === "AbortError") throw e; }
+    const bad = unhealthyBanner(bsrc);
     const periodSel = h("select", { id: "period", onchange: (e) => go("/home", { period: e.target.value }) },
       PERIODS.map(([v, l]) => h("option", { value: v, selected: v === period }, l)));
     const num = (id, label, value, cls, href) => h("a", { class: "stat " + (cls || ""), id, href: href || null },
       h("span", { class: "value" }, String(value)), h("span", { class: "label" }, label));
     page("Overview of " + state.tenant,
+      bad ? h("a", { href: "#/broker-sources", class: "alert-link" }, bad) : null,
       h("section", { class: "hero" },
         num("failed-last-hour", "deliveries failed in the last hour", hour.failed_deliveries, hour.failed_deliveries ? "bad" : "good", "#/deliveries?since=1h&failed=1"),
         h("p", { class: "hint" }, plural(hour.failed_attempts, "failed attempt") + " of " + hour.attempts + " in the last hour; " +
@@ -538,8 +547,15 @@
     slots.forEach((x) => { x.textContent = ""; });
     const rest = [];
     for (const e of ex.errors || []) {
-      const m = (e.location || "").replace(/^body\./, "").match(/^(config\.[A-Za-z0-9_-]+|[A-Za-z0-9_-]+)/);
-      const slot = m && slots.find((x) => x.dataset.field === m[1]);
+      // The most precise slot: body.mapping.event_type.name goes to the slot of
+      // mapping.event_type.name, else mapping.event_type, else mapping; body.config.topics[1] to
+      // config.topics.
+      const parts = (e.location || "").replace(/^body\./, "").split("[")[0].split(".");
+      let slot = null;
+      for (let n = parts.length; n > 0 && !slot; n--) {
+        const key = parts.slice(0, n).join(".");
+        slot = slots.find((x) => x.dataset.field === key);
+      }
       if (slot) slot.textContent = (slot.textContent ? slot.textContent + "; " : "") + e.message;
       else rest.push(e);
     }
@@ -934,13 +950,205 @@
       } catch (ex) { flash(ex.message, "error"); }
     } }, x.status === "quarantined" ? "Accept and forward" : "Replay");
     page("Received request " + x.id,
-      fieldRows([["source", h("a", { href: "#/sources/" + x.source_id }, x.source_id)], ["received", when(x.received_at)], ["status", x.status],
+      fieldRows([["source", h("a", { href: (x.source_id.startsWith("bsrc_") ? "#/broker-sources/" : "#/sources/") + x.source_id }, x.source_id)],
+        ["received", when(x.received_at)], ["status", x.status],
         x.reason ? ["reason", x.reason] : null, ["from", x.remote_addr], ["method", x.method + " " + x.path],
         x.event_id ? ["event", h("a", { href: "#/events/" + encodeURIComponent(x.event_id) }, x.event_id)] : null]),
       h("div", { class: "toolbar" }, replay),
       h("h2", {}, "Headers"), h("pre", { class: "json" }, pretty(x.headers)),
       h("h2", {}, "Body"), h("pre", { class: "json" }, x.body_base64 ? "(binary, base64) " + x.body_base64 : body),
       h("h2", {}, "Forwarding"), deliveryTable(x.forwarding || []));
+  }
+
+  // ---------- broker sources ----------
+  // sourceTypes are the server's broker source types with their settings, as the types describe
+  // them (GET /v1/source-types): the forms are built from them, as the endpoint forms are from
+  // the destination types. Fetched once per sign-in.
+  async function sourceTypes() {
+    if (state.srcTypes) return state.srcTypes;
+    try {
+      const r = await api("GET", "/v1/source-types");
+      state.srcTypes = r.data;
+      return r.data;
+    } catch (ex) {
+      if (ex.name === "AbortError" || ex.status === 401) throw ex;
+      return [];
+    }
+  }
+  // readsText says where a broker source reads: the settings its type marks as such (a stream,
+  // a queue, topics, a subscription).
+  function readsText(x, types) {
+    const ty = typeOf(types, x.type), c = x.config || {};
+    const parts = ((ty && ty.settings) || []).filter((st) => st.destination && c[st.name] !== undefined && c[st.name] !== null && c[st.name] !== "")
+      .map((st) => st.name + " " + settingValue(c[st.name]));
+    return parts.length ? parts.join(" · ") : x.type + " source";
+  }
+  // brokerHealth shows what the nodes last found of the broker: an unhealthy source in red with
+  // its error, and since when.
+  function brokerHealth(x) {
+    const hl = x.health || { state: "starting" };
+    const cls = { healthy: "state-succeeded", unhealthy: "state-dead", starting: "state-pending" }[hl.state] || "";
+    return h("span", { class: "broker-health", "data-health": hl.state },
+      h("span", { class: "badge " + cls }, hl.state), hl.since ? [" since ", when(hl.since)] : "",
+      hl.state === "unhealthy" && hl.last_error ? h("div", { class: "error last-error" }, hl.last_error) : null);
+  }
+  function mappingText(m) {
+    if (!m) return "—";
+    const t = m.event_type || {}, i = m.event_id || {};
+    const ty = t.from === "fixed" ? "fixed " + t.value : t.from === "header" ? "header " + t.name : t.from === "field" ? "field " + t.path :
+      "subject" + (t.prefix ? " without prefix " + t.prefix : "");
+    const id = i.from === "header" ? "header " + i.name : i.from === "field" ? "field " + i.path : "the broker's message identity";
+    return "event type from " + ty + "; event id from " + id;
+  }
+  function brokerSourceTable(list, types) {
+    return table(["source", "type", "reads", "health", "state"], list.map((x) => h("tr", { "data-broker-source": x.id, class: x.enabled && x.health && x.health.state === "unhealthy" ? "unhealthy" : null },
+      h("td", {}, h("a", { href: "#/broker-sources/" + x.id }, x.name || x.id), h("div", { class: "hint" }, x.id)),
+      h("td", {}, typeBadge(x), credentialsHint(x)),
+      h("td", {}, readsText(x, types)),
+      h("td", {}, x.enabled ? brokerHealth(x) : h("span", { class: "hint" }, "not consumed")),
+      h("td", {}, x.enabled ? "enabled" : h("span", { class: "badge state-dead" }, "disabled")))), "No broker sources yet.");
+  }
+  function unhealthyBanner(list) {
+    const bad = list.filter((x) => x.enabled && x.health && x.health.state === "unhealthy");
+    return bad.length ? h("p", { class: "alert", id: "unhealthy-sources", role: "alert" },
+      plural(bad.length, "broker source cannot", "broker sources cannot") + " read its broker: " + bad.map((x) => x.name || x.id).join(", ") +
+      ". Herald keeps trying with backoff; the broker keeps the messages meanwhile.") : null;
+  }
+  async function brokerSources() {
+    const [r, types] = await Promise.all([pages(t() + "/broker-sources", {}, 1000), sourceTypes()]);
+    const banner = h("div", { id: "broker-sources-banner" }, unhealthyBanner(r.items));
+    const box = h("div", { id: "broker-sources-table" }, brokerSourceTable(r.items, types));
+    page("Broker sources", h("p", {}, "Message brokers read by this tenant: each message becomes an event, fanned out to the endpoints. See docs/sources.md."),
+      banner, box,
+      h("p", { class: "hint" }, "Health is what the nodes' consumers last found: starting (not read yet), healthy, or unhealthy with the broker's error. It updates by itself."),
+      h("h2", {}, "Add a broker source"), types.length ? brokerSourceForm(types) : h("p", { class: "hint" }, "This server runs no broker source type."));
+    // The health changes while the page is shown: update the list in place (not the form).
+    const at = location.hash;
+    const poll = async () => {
+      if (location.hash !== at || !box.isConnected) return;
+      try {
+        const again = await pages(t() + "/broker-sources", {}, 1000);
+        if (location.hash !== at || !box.isConnected) return;
+        box.replaceChildren(brokerSourceTable(again.items, types));
+        banner.replaceChildren(...[unhealthyBanner(again.items)].filter(Boolean));
+      } catch (e) { /* the next round tries again */ }
+      setTimeout(poll, 2000);
+    };
+    setTimeout(poll, 2000);
+  }
+  // brokerSourceForm creates a broker source: its type and the type's settings, and the mapping
+  // of a message to an event (event type and event id), each problem of the API next to its field.
+  function brokerSourceForm(types) {
+    const prefix = "bsrc-";
+    const name = h("input", { type: "text", id: "bsrc-name", name: "name", size: 40, placeholder: "orders from NATS" });
+    const sel = h("select", { id: "bsrc-type", name: "type" }, types.map((x) => h("option", { value: x.name }, x.name)));
+    const settingsBox = h("div", { class: "settings-box" });
+    let fields = null;
+    function show() {
+      fields = settingsFields(typeOf(types, sel.value), null, [], prefix);
+      settingsBox.replaceChildren(fields.box);
+    }
+    sel.addEventListener("change", show);
+    show();
+    // The mapping: where the event type and the event id come from, with the one extra field
+    // each choice needs (docs/sources.md).
+    const TYPE_FROM = { subject: ["prefix", "prefix stripped from the subject (optional)", "orders."], header: ["name", "header name", "event-type"],
+      field: ["path", "dotted path in the JSON body", "meta.type"], fixed: ["value", "the event type", "order.created"] };
+    const ID_FROM = { message: null, header: ["name", "header name", "Nats-Msg-Id"], field: ["path", "dotted path in the JSON body", "id"] };
+    function rule(key, label, choices, dflt) {
+      const from = h("select", { id: "bsrc-" + key + "-from" }, Object.keys(choices).map((c) => h("option", { value: c, selected: c === dflt }, c)));
+      const extra = h("input", { type: "text", id: "bsrc-" + key + "-arg", size: 30, autocomplete: "off" });
+      const extraLabel = h("label", { for: extra.id });
+      const extraBox = h("span", { class: "mapping-arg" }, " ", extraLabel, " ", extra);
+      const sync = () => {
+        const c = choices[from.value];
+        extraBox.hidden = !c;
+        if (c) { extraLabel.textContent = c[1]; extra.placeholder = c[2]; }
+      };
+      from.addEventListener("change", sync);
+      sync();
+      const row = h("div", { class: "field", "data-mapping": key }, h("label", { for: from.id }, label), from, extraBox, fieldError("mapping." + key));
+      const collect = () => {
+        const c = choices[from.value], out = { from: from.value };
+        if (c && extra.value.trim() !== "") out[c[0]] = extra.value.trim();
+        return out;
+      };
+      return { row, collect };
+    }
+    const evType = rule("event_type", "event type from", TYPE_FROM, "subject");
+    const evID = rule("event_id", "event id from", ID_FROM, "message");
+    const schema = h("textarea", { id: "bsrc-schema", rows: 4, cols: 60, placeholder: '{"type": "object", "required": ["order"]}' });
+    const form = h("form", { class: "card broker-source-form", id: "broker-source-form", novalidate: true, onsubmit: async (ev) => {
+      ev.preventDefault();
+      const body = { name: name.value.trim(), type: sel.value, mapping: { event_type: evType.collect(), event_id: evID.collect() } };
+      try {
+        body.config = fields.collect();
+      } catch (ex) { showFieldErrors(form, { errors: [{ location: "body.config", message: "not valid JSON: " + ex.message }] }); return; }
+      if (schema.value.trim()) {
+        try { body.schema = JSON.parse(schema.value); } catch (ex) { showFieldErrors(form, { errors: [{ location: "body.schema", message: "not valid JSON: " + ex.message }] }); return; }
+      }
+      try {
+        const x = await api("POST", t() + "/broker-sources", body);
+        flash("Broker source created: every node starts reading it.");
+        go("/broker-sources/" + x.id);
+      } catch (ex) {
+        const rest = showFieldErrors(form, ex);
+        flash(rest.length || !(ex.errors || []).length ? ex.message : "The broker source was not saved: see the messages next to the fields.", "error");
+      }
+    } },
+    h("div", { class: "field" }, h("label", { for: name.id }, "name"), name, fieldError("name")),
+    h("div", { class: "field" }, h("label", { for: sel.id }, "type"), sel, fieldError("type")),
+    settingsBox,
+    h("fieldset", { class: "mapping" }, h("legend", {}, "How a message becomes an event"), evType.row, evID.row,
+      h("div", { class: "hint" }, "The event type must be in the event catalog. An event id taken from the message makes a redelivered message fan out once."),
+      fieldError("mapping")),
+    h("div", { class: "field" }, h("label", { for: schema.id }, "JSON Schema (optional)"), schema,
+      h("div", { class: "hint" }, "Event data that does not satisfy it is quarantined, not published."), fieldError("schema")),
+    h("div", { class: "actions" }, h("button", { type: "submit", id: "bsrc-submit" }, "Add")));
+    return form;
+  }
+  async function brokerSourceDetail(params, id) {
+    const base = t() + "/broker-sources/" + encodeURIComponent(id);
+    const status = params.get("status") || "";
+    const [x, types, rr] = await Promise.all([api("GET", base), sourceTypes(),
+      api("GET", t() + "/received-requests" + qs({ source_id: id, status, cursor: params.get("cursor"), limit: 50 }))]);
+    const label = x.name || x.id;
+    const toggle = h("button", { type: "button", id: "toggle-broker-source", class: x.enabled ? "danger" : "", onclick: async () => {
+      if (x.enabled && !await confirmDialog("Disable " + label + "? The nodes stop reading it; the broker keeps its messages until you enable it again.", "Disable")) return;
+      try {
+        await api("PATCH", base, { enabled: !x.enabled });
+        flash(x.enabled ? "Broker source disabled." : "Broker source enabled: the nodes read it again.");
+        route();
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, x.enabled ? "Disable" : "Enable");
+    const del = h("button", { type: "button", id: "delete-broker-source", class: "danger", onclick: async () => {
+      if (!await confirmDialog("Delete " + label + " and its quarantined messages? The nodes stop reading it; unacknowledged messages stay on the broker. Its events stay.", "Delete")) return;
+      try {
+        await api("DELETE", base);
+        flash("Broker source deleted.");
+        go("/broker-sources");
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, "Delete");
+    const filter = h("select", { id: "received-status", onchange: (e) => go("/broker-sources/" + id, { status: e.target.value }) },
+      [["", "quarantined or rejected"], ["quarantined", "quarantined"], ["rejected", "rejected"], ["duplicate", "duplicate"]]
+        .map(([v, l]) => h("option", { value: v, selected: v === status }, l)));
+    // Only messages that did not become events are stored as received messages of the source.
+    const held = rr.data.filter((m) => status || m.status === "quarantined" || m.status === "rejected");
+    page("Broker source " + label,
+      x.enabled && x.health && x.health.state === "unhealthy" ? h("p", { class: "alert", role: "alert" }, "Herald cannot read this broker: " + (x.health.last_error || "unknown error") +
+        ". It keeps trying with backoff; the broker keeps the messages meanwhile.") : null,
+      fieldRows([["id", code(x.id)], ["health", x.enabled ? brokerHealth(x) : "not consumed (disabled)"], ["state", x.enabled ? "enabled" : "disabled"],
+        ["reads", readsText(x, types)], ...destinationRows(x, types), ["mapping", mappingText(x.mapping)],
+        ["schema", x.schema ? code(JSON.stringify(x.schema)) : "none"], ["created", when(x.created_at)]]),
+      h("div", { class: "toolbar" }, toggle, " ", del, " ", h("a", { href: "#/events" }, "Events")),
+      h("h2", {}, "Quarantined and rejected messages"), h("div", { class: "toolbar" }, h("label", {}, "Status ", filter)),
+      table(["message", "received", "status", "reason", ""], held.map((m) => h("tr", { "data-received": m.id },
+        h("td", {}, h("a", { href: "#/received/" + m.id }, m.id), h("div", { class: "hint" }, m.path || "")), h("td", {}, when(m.received_at)),
+        h("td", {}, h("span", { class: "badge rr-" + m.status }, m.status)), h("td", {}, m.reason || ""),
+        h("td", {}, m.status === "rejected" ? "" : h("a", { href: "#/received/" + m.id }, m.status === "quarantined" ? "review and replay" : "replay")))),
+      "No message held: every message read became an event."),
+      nextLink("/broker-sources/" + id, params, rr.next_cursor));
+    if (x.enabled && (!x.health || x.health.state !== "healthy")) refreshSoon();
   }
 
   // ---------- boot ----------
