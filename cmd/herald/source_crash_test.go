@@ -194,9 +194,10 @@ func sourceCrashLoop(t *testing.T, typ string, f feeder) {
 		n, _ := rcv.counts()
 		return n >= total
 	}, h)
-	// A broker that redelivers only after a timeout (SQS's visibility) hands the messages a
-	// killed process held to the last one only then: they are duplicates, consumed and deleted
-	// once herald sees them again.
+	// A broker that redelivers only after a timeout (SQS's visibility, Pub/Sub's ack deadline,
+	// JetStream's ack wait, Redis's claim idle) hands the messages a killed process held to the
+	// last one only then: they are duplicates, consumed and acknowledged once herald sees them
+	// again.
 	if s, ok := f.(interface{ settle() time.Duration }); ok {
 		time.Sleep(s.settle())
 	}
@@ -712,6 +713,15 @@ func newSQSFeeder(t *testing.T) feeder {
 
 // settle is the queue's visibility timeout and a margin.
 func (f *sqsFeeder) settle() time.Duration { return 12 * time.Second }
+
+// settle is the subscription's ack deadline and a margin.
+func (f *pubsubFeeder) settle() time.Duration { return 12 * time.Second }
+
+// settle is the source's ack_wait and a margin.
+func (f *natsFeeder) settle() time.Duration { return 7 * time.Second }
+
+// settle is the source's claim_idle and a margin.
+func (f *redisFeeder) settle() time.Duration { return 7 * time.Second }
 
 func (f *sqsFeeder) config() map[string]any {
 	return map[string]any{"queue_url": f.queueURL, "region": "us-east-1", "endpoint": f.endpoint,
