@@ -147,8 +147,12 @@ type Store interface {
 	GetReceived(ctx context.Context, tenantID, id string) (*ReceivedRequest, error)
 	// ListReceived lists received requests newest first.
 	ListReceived(ctx context.Context, f ReceivedFilter) ([]ReceivedRequest, string, error)
-	// AcceptReceived turns a quarantined request into the event ev with its deliveries, in one
-	// transaction, and marks it accepted. ErrConflict when it is no longer quarantined.
+	// AcceptReceived turns a quarantined or rejected request into the event ev with its
+	// deliveries, in one transaction, and marks it accepted; when the tenant already has an event
+	// of ev's id, the request is marked accepted as that event's, and the result says Duplicate.
+	// ErrConflict when it is neither quarantined nor rejected (another replay accepted it). The
+	// caller decides what may be accepted: a rejected HTTP request never verified and is not
+	// (internal/inbound); a rejected broker message was refused by Herald and is, once fixed.
 	AcceptReceived(ctx context.Context, tenantID, id string, ev *Event) (*ReceiveResult, error)
 
 	// Broker sources (see brokersources.go). Drivers store Settings sealed
