@@ -71,8 +71,9 @@ type Store interface {
 	// endpoints (every tenant's, in creation order) that are plaintext or sealed with an older
 	// key, and returns how many endpoints it rewrote and the next page's cursor ("" after the
 	// last). An endpoint changed meanwhile is skipped: its new secrets were sealed when written.
-	// After the endpoints the same cursor pages through the sources (tokens and settings), so
-	// that a full pass leaves nothing an old key must open; the count then includes sources.
+	// After the endpoints the same cursor pages through the sources (tokens and settings), then
+	// the broker sources (settings), so that a full pass leaves nothing an old key must open; the
+	// count then includes them.
 	RekeySecrets(ctx context.Context, p Page) (int, string, error)
 	// DisableEndpoint marks the endpoint disabled with a reason; with deadLetter, its pending
 	// deliveries become dead with that reason. It returns how many deliveries were dead-lettered.
