@@ -208,7 +208,6 @@ func New(cfg Config) *Server {
 	s.registerEventTypes()
 	s.registerEndpoints()
 	s.registerDestinationTypes()
-	s.documentTypes()
 	s.registerEvents()
 	s.registerDeliveries()
 	s.registerKeys()
@@ -222,6 +221,8 @@ func New(cfg Config) *Server {
 	s.registerListen()
 	s.registerPortal()
 	s.registerTimeseries()
+	// Once every schema is built: the endpoints' and broker sources' types.
+	s.documentTypes()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))

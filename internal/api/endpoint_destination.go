@@ -147,12 +147,22 @@ func destinationOut(e *store.Endpoint) map[string]any {
 	return m
 }
 
-// documentTypes puts the registry's type names into the OpenAPI schemas of the endpoint bodies
-// and answers, as the enum of "type" (huma builds the schemas from the structs, which cannot know
-// which types the node was built with). Validation uses the same schemas.
+// documentTypes puts the registries' type names into the OpenAPI schemas of the endpoint and
+// broker source bodies and answers, as the enum of "type", and makes their "config" an object
+// (huma builds the schemas from the structs, which cannot know which types the node was built
+// with). Validation uses the same schemas.
 func (s *Server) documentTypes() {
+	s.documentTypeEnum(s.dests.Names(), "Endpoint", "/v1/tenants/{tenant}/endpoints", "/v1/tenants/{tenant}/endpoints/{id}")
+	if names := s.cfg.SourceTypes.Names(); len(names) > 0 {
+		// Without types, the enum would refuse everything: the handler says why instead.
+		s.documentTypeEnum(names, "BrokerSource", "/v1/tenants/{tenant}/broker-sources", "/v1/tenants/{tenant}/broker-sources/{id}")
+	}
+}
+
+// documentTypeEnum sets the "type" enum and the "config" object type in the request bodies of
+// the paths' operations and in the answer schema named component.
+func (s *Server) documentTypeEnum(names []string, component string, paths ...string) {
 	oapi := s.api.OpenAPI()
-	names := s.dests.Names()
 	enum := make([]any, len(names))
 	for i, n := range names {
 		enum[i] = n
@@ -173,8 +183,12 @@ func (s *Server) documentTypes() {
 			p.Enum = enum
 			p.PrecomputeMessages()
 		}
+		if p := sch.Properties["config"]; p != nil && p.Type == "" {
+			p.Type = huma.TypeObject
+			p.PrecomputeMessages()
+		}
 	}
-	for _, path := range []string{"/v1/tenants/{tenant}/endpoints", "/v1/tenants/{tenant}/endpoints/{id}"} {
+	for _, path := range paths {
 		item := oapi.Paths[path]
 		if item == nil {
 			continue
@@ -190,5 +204,5 @@ func (s *Server) documentTypes() {
 			}
 		}
 	}
-	set(oapi.Components.Schemas.Map()["Endpoint"])
+	set(oapi.Components.Schemas.Map()[component])
 }

@@ -10,10 +10,13 @@ import (
 	"testing"
 
 	"github.com/heraldhq/herald/internal/api"
+	natsbroker "github.com/heraldhq/herald/internal/broker/nats"
+	"github.com/heraldhq/herald/internal/broker/redisstream"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/destination/desttest"
 	webhookdest "github.com/heraldhq/herald/internal/destination/webhook"
 	"github.com/heraldhq/herald/internal/httpsend"
+	"github.com/heraldhq/herald/internal/source"
 )
 
 func destAPI(t *testing.T) *testAPI {
@@ -242,5 +245,48 @@ func TestAPI_DestinationTypesDescribeTheirSettings(t *testing.T) {
 	ans := a.do("", "GET", "/openapi.json", nil)
 	if !bytes.Contains(ans.body, []byte(`"/v1/destination-types"`)) || !bytes.Contains(ans.body, []byte(`"DestinationType"`)) {
 		t.Fatalf("the OpenAPI document does not describe /v1/destination-types")
+	}
+}
+
+// The OpenAPI document describes a broker source's type as an enum of the source types this
+// server runs, and its config as an object, in the create and update bodies and in the answer.
+func TestAPI_OpenAPIDescribesBrokerSourceTypes(t *testing.T) {
+	t.Parallel()
+	reg, err := source.NewRegistry(natsbroker.NewSource(source.Env{}), redisstream.NewSource(source.Env{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newTestAPI(t, api.Config{SourceTypes: reg, BrokerSourcesChanged: func() {}})
+	ans := a.do("", "GET", "/openapi.json", nil)
+	if ans.status != http.StatusOK {
+		t.Fatalf("openapi: %d", ans.status)
+	}
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Type json.RawMessage `json:"type"`
+					Enum []any           `json:"enum"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(ans.body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for name, sch := range doc.Components.Schemas {
+		p, ok := sch.Properties["type"]
+		c, hasConfig := sch.Properties["config"]
+		if !ok || !hasConfig || !strings.Contains(name, "BrokerSource") {
+			continue
+		}
+		found++
+		if !slices.Equal(p.Enum, []any{"nats", "redis"}) || !bytes.Contains(c.Type, []byte(`"object"`)) {
+			t.Errorf("schema %s: type enum %v, config type %s; want [nats redis] and object", name, p.Enum, c.Type)
+		}
+	}
+	if found < 2 {
+		t.Fatalf("%d broker source schemas describe type and config, want the body (create and update) and the answer", found)
 	}
 }

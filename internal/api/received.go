@@ -15,6 +15,7 @@ import (
 	"github.com/heraldhq/herald/internal/inbound"
 	"github.com/heraldhq/herald/internal/inbound/schema"
 	"github.com/heraldhq/herald/internal/redact"
+	"github.com/heraldhq/herald/internal/source"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -98,12 +99,14 @@ type Replayed struct {
 	RequestID  string `json:"request_id"`
 	EventID    string `json:"event_id"`
 	Deliveries int    `json:"deliveries" doc:"How many deliveries were queued."`
-	Accepted   bool   `json:"accepted" doc:"True when a quarantined request became an event now."`
+	Accepted   bool   `json:"accepted" doc:"True when a quarantined request (or a broker source's rejected message) became an event now."`
+	Duplicate  bool   `json:"duplicate" doc:"True when the tenant already had the event (a broker source's message replayed after it was published): nothing was queued."`
 }
 
 // replayFailed maps what Inbound.Replay returns to a problem.
 func (s *Server) replayFailed(err error, id string) error {
 	var v *schema.Violation
+	var refused *source.RefusedError
 	switch {
 	case errors.Is(err, inbound.ErrNotReplayable):
 		return huma.Error409Conflict("request " + id + " was rejected: it never verified, so it cannot be replayed")
@@ -117,6 +120,8 @@ func (s *Server) replayFailed(err error, id string) error {
 			details[i] = &huma.ErrorDetail{Location: loc, Message: p}
 		}
 		return huma.Error422UnprocessableEntity("the request's payload does not match the source's schema; replay with force to forward it anyway", details...)
+	case errors.As(err, &refused):
+		return huma.Error422UnprocessableEntity("message "+id+" still cannot become an event: "+refused.Reason, &huma.ErrorDetail{Location: "message", Message: refused.Reason})
 	case errors.Is(err, store.ErrConflict):
 		return huma.Error409Conflict("request " + id + " changed meanwhile; read it and try again")
 	}
@@ -186,7 +191,10 @@ func (s *Server) registerReceived() {
 		Summary: "Forward a received request again",
 		Description: "An accepted request's event is queued again for the tenant's endpoints (receivers see the same event id). " +
 			"A quarantined request is checked against the source's current schema first (422 if it still fails, unless force) " +
-			"and becomes an event. A rejected request never verified and cannot be replayed (409).",
+			"and becomes an event. A rejected request never verified and cannot be replayed (409). " +
+			"A broker source's held message (method BROKER) is mapped again by the source's current mapping and schema and published " +
+			"with the event id it had: quarantined or rejected, it becomes an event (422 while it is still refused); " +
+			"already published, the answer says duplicate and nothing is queued.",
 		DefaultStatus: http.StatusAccepted,
 	}, func(ctx context.Context, in *struct {
 		ReceivedPath
@@ -207,7 +215,7 @@ func (s *Server) registerReceived() {
 		if err != nil {
 			return nil, s.replayFailed(err, in.ID)
 		}
-		out := Replayed{RequestID: res.RequestID, EventID: res.EventID, Deliveries: res.Deliveries, Accepted: res.Accepted}
+		out := Replayed{RequestID: res.RequestID, EventID: res.EventID, Deliveries: res.Deliveries, Accepted: res.Accepted, Duplicate: res.Duplicate}
 		if out.RequestID == "" {
 			out.RequestID = in.ID
 		}

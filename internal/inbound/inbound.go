@@ -15,6 +15,9 @@ type ReplayResult struct {
 	EndpointIDs []string `json:"-"`
 	// Accepted is true when a quarantined request became an event.
 	Accepted bool `json:"accepted"`
+	// Duplicate is true when the tenant already had an event of that id, so nothing new was
+	// queued (a broker source's message replayed after it was published).
+	Duplicate bool `json:"duplicate"`
 }
 
 // ErrNotReplayable is returned for a request that was rejected: it never verified, so it is

@@ -153,7 +153,9 @@ func (p *brokerPublisher) hold(ctx context.Context, src source.Ref, ev *source.E
 		r.Reason = r.Reason[:2000]
 	}
 	if status == store.ReceiveRejected {
-		r.DedupKey, r.DedupUntil = "", time.Time{}
+		// A rejected message takes no key (a redelivery is stored again, and refused again
+		// until fixed), but keeps its event id there: a replay publishes it under that id.
+		r.DedupUntil = time.Time{}
 	}
 	if _, err := p.st.Receive(ctx, r, nil); err != nil {
 		if errors.Is(err, store.ErrNotFound) {

@@ -245,9 +245,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	in := inbound.New(inbound.Config{Store: st, Notifier: d, Logger: log, Metrics: m, MaxBodyBytes: cfg.MaxInboundBytes,
 		TracerProvider: tp, Ops: opsPub})
+	// Received requests are replayed through rep: a broker source's held messages by the broker
+	// sources' publisher, built once the API is (its BuildEvent checks their events).
+	rep := &replayer{in: in, st: st}
 	a := api.New(api.Config{
 		Store: st, Notifier: d, URLCheck: client, InternalURLCheck: internalClient, Destinations: dests, Logger: log, Version: Version, MaxEventBytes: cfg.MaxEventBytes,
-		RateLimits: cfg.APILimits, MaxListenStreams: cfg.MaxListenStreams, MaxListenStreamsPerKey: cfg.MaxListenStreamsPerKey, Metrics: m, Inbound: in, PublicURL: cfg.PublicURL, TracerProvider: tp,
+		RateLimits: cfg.APILimits, MaxListenStreams: cfg.MaxListenStreams, MaxListenStreamsPerKey: cfg.MaxListenStreamsPerKey, Metrics: m, Inbound: rep, PublicURL: cfg.PublicURL, TracerProvider: tp,
 		PortalKey: keys.Derive("herald portal link v1"),
 		// Feed and listen cursors are sealed with the keyring, so every node opens every node's.
 		CursorKeys: keys,
@@ -331,9 +334,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	// Broker sources: every node consumes each enabled one (internal/source). After the API is
 	// built: their events are checked by its BuildEvent.
+	rep.pub = &brokerPublisher{st: st, build: a.BuildEvent, notify: d.Notify, m: m, now: time.Now}
 	brokers.mgr = source.NewManager(source.Config{Types: sourceTypes.Types(), Reporter: brokers, Member: brokers.node,
-		Logger:    log.With("component", "broker-sources"),
-		Publisher: &brokerPublisher{st: st, build: a.BuildEvent, notify: d.Notify, m: m, now: time.Now}})
+		Logger: log.With("component", "broker-sources"), Publisher: rep.pub})
 	n.wg.Go(func() {
 		brokers.run(runCtx)
 		// The consumers have stopped: the types' own connections go.

@@ -55,7 +55,7 @@ const rekeyPage = 100
 
 // RekeySecrets re-encrypts, with the current key, every stored secret that is plaintext (from a
 // version before encryption at rest) or sealed with an old key, a page at a time with pause
-// between pages, and returns how many endpoints it rewrote.
+// between pages, and returns how many endpoints, sources and broker sources it rewrote.
 func RekeySecrets(ctx context.Context, st store.Store, pause time.Duration) (int, error) {
 	total, cursor := 0, ""
 	for {

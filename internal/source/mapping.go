@@ -140,7 +140,19 @@ type Event struct {
 	// fails the source's schema, or the mapping finds no event type): the publisher stores it as
 	// a quarantined received message of the source, which can be replayed once fixed.
 	Quarantine string
+	// Invalid is the schema's error when the data fails the source's schema (a
+	// *schema.Violation, with its problems): a replay shows them.
+	Invalid error
 }
+
+// RefusedError is why a held message of a broker source cannot become an event when it is
+// replayed: the mapping finds no event type in it, or Herald refuses the event (its type is not
+// registered, it is too large, …). Reason is a sentence a person understands.
+type RefusedError struct {
+	Reason string
+}
+
+func (e *RefusedError) Error() string { return "the message cannot become an event: " + e.Reason }
 
 // Mapper maps the messages of one source.
 type Mapper struct {
@@ -174,7 +186,7 @@ func (mp *Mapper) Map(msg *Message) Event {
 	}
 	if mp.schema != nil {
 		if err := mp.schema.Validate(ev.Data); err != nil {
-			ev.Quarantine = "schema: " + err.Error()
+			ev.Quarantine, ev.Invalid = "schema: "+err.Error(), err
 		}
 	}
 	return ev

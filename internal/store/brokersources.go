@@ -66,6 +66,22 @@ func EncodeBrokerSettings(keys *seal.Keyring, sourceID string, settings json.Raw
 	return s, nil
 }
 
+// ResealBrokerSettings re-encrypts stored broker source settings (plaintext, or sealed with an
+// old key) with the current key; "" when they are sealed with it already.
+func ResealBrokerSettings(keys *seal.Keyring, sourceID, raw string) (string, error) {
+	if keys == nil {
+		return "", fmt.Errorf("re-encrypt broker source settings: %w", ErrNoEncryptionKey)
+	}
+	if keys.IsCurrent(raw) {
+		return "", nil
+	}
+	plain, err := DecodeBrokerSettings(keys, sourceID, raw)
+	if err != nil {
+		return "", err
+	}
+	return EncodeBrokerSettings(keys, sourceID, plain)
+}
+
 // DecodeBrokerSettings reads what EncodeBrokerSettings stored.
 func DecodeBrokerSettings(keys *seal.Keyring, sourceID, raw string) (json.RawMessage, error) {
 	if !seal.IsSealed(raw) {

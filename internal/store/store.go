@@ -71,8 +71,9 @@ type Store interface {
 	// endpoints (every tenant's, in creation order) that are plaintext or sealed with an older
 	// key, and returns how many endpoints it rewrote and the next page's cursor ("" after the
 	// last). An endpoint changed meanwhile is skipped: its new secrets were sealed when written.
-	// After the endpoints the same cursor pages through the sources (tokens and settings), so
-	// that a full pass leaves nothing an old key must open; the count then includes sources.
+	// After the endpoints the same cursor pages through the sources (tokens and settings), then
+	// the broker sources (settings), so that a full pass leaves nothing an old key must open; the
+	// count then includes them.
 	RekeySecrets(ctx context.Context, p Page) (int, string, error)
 	// DisableEndpoint marks the endpoint disabled with a reason; with deadLetter, its pending
 	// deliveries become dead with that reason. It returns how many deliveries were dead-lettered.
@@ -147,8 +148,12 @@ type Store interface {
 	GetReceived(ctx context.Context, tenantID, id string) (*ReceivedRequest, error)
 	// ListReceived lists received requests newest first.
 	ListReceived(ctx context.Context, f ReceivedFilter) ([]ReceivedRequest, string, error)
-	// AcceptReceived turns a quarantined request into the event ev with its deliveries, in one
-	// transaction, and marks it accepted. ErrConflict when it is no longer quarantined.
+	// AcceptReceived turns a quarantined or rejected request into the event ev with its
+	// deliveries, in one transaction, and marks it accepted; when the tenant already has an event
+	// of ev's id, the request is marked accepted as that event's, and the result says Duplicate.
+	// ErrConflict when it is neither quarantined nor rejected (another replay accepted it). The
+	// caller decides what may be accepted: a rejected HTTP request never verified and is not
+	// (internal/inbound); a rejected broker message was refused by Herald and is, once fixed.
 	AcceptReceived(ctx context.Context, tenantID, id string, ev *Event) (*ReceiveResult, error)
 
 	// Broker sources (see brokersources.go). Drivers store Settings sealed

@@ -14,6 +14,9 @@ import (
 // the endpoints, then the sources, and its callers need not know there are two kinds.
 const sourcePhase = 1 << 62
 
+// brokerPhase follows the sources: at or above it, brokerPhase plus the last broker source done.
+const brokerPhase = 3 << 61
+
 // RekeySecrets re-encrypts one page of endpoints' secrets, or of sources' tokens and settings,
 // with the current key (see store.Store). Each row is updated only if unchanged since the read,
 // so that nodes running passes at once, or an API call rotating a secret meanwhile, lose nothing.
@@ -26,6 +29,9 @@ func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, er
 		return 0, "", err
 	}
 	limit := p.Clamp()
+	if after >= brokerPhase {
+		return s.rekeyBrokerSources(ctx, after-brokerPhase, limit)
+	}
 	if after >= sourcePhase {
 		return s.rekeySources(ctx, after-sourcePhase, limit)
 	}
@@ -105,7 +111,7 @@ func (s *Store) rekeySources(ctx context.Context, after int64, limit int) (int, 
 	if err != nil {
 		return 0, "", fmt.Errorf("rekey sources: %w", err)
 	}
-	next := ""
+	next := store.EncodeCursor(brokerPhase) // the sources are done: the broker sources are next
 	if len(read) == limit {
 		next = store.EncodeCursor(sourcePhase + read[len(read)-1].seq)
 	}
@@ -132,6 +138,55 @@ func (s *Store) rekeySources(ctx context.Context, after int64, limit int) (int, 
 		for _, c := range changes {
 			b.Queue(`UPDATE sources SET token = $1, settings = $2 WHERE id = $3 AND token = $4 AND settings = $5`,
 				c.token, c.settings, c.id, c.oldToken, c.oldSettings)
+		}
+	})
+	if err != nil {
+		return 0, "", err
+	}
+	return done, next, nil
+}
+
+// rekeyBrokerSources re-encrypts the settings of one page of broker sources, those after the
+// one at position after, with the current key.
+func (s *Store) rekeyBrokerSources(ctx context.Context, after int64, limit int) (int, string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, id, settings FROM broker_sources WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	if err != nil {
+		return 0, "", fmt.Errorf("rekey broker sources: %w", err)
+	}
+	type change struct {
+		seq          int64
+		id, old, new string
+	}
+	read, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (change, error) {
+		var c change
+		err := r.Scan(&c.seq, &c.id, &c.old)
+		return c, err
+	})
+	if err != nil {
+		return 0, "", fmt.Errorf("rekey broker sources: %w", err)
+	}
+	next := ""
+	if len(read) == limit {
+		next = store.EncodeCursor(brokerPhase + read[len(read)-1].seq)
+	}
+	var changes []change
+	for _, c := range read {
+		fresh, err := store.ResealBrokerSettings(s.keys, c.id, c.old)
+		if err != nil {
+			return 0, "", fmt.Errorf("rekey broker sources: %w", err)
+		}
+		if fresh != "" {
+			c.new = fresh
+			changes = append(changes, c)
+		}
+	}
+	if len(changes) == 0 {
+		return 0, next, nil
+	}
+	done, err := s.updateInTx(ctx, "rekey broker sources", func(b *pgx.Batch) {
+		for _, c := range changes {
+			// Only if unchanged since the read: a concurrent update sealed its settings already.
+			b.Queue(`UPDATE broker_sources SET settings = $1 WHERE id = $2 AND settings = $3`, c.new, c.id, c.old)
 		}
 	})
 	if err != nil {

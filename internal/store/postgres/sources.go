@@ -388,8 +388,8 @@ func (s *Store) AcceptReceived(ctx context.Context, tenantID, id string, ev *sto
 		if r == nil {
 			return fmt.Errorf("received request %s: %w", id, store.ErrNotFound)
 		}
-		if r.Status != store.ReceiveQuarantined {
-			return fmt.Errorf("received request %s is %s, not quarantined: %w", id, r.Status, store.ErrConflict)
+		if r.Status != store.ReceiveQuarantined && r.Status != store.ReceiveRejected {
+			return fmt.Errorf("received request %s is %s, neither quarantined nor rejected: %w", id, r.Status, store.ErrConflict)
 		}
 		results, err := s.publishIn(ctx, send, tenantID, []*store.Event{ev}, plan.Targets, func(b *pgx.Batch, results []store.PublishResult) {
 			r.Status, r.EventID, r.EventType, r.Deliveries = store.ReceiveAccepted, ev.ID, ev.Type, results[0].Deliveries

@@ -13,6 +13,9 @@ import (
 // the endpoints, then the sources, and its callers need not know there are two kinds.
 const sourcePhase = 1 << 62
 
+// brokerPhase follows the sources: at or above it, brokerPhase plus the last broker source done.
+const brokerPhase = 3 << 61
+
 // RekeySecrets re-encrypts one page of endpoints' secrets, or of sources' tokens and settings,
 // with the current key (see store.Store). When it rewrote any, it checkpoints the WAL and
 // truncates it, so that the values it replaced (plaintext from an earlier version, or ciphertext
@@ -27,6 +30,9 @@ func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, er
 		return 0, "", err
 	}
 	limit := p.Clamp()
+	if after >= brokerPhase {
+		return s.rekeyBrokerSources(ctx, after-brokerPhase, limit)
+	}
 	if after >= sourcePhase {
 		return s.rekeySources(ctx, after-sourcePhase, limit)
 	}
@@ -138,7 +144,7 @@ func (s *Store) rekeySources(ctx context.Context, after int64, limit int) (int, 
 	if err := rows.Err(); err != nil {
 		return 0, "", fmt.Errorf("rekey sources: %w", err)
 	}
-	next := ""
+	next := store.EncodeCursor(brokerPhase) // the sources are done: the broker sources are next
 	if n == limit {
 		next = store.EncodeCursor(sourcePhase + last)
 	}
@@ -158,6 +164,69 @@ func (s *Store) rekeySources(ctx context.Context, after int64, limit int) (int, 
 			k, err := res.RowsAffected()
 			if err != nil {
 				return fmt.Errorf("rekey source %s: %w", c.id, err)
+			}
+			done += k
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, "", err
+	}
+	if done > 0 {
+		_, _ = s.r.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`) // as for endpoints
+	}
+	return int(done), next, nil
+}
+
+// rekeyBrokerSources re-encrypts the settings of one page of broker sources, those after the
+// one at position after, with the current key.
+func (s *Store) rekeyBrokerSources(ctx context.Context, after int64, limit int) (int, string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, id, settings FROM broker_sources WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err != nil {
+		return 0, "", fmt.Errorf("rekey broker sources: %w", err)
+	}
+	defer rows.Close()
+	type change struct{ id, old, new string }
+	var changes []change
+	var last int64
+	n := 0
+	for rows.Next() {
+		var c change
+		if err := rows.Scan(&last, &c.id, &c.old); err != nil {
+			return 0, "", fmt.Errorf("rekey broker sources: %w", err)
+		}
+		n++
+		fresh, err := store.ResealBrokerSettings(s.keys, c.id, c.old)
+		if err != nil {
+			return 0, "", fmt.Errorf("rekey broker sources: %w", err)
+		}
+		if fresh != "" {
+			c.new = fresh
+			changes = append(changes, c)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, "", fmt.Errorf("rekey broker sources: %w", err)
+	}
+	next := ""
+	if n == limit {
+		next = store.EncodeCursor(brokerPhase + last)
+	}
+	if len(changes) == 0 {
+		return 0, next, nil
+	}
+	var done int64
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		done = 0
+		for _, c := range changes {
+			// Only if unchanged since the read: a concurrent update sealed its settings already.
+			res, err := tx.ExecContext(ctx, `UPDATE broker_sources SET settings = ? WHERE id = ? AND settings = ?`, c.new, c.id, c.old)
+			if err != nil {
+				return fmt.Errorf("rekey broker source %s: %w", c.id, err)
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("rekey broker source %s: %w", c.id, err)
 			}
 			done += k
 		}

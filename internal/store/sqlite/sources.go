@@ -311,8 +311,8 @@ func (s *Store) AcceptReceived(ctx context.Context, tenantID, id string, ev *sto
 		if err != nil {
 			return notFound(err, "received request "+id)
 		}
-		if r.Status != store.ReceiveQuarantined {
-			return fmt.Errorf("received request %s is %s, not quarantined: %w", id, r.Status, store.ErrConflict)
+		if r.Status != store.ReceiveQuarantined && r.Status != store.ReceiveRejected {
+			return fmt.Errorf("received request %s is %s, neither quarantined nor rejected: %w", id, r.Status, store.ErrConflict)
 		}
 		results, err := s.publishIn(ctx, tx, tenantID, []*store.Event{ev}, plan, 0)
 		if err != nil {

@@ -392,6 +392,10 @@ func testSourceSecretsRekey(t *testing.T, r *reopener) {
 	if !bytes.Contains(r.db.Raw(t), []byte(plain.Token)) {
 		t.Fatal("a store without keys did not write plaintext: is Raw looking in the right place?")
 	}
+	plainBroker := brokerSource(t, s, "acme", "bsrc_plain")
+	if !bytes.Contains(r.db.Raw(t), []byte("nats-pw-bsrc_plain")) {
+		t.Fatal("a store without keys did not write the broker source's settings in clear")
+	}
 
 	_, oldKey := newKeyring(t)
 	s = r.open(keyringOf(t, oldKey))
@@ -399,16 +403,18 @@ func testSourceSecretsRekey(t *testing.T, r *reopener) {
 	ep := secretEndpoint(t, s, "acme", "ep_1")
 	sealed := []*store.Source{secretSource(t, s, "acme", "src_a", "AAA"), secretSource(t, s, "globex", "src_b", "BBB"),
 		secretSource(t, s, "acme", "src_c", "CCC")}
-	if got := rekeyAll(t, s, 2); got != 1 {
-		t.Fatalf("rekey rewrote %d, want 1 (the plaintext source)", got)
+	brokers := []*store.BrokerSource{brokerSource(t, s, "acme", "bsrc_a"), brokerSource(t, s, "globex", "bsrc_b"),
+		brokerSource(t, s, "acme", "bsrc_c")}
+	if got := rekeyAll(t, s, 2); got != 2 {
+		t.Fatalf("rekey rewrote %d, want 2 (the plaintext source and broker source)", got)
 	}
-	assertNoSourceSecrets(t, r.db.Raw(t), plain, "gh-secret-PLAIN")
+	assertNoSourceSecrets(t, r.db.Raw(t), plain, "gh-secret-PLAIN", "nats-pw-bsrc_plain")
 
 	k, err := seal.GenerateKey()
 	must(t, err)
 	s = r.open(keyringOf(t, k, oldKey))
-	if got := rekeyAll(t, s, 2); got != 1+4 {
-		t.Fatalf("rekey rewrote %d, want 5 (an endpoint and four sources)", got)
+	if got := rekeyAll(t, s, 2); got != 1+4+4 {
+		t.Fatalf("rekey rewrote %d, want 9 (an endpoint, four sources and four broker sources)", got)
 	}
 	if got := rekeyAll(t, s, 2); got != 0 {
 		t.Fatalf("a second rekey rewrote %d, want 0", got)
@@ -419,5 +425,15 @@ func testSourceSecretsRekey(t *testing.T, r *reopener) {
 	assertSecrets(t, s, "acme", "ep_1", ep.Secrets)
 	for _, src := range append(sealed, plain) {
 		assertSource(t, s, src)
+	}
+	for _, b := range append(brokers, plainBroker) {
+		got, err := s.GetBrokerSource(ctx, b.TenantID, b.ID)
+		must(t, err)
+		if !sameJSON(got.Settings, b.Settings) {
+			t.Fatalf("broker source %s reads back settings %s, want %s", b.ID, got.Settings, b.Settings)
+		}
+	}
+	if raw := r.db.Raw(t); bytes.Contains(raw, []byte("nats-pw-")) || bytes.Contains(raw, []byte("enc:v1:"+keyringOf(t, oldKey).ID()+":")) {
+		t.Fatal("after the rekey the database still holds a broker source's password in clear, or a value sealed with the old key")
 	}
 }

@@ -443,9 +443,29 @@ func testAcceptReceived(t *testing.T, s store.Store) {
 	if d := receive(t, s, request("req_again", "acme", "src", store.ReceiveAccepted, "k", at.Add(time.Second)), event("evt_again", "a.b")); d.Request.DuplicateOf != "req_q" {
 		t.Fatalf("after accept, a repeat = %+v", d.Request)
 	}
+	// A rejected request is accepted too (the caller decides whether it may be: a broker
+	// source's refused message once fixed, never an HTTP request that did not verify).
 	receive(t, s, request("req_r", "acme", "src", store.ReceiveRejected, "", at), nil)
-	if _, err := s.AcceptReceived(ctx, "acme", "req_r", event("evt_r", "a.b")); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("accepting a rejected request: %v, want ErrConflict", err)
+	rej, err := s.AcceptReceived(ctx, "acme", "req_r", event("evt_r", "github.push"))
+	must(t, err)
+	if rej.Published == nil || rej.Published.Duplicate || rej.Published.Deliveries != 2 || rej.Request.Status != store.ReceiveAccepted || rej.Request.EventID != "evt_r" {
+		t.Fatalf("accepted rejected request = %+v, published %+v", rej.Request, rej.Published)
+	}
+	if _, err := s.AcceptReceived(ctx, "acme", "req_r", event("evt_r", "github.push")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("accepting a rejected request twice: %v, want ErrConflict", err)
+	}
+	// An event of that id exists already: the request becomes that event's, a duplicate with no
+	// new delivery.
+	receive(t, s, request("req_q2", "acme", "src", store.ReceiveQuarantined, "k2", at), nil)
+	dup, err := s.AcceptReceived(ctx, "acme", "req_q2", event("evt_q", "github.push"))
+	must(t, err)
+	if dup.Published == nil || !dup.Published.Duplicate || dup.Published.Deliveries != 0 || dup.Request.Status != store.ReceiveAccepted || dup.Request.EventID != "evt_q" {
+		t.Fatalf("accept of an existing event = %+v, published %+v", dup.Request, dup.Published)
+	}
+	ds, _, err = s.ListDeliveries(ctx, store.DeliveryFilter{TenantID: "acme", EventID: "evt_q"})
+	must(t, err)
+	if len(ds) != 2 {
+		t.Fatalf("%d deliveries of evt_q after a duplicate accept, want 2", len(ds))
 	}
 }
 
