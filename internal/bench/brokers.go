@@ -502,6 +502,12 @@ func (r *amqpRig) consume(ctx context.Context, seen func(string)) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// The library blocks delivering to msgs until it is read: drain it, or closing the
+			// channel waits for ever.
+			go func() {
+				for range msgs {
+				}
+			}()
 			return ctx.Err()
 		case m, ok := <-msgs:
 			if !ok {
