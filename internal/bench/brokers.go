@@ -490,11 +490,12 @@ func (r *amqpRig) settings() map[string]any {
 }
 
 func (r *amqpRig) consume(ctx context.Context, seen func(string)) error {
+	// The channel is not closed here: amqp091's Close waits on deliveries in flight; closing the
+	// connection (close) ends it.
 	ch, err := r.conn.Channel()
 	if err != nil {
 		return err
 	}
-	defer ch.Close()
 	msgs, err := ch.ConsumeWithContext(ctx, r.queue, "", true, false, false, false, nil)
 	if err != nil {
 		return err
@@ -502,12 +503,6 @@ func (r *amqpRig) consume(ctx context.Context, seen func(string)) error {
 	for {
 		select {
 		case <-ctx.Done():
-			// The library blocks delivering to msgs until it is read: drain it, or closing the
-			// channel waits for ever.
-			go func() {
-				for range msgs {
-				}
-			}()
 			return ctx.Err()
 		case m, ok := <-msgs:
 			if !ok {
@@ -558,11 +553,16 @@ func (r *amqpRig) publish(ctx context.Context, id string, body []byte) error {
 }
 
 func (r *amqpRig) close() {
-	if ch, err := r.conn.Channel(); err == nil {
-		_, _ = ch.QueueDelete(r.queue, false, false, false)
-		ch.Close()
+	// A connection of its own deletes the queue: the rig's may be held up by the consumer's
+	// undelivered messages, and its Close then waits for them; it is left to end in the
+	// background.
+	if conn, err := amqp.Dial(r.url); err == nil {
+		if ch, err := conn.Channel(); err == nil {
+			_, _ = ch.QueueDelete(r.queue, false, false, false)
+		}
+		_ = conn.Close()
 	}
-	r.conn.Close()
+	go func() { _ = r.conn.Close() }()
 }
 
 // --- Redis Streams: a stream key of its own; XADD with the body and header fields.
