@@ -50,7 +50,7 @@ type BrokerSourceFields struct {
 	Type     *string         `json:"type,omitempty" maxLength:"40" doc:"The broker type (required on create; see docs/sources.md)."`
 	Settings json.RawMessage `json:"config,omitempty" doc:"The type's settings (an object); each is checked, errors at body.config.<field>. Secret settings are write-only; on update, omit one to keep it."`
 	Mapping  json.RawMessage `json:"mapping,omitempty" doc:"How a message becomes an event: {\"event_type\": {\"from\": \"subject|header|field|fixed\", \"prefix\"|\"name\"|\"path\"|\"value\"}, \"event_id\": {\"from\": \"message|header|field\", \"name\"|\"path\"}}."`
-	Schema   json.RawMessage `json:"schema,omitempty" doc:"JSON Schema for the event data; null removes it."`
+	Schema   json.RawMessage `json:"schema,omitempty" doc:"JSON Schema for the event data; {} removes it (as for event types, null is refused)."`
 	Enabled  *bool           `json:"enabled,omitempty"`
 }
 
@@ -177,7 +177,9 @@ func (s *Server) applyBrokerSource(in *BrokerSourceFields, b *store.BrokerSource
 		return huma.Error422UnprocessableEntity("invalid broker source", problems...)
 	}
 	if in.Schema != nil {
-		if string(bytes.TrimSpace(in.Schema)) == "null" {
+		// {} removes the schema, as for event types (null never reaches here: the API refuses
+		// null for a declared field).
+		if c := bytes.TrimSpace(in.Schema); string(c) == "{}" || string(c) == "null" {
 			b.Schema = nil
 		} else {
 			if _, err := schema.Compile(in.Schema); err != nil {

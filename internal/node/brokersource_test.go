@@ -96,10 +96,11 @@ func consumerState(t *testing.T, st jetstream.Stream, sourceID string) (unacked 
 }
 
 type brokerSourceOut struct {
-	ID         string         `json:"id"`
-	Type       string         `json:"type"`
-	Settings   map[string]any `json:"config"`
-	SecretsSet []string       `json:"config_secrets"`
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	Settings   map[string]any  `json:"config"`
+	SecretsSet []string        `json:"config_secrets"`
+	Schema     json.RawMessage `json:"schema"`
 	Health     struct {
 		State     string    `json:"state"`
 		LastError string    `json:"last_error"`
@@ -389,6 +390,17 @@ func TestBrokerSource_APIValidatesAndHidesSecrets(t *testing.T) {
 	h.must(200, "PATCH", "/v1/tenants/acme/broker-sources/"+src.ID, map[string]any{"config": settings}, &src)
 	if len(src.SecretsSet) != 1 || src.Settings["password"] != nil {
 		t.Fatalf("after an update without the password: %+v", src)
+	}
+	// A schema is set, then removed with {} (null is refused, as for every declared field).
+	h.must(200, "PATCH", "/v1/tenants/acme/broker-sources/"+src.ID, map[string]any{"schema": map[string]any{"required": []string{"id"}}}, &src)
+	if !strings.Contains(string(src.Schema), "required") {
+		t.Fatalf("schema not set: %s", src.Schema)
+	}
+	problem(map[string]any{"schema": nil}, "body.schema")
+	var cleared brokerSourceOut
+	h.must(200, "PATCH", "/v1/tenants/acme/broker-sources/"+src.ID, map[string]any{"schema": map[string]any{}}, &cleared)
+	if len(cleared.Schema) != 0 {
+		t.Fatalf("schema after {}: %s", cleared.Schema)
 	}
 	stored, err := h.node.Store.GetBrokerSource(context.Background(), "acme", src.ID)
 	if err != nil || !strings.Contains(string(stored.Settings), "hunter2-secret") {
