@@ -101,6 +101,8 @@ func (r *BrokerRun) LatencyRatio() float64 { return ratio(r.CeilP99, r.P99) }
 type rig interface {
 	name() string
 	settings() map[string]any
+	// sourceConfig is a broker source's config reading what publish puts on the broker.
+	sourceConfig() map[string]any
 	consume(ctx context.Context, seen func(id string)) error
 	// publish sends one message and waits for the broker's acknowledgement.
 	publish(ctx context.Context, id string, body []byte) error
@@ -110,7 +112,13 @@ type rig interface {
 // RunBrokers runs the scenario for each broker with an address.
 func RunBrokers(ctx context.Context, cfg BrokerConfig) ([]*BrokerRun, error) {
 	cfg.defaults()
-	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	return eachRig(ctx, cfg, "", runBroker)
+}
+
+// eachRig runs fn on a rig of each broker cfg gives an address, one after the other; suffix
+// makes the rigs' names (streams, queues) the scenario's own.
+func eachRig[R any](ctx context.Context, cfg BrokerConfig, suffix string, fn func(context.Context, BrokerConfig, rig) (R, error)) ([]R, error) {
+	suffix = strconv.FormatInt(time.Now().UnixNano(), 36) + suffix
 	var rigs []func() (rig, error)
 	if cfg.NATSURL != "" {
 		rigs = append(rigs, func() (rig, error) { return newNATSRig(ctx, cfg.NATSURL, suffix) })
@@ -124,13 +132,13 @@ func RunBrokers(ctx context.Context, cfg BrokerConfig) ([]*BrokerRun, error) {
 	if len(rigs) == 0 {
 		return nil, errors.New("no broker address given (--nats-url, --amqp-url, --redis-addr)")
 	}
-	var out []*BrokerRun
+	var out []R
 	for _, mk := range rigs {
 		rg, err := mk()
 		if err != nil {
 			return nil, err
 		}
-		r, err := runBroker(ctx, cfg, rg)
+		r, err := fn(ctx, cfg, rg)
 		rg.close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", rg.name(), err)

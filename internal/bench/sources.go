@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -42,14 +41,6 @@ func (r *SourceRun) Ratio() float64 {
 	return r.Rate / r.Ceiling
 }
 
-// sourceRig is a broker as a source: a backlog of messages put on it, and the source's config.
-type sourceRig interface {
-	name() string
-	sourceConfig() map[string]any
-	publish(ctx context.Context, id string, body []byte) error
-	close()
-}
-
 func (r *natsRig) sourceConfig() map[string]any {
 	return map[string]any{"url": r.url, "stream": r.stream}
 }
@@ -69,34 +60,7 @@ func (r *redisRig) sourceConfig() map[string]any {
 // published in batches of 100 by Concurrency publishers to the same node.
 func RunSources(ctx context.Context, cfg BrokerConfig) ([]*SourceRun, error) {
 	cfg.defaults()
-	suffix := strconv.FormatInt(time.Now().UnixNano(), 36) + "s"
-	var rigs []func() (sourceRig, error)
-	if cfg.NATSURL != "" {
-		rigs = append(rigs, func() (sourceRig, error) { return newNATSRig(ctx, cfg.NATSURL, suffix) })
-	}
-	if cfg.AMQPURL != "" {
-		rigs = append(rigs, func() (sourceRig, error) { return newAMQPRig(cfg.AMQPURL, suffix) })
-	}
-	if cfg.RedisAddr != "" {
-		rigs = append(rigs, func() (sourceRig, error) { return newRedisRig(cfg.RedisAddr, suffix), nil })
-	}
-	if len(rigs) == 0 {
-		return nil, errors.New("no broker address given (--nats-url, --amqp-url, --redis-addr)")
-	}
-	var out []*SourceRun
-	for _, mk := range rigs {
-		rg, err := mk()
-		if err != nil {
-			return nil, err
-		}
-		r, err := runSource(ctx, cfg, rg)
-		rg.close()
-		if err != nil {
-			return nil, fmt.Errorf("%s source: %w", rg.name(), err)
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	return eachRig(ctx, cfg, "s", runSource)
 }
 
 // countingReceiver counts the distinct events delivered to it, by data.n.
@@ -124,7 +88,7 @@ func (c *countingReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func runSource(ctx context.Context, cfg BrokerConfig, rg sourceRig) (*SourceRun, error) {
+func runSource(ctx context.Context, cfg BrokerConfig, rg rig) (*SourceRun, error) {
 	run := &SourceRun{Type: rg.name()}
 	rc := &countingReceiver{seen: map[int]bool{}}
 	srv := httptest.NewServer(rc)
