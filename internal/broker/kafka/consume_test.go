@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -282,35 +283,70 @@ func TestSourceGroupSplits(t *testing.T) {
 	b := openSource(t, typ, c, group, "all", topic)
 	ctx := ctxTimeout(t, 45*time.Second)
 
-	produced := map[string]bool{}
+	// Each member consumes in a goroutine of its own, as each node does: a member's Fetch may
+	// wait out a rebalance, which needs the other member to go on polling.
+	var mu sync.Mutex
 	count := map[string]int{}
 	perMember := [2]int{}
-	round := 0
-	for {
-		if perMember[0] > 0 && perMember[1] > 0 && len(count) == len(produced) {
+	stop := make(chan struct{})
+	errs := make(chan error, 2)
+	var wg sync.WaitGroup
+	for i, m := range []*Consumer{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				bt, err := m.Fetch(ctx, 5, 300*time.Millisecond)
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				for _, msg := range bt.Messages() {
+					count[string(msg.Body)]++
+				}
+				perMember[i] += len(bt.Messages())
+				mu.Unlock()
+				if err := bt.Ack(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	produced := map[string]bool{}
+	for round := 0; ; round++ {
+		mu.Lock()
+		done := perMember[0] > 0 && perMember[1] > 0 && len(count) == len(produced)
+		got := perMember
+		mu.Unlock()
+		if done {
 			break
 		}
+		select {
+		case err := <-errs:
+			close(stop)
+			wg.Wait()
+			t.Fatal(err)
+		default:
+		}
 		if ctx.Err() != nil {
-			t.Fatalf("members got %v records of %d produced; both must get some", perMember, len(produced))
+			close(stop)
+			wg.Wait()
+			t.Fatalf("members got %v records of %d produced; both must get some", got, len(produced))
 		}
 		for _, v := range produceTo(t, c, topic, 2, 4, strconv.Itoa(round)) {
 			produced[v] = true
 		}
-		round++
-		for i, m := range []*Consumer{a, b} {
-			bt, err := m.Fetch(ctx, 5, 300*time.Millisecond)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, msg := range bt.Messages() {
-				count[string(msg.Body)]++
-			}
-			perMember[i] += len(bt.Messages())
-			if err := bt.Ack(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
+		time.Sleep(200 * time.Millisecond)
 	}
+	close(stop)
+	wg.Wait()
 	for v, n := range count {
 		if n != 1 || !produced[v] {
 			t.Fatalf("record %q delivered %d times (produced: %v)", v, n, produced[v])
