@@ -159,7 +159,9 @@ func createQueue(t testing.TB, g *goaws, name string) string {
 func receive(t testing.TB, g *goaws, queueURL string, n int) []types.Message {
 	t.Helper()
 	var got []types.Message
-	deadline := time.Now().Add(20 * time.Second)
+	// Past the queues' visibility timeout (30 s): a receive whose answer was lost (a loaded
+	// machine; the SDK then asks again) hid its message that long.
+	deadline := time.Now().Add(45 * time.Second)
 	for len(got) < n {
 		res, err := admin(g).ReceiveMessage(context.Background(), &awssqs.ReceiveMessageInput{
 			QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 1, MessageAttributeNames: []string{"All"},

@@ -29,6 +29,7 @@ func (s *Store) checkpointer(ck *sql.DB) {
 	defer close(s.ckDone)
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
+	again := false // the last checkpoint failed or left pages behind
 	for {
 		select {
 		case <-s.quit:
@@ -38,13 +39,18 @@ func (s *Store) checkpointer(ck *sql.DB) {
 		select {
 		case <-s.wrote:
 		default:
-			continue // nothing written since the last checkpoint
+			if !again {
+				continue // nothing written since the last complete checkpoint
+			}
 		}
-		if _, err := s.checkpoint(ck); err != nil {
-			// A failed checkpoint loses nothing (the log keeps every frame); the next one
-			// tries again.
+		left, err := s.checkpoint(ck)
+		if err != nil {
+			// A failed checkpoint loses nothing (the log keeps every frame); the next tick
+			// tries again, written to or not: on a full disk the log must be copied back
+			// before the writer can restart it and write again.
 			s.log.Warn("sqlite checkpoint failed", "err", err)
 		}
+		again = err != nil || left > 0
 	}
 }
 

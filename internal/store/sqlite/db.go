@@ -432,10 +432,11 @@ func (s *Store) run(ops []*op) ([]error, error) {
 	}
 	err = tx.Commit()
 	s.subs.settle()
+	// The checkpointer looks at the log after every commit, failed ones too (a full disk).
+	s.noteCommit()
 	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
-	s.noteCommit()
 	return errs, nil
 }
 
