@@ -101,29 +101,8 @@ func (s *Store) GetBrokerSource(ctx context.Context, tenantID, id string) (*stor
 
 // ListBrokerSources lists a tenant's broker sources in creation order.
 func (s *Store) ListBrokerSources(ctx context.Context, tenantID string, p store.Page) ([]store.BrokerSource, string, error) {
-	after, err := store.DecodeCursor(p.Cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	limit := p.Clamp()
-	rows, err := s.pool.Query(ctx, `SELECT `+brokerSourceColumns+` FROM broker_sources WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
-		tenantID, after, limit+1)
-	if err != nil {
-		return nil, "", fmt.Errorf("list broker sources: %w", err)
-	}
-	var pos []int64
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.BrokerSource, error) {
-		b, seq, err := scanBrokerSource(s.keys, r)
-		if err != nil {
-			return store.BrokerSource{}, err
-		}
-		pos = append(pos, seq)
-		return *b, nil
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("list broker sources: %w", err)
-	}
-	return page(out, limit, func(i int) int64 { return pos[i] })
+	return listBySeq(ctx, s, p, "broker sources", `SELECT `+brokerSourceColumns+` FROM broker_sources WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		func(r pgx.CollectableRow) (*store.BrokerSource, int64, error) { return scanBrokerSource(s.keys, r) }, tenantID)
 }
 
 // EnabledBrokerSources lists every tenant's enabled broker sources.

@@ -317,27 +317,34 @@ func (s *Store) EndpointByID(ctx context.Context, id string) (*store.Endpoint, e
 
 // ListEndpoints lists a tenant's endpoints in creation order.
 func (s *Store) ListEndpoints(ctx context.Context, tenantID string, p store.Page) ([]store.Endpoint, string, error) {
+	return listBySeq(ctx, s, p, "endpoints", `SELECT `+endpointColumns+` FROM endpoints WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		func(r pgx.CollectableRow) (*store.Endpoint, int64, error) { return scanEndpoint(s.keys, r) }, tenantID)
+}
+
+// listBySeq reads one page of a tenant's rows in creation (seq) order: query takes the tenant
+// as $1, the cursor's seq as $2 and the limit as $3; scan reads a row and its seq.
+func listBySeq[T any](ctx context.Context, s *Store, p store.Page, what, query string, scan func(pgx.CollectableRow) (*T, int64, error), tenantID string) ([]T, string, error) {
 	after, err := store.DecodeCursor(p.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
 	limit := p.Clamp()
-	rows, err := s.pool.Query(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
-		tenantID, after, limit+1)
+	rows, err := s.pool.Query(ctx, query, tenantID, after, limit+1)
 	if err != nil {
-		return nil, "", fmt.Errorf("list endpoints: %w", err)
+		return nil, "", fmt.Errorf("list %s: %w", what, err)
 	}
 	var pos []int64
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Endpoint, error) {
-		e, seq, err := scanEndpoint(s.keys, r)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) {
+		v, seq, err := scan(r)
 		if err != nil {
-			return store.Endpoint{}, err
+			var zero T
+			return zero, err
 		}
 		pos = append(pos, seq)
-		return *e, nil
+		return *v, nil
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("list endpoints: %w", err)
+		return nil, "", fmt.Errorf("list %s: %w", what, err)
 	}
 	return page(out, limit, func(i int) int64 { return pos[i] })
 }
