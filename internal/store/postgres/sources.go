@@ -81,29 +81,8 @@ func (s *Store) SourceByToken(ctx context.Context, token string) (*store.Source,
 
 // ListSources lists a tenant's sources in creation order.
 func (s *Store) ListSources(ctx context.Context, tenantID string, p store.Page) ([]store.Source, string, error) {
-	after, err := store.DecodeCursor(p.Cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	limit := p.Clamp()
-	rows, err := s.pool.Query(ctx, `SELECT `+sourceColumns+` FROM sources WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
-		tenantID, after, limit+1)
-	if err != nil {
-		return nil, "", fmt.Errorf("list sources: %w", err)
-	}
-	var pos []int64
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Source, error) {
-		src, seq, err := scanSource(s.keys, r)
-		if err != nil {
-			return store.Source{}, err
-		}
-		pos = append(pos, seq)
-		return *src, nil
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("list sources: %w", err)
-	}
-	return page(out, limit, func(i int) int64 { return pos[i] })
+	return listBySeq(ctx, s, p, "sources", `SELECT `+sourceColumns+` FROM sources WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		func(r pgx.CollectableRow) (*store.Source, int64, error) { return scanSource(s.keys, r) }, tenantID)
 }
 
 // UpdateSource replaces a source's name, token, state and settings.
