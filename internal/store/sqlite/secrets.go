@@ -151,31 +151,49 @@ func (s *Store) rekeySources(ctx context.Context, after int64, limit int) (int, 
 	if len(changes) == 0 {
 		return 0, next, nil
 	}
+	updates := make([]rekeyed, len(changes))
+	for i, c := range changes {
+		// Only if unchanged since the read: a concurrent update sealed its values already.
+		updates[i] = rekeyed{what: "source " + c.id, query: `UPDATE sources SET token = ?, settings = ? WHERE id = ? AND token = ? AND settings = ?`,
+			args: []any{c.token, c.settings, c.id, c.oldToken, c.oldSettings}}
+	}
+	done, err := s.writeRekeyed(ctx, updates)
+	return done, next, err
+}
+
+// rekeyed is one row a rekey pass rewrites: an UPDATE that applies only if the row is unchanged
+// since it was read.
+type rekeyed struct {
+	what, query string
+	args        []any
+}
+
+// writeRekeyed applies a page of rekey updates in one write and returns how many applied; after
+// any, it checkpoints the log so that the old ciphertexts leave it (as for endpoints).
+func (s *Store) writeRekeyed(ctx context.Context, updates []rekeyed) (int, error) {
 	var done int64
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
 		done = 0
-		for _, c := range changes {
-			// Only if unchanged since the read: a concurrent update sealed its values already.
-			res, err := tx.ExecContext(ctx, `UPDATE sources SET token = ?, settings = ? WHERE id = ? AND token = ? AND settings = ?`,
-				c.token, c.settings, c.id, c.oldToken, c.oldSettings)
+		for _, u := range updates {
+			res, err := tx.ExecContext(ctx, u.query, u.args...)
 			if err != nil {
-				return fmt.Errorf("rekey source %s: %w", c.id, err)
+				return fmt.Errorf("rekey %s: %w", u.what, err)
 			}
 			k, err := res.RowsAffected()
 			if err != nil {
-				return fmt.Errorf("rekey source %s: %w", c.id, err)
+				return fmt.Errorf("rekey %s: %w", u.what, err)
 			}
 			done += k
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, "", err
+		return 0, err
 	}
 	if done > 0 {
-		_, _ = s.r.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`) // as for endpoints
+		_, _ = s.r.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
 	}
-	return int(done), next, nil
+	return int(done), nil
 }
 
 // rekeyBrokerSources re-encrypts the settings of one page of broker sources, those after the
@@ -215,28 +233,12 @@ func (s *Store) rekeyBrokerSources(ctx context.Context, after int64, limit int) 
 	if len(changes) == 0 {
 		return 0, next, nil
 	}
-	var done int64
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		done = 0
-		for _, c := range changes {
-			// Only if unchanged since the read: a concurrent update sealed its settings already.
-			res, err := tx.ExecContext(ctx, `UPDATE broker_sources SET settings = ? WHERE id = ? AND settings = ?`, c.new, c.id, c.old)
-			if err != nil {
-				return fmt.Errorf("rekey broker source %s: %w", c.id, err)
-			}
-			k, err := res.RowsAffected()
-			if err != nil {
-				return fmt.Errorf("rekey broker source %s: %w", c.id, err)
-			}
-			done += k
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, "", err
+	updates := make([]rekeyed, len(changes))
+	for i, c := range changes {
+		// Only if unchanged since the read: a concurrent update sealed its settings already.
+		updates[i] = rekeyed{what: "broker source " + c.id, query: `UPDATE broker_sources SET settings = ? WHERE id = ? AND settings = ?`,
+			args: []any{c.new, c.id, c.old}}
 	}
-	if done > 0 {
-		_, _ = s.r.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`) // as for endpoints
-	}
-	return int(done), next, nil
+	done, err := s.writeRekeyed(ctx, updates)
+	return done, next, err
 }
