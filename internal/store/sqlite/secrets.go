@@ -80,33 +80,14 @@ func (s *Store) RekeySecrets(ctx context.Context, p store.Page) (int, string, er
 	if len(changes) == 0 {
 		return 0, next, nil
 	}
-	var done int64
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		done = 0
-		for _, c := range changes {
-			// Only if unchanged since the read: a concurrent update sealed its secrets already.
-			res, err := tx.ExecContext(ctx, `UPDATE endpoints SET secrets = ?, settings_secrets = ? WHERE id = ? AND secrets = ? AND settings_secrets = ?`,
-				c.new, c.newSettings, c.id, c.old, c.oldSettings)
-			if err != nil {
-				return fmt.Errorf("rekey endpoint %s: %w", c.id, err)
-			}
-			k, err := res.RowsAffected()
-			if err != nil {
-				return fmt.Errorf("rekey endpoint %s: %w", c.id, err)
-			}
-			done += k
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, "", err
+	updates := make([]rekeyed, len(changes))
+	for i, c := range changes {
+		// Only if unchanged since the read: a concurrent update sealed its secrets already.
+		updates[i] = rekeyed{what: "endpoint " + c.id, query: `UPDATE endpoints SET secrets = ?, settings_secrets = ? WHERE id = ? AND secrets = ? AND settings_secrets = ?`,
+			args: []any{c.new, c.newSettings, c.id, c.old, c.oldSettings}}
 	}
-	if done > 0 {
-		// Best effort: a reader holding an old snapshot keeps the WAL from being reset; the next
-		// pass, or SQLite's own checkpoints, will overwrite it.
-		_, _ = s.r.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
-	}
-	return int(done), next, nil
+	done, err := s.writeRekeyed(ctx, updates)
+	return done, next, err
 }
 
 // rekeySources re-encrypts the tokens and settings of one page of sources, those after the
@@ -169,7 +150,8 @@ type rekeyed struct {
 }
 
 // writeRekeyed applies a page of rekey updates in one write and returns how many applied; after
-// any, it checkpoints the log so that the old ciphertexts leave it (as for endpoints).
+// any, it checkpoints the log so that the old ciphertexts leave it. Best effort: a reader holding
+// an old snapshot keeps the log from being reset; the next pass, or the checkpointer, overwrites it.
 func (s *Store) writeRekeyed(ctx context.Context, updates []rekeyed) (int, error) {
 	var done int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
