@@ -30,6 +30,17 @@ const (
 	// KindTransform: the endpoint's transformation failed on the event, so nothing was sent.
 	KindTransform = "transform_failed"
 
+	// KindAuth: Herald could not authenticate to the receiver: the OAuth2 token URL refused
+	// the client or failed, or the receiver answered 401 again with a fresh token. Counted by
+	// the breaker like any failure.
+	KindAuth = "auth_failed"
+	// KindProxy: the outbound proxy refused the connection or failed (CONNECT answered non-2xx,
+	// SOCKS5 error), or could not be reached.
+	KindProxy = "proxy_failed"
+	// KindHandshake: the CloudEvents abuse-protection handshake (OPTIONS with
+	// WebHook-Request-Origin) was refused or failed, so nothing was delivered.
+	KindHandshake = "handshake_failed"
+
 	// Broker destinations' kinds, beside the connection kinds above (which they share).
 
 	// KindNoRoute: the broker has no such stream, subject, exchange, queue or topic, or it could

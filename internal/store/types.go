@@ -118,7 +118,17 @@ type EndpointOptions struct {
 	// Ordered delivers events in publish order, one at a time: a later event waits while an
 	// earlier one is retried.
 	Ordered bool `json:"ordered,omitempty"`
+	// Format is the body's format: FormatHerald (also for "") sends the envelope (or the
+	// transformation's output); the CloudEvents formats map it to a CloudEvent (issue 17).
+	Format string `json:"format,omitempty"`
 }
+
+// Body formats an endpoint may choose.
+const (
+	FormatHerald                = "herald"
+	FormatCloudEventsStructured = "cloudevents-structured"
+	FormatCloudEventsBinary     = "cloudevents-binary"
+)
 
 // Signature schemes an endpoint may choose.
 const (

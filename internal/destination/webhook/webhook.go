@@ -5,7 +5,7 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/heraldhq/herald/internal/destination"
@@ -30,29 +30,6 @@ func New(client, internal *httpsend.Client) *Type {
 // Name is "webhook".
 func (t *Type) Name() string { return destination.TypeWebhook }
 
-// Check accepts no settings: a webhook's destination is its URL, checked by the API. An absent,
-// null or empty settings object is normalised to nothing.
-func (t *Type) Check(settings json.RawMessage) (json.RawMessage, []*destination.FieldError) {
-	if len(settings) == 0 || string(settings) == "null" {
-		return nil, nil
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(settings, &m); err != nil {
-		return nil, []*destination.FieldError{{Field: "", Message: "must be a JSON object"}}
-	}
-	var errs []*destination.FieldError
-	for k := range m {
-		errs = append(errs, &destination.FieldError{Field: k, Message: "unknown setting: webhook endpoints have no settings (their destination is the url)"})
-	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	return nil, nil
-}
-
-// Secrets: none (a webhook's signing secrets are the endpoint's, for every type).
-func (t *Type) Secrets() []string { return nil }
-
 // Open returns the sender for the endpoint's URL, with the client its internal flag selects.
 // The flag is read from the endpoint as the dispatcher last loaded it, and each client's guard
 // checks every dial, so an endpoint whose flag was turned off is refused by the ordinary
@@ -62,7 +39,11 @@ func (t *Type) Open(target destination.Target) (destination.Sender, error) {
 	if target.Internal {
 		c = t.internal
 	}
-	return &sender{client: c, url: target.URL}, nil
+	settings, err := settingsOf(target.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s: webhook settings: %w", target.EndpointID, err)
+	}
+	return &sender{client: c, url: target.URL, settings: settings}, nil
 }
 
 // Close closes both clients' kept-alive connections.
@@ -75,8 +56,9 @@ func (t *Type) Close() error {
 }
 
 type sender struct {
-	client *httpsend.Client
-	url    string
+	client   *httpsend.Client
+	url      string
+	settings Settings
 }
 
 // Send POSTs the message. The attempt's timeout is ctx's deadline (the endpoint's timeout, which
