@@ -282,3 +282,111 @@ func TestDispatch_BatchSenderGetsMembersAsMessages(t *testing.T) {
 		t.Fatalf("delivered %v, want the 3 events", seen)
 	}
 }
+
+// A broker endpoint (its sender has a batch form) that does not batch gets its queued deliveries
+// in groups through SendBatch, each still its own signed message and its own delivery with its
+// own attempt; a message the broker refuses for good is dead-lettered alone, its neighbours in
+// the group are delivered.
+func TestDispatch_BrokerEndpointGroupsQueuedDeliveries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	typ := desttest.New()
+	typ.Batching = true
+	typ.Outcome = func(m *destination.Message, n int) destination.Outcome {
+		if m.ID == "evt_bad" {
+			return destination.Outcome{Class: destination.Permanent, ErrorKind: destination.KindTooLarge, Error: "message too large"}
+		}
+		return destination.Outcome{Class: destination.Success}
+	}
+	now := time.Now().UTC()
+	ep := memoryEndpoint(now)
+	ep.MaxConcurrency = 1
+	st := openStore(t)
+	if err := st.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	// The backlog is in the store before the dispatcher starts, so that its lane finds it queued.
+	const n = 40
+	var evs []*store.Event
+	for i := range n {
+		id := fmt.Sprintf("evt_%02d", i)
+		if i == n/2 {
+			id = "evt_bad"
+		}
+		evs = append(evs, &store.Event{ID: id, Type: "order.created", Timestamp: now, CreatedAt: now,
+			Payload: []byte(`{"id":"` + id + `","type":"order.created","data":{"n":1}}`)})
+	}
+	if _, err := st.Publish(ctx, "acme", evs); err != nil {
+		t.Fatal(err)
+	}
+	client := httpsend.New(httpsend.Config{AllowHTTP: true, AllowLoopback: true})
+	reg, err := destination.NewRegistry(webhookdest.New(client, nil), typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(st, client, dispatch.Config{
+		Destinations: reg, Rescan: 100 * time.Millisecond, ReleaseClaimsAtStart: true,
+		Policy: dispatch.Policy{PermanentAttempts: 2},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- d.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-ran; err != nil {
+			t.Errorf("dispatcher: %v", err)
+		}
+	})
+	var ds []store.Delivery
+	waitFor(t, func() (bool, string) {
+		ds, _, err = st.ListDeliveries(ctx, store.DeliveryFilter{TenantID: "acme", Page: store.Page{Limit: 100}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		settled := 0
+		for _, dl := range ds {
+			if dl.State == store.StateSucceeded || dl.State == store.StateDead {
+				settled++
+			}
+		}
+		return settled == n, fmt.Sprintf("%d of %d settled", settled, n)
+	})
+	for _, dl := range ds {
+		want := store.StateSucceeded
+		if dl.EventID == "evt_bad" {
+			want = store.StateDead
+		}
+		if dl.State != want {
+			t.Errorf("delivery of %s is %s, want %s", dl.EventID, dl.State, want)
+		}
+	}
+	// The group with the bad message was refused as a whole, then its members went one by
+	// one: the others succeeded with two attempts at most, the bad one died after two.
+	for _, dl := range ds {
+		as, _, err := st.ListAttempts(ctx, store.AttemptFilter{TenantID: "acme", DeliveryID: dl.ID, Page: store.Page{Limit: 10}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(as) == 0 || (dl.EventID != "evt_bad" && !as[len(as)-1].Success && !as[0].Success) {
+			t.Errorf("delivery of %s: attempts %+v", dl.EventID, as)
+		}
+	}
+	grouped, seen := 0, map[string]int{}
+	for _, dm := range typ.Delivered() {
+		verify(t, dm.Message)
+		if strings.HasPrefix(dm.Message.ID, "batch_") {
+			t.Errorf("message %s is a batch, want the event's own message", dm.Message.ID)
+		}
+		if dm.Batch {
+			grouped++
+		}
+		seen[dm.Message.ID]++
+	}
+	if grouped < 2 {
+		t.Errorf("%d messages came through SendBatch, want the queued deliveries grouped", grouped)
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct messages delivered, want %d", len(seen), n)
+	}
+}

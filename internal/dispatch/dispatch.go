@@ -726,6 +726,15 @@ func (d *Dispatcher) pump(ctx, sendCtx context.Context, l *lane, now time.Time) 
 			go d.sendBatch(sendCtx, l.snapshot(), members, done)
 			continue
 		}
+		if n := l.groupSize(); n > 1 {
+			d.sending += n
+			group := slices.Clone(l.queue[:n])
+			clear(l.queue[:n])
+			l.queue = l.queue[n:]
+			l.requests -= n - 1 // each member was a request of its own
+			go d.sendGroup(sendCtx, l.snapshot(), group, done)
+			continue
+		}
 		d.sending++
 		c := l.queue[0]
 		l.queue[0] = store.Claimed{}
