@@ -25,3 +25,6 @@ func PublishBetween(st store.Store, tenantID string, events []*store.Event, betw
 	})
 	return res, err
 }
+
+// DueEndpointsQuery is DueEndpoints' statement, for its benchmark.
+const DueEndpointsQuery = dueEndpoints

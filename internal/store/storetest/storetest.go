@@ -25,6 +25,7 @@ func Run(t *testing.T, open Open) {
 		"PublishIsIdempotentByID":       testPublishIdempotent,
 		"PublishUnknownTenant":          testPublishUnknownTenant,
 		"ClaimLeasesAndReportsNextDue":  testClaim,
+		"DueEndpointsEarliestOfEach":    testDueEndpoints,
 		"ClaimRanksByPriority":          testClaimPriority,
 		"ClaimOrderedTakesFirstPending": testClaimOrdered,
 		"ClaimBatches":                  testClaimBatches,
@@ -320,6 +321,54 @@ func testClaim(t *testing.T, s store.Store) {
 	// Leased deliveries may count here (a wake-up for them is harmless); the quiet endpoint must not.
 	if _, ok := due["ep"]; !ok || len(due) != 1 {
 		t.Fatalf("due endpoints = %v", due)
+	}
+}
+
+// DueEndpoints names every endpoint with a pending delivery, with its earliest next attempt,
+// and none whose deliveries are all settled.
+func testDueEndpoints(t *testing.T, s store.Store) {
+	tenant(t, s, "acme")
+	for _, id := range []string{"ep_a", "ep_b", "ep_c", "ep_done"} {
+		endpoint(t, s, "acme", id, "t."+id)
+	}
+	var evs []*store.Event
+	for i := range 3 {
+		for _, id := range []string{"ep_a", "ep_b", "ep_c", "ep_done"} {
+			evs = append(evs, event(fmt.Sprintf("evt_%s_%d", id, i), "t."+id))
+		}
+	}
+	publish(t, s, "acme", evs...)
+	base := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	want := map[string]time.Time{}
+	for k, id := range []string{"ep_a", "ep_b", "ep_c", "ep_done"} {
+		c := claimAll(t, s, id, 10)
+		if len(c.Claimed) != 3 {
+			t.Fatalf("%s: claimed %d, want 3", id, len(c.Claimed))
+		}
+		var rs []store.Result
+		for i, cl := range c.Claimed {
+			r := store.Result{DeliveryID: cl.DeliveryID, EndpointID: id, State: store.StatePending,
+				NextAttemptAt: base.Add(time.Duration(k)*time.Minute + time.Duration(3-i)*time.Second),
+				Attempt:       store.Attempt{At: time.Now(), StatusCode: 503, Error: "status 503", ErrorKind: "http_status"}}
+			if id == "ep_done" {
+				r.State, r.NextAttemptAt = store.StateSucceeded, time.Time{}
+				r.Attempt = store.Attempt{At: time.Now(), StatusCode: 200, Success: true}
+			} else if w, ok := want[id]; !ok || r.NextAttemptAt.Before(w) {
+				want[id] = r.NextAttemptAt
+			}
+			rs = append(rs, r)
+		}
+		must(t, s.RecordResults(ctx, rs))
+	}
+	due, err := s.DueEndpoints(ctx, time.Now())
+	must(t, err)
+	if len(due) != len(want) {
+		t.Fatalf("due endpoints = %v, want %v", due, want)
+	}
+	for id, w := range want {
+		if got, ok := due[id]; !ok || !got.Equal(w) {
+			t.Errorf("due[%s] = %v, want %v", id, got, w)
+		}
 	}
 }
 
