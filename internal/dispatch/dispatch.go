@@ -703,6 +703,9 @@ func (d *Dispatcher) pump(ctx, sendCtx context.Context, l *lane, now time.Time) 
 			r.CancelAt(now)
 			return
 		}
+		if d.dropEnded(ctx, l, now) {
+			continue
+		}
 		done, err := l.breaker.Allow()
 		if err != nil {
 			// The breaker is open or has its probe out: give the claims back.
@@ -1069,6 +1072,17 @@ func (d *Dispatcher) record(stop context.Context, results []result) bool {
 	backoff := 100 * time.Millisecond
 	for {
 		err := d.st.RecordResults(ctx, batch)
+		if stale := (*store.StaleResultsError)(nil); errors.As(err, &stale) {
+			// Fenced: these deliveries' leases ended while their attempts ran (this node was cut
+			// off from the database for longer than a lease); another node owns them now.
+			for _, r := range results {
+				if slices.Contains(stale.DeliveryIDs, r.DeliveryID) {
+					d.log.Warn("attempt not recorded: the delivery's lease had ended or passed to another node", "event", r.Attempt.EventID,
+						"tenant", r.Attempt.TenantID, "endpoint", r.EndpointID, "delivery", r.DeliveryID, "attempt", r.attempt)
+				}
+			}
+			return true
+		}
 		if err == nil {
 			return true
 		}

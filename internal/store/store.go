@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -110,12 +111,21 @@ type Store interface {
 	// For each endpoint it also reports when its next not-yet-due delivery is due.
 	ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []ClaimRequest) ([]ClaimResult, error)
 	// RecordResults writes attempt outcomes and the deliveries' new states, and ends their leases.
+	// A driver shared by several processes writes a result only while this handle's lease of
+	// the delivery is still the one it wrote (fenced); the others it leaves alone and reports
+	// in a *StaleResultsError, having written the rest.
 	RecordResults(ctx context.Context, results []Result) error
 	// RenewClaims extends every lease this handle holds (claimed, neither recorded nor released,
 	// not yet ended at now) to until, and returns how many. A process renews periodically, so that
 	// a lease can be short (it is how long other processes wait before taking over the work of one
 	// that died) while claims wait in its queues for longer.
 	RenewClaims(ctx context.Context, now, until time.Time) (int, error)
+	// LeaseEnd is when this handle's lease of delivery id ends, as it last wrote it (by this
+	// process's clock), or zero when it holds none: never claimed, recorded, released, ended, or
+	// lost to another process (a renewal found it taken over). The dispatcher sends a claim only
+	// while its lease outlasts the attempt, so that a process cut off from the database never
+	// sends what another may have taken over.
+	LeaseEnd(id int64) time.Time
 	// ReleaseClaims ends leases without recording an attempt (shutdown, breaker refusal).
 	ReleaseClaims(ctx context.Context, ids []int64) error
 	// ReleaseAllClaims ends every lease; a single-process store calls it at start.
@@ -264,6 +274,16 @@ type Claimed struct {
 	Tracestate  string
 	// BatchID groups the deliveries of one batch (Batch claims): the smallest delivery id in it.
 	BatchID int64
+}
+
+// StaleResultsError names the deliveries whose results RecordResults did not write: their
+// leases had ended or passed to another process, which owns their outcome now.
+type StaleResultsError struct {
+	DeliveryIDs []int64
+}
+
+func (e *StaleResultsError) Error() string {
+	return fmt.Sprintf("%d results not recorded: their deliveries' leases had ended or passed to another process", len(e.DeliveryIDs))
 }
 
 // ErrBadCursor is returned for a cursor that this store did not issue.

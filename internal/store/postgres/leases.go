@@ -352,10 +352,32 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 	if len(results) == 0 {
 		return nil
 	}
-	// Renewals stop whatever the outcome: if the write fails, the leases must run out so that the
-	// deliveries are attempted again.
+	// Fenced on the lease: a result is written only for a lease this handle still holds, and
+	// only if the row still has the lease end it last wrote. A node cut off from the database
+	// whose leases ran out (another node took the deliveries over, and may have finished them)
+	// overwrites nothing: its late results are reported as stale instead. Renewals stop while the
+	// write runs; a write that fails puts the leases back as they were, for the retry.
+	all := make([]int64, len(results))
+	for i, r := range results {
+		all[i] = r.DeliveryID
+	}
+	heldIDs, olds := s.held.take(all)
+	oldOf := make(map[int64]time.Time, len(heldIDs))
+	for i, id := range heldIDs {
+		oldOf[id] = olds[i]
+	}
+	var stale []int64
+	kept := results[:0:0]
 	for _, r := range results {
-		s.held.drop(r.DeliveryID)
+		if _, ok := oldOf[r.DeliveryID]; ok {
+			kept = append(kept, r)
+		} else {
+			stale = append(stale, r.DeliveryID)
+		}
+	}
+	results = kept
+	if len(results) == 0 {
+		return staleResults(stale)
 	}
 	succeeded := map[string]bool{}
 	failedAt := map[string]time.Time{}
@@ -385,6 +407,7 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 	n := len(sorted)
 	var (
 		ids       = make([]int64, n)
+		leases    = make([]time.Time, n)
 		states    = make([]int16, n)
 		nexts     = make([]time.Time, n)
 		ats       = make([]time.Time, n)
@@ -398,7 +421,7 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 	)
 	for i, r := range sorted {
 		a := r.Attempt
-		ids[i], states[i], ats[i] = r.DeliveryID, stateCodes[r.State], a.At
+		ids[i], leases[i], states[i], ats[i] = r.DeliveryID, oldOf[r.DeliveryID], stateCodes[r.State], a.At
 		if r.State == store.StatePending {
 			// A pending member of a batch keeps its batch, so that its retries send the same
 			// batch; anything else leaves its batch.
@@ -407,6 +430,11 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 		statuses[i], latencies[i], oks[i] = int32(a.StatusCode), a.Latency.Microseconds(), a.Success
 		responses[i], kinds[i], errs[i] = cleanText(a.Response), a.ErrorKind, cleanText(a.Error)
 	}
+	endpointOf := make(map[int64]string, n)
+	for _, r := range sorted {
+		endpointOf[r.DeliveryID] = r.EndpointID
+	}
+	var written []int64
 	now := time.Now()
 	err := s.sendBatch(ctx, func() *pgx.Batch {
 		b := &pgx.Batch{}
@@ -418,27 +446,59 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 				b.Queue(`UPDATE endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL`, failedAt[id], id)
 			}
 		}
-		// Whose attempt it is comes from the delivery row, which the update below locks anyway.
-		b.Queue(`INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
-			SELECT d.id, d.tenant_id, d.endpoint_id, d.event_id, u.at, u.status, u.latency, u.response, u.kind, u.error, u.ok
-			FROM unnest($1::bigint[], $2::timestamptz[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bool[])
-				WITH ORDINALITY AS u(id, at, status, latency, response, kind, error, ok, n)
-			JOIN deliveries d ON d.id = u.id
-			ORDER BY u.n`,
-			ids, ats, statuses, latencies, responses, kinds, errs, oks)
-		b.Queue(`UPDATE deliveries d SET state = u.state, attempts = d.attempts + 1, tries = d.tries + 1, next_attempt_at = u.next,
-				last_status = u.status, last_error = u.error, updated_at = $7, lease_until = '-infinity', batch_id = nullif(u.batch, 0)
-			FROM unnest($1::bigint[], $2::smallint[], $3::timestamptz[], $4::int[], $5::text[], $6::bigint[]) AS u(id, state, next, status, error, batch)
-			WHERE d.id = u.id`,
-			ids, states, nexts, statuses, errs, batches, now)
+		// The deliveries whose lease still has this handle's value are updated (and locked), and
+		// only their attempts are written; whose attempt it is comes from the delivery row.
+		b.Queue(`WITH u AS (
+				SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::smallint[], $4::timestamptz[], $5::int[], $6::text[], $7::bigint[],
+					$8::timestamptz[], $9::bigint[], $10::text[], $11::text[], $12::bool[])
+					WITH ORDINALITY AS u(id, old, state, next, status, error, batch, at, latency, response, kind, ok, n)),
+			done AS (
+				UPDATE deliveries d SET state = u.state, attempts = d.attempts + 1, tries = d.tries + 1, next_attempt_at = u.next,
+					last_status = u.status, last_error = u.error, updated_at = $13, lease_until = '-infinity', batch_id = nullif(u.batch, 0)
+				FROM u WHERE d.id = u.id AND d.lease_until = u.old
+				RETURNING d.id, d.tenant_id, d.endpoint_id, d.event_id)
+			INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
+			SELECT done.id, done.tenant_id, done.endpoint_id, done.event_id, u.at, u.status, u.latency, u.response, u.kind, u.error, u.ok
+			FROM done JOIN u ON u.id = done.id
+			ORDER BY u.n
+			RETURNING delivery_id`,
+			ids, leases, states, nexts, statuses, errs, batches, ats, latencies, responses, kinds, oks, now).Query(func(rows pgx.Rows) error {
+			var err error
+			written, err = pgx.AppendRows(written[:0], rows, pgx.RowTo[int64])
+			return err
+		})
 		return b
 	})
 	if err != nil {
 		// The leases stay: the deliveries are attempted again when they expire.
+		s.held.restore(heldIDs, olds, endpointOf)
 		return fmt.Errorf("record results: %w", err)
 	}
-	return nil
+	if len(written) < len(ids) {
+		ok := make(map[int64]bool, len(written))
+		for _, id := range written {
+			ok[id] = true
+		}
+		for _, id := range ids {
+			if !ok[id] {
+				stale = append(stale, id)
+			}
+		}
+	}
+	return staleResults(stale)
 }
+
+// staleResults is RecordResults' error for results it did not write, nil for none.
+func staleResults(ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	return &store.StaleResultsError{DeliveryIDs: ids}
+}
+
+// LeaseEnd is when this handle's lease of id ends as it last wrote it, zero if it holds none.
+func (s *Store) LeaseEnd(id int64) time.Time { return s.held.end(id) }
 
 // ReleaseClaims ends leases without recording attempts.
 func (s *Store) ReleaseClaims(ctx context.Context, ids []int64) error {
@@ -582,6 +642,23 @@ func (h *held) take(ids []int64) ([]int64, []time.Time) {
 		delete(h.byID, id)
 	}
 	return out, olds
+}
+
+func (h *held) end(id int64) time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byID[id].until
+}
+
+// restore puts back leases take took, for a write that failed and will be tried again.
+func (h *held) restore(ids []int64, olds []time.Time, endpoints map[int64]string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, id := range ids {
+		if _, ok := h.byID[id]; !ok {
+			h.byID[id] = heldLease{endpoint: endpoints[id], until: olds[i]}
+		}
+	}
 }
 
 func (h *held) drop(ids ...int64) {

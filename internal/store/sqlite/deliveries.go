@@ -769,6 +769,9 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 	return nil
 }
 
+// LeaseEnd is when the lease of id ends, zero if there is none in force or it was released.
+func (s *Store) LeaseEnd(id int64) time.Time { return s.leases.end(id) }
+
 // ReleaseClaims ends leases without recording attempts.
 func (s *Store) ReleaseClaims(ctx context.Context, ids []int64) error {
 	s.leases.queueRelease(ids...)

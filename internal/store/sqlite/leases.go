@@ -63,6 +63,17 @@ func (l *leases) held(id int64, now time.Time) bool {
 	return ok && ls.until.After(now)
 }
 
+// end is when the lease of id ends: zero if none is held or it was released.
+func (l *leases) end(id int64) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ls, ok := l.byID[id]
+	if !ok || l.release[id] {
+		return time.Time{}
+	}
+	return ls.until
+}
+
 // inFlight reports whether an attempt of id is under way.
 func (l *leases) inFlight(id int64, now time.Time) bool {
 	l.mu.Lock()
