@@ -42,13 +42,13 @@ type authServer struct {
 	received atomic.Int64 // requests that reached the receiver
 	accepted atomic.Int64 // … with a valid token
 
-	mu       sync.Mutex
-	forms    []url.Values // what each token request carried
-	styles   []string     // "basic" or "body", per token request
-	scopes   []string     // scope of each accepted token
-	lastAccess string     // the access token of the last accepted request
-	delay    time.Duration
-	refuseAt func(n int64) bool // the receiver answers 401 to request n whatever the token
+	mu         sync.Mutex
+	forms      []url.Values // what each token request carried
+	styles     []string     // "basic" or "body", per token request
+	scopes     []string     // scope of each accepted token
+	lastAccess string       // the access token of the last accepted request
+	delay      time.Duration
+	refuseAt   func(n int64) bool // the receiver answers 401 to request n whatever the token
 }
 
 func newAuthServer(t *testing.T, tokenLife time.Duration) *authServer {
