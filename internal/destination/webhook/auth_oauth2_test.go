@@ -6,20 +6,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/go-oauth2/oauth2/v4/manage"
-	"github.com/go-oauth2/oauth2/v4/models"
-	"github.com/go-oauth2/oauth2/v4/server"
-	"github.com/go-oauth2/oauth2/v4/store"
-
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/destination/webhook"
+	"github.com/heraldhq/herald/internal/destination/webhook/oauth2test"
 	"github.com/heraldhq/herald/internal/httpsend"
 )
 
@@ -28,96 +23,16 @@ const (
 	clientSecret = "cs-0123456789-abcdefghij"
 )
 
-// authServer is a real OAuth2 authorization server (go-oauth2's, with its in-memory stores)
-// issuing client credentials tokens, and a receiver that accepts only requests bearing a token
-// that server issued and has not expired or revoked.
-type authServer struct {
-	srv      *server.Server
-	manager  *manage.Manager
-	clients  *store.ClientStore
-	tokenURL string
-	receiver string
+// authServer is the real authorization server and its receiver.
+type authServer struct{ *oauth2test.Server }
 
-	fetches  atomic.Int64 // token requests
-	received atomic.Int64 // requests that reached the receiver
-	accepted atomic.Int64 // … with a valid token
-
-	mu         sync.Mutex
-	forms      []url.Values // what each token request carried
-	styles     []string     // "basic" or "body", per token request
-	scopes     []string     // scope of each accepted token
-	lastAccess string       // the access token of the last accepted request
-	delay      time.Duration
-	refuseAt   func(n int64) bool // the receiver answers 401 to request n whatever the token
-}
-
-func newAuthServer(t *testing.T, tokenLife time.Duration) *authServer {
-	t.Helper()
-	a := &authServer{}
-	a.manager = manage.NewDefaultManager()
-	a.manager.SetClientTokenCfg(&manage.Config{AccessTokenExp: tokenLife})
-	a.manager.MustTokenStorage(store.NewMemoryTokenStore())
-	a.clients = store.NewClientStore()
-	if err := a.clients.Set(clientID, &models.Client{ID: clientID, Secret: clientSecret}); err != nil {
-		t.Fatal(err)
-	}
-	a.manager.MapClientStorage(a.clients)
-	a.srv = server.NewDefaultServer(a.manager)
-	// RFC 6749 §2.3.1: the client authenticates with HTTP Basic (its id and secret form-encoded)
-	// or with form fields; the library's two handlers, one after the other.
-	a.srv.SetClientInfoHandler(func(r *http.Request) (string, string, error) {
-		if _, _, ok := r.BasicAuth(); ok {
-			id, secret, err := server.ClientBasicHandler(r)
-			if err != nil {
-				return "", "", err
-			}
-			id, _ = url.QueryUnescape(id)
-			secret, _ = url.QueryUnescape(secret)
-			return id, secret, nil
-		}
-		return server.ClientFormHandler(r)
-	})
-
-	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.fetches.Add(1)
-		_ = r.ParseForm()
-		_, _, basic := r.BasicAuth()
-		a.mu.Lock()
-		a.forms = append(a.forms, r.PostForm)
-		a.styles = append(a.styles, map[bool]string{true: "basic", false: "body"}[basic])
-		delay := a.delay
-		a.mu.Unlock()
-		time.Sleep(delay)
-		_ = a.srv.HandleTokenRequest(w, r)
-	}))
-	t.Cleanup(tokens.Close)
-	a.tokenURL = tokens.URL + "/oauth2/token"
-
-	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := a.received.Add(1)
-		a.mu.Lock()
-		refuse := a.refuseAt
-		a.mu.Unlock()
-		ti, err := a.srv.ValidationBearerToken(r)
-		if err != nil || (refuse != nil && refuse(n)) {
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		a.accepted.Add(1)
-		a.mu.Lock()
-		a.scopes = append(a.scopes, ti.GetScope())
-		a.lastAccess = ti.GetAccess()
-		a.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(recv.Close)
-	a.receiver = recv.URL + "/hook"
-	return a
+func newAuthServer(t *testing.T, tokenLife time.Duration) authServer {
+	return authServer{oauth2test.New(t, clientID, clientSecret, tokenLife)}
 }
 
 // settings are the endpoint's oauth2 settings for this server, with extra fields.
-func (a *authServer) settings(extra map[string]any) json.RawMessage {
-	m := map[string]any{"auth": "oauth2", "oauth2_token_url": a.tokenURL, "oauth2_client_id": clientID, "oauth2_client_secret": clientSecret}
+func (a authServer) settings(extra map[string]any) json.RawMessage {
+	m := map[string]any{"auth": "oauth2", "oauth2_token_url": a.TokenURL, "oauth2_client_id": clientID, "oauth2_client_secret": clientSecret}
 	for k, v := range extra {
 		m[k] = v
 	}
@@ -160,31 +75,30 @@ func TestOAuth2_TokenFetchedOnceAndReused(t *testing.T) {
 		t.Run(style, func(t *testing.T) {
 			t.Parallel()
 			a := newAuthServer(t, time.Hour)
-			s := open(t, devType(t), a.receiver, a.settings(map[string]any{
+			s := open(t, devType(t), a.ReceiverURL, a.settings(map[string]any{
 				"oauth2_scopes": []string{"webhooks:write", "events"}, "oauth2_audience": "https://receiver.example", "oauth2_auth_style": style}))
 			for i := range 10 {
 				if o := send(s, "evt_"+string(rune('a'+i))); o.Class != destination.Success {
 					t.Fatalf("send %d: %+v", i, o)
 				}
 			}
-			if n := a.fetches.Load(); n != 1 {
+			if n := a.Fetches.Load(); n != 1 {
 				t.Fatalf("%d token requests for 10 deliveries, want 1", n)
 			}
-			if a.accepted.Load() != 10 {
-				t.Fatalf("the receiver accepted %d deliveries, want 10", a.accepted.Load())
+			if a.Accepted.Load() != 10 {
+				t.Fatalf("the receiver accepted %d deliveries, want 10", a.Accepted.Load())
 			}
-			a.mu.Lock()
-			defer a.mu.Unlock()
-			form := a.forms[0]
+			forms, styles := a.Requests()
+			form := forms[0]
 			if form.Get("grant_type") != "client_credentials" || form.Get("scope") != "webhooks:write events" ||
-				form.Get("audience") != "https://receiver.example" || a.styles[0] != style {
-				t.Fatalf("token request %v with client authentication %s; want scopes, audience and %s", form, a.styles[0], style)
+				form.Get("audience") != "https://receiver.example" || styles[0] != style {
+				t.Fatalf("token request %v with client authentication %s; want scopes, audience and %s", form, styles[0], style)
 			}
 			if (style == "body") != (form.Get("client_secret") == clientSecret) {
 				t.Fatalf("client_secret in the form = %v with auth style %s", form.Has("client_secret"), style)
 			}
-			if a.scopes[0] != "webhooks:write events" {
-				t.Fatalf("the token's scope is %q", a.scopes[0])
+			if sc := a.Scopes(); sc[0] != "webhooks:write events" {
+				t.Fatalf("the token's scope is %q", sc[0])
 			}
 		})
 	}
@@ -195,8 +109,8 @@ func TestOAuth2_TokenFetchedOnceAndReused(t *testing.T) {
 func TestOAuth2_ConcurrentAttemptsShareOneFetch(t *testing.T) {
 	t.Parallel()
 	a := newAuthServer(t, time.Hour)
-	a.delay = 300 * time.Millisecond // a slow token URL, so that the attempts overlap the fetch
-	s := open(t, devType(t), a.receiver, a.settings(nil))
+	a.SetDelay(300 * time.Millisecond) // a slow token URL, so that the attempts overlap the fetch
+	s := open(t, devType(t), a.ReceiverURL, a.settings(nil))
 	const n = 32
 	var wg sync.WaitGroup
 	outcomes := make([]destination.Outcome, n)
@@ -209,7 +123,7 @@ func TestOAuth2_ConcurrentAttemptsShareOneFetch(t *testing.T) {
 			t.Fatalf("attempt %d: %+v", i, o)
 		}
 	}
-	if got := a.fetches.Load(); got != 1 {
+	if got := a.Fetches.Load(); got != 1 {
 		t.Fatalf("%d token requests for %d concurrent attempts, want 1", got, n)
 	}
 }
@@ -218,7 +132,7 @@ func TestOAuth2_ConcurrentAttemptsShareOneFetch(t *testing.T) {
 func TestOAuth2_TokenRefreshedBeforeExpiry(t *testing.T) {
 	t.Parallel()
 	a := newAuthServer(t, time.Second)
-	s := open(t, devType(t), a.receiver, a.settings(nil))
+	s := open(t, devType(t), a.ReceiverURL, a.settings(nil))
 	if o := send(s, "evt_1"); o.Class != destination.Success {
 		t.Fatalf("first send: %+v", o)
 	}
@@ -226,7 +140,7 @@ func TestOAuth2_TokenRefreshedBeforeExpiry(t *testing.T) {
 	if o := send(s, "evt_2"); o.Class != destination.Success {
 		t.Fatalf("send after expiry: %+v", o)
 	}
-	if f, r := a.fetches.Load(), a.received.Load(); f != 2 || r != 2 {
+	if f, r := a.Fetches.Load(), a.Received.Load(); f != 2 || r != 2 {
 		t.Fatalf("%d token requests and %d requests at the receiver; want a new token and no refused request", f, r)
 	}
 }
@@ -236,31 +150,24 @@ func TestOAuth2_TokenRefreshedBeforeExpiry(t *testing.T) {
 func TestOAuth2_401FetchesANewTokenOnceAndRetries(t *testing.T) {
 	t.Parallel()
 	a := newAuthServer(t, time.Hour)
-	s := open(t, devType(t), a.receiver, a.settings(nil))
+	s := open(t, devType(t), a.ReceiverURL, a.settings(nil))
 	if o := send(s, "evt_1"); o.Class != destination.Success {
 		t.Fatalf("first send: %+v", o)
 	}
-	a.mu.Lock()
-	access := a.lastAccess
-	a.mu.Unlock()
-	if err := a.manager.RemoveAccessToken(context.Background(), access); err != nil {
-		t.Fatal(err)
-	}
+	a.Revoke(t)
 	o := send(s, "evt_2")
-	if o.Class != destination.Success || a.fetches.Load() != 2 || a.received.Load() != 3 {
+	if o.Class != destination.Success || a.Fetches.Load() != 2 || a.Received.Load() != 3 {
 		t.Fatalf("after revocation: %+v with %d token requests and %d received; want success with a second token",
-			o, a.fetches.Load(), a.received.Load())
+			o, a.Fetches.Load(), a.Received.Load())
 	}
 
-	a.mu.Lock()
-	a.refuseAt = func(int64) bool { return true }
-	a.mu.Unlock()
+	a.RefuseAll()
 	o = send(s, "evt_3")
 	if o.Class == destination.Success || o.StatusCode != http.StatusUnauthorized || o.ErrorKind != destination.KindAuth ||
 		!strings.Contains(o.Error, "401") {
 		t.Fatalf("a receiver refusing every token: %+v; want a failed attempt of kind auth_failed", o)
 	}
-	if f, r := a.fetches.Load(), a.received.Load(); f != 3 || r != 5 {
+	if f, r := a.Fetches.Load(), a.Received.Load(); f != 3 || r != 5 {
 		t.Fatalf("%d token requests and %d received; want one more token and two more requests", f, r)
 	}
 }
@@ -280,7 +187,7 @@ func TestOAuth2_TokenFailuresAreAuthFailed(t *testing.T) {
 	redirected := atomic.Int64{}
 	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		redirected.Add(1)
-		_ = a.srv.HandleTokenRequest(w, r)
+		a.HandleTokenRequest(w, r)
 	}))
 	t.Cleanup(elsewhere.Close)
 	redirector := httptest.NewServer(http.RedirectHandler(elsewhere.URL+"/token", http.StatusTemporaryRedirect))
@@ -307,11 +214,11 @@ func TestOAuth2_TokenFailuresAreAuthFailed(t *testing.T) {
 			var m map[string]any
 			_ = json.Unmarshal(settings, &m)
 			// Opened as the dispatcher does, with settings as stored (Check may refuse some here).
-			s, err := c.typ.Open(destination.Target{EndpointID: "ep_fail", URL: a.receiver, Settings: settings})
+			s, err := c.typ.Open(destination.Target{EndpointID: "ep_fail", URL: a.ReceiverURL, Settings: settings})
 			if err != nil {
 				t.Fatal(err)
 			}
-			before := a.received.Load()
+			before := a.Received.Load()
 			o := send(s, "evt_f")
 			if o.Class != c.class || o.ErrorKind != destination.KindAuth || o.StatusCode != 0 || !strings.Contains(o.Error, c.says) {
 				t.Fatalf("outcome %+v; want %s auth_failed saying %q", o, c.class, c.says)
@@ -320,7 +227,7 @@ func TestOAuth2_TokenFailuresAreAuthFailed(t *testing.T) {
 			if strings.Contains(o.Error, secret) || strings.Contains(o.Error, clientSecret) {
 				t.Fatalf("the error shows the client secret: %s", o.Error)
 			}
-			if a.received.Load() != before {
+			if a.Received.Load() != before {
 				t.Fatal("the receiver got a request without a token")
 			}
 		})
@@ -337,19 +244,17 @@ func TestOAuth2_ClientSecretRotation(t *testing.T) {
 	t.Parallel()
 	a := newAuthServer(t, time.Hour)
 	typ := devType(t)
-	old := open(t, typ, a.receiver, a.settings(nil))
+	old := open(t, typ, a.ReceiverURL, a.settings(nil))
 	if o := send(old, "evt_1"); o.Class != destination.Success {
 		t.Fatalf("before rotation: %+v", o)
 	}
 	const rotated = "cs-rotated-9876543210"
-	if err := a.clients.Set(clientID, &models.Client{ID: clientID, Secret: rotated}); err != nil {
-		t.Fatal(err)
-	}
+	a.SetClient(t, clientID, rotated)
 	if o := send(old, "evt_2"); o.Class != destination.Success {
 		t.Fatalf("the sender opened before the rotation, with its token: %+v", o)
 	}
-	s := open(t, typ, a.receiver, a.settings(map[string]any{"oauth2_client_secret": rotated}))
-	if o := send(s, "evt_3"); o.Class != destination.Success || a.fetches.Load() != 2 {
-		t.Fatalf("the sender with the rotated secret: %+v after %d token requests", o, a.fetches.Load())
+	s := open(t, typ, a.ReceiverURL, a.settings(map[string]any{"oauth2_client_secret": rotated}))
+	if o := send(s, "evt_3"); o.Class != destination.Success || a.Fetches.Load() != 2 {
+		t.Fatalf("the sender with the rotated secret: %+v after %d token requests", o, a.Fetches.Load())
 	}
 }
