@@ -18,34 +18,40 @@ import (
 func TestAuth_StaticCredentialsReachTheReceiver(t *testing.T) {
 	t.Parallel()
 	got := make(chan http.Header, 1)
+	// The receiver echoes the request's headers, as debugging receivers do.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got <- r.Header.Clone()
-		w.WriteHeader(http.StatusNoContent)
+		_ = json.NewEncoder(w).Encode(r.Header)
 	}))
 	t.Cleanup(srv.Close)
 	typ := devType(t)
 	cases := []struct {
-		name     string
-		settings string
-		check    func(h http.Header) bool
+		name       string
+		settings   string
+		check      func(h http.Header) bool
+		credential func() (header, value string) // as sent; the receiver echoes it
 	}{
 		{"basic", `{"auth":"basic","basic_username":"herald","basic_password":"pa:ss wörd"}`, func(h http.Header) bool {
 			r := &http.Request{Header: h}
 			u, p, ok := r.BasicAuth()
 			return ok && u == "herald" && p == "pa:ss wörd"
+		}, func() (string, string) {
+			return "Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("herald:pa:ss wörd"))
 		}},
 		{"basic without password", `{"auth":"basic","basic_username":"sk_live_key"}`, func(h http.Header) bool {
 			return h.Get("Authorization") == "Basic "+base64.StdEncoding.EncodeToString([]byte("sk_live_key:"))
+		}, func() (string, string) {
+			return "Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("sk_live_key:"))
 		}},
 		{"bearer", `{"auth":"bearer","bearer_token":"tok.en-123_~+/="}`, func(h http.Header) bool {
 			return h.Get("Authorization") == "Bearer tok.en-123_~+/=" && len(h.Values("Authorization")) == 1
-		}},
-		{"api key, default header", `{"auth":"api_key","api_key":"k-123"}`, func(h http.Header) bool {
-			return h.Get("X-API-Key") == "k-123" && h.Get("Authorization") == "own"
-		}},
-		{"api key, named header", `{"auth":"api_key","api_key_header":"x-receiver-key","api_key":"k-456"}`, func(h http.Header) bool {
-			return h.Get("X-Receiver-Key") == "k-456" && len(h.Values("X-Receiver-Key")) == 1
-		}},
+		}, func() (string, string) { return "Authorization", "tok.en-123_~+/=" }},
+		{"api key, default header", `{"auth":"api_key","api_key":"k-123-a-long-key"}`, func(h http.Header) bool {
+			return h.Get("X-API-Key") == "k-123-a-long-key" && h.Get("Authorization") == "own"
+		}, func() (string, string) { return "X-API-Key", "k-123-a-long-key" }},
+		{"api key, named header", `{"auth":"api_key","api_key_header":"x-receiver-key","api_key":"k-456-a-long-key"}`, func(h http.Header) bool {
+			return h.Get("X-Receiver-Key") == "k-456-a-long-key" && len(h.Values("X-Receiver-Key")) == 1
+		}, func() (string, string) { return "X-Receiver-Key", "k-456-a-long-key" }},
 	}
 	for _, c := range cases {
 		s := open(t, typ, srv.URL, json.RawMessage(c.settings))
@@ -56,6 +62,9 @@ func TestAuth_StaticCredentialsReachTheReceiver(t *testing.T) {
 		r := <-got
 		if o.Class != destination.Success || !c.check(r) || r.Get("Webhook-Id") != "evt_1" {
 			t.Errorf("%s: outcome %+v, received %v", c.name, o, r)
+		}
+		if name, value := c.credential(); strings.Contains(string(o.Response), value) || !strings.Contains(string(o.Response), "[redacted]") {
+			t.Errorf("%s: the stored response shows the %s header: %s", c.name, name, o.Response)
 		}
 		if len(h) != before || h.Get("Authorization") != "own" {
 			t.Errorf("%s: the message's header was changed: %v", c.name, h)
