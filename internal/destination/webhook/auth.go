@@ -81,11 +81,11 @@ func authValue(s *Settings, field string) bool {
 	return false
 }
 
-// checkAuth validates the authentication fields (auth, basic_*, bearer_token, api_key*,
+// checkAuthFields validates the authentication fields (auth, basic_*, bearer_token, api_key*,
 // oauth2_*): the scheme's required fields, no field of another scheme, and values that fit in a
 // header. It fills in the defaults (api_key_header, oauth2_auth_style). The token URL's shape is
 // checked here; whether the node may reach it, by Type.checkAuth and, at every fetch, the guard.
-func checkAuth(s *Settings) []*destination.FieldError {
+func checkAuthFields(s *Settings) []*destination.FieldError {
 	var errs []*destination.FieldError
 	bad := func(field, msg string, value any) {
 		errs = append(errs, &destination.FieldError{Field: field, Message: msg, Value: value})
@@ -218,18 +218,18 @@ func checkOAuth2(s *Settings) []*destination.FieldError {
 	return errs
 }
 
-// checkAuth is checkAuth with what the node knows: it also refuses a token URL the node could
-// never reach, as the API refuses such an endpoint URL (http where the node sends https only,
-// credentials in it, a blocked address literal). The internal client's rules are used (the
-// wider ones, for endpoints an admin marked internal); the guard of the endpoint's own client
-// still checks every fetch.
+// checkAuth validates the authentication fields (checkAuthFields) and refuses a token URL the
+// node could never reach, as the API refuses such an endpoint URL: http where the node sends
+// https only, credentials in it, a blocked address literal. The internal client's rules are used
+// (the wider ones, for endpoints an admin marked internal); the guard of the endpoint's own
+// client still checks every fetch.
 func (t *Type) checkAuth(s *Settings) []*destination.FieldError {
-	errs := checkAuth(s)
+	errs := checkAuthFields(s)
 	if len(errs) > 0 || s.Auth != AuthOAuth2 {
 		return errs
 	}
 	if err := t.internal.ValidateURL(s.OAuth2TokenURL); err != nil {
-		return []*destination.FieldError{{Field: "oauth2_token_url", Message: "token " + err.Error(), Value: s.OAuth2TokenURL}}
+		return []*destination.FieldError{{Field: "oauth2_token_url", Message: err.Error(), Value: s.OAuth2TokenURL}}
 	}
 	return nil
 }
