@@ -225,6 +225,7 @@ func (a *oauth2Auth) send(ctx context.Context, c *httpsend.Client, r httpsend.Re
 	r.Header = withHeader(header, "Authorization", []string{tok.Type() + " " + tok.AccessToken})
 	o := c.Send(ctx, r)
 	if o.StatusCode != http.StatusUnauthorized {
+		o.Latency = time.Since(start) // the attempt's, a token fetch included
 		return o
 	}
 	tok, err = a.tokens.token(ctx, tok)
