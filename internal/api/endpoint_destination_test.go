@@ -203,7 +203,8 @@ func TestAPI_OpenAPIDescribesEndpointTypes(t *testing.T) {
 }
 
 // GET /v1/destination-types describes each type from the type itself, to any key: webhook (its
-// destination is the url) and the memory type with its settings, the credential marked secret.
+// destination is the url, its settings how it reaches the receiver) and the memory type with
+// its settings, the credentials marked secret.
 func TestAPI_DestinationTypesDescribeTheirSettings(t *testing.T) {
 	t.Parallel()
 	a := destAPI(t)
@@ -222,8 +223,18 @@ func TestAPI_DestinationTypesDescribeTheirSettings(t *testing.T) {
 			t.Fatalf("types %s, want memory and webhook", ans.body)
 		}
 		mem, hook := got.Data[0], got.Data[1]
-		if !hook.URL || len(hook.Settings) != 0 || mem.URL || !mem.Described {
+		if !hook.URL || mem.URL || !mem.Described {
 			t.Fatalf("webhook %+v, memory %+v", hook, mem)
+		}
+		// The webhook type describes its own settings (how it authenticates, …), credentials secret.
+		wh := webhookdest.New(httpsend.New(httpsend.Config{}), nil).Settings()
+		if len(hook.Settings) != len(wh) {
+			t.Fatalf("webhook settings %+v, want %+v", hook.Settings, wh)
+		}
+		for i, s := range hook.Settings {
+			if s.Name != wh[i].Name || s.Secret != wh[i].Secret || s.Help != wh[i].Help {
+				t.Errorf("webhook setting %d = %+v, want %+v", i, s, wh[i])
+			}
 		}
 		want := desttest.New().Settings()
 		if len(mem.Settings) != len(want) {

@@ -39,7 +39,7 @@ type Endpoint struct {
 	SignatureScheme string            `json:"signature_scheme" enum:"hmac-sha256,ed25519" doc:"hmac-sha256 signs v1 signatures with a shared whsec_ secret; ed25519 signs v1a signatures with a private key only Herald holds."`
 	PublicKey       string            `json:"public_key,omitempty" doc:"ed25519 endpoints: the whpk_ public key receivers verify v1a signatures with."`
 	Type            string            `json:"type" doc:"The destination type: webhook (an HTTPS POST to url) or a message broker type."`
-	Config          map[string]any    `json:"config,omitempty" doc:"The destination type's settings (types other than webhook), without its credentials."`
+	Config          map[string]any    `json:"config,omitempty" doc:"The destination type's settings (for a webhook: how it authenticates to the receiver, its client certificate, its proxy), without its credentials."`
 	ConfigSecrets   []string          `json:"config_secrets,omitempty" doc:"The credential fields of config that are set: sealed at rest, never shown."`
 	EndpointOptions
 	CreatedAt time.Time `json:"created_at"`
@@ -104,7 +104,7 @@ func shownKey(key string) string {
 // EndpointFields are the settings shared by create and update; nil means "not given".
 type EndpointFields struct {
 	Type            *string           `json:"type,omitempty" maxLength:"64" doc:"The destination type: webhook (default: an HTTPS POST to url) or one of the message broker types this server has. Messages to a broker carry the same body and Standard Webhooks headers as a webhook."`
-	Config          map[string]any    `json:"config,omitempty" doc:"The destination type's settings (not for webhook), checked field by field. Its credentials are sealed at rest and never shown; an update's config replaces the whole config, except that a credential it omits keeps its stored value (null removes it)."`
+	Config          map[string]any    `json:"config,omitempty" doc:"The destination type's settings (for a webhook: how it authenticates to the receiver, its client certificate, its proxy; GET /v1/destination-types lists them), checked field by field. Its credentials are sealed at rest and never shown; an update's config replaces the whole config, except that a credential it omits keeps its stored value (null removes it)."`
 	URL             *string           `json:"url,omitempty" maxLength:"2048" doc:"Webhook endpoints only (required for them): https URL (http and loopback only in --dev mode; http for internal endpoints). Only an admin key may change the URL of an internal endpoint." example:"https://example.com/webhooks"`
 	Description     *string           `json:"description,omitempty" maxLength:"2000"`
 	EventTypes      []string          `json:"event_types,omitempty" minItems:"1" maxItems:"200" doc:"Event type names, prefixes like invoice.*, or * for all." example:"[\"invoice.*\"]"`

@@ -73,7 +73,7 @@ func (t *Type) Check(settings json.RawMessage) (json.RawMessage, []*destination.
 		return nil, []*destination.FieldError{fe}
 	}
 	var errs []*destination.FieldError
-	errs = append(errs, checkAuth(&s)...)
+	errs = append(errs, t.checkAuth(&s)...)
 	errs = append(errs, checkTLS(&s)...)
 	errs = append(errs, checkProxy(&s)...)
 	if len(errs) > 0 {

@@ -43,7 +43,7 @@ func (t *Type) Open(target destination.Target) (destination.Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: webhook settings: %w", target.EndpointID, err)
 	}
-	return &sender{client: c, url: target.URL, settings: settings}, nil
+	return &sender{client: c, url: target.URL, settings: settings, auth: newAuth(c, settings)}, nil
 }
 
 // Close closes both clients' kept-alive connections.
@@ -59,6 +59,7 @@ type sender struct {
 	client   *httpsend.Client
 	url      string
 	settings Settings
+	auth     authenticator // nil: the signature alone
 }
 
 // Send POSTs the message. The attempt's timeout is ctx's deadline (the endpoint's timeout, which
@@ -69,5 +70,9 @@ func (s *sender) Send(ctx context.Context, m *destination.Message) destination.O
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(dl), time.Nanosecond)
 	}
-	return s.client.Send(ctx, httpsend.Request{URL: s.url, Header: m.Header, Body: m.Body, Timeout: timeout})
+	r := httpsend.Request{URL: s.url, Header: m.Header, Body: m.Body, Timeout: timeout}
+	if s.auth != nil {
+		return s.auth.send(ctx, s.client, r)
+	}
+	return s.client.Send(ctx, r)
 }
