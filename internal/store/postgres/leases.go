@@ -361,10 +361,10 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 	for i, r := range results {
 		all[i] = r.DeliveryID
 	}
-	heldIDs, olds := s.held.take(all)
-	oldOf := make(map[int64]time.Time, len(heldIDs))
+	heldIDs, olds, alts := s.held.take(all)
+	oldOf, altOf := make(map[int64]time.Time, len(heldIDs)), make(map[int64]time.Time, len(heldIDs))
 	for i, id := range heldIDs {
-		oldOf[id] = olds[i]
+		oldOf[id], altOf[id] = olds[i], alts[i]
 	}
 	var stale []int64
 	kept := results[:0:0]
@@ -408,6 +408,7 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 	var (
 		ids       = make([]int64, n)
 		leases    = make([]time.Time, n)
+		altLeases = make([]time.Time, n)
 		states    = make([]int16, n)
 		nexts     = make([]time.Time, n)
 		ats       = make([]time.Time, n)
@@ -421,7 +422,7 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 	)
 	for i, r := range sorted {
 		a := r.Attempt
-		ids[i], leases[i], states[i], ats[i] = r.DeliveryID, oldOf[r.DeliveryID], stateCodes[r.State], a.At
+		ids[i], leases[i], altLeases[i], states[i], ats[i] = r.DeliveryID, oldOf[r.DeliveryID], altOf[r.DeliveryID], stateCodes[r.State], a.At
 		if r.State == store.StatePending {
 			// A pending member of a batch keeps its batch, so that its retries send the same
 			// batch; anything else leaves its batch.
@@ -450,19 +451,19 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 		// only their attempts are written; whose attempt it is comes from the delivery row.
 		b.Queue(`WITH u AS (
 				SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::smallint[], $4::timestamptz[], $5::int[], $6::text[], $7::bigint[],
-					$8::timestamptz[], $9::bigint[], $10::text[], $11::text[], $12::bool[])
-					WITH ORDINALITY AS u(id, old, state, next, status, error, batch, at, latency, response, kind, ok, n)),
+					$8::timestamptz[], $9::bigint[], $10::text[], $11::text[], $12::bool[], $14::timestamptz[])
+					WITH ORDINALITY AS u(id, old, state, next, status, error, batch, at, latency, response, kind, ok, alt, n)),
 			done AS (
 				UPDATE deliveries d SET state = u.state, attempts = d.attempts + 1, tries = d.tries + 1, next_attempt_at = u.next,
 					last_status = u.status, last_error = u.error, updated_at = $13, lease_until = '-infinity', batch_id = nullif(u.batch, 0)
-				FROM u WHERE d.id = u.id AND d.lease_until = u.old
+				FROM u WHERE d.id = u.id AND d.lease_until IN (u.old, u.alt)
 				RETURNING d.id, d.tenant_id, d.endpoint_id, d.event_id)
 			INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
 			SELECT done.id, done.tenant_id, done.endpoint_id, done.event_id, u.at, u.status, u.latency, u.response, u.kind, u.error, u.ok
 			FROM done JOIN u ON u.id = done.id
 			ORDER BY u.n
 			RETURNING delivery_id`,
-			ids, leases, states, nexts, statuses, errs, batches, ats, latencies, responses, kinds, oks, now).Query(func(rows pgx.Rows) error {
+			ids, leases, states, nexts, statuses, errs, batches, ats, latencies, responses, kinds, oks, now, altLeases).Query(func(rows pgx.Rows) error {
 			var err error
 			written, err = pgx.AppendRows(written[:0], rows, pgx.RowTo[int64])
 			return err
@@ -504,7 +505,7 @@ func (s *Store) LeaseEnd(id int64) time.Time { return s.held.end(id) }
 func (s *Store) ReleaseClaims(ctx context.Context, ids []int64) error {
 	// Only leases this handle holds, and only if they still have the value it wrote: a lease that
 	// ran out and was taken over by another node is not this handle's to end.
-	ids, olds := s.held.take(ids)
+	ids, olds, alts := s.held.take(ids)
 	if len(ids) == 0 {
 		return nil
 	}
@@ -512,8 +513,8 @@ func (s *Store) ReleaseClaims(ctx context.Context, ids []int64) error {
 		b := &pgx.Batch{}
 		b.Queue(lazyCommit)
 		b.Queue(`UPDATE deliveries d SET lease_until = '-infinity'
-			FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, old)
-			WHERE d.id = u.id AND d.lease_until = u.old`, ids, olds)
+			FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[]) AS u(id, old, alt)
+			WHERE d.id = u.id AND d.lease_until IN (u.old, u.alt)`, ids, olds, alts)
 		return b
 	})
 	if err != nil {
@@ -545,7 +546,7 @@ func (s *Store) ReleaseAllClaims(ctx context.Context) (int, error) {
 func (s *Store) RenewClaims(ctx context.Context, now, until time.Time) (int, error) {
 	s.lanes.claimMu.Lock()
 	defer s.lanes.claimMu.Unlock()
-	ids, olds, endpoints := s.held.snapshot(now)
+	ids, olds, endpoints := s.held.snapshot(now, until)
 	var renewed []int64
 	var nodes, others int
 	var mine map[string]time.Time
@@ -603,6 +604,9 @@ type held struct {
 type heldLease struct {
 	endpoint string
 	until    time.Time
+	// renewing is the end a renewal under way is writing (zero when none): until it returns,
+	// the row may hold either value, and a result write fenced on the lease accepts both.
+	renewing time.Time
 }
 
 func newHeld() *held { return &held{byID: map[int64]heldLease{}} }
@@ -624,11 +628,12 @@ func (h *held) byEndpoint() map[string]int {
 	return out
 }
 
-// take forgets the given leases and returns those it held, sorted, with the end it last wrote.
-func (h *held) take(ids []int64) ([]int64, []time.Time) {
+// take forgets the given leases and returns those it held, sorted, with the end it last wrote
+// and the end a renewal under way may have written (the same when none is under way): the row
+// holds one of the two.
+func (h *held) take(ids []int64) (out []int64, olds, alts []time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []int64
 	for _, id := range ids {
 		if _, ok := h.byID[id]; ok {
 			out = append(out, id)
@@ -636,12 +641,16 @@ func (h *held) take(ids []int64) ([]int64, []time.Time) {
 	}
 	slices.Sort(out)
 	out = slices.Compact(out)
-	olds := make([]time.Time, len(out))
+	olds, alts = make([]time.Time, len(out)), make([]time.Time, len(out))
 	for i, id := range out {
-		olds[i] = h.byID[id].until
+		l := h.byID[id]
+		olds[i], alts[i] = l.until, l.until
+		if !l.renewing.IsZero() {
+			alts[i] = l.renewing
+		}
 		delete(h.byID, id)
 	}
-	return out, olds
+	return out, olds, alts
 }
 
 func (h *held) end(id int64) time.Time {
@@ -677,7 +686,7 @@ func (h *held) clear() {
 
 // snapshot lists the leases in force at now (forgetting those that ended), sorted by id, with
 // their endpoints sorted and deduplicated.
-func (h *held) snapshot(now time.Time) (ids []int64, olds []time.Time, endpoints []string) {
+func (h *held) snapshot(now, renewing time.Time) (ids []int64, olds []time.Time, endpoints []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for id, l := range h.byID {
@@ -693,6 +702,8 @@ func (h *held) snapshot(now time.Time) (ids []int64, olds []time.Time, endpoints
 		l := h.byID[id]
 		olds[i] = l.until
 		endpoints = append(endpoints, l.endpoint)
+		l.renewing = renewing
+		h.byID[id] = l
 	}
 	slices.Sort(endpoints)
 	return ids, olds, slices.Compact(endpoints)
@@ -712,7 +723,7 @@ func (h *held) renewed(asked, renewed []int64, until time.Time) {
 		switch {
 		case !present:
 		case ok[id]:
-			l.until = until
+			l.until, l.renewing = until, time.Time{}
 			h.byID[id] = l
 		default:
 			delete(h.byID, id)
