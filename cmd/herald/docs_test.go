@@ -1,0 +1,494 @@
+package main
+
+// TestDocs runs the shell examples of README.md and docs/**/*.md against the real binary, so that
+// the documentation cannot drift from what Herald does. The conventions it reads are described in
+// docs/api.md ("How these examples are tested"); in short:
+//
+//   - A runnable block is a ```sh or ```bash fence holding a curl command. Each file runs in one
+//     bash process (set -euo pipefail), its runnable blocks in order, against a fresh
+//     `herald serve --dev` on a free 127.0.0.1 port with its own data directory.
+//   - "<!-- docs-test: skip — reason -->" right before a fence leaves that block out; the reason
+//     is required. "<!-- docs-test: setup" … "-->" holds commands run at that place but not shown.
+//   - curl is a shell function: it fails the run when the answer's status is 400 or more, unless the
+//     command's comment (on its line, or a "# → …" line right after it) names the statuses it
+//     expects ("# 201, 409 if the id exists", "# → 422 …"): then the status must be one of them.
+//     A JSON answer must parse, and the "key":"value" pairs (strings without "…", booleans) of
+//     the comment's JSON must be in it; a GET is asked again for up to a minute until they are,
+//     for what happens asynchronously (a delivery that succeeds).
+//   - The documented addresses are replaced: localhost:8080 and 127.0.0.1:8080 by the test
+//     server's, localhost:3000 and 127.0.0.1:3000 by a free port for a receiver the doc starts
+//     itself, and https://…example.com by a local sink answering 204, so that no traffic leaves
+//     the machine. "hk_admin_…" is the test server's admin key; "go run ./cmd/herald" is the
+//     built binary, and so is "herald". A `herald serve` command in a runnable block is not run:
+//     its flags are added to the test server's.
+//   - For files under docs/, the variables of api.md's first block are set beforehand (HERALD,
+//     AUTH, JSON, and ADMIN_KEY), as the docs assume the reader has them.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	// docsKey is the admin key of the test server when a file names none of its own.
+	docsKey = "hk_admin_docs_test_key_0123456789"
+	// docsFileTimeout bounds one file's run, generous for a loaded machine.
+	docsFileTimeout = 4 * time.Minute
+)
+
+func TestDocs(t *testing.T) {
+	needBinary(t)
+	for _, tool := range []string{"bash", "curl", "jq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("TestDocs needs %s on PATH (.ci/run installs it): %v", tool, err)
+		}
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := docFiles(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A sink for the documented https://…example.com endpoints: every request answers 204.
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(sink.Close)
+
+	// "herald" on the docs' PATH is the binary under test.
+	binDir := t.TempDir()
+	if err := os.Symlink(heraldBin, filepath.Join(binDir, "herald")); err != nil {
+		t.Fatal(err)
+	}
+
+	var ran, skipped int
+	for _, rel := range files {
+		text, err := os.ReadFile(filepath.Join(root, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, errs := parseDoc(string(text))
+		for _, e := range errs {
+			t.Errorf("%s: %s", rel, e)
+		}
+		skipped += doc.skipped
+		if len(doc.blocks) == 0 {
+			continue
+		}
+		ran += len(doc.blocks)
+		t.Run(rel, func(t *testing.T) {
+			runDoc(t, rel, doc, binDir, sink.URL)
+		})
+	}
+	t.Logf("ran %d blocks of %d files, skipped %d marked blocks", ran, len(files), skipped)
+	if ran == 0 {
+		t.Fatal("no runnable block found: the parser or the docs are broken")
+	}
+}
+
+// docFiles is README.md, then every .md under docs/ in sorted order.
+func docFiles(root string) ([]string, error) {
+	files := []string{"README.md"}
+	var docs []string
+	err := filepath.WalkDir(filepath.Join(root, "docs"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".md") {
+			rel, err := filepath.Rel(root, path)
+			if err != nil {
+				return err
+			}
+			docs = append(docs, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list docs: %w", err)
+	}
+	sort.Strings(docs)
+	return append(files, docs...), nil
+}
+
+// docBlock is one runnable block: its shell text and the line of its first line in the file.
+type docBlock struct {
+	line  int // 1-based line of the block's first content line
+	lines []string
+	setup bool // from a docs-test: setup comment
+}
+
+type parsedDoc struct {
+	blocks     []docBlock
+	skipped    int
+	key        string   // the admin key the file uses, if it names one
+	serveFlags []string // flags of the `herald serve` commands in runnable blocks
+}
+
+var (
+	fenceRe     = regexp.MustCompile("^(\\s*)(```+)\\s*([A-Za-z0-9_+-]*)")
+	markerRe    = regexp.MustCompile(`^\s*<!--\s*docs-test:\s*(\S+)(.*?)(-->)?\s*$`)
+	curlWordRe  = regexp.MustCompile(`(^|[\s(|;&$])curl(\s|$)`)
+	concreteKey = regexp.MustCompile(`hk_admin_[A-Za-z0-9_]{8,}`)
+	serveCmdRe  = regexp.MustCompile(`^\s*(?:[A-Z_]+=\S+\s+)*(?:go run \./cmd/herald|herald|\./herald)\s+serve(\s.*)?$`)
+)
+
+// parseDoc finds the runnable blocks of a Markdown file and checks its docs-test markers.
+func parseDoc(text string) (parsedDoc, []string) {
+	var doc parsedDoc
+	var errs []string
+	if m := concreteKey.FindString(text); m != "" {
+		doc.key = m
+	}
+	lines := strings.Split(text, "\n")
+	lastNonBlank := -1 // index of the last non-blank line outside fences
+	for i := 0; i < len(lines); i++ {
+		line := lines[i]
+		if m := markerRe.FindStringSubmatch(line); m != nil {
+			switch m[1] {
+			case "skip":
+				if m[3] == "" {
+					errs = append(errs, fmt.Sprintf("line %d: a docs-test marker must end on its line with -->", i+1))
+				}
+			case "setup":
+				// Multi-line: everything up to the closing --> is shell.
+				start := i + 1
+				j := start
+				for j < len(lines) && !strings.Contains(lines[j], "-->") {
+					j++
+				}
+				if j == len(lines) {
+					errs = append(errs, fmt.Sprintf("line %d: docs-test: setup without a closing -->", i+1))
+					return doc, errs
+				}
+				doc.blocks = append(doc.blocks, docBlock{line: start + 1, lines: lines[start:j], setup: true})
+				i = j
+				lastNonBlank = -1
+				continue
+			default:
+				errs = append(errs, fmt.Sprintf("line %d: unknown docs-test marker %q (known: skip, setup)", i+1, m[1]))
+			}
+		}
+		fm := fenceRe.FindStringSubmatch(line)
+		if fm == nil {
+			if strings.TrimSpace(line) != "" {
+				lastNonBlank = i
+			}
+			continue
+		}
+		indent, fence, lang := fm[1], fm[2], fm[3]
+		start := i + 1
+		j := start
+		for j < len(lines) && strings.TrimSpace(lines[j]) != fence {
+			j++
+		}
+		body := make([]string, 0, j-start)
+		for _, l := range lines[start:min(j, len(lines))] {
+			body = append(body, strings.TrimPrefix(l, indent))
+		}
+		runnable := (lang == "sh" || lang == "bash") && curlWordRe.MatchString(strings.Join(body, "\n"))
+		var marker []string
+		if lastNonBlank >= 0 {
+			marker = markerRe.FindStringSubmatch(lines[lastNonBlank])
+		}
+		switch {
+		case marker != nil && marker[1] == "skip":
+			reason := strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(marker[2]), "—–-:"))
+			if reason == "" {
+				errs = append(errs, fmt.Sprintf("line %d: docs-test: skip needs a reason (<!-- docs-test: skip — why -->)", lastNonBlank+1))
+			}
+			if !runnable {
+				errs = append(errs, fmt.Sprintf("line %d: docs-test: skip before a block that would not run anyway", lastNonBlank+1))
+			}
+			doc.skipped++
+		case runnable:
+			b := docBlock{line: start + 1, lines: body}
+			doc.blocks = append(doc.blocks, b)
+			for _, l := range body {
+				if m := serveCmdRe.FindStringSubmatch(l); m != nil {
+					doc.serveFlags = append(doc.serveFlags, strings.Fields(stripComment(m[1]))...)
+				}
+			}
+		}
+		i = j
+		lastNonBlank = -1
+	}
+	return doc, errs
+}
+
+// stripComment cuts a shell line at a # that starts a comment (outside quotes, after a blank).
+func stripComment(s string) string {
+	if i := commentStart(s); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// commentStart is the index of the # starting a comment on one line, or -1. quote is the quote
+// open at the line's start ('"', '\'' or 0).
+func commentStartIn(s string, quote byte) (int, byte) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote == '\'':
+			if c == '\'' {
+				quote = 0
+			}
+		case quote == '"':
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				quote = 0
+			}
+		case c == '\\':
+			i++
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '#' && (i == 0 || s[i-1] == ' ' || s[i-1] == '\t'):
+			return i, quote
+		}
+	}
+	return -1, quote
+}
+
+func commentStart(s string) int {
+	i, _ := commentStartIn(s, 0)
+	return i
+}
+
+var (
+	statusRe  = regexp.MustCompile(`\b[1-5][0-9][0-9]\b`)
+	addrRe    = regexp.MustCompile(`\b(localhost|127\.0\.0\.1):8080\b`)
+	recvRe    = regexp.MustCompile(`\b(localhost|127\.0\.0\.1):3000\b`)
+	exampleRe = regexp.MustCompile(`https?://([A-Za-z0-9-]+\.)*example\.com\b`)
+	fragRe    = regexp.MustCompile(`"([A-Za-z0-9_]+)"\s*:\s*("(?:[^"\\…]|\\.)*"|true|false)`)
+)
+
+// expectations reads a curl command's comment: the statuses it names (before any JSON), and the
+// "key":value pairs its JSON shows with a complete value.
+func expectations(comment string) (statuses []string, frags []string) {
+	head := comment
+	if i := strings.IndexAny(head, "{[\""); i >= 0 {
+		head = head[:i]
+	}
+	statuses = statusRe.FindAllString(head, -1)
+	for _, m := range fragRe.FindAllStringSubmatch(comment, -1) {
+		frags = append(frags, `"`+m[1]+`":`+m[2])
+	}
+	return statuses, frags
+}
+
+// shellQuote quotes s for bash as one word.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// script turns a file's blocks into one bash script: before each command that calls curl, the
+// line it is on and what its comment expects.
+func (doc parsedDoc) script(rel, addr, recvAddr, sinkURL, key string) string {
+	var b strings.Builder
+	b.WriteString(docsPrelude)
+	if strings.HasPrefix(rel, "docs/") {
+		fmt.Fprintf(&b, "HERALD=http://%s\nADMIN_KEY=%s\nAUTH=\"Authorization: Bearer $ADMIN_KEY\"\nJSON=\"Content-Type: application/json\"\n",
+			addr, shellQuote(key))
+	}
+	subst := func(s string) string {
+		s = strings.ReplaceAll(s, "go run ./cmd/herald", "herald")
+		s = strings.ReplaceAll(s, "hk_admin_…", key)
+		s = addrRe.ReplaceAllString(s, addr)
+		s = recvRe.ReplaceAllString(s, recvAddr)
+		return exampleRe.ReplaceAllString(s, sinkURL)
+	}
+	for _, blk := range doc.blocks {
+		fmt.Fprintf(&b, "\n# --- %s line %d\n", rel, blk.line)
+		var quote byte
+		inCmd := false // inside a command that continues on the next line
+		heredoc := ""
+		for k := 0; k < len(blk.lines); k++ {
+			line := blk.lines[k]
+			if heredoc != "" {
+				b.WriteString(line + "\n")
+				if strings.TrimSpace(line) == heredoc {
+					heredoc = ""
+				}
+				continue
+			}
+			if !inCmd {
+				if serveCmdRe.MatchString(line) {
+					fmt.Fprintf(&b, ": the test server runs instead of line %d\n", blk.line+k)
+					continue
+				}
+				// A new command: find its lines, its comment, and the "# → …" line after it.
+				end, q := k, quote
+				var comment strings.Builder
+				for {
+					ci, q2 := commentStartIn(blk.lines[end], q)
+					q = q2
+					if ci >= 0 {
+						comment.WriteString(blk.lines[end][ci:] + " ")
+					}
+					code := blk.lines[end]
+					if ci >= 0 {
+						code = code[:ci]
+					}
+					if q == 0 && !continues(code) || end+1 == len(blk.lines) {
+						break
+					}
+					end++
+				}
+				if end+1 < len(blk.lines) && strings.HasPrefix(strings.TrimSpace(blk.lines[end+1]), "# →") {
+					comment.WriteString(blk.lines[end+1])
+				}
+				cmd := strings.Join(blk.lines[k:end+1], "\n")
+				if curlWordRe.MatchString(cmd) {
+					statuses, frags := expectations(comment.String())
+					quoted := make([]string, len(frags))
+					for i, f := range frags {
+						quoted[i] = shellQuote(f)
+					}
+					fmt.Fprintf(&b, "__docs_line=%d; __docs_expect=%s; __docs_frags=(%s)\n",
+						blk.line+k, shellQuote(strings.Join(statuses, " ")), strings.Join(quoted, " "))
+				} else if strings.TrimSpace(line) != "" && !strings.HasPrefix(strings.TrimSpace(line), "#") {
+					fmt.Fprintf(&b, "__docs_line=%d\n", blk.line+k)
+				}
+			}
+			if m := regexp.MustCompile(`<<-?\s*'?"?([A-Za-z_]+)`).FindStringSubmatch(stripComment(line)); m != nil {
+				heredoc = m[1]
+			}
+			b.WriteString(subst(line) + "\n")
+			ci, q := commentStartIn(line, quote)
+			quote = q
+			code := line
+			if ci >= 0 {
+				code = line[:ci]
+			}
+			inCmd = quote != 0 || continues(code)
+		}
+	}
+	b.WriteString("\n__docs_line=end\n")
+	return b.String()
+}
+
+// continues reports whether a shell line (without its comment) goes on on the next line.
+func continues(code string) bool {
+	c := strings.TrimRight(code, " \t")
+	return strings.HasSuffix(c, "\\") || strings.HasSuffix(c, "|") || strings.HasSuffix(c, "&&") ||
+		strings.HasSuffix(c, "||") || strings.HasSuffix(c, "(")
+}
+
+// docsPrelude is bash run before a file's blocks: the curl that checks answers, and the report of
+// a failing command.
+const docsPrelude = `set -euo pipefail
+__docs_line=start; __docs_expect=""; __docs_frags=()
+trap 'rc=$?; [[ $rc == 0 ]] || echo "DOCS-FAIL line $__docs_line: the command exited with $rc" >&2' ERR
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+__docs_fail() {
+  printf 'DOCS-FAIL line %s: %s\n' "$__docs_line" "$1" >&2
+  printf '  curl %s\n' "$2" >&2
+  printf '  answer: %s\n' "${3:0:2000}" >&2
+}
+curl() {
+  local resp rc status ctype body compact missing frag get=1 try
+  for a in "$@"; do
+    case $a in -d|--data*|-X|--request|-F|--form|-T|--json|-I|--head) get=0;; esac
+  done
+  for try in $(seq 1 120); do
+    rc=0
+    resp=$(command curl "$@" -w '\n%{http_code} %{content_type}') || rc=$?
+    if [[ $rc != 0 ]]; then
+      __docs_fail "curl exited with $rc" "$*" "$resp"; return 1
+    fi
+    status=${resp##*$'\n'}; ctype=${status#* }; status=${status%% *}
+    body=${resp%$'\n'*}
+    [[ $resp == *$'\n'* ]] || body=""
+    if [[ -n $__docs_expect ]]; then
+      if [[ " $__docs_expect " != *" $status "* ]]; then
+        __docs_fail "status $status, the doc expects $__docs_expect" "$*" "$body"; return 1
+      fi
+    elif (( status >= 400 )); then
+      __docs_fail "status $status; the doc expects a success (a comment naming the status would declare an error)" "$*" "$body"; return 1
+    fi
+    missing=""
+    if [[ $ctype == *json* ]]; then
+      if ! compact=$(jq -c . <<<"$body" 2>/dev/null); then
+        __docs_fail "the answer is not JSON ($ctype)" "$*" "$body"; return 1
+      fi
+      for frag in "${__docs_frags[@]}"; do
+        [[ $compact == *"$frag"* ]] || missing="$missing $frag"
+      done
+    elif (( ${#__docs_frags[@]} > 0 )) && (( status < 300 )); then
+      __docs_fail "the doc shows JSON, the answer is $ctype" "$*" "$body"; return 1
+    fi
+    if [[ -z $missing ]]; then
+      printf '%s\n' "$body"; return 0
+    fi
+    (( get )) || break
+    sleep 0.5
+  done
+  __docs_fail "the answer lacks what the doc shows:$missing" "$*" "$body"; return 1
+}
+`
+
+// runDoc runs one file's blocks against a fresh server.
+func runDoc(t *testing.T, rel string, doc parsedDoc, binDir, sinkURL string) {
+	key := doc.key
+	if key == "" {
+		key = docsKey
+	}
+	flags := []string{"--dev"}
+	for _, f := range doc.serveFlags {
+		if f != "--dev" {
+			flags = append(flags, f)
+		}
+	}
+	srv := serve(t, "herald serve for "+rel, t.TempDir(), []string{"HERALD_API_KEY=" + key}, flags...)
+	script := doc.script(rel, srv.addr, freeAddr(t), sinkURL, key)
+
+	ctx, cancel := context.WithTimeout(context.Background(), docsFileTimeout)
+	defer cancel()
+	work := t.TempDir()
+	cmd := exec.CommandContext(ctx, "bash", "--noprofile", "--norc", "-c", script)
+	cmd.Dir = work
+	cmd.Env = append(childEnv(), "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err == nil {
+		return
+	}
+	var report strings.Builder
+	sc := bufio.NewScanner(strings.NewReader(stderr.String()))
+	for sc.Scan() {
+		report.WriteString(sc.Text() + "\n")
+	}
+	failLine := ""
+	if m := regexp.MustCompile(`DOCS-FAIL line (\d+)`).FindStringSubmatch(stderr.String()); m != nil {
+		failLine = m[1]
+	}
+	t.Errorf("%s: the examples failed at line %s (%v):\n%s\n--- stdout (last 3000 bytes) ---\n%s%s",
+		rel, failLine, err, report.String(), tail(stdout.String(), 3000), srv.logs())
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
