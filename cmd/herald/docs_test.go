@@ -239,8 +239,8 @@ func stripComment(s string) string {
 	return s
 }
 
-// commentStart is the index of the # starting a comment on one line, or -1. quote is the quote
-// open at the line's start ('"', '\'' or 0).
+// commentStartIn is the index of the # starting a comment on one line, or -1, and the quote
+// character open at the line's end; quote is the one open at its start, or 0.
 func commentStartIn(s string, quote byte) (int, byte) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
