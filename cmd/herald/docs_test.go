@@ -36,6 +36,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -93,7 +94,7 @@ func TestDocs(t *testing.T) {
 		}
 		ran += len(doc.blocks)
 		t.Run(rel, func(t *testing.T) {
-			runDoc(t, rel, doc, binDir, sink.URL)
+			runDoc(t, rel, strings.Split(string(text), "\n"), doc, binDir, sink.URL)
 		})
 	}
 	t.Logf("ran %d blocks of %d files, skipped %d marked blocks", ran, len(files), skipped)
@@ -142,7 +143,7 @@ type parsedDoc struct {
 
 var (
 	fenceRe     = regexp.MustCompile("^(\\s*)(```+)\\s*([A-Za-z0-9_+-]*)")
-	markerRe    = regexp.MustCompile(`^\s*<!--\s*docs-test:\s*(\S+)(.*?)(-->)?\s*$`)
+	markerRe    = regexp.MustCompile(`^\s*<!--\s*docs-test:\s*([a-z-]+)(.*?)(-->)?\s*$`)
 	curlWordRe  = regexp.MustCompile(`(^|[\s(|;&$])curl(\s|$)`)
 	concreteKey = regexp.MustCompile(`hk_admin_[A-Za-z0-9_]{8,}`)
 	serveCmdRe  = regexp.MustCompile(`^\s*(?:[A-Z_]+=\S+\s+)*(?:go run \./cmd/herald|herald|\./herald)\s+serve(\s.*)?$`)
@@ -395,8 +396,7 @@ func continues(code string) bool {
 // a failing command.
 const docsPrelude = `set -euo pipefail
 __docs_line=start; __docs_expect=""; __docs_frags=()
-trap 'rc=$?; [[ $rc == 0 ]] || echo "DOCS-FAIL line $__docs_line: the command exited with $rc" >&2' ERR
-trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+trap 'rc=$?; [[ $rc == 0 ]] || echo "DOCS-FAIL line $__docs_line: the shell stopped with status $rc" >&2; kill $(jobs -p) 2>/dev/null || true' EXIT
 __docs_fail() {
   printf 'DOCS-FAIL line %s: %s\n' "$__docs_line" "$1" >&2
   printf '  curl %s\n' "$2" >&2
@@ -445,7 +445,7 @@ curl() {
 `
 
 // runDoc runs one file's blocks against a fresh server.
-func runDoc(t *testing.T, rel string, doc parsedDoc, binDir, sinkURL string) {
+func runDoc(t *testing.T, rel string, fileLines []string, doc parsedDoc, binDir, sinkURL string) {
 	key := doc.key
 	if key == "" {
 		key = docsKey
@@ -478,12 +478,15 @@ func runDoc(t *testing.T, rel string, doc parsedDoc, binDir, sinkURL string) {
 	for sc.Scan() {
 		report.WriteString(sc.Text() + "\n")
 	}
-	failLine := ""
+	where := "?"
 	if m := regexp.MustCompile(`DOCS-FAIL line (\d+)`).FindStringSubmatch(stderr.String()); m != nil {
-		failLine = m[1]
+		where = m[1]
+		if n, err := strconv.Atoi(m[1]); err == nil && n >= 1 && n <= len(fileLines) {
+			where += ": " + strings.TrimSpace(fileLines[n-1])
+		}
 	}
-	t.Errorf("%s: the examples failed at line %s (%v):\n%s\n--- stdout (last 3000 bytes) ---\n%s%s",
-		rel, failLine, err, report.String(), tail(stdout.String(), 3000), srv.logs())
+	t.Errorf("%s: the examples failed at line %s\n(%v)\n%s\n--- stdout (last 3000 bytes) ---\n%s%s",
+		rel, where, err, report.String(), tail(stdout.String(), 3000), srv.logs())
 }
 
 func tail(s string, n int) string {
