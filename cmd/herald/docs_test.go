@@ -2,7 +2,7 @@ package main
 
 // TestDocs runs the shell examples of README.md and docs/**/*.md against the real binary, so that
 // the documentation cannot drift from what Herald does. The conventions it reads are described in
-// docs/api.md ("How these examples are tested"); in short:
+// docs/api.md#how-these-examples-are-tested; in short:
 //
 //   - A runnable block is a ```sh or ```bash fence holding a curl command. Each file runs in one
 //     bash process (set -euo pipefail), its runnable blocks in order, against a fresh
@@ -52,7 +52,7 @@ const (
 
 func TestDocs(t *testing.T) {
 	needBinary(t)
-	for _, tool := range []string{"bash", "curl", "jq"} {
+	for _, tool := range []string{"bash", "curl", "jq", "openssl"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("TestDocs needs %s on PATH (.ci/run installs it): %v", tool, err)
 		}
