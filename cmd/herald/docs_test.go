@@ -438,6 +438,7 @@ curl() {
       printf '%s\n' "$body"; return 0
     fi
     (( get )) || break
+    (( try > 1 )) || printf 'docs: line %s: asking again until the answer has%s\n' "$__docs_line" "$missing" >&2
     sleep 0.5
   done
   __docs_fail "the answer lacks what the doc shows:$missing" "$*" "$body"; return 1
@@ -471,6 +472,9 @@ func runDoc(t *testing.T, rel string, fileLines []string, doc parsedDoc, binDir,
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if err == nil {
+		if testing.Verbose() && stderr.String() != "" {
+			t.Logf("%s: the examples passed; their stderr:\n%s", rel, stderr.String())
+		}
 		return
 	}
 	var report strings.Builder
