@@ -13,7 +13,7 @@ package main
 //     command's comment (on its line, or a "# → …" line right after it) names the statuses it
 //     expects ("# 201, 409 if the id exists", "# → 422 …"): then the status must be one of them.
 //     A JSON answer must parse, and the "key":"value" pairs (strings without "…", booleans) of
-//     the comment's JSON must be in it; a GET is asked again for up to a minute until they are,
+//     the comment's JSON must be in it; a GET is asked again for up to 90 s until they are,
 //     for what happens asynchronously (a delivery that succeeds).
 //   - The documented addresses are replaced: localhost:8080 and 127.0.0.1:8080 by the test
 //     server's, localhost:3000 and 127.0.0.1:3000 by a free port for a receiver the doc starts
@@ -282,16 +282,17 @@ var (
 
 // expectations reads a curl command's comment: the statuses it names (before any JSON), and the
 // "key":value pairs its JSON shows with a complete value.
-func expectations(comment string) (statuses []string, frags []string) {
+func expectations(comment string) (statuses []string, frags []string, showsJSON bool) {
 	head := comment
 	if i := strings.IndexAny(head, "{[\""); i >= 0 {
 		head = head[:i]
+		showsJSON = comment[i] == '{' || comment[i] == '['
 	}
 	statuses = statusRe.FindAllString(head, -1)
 	for _, m := range fragRe.FindAllStringSubmatch(comment, -1) {
 		frags = append(frags, `"`+m[1]+`":`+m[2])
 	}
-	return statuses, frags
+	return statuses, frags, showsJSON
 }
 
 // shellQuote quotes s for bash as one word.
@@ -357,13 +358,17 @@ func (doc parsedDoc) script(rel, addr, recvAddr, sinkURL, key string) string {
 				}
 				cmd := strings.Join(blk.lines[k:end+1], "\n")
 				if curlWordRe.MatchString(cmd) {
-					statuses, frags := expectations(comment.String())
+					statuses, frags, showsJSON := expectations(comment.String())
 					quoted := make([]string, len(frags))
 					for i, f := range frags {
 						quoted[i] = shellQuote(f)
 					}
-					fmt.Fprintf(&b, "__docs_line=%d; __docs_expect=%s; __docs_frags=(%s)\n",
-						blk.line+k, shellQuote(strings.Join(statuses, " ")), strings.Join(quoted, " "))
+					wantJSON := 0
+					if showsJSON {
+						wantJSON = 1
+					}
+					fmt.Fprintf(&b, "__docs_line=%d; __docs_expect=%s; __docs_frags=(%s); __docs_json=%d\n",
+						blk.line+k, shellQuote(strings.Join(statuses, " ")), strings.Join(quoted, " "), wantJSON)
 				} else if strings.TrimSpace(line) != "" && !strings.HasPrefix(strings.TrimSpace(line), "#") {
 					fmt.Fprintf(&b, "__docs_line=%d\n", blk.line+k)
 				}
@@ -395,7 +400,7 @@ func continues(code string) bool {
 // docsPrelude is bash run before a file's blocks: the curl that checks answers, and the report of
 // a failing command.
 const docsPrelude = `set -euo pipefail
-__docs_line=start; __docs_expect=""; __docs_frags=()
+__docs_line=start; __docs_expect=""; __docs_frags=(); __docs_json=0
 trap 'rc=$?; [[ $rc == 0 ]] || echo "DOCS-FAIL line $__docs_line: the shell stopped with status $rc" >&2; kill $(jobs -p) 2>/dev/null || true' EXIT
 __docs_fail() {
   printf 'DOCS-FAIL line %s: %s\n' "$__docs_line" "$1" >&2
@@ -407,7 +412,7 @@ curl() {
   for a in "$@"; do
     case $a in -d|--data*|-X|--request|-F|--form|-T|--json|-I|--head) get=0;; esac
   done
-  for try in $(seq 1 120); do
+  for try in $(seq 1 180); do
     rc=0
     resp=$(command curl "$@" -w '\n%{http_code} %{content_type}') || rc=$?
     if [[ $rc != 0 ]]; then
@@ -431,7 +436,7 @@ curl() {
       for frag in "${__docs_frags[@]}"; do
         [[ $compact == *"$frag"* ]] || missing="$missing $frag"
       done
-    elif (( ${#__docs_frags[@]} > 0 )) && (( status < 300 )); then
+    elif (( __docs_json || ${#__docs_frags[@]} > 0 )) && (( status < 300 )); then
       __docs_fail "the doc shows JSON, the answer is $ctype" "$*" "$body"; return 1
     fi
     if [[ -z $missing ]]; then
