@@ -97,6 +97,7 @@ func TestDocs(t *testing.T) {
 			runDoc(t, rel, strings.Split(string(text), "\n"), doc, binDir, sink.URL)
 		})
 	}
+	t.Run("herald flags", func(t *testing.T) { checkHeraldFlags(t, root, files) })
 	t.Logf("ran %d blocks of %d files, skipped %d marked blocks", ran, len(files), skipped)
 	if ran == 0 {
 		t.Fatal("no runnable block found: the parser or the docs are broken")
@@ -503,4 +504,83 @@ func tail(s string, n int) string {
 		return "…" + s[len(s)-n:]
 	}
 	return s
+}
+
+var (
+	heraldCmdRe = regexp.MustCompile("(?:go run \\./cmd/herald|\\./herald|(?:^|[^\\w/.-])herald)\\s+([a-z][a-z-]*)((?:\\s+[a-z][a-z-]*)?)([^|;&#`]*)")
+	inlineRe    = regexp.MustCompile("`([^`]+)`")
+	helpFlagRe  = regexp.MustCompile(`(?m)^\s+(?:-[A-Za-z], )?(--[a-z0-9-]+)`)
+	helpCmdRe   = regexp.MustCompile(`(?m)^  ([a-z][a-z-]*)\s`)
+	flagWordRe  = regexp.MustCompile(`(?:^|\s)(--[a-z][a-z0-9-]*)`)
+)
+
+// checkHeraldFlags checks that every herald command the docs show, in a code block or in inline
+// code, names a command that exists and flags that command has: the commands that the docs test
+// does not run cannot drift either.
+func checkHeraldFlags(t *testing.T, root string, files []string) {
+	helps := map[string]string{}
+	help := func(args ...string) string {
+		key := strings.Join(args, " ")
+		if h, ok := helps[key]; ok {
+			return h
+		}
+		out, _ := exec.Command(heraldBin, append(args, "--help")...).CombinedOutput()
+		helps[key] = string(out)
+		return helps[key]
+	}
+	commands := map[string]bool{}
+	for _, m := range helpCmdRe.FindAllStringSubmatch(help(), -1) {
+		commands[m[1]] = true
+	}
+	if !commands["serve"] {
+		t.Fatalf("herald --help lists no serve command:\n%s", help())
+	}
+	checked := 0
+	for _, rel := range files {
+		text, err := os.ReadFile(filepath.Join(root, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var snippets []string
+		inBlock := false
+		for _, line := range strings.Split(strings.ReplaceAll(string(text), "\\\n", " "), "\n") {
+			if fenceRe.MatchString(line) {
+				inBlock = !inBlock
+				continue
+			}
+			if inBlock {
+				snippets = append(snippets, stripComment(line))
+				continue
+			}
+			for _, m := range inlineRe.FindAllStringSubmatch(line, -1) {
+				snippets = append(snippets, m[1])
+			}
+		}
+		for _, snip := range snippets {
+			for _, m := range heraldCmdRe.FindAllStringSubmatch(snip, -1) {
+				cmd := m[1]
+				if !commands[cmd] {
+					continue // a word after "herald" in prose, not a command
+				}
+				args := []string{cmd}
+				if sub := strings.TrimSpace(m[2]); sub != "" && regexp.MustCompile(`(?m)^  `+regexp.QuoteMeta(sub)+`\s`).MatchString(help(cmd)) {
+					args = append(args, sub)
+				}
+				known := map[string]bool{"--help": true}
+				for _, f := range helpFlagRe.FindAllStringSubmatch(help(args...), -1) {
+					known[f[1]] = true
+				}
+				for _, f := range flagWordRe.FindAllStringSubmatch(m[2]+m[3], -1) {
+					checked++
+					if !known[f[1]] {
+						t.Errorf("%s: `herald %s` has no flag %s: %s", rel, strings.Join(args, " "), f[1], strings.TrimSpace(m[0]))
+					}
+				}
+			}
+		}
+	}
+	t.Logf("checked %d flags of herald commands in the docs", checked)
+	if checked == 0 {
+		t.Error("no herald command with a flag found in the docs: the parser is broken")
+	}
 }
