@@ -23,6 +23,8 @@ package main
 //     its flags are added to the test server's.
 //   - For files under docs/, the variables of api.md's first block are set beforehand (HERALD,
 //     AUTH, JSON, and ADMIN_KEY), as the docs assume the reader has them.
+//   - Every herald command the docs show (in any code block or inline code) must be a command of
+//     the binary with flags it has ("herald flags").
 
 import (
 	"bufio"
