@@ -485,6 +485,9 @@ func runDoc(t *testing.T, rel string, fileLines []string, doc parsedDoc, binDir,
 		}
 		return
 	}
+	if ctx.Err() != nil {
+		err = fmt.Errorf("not finished within %v (a command that runs until stopped needs & or a skip marker): %w", docsFileTimeout, err)
+	}
 	var report strings.Builder
 	sc := bufio.NewScanner(strings.NewReader(stderr.String()))
 	for sc.Scan() {
