@@ -19,7 +19,7 @@ package main
 //     server's, localhost:3000 and 127.0.0.1:3000 by a free port for a receiver the doc starts
 //     itself, and https://…example.com by a local sink answering 204, so that no traffic leaves
 //     the machine. "hk_admin_…" is the test server's admin key; "go run ./cmd/herald" is the
-//     built binary, and so is "herald". A `herald serve` command in a runnable block is not run:
+//     built binary, and so are "herald" and "./herald". A `herald serve` command in a runnable block is not run:
 //     its flags are added to the test server's.
 //   - For files under docs/, the variables of api.md's first block are set beforehand (HERALD,
 //     AUTH, JSON, and ADMIN_KEY), as the docs assume the reader has them.
@@ -280,7 +280,9 @@ var (
 	addrRe    = regexp.MustCompile(`\b(localhost|127\.0\.0\.1):8080\b`)
 	recvRe    = regexp.MustCompile(`\b(localhost|127\.0\.0\.1):3000\b`)
 	exampleRe = regexp.MustCompile(`https?://([A-Za-z0-9-]+\.)*example\.com\b`)
-	fragRe    = regexp.MustCompile(`"([A-Za-z0-9_]+)"\s*:\s*("(?:[^"\\…]|\\.)*"|true|false)`)
+	// localBinRe is ./herald as a command: a binary the reader built with go build.
+	localBinRe = regexp.MustCompile(`(^|[\s;&|(])\./herald\b`)
+	fragRe     = regexp.MustCompile(`"([A-Za-z0-9_]+)"\s*:\s*("(?:[^"\\…]|\\.)*"|true|false)`)
 )
 
 // expectations reads a curl command's comment: the statuses it names (before any JSON), and the
@@ -314,6 +316,7 @@ func (doc parsedDoc) script(rel, addr, recvAddr, sinkURL, key string) string {
 	}
 	subst := func(s string) string {
 		s = strings.ReplaceAll(s, "go run ./cmd/herald", "herald")
+		s = localBinRe.ReplaceAllString(s, "${1}herald")
 		s = strings.ReplaceAll(s, "hk_admin_…", key)
 		s = addrRe.ReplaceAllString(s, addr)
 		s = recvRe.ReplaceAllString(s, recvAddr)
