@@ -37,6 +37,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -293,7 +294,11 @@ func expectations(comment string) (statuses []string, frags []string, showsJSON 
 		head = head[:i]
 		showsJSON = comment[i] == '{' || comment[i] == '['
 	}
-	statuses = statusRe.FindAllString(head, -1)
+	for _, st := range statusRe.FindAllString(head, -1) {
+		if !slices.Contains(statuses, st) {
+			statuses = append(statuses, st)
+		}
+	}
 	for _, m := range fragRe.FindAllStringSubmatch(comment, -1) {
 		frags = append(frags, `"`+m[1]+`":`+m[2])
 	}
@@ -590,5 +595,69 @@ func checkHeraldFlags(t *testing.T, root string, files []string) {
 	t.Logf("checked %d flags of herald commands in the docs", checked)
 	if checked == 0 {
 		t.Error("no herald command with a flag found in the docs: the parser is broken")
+	}
+}
+
+// TestDocsParser checks the docs test's own reading of Markdown: which blocks run, the markers,
+// and what a command's comment expects.
+func TestDocsParser(t *testing.T) {
+	md := "Intro.\n\n" +
+		"```sh\nherald serve --ops-tenant ops   # in one terminal\nX=1\ncurl -sS $HERALD/a \\\n  -d '{\"a\": 1,\n  \"b\": \"# not a comment\"}'   # 201, 409 if it exists\n# → 201 {\"id\":\"ep_…\",\"state\":\"succeeded\",\"ok\":true,\"n\":3}\n```\n\n" +
+		"<!-- docs-test: skip — needs a browser -->\n```sh\ncurl -N x\n```\n\n" +
+		"<!-- docs-test: skip -->\n```bash\ncurl y\n```\n\n" +
+		"<!-- docs-test: skip — nothing to skip -->\n```sh\nls\n```\n\n" +
+		"<!-- docs-test: setup\ncurl -sS z\n-->\n" +
+		"```json\n{\"curl\": 1}\n```\n" +
+		"<!-- docs-test: bogus -->\n"
+	doc, errs := parseDoc(md)
+	if len(doc.blocks) != 2 || doc.blocks[0].line != 4 || !doc.blocks[1].setup {
+		t.Fatalf("blocks = %+v, want the first sh block (from line 4) and the setup", doc.blocks)
+	}
+	if doc.skipped != 3 {
+		t.Errorf("skipped = %d, want 3", doc.skipped)
+	}
+	wantErrs := []string{"skip needs a reason", "would not run anyway", `unknown docs-test marker "bogus"`}
+	if len(errs) != len(wantErrs) {
+		t.Fatalf("errors = %q, want %d", errs, len(wantErrs))
+	}
+	for i, w := range wantErrs {
+		if !strings.Contains(errs[i], w) {
+			t.Errorf("error %d = %q, want it to say %q", i, errs[i], w)
+		}
+	}
+	if strings.Join(doc.serveFlags, " ") != "--ops-tenant ops" {
+		t.Errorf("serve flags = %q", doc.serveFlags)
+	}
+
+	script := doc.script("docs/x.md", "127.0.0.1:1", "127.0.0.1:2", "http://127.0.0.1:3", docsKey)
+	want := `__docs_line=6; __docs_expect='201 409'; __docs_frags=('"state":"succeeded"' '"ok":true'); __docs_json=1` + "\ncurl -sS $HERALD/a \\\n"
+	if !strings.Contains(script, want) {
+		t.Errorf("script lacks the expectation of the curl command:\n%s\nwant:\n%s", script, want)
+	}
+	if strings.Contains(script, "herald serve") || !strings.Contains(script, ": the test server runs instead of line 4") {
+		t.Errorf("the serve command was not replaced:\n%s", script)
+	}
+	if strings.Contains(script, "__docs_line=7") || strings.Contains(script, "__docs_line=8") {
+		t.Errorf("an expectation was put inside a multi-line command:\n%s", script)
+	}
+	if !strings.Contains(script, "HERALD=http://127.0.0.1:1\n") {
+		t.Errorf("a docs/ file does not get api.md's variables:\n%s", script)
+	}
+
+	for _, c := range []struct {
+		comment  string
+		statuses string
+		json     bool
+	}{
+		{"# 201, 409 if the id exists", "201 409", false},
+		{"# revoke: 204", "204", false},
+		{`# → 200 {"deleted":{"events":1200,"attempts":251}}`, "200", true},
+		{"# the dead-letter queue", "", false},
+		{`# → {"key":"whsec_…"}`, "", true},
+	} {
+		statuses, _, showsJSON := expectations(c.comment)
+		if strings.Join(statuses, " ") != c.statuses || showsJSON != c.json {
+			t.Errorf("expectations(%q) = %q, %v; want %q, %v", c.comment, statuses, showsJSON, c.statuses, c.json)
+		}
 	}
 }
