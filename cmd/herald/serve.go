@@ -109,6 +109,7 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.IntVar(&cfg.Limits.MaxDeliveries, "max-deliveries-per-request", store.DefaultMaxDeliveries, "deliveries one publish request may create (events × the endpoints each goes to); a request over it is refused whole")
 	f.IntVar(&cfg.Limits.MaxSources, "max-sources-per-tenant", store.DefaultMaxSources, "sources (receiving) a tenant may have")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "base URL senders reach Herald at (https://hooks.example.com), shown in sources' URLs; default: the scheme and host of the API request")
+	f.StringVar(&cfg.WebhookOrigin, "webhook-origin", "", "WebHook-Request-Origin of the CloudEvents handshake sent before delivering to CloudEvents endpoints (a DNS name receivers allow); default: the host of --public-url, else the host name")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) to serve the API over HTTPS; needs --tls-key")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	f.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "delete events, deliveries and attempts older than this (0 keeps everything)")

@@ -102,6 +102,10 @@ type Config struct {
 	// PublicURL is the base URL senders reach this node at ("https://hooks.example.com"): the
 	// API shows source URLs under it. Empty: the scheme and host of the API request that asks.
 	PublicURL string
+	// WebhookOrigin is the WebHook-Request-Origin of the CloudEvents handshake Herald performs
+	// before delivering to a CloudEvents endpoint (a DNS name receivers allow); default: the
+	// host of PublicURL, else this machine's host name.
+	WebhookOrigin string
 	// MaxInboundBytes bounds the body of a request received on a source that sets no limit
 	// (default 1 MiB).
 	MaxInboundBytes int
