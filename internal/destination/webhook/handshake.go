@@ -157,11 +157,12 @@ func (s *sender) ensureHandshake(ctx context.Context, timeout time.Duration) (de
 	return destination.Outcome{}, true
 }
 
-// parseAllowedRate reads WebHook-Allowed-Rate: absent or "*" is no limit, otherwise a positive
-// number of requests per minute, returned per second.
+// parseAllowedRate reads WebHook-Allowed-Rate: absent or "*" is no limit, otherwise a number of
+// requests per minute, returned per second. "0" is no limit too: the official Go SDK's handler
+// sends it when its user set no rate (a receiver that wants nothing refuses the handshake).
 func parseAllowedRate(v string) (float64, error) {
 	v = strings.TrimSpace(v)
-	if v == "" || v == "*" {
+	if v == "" || v == "*" || v == "0" {
 		return 0, nil
 	}
 	n, err := strconv.ParseFloat(v, 64)
