@@ -3,9 +3,9 @@ package node_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
-	"fmt"
 	"net/http/httptest"
 	"strings"
 	"sync"
