@@ -2,11 +2,14 @@ package node_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +17,8 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/nats-io/nats.go/jetstream"
+	amqp "github.com/rabbitmq/amqp091-go"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/heraldhq/herald/internal/node"
@@ -279,4 +284,109 @@ func eventuallyWhy(t *testing.T, timeout time.Duration, what string, cond func()
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// ceFromHeaders parses a broker message carrying a binary CloudEvent: its headers are the ce-*
+// headers a webhook gets, so the SDK's HTTP binding reads them as it reads a request's.
+func ceFromHeaders(t *testing.T, h http.Header, body []byte) *cloudevents.Event {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	req.Header = h
+	ev, err := cehttp.NewEventFromHTTPRequest(req)
+	if err != nil {
+		t.Fatalf("the SDK cannot read the message (%v %s): %v", h, body, err)
+	}
+	return ev
+}
+
+// In binary mode a broker destination carries the CloudEvents attributes as message headers,
+// beside the Standard Webhooks ones: through the real NATS JetStream and RabbitMQ servers.
+func TestCloudEvents_BinaryAttributesAsBrokerHeaders(t *testing.T) {
+	t.Parallel()
+	natsURL, amqpURL := os.Getenv("HERALD_TEST_NATS_URL"), os.Getenv("HERALD_TEST_AMQP_URL")
+	if natsURL == "" || amqpURL == "" {
+		t.Skip("HERALD_TEST_NATS_URL or HERALD_TEST_AMQP_URL is not set")
+	}
+	h := start(t, nil)
+	h.setup("acme", "order.created")
+	types := []string{"order.created"}
+
+	sfx := suffix(t)
+	_, stream := jsStream(t, natsURL, "HERALD_CE_"+sfx, "herald.ce."+sfx)
+	natsEP := h.endpoint("acme", map[string]any{"type": "nats", "event_types": types, "format": "cloudevents-binary",
+		"config": map[string]any{"url": natsURL, "subject": "herald.ce." + sfx + ".orders"}})
+
+	u, err := url.Parse(amqpURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password, _ := u.User.Password()
+	conn, err := amqp.Dial(amqpURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := declareQueue(t, ch, "herald-ce-")
+	rabbitEP := h.endpoint("acme", map[string]any{"type": "rabbitmq", "event_types": types, "format": "cloudevents-binary",
+		"config": map[string]any{"url": "amqp://" + u.Host + "/", "username": u.User.Username(), "password": password, "exchange": "", "routing_key": queue}})
+
+	p := h.publish("acme", map[string]any{"type": "order.created", "source": "https://shop.example/orders",
+		"resource": map[string]any{"id": "ord_1", "type": "order"}, "data": map[string]any{"i": 1}})
+
+	check := func(name, secret string, hd http.Header, body []byte) {
+		t.Helper()
+		ev := ceFromHeaders(t, hd, body)
+		if ev.ID() != p.ID || ev.Type() != "order.created" || ev.Source() != "https://shop.example/orders" || ev.Subject() != "ord_1" || string(ev.Data()) != `{"i":1}` {
+			t.Errorf("%s: event %s data %s", name, ev.Context, ev.Data())
+		}
+		wh, err := standardwebhooks.NewWebhook(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wh.Verify(body, hd); err != nil {
+			t.Errorf("%s: the signature does not verify: %v", name, err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(15 * time.Second))
+	if err != nil {
+		t.Fatalf("no NATS message: %v", err)
+	}
+	natsHeader := http.Header{}
+	for k, vs := range msg.Headers() {
+		for _, v := range vs {
+			natsHeader.Add(k, v)
+		}
+	}
+	check("nats", natsEP.Secret, natsHeader, msg.Data())
+
+	var d amqp.Delivery
+	eventually(t, 15*time.Second, "the RabbitMQ message", func() bool {
+		got, ok, err := ch.Get(queue, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d = got
+		return ok
+	})
+	hd := http.Header{}
+	for k, v := range d.Headers {
+		if s, ok := v.(string); ok {
+			hd.Set(k, s)
+		}
+	}
+	if d.ContentType != "" && hd.Get("Content-Type") == "" {
+		hd.Set("Content-Type", d.ContentType)
+	}
+	check("rabbitmq", rabbitEP.Secret, hd, d.Body)
 }
