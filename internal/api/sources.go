@@ -124,6 +124,11 @@ func verificationSchema() *huma.Schema {
 		schemes = append(schemes, string(sc))
 	}
 	props["scheme"] = &huma.Schema{Type: huma.TypeString, Enum: schemes, Description: "How requests are verified; see docs/receiving.md."}
+	presets := []any{}
+	for _, p := range verify.Presets() {
+		presets = append(presets, p)
+	}
+	props["preset"] = &huma.Schema{Type: huma.TypeString, Enum: presets, Description: "A provider whose webhooks a generic scheme verifies: fills in the scheme and the fields the provider fixes (docs/receiving.md, Presets)."}
 	props["secrets"] = &huma.Schema{WriteOnly: true, Description: "Array of strings: the keys requests may be signed with (1 to 5; none for the none scheme). " +
 		"Write-only: answers show secrets_count. On update, omit it to keep the stored secrets."}
 	return &huma.Schema{
