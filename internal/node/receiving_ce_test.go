@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -172,7 +175,12 @@ func (p *clientPKI) issue(t *testing.T, cn string) (tls.Certificate, []byte) {
 
 func post(t *testing.T, c *http.Client, u string, header map[string]string) int {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(`{"type":"ping"}`))
+	return postBody(t, c, u, `{"type":"ping"}`, header)
+}
+
+func postBody(t *testing.T, c *http.Client, u, body string, header map[string]string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,4 +314,37 @@ func TestReceiving_ClientCertificateFromATrustedProxy(t *testing.T) {
 	// Removing the requirement opens the source again.
 	trusted.must(200, "PATCH", "/v1/tenants/acme/sources/"+ts.ID, map[string]any{"client_cert": map[string]any{"required": false}}, nil)
 	eventually(t, 10*time.Second, "the requirement to be gone", func() bool { return post(t, c, tu, nil) == 200 })
+}
+
+// A source made with a preset through the API verifies the provider's requests: Linear's
+// Linear-Signature (hex HMAC-SHA256 of the body), and shows the filled-in scheme.
+func TestReceiving_PresetThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	h.must(201, "POST", "/v1/tenants", map[string]any{"id": "acme", "name": "Acme"}, nil)
+	const secret = "lin_wh_s3cr3t"
+	var src sourceOut
+	h.must(201, "POST", "/v1/tenants/acme/sources", map[string]any{"name": "linear",
+		"verification": map[string]any{"preset": "linear", "secrets": []string{secret}}, "event_type_prefix": "linear."}, &src)
+	var shown struct {
+		Verification map[string]any `json:"verification"`
+	}
+	h.must(200, "GET", "/v1/tenants/acme/sources/"+src.ID, nil, &shown)
+	if v := shown.Verification; v["preset"] != "linear" || v["scheme"] != "hmac" || v["header"] != "Linear-Signature" {
+		t.Errorf("verification shown %v", v)
+	}
+	var bad problem
+	if code := h.call("POST", "/v1/tenants/acme/sources", map[string]any{"name": "x",
+		"verification": map[string]any{"preset": "paypal", "secrets": []string{"s"}}}, &bad); code != 422 || bad.at("body.verification.preset") == "" {
+		t.Errorf("unknown preset: %d %+v", code, bad)
+	}
+	body := `{"action":"create","type":"Issue","data":{"id":"2174add1"}}`
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(body))
+	if code := postBody(t, http.DefaultClient, src.IngestURL, body, map[string]string{"Linear-Signature": hex.EncodeToString(m.Sum(nil)), "Linear-Delivery": "d-1"}); code != 200 {
+		t.Errorf("Linear's request: %d, want 200", code)
+	}
+	if code := postBody(t, http.DefaultClient, src.IngestURL, body, map[string]string{"Linear-Signature": strings.Repeat("0", 64), "Linear-Delivery": "d-2"}); code != 401 {
+		t.Errorf("a forged request: %d, want 401", code)
+	}
 }
