@@ -173,9 +173,8 @@ func parseAllowedRate(v string) (float64, error) {
 }
 
 // handshakeFailed is the outcome of a handshake the receiver refused: retryable (the receiver
-// may be configured meanwhile), nothing delivered.
+// may be configured meanwhile; a Retry-After it sent with 429 or 503 is kept), nothing delivered.
 func handshakeFailed(out destination.Outcome, reason string) destination.Outcome {
 	out.Class, out.ErrorKind, out.Error = destination.Retryable, destination.KindHandshake, "cloudevents handshake: "+reason
-	out.RetryAfter = 0
 	return out
 }
