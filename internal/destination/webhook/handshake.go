@@ -12,7 +12,6 @@ import (
 
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/httpsend"
-	"github.com/heraldhq/herald/internal/store"
 )
 
 // The CloudEvents abuse-protection handshake ("HTTP 1.1 Web Hooks for Event Delivery", section
@@ -71,9 +70,11 @@ func WithHandshakeTTL(ttl time.Duration) Option {
 	}
 }
 
-// needsHandshake reports whether an endpoint of the format is sent only after the handshake.
+// needsHandshake reports whether an endpoint of the format is sent only after the handshake: the
+// CloudEvents formats (store.FormatCloudEventsStructured and FormatCloudEventsBinary; matched by
+// their common prefix so that destination types stay below the store).
 func needsHandshake(format string) bool {
-	return format == store.FormatCloudEventsStructured || format == store.FormatCloudEventsBinary
+	return strings.HasPrefix(format, "cloudevents-")
 }
 
 // handshake is one sender's handshake state.
