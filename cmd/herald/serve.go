@@ -20,12 +20,13 @@ import (
 
 func serveCmd() *cobra.Command {
 	var (
-		cfg           node.Config
-		allowCIDRs    []string
-		internalCIDRs []string
-		logFormat     string
-		logLevel      string
-		checkLimits   func(*slog.Logger) error
+		cfg            node.Config
+		allowCIDRs     []string
+		internalCIDRs  []string
+		trustedProxies []string
+		logFormat      string
+		logLevel       string
+		checkLimits    func(*slog.Logger) error
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -49,6 +50,13 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 					return fmt.Errorf("--allow-cidr %q: %w", c, err)
 				}
 				cfg.AllowCIDRs = append(cfg.AllowCIDRs, p)
+			}
+			for _, c := range trustedProxies {
+				p, err := netip.ParsePrefix(c)
+				if err != nil {
+					return fmt.Errorf("--trusted-proxy-cidr %q: %w", c, err)
+				}
+				cfg.TrustedProxies = append(cfg.TrustedProxies, p)
 			}
 			for _, c := range internalCIDRs {
 				p, err := netip.ParsePrefix(c)
@@ -109,8 +117,11 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.IntVar(&cfg.Limits.MaxDeliveries, "max-deliveries-per-request", store.DefaultMaxDeliveries, "deliveries one publish request may create (events × the endpoints each goes to); a request over it is refused whole")
 	f.IntVar(&cfg.Limits.MaxSources, "max-sources-per-tenant", store.DefaultMaxSources, "sources (receiving) a tenant may have")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "base URL senders reach Herald at (https://hooks.example.com), shown in sources' URLs; default: the scheme and host of the API request")
+	f.StringVar(&cfg.WebhookOrigin, "webhook-origin", "", "WebHook-Request-Origin of the CloudEvents handshake sent before delivering to CloudEvents endpoints (a DNS name receivers allow); default: the host of --public-url, else the host name")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) to serve the API over HTTPS; needs --tls-key")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", "", "PEM CA certificates to verify client certificates against, for sources that require one (asked for, never required by the listener); needs --tls-cert")
+	f.StringSliceVar(&trustedProxies, "trusted-proxy-cidr", nil, "proxies (CIDRs) whose forwarded client certificate headers (X-Forwarded-Client-Cert, X-SSL-Client-Verify/-Cert) sources requiring one believe; repeatable")
 	f.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "delete events, deliveries and attempts older than this (0 keeps everything)")
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", 365*24*time.Hour, "delete audit log entries older than this (0 keeps everything)")
 	encryptionFlag(f, &cfg.Encryption)

@@ -10,6 +10,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/heraldhq/herald/event"
+	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/expr"
 	"github.com/heraldhq/herald/internal/schemaexample"
@@ -30,13 +31,17 @@ type EndpointOptionFields struct {
 	SignatureFormat *string `json:"signature_format,omitempty" enum:"standard-webhooks,github,stripe" doc:"How deliveries are signed: standard-webhooks (default: webhook-id, webhook-timestamp, webhook-signature), github (X-Hub-Signature-256: sha256=HMAC of the body) or stripe (Stripe-Signature: t=…,v1=HMAC of t.body). github and stripe use the whsec_ secret string as the HMAC key and need an hmac-sha256 endpoint."`
 	Batch           *Batch  `json:"batch,omitempty" doc:"Batching: several events per request."`
 	Ordered         *bool   `json:"ordered,omitempty" doc:"Deliver in publish order, one request at a time: a later event waits while an earlier one is retried. Not with batching."`
+	Format          *string `json:"format,omitempty" enum:"herald,cloudevents-structured,cloudevents-binary" doc:"The body's format: herald (default: the envelope, or the transformation's output), cloudevents-structured (one CloudEvent 1.0 as JSON, application/cloudevents+json; a batch is application/cloudevents-batch+json) or cloudevents-binary (the data as the body, attributes in ce-* headers; not with batching for webhooks). Webhook endpoints in a CloudEvents format are sent the CloudEvents abuse-protection handshake (OPTIONS) first. See docs/endpoints-auth.md."`
 }
 
 // optionsOut is an endpoint's options as the API shows them.
 func optionsOut(o store.EndpointOptions) EndpointOptions {
-	out := EndpointOptions{Filter: o.Filter, Transform: o.Transform, SignatureFormat: o.Signature, Ordered: o.Ordered}
+	out := EndpointOptions{Filter: o.Filter, Transform: o.Transform, SignatureFormat: o.Signature, Ordered: o.Ordered, Format: o.Format}
 	if out.SignatureFormat == "" {
 		out.SignatureFormat = store.SignatureStandard
+	}
+	if out.Format == "" {
+		out.Format = store.FormatHerald
 	}
 	if o.Batch != nil {
 		out.Batch = &Batch{Enabled: true, MaxEvents: o.Batch.MaxEvents, MaxWaitMS: int(o.Batch.MaxWait / time.Millisecond)}
@@ -51,6 +56,7 @@ type EndpointOptions struct {
 	SignatureFormat string `json:"signature_format" enum:"standard-webhooks,github,stripe"`
 	Batch           *Batch `json:"batch,omitempty"`
 	Ordered         bool   `json:"ordered"`
+	Format          string `json:"format" enum:"herald,cloudevents-structured,cloudevents-binary"`
 }
 
 // applyOptions validates the given delivery options and writes them into e; it runs after the
@@ -105,6 +111,16 @@ func (s *Server) applyOptions(ctx context.Context, f *EndpointFields, e *store.E
 	}
 	if o.Ordered && o.Batch != nil {
 		errs = append(errs, &huma.ErrorDetail{Location: "body.ordered", Message: "an ordered endpoint cannot batch: turn batching off (batch.enabled false) or ordering off"})
+	}
+	if f.Format != nil {
+		o.Format = *f.Format
+		if o.Format == store.FormatHerald {
+			o.Format = "" // the default is stored as none
+		}
+	}
+	if o.Format == store.FormatCloudEventsBinary && o.Batch != nil && e.DestinationType() == destination.TypeWebhook {
+		errs = append(errs, &huma.ErrorDetail{Location: "body.format", Value: o.Format,
+			Message: "binary CloudEvents have no batch form over HTTP: use cloudevents-structured (a batch is application/cloudevents-batch+json) or turn batching off"})
 	}
 	if o.Transform != "" && (f.Transform != nil || f.EventTypes != nil) {
 		if err := s.checkTransform(ctx, o.Transform, e.EventTypes); err != nil {

@@ -40,23 +40,25 @@ const (
 // Source is an inbound URL of a tenant: what it receives is verified, stored and forwarded as
 // events to the tenant's endpoints.
 type Source struct {
-	ID               string           `json:"id"`
-	TenantID         string           `json:"tenant_id"`
-	Name             string           `json:"name"`
-	Description      string           `json:"description"`
-	Enabled          bool             `json:"enabled" doc:"A disabled source answers 404, exactly like an unknown token."`
-	IngestURL        string           `json:"ingest_url" doc:"The URL to give the sender: it carries the source's token, so treat it as a secret."`
-	Verification     VerificationView `json:"verification"`
-	AllowIPs         []string         `json:"allow_ips" doc:"CIDRs requests must come from; empty allows every address."`
-	RateLimit        float64          `json:"rate_limit" doc:"Requests per second; 0 means no limit."`
-	RateBurst        int              `json:"rate_burst" doc:"How many requests a burst may hold; 0 means the rate, rounded up."`
-	MaxBodyBytes     int              `json:"max_body_bytes" doc:"Largest body accepted; 0 means the server's default."`
-	Schema           json.RawMessage  `json:"schema,omitempty" doc:"JSON Schema payloads must satisfy; a payload that does not is quarantined."`
-	Dedup            SourceDedup      `json:"dedup"`
-	EventTypePrefix  string           `json:"event_type_prefix,omitempty" doc:"Put before the provider's event type: stripe. makes stripe.invoice.paid."`
-	DefaultEventType string           `json:"default_event_type,omitempty" doc:"The type of a request that carries none (default webhook.received)."`
-	CreatedAt        time.Time        `json:"created_at"`
-	UpdatedAt        time.Time        `json:"updated_at"`
+	ID                 string           `json:"id"`
+	TenantID           string           `json:"tenant_id"`
+	Name               string           `json:"name"`
+	Description        string           `json:"description"`
+	Enabled            bool             `json:"enabled" doc:"A disabled source answers 404, exactly like an unknown token."`
+	IngestURL          string           `json:"ingest_url" doc:"The URL to give the sender: it carries the source's token, so treat it as a secret."`
+	Verification       VerificationView `json:"verification"`
+	AllowIPs           []string         `json:"allow_ips" doc:"CIDRs requests must come from; empty allows every address."`
+	RateLimit          float64          `json:"rate_limit" doc:"Requests per second; 0 means no limit."`
+	RateBurst          int              `json:"rate_burst" doc:"How many requests a burst may hold; 0 means the rate, rounded up."`
+	MaxBodyBytes       int              `json:"max_body_bytes" doc:"Largest body accepted; 0 means the server's default."`
+	Schema             json.RawMessage  `json:"schema,omitempty" doc:"JSON Schema payloads must satisfy; a payload that does not is quarantined."`
+	Dedup              SourceDedup      `json:"dedup"`
+	EventTypePrefix    string           `json:"event_type_prefix,omitempty" doc:"Put before the provider's event type: stripe. makes stripe.invoice.paid."`
+	DefaultEventType   string           `json:"default_event_type,omitempty" doc:"The type of a request that carries none (default webhook.received)."`
+	CloudEventsOrigins []string         `json:"cloudevents_origins" doc:"Origins (WebHook-Request-Origin) whose CloudEvents abuse-protection handshake the source agrees to; * for any; empty refuses every handshake."`
+	ClientCert         *ClientCert      `json:"client_cert,omitempty" doc:"Set: every request must present a verified client certificate (docs/receiving.md)."`
+	CreatedAt          time.Time        `json:"created_at"`
+	UpdatedAt          time.Time        `json:"updated_at"`
 }
 
 // SourceDedup is a source's duplicate rule as the API shows it, with its effective values.
@@ -122,6 +124,11 @@ func verificationSchema() *huma.Schema {
 		schemes = append(schemes, string(sc))
 	}
 	props["scheme"] = &huma.Schema{Type: huma.TypeString, Enum: schemes, Description: "How requests are verified; see docs/receiving.md."}
+	presets := []any{}
+	for _, p := range verify.Presets() {
+		presets = append(presets, p)
+	}
+	props["preset"] = &huma.Schema{Type: huma.TypeString, Enum: presets, Description: "A provider whose webhooks a generic scheme verifies: fills in the scheme and the fields the provider fixes (docs/receiving.md, Presets)."}
 	props["secrets"] = &huma.Schema{WriteOnly: true, Description: "Array of strings: the keys requests may be signed with (1 to 5; none for the none scheme). " +
 		"Write-only: answers show secrets_count. On update, omit it to keep the stored secrets."}
 	return &huma.Schema{
@@ -143,19 +150,21 @@ type SourceDedupInput struct {
 // refused, by the handler rather than by the validator, whose answer would echo the whole body
 // (and with it the secrets).
 type SourceFields struct {
-	_                struct{}          `json:"-" additionalProperties:"true"`
-	Name             *string           `json:"name,omitempty" maxLength:"200" doc:"Required on create." example:"stripe-live"`
-	Description      *string           `json:"description,omitempty" maxLength:"2000"`
-	Enabled          *bool             `json:"enabled,omitempty" doc:"Default true."`
-	Verification     VerificationInput `json:"verification,omitempty" doc:"Required on create. On update it replaces the settings as a whole, except that omitted secrets keep the stored ones (unless the scheme becomes none)."`
-	AllowIPs         []string          `json:"allow_ips,omitempty" maxItems:"100" doc:"CIDRs (203.0.113.0/24, 2001:db8::/32) or addresses; replaces the list, [] allows every address." example:"[\"203.0.113.0/24\"]"`
-	RateLimit        *float64          `json:"rate_limit,omitempty" minimum:"0" maximum:"100000" doc:"Requests per second; 0 for none."`
-	RateBurst        *int              `json:"rate_burst,omitempty" minimum:"0" maximum:"100000" doc:"How many requests a burst may hold; 0 for the rate, rounded up."`
-	MaxBodyBytes     *int              `json:"max_body_bytes,omitempty" minimum:"0" maximum:"10485760" doc:"Largest body accepted, at most 10 MiB; 0 for the server's default."`
-	Schema           Object            `json:"schema,omitempty" doc:"A JSON Schema (draft 4 to 2020-12, no external $ref) the payload must satisfy; {} removes it."`
-	Dedup            *SourceDedupInput `json:"dedup,omitempty" doc:"Replaces the rule as a whole."`
-	EventTypePrefix  *string           `json:"event_type_prefix,omitempty" maxLength:"100" doc:"Put before the provider's event type; a final dot is added if missing. \"\" removes it." example:"stripe."`
-	DefaultEventType *string           `json:"default_event_type,omitempty" maxLength:"100" doc:"The type of a request that carries none (resource.action); \"\" restores webhook.received." example:"acme.notified"`
+	_                  struct{}          `json:"-" additionalProperties:"true"`
+	Name               *string           `json:"name,omitempty" maxLength:"200" doc:"Required on create." example:"stripe-live"`
+	Description        *string           `json:"description,omitempty" maxLength:"2000"`
+	Enabled            *bool             `json:"enabled,omitempty" doc:"Default true."`
+	Verification       VerificationInput `json:"verification,omitempty" doc:"Required on create. On update it replaces the settings as a whole, except that omitted secrets keep the stored ones (unless the scheme becomes none)."`
+	AllowIPs           []string          `json:"allow_ips,omitempty" maxItems:"100" doc:"CIDRs (203.0.113.0/24, 2001:db8::/32) or addresses; replaces the list, [] allows every address." example:"[\"203.0.113.0/24\"]"`
+	RateLimit          *float64          `json:"rate_limit,omitempty" minimum:"0" maximum:"100000" doc:"Requests per second; 0 for none."`
+	RateBurst          *int              `json:"rate_burst,omitempty" minimum:"0" maximum:"100000" doc:"How many requests a burst may hold; 0 for the rate, rounded up."`
+	MaxBodyBytes       *int              `json:"max_body_bytes,omitempty" minimum:"0" maximum:"10485760" doc:"Largest body accepted, at most 10 MiB; 0 for the server's default."`
+	Schema             Object            `json:"schema,omitempty" doc:"A JSON Schema (draft 4 to 2020-12, no external $ref) the payload must satisfy; {} removes it."`
+	Dedup              *SourceDedupInput `json:"dedup,omitempty" doc:"Replaces the rule as a whole."`
+	EventTypePrefix    *string           `json:"event_type_prefix,omitempty" maxLength:"100" doc:"Put before the provider's event type; a final dot is added if missing. \"\" removes it." example:"stripe."`
+	DefaultEventType   *string           `json:"default_event_type,omitempty" maxLength:"100" doc:"The type of a request that carries none (resource.action); \"\" restores webhook.received." example:"acme.notified"`
+	CloudEventsOrigins []string          `json:"cloudevents_origins,omitempty" maxItems:"20" doc:"Origins (DNS names, as senders send WebHook-Request-Origin) whose CloudEvents abuse-protection handshake the source agrees to, or [\"*\"] for any; replaces the list, [] refuses every handshake." example:"[\"eventgrid.azure.net\"]"`
+	ClientCert         *ClientCertInput  `json:"client_cert,omitempty" doc:"Require a verified client certificate on every request; {\"required\": false} removes the requirement."`
 
 	unknown []string
 }
@@ -238,14 +247,41 @@ func sourceOut(src *store.Source, ingestURL string) Source {
 	}
 	d := set.Dedup
 	by := inbound.DedupBy(set)
+	origins := set.CloudEventsOrigins
+	if origins == nil {
+		origins = []string{}
+	}
 	return Source{
 		ID: src.ID, TenantID: src.TenantID, Name: src.Name, Description: set.Description, Enabled: src.Enabled,
 		IngestURL: ingestURL, Verification: verificationView(set.Verification), AllowIPs: ips,
 		RateLimit: set.RateLimit, RateBurst: set.RateBurst, MaxBodyBytes: set.MaxBodyBytes, Schema: set.Schema,
 		Dedup:           SourceDedup{By: by, Header: d.Header, Path: d.Path, WindowSeconds: int(d.Window() / time.Second)},
 		EventTypePrefix: set.EventTypePrefix, DefaultEventType: set.DefaultEventType,
+		CloudEventsOrigins: origins, ClientCert: clientCertOut(set.ClientCert),
 		CreatedAt: src.CreatedAt, UpdatedAt: src.UpdatedAt,
 	}
+}
+
+// ClientCert is a source's client certificate requirement as answers show it.
+type ClientCert struct {
+	Names []string `json:"names" doc:"The certificate must carry one of these names (subject CN, DNS or URI SAN); empty accepts any verified certificate."`
+}
+
+// ClientCertInput sets or removes a source's client certificate requirement.
+type ClientCertInput struct {
+	Required bool     `json:"required" doc:"true requires a verified client certificate; false removes the requirement."`
+	Names    []string `json:"names,omitempty" maxItems:"50" doc:"Accept only certificates with one of these names (subject CN, DNS or URI SAN)."`
+}
+
+func clientCertOut(c *store.ClientCertRequirement) *ClientCert {
+	if c == nil {
+		return nil
+	}
+	names := c.Names
+	if names == nil {
+		names = []string{}
+	}
+	return &ClientCert{Names: names}
 }
 
 // verificationView is the stored verification without its secrets. It goes through
@@ -472,6 +508,31 @@ func applySource(f *SourceFields, src *store.Source, creating bool) error {
 	}
 	if f.RateLimit != nil {
 		set.RateLimit = *f.RateLimit
+	}
+	if f.CloudEventsOrigins != nil {
+		set.CloudEventsOrigins = nil
+		for i, o := range f.CloudEventsOrigins {
+			if o != "*" && !validOrigin(o) {
+				bad(fmt.Sprintf("body.cloudevents_origins[%d]", i), "want a DNS name (the sender's WebHook-Request-Origin) or *", o)
+				continue
+			}
+			set.CloudEventsOrigins = append(set.CloudEventsOrigins, strings.ToLower(o))
+		}
+	}
+	if f.ClientCert != nil {
+		set.ClientCert = nil
+		if f.ClientCert.Required {
+			set.ClientCert = &store.ClientCertRequirement{}
+			for i, n := range f.ClientCert.Names {
+				if n == "" || len(n) > 253 || strings.ContainsFunc(n, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+					bad(fmt.Sprintf("body.client_cert.names[%d]", i), "want a certificate name without white space or control characters, at most 253 characters", n)
+					continue
+				}
+				set.ClientCert.Names = append(set.ClientCert.Names, n)
+			}
+		} else if len(f.ClientCert.Names) > 0 {
+			bad("body.client_cert.names", "names need required: true", nil)
+		}
 	}
 	if f.RateBurst != nil {
 		set.RateBurst = *f.RateBurst
@@ -737,4 +798,23 @@ func (s *Server) registerSources() {
 		s.sourceChanged(src.ID)
 		return &Out[Source]{Body: sourceOut(src, s.ingestURL(in.IngestOrigin, src.Token))}, nil
 	})
+}
+
+// validOrigin reports whether o is a DNS name as a CloudEvents sender sends it in
+// WebHook-Request-Origin (eventemitter.example.com).
+func validOrigin(o string) bool {
+	if o == "" || len(o) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(o, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

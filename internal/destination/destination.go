@@ -112,6 +112,18 @@ type Target struct {
 	Settings json.RawMessage
 	// Internal selects Env.InternalDial (an endpoint an admin marked internal).
 	Internal bool
+	// Format is the endpoint's body format (store.EndpointOptions.Format: "", "herald",
+	// "cloudevents-structured" or "cloudevents-binary"). A webhook sender performs the
+	// CloudEvents abuse-protection handshake for the CloudEvents formats.
+	Format string
+}
+
+// RateAdvisor is implemented by senders whose receiver may ask for a lower request rate than the
+// endpoint's own (the CloudEvents handshake's WebHook-Allowed-Rate). The dispatcher limits the
+// endpoint to the lower of its rate limit and AllowedRate, in requests per second; 0 is no
+// limit. Safe for concurrent use.
+type RateAdvisor interface {
+	AllowedRate() float64
 }
 
 // Headers a broker destination adds beside Message.Header, as message headers/attributes.

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/heraldhq/herald/event"
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/store"
@@ -39,8 +41,19 @@ import (
 // (webhooks) get the JSON array as one message.
 
 // batchBody is the body of a batch: the JSON array of its members' bodies. A transformation's
-// output that is not JSON goes in as a JSON string, so that the array stays valid.
-func (s laneSnapshot) batchBody(ctx context.Context, batch []store.Claimed) ([]byte, error) {
+// output that is not JSON goes in as a JSON string, so that the array stays valid. For a
+// CloudEvents endpoint it is the array of the members' CloudEvents (structured, whatever the
+// format: binary has no batch form), with the headers of that format.
+func (s laneSnapshot) batchBody(ctx context.Context, batch []store.Claimed) ([]byte, http.Header, error) {
+	if isCloudEvents(s.ep.Options.Format) {
+		return s.cloudEventsBatch(ctx, batch)
+	}
+	body, err := s.envelopeBatch(ctx, batch)
+	return body, nil, err
+}
+
+// envelopeBatch is the JSON array of a batch's members' bodies.
+func (s laneSnapshot) envelopeBatch(ctx context.Context, batch []store.Claimed) ([]byte, error) {
 	size := 2
 	for _, c := range batch {
 		size += len(c.Payload) + 1
@@ -65,15 +78,34 @@ func (s laneSnapshot) batchBody(ctx context.Context, batch []store.Claimed) ([]b
 	return append(buf, ']'), nil
 }
 
+// cloudEventsBatch is the JSON array of a batch's members as CloudEvents.
+func (s laneSnapshot) cloudEventsBatch(ctx context.Context, batch []store.Claimed) ([]byte, http.Header, error) {
+	ces := make([]*cloudEvent, len(batch))
+	for i, c := range batch {
+		b, err := s.body(ctx, c)
+		if err != nil {
+			return nil, nil, fmt.Errorf("event %s: %w", c.EventID, err)
+		}
+		if ces[i], err = s.cloudEvent(c, b); err != nil {
+			return nil, nil, err
+		}
+	}
+	body, err := event.Marshal(ces)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode cloudevents batch: %w", err)
+	}
+	return body, http.Header{"Content-Type": {contentTypeCEBatch}}, nil
+}
+
 // deliverBatch hands a batch's members to a BatchSender as messages of their own.
 func (s laneSnapshot) deliverBatch(ctx context.Context, bs destination.BatchSender, batch []store.Claimed, now time.Time) destination.Outcome {
 	ms := make([]*destination.Message, len(batch))
 	for i, c := range batch {
-		body, err := s.body(ctx, c)
+		body, format, err := s.render(ctx, c)
 		if err != nil {
 			return transformFailed(fmt.Errorf("event %s: %w", c.EventID, err))
 		}
-		ms[i] = s.message(telemetry.Restore(ctx, c.Traceparent, c.Tracestate), c.EventID, c.EventType, body, now)
+		ms[i] = s.message(telemetry.Restore(ctx, c.Traceparent, c.Tracestate), c.EventID, c.EventType, body, format, now)
 	}
 	ctx, cancel := s.attemptContext(ctx)
 	defer cancel()
@@ -113,10 +145,10 @@ func (d *Dispatcher) sendBatch(ctx context.Context, s laneSnapshot, batch []stor
 	var out destination.Outcome
 	if bs, ok := s.sender.(destination.BatchSender); ok {
 		out = s.deliverBatch(ctx, bs, batch, now)
-	} else if body, err := s.batchBody(ctx, batch); err != nil {
+	} else if body, format, err := s.batchBody(ctx, batch); err != nil {
 		out = transformFailed(err)
 	} else {
-		out = s.deliver(ctx, s.message(ctx, msgID, "", body, now))
+		out = s.deliver(ctx, s.message(ctx, msgID, "", body, format, now))
 	}
 	if ctx.Err() != nil {
 		// Shutdown cut the attempt short: the members go back to the queue as they were.

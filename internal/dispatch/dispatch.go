@@ -682,7 +682,7 @@ func (l *lane) queueTarget(depth int) int {
 	}
 	target := depth * l.ep.MaxConcurrency
 	if l.limiter != nil {
-		target = min(target, max(1, int(math.Ceil(l.ep.RateLimit*5))))
+		target = min(target, max(1, int(math.Ceil(float64(l.limiter.Limit())*5))))
 	}
 	return max(target, 1)
 }
@@ -789,8 +789,9 @@ func (s laneSnapshot) attemptContext(ctx context.Context) (context.Context, cont
 // message is what one attempt sends: the body, signed in the endpoint's scheme with msgID, with
 // ctx's trace context (the attempt's span, child of the publish) in traceparent/tracestate, so
 // that a broker's consumer continues the trace as a webhook receiver does.
-func (s laneSnapshot) message(ctx context.Context, msgID, eventType string, body []byte, now time.Time) *destination.Message {
-	h := s.header(msgID, body, now)
+// format holds the headers of the endpoint's format (render).
+func (s laneSnapshot) message(ctx context.Context, msgID, eventType string, body []byte, format http.Header, now time.Time) *destination.Message {
+	h := s.header(msgID, body, format, now)
 	telemetry.Inject(ctx, h)
 	return &destination.Message{ID: msgID, EventType: eventType, Timestamp: now, Body: body, Header: h}
 }
@@ -818,12 +819,12 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 	}
 	now := time.Now()
 	var out destination.Outcome
-	if body, err := s.body(ctx, c); err != nil {
+	if body, format, err := s.render(ctx, c); err != nil {
 		// A transformation that fails is the attempt's failure, recorded like any other (nothing
 		// is sent): a permanent one, tried a few times so that a corrected transformation sends it.
 		out = transformFailed(err)
 	} else {
-		out = s.deliver(ctx, s.message(ctx, c.EventID, c.EventType, body, now))
+		out = s.deliver(ctx, s.message(ctx, c.EventID, c.EventType, body, format, now))
 	}
 	if ctx.Err() != nil {
 		// Shutdown cut the attempt short: it says nothing about the endpoint, so it is not recorded
@@ -904,6 +905,10 @@ func (d *Dispatcher) finish(ctx context.Context, m doneMsg) {
 	l.inFlight--
 	if m.released {
 		return
+	}
+	if l.ep != nil {
+		// The attempt may have learnt the rate the receiver allows (the CloudEvents handshake).
+		l.setLimiter(l.ep.RateLimit)
 	}
 	if m.breaker != nil {
 		var err error

@@ -78,12 +78,12 @@ func (d *Dispatcher) sendGroup(ctx context.Context, s laneSnapshot, group []stor
 	var ms []*destination.Message
 	var sent []int
 	for i, c := range group {
-		body, err := s.body(ctx, c)
+		body, format, err := s.render(ctx, c)
 		if err != nil {
 			outs[i] = transformFailed(err)
 			continue
 		}
-		ms = append(ms, s.message(telemetry.Restore(ctx, c.Traceparent, c.Tracestate), c.EventID, c.EventType, body, now))
+		ms = append(ms, s.message(telemetry.Restore(ctx, c.Traceparent, c.Tracestate), c.EventID, c.EventType, body, format, now))
 		sent = append(sent, i)
 	}
 	var out destination.Outcome

@@ -84,6 +84,7 @@ func (d *Dispatcher) load(ctx context.Context, l *lane, now time.Time) error {
 	if key := destKey(ep); l.sender == nil || key != l.destKey {
 		sender, err := d.dests.Open(ep.DestinationType(), destination.Target{
 			EndpointID: ep.ID, TenantID: ep.TenantID, URL: ep.URL, Settings: ep.Settings, Internal: ep.Internal,
+			Format: ep.Options.Format,
 		})
 		if err != nil {
 			return err
@@ -101,13 +102,7 @@ func (d *Dispatcher) load(ctx context.Context, l *lane, now time.Time) error {
 	if len(l.schedule) == 0 {
 		l.schedule = DefaultSchedule
 	}
-	switch {
-	case ep.RateLimit <= 0:
-		l.limiter = nil
-	case l.limiter == nil || float64(l.limiter.Limit()) != ep.RateLimit:
-		burst := max(1, int(math.Ceil(ep.RateLimit/10))) // at most 100 ms worth at once
-		l.limiter = rate.NewLimiter(rate.Limit(ep.RateLimit), burst)
-	}
+	l.setLimiter(ep.RateLimit)
 	if l.breaker == nil {
 		l.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 			Name:        l.id,
@@ -140,7 +135,29 @@ func (d *Dispatcher) load(ctx context.Context, l *lane, now time.Time) error {
 	}
 	l.ep, l.loadedAt = ep, now
 	l.batch = batching(ep.Options)
+	if _, ok := l.sender.(destination.BatchSender); !ok && ep.Options.Format == store.FormatCloudEventsBinary {
+		l.batch = nil // binary CloudEvents have no batch form over HTTP (the API refuses the pair)
+	}
 	return nil
+}
+
+// setLimiter limits the lane to the lower of the endpoint's rate limit (per second, 0 for none)
+// and the rate its receiver allows (destination.RateAdvisor: the CloudEvents handshake's
+// WebHook-Allowed-Rate), keeping the limiter when the rate is unchanged.
+func (l *lane) setLimiter(configured float64) {
+	limit := configured
+	if a, ok := l.sender.(destination.RateAdvisor); ok {
+		if allowed := a.AllowedRate(); allowed > 0 && (limit <= 0 || allowed < limit) {
+			limit = allowed
+		}
+	}
+	switch {
+	case limit <= 0:
+		l.limiter = nil
+	case l.limiter == nil || float64(l.limiter.Limit()) != limit:
+		burst := max(1, int(math.Ceil(limit/10))) // at most 100 ms worth at once
+		l.limiter = rate.NewLimiter(rate.Limit(limit), burst)
+	}
 }
 
 // destKey is what a lane's sender is opened for: a change of any part opens a new one.
@@ -149,7 +166,7 @@ func destKey(ep *store.Endpoint) string {
 	if ep.Internal {
 		internal = "1"
 	}
-	return ep.DestinationType() + "\x00" + internal + "\x00" + ep.URL + "\x00" + string(ep.Settings)
+	return ep.DestinationType() + "\x00" + internal + "\x00" + ep.Options.Format + "\x00" + ep.URL + "\x00" + string(ep.Settings)
 }
 
 // Batching defaults, for an endpoint that enables batching without saying how much.

@@ -56,12 +56,16 @@ func transformFailed(err error) destination.Outcome {
 // endpoint's scheme, with msgID as the message id (an event's id, or a batch's), and
 // Content-Type: application/json (the body is an envelope, a transformation's JSON or a batch's
 // array; endpoints cannot set it), which a broker type carries as its content-type header.
-func (s laneSnapshot) header(msgID string, body []byte, now time.Time) http.Header {
-	h := make(http.Header, len(s.ep.Headers)+5)
+// format holds the headers the endpoint's format sets (render): they replace those above.
+func (s laneSnapshot) header(msgID string, body []byte, format http.Header, now time.Time) http.Header {
+	h := make(http.Header, len(s.ep.Headers)+5+len(format))
 	for k, v := range s.ep.Headers {
 		h.Set(k, v)
 	}
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", contentTypeJSON)
+	for k, v := range format {
+		h[k] = v
+	}
 	switch s.ep.Options.Signature {
 	case store.SignatureGitHub:
 		// GitHub's X-Hub-Signature-256: HMAC-SHA256 of the body, hex, keyed with the secret

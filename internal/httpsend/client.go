@@ -157,6 +157,10 @@ type Request struct {
 	Body   []byte
 	// Timeout bounds the whole attempt: DNS, connect, TLS, headers and body. Zero means DefaultTimeout.
 	Timeout time.Duration
+	// Method is the request's method; "" is POST (OPTIONS: the CloudEvents webhook handshake).
+	Method string
+	// ResponseHeader, when set, is called with the response's header before its body is read.
+	ResponseHeader func(http.Header)
 }
 
 // Send POSTs r and reports what happened. It never returns without an Outcome and never takes
@@ -170,7 +174,11 @@ func (c *Client) Send(ctx context.Context, r Request) destination.Outcome {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(r.Body))
+	method := r.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.URL, bytes.NewReader(r.Body))
 	if err != nil {
 		return destination.Outcome{Class: destination.Permanent, ErrorKind: destination.KindInvalidURL, Error: "invalid URL: " + unwrapURLError(err).Error(),
 			Latency: time.Since(start)}
@@ -196,6 +204,9 @@ func (c *Client) Send(ctx context.Context, r Request) destination.Outcome {
 	}
 
 	o := destination.Outcome{StatusCode: resp.StatusCode}
+	if r.ResponseHeader != nil {
+		r.ResponseHeader(resp.Header)
+	}
 	classifyStatus(&o, resp, req.URL, time.Now())
 	body, err := c.readResponse(resp)
 	o.Response = redactEcho(body, r.Header)

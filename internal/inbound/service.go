@@ -66,6 +66,9 @@ type Config struct {
 	CacheSize int
 	// Now is the clock; tests may set it.
 	Now func() time.Time
+	// TrustedProxies are the addresses of the proxies whose forwarded client certificate
+	// headers a source requiring one believes (clientcert.go); empty trusts none.
+	TrustedProxies []netip.Prefix
 }
 
 // Service receives webhooks on sources: it is the http.Handler of /in/{token}, and it replays
@@ -144,9 +147,12 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	switch r.Method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch:
+	case http.MethodOptions:
+		s.handshake(w, r, x, s.now())
+		return
 	default:
 		x.outcome = metrics.InboundBadRequest
-		w.Header().Set("Allow", "POST, PUT, PATCH")
+		w.Header().Set("Allow", "OPTIONS, POST, PUT, PATCH")
 		writeProblem(w, http.StatusMethodNotAllowed, "method_not_allowed", "a source accepts POST, PUT and PATCH")
 		return
 	}
@@ -158,42 +164,15 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.ingest(w, r, x, src, body, now)
 }
 
-// admit finds the request's source and applies the checks that cost no write: allowlist, rate
-// limit and body size. It answers and reports false when one fails.
+// admit finds the request's source and applies the checks that cost no write: allowlist, client
+// certificate, rate limit and body size. It answers and reports false when one fails.
 func (s *Service) admit(w http.ResponseWriter, r *http.Request, x *exchange, now time.Time) (*source, []byte, bool) {
-	token := tokenOf(r)
-	var src *source
-	err := errUnknownSource
-	if token != "" {
-		src, err = s.sources.get(r.Context(), token, now)
-	}
-	switch {
-	case errors.Is(err, errUnknownSource):
-		x.outcome = metrics.InboundNotFound
-		s.log.Debug("inbound: unknown token or disabled source", "remote", r.RemoteAddr)
-		notFound(w)
-		return nil, nil, false
-	case errors.Is(err, errMisconfigured):
-		x.outcome = metrics.InboundStoreError
-		s.log.Error("inbound: source cannot verify requests; fix its settings", "err", err)
-		writeProblem(w, http.StatusInternalServerError, "source_misconfigured", "this source cannot verify requests now; retry later")
-		return nil, nil, false
-	case err != nil:
-		x.outcome = metrics.InboundStoreError
-		s.storeFailed(w, err, "look up source")
+	src, ok := s.find(w, r, x, now)
+	if !ok {
 		return nil, nil, false
 	}
-	x.tenant = src.tenantID
-	// Refusals here are floods' answers: logged at debug only.
 	debug := func(msg string, args ...any) {
 		s.log.Debug(msg, append([]any{"tenant", src.tenantID, "source", src.id, "remote", r.RemoteAddr}, args...)...)
-	}
-	addr := remoteAddr(r)
-	if !src.allowed(addr) {
-		x.outcome = metrics.InboundForbidden
-		debug("inbound: address not allowed")
-		writeProblem(w, http.StatusForbidden, "ip_not_allowed", "this source does not accept requests from your address")
-		return nil, nil, false
 	}
 	if ok, wait := s.limiters.allow(src.id, src.settings.RateLimit, src.settings.RateBurst, now); !ok {
 		x.outcome = metrics.InboundRateLimited
@@ -223,6 +202,50 @@ func (s *Service) admit(w http.ResponseWriter, r *http.Request, x *exchange, now
 		return nil, nil, false
 	}
 	return src, body, true
+}
+
+// find finds the request's source and applies the checks every request on it passes first: the
+// address allowlist and the client certificate requirement. It answers and reports false when
+// one fails. Refusals here are floods' answers: logged at debug only.
+func (s *Service) find(w http.ResponseWriter, r *http.Request, x *exchange, now time.Time) (*source, bool) {
+	token := tokenOf(r)
+	var src *source
+	err := errUnknownSource
+	if token != "" {
+		src, err = s.sources.get(r.Context(), token, now)
+	}
+	switch {
+	case errors.Is(err, errUnknownSource):
+		x.outcome = metrics.InboundNotFound
+		s.log.Debug("inbound: unknown token or disabled source", "remote", r.RemoteAddr)
+		notFound(w)
+		return nil, false
+	case errors.Is(err, errMisconfigured):
+		x.outcome = metrics.InboundStoreError
+		s.log.Error("inbound: source cannot verify requests; fix its settings", "err", err)
+		writeProblem(w, http.StatusInternalServerError, "source_misconfigured", "this source cannot verify requests now; retry later")
+		return nil, false
+	case err != nil:
+		x.outcome = metrics.InboundStoreError
+		s.storeFailed(w, err, "look up source")
+		return nil, false
+	}
+	x.tenant = src.tenantID
+	if !src.allowed(remoteAddr(r)) {
+		x.outcome = metrics.InboundForbidden
+		s.log.Debug("inbound: address not allowed", "tenant", src.tenantID, "source", src.id, "remote", r.RemoteAddr)
+		writeProblem(w, http.StatusForbidden, "ip_not_allowed", "this source does not accept requests from your address")
+		return nil, false
+	}
+	if req := src.settings.ClientCert; req != nil {
+		if err := s.clientCert(r, req); err != nil {
+			x.outcome = metrics.InboundForbidden
+			s.log.Debug("inbound: client certificate refused", "tenant", src.tenantID, "source", src.id, "remote", r.RemoteAddr, "err", err)
+			writeProblem(w, http.StatusForbidden, "client_certificate_required", "this source requires a verified client certificate: "+err.Error())
+			return nil, false
+		}
+	}
+	return src, true
 }
 
 // ingest verifies an admitted request, stores it with what it became, and answers.

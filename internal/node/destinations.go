@@ -2,6 +2,8 @@ package node
 
 import (
 	"log/slog"
+	"net/url"
+	"os"
 
 	"github.com/heraldhq/herald/internal/broker/kafka"
 	natsdest "github.com/heraldhq/herald/internal/broker/nats"
@@ -36,9 +38,24 @@ func destinations(cfg Config, log *slog.Logger, client, internal *httpsend.Clien
 		Logger:         log.With("component", "destinations"),
 		MaxConnections: cfg.BrokerMaxConnections,
 	}
-	types := []destination.Type{webhookdest.New(client, internal)}
+	types := []destination.Type{webhookdest.New(client, internal, webhookdest.WithHandshakeOrigin(webhookOrigin(cfg)))}
 	for _, newType := range append(brokerTypes(), cfg.Destinations...) {
 		types = append(types, newType(env))
 	}
 	return destination.NewRegistry(types...)
+}
+
+// webhookOrigin is the origin the CloudEvents handshake sends: --webhook-origin, else the host of
+// --public-url, else the machine's host name.
+func webhookOrigin(cfg Config) string {
+	if cfg.WebhookOrigin != "" {
+		return cfg.WebhookOrigin
+	}
+	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	if h, err := os.Hostname(); err == nil {
+		return h
+	}
+	return webhookdest.DefaultHandshakeOrigin
 }

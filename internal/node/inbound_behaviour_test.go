@@ -66,7 +66,7 @@ func inboundBehaviour(t *testing.T, mod func(*node.Config)) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST, PUT, PATCH" {
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != "OPTIONS, POST, PUT, PATCH" {
 			t.Errorf("GET = %d, Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -92,6 +93,13 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile (PEM), both set, make the API serve HTTPS instead of HTTP.
 	TLSCertFile string
 	TLSKeyFile  string
+	// TLSClientCAFile (PEM), with TLSCertFile, makes the listener ask for client certificates
+	// and verify those given against these CAs, for sources that require one (never required
+	// at the handshake: the API and other sources do without).
+	TLSClientCAFile string
+	// TrustedProxies are the proxies whose forwarded client certificate headers (Envoy's
+	// X-Forwarded-Client-Cert, nginx's X-SSL-Client-Verify/-Cert) sources believe.
+	TrustedProxies []netip.Prefix
 	// TLSConfig for outbound requests (tests trust their own CA with it).
 	HTTPSend httpsend.Config
 	Logger   *slog.Logger
@@ -102,6 +110,10 @@ type Config struct {
 	// PublicURL is the base URL senders reach this node at ("https://hooks.example.com"): the
 	// API shows source URLs under it. Empty: the scheme and host of the API request that asks.
 	PublicURL string
+	// WebhookOrigin is the WebHook-Request-Origin of the CloudEvents handshake Herald performs
+	// before delivering to a CloudEvents endpoint (a DNS name receivers allow); default: the
+	// host of PublicURL, else this machine's host name.
+	WebhookOrigin string
 	// MaxInboundBytes bounds the body of a request received on a source that sets no limit
 	// (default 1 MiB).
 	MaxInboundBytes int
@@ -244,7 +256,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	in := inbound.New(inbound.Config{Store: st, Notifier: d, Logger: log, Metrics: m, MaxBodyBytes: cfg.MaxInboundBytes,
-		TracerProvider: tp, Ops: opsPub})
+		TracerProvider: tp, Ops: opsPub, TrustedProxies: cfg.TrustedProxies})
 	// Received requests are replayed through rep: a broker source's held messages by the broker
 	// sources' publisher, built once the API is (its BuildEvent checks their events).
 	rep := &replayer{in: in, st: st}
@@ -274,7 +286,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	mux.Handle("/ui/", dashboard)
 	mux.Handle("/", a)
 	var handler http.Handler = mux
-	srvTLS, err := serverTLS(cfg.TLSCertFile, cfg.TLSKeyFile)
+	srvTLS, err := serverTLS(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSClientCAFile)
 	if err != nil {
 		_ = st.Close()
 		return nil, err
@@ -402,8 +414,11 @@ func (n *Node) URL() string { return n.scheme + "://" + n.Addr }
 
 // serverTLS loads the API's certificate; it is nil (plain HTTP) when neither file is given. The
 // files are read once at start: restart to serve a renewed certificate.
-func serverTLS(certFile, keyFile string) (*tls.Config, error) {
+func serverTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 	if certFile == "" && keyFile == "" {
+		if clientCAFile != "" {
+			return nil, errors.New("client certificates (--tls-client-ca) need HTTPS (--tls-cert and --tls-key)")
+		}
 		return nil, nil
 	}
 	if certFile == "" || keyFile == "" {
@@ -413,11 +428,25 @@ func serverTLS(certFile, keyFile string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load the TLS certificate: %w", err)
 	}
-	return &tls.Config{
+	cfg := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{cert},
 		NextProtos:   []string{"h2", "http/1.1"},
-	}, nil
+	}
+	if clientCAFile != "" {
+		pemCAs, err := os.ReadFile(clientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read the client CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemCAs) {
+			return nil, fmt.Errorf("the client CA file %s holds no PEM certificate", clientCAFile)
+		}
+		// Asked for, verified when given, required by no handshake: the sources that require
+		// one check that it was given (inbound, clientcert.go).
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return cfg, nil
 }
 
 // Close stops accepting requests, lets in-flight API calls and attempts finish, and closes the store.

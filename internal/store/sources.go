@@ -49,6 +49,20 @@ type SourceSettings struct {
 	// DefaultEventType is the type of a request that carries none (default "webhook.received").
 	EventTypePrefix  string `json:"event_type_prefix,omitempty"`
 	DefaultEventType string `json:"default_event_type,omitempty"`
+	// CloudEventsOrigins are the WebHook-Request-Origin values whose CloudEvents abuse-protection
+	// handshake (OPTIONS) the source agrees to, "*" for any; empty refuses every handshake.
+	CloudEventsOrigins []string `json:"cloudevents_origins,omitempty"`
+	// ClientCert, when set, requires a verified client certificate on every request
+	// (inbound.ClientCert: Herald's own TLS listener, or a trusted proxy's forwarded one).
+	ClientCert *ClientCertRequirement `json:"client_cert,omitempty"`
+}
+
+// ClientCertRequirement is a source's client certificate requirement: a certificate verified
+// (by Herald's listener against --tls-client-ca, or by a trusted proxy) must be presented, and,
+// when Names is not empty, one of its names (subject common name, DNS or URI SANs) must be one
+// of them.
+type ClientCertRequirement struct {
+	Names []string `json:"names,omitempty"`
 }
 
 // Dedup keys. DedupProviderID (the default) uses the provider's delivery id (verify.Event.ID)

@@ -16,15 +16,22 @@ import (
 // marked internal (whose guard also admits the operator's --internal-cidr ranges).
 type Type struct {
 	client, internal *httpsend.Client
+	// origin and handshakeTTL are the CloudEvents handshake's (handshake.go).
+	origin       string
+	handshakeTTL time.Duration
 }
 
 // New makes the webhook type. internal may be nil or client itself: internal endpoints are then
 // sent with the ordinary client, so they never get more than the operator configured.
-func New(client, internal *httpsend.Client) *Type {
+func New(client, internal *httpsend.Client, opts ...Option) *Type {
 	if internal == nil {
 		internal = client
 	}
-	return &Type{client: client, internal: internal}
+	t := &Type{client: client, internal: internal, origin: DefaultHandshakeOrigin, handshakeTTL: HandshakeTTL}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
 }
 
 // Name is "webhook".
@@ -43,7 +50,11 @@ func (t *Type) Open(target destination.Target) (destination.Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: webhook settings: %w", target.EndpointID, err)
 	}
-	return &sender{client: c, url: target.URL, settings: settings, auth: newAuth(c, settings)}, nil
+	s := &sender{client: c, url: target.URL, settings: settings, auth: newAuth(c, settings)}
+	if needsHandshake(target.Format) {
+		s.handshake = newHandshake(t.origin, t.handshakeTTL)
+	}
+	return s, nil
 }
 
 // Close closes both clients' kept-alive connections.
@@ -60,6 +71,8 @@ type sender struct {
 	url      string
 	settings Settings
 	auth     authenticator // nil: the signature alone
+	// handshake is the CloudEvents handshake's state, nil for formats that need none.
+	handshake *handshake
 }
 
 // Send POSTs the message. The attempt's timeout is ctx's deadline (the endpoint's timeout, which
@@ -69,6 +82,14 @@ func (s *sender) Send(ctx context.Context, m *destination.Message) destination.O
 	var timeout time.Duration
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(dl), time.Nanosecond)
+	}
+	if s.handshake != nil {
+		if out, ok := s.ensureHandshake(ctx, timeout); !ok {
+			return out
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = max(time.Until(dl), time.Nanosecond)
+		}
 	}
 	r := httpsend.Request{URL: s.url, Header: m.Header, Body: m.Body, Timeout: timeout}
 	if s.auth != nil {

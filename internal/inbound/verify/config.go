@@ -138,6 +138,9 @@ const (
 // logged field by field.
 type Config struct {
 	Scheme Scheme `json:"scheme"`
+	// Preset names a provider whose webhooks a generic scheme verifies (gitlab, linear,
+	// intercom, square: presets.go); it fills in the scheme and the fields the provider fixes.
+	Preset string `json:"preset,omitempty"`
 
 	// Secrets are the keys requests may be signed with; any of them is
 	// accepted, so a sender's secret can be rotated by adding the new one,
@@ -251,6 +254,11 @@ func (v *validator) add(field, format string, args ...any) {
 // invalid field, so the API can report them all at once.
 func (c *Config) Validate() error {
 	var v validator
+	if c.Preset != "" {
+		if c.applyPreset(&v); v.errs != nil {
+			return v.errs
+		}
+	}
 	name := c.Scheme.displayName()
 	if name == "" {
 		if c.Scheme == "" {

@@ -561,8 +561,10 @@
     }
     return rest;
   }
+  // ENDPOINT_FORMATS are the body formats an endpoint may have (the API's format).
+  const ENDPOINT_FORMATS = [["herald", "herald (envelope)"], ["cloudevents-structured", "CloudEvents, structured"], ["cloudevents-binary", "CloudEvents, binary"]];
   // destinationForm creates an endpoint (e undefined) or changes where one delivers: its type,
-  // its url (webhook) or its settings.
+  // its url (webhook), its settings and its body format.
   function destinationForm(types, e) {
     const editing = !!e, prefix = editing ? "edit-" : "new-";
     const curType = editing ? (e.type || "webhook") : "webhook";
@@ -571,6 +573,8 @@
     const url = h("input", { type: "url", id: prefix + "endpoint-url", name: "url", placeholder: "https://example.com/webhooks", size: 50, value: editing && e.url ? e.url : null });
     const urlRow = h("div", { class: "field" }, h("label", { for: url.id }, "url *"), url, fieldError("url"));
     const evTypes = editing ? null : h("input", { type: "text", id: "new-endpoint-event-types", name: "event_types", value: "*", size: 30 });
+    const curFormat = editing ? (e.format || "herald") : "herald";
+    const format = h("select", { id: prefix + "endpoint-format", name: "format" }, ENDPOINT_FORMATS.map(([v, l]) => h("option", { value: v, selected: v === curFormat }, l)));
     const settingsBox = h("div", { class: "settings-box" });
     let fields = null;
     function show() {
@@ -597,6 +601,7 @@
         } catch (ex) { showFieldErrors(form, { errors: [{ location: "body.config", message: "not valid JSON: " + ex.message }] }); return; }
       }
       if (!editing) body.event_types = evTypes.value.split(",").map((x) => x.trim()).filter(Boolean);
+      if (format.value !== curFormat) body.format = format.value;
       if (editing && !Object.keys(body).length) { flash("Nothing changed."); return; }
       try {
         if (editing) {
@@ -615,6 +620,8 @@
     } },
     h("div", { class: "field" }, h("label", { for: sel.id }, "type"), sel, fieldError("type")),
     urlRow, settingsBox,
+    h("div", { class: "field" }, h("label", { for: format.id }, "format"), format,
+      h("div", { class: "hint" }, "CloudEvents endpoints (webhooks) are asked to agree first: an OPTIONS handshake."), fieldError("format")),
     editing ? null : h("div", { class: "field" }, h("label", { for: evTypes.id }, "event types *"), evTypes,
       h("div", { class: "hint" }, "Comma-separated: exact names, prefixes (invoice.*) or * for everything."), fieldError("event_types")),
     h("div", { class: "actions" }, h("button", { type: "submit", id: prefix + "endpoint-submit" }, editing ? "Save destination" : "Add")));
@@ -691,7 +698,7 @@
     const sched = e.retry_schedule || [];
     page("Endpoint " + label,
       fieldRows([["id", code(e.id)], ...destinationRows(e, types), ["state", endpointState(e)], ["subscriptions", e.event_types.join(", ")],
-        ["description", e.description || "—"], ["signature", e.signature_scheme + " · " + (e.signature_format || "standard-webhooks")],
+        ["description", e.description || "—"], ["format", h("span", { id: "endpoint-format" }, e.format || "herald")], ["signature", e.signature_scheme + " · " + (e.signature_format || "standard-webhooks")],
         ["filter", e.filter ? code(e.filter) : "none"], ["transformation", e.transform ? code(e.transform) : "none"],
         ["batching", e.batch && e.batch.enabled ? "up to " + e.batch.max_events + " events or " + dur(e.batch.max_wait_ms / 1000) : "off"],
         ["ordered", e.ordered ? "yes: one at a time, in publish order" : "no"],
