@@ -90,6 +90,13 @@ func cmpOr(a, b string) string {
 	return b
 }
 
+// ValidateProxyURL checks the form of a proxy URL (scheme, host, port, no path), without the
+// guard: CheckProxyURL adds it, and every dial applies it.
+func ValidateProxyURL(raw string) error {
+	_, err := parseProxyURL(raw)
+	return err
+}
+
 // CheckProxyURL is the save-time check of an endpoint's proxy URL: its form, and, when its host
 // is an IP literal, the guard. A host name is checked at every dial.
 func (c *Client) CheckProxyURL(raw string) error {

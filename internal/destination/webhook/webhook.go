@@ -43,6 +43,10 @@ func (t *Type) Open(target destination.Target) (destination.Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: webhook settings: %w", target.EndpointID, err)
 	}
+	// A client certificate, CA bundle or proxy of the endpoint's own: a client on its route.
+	if c, err = c.With(settings.egress()); err != nil {
+		return nil, fmt.Errorf("endpoint %s: webhook settings: %w", target.EndpointID, err)
+	}
 	return &sender{client: c, url: target.URL, settings: settings}, nil
 }
 
