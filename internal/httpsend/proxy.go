@@ -143,6 +143,13 @@ func (c *Client) dialRoute(ctx context.Context, r *route, network, address strin
 	if r.proxy == nil {
 		return c.dialContext(ctx, network, address)
 	}
+	if r.guardProxy {
+		// An endpoint's proxy written as an address is refused before anything is resolved
+		// (a name is checked when it is dialled).
+		if err := c.checkHost(r.proxy.host); err != nil {
+			return nil, fmt.Errorf("proxy %s: %w", r.proxy.shown, err)
+		}
+	}
 	if r.enforcing {
 		return c.tunnel(ctx, r, network, address)
 	}
