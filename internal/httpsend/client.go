@@ -171,8 +171,10 @@ func (c *Client) newTransport(r *route) *http.Transport {
 		// No http.Transport proxy, ever: it would make the connection for us, to addresses the
 		// guard never saw. A route's proxy is dialled by dialRoute, which checks the destination
 		// first and asks the proxy for the checked address (egress.go).
-		Proxy:                  nil,
-		DialContext:            func(ctx context.Context, network, addr string) (net.Conn, error) { return c.dialRoute(ctx, r, network, addr) },
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return c.dialRoute(ctx, r, network, addr)
+		},
 		TLSClientConfig:        tlsCfg,
 		TLSHandshakeTimeout:    tlsHandshakeTimeout,
 		ForceAttemptHTTP2:      true, // needed for HTTP/2 because DialContext and TLSClientConfig are custom

@@ -31,6 +31,6 @@ func proxySettings() []destination.Setting {
 	return []destination.Setting{
 		{Name: "proxy", Kind: destination.SettingString, Secret: true, Choices: []string{ProxyNone}, Open: true,
 			Placeholder: "http://user:password@proxy.example.com:3128",
-			Help: `The outbound proxy for this endpoint instead of the node's: "none" sends directly, or an http://, https:// or socks5:// URL (credentials allowed: the field is sealed). Herald still checks the destination itself and asks the proxy for the checked address; the proxy's own address must be a public one.`},
+			Help:        `The outbound proxy for this endpoint instead of the node's: "none" sends directly, or an http://, https:// or socks5:// URL (credentials allowed: the field is sealed). Herald still checks the destination itself and asks the proxy for the checked address; the proxy's own address must be a public one.`},
 	}
 }
