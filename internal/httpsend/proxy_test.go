@@ -342,3 +342,22 @@ func TestCheckProxyURL(t *testing.T) {
 		t.Errorf("Validate of a bad proxy URL = %v, want an error without the password", err)
 	}
 }
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		cfg  Config
+		want string // "" accepted
+	}{
+		{Config{}, ""},
+		{Config{Proxy: "http://proxy.internal:3128"}, ""},
+		{Config{Proxy: "socks5://u:p@10.0.0.5", ProxyEnforcing: true}, ""},
+		{Config{ProxyEnforcing: true}, "needs --egress-proxy"},
+		{Config{Proxy: "gopher://proxy"}, "not supported"},
+	} {
+		err := tt.cfg.Validate()
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("Validate(%+v) = %v, want %q", tt.cfg, err, tt.want)
+		}
+	}
+}
