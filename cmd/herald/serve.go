@@ -108,6 +108,8 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.BoolVar(&cfg.Dev, "dev", false, "allow plain-HTTP and loopback endpoints (local development only)")
 	f.StringSliceVar(&allowCIDRs, "allow-cidr", nil, "private networks endpoints may reach (e.g. 10.1.0.0/16); repeatable")
 	f.StringSliceVar(&internalCIDRs, "internal-cidr", nil, "private networks only endpoints an admin marked internal may reach, over http or https (e.g. 10.2.0.0/16); repeatable")
+	f.StringVar(&cfg.HTTPSend.Proxy, "egress-proxy", "", "send webhooks through this outbound proxy: http://, https:// or socks5://[user:password@]host[:port] (endpoints may override it); Herald still checks each destination and asks the proxy for the checked address")
+	f.BoolVar(&cfg.HTTPSend.ProxyEnforcing, "egress-proxy-enforcing", false, "--egress-proxy enforces the SSRF rules itself: hand it host names instead of resolving and checking them here (see docs/endpoints-auth.md)")
 	f.StringVar(&cfg.APIKey, "api-key", "", "an admin API key to accept (otherwise one is created at first start)")
 	f.IntVar(&cfg.MaxEventBytes, "max-event-bytes", event.DefaultMaxBytes, "largest event accepted, in bytes")
 	checkLimits = apiLimitFlags(f, &cfg.APILimits)

@@ -13,6 +13,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/heraldhq/herald/internal/destination"
+	webhookdest "github.com/heraldhq/herald/internal/destination/webhook"
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/webhook"
@@ -41,6 +42,8 @@ type Endpoint struct {
 	Type            string            `json:"type" doc:"The destination type: webhook (an HTTPS POST to url) or a message broker type."`
 	Config          map[string]any    `json:"config,omitempty" doc:"The destination type's settings (for a webhook: how it authenticates to the receiver, its client certificate, its proxy), without its credentials."`
 	ConfigSecrets   []string          `json:"config_secrets,omitempty" doc:"The credential fields of config that are set: sealed at rest, never shown."`
+	// ClientCertificate describes a webhook endpoint's tls_client_certificate (read only).
+	ClientCertificate *webhookdest.CertificateInfo `json:"client_certificate,omitempty" readOnly:"true" doc:"Webhook endpoints with mutual TLS: the client certificate in config.tls_client_certificate, with its expiry (read only)."`
 	EndpointOptions
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -71,6 +74,9 @@ func endpointOut(e *store.Endpoint, defaultSchedule []time.Duration) Endpoint {
 	}
 	out.Type = e.DestinationType()
 	out.Config, out.ConfigSecrets = configOut(e)
+	if out.Type == destination.TypeWebhook {
+		out.ClientCertificate = webhookdest.ClientCertificate(e.Settings)
+	}
 	return out
 }
 

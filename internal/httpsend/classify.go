@@ -105,6 +105,16 @@ func classifyError(err error) (destination.Class, string) {
 	if errors.As(err, &be) {
 		return destination.Permanent, destination.KindBlocked
 	}
+	var pe *ProxyError
+	if errors.As(err, &pe) {
+		// Whatever went wrong on the way through the proxy (unreachable, credentials refused,
+		// CONNECT refused, no answer in time) is the proxy's failure to the tenant: Herald
+		// cannot tell a dead receiver behind it from a broken proxy.
+		if errors.Is(err, context.Canceled) {
+			return destination.Retryable, destination.KindCanceled
+		}
+		return destination.Retryable, destination.KindProxy
+	}
 	var de *dnsError
 	if errors.As(err, &de) {
 		return destination.Retryable, destination.KindDNS

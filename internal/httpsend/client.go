@@ -55,20 +55,44 @@ type Config struct {
 	DialHook func(ctx context.Context, network, address string) error
 	// Resolver is used for every lookup; nil means net.DefaultResolver.
 	Resolver Resolver
-	// TLSConfig is cloned; nil means system roots. MinVersion defaults to TLS 1.2.
+	// TLSConfig is cloned; nil means system roots. MinVersion defaults to TLS 1.2. Its roots
+	// also check an https:// proxy's certificate.
 	TLSConfig *tls.Config
+
+	// Proxy is the node's outbound proxy (--egress-proxy): http://, https:// or socks5://, with
+	// optional userinfo; "" sends directly. The operator chose it, so its own address is not
+	// held to the guard (it may well be on a private network); an endpoint's own proxy is.
+	Proxy string
+	// ProxyEnforcing declares Proxy an SSRF-enforcing proxy: Herald then hands it host names
+	// instead of resolving and checking them itself (see egress.go and docs/endpoints-auth.md).
+	ProxyEnforcing bool
+	// MaxTransports bounds the transports (connection pools) kept for endpoints with their own
+	// client certificate, CA bundle or proxy; DefaultMaxTransports if 0.
+	MaxTransports int
 }
 
 // Client sends webhook requests. It is safe for concurrent use; create one and share it, since its
-// value is the connection pool.
+// value is the connection pool. With derives clients for endpoints that send differently (a
+// client certificate, a CA bundle, a proxy of their own): they share this client's guard,
+// limits and a bounded cache of transports (egress.go).
 type Client struct {
+	*core
 	// Requests go straight to the Transport, not through an http.Client. An http.Client exists to
 	// follow redirects and pays for it on every request (it clones the header and URL in case it
 	// must follow one); we never follow them, since a redirect could point past the registration
 	// check and would silently move signed payloads elsewhere. A 3xx is returned as it came and
 	// classified Permanent.
-	transport   *http.Transport
-	dialer      net.Dialer
+	//
+	// transport is the node's default transport (its TLS settings and --egress-proxy); a client
+	// from With sends through the cached transport of its route instead.
+	transport *http.Transport
+	route     *route // nil: transport
+}
+
+// core is what a Client and the clients derived from it with With share.
+type core struct {
+	dialer      net.Dialer // guarded: its Control re-checks every socket address
+	proxyDialer net.Dialer // for the node's own proxy, which the operator chose: not guarded
 	resolver    Resolver
 	guard       *guard
 	dialHook    func(ctx context.Context, network, address string) error
@@ -81,11 +105,18 @@ type Client struct {
 	// bufs holds MaxResponseBytes buffers for bodies of unknown length; the record gets an
 	// exact-size copy, so the pool never hands out memory a caller still holds.
 	bufs sync.Pool
+	// tlsConfig is the node's outbound TLS configuration, which routes clone.
+	tlsConfig *tls.Config
+	// node is the node's route (its --egress-proxy, or direct), which With's options fall back to.
+	node *route
+	// transports holds the transports of derived clients' routes, bounded in number.
+	transports *transportCache
 }
 
-// New returns a Client for cfg.
+// New returns a Client for cfg. A cfg.Proxy that does not parse (Config.Validate says why)
+// makes every request fail with ErrorKind proxy_failed rather than go out directly.
 func New(cfg Config) *Client {
-	c := &Client{
+	cr := &core{
 		resolver:    cfg.Resolver,
 		guard:       newGuard(cfg),
 		dialHook:    cfg.DialHook,
@@ -94,24 +125,26 @@ func New(cfg Config) *Client {
 		userAgent:   []string{cfg.UserAgent},
 		contentType: []string{"application/json"},
 	}
-	if c.resolver == nil {
-		c.resolver = net.DefaultResolver
+	c := &Client{core: cr}
+	if cr.resolver == nil {
+		cr.resolver = net.DefaultResolver
 	}
-	if c.maxResponse <= 0 {
-		c.maxResponse = DefaultMaxResponseBytes
+	if cr.maxResponse <= 0 {
+		cr.maxResponse = DefaultMaxResponseBytes
 	}
 	if cfg.UserAgent == "" {
-		c.userAgent[0] = DefaultUserAgent
+		cr.userAgent[0] = DefaultUserAgent
 	}
-	size := c.maxResponse
-	c.bufs.New = func() any {
+	size := cr.maxResponse
+	cr.bufs.New = func() any {
 		b := make([]byte, size)
 		return &b
 	}
-	c.dialer = net.Dialer{
+	cr.dialer = net.Dialer{
 		KeepAlive:      30 * time.Second,
 		ControlContext: c.control,
 	}
+	cr.proxyDialer = net.Dialer{KeepAlive: 30 * time.Second}
 
 	tlsCfg := &tls.Config{}
 	if cfg.TLSConfig != nil {
@@ -120,27 +153,44 @@ func New(cfg Config) *Client {
 	if tlsCfg.MinVersion == 0 {
 		tlsCfg.MinVersion = tls.VersionTLS12
 	}
+	cr.tlsConfig = tlsCfg
+	cr.node = nodeRoute(cfg)
+	cr.transports = newTransportCache(cfg.MaxTransports, c.newTransport)
+	c.transport = c.newTransport(cr.node)
+	return c
+}
 
-	c.transport = &http.Transport{
-		// No proxy, ever: a proxy would make the connection for us, to addresses the guard never saw.
-		Proxy:                  nil,
-		DialContext:            c.dialContext,
+// newTransport is the transport of one route: the route's TLS settings, and its proxy (dialled
+// by dialRoute) or none. Its limits are the same for every route.
+func (c *Client) newTransport(r *route) *http.Transport {
+	tlsCfg := c.tlsConfig
+	if r.tls != nil {
+		tlsCfg = r.tls
+	}
+	return &http.Transport{
+		// No http.Transport proxy, ever: it would make the connection for us, to addresses the
+		// guard never saw. A route's proxy is dialled by dialRoute, which checks the destination
+		// first and asks the proxy for the checked address (egress.go).
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return c.dialRoute(ctx, r, network, addr)
+		},
 		TLSClientConfig:        tlsCfg,
 		TLSHandshakeTimeout:    tlsHandshakeTimeout,
 		ForceAttemptHTTP2:      true, // needed for HTTP/2 because DialContext and TLSClientConfig are custom
-		MaxIdleConns:           maxIdleConns,
-		MaxIdleConnsPerHost:    maxIdleConnsPerHost,
+		MaxIdleConns:           r.maxIdle(),
+		MaxIdleConnsPerHost:    r.maxIdlePerHost(),
 		IdleConnTimeout:        idleConnTimeout,
 		MaxResponseHeaderBytes: maxHeaderBytes,
 		// We never ask for gzip, so a receiver cannot make us inflate a bomb; we only keep a few KiB.
 		DisableCompression: true,
 	}
-	return c
 }
 
 // Close closes idle connections. In-flight requests are not interrupted; cancel their contexts.
 func (c *Client) Close() {
 	c.transport.CloseIdleConnections()
+	c.transports.closeIdle()
 }
 
 // Blocked reports whether the guard refuses addr under this client's configuration.
@@ -196,7 +246,7 @@ func (c *Client) Send(ctx context.Context, r Request) destination.Outcome {
 	// receiver as W3C traceparent/tracestate, replacing any an endpoint's own headers set.
 	telemetry.Inject(ctx, req.Header)
 
-	resp, err := c.transport.RoundTrip(req)
+	resp, err := c.roundTripper().RoundTrip(req)
 	if err != nil {
 		elapsed := time.Since(start)
 		class, kind := classifyError(err)

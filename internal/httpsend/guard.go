@@ -210,26 +210,9 @@ func (c *Client) dialContext(ctx context.Context, network, address string) (net.
 		return nil, fmt.Errorf("dial %s: bad port: %w", address, err)
 	}
 
-	var addrs []netip.Addr
-	if ip, err := netip.ParseAddr(host); err == nil {
-		addrs = []netip.Addr{ip}
-	} else if ip, ok := parseIPv4(host); ok {
-		// "0x7f.1" and friends are addresses to inet_aton (and so to a cgo resolver): treat them
-		// as the address registration saw, rather than as names for the resolver to interpret.
-		addrs = []netip.Addr{ip}
-	} else {
-		addrs, err = c.resolver.LookupNetIP(ctx, lookupNetwork(network), host)
-		if err != nil {
-			return nil, &dnsError{host: host, err: err}
-		}
-		if len(addrs) == 0 {
-			return nil, &dnsError{host: host, err: fmt.Errorf("no addresses")}
-		}
-	}
-	for _, ip := range addrs {
-		if r := c.guard.reason(ip); r != "" {
-			return nil, &BlockedError{Host: host, Addr: ip, Reason: r}
-		}
+	addrs, err := c.resolveChecked(ctx, network, host)
+	if err != nil {
+		return nil, err
 	}
 
 	// Addresses are tried in resolver order, each bounded only by the attempt's context: the
@@ -254,6 +237,33 @@ func (c *Client) dialContext(ctx context.Context, network, address string) (net.
 		}
 	}
 	return nil, lastErr
+}
+
+// resolveChecked resolves host (or parses it, when it is an address in any notation) and
+// refuses it if ANY of its addresses is blocked: a mixed answer is the classic rebinding trick.
+func (c *Client) resolveChecked(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	var addrs []netip.Addr
+	if ip, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{ip}
+	} else if ip, ok := parseIPv4(host); ok {
+		// "0x7f.1" and friends are addresses to inet_aton (and so to a cgo resolver): treat them
+		// as the address registration saw, rather than as names for the resolver to interpret.
+		addrs = []netip.Addr{ip}
+	} else {
+		addrs, err = c.resolver.LookupNetIP(ctx, lookupNetwork(network), host)
+		if err != nil {
+			return nil, &dnsError{host: host, err: err}
+		}
+		if len(addrs) == 0 {
+			return nil, &dnsError{host: host, err: fmt.Errorf("no addresses")}
+		}
+	}
+	for _, ip := range addrs {
+		if r := c.guard.reason(ip); r != "" {
+			return nil, &BlockedError{Host: host, Addr: ip, Reason: r}
+		}
+	}
+	return addrs, nil
 }
 
 // control runs on the raw socket just before connect. dialContext has already checked the address;

@@ -24,7 +24,7 @@ func (c *Client) HTTPClient() *http.Client {
 }
 
 // guardedTransport checks the URL, sets Herald's User-Agent when the caller set none, and uses
-// c's pooled transport, whose dialer is guarded.
+// the transport of c's route (the endpoint's proxy and client certificate, if any), whose dialer is guarded.
 type guardedTransport struct{ c *Client }
 
 func (t guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -38,7 +38,7 @@ func (t guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req = req.Clone(req.Context()) // a RoundTripper must not modify the caller's request
 		req.Header.Set("User-Agent", t.c.userAgent[0])
 	}
-	return t.c.transport.RoundTrip(req)
+	return t.c.roundTripper().RoundTrip(req)
 }
 
 // RefusedURLError is a URL HTTPClient refused before connecting (its Err says why: scheme,

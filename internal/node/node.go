@@ -124,6 +124,10 @@ type Config struct {
 	// Ops turns on operational webhooks: events about Herald itself, published to Ops.Tenant
 	// (see docs/observability.md). Store and Logger are the node's.
 	Ops ops.Config
+	// CertificateCheck is how often the node looks for webhook client certificates expiring
+	// within 14 days, to publish endpoint.certificate_expiring (with Ops on); default
+	// DefaultCertificateCheck.
+	CertificateCheck time.Duration
 	// BrokerMaxConnections bounds the connections each message broker destination type holds
 	// open at once, over all endpoints (0: destination.DefaultMaxConnections).
 	BrokerMaxConnections int
@@ -177,6 +181,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg.PublicURL = publicURL
+	if err := cfg.HTTPSend.Validate(); err != nil {
+		return nil, err
+	}
 	keys, err := loadKeys(cfg)
 	if err != nil {
 		return nil, err
@@ -203,6 +210,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	// --internal-cidr: one shared guard would open those ranges to every endpoint.
 	ihc := hc
 	ihc.AllowHTTP = true
+	// Internal endpoints are on the operator's network: --egress-proxy (the way out to the
+	// internet) is not theirs; an internal endpoint may still name a proxy of its own.
+	ihc.Proxy, ihc.ProxyEnforcing = "", false
 	ihc.AllowCIDRs = append(append([]netip.Prefix(nil), hc.AllowCIDRs...), cfg.InternalCIDRs...)
 	internalClient := httpsend.New(ihc)
 	dc := cfg.Dispatch
@@ -383,6 +393,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		defer n.wg.Done()
 		n.rekeyAtStart(runCtx)
 	}()
+	certs := &certWatch{st: st, ops: opsPub, log: log, every: cfg.CertificateCheck, now: time.Now}
+	n.wg.Go(func() { certs.run(runCtx) })
 	storeDesc := "sqlite:" + filepath.Join(cfg.DataDir, "herald.db")
 	if pg != nil {
 		storeDesc = "postgres"

@@ -23,11 +23,12 @@ import (
 
 // The operational event types, registered in the catalog at start when an ops tenant is set.
 const (
-	EndpointDisabled          = "endpoint.disabled"
-	EndpointFailing           = "endpoint.failing"
-	DeliveryDeadLettered      = "delivery.dead_lettered"
-	SourceVerificationFailing = "source.verification_failing"
-	SourceBrokerUnreachable   = "source.broker_unreachable"
+	EndpointDisabled            = "endpoint.disabled"
+	EndpointFailing             = "endpoint.failing"
+	DeliveryDeadLettered        = "delivery.dead_lettered"
+	SourceVerificationFailing   = "source.verification_failing"
+	SourceBrokerUnreachable     = "source.broker_unreachable"
+	EndpointCertificateExpiring = "endpoint.certificate_expiring"
 )
 
 // EventTypes lists the operational event types with their catalog descriptions.
@@ -38,6 +39,7 @@ func EventTypes() []store.EventType {
 		{Name: DeliveryDeadLettered, Description: "A delivery has no attempt left: it is dead-lettered and can be replayed."},
 		{Name: SourceVerificationFailing, Description: "A source keeps rejecting requests that fail verification, with no verified request in between."},
 		{Name: SourceBrokerUnreachable, Description: "A broker source's consumer could not reach its broker; Herald keeps reconnecting with backoff."},
+		{Name: EndpointCertificateExpiring, Description: "A webhook endpoint's mutual TLS client certificate expires within 14 days (or has expired): replace it before deliveries fail."},
 	}
 }
 
@@ -366,4 +368,36 @@ func (p *Publisher) BrokerUnreachable(d BrokerUnreachableData) {
 	}
 	id := fmt.Sprintf("ops_broker_%s_%s_%d", strings.TrimPrefix(d.Source, "bsrc_"), d.Node, d.Since.UnixMicro())
 	p.publish(id, SourceBrokerUnreachable, &event.Resource{ID: d.Source, Type: "broker_source"}, d)
+}
+
+// CertificateExpiringData is the data of endpoint.certificate_expiring.
+type CertificateExpiringData struct {
+	Tenant   string `json:"tenant"`
+	Endpoint string `json:"endpoint"`
+	// The client certificate (its leaf): subject, issuer, SHA-256 fingerprint of its DER.
+	Subject           string    `json:"subject"`
+	Issuer            string    `json:"issuer"`
+	FingerprintSHA256 string    `json:"fingerprint_sha256"`
+	NotAfter          time.Time `json:"not_after"`
+	// DaysLeft is the whole days until NotAfter when it was noticed (negative once expired).
+	DaysLeft int `json:"days_left"`
+}
+
+// CertificateExpiringWithin is how long before its expiry an endpoint's client certificate is
+// reported.
+const CertificateExpiringWithin = 14 * 24 * time.Hour
+
+// CertificateExpiring publishes endpoint.certificate_expiring, once per endpoint and
+// certificate: its id is made of them, so that later checks, other nodes and restarts add
+// nothing (for as long as the event is kept, --retention).
+func (p *Publisher) CertificateExpiring(d CertificateExpiringData) {
+	if p == nil {
+		return
+	}
+	fp := d.FingerprintSHA256
+	if len(fp) > 32 {
+		fp = fp[:32]
+	}
+	id := fmt.Sprintf("ops_certexp_%s_%s", d.Endpoint, fp)
+	p.publish(id, EndpointCertificateExpiring, &event.Resource{ID: d.Endpoint, Type: "endpoint"}, d)
 }

@@ -50,6 +50,11 @@ func (t *Type) Open(target destination.Target) (destination.Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: webhook settings: %w", target.EndpointID, err)
 	}
+	// A client certificate, CA bundle or proxy of the endpoint's own: a client on its route, which
+	// the token fetches of OAuth2 and the CloudEvents handshake take too.
+	if c, err = c.With(settings.egress()); err != nil {
+		return nil, fmt.Errorf("endpoint %s: webhook settings: %w", target.EndpointID, err)
+	}
 	s := &sender{client: c, url: target.URL, settings: settings, auth: newAuth(c, settings)}
 	if needsHandshake(target.Format) {
 		s.handshake = newHandshake(t.origin, t.handshakeTTL)

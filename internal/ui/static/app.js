@@ -631,7 +631,12 @@
   // destinationRows are the detail page's rows about where an endpoint delivers: its type, its
   // url or its settings (never a credential's value), and which credentials are set.
   function destinationRows(e, types) {
-    if (isWebhook(e)) return [["type", typeBadge(e)], ["url", code(e.url)]];
+    if (isWebhook(e)) {
+      const rows = [["type", typeBadge(e)], ["url", code(e.url)]];
+      if (e.client_certificate) rows.push(["client certificate", clientCertificate(e.client_certificate)]);
+      if ((e.config_secrets || []).length) rows.push(["credentials", h("span", { id: "credentials" }, e.config_secrets.map((n) => n + ": set").join(", "))]);
+      return rows;
+    }
     const ty = typeOf(types, e.type), c = e.config || {};
     const described = ty && ty.described ? ty.settings : [];
     const rows = [["type", typeBadge(e)]];
@@ -649,6 +654,17 @@
       ? [...new Set([...secret, ...set])].map((n) => n + (set.includes(n) ? ": set" : ": not set")).join(", ")
       : "none")]);
     return rows;
+  }
+  // clientCertificate describes a webhook endpoint's mutual TLS certificate: who it names, who
+  // issued it, and when it expires, flagged within the 14 days before (when Herald's operational
+  // webhook endpoint.certificate_expiring warns).
+  function clientCertificate(c) {
+    const days = Math.floor((Date.parse(c.not_after) - Date.now()) / 86400000);
+    const left = days < 0 ? h("span", { class: "badge state-dead" }, "expired") :
+      h("span", { class: "badge " + (days <= 14 ? "state-dead" : "state-succeeded") }, days + (days === 1 ? " day left" : " days left"));
+    return h("span", { id: "client-certificate", "data-days-left": String(days) },
+      code(c.subject), " issued by ", code(c.issuer), h("br"), "expires ", code(c.not_after.slice(0, 10)), " (", when(c.not_after), ") ", left,
+      h("br"), h("span", { class: "hint" }, "SHA-256 ", code(c.fingerprint_sha256)));
   }
   async function endpointDetail(params, id) {
     const base = t() + "/endpoints/" + encodeURIComponent(id);
