@@ -29,6 +29,14 @@ func TestRun_DeliversEverythingAndMeasuresTheCeiling(t *testing.T) {
 			if !cfg.Drain && (r.P50 <= 0 || r.P99 < r.P50) {
 				t.Fatalf("latencies p50 %s p99 %s", r.P50, r.P99)
 			}
+			// The node runs in this process: the CPU figure is the whole process's.
+			if r.CPUPerDelivery <= 0 || r.BenchCPU <= 0 || r.NodeCPU != 0 || r.CPUScope != "bench process" {
+				t.Fatalf("CPU per delivery %.0f µs of %q (bench %s, node %s)", r.CPUPerDelivery, r.CPUScope, r.BenchCPU, r.NodeCPU)
+			}
+			// Both publish as fast as they can, so both measure the ingest ceiling.
+			if r.IngestCeilingPerSec <= 0 || r.IngestRatio <= 0 {
+				t.Fatalf("ingest ceiling %.0f/s, ratio %.2f", r.IngestCeilingPerSec, r.IngestRatio)
+			}
 		})
 	}
 }
