@@ -86,11 +86,13 @@ first minute to the end, and the usual figures with the ceiling.`,
 			runOnly := standard || scenario == "" || scenario == "tenants-hanging" // the scenarios run by bench.Run
 			switch {
 			case (cfg.Process || cfg.ReceiverURL != "" || cfg.PprofAddr != "") && !runOnly && soak == 0:
-				return fmt.Errorf("--process, --pprof-addr and --compare apply to --standard, --soak, --scenario tenants-hanging and single runs")
+				return fmt.Errorf("--process, --pprof-addr and --compare apply to --standard, --scenario tenants-hanging and single runs")
 			case cfg.PprofAddr != "" && !cfg.Process:
 				return fmt.Errorf("--pprof-addr profiles the node in its own process: add --process (or use --cpuprofile)")
 			case cfg.Process && cpuProfile != "":
 				return fmt.Errorf("--cpuprofile profiles this process, not the node: with --process, profile the node through --pprof-addr")
+			case cfg.Process && soak > 0:
+				return fmt.Errorf("--soak samples the memory of this process: drop --process")
 			case cfg.ReceiverURL != "" && soak > 0:
 				return fmt.Errorf("--soak counts arrivals at the bench's own receiver: drop --compare")
 			}
@@ -112,7 +114,6 @@ first minute to the end, and the usual figures with the ceiling.`,
 				}
 				sc := bench.Soak(soak, cfg.Rate)
 				sc.Synchronous, sc.DatabaseURL, sc.Nodes, sc.QueueDepth = cfg.Synchronous, cfg.DatabaseURL, cfg.Nodes, cfg.QueueDepth
-				sc.Process, sc.Binary, sc.PprofAddr = cfg.Process, cfg.Binary, cfg.PprofAddr
 				fmt.Fprintf(os.Stderr, "herald bench on %d CPUs (%s/%s): %s ...\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, sc.Name)
 				r, err := bench.Run(cmd.Context(), sc)
 				if err != nil {

@@ -273,6 +273,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.ReceiverURL != "" && cfg.Drain {
 		return nil, fmt.Errorf("a backlog drain holds the receiver's requests: it needs the bench's own receiver, not %s", cfg.ReceiverURL)
 	}
+	if cfg.Process && cfg.SampleEvery > 0 {
+		return nil, fmt.Errorf("a soak samples the memory of this process: run its node here, not in a process of its own")
+	}
 	if cfg.ReceiverURL != "" && cfg.SampleEvery > 0 {
 		return nil, fmt.Errorf("a soak counts arrivals at the bench's own receiver: drop the receiver URL")
 	}

@@ -173,3 +173,29 @@ func TestRun_CompareStopsWhenTheReceiverFails(t *testing.T) {
 		t.Error("a drain delivering to the user's receiver must be refused")
 	}
 }
+
+// On PostgreSQL the CPU figure includes the postgres server processes when they run on this
+// machine (as in CI); elsewhere it says they were not seen.
+func TestRun_PostgresCPUIsCounted(t *testing.T) {
+	url := os.Getenv("HERALD_TEST_DATABASE_URL")
+	if url == "" {
+		t.Skip("HERALD_TEST_DATABASE_URL is unset")
+	}
+	t.Parallel()
+	r, err := Run(context.Background(), Config{Events: 200, Publishers: 4, DatabaseURL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Missing != 0 || r.CPUPerDelivery <= 0 {
+		t.Fatalf("result = %+v", r)
+	}
+	if len(commCPU("postgres")) == 0 {
+		if !strings.Contains(r.CPUScope, "postgres not seen") {
+			t.Fatalf("CPU of %q, want it to say postgres was not seen", r.CPUScope)
+		}
+		return
+	}
+	if r.CPUScope != "bench process + postgres" || r.DBCPU <= 0 {
+		t.Fatalf("CPU of %q, postgres %s: want the postgres processes counted", r.CPUScope, r.DBCPU)
+	}
+}
