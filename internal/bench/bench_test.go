@@ -130,7 +130,8 @@ func TestSoakGrowth_FromTheFirstMinute(t *testing.T) {
 }
 
 // BenchmarkEndToEnd publishes b.N events through the API to one endpoint and waits for every
-// delivery; it reports deliveries/s, the same-run ceiling and their ratio.
+// delivery; it reports deliveries/s, the same-run ceiling and their ratio, and the CPU of the
+// whole test process per delivery.
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, cfg := range []Config{
 		{Name: "one endpoint", Publishers: 16, Endpoints: 1, Batch: 100},
@@ -146,6 +147,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.ReportMetric(r.CeilingPerSec, "ceiling/s")
 			b.ReportMetric(r.Ratio, "ratio")
 			b.ReportMetric(float64(r.P99.Microseconds())/1000, "p99-ms")
+			b.ReportMetric(r.CPUPerDelivery, "cpu-µs/delivery")
 		})
 	}
 }
