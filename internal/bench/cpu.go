@@ -6,22 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 )
 
 // clockTick is the unit of utime and stime in /proc/<pid>/stat: USER_HZ, which Linux fixes at 100
 // on every architecture Go supports, whatever the kernel's own tick.
 const clockTick = 10 * time.Millisecond
-
-// selfCPU is this process's CPU time so far, user and system, over all its threads.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // procCPU reads the CPU time (user and system) a process has used so far from /proc/<pid>/stat,
 // to the clock tick (10 ms). It fails where there is no /proc (not Linux) or the process is gone.

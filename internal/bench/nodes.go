@@ -127,6 +127,7 @@ func startChild(ctx context.Context, cfg Config, dir, schema string, maxInFlight
 		args = append(args, "--pprof-addr", cfg.PprofAddr)
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = childAttr()
 	// The node is configured by its flags alone: the user's HERALD_ variables stay out.
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "HERALD_") {
@@ -255,7 +256,8 @@ func (ns *nodes) successes(ctx context.Context) (delivered, failed int64, err er
 func (ns *nodes) delivered(ctx context.Context, want int64, strict bool) <-chan error {
 	out := make(chan error, 1)
 	go func() {
-		t := time.NewTicker(10 * time.Millisecond)
+		// Every 50 ms: a scrape costs the node some CPU, which the run would count as its own.
+		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {
 			ok, failed, err := ns.successes(ctx)
