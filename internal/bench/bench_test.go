@@ -173,7 +173,7 @@ func TestBrokers_EveryEventReachesEachBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range runs {
-		if r.Missing != 0 || r.DrainRate <= 0 || r.CeilingRate <= 0 || r.P99 <= 0 || r.CeilP99 <= 0 {
+		if r.Missing != 0 || r.DrainRate <= 0 || r.CeilingRate <= 0 || r.P99 <= 0 || r.CeilP99 <= 0 || r.DrainCPU <= 0 {
 			t.Errorf("%s: %+v", r.Type, *r)
 		}
 	}

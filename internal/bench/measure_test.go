@@ -199,3 +199,25 @@ func TestRun_PostgresCPUIsCounted(t *testing.T) {
 		t.Fatalf("CPU of %q, postgres %s: want the postgres processes counted", r.CPUScope, r.DBCPU)
 	}
 }
+
+func TestRunBatching_ReportsCPUPerEvent(t *testing.T) {
+	t.Parallel()
+	b, err := RunBatching(context.Background(), BatchingConfig{Events: 300, Synchronous: "NORMAL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []BatchingRun{b.Off, b.On} {
+		if r.EventsPerSec <= 0 || r.CPUPerEvent <= 0 {
+			t.Fatalf("run %+v: want events/s and CPU per event", r)
+		}
+	}
+	// Batching sends fewer requests for the same events.
+	if b.On.Requests >= b.Off.Requests || b.Ceiling <= 0 {
+		t.Fatalf("requests with batching %d, without %d; ceiling %.0f", b.On.Requests, b.Off.Requests, b.Ceiling)
+	}
+	var out strings.Builder
+	b.Print(&out)
+	if !strings.Contains(out.String(), "CPU µs/event (bench process)") {
+		t.Errorf("the printout lacks the CPU column:\n%s", out.String())
+	}
+}
