@@ -66,8 +66,8 @@ free loopback port, its data in a temporary directory or a schema of --database-
 publishers and the receiver stay in this one: the user's view, where every publish crosses
 processes. The node's CPU is then read from /proc and reported alone; --pprof-addr gives the node
 a profiling listener for the run. Without --process, the CPU column covers this whole process
-(node, publishers and receiver). On PostgreSQL it includes the postgres server processes of this
-machine either way.
+(node, publishers and receiver). On PostgreSQL it adds, either way, the CPU of the server's own
+processes and of the backends serving the nodes' connections, when the server runs on this machine.
 
 --compare URL delivers to your receiver at URL (it must answer 2xx) instead of the bench's own,
 and measures the ceiling against the same URL in the same run, so the ratio compares Herald with

@@ -106,7 +106,8 @@ type Result struct {
 	// CPUPerDelivery is the CPU time (user + system) spent per delivery, in µs, from the first
 	// publish until the last delivery, by what CPUScope names: the node processes (Config.Process)
 	// or this whole process (the nodes, the publishers and the receiver together), plus, on
-	// PostgreSQL, the postgres server processes of this machine. NodeCPU, BenchCPU (this process)
+	// PostgreSQL, the server's own processes and the backends serving the nodes' connections, when
+	// the server runs on this machine. NodeCPU, BenchCPU (this process)
 	// and DBCPU are the parts over the run; NodeCPU is 0 when the nodes run in this process.
 	CPUPerDelivery           float64
 	CPUScope                 string

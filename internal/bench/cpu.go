@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -73,15 +75,99 @@ func commCPU(comm string) map[int]time.Duration {
 	return out
 }
 
-// cpuSince is the CPU used by the processes of after since the reading before: a process that
-// started in between counts whole, one that ended in between is lost (its time is not in /proc
-// any more), which only errs on the side of less.
-func cpuSince(before, after map[int]time.Duration) time.Duration {
+// pgProc is a PostgreSQL server process: its CPU so far, and, for a backend serving a TCP
+// client, the client's port (0: one of the server's own processes, which work for every client:
+// the postmaster, the WAL writer, the checkpointer, autovacuum …; -1: a backend of a client on a
+// Unix socket).
+type pgProc struct {
+	cpu  time.Duration
+	port int
+}
+
+// clientPort matches the client of a backend in its process title: "postgres: 15/main: user db
+// 127.0.0.1(38610) INSERT".
+var clientPort = regexp.MustCompile(`\((\d+)\)`)
+
+// postgresProcs reads every process named postgres on this machine.
+func postgresProcs() map[int]pgProc {
+	out := map[int]pgProc{}
+	for pid, cpu := range commCPU("postgres") {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		if err != nil {
+			continue
+		}
+		out[pid] = pgProc{cpu: cpu, port: backendPort(b)}
+	}
+	return out
+}
+
+// backendPort reads a postgres process's title (its cmdline) for pgProc.port.
+func backendPort(title []byte) int {
+	if m := clientPort.FindSubmatch(title); m != nil {
+		port, _ := strconv.Atoi(string(m[1]))
+		return port
+	}
+	if bytes.Contains(title, []byte("[local]")) {
+		return -1
+	}
+	return 0
+}
+
+// pgCPUSince is the CPU the server's own processes and the backends of ours (those whose client
+// port is one of ports) used since the reading before; other clients' backends, such as other
+// programs' on a shared server, are left out. A process that started in between counts whole,
+// one that ended in between is lost (its time is not in /proc any more), which errs on the side
+// of less.
+func pgCPUSince(before, after map[int]pgProc, ports map[int]bool) time.Duration {
 	var d time.Duration
-	for pid, cpu := range after {
-		d += max(cpu-before[pid], 0)
+	for pid, p := range after {
+		if p.port == 0 || ports[p.port] {
+			d += max(p.cpu-before[pid].cpu, 0)
+		}
 	}
 	return d
+}
+
+// socketPorts is the local ports of the TCP sockets the processes pids hold open: the inodes of
+// their socket descriptors (/proc/<pid>/fd), looked up in this network namespace's
+// /proc/net/tcp and tcp6.
+func socketPorts(pids []int) map[int]bool {
+	inodes := map[string]bool{}
+	for _, pid := range pids {
+		dir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			link, err := os.Readlink(filepath.Join(dir, e.Name()))
+			if err != nil {
+				continue
+			}
+			if inode, ok := strings.CutPrefix(link, "socket:["); ok {
+				inodes[strings.TrimSuffix(inode, "]")] = true
+			}
+		}
+	}
+	ports := map[int]bool{}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			// "sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode …"
+			f := strings.Fields(line)
+			if len(f) < 10 || !inodes[f[9]] {
+				continue
+			}
+			i := strings.LastIndexByte(f[1], ':')
+			if port, err := strconv.ParseUint(f[1][i+1:], 16, 16); err == nil {
+				ports[int(port)] = true
+			}
+		}
+	}
+	return ports
 }
 
 // cpuMeter reads, at the start and the end of a run, the CPU of what does the work: this process
@@ -94,7 +180,7 @@ type cpuMeter struct {
 
 	self     time.Duration
 	nodes    []time.Duration
-	postgres map[int]time.Duration
+	postgres map[int]pgProc
 }
 
 // cpuUse is what a cpuMeter measured between start and stop.
@@ -113,7 +199,7 @@ func (m *cpuMeter) start() {
 		m.nodes = append(m.nodes, c)
 	}
 	if m.db {
-		m.postgres = commCPU("postgres")
+		m.postgres = postgresProcs()
 	}
 }
 
@@ -128,8 +214,13 @@ func (m *cpuMeter) stop() cpuUse {
 		u.Nodes += c - m.nodes[i]
 	}
 	if m.db {
-		after := commCPU("postgres")
-		u.DB, u.DBMeasured = cpuSince(m.postgres, after), len(after) > 0
+		// The backends that served the nodes are those whose clients are the nodes' sockets.
+		owners := m.nodePIDs
+		if len(owners) == 0 {
+			owners = []int{os.Getpid()}
+		}
+		after := postgresProcs()
+		u.DB, u.DBMeasured = pgCPUSince(m.postgres, after, socketPorts(owners)), len(after) > 0
 	}
 	return u
 }

@@ -5,7 +5,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -219,5 +221,47 @@ func TestRunBatching_ReportsCPUPerEvent(t *testing.T) {
 	b.Print(&out)
 	if !strings.Contains(out.String(), "CPU µs/event (bench process)") {
 		t.Errorf("the printout lacks the CPU column:\n%s", out.String())
+	}
+}
+
+func TestSocketPorts_FindsThisProcesssConnections(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	if ports := socketPorts([]int{os.Getpid()}); !ports[port] {
+		if _, err := os.Stat("/proc/net/tcp"); err != nil {
+			t.Skipf("no /proc/net/tcp here: %v", err)
+		}
+		t.Fatalf("socketPorts = %v, want this process's listener %d among them", ports, port)
+	}
+}
+
+func TestPgCPUSince_CountsTheServerAndOurBackendsOnly(t *testing.T) {
+	t.Parallel()
+	ms := time.Millisecond
+	before := map[int]pgProc{1: {10 * ms, 0}, 2: {10 * ms, 5000}, 3: {10 * ms, 6000}, 4: {10 * ms, -1}}
+	after := map[int]pgProc{
+		1: {15 * ms, 0},    // the server's own: +5
+		2: {17 * ms, 5000}, // ours: +7
+		3: {90 * ms, 6000}, // another client's
+		4: {90 * ms, -1},   // a Unix-socket client's
+		5: {3 * ms, 5001},  // ours, connected during the run: +3
+	}
+	if got := pgCPUSince(before, after, map[int]bool{5000: true, 5001: true}); got != 15*ms {
+		t.Fatalf("pgCPUSince = %s, want 15ms", got)
+	}
+	for title, want := range map[string]int{
+		"postgres: 15/main: postgres test 127.0.0.1(38610) INSERT": 38610,
+		"postgres: 15/main: walwriter":                             0,
+		"postgres: 15/main: postgres test [local] idle":            -1,
+	} {
+		if got := backendPort([]byte(title)); got != want {
+			t.Errorf("client port of %q = %d, want %d", title, got, want)
+		}
 	}
 }
