@@ -109,9 +109,11 @@ type Result struct {
 	// PostgreSQL, the server's own processes and the backends serving the nodes' connections, when
 	// the server runs on this machine. NodeCPU, BenchCPU (this process)
 	// and DBCPU are the parts over the run; NodeCPU is 0 when the nodes run in this process.
-	CPUPerDelivery           float64
-	CPUScope                 string
-	NodeCPU, BenchCPU, DBCPU time.Duration
+	// DBSharedCPU is the part of DBCPU spent by the server's own processes (postmaster, WAL
+	// writer, checkpointer, autovacuum), which work for every client of the server.
+	CPUPerDelivery                        float64
+	CPUScope                              string
+	NodeCPU, BenchCPU, DBCPU, DBSharedCPU time.Duration
 	// IngestCeilingPerSec is the second ceiling: the same publish requests, from the same
 	// publishers, to a plain Go server that decodes them as Herald does and answers 202 without
 	// storing anything (scenarios publishing as fast as they can; 0 otherwise); IngestRatio is
@@ -336,6 +338,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	meter := &cpuMeter{nodePIDs: ns.pids, db: cfg.DatabaseURL != ""}
+	if meter.db {
+		pc, err := pgx.ParseConfig(cfg.DatabaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("database URL: %w", err)
+		}
+		meter.dbPort = pc.Port
+	}
 	meter.start()
 	start := time.Now()
 	stopSoak := func() []Sample { return nil }
@@ -393,7 +402,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		PeakHeapMB:       float64(peakHeap) / (1 << 20),
 		PeakRSSMB:        ns.peakRSSMB(),
 		Samples:          samples,
-		NodeCPU:          cpu.Nodes, BenchCPU: cpu.Self, DBCPU: cpu.DB,
+		NodeCPU:          cpu.Nodes, BenchCPU: cpu.Self, DBCPU: cpu.DB, DBSharedCPU: cpu.DBShared,
 	}
 	res.CPUPerDelivery, res.CPUScope = cpu.perDelivery(total)
 	if cfg.Process {

@@ -113,25 +113,27 @@ func backendPort(title []byte) int {
 	return 0
 }
 
-// pgCPUSince is the CPU the server's own processes and the backends of ours (those whose client
-// port is one of ports) used since the reading before; other clients' backends, such as other
+// pgCPUSince is the CPU the backends of ours (those whose client port is one of ports) and the
+// server's own, shared, processes used since the reading before; other clients' backends, such as other
 // programs' on a shared server, are left out. A process that started in between counts whole,
 // one that ended in between is lost (its time is not in /proc any more), which errs on the side
 // of less.
-func pgCPUSince(before, after map[int]pgProc, ports map[int]bool) time.Duration {
-	var d time.Duration
+func pgCPUSince(before, after map[int]pgProc, ports map[int]bool) (backends, shared time.Duration) {
 	for pid, p := range after {
-		if p.port == 0 || ports[p.port] {
-			d += max(p.cpu-before[pid].cpu, 0)
+		switch d := max(p.cpu-before[pid].cpu, 0); {
+		case p.port == 0:
+			shared += d
+		case ports[p.port]:
+			backends += d
 		}
 	}
-	return d
+	return backends, shared
 }
 
-// socketPorts is the local ports of the TCP sockets the processes pids hold open: the inodes of
-// their socket descriptors (/proc/<pid>/fd), looked up in this network namespace's
-// /proc/net/tcp and tcp6.
-func socketPorts(pids []int) map[int]bool {
+// socketPorts is the local ports of the TCP sockets the processes pids hold open to remote port
+// remote (0: any): the inodes of their socket descriptors (/proc/<pid>/fd), looked up in this
+// network namespace's /proc/net/tcp and tcp6.
+func socketPorts(pids []int, remote uint16) map[int]bool {
 	inodes := map[string]bool{}
 	for _, pid := range pids {
 		dir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
@@ -161,9 +163,11 @@ func socketPorts(pids []int) map[int]bool {
 			if len(f) < 10 || !inodes[f[9]] {
 				continue
 			}
-			i := strings.LastIndexByte(f[1], ':')
-			if port, err := strconv.ParseUint(f[1][i+1:], 16, 16); err == nil {
-				ports[int(port)] = true
+			if remote != 0 && hexPort(f[2]) != int(remote) {
+				continue
+			}
+			if port := hexPort(f[1]); port > 0 {
+				ports[port] = true
 			}
 		}
 	}
@@ -177,6 +181,7 @@ func socketPorts(pids []int) map[int]bool {
 type cpuMeter struct {
 	nodePIDs []int
 	db       bool
+	dbPort   uint16 // the port the nodes reach PostgreSQL at
 
 	self     time.Duration
 	nodes    []time.Duration
@@ -186,9 +191,11 @@ type cpuMeter struct {
 // cpuUse is what a cpuMeter measured between start and stop.
 type cpuUse struct {
 	Self, Nodes, DB time.Duration
-	NodesMeasured   bool // the nodes ran apart and /proc had their figures
-	db              bool // the run used PostgreSQL
-	DBMeasured      bool // the run used PostgreSQL and its processes are visible in /proc here
+	// DB is DBBackends, the backends serving the nodes, and DBShared, the server's own processes.
+	DBBackends, DBShared time.Duration
+	NodesMeasured        bool // the nodes ran apart and /proc had their figures
+	db                   bool // the run used PostgreSQL
+	DBMeasured           bool // the run used PostgreSQL and its processes are visible in /proc here
 }
 
 func (m *cpuMeter) start() {
@@ -220,7 +227,8 @@ func (m *cpuMeter) stop() cpuUse {
 			owners = []int{os.Getpid()}
 		}
 		after := postgresProcs()
-		u.DB, u.DBMeasured = pgCPUSince(m.postgres, after, socketPorts(owners)), len(after) > 0
+		u.DBBackends, u.DBShared = pgCPUSince(m.postgres, after, socketPorts(owners, m.dbPort))
+		u.DB, u.DBMeasured = u.DBBackends+u.DBShared, len(after) > 0
 	}
 	return u
 }
@@ -242,4 +250,14 @@ func (u cpuUse) perDelivery(deliveries int) (float64, string) {
 		return 0, scope
 	}
 	return float64(work.Microseconds()) / float64(deliveries), scope
+}
+
+// hexPort reads the port of an address of /proc/net/tcp ("0100007F:1F90"); 0 if malformed.
+func hexPort(addr string) int {
+	i := strings.LastIndexByte(addr, ':')
+	port, err := strconv.ParseUint(addr[i+1:], 16, 16)
+	if err != nil {
+		return 0
+	}
+	return int(port)
 }
