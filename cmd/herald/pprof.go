@@ -14,9 +14,10 @@ import (
 // from the API: the API's listener never serves them. It is off unless --pprof-addr is given, and
 // it refuses an address that is not loopback unless allowRemote, because a profile shows the
 // process's internals (goroutine stacks with their arguments, the command line) to whoever asks.
+// Importing net/http/pprof also registers its handlers on http.DefaultServeMux, which Herald
+// never serves (TestPprof_ServedOnItsOwnAddressOnly checks that the API's listener does not).
 type pprofListener struct {
 	srv *http.Server
-	ln  net.Listener
 }
 
 // startPprof listens on addr and serves the profiles until stop is called.
@@ -37,7 +38,7 @@ func startPprof(addr string, allowRemote bool, log *slog.Logger) (*pprofListener
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	// No WriteTimeout: a CPU profile or a trace streams for as long as ?seconds= asks.
-	p := &pprofListener{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+	p := &pprofListener{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
 	go func() {
 		if err := p.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("profiling listener stopped", "err", err)
