@@ -61,10 +61,48 @@ events (--payload, default 250 KiB) for the regexes and the streams. It prints t
 publish p50/p99 and publish-to-receipt p50/p99 in both runs, their ratios against the 1.5× target,
 and what each kind of the hostile tenant's requests got (2xx, 4xx, 429, 5xx) and how long it took.
 
+--process runs the Herald node as its own process (this executable's "herald serve", on a
+free loopback port, its data in a temporary directory or a schema of --database-url) while the
+publishers and the receiver stay in this one: the user's view, where every publish crosses
+processes. The node's CPU is then read from /proc and reported alone; --pprof-addr gives the node
+a profiling listener for the run. Without --process, the CPU column covers this whole process
+(node, publishers and receiver). On PostgreSQL it adds, either way, the CPU of the server's own
+processes and of the backends serving the nodes' connections, when the server runs on this machine.
+
+--compare URL delivers to your receiver at URL (it must answer 2xx) instead of the bench's own,
+and measures the ceiling against the same URL in the same run, so the ratio compares Herald with
+what your receiver takes from a plain client. Latencies are not measured (the bench does not see
+arrivals there: it counts the node's successful attempts); backlog drains need the bench's
+receiver and are skipped.
+
+Each scenario publishing as fast as it can also measures the ingest ceiling: the same publish
+requests from the same publishers to a plain Go server that decodes them with Herald's decoder
+and answers 202, storing nothing; "ingest ratio" is Herald's ingest events/s over it.
+
 --soak 10m --rate N publishes at N events/s for the duration and samples the live heap, the
 resident set and the goroutine count every 10 s; it prints the samples, their growth from the
 first minute to the end, and the usual figures with the ceiling.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			runOnly := standard || scenario == "" || scenario == "tenants-hanging" // the scenarios run by bench.Run
+			switch {
+			case (cfg.Process || cfg.ReceiverURL != "" || cfg.PprofAddr != "") && !runOnly && soak == 0:
+				return fmt.Errorf("--process, --pprof-addr and --compare apply to --standard, --scenario tenants-hanging and single runs")
+			case cfg.PprofAddr != "" && !cfg.Process:
+				return fmt.Errorf("--pprof-addr profiles the node in its own process: add --process (or use --cpuprofile)")
+			case cfg.Process && cpuProfile != "":
+				return fmt.Errorf("--cpuprofile profiles this process, not the node: with --process, profile the node through --pprof-addr")
+			case cfg.Process && soak > 0:
+				return fmt.Errorf("--soak samples the memory of this process: drop --process")
+			case cfg.ReceiverURL != "" && soak > 0:
+				return fmt.Errorf("--soak counts arrivals at the bench's own receiver: drop --compare")
+			}
+			if cfg.Process {
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("--process: %w", err)
+				}
+				cfg.Binary = exe
+			}
 			switch {
 			case soak > 0 && (standard || scenario != ""):
 				return fmt.Errorf("--soak runs alone: drop --standard and --scenario")
@@ -95,6 +133,7 @@ first minute to the end, and the usual figures with the ceiling.`,
 				}
 				sc := bench.TenantsHanging(events, rate)
 				sc.Synchronous, sc.DatabaseURL, sc.Nodes, sc.QueueDepth = cfg.Synchronous, cfg.DatabaseURL, cfg.Nodes, cfg.QueueDepth
+				sc.Process, sc.Binary, sc.PprofAddr, sc.ReceiverURL = cfg.Process, cfg.Binary, cfg.PprofAddr, cfg.ReceiverURL
 				fmt.Fprintf(os.Stderr, "herald bench on %d CPUs (%s/%s): %s, with and without the hanging endpoints ...\n",
 					runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, sc.Name)
 				// As with the other scenarios, --repeat reports the run with the median p99 ratio.
@@ -268,14 +307,22 @@ first minute to the end, and the usual figures with the ceiling.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
-			fmt.Fprintf(os.Stderr, "herald bench on %d CPUs (%s/%s)\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(os.Stderr, "herald bench on %d CPUs (%s/%s)%s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, modeNote(cfg))
 			var results []*bench.Result
 			for _, sc := range scenarios {
 				if sc.Name == "" {
 					sc.Name = "custom"
 				}
+				if sc.Drain && cfg.ReceiverURL != "" {
+					if standard {
+						fmt.Fprintf(os.Stderr, "skipping %q: a backlog drain holds the requests at the bench's own receiver\n", sc.Name)
+						continue
+					}
+					return fmt.Errorf("--drain holds the requests at the bench's own receiver: it cannot run with --compare")
+				}
 				sc.Synchronous = cfg.Synchronous
 				sc.DatabaseURL, sc.Nodes = cfg.DatabaseURL, cfg.Nodes
+				sc.Process, sc.Binary, sc.PprofAddr, sc.ReceiverURL = cfg.Process, cfg.Binary, cfg.PprofAddr, cfg.ReceiverURL
 				if cfg.QueueDepth > 0 {
 					sc.QueueDepth = cfg.QueueDepth
 				}
@@ -338,5 +385,20 @@ first minute to the end, and the usual figures with the ceiling.`,
 	f.IntVar(&streams, "streams", bench.DefaultHostileStreams, "hostile-tenant: listen streams the hostile tenant opens and never reads")
 	f.BoolVar(&flood, "flood", false, "hostile-tenant: the hostile tenant ignores 429s and sends again at once (without it, it waits a second, as Retry-After says)")
 	f.IntVar(&cfg.Tenants, "tenants", 1, "tenants the events are spread over, each with --endpoints endpoints")
+	f.BoolVar(&cfg.Process, "process", false, "run the Herald node as its own process (herald serve), the publishers and the receiver in this one; the CPU column is then the node's alone")
+	f.StringVar(&cfg.PprofAddr, "pprof-addr", "", "with --process: the node serves Go profiles on this loopback address for the run (herald serve --pprof-addr)")
+	f.StringVar(&cfg.ReceiverURL, "compare", "", "deliver to your receiver at this URL (it must answer 2xx) and measure the ceiling against it in the same run; no latencies")
 	return cmd
+}
+
+// modeNote says where the node runs and where it delivers, for the first line of a run.
+func modeNote(cfg bench.Config) string {
+	note := ", the node in this process"
+	if cfg.Process {
+		note = ", the node in its own process"
+	}
+	if cfg.ReceiverURL != "" {
+		note += ", delivering to " + cfg.ReceiverURL
+	}
+	return note
 }

@@ -27,6 +27,8 @@ func serveCmd() *cobra.Command {
 		logFormat      string
 		logLevel       string
 		checkLimits    func(*slog.Logger) error
+		pprofAddr      string
+		pprofRemote    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -87,6 +89,13 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 			if cfg.MaxListenStreams < 1 || cfg.MaxListenStreamsPerKey < 1 {
 				return fmt.Errorf("--max-listen-streams %d, --max-listen-streams-per-key %d: want at least 1", cfg.MaxListenStreams, cfg.MaxListenStreamsPerKey)
 			}
+			if pprofAddr != "" {
+				p, err := startPprof(pprofAddr, pprofRemote, log)
+				if err != nil {
+					return err
+				}
+				defer p.stop()
+			}
 			ctx := cmd.Context()
 			n, err := node.Start(ctx, cfg)
 			if err != nil {
@@ -137,6 +146,8 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.IntVar(&cfg.Metrics.EndpointLabels, "metrics-endpoint-labels", 0, "label delivery metrics by endpoint for the first N endpoints delivered to, the rest as \"other\" (0: no endpoint label)")
 	f.StringVar(&cfg.Tracing.Endpoint, "otlp-endpoint", "", "export OpenTelemetry traces over OTLP/HTTP to this collector (http://collector:4318); default: the standard OTEL_EXPORTER_OTLP_ENDPOINT, else no export")
 	f.StringVar(&cfg.Ops.Tenant, "ops-tenant", "", "publish operational events (endpoint.disabled, endpoint.failing, delivery.dead_lettered, source.verification_failing) to this tenant; default: none (off)")
+	f.StringVar(&pprofAddr, "pprof-addr", "", "serve Go profiles (net/http/pprof, /debug/pprof/) on this address of their own, never on --addr; loopback only unless --pprof-allow-remote (default: off)")
+	f.BoolVar(&pprofRemote, "pprof-allow-remote", false, "let --pprof-addr listen on an address that is not loopback (profiles show the process's internals: keep it on a private network)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd

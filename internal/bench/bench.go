@@ -27,7 +27,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/heraldhq/herald/event"
-	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/node"
 )
 
@@ -70,6 +69,19 @@ type Config struct {
 	DataDir     string // where the SQLite store goes (a temporary directory if empty)
 	Synchronous string // SQLite synchronous pragma
 	Logger      *slog.Logger
+	// Process runs each node as a `herald serve` child process (Binary; default: this
+	// executable) instead of in this process: the publishers and the receiver stay here, so a
+	// publish crosses processes as a user's does, and the node's CPU and memory are its own.
+	Process bool
+	Binary  string
+	// PprofAddr (with Process) gives the first node a profiling listener there (herald serve
+	// --pprof-addr), to profile it while the scenario runs.
+	PprofAddr string
+	// ReceiverURL, if set, is where the healthy endpoints deliver instead of the bench's own
+	// receiver: the user's receiver, which must answer 2xx. The ceiling posts to it too. The bench
+	// cannot see arrivals there, so it counts the nodes' successful attempts (GET /metrics) and
+	// reports no latencies; a backlog drain needs the bench's receiver (it holds the requests).
+	ReceiverURL string
 }
 
 // Result is what one scenario measured.
@@ -91,6 +103,22 @@ type Result struct {
 	// Missing, deliveries that had not arrived when the expected number of requests had.
 	Duplicates, Missing int
 	Samples             []Sample // with Config.SampleEvery
+	// CPUPerDelivery is the CPU time (user + system) spent per delivery, in µs, from the first
+	// publish until the last delivery, by what CPUScope names: the node processes (Config.Process)
+	// or this whole process (the nodes, the publishers and the receiver together), plus, on
+	// PostgreSQL, the server's own processes and the backends serving the nodes' connections, when
+	// the server runs on this machine. NodeCPU, BenchCPU (this process)
+	// and DBCPU are the parts over the run; NodeCPU is 0 when the nodes run in this process.
+	// DBSharedCPU is the part of DBCPU spent by the server's own processes (postmaster, WAL
+	// writer, checkpointer, autovacuum), which work for every client of the server.
+	CPUPerDelivery                        float64
+	CPUScope                              string
+	NodeCPU, BenchCPU, DBCPU, DBSharedCPU time.Duration
+	// IngestCeilingPerSec is the second ceiling: the same publish requests, from the same
+	// publishers, to a plain Go server that decodes them as Herald does and answers 202 without
+	// storing anything (scenarios publishing as fast as they can; 0 otherwise); IngestRatio is
+	// IngestPerSec over it.
+	IngestCeilingPerSec, IngestRatio float64
 }
 
 // Sample is one reading of the process during a soak.
@@ -245,6 +273,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if cfg.ReceiverURL != "" && cfg.Drain {
+		return nil, fmt.Errorf("a backlog drain holds the receiver's requests: it needs the bench's own receiver, not %s", cfg.ReceiverURL)
+	}
+	if cfg.Process && cfg.SampleEvery > 0 {
+		return nil, fmt.Errorf("a soak samples the memory of this process: run its node here, not in a process of its own")
+	}
+	if cfg.ReceiverURL != "" && cfg.SampleEvery > 0 {
+		return nil, fmt.Errorf("a soak counts arrivals at the bench's own receiver: drop the receiver URL")
+	}
 	dir := cfg.DataDir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "herald-bench-")
@@ -266,8 +303,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer rc.srv.Close()
 
 	inFlight := cfg.Tenants * cfg.Endpoints * cfg.Concurrency // the healthy endpoints'; hanging ones add their own
-	nodes := max(cfg.Nodes, 1)
-	if cfg.DatabaseURL == "" && nodes > 1 {
+	if cfg.DatabaseURL == "" && cfg.Nodes > 1 {
 		return nil, fmt.Errorf("several nodes need PostgreSQL (a database URL)")
 	}
 	schema := ""
@@ -275,24 +311,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		schema = fmt.Sprintf("herald_bench_%d", time.Now().UnixNano())
 		defer dropSchema(cfg.DatabaseURL, schema)
 	}
-	var apis []*client
-	for i := range nodes {
-		n, err := node.Start(ctx, node.Config{
-			Addr: "127.0.0.1:0", DataDir: dir, Dev: true, APIKey: benchKey, Logger: cfg.Logger,
-			DatabaseURL: cfg.DatabaseURL, DatabaseSchema: schema,
-			SQLiteSynchronous: cfg.Synchronous, Retention: -1,
-			Dispatch: dispatch.Config{MaxInFlight: max(inFlight+cfg.Hanging*cfg.Concurrency*3, 2000), QueueDepth: cfg.QueueDepth, Logger: cfg.Logger},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("node %d: %w", i+1, err)
-		}
-		defer func() {
-			c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_ = n.Close(c)
-		}()
-		apis = append(apis, &client{base: n.URL(), http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Publishers * 2}}})
+	ns, err := startNodes(ctx, cfg, dir, schema, max(inFlight+cfg.Hanging*cfg.Concurrency*3, 2000))
+	if err != nil {
+		return nil, err
 	}
+	defer ns.close()
+	apis := ns.apis
 	if err := apis[0].setup(ctx, rc.url, cfg); err != nil {
 		return nil, err
 	}
@@ -313,6 +337,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		rc.mu.Unlock()
 	}
 
+	meter := &cpuMeter{nodePIDs: ns.pids, db: cfg.DatabaseURL != ""}
+	if meter.db {
+		pc, err := pgx.ParseConfig(cfg.DatabaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("database URL: %w", err)
+		}
+		meter.dbPort = pc.Port
+	}
+	meter.start()
 	start := time.Now()
 	stopSoak := func() []Sample { return nil }
 	if cfg.SampleEvery > 0 {
@@ -339,8 +372,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		start = time.Now()
 	}
+	var counted <-chan error // with a receiver URL: the nodes' own count of deliveries
+	if cfg.ReceiverURL != "" {
+		counted = ns.delivered(ctx, int64(total), cfg.Hanging == 0)
+	}
 	select {
 	case <-done:
+	case err := <-counted:
+		if err != nil {
+			stopSoak()
+			return nil, err
+		}
 	case <-time.After(10*time.Minute + time.Duration(total)*time.Millisecond):
 		stopSoak()
 		return nil, fmt.Errorf("timed out: %d of %d deliveries arrived", rc.received.Load(), total)
@@ -349,6 +391,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, ctx.Err()
 	}
 	elapsed := time.Since(start)
+	cpu := meter.stop()
 	peakHeap := stopSampling()
 	samples := stopSoak()
 
@@ -357,11 +400,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		IngestPerSec:     float64(cfg.Events) / ingest.Seconds(),
 		DeliveriesPerSec: float64(total) / elapsed.Seconds(),
 		PeakHeapMB:       float64(peakHeap) / (1 << 20),
-		PeakRSSMB:        peakRSS(),
+		PeakRSSMB:        ns.peakRSSMB(),
 		Samples:          samples,
+		NodeCPU:          cpu.Nodes, BenchCPU: cpu.Self, DBCPU: cpu.DB, DBSharedCPU: cpu.DBShared,
+	}
+	res.CPUPerDelivery, res.CPUScope = cpu.perDelivery(total)
+	if cfg.Process {
+		res.PeakHeapMB = 0 // the bench's own heap says nothing of the node's
 	}
 	var ls []time.Duration
-	ls, res.Duplicates, res.Missing = latencies(rc, sent, cfg.Endpoints)
+	if cfg.ReceiverURL == "" {
+		ls, res.Duplicates, res.Missing = latencies(rc, sent, cfg.Endpoints)
+	}
 	if !cfg.Drain && len(ls) > 0 {
 		res.P50, res.P95, res.P99 = percentile(ls, 0.50), percentile(ls, 0.95), percentile(ls, 0.99)
 	}
@@ -380,11 +430,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("ceiling body: %w", err)
 	}
 	_ = rc.reset(int64(total))
-	res.CeilingPerSec, err = ceiling(ctx, rc.url, body, total, min(inFlight, 2000))
+	ceilingURL := rc.url
+	if cfg.ReceiverURL != "" {
+		ceilingURL = cfg.ReceiverURL
+	}
+	res.CeilingPerSec, err = ceiling(ctx, ceilingURL, body, total, min(inFlight, 2000))
 	if err != nil {
 		return nil, err
 	}
 	res.Ratio = res.DeliveriesPerSec / res.CeilingPerSec
+	if !cfg.Inbound && cfg.Rate == 0 {
+		if res.IngestCeilingPerSec, err = measureIngestCeiling(ctx, cfg, data); err != nil {
+			return nil, err
+		}
+		res.IngestRatio = res.IngestPerSec / res.IngestCeilingPerSec
+	}
 	return res, nil
 }
 
@@ -598,8 +658,15 @@ func sampleProcess(start time.Time, every time.Duration, delivered *atomic.Int64
 func peakRSS() float64 { return procStatus("VmHWM:") }
 
 // procStatus reads a size in MB from /proc/self/status (Linux); 0 elsewhere.
-func procStatus(field string) float64 {
-	b, err := os.ReadFile("/proc/self/status")
+func procStatus(field string) float64 { return procStatusFile("/proc/self/status", field) }
+
+// procStatusOf reads a size in MB from the status of process pid (Linux); 0 elsewhere.
+func procStatusOf(pid int, field string) float64 {
+	return procStatusFile("/proc/"+strconv.Itoa(pid)+"/status", field)
+}
+
+func procStatusFile(path, field string) float64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
@@ -677,7 +744,8 @@ func tenantID(i, n int) string {
 }
 
 // setup creates the tenants, the event type and the endpoints through the API, a few requests
-// at a time (a thousand endpoints one by one take a while).
+// at a time (a thousand endpoints one by one take a while). The endpoints deliver to the bench's
+// receiver at receiverURL, or the healthy ones to cfg.ReceiverURL when it is set.
 func (c *client) setup(ctx context.Context, receiverURL string, cfg Config) error {
 	if err := c.post(ctx, "/v1/event-types", `{"name":"bench.happened"}`, http.StatusCreated); err != nil {
 		return err
@@ -689,7 +757,11 @@ func (c *client) setup(ctx context.Context, receiverURL string, cfg Config) erro
 		body, _ := json.Marshal(map[string]any{"id": id, "name": "Bench " + id})
 		tenants = append(tenants, request{"/v1/tenants", string(body)})
 		for i := range cfg.Endpoints {
-			body, _ := json.Marshal(map[string]any{"url": fmt.Sprintf("%s/ep/%d/%d", receiverURL, t, i), "event_types": []string{"*"}, "max_concurrency": cfg.Concurrency})
+			url := fmt.Sprintf("%s/ep/%d/%d", receiverURL, t, i)
+			if cfg.ReceiverURL != "" {
+				url = cfg.ReceiverURL // the user's receiver, as given
+			}
+			body, _ := json.Marshal(map[string]any{"url": url, "event_types": []string{"*"}, "max_concurrency": cfg.Concurrency})
 			endpoints = append(endpoints, request{"/v1/tenants/" + id + "/endpoints", string(body)})
 		}
 	}
@@ -725,8 +797,8 @@ func (c *client) setup(ctx context.Context, receiverURL string, cfg Config) erro
 
 // Table prints results as a Markdown table.
 func Table(w io.Writer, rs []*Result) {
-	fmt.Fprintln(w, "| scenario | events | batch | endpoints (+hanging) | publishers | rate | deliveries | ingest ev/s | deliveries/s | p50 | p95 | p99 | ack p50 | ack p99 | peak heap MB | peak RSS MB | ceiling/s | ratio |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| scenario | events | batch | endpoints (+hanging) | publishers | rate | deliveries | ingest ev/s | deliveries/s | p50 | p95 | p99 | ack p50 | ack p99 | peak heap MB | peak RSS MB | ceiling/s | ratio | ingest ceiling/s | ingest ratio | CPU µs/delivery | CPU of |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
 		rate := "max"
 		if r.Config.Rate > 0 {
@@ -735,10 +807,19 @@ func Table(w io.Writer, rs []*Result) {
 		if r.Config.Drain {
 			rate = "backlog"
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %s | %d | %s | %d | %.0f | %.0f | %s | %s | %s | %s | %s | %.0f | %.0f | %.0f | %.2f |\n",
+		fmt.Fprintf(w, "| %s | %d | %d | %s | %d | %s | %d | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %.0f | %.0f | %.2f | %s | %s | %.0f | %s |\n",
 			r.Config.Name, r.Config.Events, r.Config.Batch, endpoints(r.Config), r.Config.Publishers, rate, r.Deliveries, r.IngestPerSec, r.DeliveriesPerSec,
-			ms(r.P50), ms(r.P95), ms(r.P99), ms(r.AckP50), ms(r.AckP99), r.PeakHeapMB, r.PeakRSSMB, r.CeilingPerSec, r.Ratio)
+			ms(r.P50), ms(r.P95), ms(r.P99), ms(r.AckP50), ms(r.AckP99), orDash(r.PeakHeapMB, "%.0f"), r.PeakRSSMB, r.CeilingPerSec, r.Ratio,
+			orDash(r.IngestCeilingPerSec, "%.0f"), orDash(r.IngestRatio, "%.2f"), r.CPUPerDelivery, r.CPUScope)
 	}
+}
+
+// orDash formats v, or "-" when it was not measured (0).
+func orDash(v float64, format string) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf(format, v)
 }
 
 func ms(d time.Duration) string {

@@ -29,6 +29,14 @@ func TestRun_DeliversEverythingAndMeasuresTheCeiling(t *testing.T) {
 			if !cfg.Drain && (r.P50 <= 0 || r.P99 < r.P50) {
 				t.Fatalf("latencies p50 %s p99 %s", r.P50, r.P99)
 			}
+			// The node runs in this process: the CPU figure is the whole process's.
+			if r.CPUPerDelivery <= 0 || r.BenchCPU <= 0 || r.NodeCPU != 0 || r.CPUScope != "bench process" {
+				t.Fatalf("CPU per delivery %.0f µs of %q (bench %s, node %s)", r.CPUPerDelivery, r.CPUScope, r.BenchCPU, r.NodeCPU)
+			}
+			// Both publish as fast as they can, so both measure the ingest ceiling.
+			if r.IngestCeilingPerSec <= 0 || r.IngestRatio <= 0 {
+				t.Fatalf("ingest ceiling %.0f/s, ratio %.2f", r.IngestCeilingPerSec, r.IngestRatio)
+			}
 		})
 	}
 }
@@ -122,7 +130,8 @@ func TestSoakGrowth_FromTheFirstMinute(t *testing.T) {
 }
 
 // BenchmarkEndToEnd publishes b.N events through the API to one endpoint and waits for every
-// delivery; it reports deliveries/s, the same-run ceiling and their ratio.
+// delivery; it reports deliveries/s, the same-run ceiling and their ratio, and the CPU of the
+// whole test process per delivery.
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, cfg := range []Config{
 		{Name: "one endpoint", Publishers: 16, Endpoints: 1, Batch: 100},
@@ -138,6 +147,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.ReportMetric(r.CeilingPerSec, "ceiling/s")
 			b.ReportMetric(r.Ratio, "ratio")
 			b.ReportMetric(float64(r.P99.Microseconds())/1000, "p99-ms")
+			b.ReportMetric(r.CPUPerDelivery, "cpu-µs/delivery")
 		})
 	}
 }
@@ -163,7 +173,7 @@ func TestBrokers_EveryEventReachesEachBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range runs {
-		if r.Missing != 0 || r.DrainRate <= 0 || r.CeilingRate <= 0 || r.P99 <= 0 || r.CeilP99 <= 0 {
+		if r.Missing != 0 || r.DrainRate <= 0 || r.CeilingRate <= 0 || r.P99 <= 0 || r.CeilP99 <= 0 || r.DrainCPU <= 0 {
 			t.Errorf("%s: %+v", r.Type, *r)
 		}
 	}

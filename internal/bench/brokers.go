@@ -77,6 +77,9 @@ type BrokerRun struct {
 	// DrainRate is Herald's messages per second consumed from the broker while it drained the
 	// backlog; CeilingRate the plain client's publishing the same number of messages.
 	DrainRate, CeilingRate float64
+	// DrainCPU is the CPU time (user + system) of this whole process (the node and the
+	// consumer; not the broker) per message drained, in µs.
+	DrainCPU float64
 	// P50/P99 are publish (HTTP request sent) to consume at Rate through Herald; CeilP50/CeilP99
 	// the plain client's publish to consume at the same rate.
 	P50, P99, CeilP50, CeilP99 time.Duration
@@ -260,7 +263,7 @@ func runBroker(ctx context.Context, cfg BrokerConfig, rg rig) (*BrokerRun, error
 		}
 	}
 	before := seen.n.Load() // the one or two the rate limit let through
-	start := time.Now()
+	start, cpu := time.Now(), selfCPU()
 	if _, err := api.must(ctx, "PATCH", "/v1/tenants/bench/endpoints/"+ep.ID, map[string]any{"rate_limit": 0}, http.StatusOK); err != nil {
 		return nil, err
 	}
@@ -268,6 +271,7 @@ func runBroker(ctx context.Context, cfg BrokerConfig, rg rig) (*BrokerRun, error
 		return nil, err
 	}
 	run.DrainRate = float64(seen.n.Load()-before) / time.Since(start).Seconds()
+	run.DrainCPU = float64((selfCPU() - cpu).Microseconds()) / float64(max(seen.n.Load()-before, 1))
 
 	// The steady rate: single publishes, each sent at its time whatever the answers take.
 	total := int(cfg.Rate * cfg.Duration.Seconds())
@@ -374,11 +378,11 @@ func PrintBrokers(w io.Writer, cfg BrokerConfig, runs []*BrokerRun) {
 	cfg.defaults()
 	fmt.Fprintf(w, "backlog of %d events of %d B, then %.0f ev/s for %s; endpoint max_concurrency %d; plain client: %d publishers, same library and acknowledgements\n\n",
 		cfg.Backlog, cfg.PayloadSize, cfg.Rate, cfg.Duration, cfg.Concurrency, cfg.Concurrency)
-	fmt.Fprintln(w, "| type | drain (msg/s) | plain client (msg/s) | ratio | publish→consume p50 / p99 | plain client p50 / p99 | ratio (plain p99 / Herald p99) | missing | duplicates |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| type | drain (msg/s) | plain client (msg/s) | ratio | publish→consume p50 / p99 | plain client p50 / p99 | ratio (plain p99 / Herald p99) | missing | duplicates | drain CPU µs/msg (bench process) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range runs {
-		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.2f | %s / %s | %s / %s | %.2f | %d | %d |\n", r.Type, r.DrainRate, r.CeilingRate, r.RateRatio(),
-			ms(r.P50), ms(r.P99), ms(r.CeilP50), ms(r.CeilP99), r.LatencyRatio(), r.Missing, r.Duplicates)
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.2f | %s / %s | %s / %s | %.2f | %d | %d | %.0f |\n", r.Type, r.DrainRate, r.CeilingRate, r.RateRatio(),
+			ms(r.P50), ms(r.P99), ms(r.CeilP50), ms(r.CeilP99), r.LatencyRatio(), r.Missing, r.Duplicates, r.DrainCPU)
 	}
 	fmt.Fprintln(w)
 	for _, r := range runs {
