@@ -270,8 +270,27 @@ first minute to the end, and the usual figures with the ceiling.`,
 				}
 				f.Print(os.Stdout)
 				return nil
+			case scenario == "endpoint-auth":
+				ac := bench.AuthConfig{Synchronous: cfg.Synchronous}
+				if cmd.Flags().Changed("events") {
+					ac.Events = cfg.Events
+				}
+				if cmd.Flags().Changed("concurrency") {
+					ac.Concurrency = cfg.Concurrency
+				}
+				if cmd.Flags().Changed("payload") {
+					ac.PayloadSize = cfg.PayloadSize
+				}
+				fmt.Fprintf(os.Stderr, "herald bench on %d CPUs (%s/%s): endpoint authentication, a backlog drained by a plain HTTPS, an OAuth2 and a mutual TLS endpoint ...\n",
+					runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+				runs, err := bench.RunEndpointAuth(cmd.Context(), ac)
+				if err != nil {
+					return fmt.Errorf("endpoint-auth: %w", err)
+				}
+				bench.AuthTable(os.Stdout, runs)
+				return nil
 			case scenario != "":
-				return fmt.Errorf("unknown --scenario %q (known: tenants-hanging, batching, hostile-tenant, fanout, brokers, sources)", scenario)
+				return fmt.Errorf("unknown --scenario %q (known: tenants-hanging, batching, hostile-tenant, fanout, brokers, sources, endpoint-auth)", scenario)
 			}
 			scenarios := []bench.Config{cfg}
 			if standard {
@@ -376,7 +395,7 @@ first minute to the end, and the usual figures with the ceiling.`,
 	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the run to this file")
 	f.IntVar(&repeat, "repeat", 1, "run each scenario this many times and report the run with the median ratio")
 	f.BoolVar(&standard, "standard", false, "run the standard scenarios of docs/benchmarks.md")
-	f.StringVar(&scenario, "scenario", "", "run a named scenario: tenants-hanging (100 tenants, 1 % hanging endpoints, with and without); batching (one endpoint drains a backlog without and with batching, 100 events or 50 ms); hostile-tenant (a calm tenant's latencies alone and beside a hostile one); fanout (a tenant's single publishes at --rate, 100/s, alone and while another tenant publishes 200-event batches to 100 endpoints back to back); brokers (for each broker given an address, an endpoint of its type drains a backlog of --events, 20,000, then takes --rate, 1,000/s, for --duration, 10 s, each against a plain client of the same library); sources (for each broker given an address, a source takes a backlog of --events, 20,000, against the batch publish API's rate)")
+	f.StringVar(&scenario, "scenario", "", "run a named scenario: tenants-hanging (100 tenants, 1 % hanging endpoints, with and without); batching (one endpoint drains a backlog without and with batching, 100 events or 50 ms); hostile-tenant (a calm tenant's latencies alone and beside a hostile one); fanout (a tenant's single publishes at --rate, 100/s, alone and while another tenant publishes 200-event batches to 100 endpoints back to back); brokers (for each broker given an address, an endpoint of its type drains a backlog of --events, 20,000, then takes --rate, 1,000/s, for --duration, 10 s, each against a plain client of the same library); sources (for each broker given an address, a source takes a backlog of --events, 20,000, against the batch publish API's rate); endpoint-auth (a plain HTTPS, an OAuth2 and a mutual TLS endpoint each drain a backlog of --events, 20,000: CPU per delivery against the plain one's)")
 	f.StringVar(&natsURL, "nats-url", "", "brokers: a NATS server with JetStream, e.g. nats://127.0.0.1:4222")
 	f.StringVar(&amqpURL, "amqp-url", "", "brokers: a RabbitMQ server, e.g. amqp://guest:guest@127.0.0.1:5672/")
 	f.StringVar(&redisAddr, "redis-addr", "", "brokers: a Redis server, e.g. 127.0.0.1:6379")

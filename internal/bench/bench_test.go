@@ -204,3 +204,31 @@ func TestSources_EveryMessageBecomesAnEvent(t *testing.T) {
 		}
 	}
 }
+
+// The endpoint authentication scenario delivers every event of each kind, the OAuth2 endpoint
+// with a token its receiver issued and the mutual TLS one with a client certificate (its
+// receiver refuses the others), and measures CPU for each.
+func TestEndpointAuth_DeliversThroughEachKind(t *testing.T) {
+	t.Parallel()
+	runs, err := RunEndpointAuth(context.Background(), AuthConfig{Events: 200, Synchronous: "NORMAL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, r := range runs {
+		kinds = append(kinds, r.Kind)
+		// The first event goes through while the endpoint is still rate limited, before the
+		// drain is timed.
+		if r.Deliveries < 199 || r.CPU <= 0 || r.CPUPerDelivery() <= 0 {
+			t.Errorf("%s: %d deliveries, CPU %v", r.Kind, r.Deliveries, r.CPU)
+		}
+	}
+	if strings.Join(kinds, ",") != "plain,oauth2,mtls" {
+		t.Fatalf("kinds %v", kinds)
+	}
+	var b strings.Builder
+	AuthTable(&b, runs)
+	if !strings.Contains(b.String(), "oauth2:") || !strings.Contains(b.String(), "mtls:") {
+		t.Errorf("table without the verdicts:\n%s", b.String())
+	}
+}
