@@ -122,6 +122,7 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.StringVar(&cfg.APIKey, "api-key", "", "an admin API key to accept (otherwise one is created at first start)")
 	f.IntVar(&cfg.MaxEventBytes, "max-event-bytes", event.DefaultMaxBytes, "largest event accepted, in bytes")
 	checkLimits = apiLimitFlags(f, &cfg.APILimits)
+	f.Float64Var(&cfg.BulkShare, "bulk-share", api.DefaultBulkShare, "share of the time large publishes (bodies over 64 KiB, one at a time) may take while small publishes flow, so that they never crowd out the small ones (1: no bound)")
 	f.IntVar(&cfg.MaxListenStreams, "max-listen-streams", api.DefaultMaxListenStreams, "listen streams (GET /v1/tenants/{tenant}/listen) this node holds open at once, over all keys")
 	f.IntVar(&cfg.MaxListenStreamsPerKey, "max-listen-streams-per-key", api.DefaultMaxListenStreamsPerKey, "listen streams one API key may hold open at once")
 	f.IntVar(&cfg.Limits.MaxEndpoints, "max-endpoints-per-tenant", store.DefaultMaxEndpoints, "endpoints a tenant may have, unless an admin sets the tenant's max_endpoints")

@@ -91,6 +91,9 @@ type Config struct {
 	// PortalKey signs and checks portal links (portal.go); nil: portal links answer 503 and no
 	// portal token is accepted.
 	PortalKey []byte
+	// BulkShare is the share of the time large publishes (the bulk lane, bulk.go) may take while
+	// small publishes flow: DefaultBulkShare if 0, no bound if 1 or more.
+	BulkShare float64
 	// BodyGrace and BodyMinRate bound how long a request body may take: BodyGrace plus one second
 	// per BodyMinRate bytes received (defaults DefaultBodyGrace, DefaultBodyMinRate; body.go).
 	BodyGrace   time.Duration
@@ -162,6 +165,9 @@ func New(cfg Config) *Server {
 	if cfg.MaxJSONDepth <= 0 {
 		cfg.MaxJSONDepth = DefaultMaxJSONDepth
 	}
+	if cfg.BulkShare <= 0 {
+		cfg.BulkShare = DefaultBulkShare
+	}
 	if cfg.BodyGrace <= 0 {
 		cfg.BodyGrace = DefaultBodyGrace
 	}
@@ -198,7 +204,7 @@ func New(cfg Config) *Server {
 	hc.Transformers = []huma.Transformer{boundErrorValues}
 	// readBody (body.go) reads request bodies with their own deadlines; huma's flat 5 s is off.
 	hc.OnAddOperation = append(hc.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) { op.BodyReadTimeout = -1 })
-	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limits: newLimiters(cfg.RateLimits), types: newTypeCache(), exports: newHolds(nil), bulkLane: newBulkLane(), keys: newKeyCache(), exprs: expr.NewCache(256), dests: dests}
+	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limits: newLimiters(cfg.RateLimits), types: newTypeCache(), exports: newHolds(nil), bulkLane: newBulkLane(cfg.BulkShare), keys: newKeyCache(), exprs: expr.NewCache(256), dests: dests}
 	s.tracer = telemetry.Tracer(cfg.TracerProvider)
 	s.api = humago.New(mux, hc)
 	// authenticate runs first: the rate limit is per authenticated key, and no body is read for

@@ -3,6 +3,8 @@ package api
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -15,6 +17,15 @@ import (
 // them, over all tenants, are handled at once, and waiting tenants take turns (one request of
 // each tenant in its turn), so that a tenant with a queue of large publishes gets its share and
 // no more. Small publishes (the common case: one event as it happens) never wait here.
+//
+// One slot still lets large publishes take a whole core, and on a small machine the small
+// publishes beside them then wait for a CPU often enough to move their tail (the hostile-tenant
+// scenario of docs/benchmarks.md: a tenant within its allowances moved another's p99 3–12×).
+// So while small publishes flow (one came in the last second), the lane is open only for a share
+// of the time (Config.BulkShare, DefaultBulkShare): after a large publish that took d, it stays
+// closed for d × (1/share − 1), and the large publishes that arrive meanwhile wait their turn as
+// before. With no small publish about, the lane is always open: a node busy only with large
+// publishes loses nothing.
 
 const (
 	// BulkBodyBytes is the body size above which a publish takes the bulk lane (a body of unknown
@@ -26,26 +37,49 @@ const (
 	// maxBulkWaiting bounds the large publishes of one tenant waiting for the bulk lane; past
 	// it, 429 with Retry-After.
 	maxBulkWaiting = 32
+	// DefaultBulkShare is the share of the time the bulk lane is open while small publishes flow.
+	DefaultBulkShare = 0.1
+	// smallFlowing is how recent a small publish must be for the lane's share to apply.
+	smallFlowing = time.Second
 )
 
-// bulkLane admits large publishes BulkSlots at a time, tenants in turn.
+// bulkLane admits large publishes BulkSlots at a time, tenants in turn, and while small
+// publishes flow only for share of the time.
 type bulkLane struct {
-	mu      sync.Mutex
-	running int
-	queues  map[string][]chan struct{} // waiting requests by tenant, oldest first
-	turn    []string                   // tenants with waiting requests, in the order they are served
+	share   float64      // 0 < share < 1; otherwise always open
+	smallAt atomic.Int64 // unix nanoseconds of the last small publish
+
+	mu          sync.Mutex
+	running     int
+	queues      map[string][]chan struct{} // waiting requests by tenant, oldest first
+	turn        []string                   // tenants with waiting requests, in the order they are served
+	closedUntil time.Time                  // closed for the share until then (while small publishes flow)
+	timer       *time.Timer                // reopens the lane at closedUntil for those waiting
 }
 
-func newBulkLane() *bulkLane { return &bulkLane{queues: map[string][]chan struct{}{}} }
+func newBulkLane(share float64) *bulkLane {
+	return &bulkLane{share: share, queues: map[string][]chan struct{}{}}
+}
+
+// noteSmall records a small publish.
+func (b *bulkLane) noteSmall(now time.Time) { b.smallAt.Store(now.UnixNano()) }
+
+// closed reports whether the lane is closed at now for its share. Call with mu held.
+func (b *bulkLane) closed(now time.Time) bool {
+	return now.Before(b.closedUntil) && now.Sub(time.Unix(0, b.smallAt.Load())) < smallFlowing
+}
+
+// open reports whether a request may start now. Call with mu held.
+func (b *bulkLane) open(now time.Time) bool { return b.running < BulkSlots && !b.closed(now) }
 
 // enter waits for a place in the lane for a request of tenant; release gives it back. It fails
 // when the tenant already has maxBulkWaiting requests waiting, or done closes first.
 func (b *bulkLane) enter(tenant string, done <-chan struct{}) (release func(), ok bool, full bool) {
 	b.mu.Lock()
-	if b.running < BulkSlots && len(b.turn) == 0 {
+	if len(b.turn) == 0 && b.open(time.Now()) {
 		b.running++
 		b.mu.Unlock()
-		return b.release, true, false
+		return b.releaser(), true, false
 	}
 	q := b.queues[tenant]
 	if len(q) >= maxBulkWaiting {
@@ -57,10 +91,11 @@ func (b *bulkLane) enter(tenant string, done <-chan struct{}) (release func(), o
 		b.turn = append(b.turn, tenant)
 	}
 	b.queues[tenant] = append(q, ch)
+	b.next() // the lane may be open with nobody running (it reopened with nobody waiting)
 	b.mu.Unlock()
 	select {
 	case <-ch:
-		return b.release, true, false
+		return b.releaser(), true, false
 	case <-done:
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -75,17 +110,40 @@ func (b *bulkLane) enter(tenant string, done <-chan struct{}) (release func(), o
 	}
 }
 
-func (b *bulkLane) release() {
+// releaser is the release of a request admitted now: it closes the lane for the share of the
+// time the request took, if small publishes flow.
+func (b *bulkLane) releaser() func() {
+	start := time.Now()
+	return func() { b.release(start) }
+}
+
+func (b *bulkLane) release(start time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.running--
+	now := time.Now()
+	if b.share > 0 && b.share < 1 && now.Sub(time.Unix(0, b.smallAt.Load())) < smallFlowing {
+		if until := now.Add(time.Duration(float64(now.Sub(start)) * (1/b.share - 1))); until.After(b.closedUntil) {
+			b.closedUntil = until
+		}
+	}
 	b.next()
 }
 
-// next admits the first waiting request of the tenant whose turn it is, while there is room;
-// the tenant goes to the back of the turn if it has more waiting.
+// next admits the first waiting request of the tenant whose turn it is, while the lane is open;
+// the tenant goes to the back of the turn if it has more waiting. When the lane is closed for its
+// share with requests waiting, a timer calls it again when it reopens. Call with mu held.
 func (b *bulkLane) next() {
-	for b.running < BulkSlots && len(b.turn) > 0 {
+	now := time.Now()
+	if len(b.turn) > 0 && b.running < BulkSlots && b.closed(now) {
+		if b.timer == nil {
+			b.timer = time.AfterFunc(b.closedUntil.Sub(now), b.reopen)
+		} else {
+			b.timer.Reset(b.closedUntil.Sub(now))
+		}
+		return
+	}
+	for b.open(now) && len(b.turn) > 0 {
 		tenant := b.turn[0]
 		b.turn = b.turn[1:]
 		q := b.queues[tenant]
@@ -99,6 +157,12 @@ func (b *bulkLane) next() {
 		b.running++
 		close(ch)
 	}
+}
+
+func (b *bulkLane) reopen() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.next()
 }
 
 // remove takes a request that gave up out of its tenant's queue.
@@ -137,6 +201,7 @@ func (s *Server) bulk(ctx huma.Context, next func(huma.Context)) {
 		return // refused before the body is read
 	}
 	if r.ContentLength >= 0 && r.ContentLength <= BulkBodyBytes {
+		s.bulkLane.noteSmall(time.Now())
 		next(ctx)
 		return
 	}

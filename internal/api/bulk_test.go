@@ -10,7 +10,7 @@ import (
 // with a queue of large publishes does not keep another tenant's one waiting behind all of them.
 func TestBulkLane_TenantsTakeTurns(t *testing.T) {
 	t.Parallel()
-	b := newBulkLane()
+	b := newBulkLane(0)
 	never := make(chan struct{})
 	release, ok, _ := b.enter("loud", never)
 	if !ok {
@@ -54,7 +54,7 @@ func TestBulkLane_TenantsTakeTurns(t *testing.T) {
 // A request that gives up while it waits leaves the lane; the next one is admitted.
 func TestBulkLane_AWaiterThatGoesIsForgotten(t *testing.T) {
 	t.Parallel()
-	b := newBulkLane()
+	b := newBulkLane(0)
 	release, _, _ := b.enter("a", nil)
 	gone := make(chan struct{})
 	result := make(chan bool, 1)
@@ -86,4 +86,59 @@ func (b *bulkLane) waiting() int {
 		n += len(q)
 	}
 	return n
+}
+
+// While small publishes flow, the lane is open only for its share of the time: after a large
+// publish, the next one waits until the lane reopens (then it is admitted); with no small
+// publish about, it is admitted at once.
+func TestBulkLane_ShareWhileSmallPublishesFlow(t *testing.T) {
+	t.Parallel()
+	never := make(chan struct{})
+	run := func(b *bulkLane, took time.Duration) {
+		release, ok, _ := b.enter("bulky", never)
+		if !ok {
+			t.Fatal("the first large publish was not admitted into an empty lane")
+		}
+		time.Sleep(took)
+		release()
+	}
+
+	b := newBulkLane(0.5)
+	b.noteSmall(time.Now())
+	run(b, 200*time.Millisecond) // closes the lane for about as long again
+	b.mu.Lock()
+	until := b.closedUntil
+	closed := b.closed(time.Now())
+	b.mu.Unlock()
+	if !closed {
+		t.Fatal("the lane is open right after a large publish while small publishes flow")
+	}
+	admitted := make(chan time.Time, 1)
+	go func() {
+		release, ok, _ := b.enter("bulky", never)
+		if ok {
+			admitted <- time.Now()
+			release()
+		}
+	}()
+	select {
+	case at := <-admitted:
+		if at.Before(until) {
+			t.Fatalf("a large publish was admitted at %v while the lane was closed until %v", at, until)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the lane never reopened")
+	}
+
+	quiet := newBulkLane(0.5) // no small publish: always open
+	run(quiet, 50*time.Millisecond)
+	quiet.mu.Lock()
+	closed = quiet.closed(time.Now())
+	quiet.mu.Unlock()
+	if closed {
+		t.Fatal("the lane closed with no small publish about")
+	}
+	if _, ok, _ := quiet.enter("bulky", never); !ok {
+		t.Fatal("a large publish waited with no small publish about")
+	}
 }

@@ -88,7 +88,10 @@ type Config struct {
 	// MaxListenStreams bounds the listen streams open at once on this node, and
 	// MaxListenStreamsPerKey those of one API key (0: api.DefaultMaxListenStreams and
 	// api.DefaultMaxListenStreamsPerKey).
-	MaxListenStreams       int
+	MaxListenStreams int
+	// BulkShare is the share of the time large publishes may take while small publishes flow
+	// (api.Config.BulkShare; 0: api.DefaultBulkShare, 1: no bound).
+	BulkShare              float64
 	MaxListenStreamsPerKey int
 	// TLSCertFile and TLSKeyFile (PEM), both set, make the API serve HTTPS instead of HTTP.
 	TLSCertFile string
@@ -272,7 +275,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	rep := &replayer{in: in, st: st}
 	a := api.New(api.Config{
 		Store: st, Notifier: d, URLCheck: client, InternalURLCheck: internalClient, Destinations: dests, Logger: log, Version: Version, MaxEventBytes: cfg.MaxEventBytes,
-		RateLimits: cfg.APILimits, MaxListenStreams: cfg.MaxListenStreams, MaxListenStreamsPerKey: cfg.MaxListenStreamsPerKey, Metrics: m, Inbound: rep, PublicURL: cfg.PublicURL, TracerProvider: tp,
+		RateLimits: cfg.APILimits, MaxListenStreams: cfg.MaxListenStreams, MaxListenStreamsPerKey: cfg.MaxListenStreamsPerKey, BulkShare: cfg.BulkShare, Metrics: m, Inbound: rep, PublicURL: cfg.PublicURL, TracerProvider: tp,
 		PortalKey: keys.Derive("herald portal link v1"),
 		// Feed and listen cursors are sealed with the keyring, so every node opens every node's.
 		CursorKeys: keys,
