@@ -39,6 +39,8 @@ type Setting struct {
 	// topic, queue): lists show these as the endpoint's destination, as they show a webhook's url.
 	// For a source type: where the source reads (a stream, queue, topics, subscription).
 	Destination bool `json:"destination,omitempty" doc:"The field says where messages go (a subject, stream, topic, queue), or for a source type where it reads: lists show it as the endpoint's destination or the source's origin."`
+	// Multiline: the value spans lines (a PEM certificate or key); forms show a text area.
+	Multiline bool `json:"multiline,omitempty" doc:"The value spans lines (PEM): forms show a text area."`
 	// Placeholder is an example value to show in an empty input.
 	Placeholder string `json:"placeholder,omitempty" doc:"An example value."`
 	// Help is one or two sentences a person filling a form understands.

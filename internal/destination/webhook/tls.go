@@ -123,11 +123,11 @@ func checkKey(errs *destination.FieldErrors, keyPEM string) bool {
 // tlsSettings describes the TLS fields for forms.
 func tlsSettings() []destination.Setting {
 	return []destination.Setting{
-		{Name: "tls_client_certificate", Kind: destination.SettingString, Placeholder: "-----BEGIN CERTIFICATE-----",
+		{Name: "tls_client_certificate", Kind: destination.SettingString, Multiline: true, Placeholder: "-----BEGIN CERTIFICATE-----",
 			Help: "Mutual TLS: the client certificate Herald presents when the receiver asks for one (PEM, leaf first, then intermediates). Needs tls_client_key. Its expiry shows on the endpoint; an operational webhook warns 14 days before."},
-		{Name: "tls_client_key", Kind: destination.SettingString, Secret: true, Placeholder: "-----BEGIN PRIVATE KEY-----",
+		{Name: "tls_client_key", Kind: destination.SettingString, Secret: true, Multiline: true, Placeholder: "-----BEGIN PRIVATE KEY-----",
 			Help: "The client certificate's private key (PEM, unencrypted): sealed at rest, never shown."},
-		{Name: "tls_ca_bundle", Kind: destination.SettingString, Placeholder: "-----BEGIN CERTIFICATE-----",
+		{Name: "tls_ca_bundle", Kind: destination.SettingString, Multiline: true, Placeholder: "-----BEGIN CERTIFICATE-----",
 			Help: "CA certificates (PEM) the receiver's certificate must chain to, instead of the system's roots: for receivers with a private CA."},
 	}
 }

@@ -670,14 +670,6 @@ func (h *held) restore(ids []int64, olds []time.Time, endpoints map[int64]string
 	}
 }
 
-func (h *held) drop(ids ...int64) {
-	h.mu.Lock()
-	for _, id := range ids {
-		delete(h.byID, id)
-	}
-	h.mu.Unlock()
-}
-
 func (h *held) clear() {
 	h.mu.Lock()
 	clear(h.byID)

@@ -507,7 +507,13 @@
           attrs.list = id + "-choices";
           list = h("datalist", { id: attrs.list }, st.choices.map((c) => h("option", { value: c })));
         }
-        input = h("input", attrs);
+        if (st.multiline) {
+          // A PEM certificate or key: a text area (a credential's is never filled in).
+          input = h("textarea", { id, name, rows: 4, cols: 64, autocomplete: "off", spellcheck: "false", placeholder: attrs.placeholder },
+            !st.secret && current && cur ? String(cur) : "");
+        } else {
+          input = h("input", attrs);
+        }
         if (st.secret && isSet) clear = h("label", { class: "clear" }, h("input", { type: "checkbox", id: id + "-clear" }), " remove it");
       }
       fields.push({ st, input, clear });
@@ -523,6 +529,9 @@
         if (clear && clear.querySelector("input").checked) { cfg[st.name] = null; continue; }
         if (st.kind === "bool") { cfg[st.name] = input.checked; continue; }
         const raw = st.secret ? input.value : input.value.trim();
+        if (st.default !== undefined && st.default !== null && raw === String(st.default) && (!current || current[st.name] === undefined)) {
+          continue; // the default, not chosen: omitted means the same, and fits any other setting
+        }
         if (raw === "") {
           // Omitted: the default applies, or (a credential of an endpoint) the stored value is
           // kept. A required field is sent empty (RabbitMQ's default exchange is "", and
@@ -582,10 +591,20 @@
       urlRow.hidden = !ty.url;
       fields = null;
       settingsBox.replaceChildren();
-      if (ty.url) return;
+      if (ty.url && !(ty.described && (ty.settings || []).length)) return;
       const same = editing && ty.name === curType;
       fields = settingsFields(ty, same ? (e.config || {}) : null, same ? (e.config_secrets || []) : [], prefix);
-      settingsBox.append(fields.box);
+      if (ty.url) {
+        // A webhook's settings are optional (authentication, mutual TLS, proxy): folded away
+        // unless the endpoint has some.
+        const has = same && (Object.keys(e.config || {}).length || (e.config_secrets || []).length);
+        const det = h("details", { id: prefix + "endpoint-settings" },
+          h("summary", {}, "authentication, client certificate, proxy"), fields.box);
+        det.open = !!has; // not through h: it takes attributes starting "on" for handlers
+        settingsBox.append(det);
+      } else {
+        settingsBox.append(fields.box);
+      }
     }
     sel.addEventListener("change", show);
     show();
@@ -595,6 +614,13 @@
       if (!editing || ty.name !== curType) body.type = ty.name;
       if (ty.url) {
         if (!editing || ty.name !== curType || url.value.trim() !== e.url) body.url = url.value.trim();
+        if (fields) {
+          const cfg = fields.collect();
+          const had = editing && ty.name === curType && (Object.keys(e.config || {}).length || (e.config_secrets || []).length);
+          // The update's config replaces the stored one (credentials it omits are kept): sent
+          // when the endpoint has settings or the form sets some.
+          if (Object.keys(cfg).length || had) body.config = cfg;
+        }
       } else {
         try {
           body.config = fields.collect();
