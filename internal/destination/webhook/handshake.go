@@ -128,7 +128,9 @@ func (s *sender) ensureHandshake(ctx context.Context, timeout time.Duration) (de
 		return destination.Outcome{}, true
 	}
 	var answer http.Header
-	out := s.client.Send(ctx, httpsend.Request{
+	// With the endpoint's credentials, as its deliveries: a receiver's gateway may ask for them
+	// on every request.
+	out := s.send(ctx, httpsend.Request{
 		URL: s.url, Method: http.MethodOptions, Timeout: timeout,
 		Header:         http.Header{HeaderRequestOrigin: {h.origin}},
 		ResponseHeader: func(hd http.Header) { answer = hd.Clone() },

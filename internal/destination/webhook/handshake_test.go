@@ -151,3 +151,49 @@ func TestHandshake_Refusals(t *testing.T) {
 		t.Errorf("the SDK receiver saw %v, want only the handshake", methods)
 	}
 }
+
+// The handshake carries the endpoint's credentials, as its deliveries do: a receiver whose
+// gateway refuses unauthenticated requests still agrees.
+func TestHandshake_CarriesTheEndpointsCredentials(t *testing.T) {
+	t.Parallel()
+	const token = "tok_handshake_0123456789"
+	p, err := cehttp.New(cehttp.WithDefaultOptionsHandlerFunc([]string{http.MethodPost}, 0, []string{"herald.example"}, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []string
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.Header.Get("Authorization"))
+		mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if r.Method == http.MethodOptions {
+			p.OptionsHandler(w, r)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(rc.Close)
+	client := httpsend.New(httpsend.Config{AllowHTTP: true, AllowLoopback: true})
+	typ := webhook.New(client, nil, webhook.WithHandshakeOrigin("herald.example"))
+	settings, ferrs := typ.Check([]byte(`{"auth":"bearer","bearer_token":"` + token + `"}`))
+	if len(ferrs) > 0 {
+		t.Fatal(ferrs[0])
+	}
+	s, err := typ.Open(destination.Target{EndpointID: "ep_1", URL: rc.URL, Settings: settings, Format: store.FormatCloudEventsBinary})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := sendOne(t, s); out.Class != destination.Success {
+		t.Fatalf("outcome %+v", out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"OPTIONS Bearer " + token, "POST Bearer " + token}; strings.Join(seen, "|") != strings.Join(want, "|") {
+		t.Errorf("the receiver saw %q, want %q", seen, want)
+	}
+}

@@ -96,7 +96,11 @@ func (s *sender) Send(ctx context.Context, m *destination.Message) destination.O
 			timeout = max(time.Until(dl), time.Nanosecond)
 		}
 	}
-	r := httpsend.Request{URL: s.url, Header: m.Header, Body: m.Body, Timeout: timeout}
+	return s.send(ctx, httpsend.Request{URL: s.url, Header: m.Header, Body: m.Body, Timeout: timeout})
+}
+
+// send sends a request to the receiver with the endpoint's credentials, if it has any.
+func (s *sender) send(ctx context.Context, r httpsend.Request) destination.Outcome {
 	if s.auth != nil {
 		return s.auth.send(ctx, s.client, r)
 	}
