@@ -167,6 +167,9 @@ func (c *Client) newTransport(r *route) *http.Transport {
 	if r.tls != nil {
 		tlsCfg = r.tls
 	}
+	// Each transport its own copy: a transport writes its TLS config when it first sends (the
+	// HTTP/2 protocols in NextProtos), so transports sharing one would race.
+	tlsCfg = tlsCfg.Clone()
 	return &http.Transport{
 		// No http.Transport proxy, ever: it would make the connection for us, to addresses the
 		// guard never saw. A route's proxy is dialled by dialRoute, which checks the destination
