@@ -343,6 +343,9 @@ func TestSQLite_DiskFullAndReadOnly(t *testing.T) {
 	if err := os.Remove(filepath.Join(fs.dir, "filler")); err != nil {
 		t.Fatal(err)
 	}
+	// The removal is made durable (ext4 commits its journal every 5 s): otherwise the read-only
+	// turn below may come first, and the repair bring the filler back, the disk full again.
+	syscall.Sync()
 	freedAt := time.Now()
 	waitFor(t, 20*time.Second, "publishes and inbound webhooks accepted again once space is back", accepting(freedAt), h)
 	if ready != http.StatusServiceUnavailable {
