@@ -26,15 +26,25 @@ import (
 // is back). Its other calls go through, so that what the node does meanwhile shows.
 type cutOff struct {
 	*postgres.Store
-	cut    *atomic.Bool
-	writes chan struct{} // closed when result writes may go through
+	cut     *atomic.Bool
+	claimed *atomic.Int64 // deliveries claimed so far
+	want    int64         // claimed deliveries at which the node is cut off
+	writes  chan struct{} // closed when result writes may go through
 }
 
+// ClaimDue cuts the node off as soon as its claims hold every delivery (want), however the
+// claims split the work and however slowly the test runs: from then on it has no renewal.
 func (s cutOff) ClaimDue(ctx context.Context, now, leaseUntil time.Time, reqs []store.ClaimRequest) ([]store.ClaimResult, error) {
 	if s.cut.Load() {
 		return nil, errors.New("cut off")
 	}
-	return s.Store.ClaimDue(ctx, now, leaseUntil, reqs)
+	res, err := s.Store.ClaimDue(ctx, now, leaseUntil, reqs)
+	for _, r := range res {
+		if s.claimed.Add(int64(len(r.Claimed))) >= s.want {
+			s.cut.Store(true)
+		}
+	}
+	return res, err
 }
 
 func (s cutOff) RenewClaims(ctx context.Context, now, until time.Time) (int, error) {
@@ -133,7 +143,7 @@ func TestFence_ANodeCutOffSendsNothingTakenOver(t *testing.T) {
 		})
 	}
 	writes, cut := make(chan struct{}), &atomic.Bool{}
-	run(cutOff{Store: stA, cut: cut, writes: writes}, "node-a", logA)
+	run(cutOff{Store: stA, cut: cut, claimed: &atomic.Int64{}, want: n, writes: writes}, "node-a", logA)
 	t.Cleanup(func() { // before A stops (cleanups run last first): its result writer waits on it
 		select {
 		case <-writes:
@@ -141,8 +151,7 @@ func TestFence_ANodeCutOffSendsNothingTakenOver(t *testing.T) {
 			close(writes)
 		}
 	})
-	waitUntil(t, "node A sends", func() bool { return len(sent("node-a")) > 0 })
-	cut.Store(true) // A holds every delivery's claim: one claim took them all
+	waitUntil(t, "node A is cut off holding every delivery", cut.Load)
 	// B can take the deliveries only once A's leases (the timeout + 1 s, never renewed) ended.
 	run(stB, "node-b", io.Discard)
 	waitUntil(t, "node B delivers every event", func() bool {
@@ -161,6 +170,13 @@ func TestFence_ANodeCutOffSendsNothingTakenOver(t *testing.T) {
 	close(writes) // the database is back: A's results of the attempts it made arrive late
 	waitUntil(t, "node A's late results are refused", func() bool { return strings.Contains(logA.String(), "attempt not recorded") })
 
+	// A sends one request every 800 ms while it sends at all: wait until it has been quiet for
+	// three of them, so that whatever it would still send is seen.
+	for quiet, last := time.Now(), len(sent("node-a")); time.Since(quiet) < 2400*time.Millisecond; time.Sleep(50 * time.Millisecond) {
+		if cur := len(sent("node-a")); cur != last {
+			quiet, last = time.Now(), cur
+		}
+	}
 	a, b := sent("node-a"), sent("node-b")
 	if len(a) < n && !strings.Contains(logA.String(), "claim dropped unsent") {
 		// A claimed fewer than it was given (a claim may take part of the work): nothing to drop.
