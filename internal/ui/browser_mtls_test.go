@@ -2,8 +2,6 @@ package ui_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,8 +10,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/heraldhq/herald/internal/dispatch"
-	"github.com/heraldhq/herald/internal/node"
 	"github.com/heraldhq/herald/internal/testcert"
 )
 
@@ -23,47 +19,14 @@ func TestBrowser_EndpointShowsClientCertificateExpiry(t *testing.T) {
 	t.Parallel()
 	browser := chromium(t)
 	shots := screenshots(t)
-	bg := context.Background()
-	n, err := node.Start(bg, node.Config{
-		Addr: "127.0.0.1:0", DataDir: t.TempDir(), Dev: true, APIKey: adminKey, NoMetrics: true,
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Dispatch: dispatch.Config{Rescan: time.Second},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(bg, 20*time.Second)
-		defer cancel()
-		if err := n.Close(ctx); err != nil {
-			t.Errorf("close node: %v", err)
-		}
-	})
-	apiCall(t, n, 201, "POST", "/v1/tenants", map[string]any{"id": "acme", "name": "Acme Inc"}, nil)
+	n := startUINode(t)
 	ca := testcert.NewCA(t, "Partner Client CA")
 	cert := ca.Client(t, "acme-orders", time.Now().Add(10*24*time.Hour+time.Hour))
 	var ep endpointAnswer
 	apiCall(t, n, 201, "POST", "/v1/tenants/acme/endpoints", map[string]any{"url": "https://orders.example.com/hooks", "event_types": []string{"*"},
 		"config": map[string]any{"tls_client_certificate": cert.CertPEM, "tls_client_key": cert.KeyPEM}}, &ep)
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(bg,
-		chromedp.ExecPath(browser),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
-	)
-	defer cancelAlloc()
-	ctx, cancelTab := chromedp.NewContext(alloc)
-	defer cancelTab()
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
-	b := tab{t: t, ctx: ctx}
-	b.do("sign in", chromedp.Navigate(n.URL()+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#api-key")),
-		chromedp.SendKeys(chromedp.CSS("#api-key"), adminKey), chromedp.Click(chromedp.CSS("#sign-in-submit")),
-		chromedp.WaitVisible(chromedp.CSS(`a[data-nav="endpoints"]`)))
+	b := signedInTab(t, browser, n)
 	eval[bool](b, "open the endpoint", `(() => { location.hash = "#/endpoints/`+ep.ID+`"; return true; })()`)
 	b.waitFor("the certificate shows", `document.querySelector("#client-certificate")`)
 	text := eval[string](b, "read the certificate", `document.querySelector("#client-certificate").textContent`)
@@ -82,7 +45,7 @@ func TestBrowser_EndpointShowsClientCertificateExpiry(t *testing.T) {
 	if eval[bool](b, "look for the key", `document.documentElement.outerHTML.includes(`+jsString(keyLine)+`)`) {
 		t.Fatal("the page shows the private key")
 	}
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	sctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
 	img, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
 	if err != nil {

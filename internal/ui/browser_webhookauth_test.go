@@ -1,9 +1,6 @@
 package ui_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -12,9 +9,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/heraldhq/herald/internal/dispatch"
-	"github.com/heraldhq/herald/internal/node"
 )
 
 // The endpoint form offers a webhook's own settings (authentication, client certificate,
@@ -32,39 +26,10 @@ func TestBrowser_WebhookAuthThroughTheForm(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(rc.Close)
-	bg := context.Background()
-	n, err := node.Start(bg, node.Config{
-		Addr: "127.0.0.1:0", DataDir: t.TempDir(), Dev: true, APIKey: adminKey, NoMetrics: true,
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Dispatch: dispatch.Config{Rescan: time.Second},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(bg, 20*time.Second)
-		defer cancel()
-		if err := n.Close(ctx); err != nil {
-			t.Errorf("close node: %v", err)
-		}
-	})
-	apiCall(t, n, 201, "POST", "/v1/tenants", map[string]any{"id": "acme", "name": "Acme Inc"}, nil)
+	n := startUINode(t)
 	apiCall(t, n, 201, "POST", "/v1/event-types", map[string]any{"name": "invoice.paid"}, nil)
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(bg, chromedp.ExecPath(browser),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1000))
-	defer cancelAlloc()
-	ctx, cancelTab := chromedp.NewContext(alloc)
-	defer cancelTab()
-	if err := chromedp.Do(ctx); err != nil { // starts Chromium under ctx, not a step's timeout
-		t.Fatalf("start Chromium: %v", err)
-	}
-	b := tab{t: t, ctx: ctx}
-	b.do("sign in", chromedp.Navigate(n.URL()+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#api-key")),
-		chromedp.SendKeys(chromedp.CSS("#api-key"), adminKey), chromedp.Click(chromedp.CSS("#sign-in-submit")),
-		chromedp.WaitVisible(chromedp.CSS(`a[data-nav="endpoints"]`)))
+	b := signedInTab(t, browser, n)
 	b.do("open the endpoints", chromedp.Click(chromedp.CSS(`a[data-nav="endpoints"]`)), chromedp.WaitVisible(chromedp.CSS("#new-endpoint-url")))
 	if eval[bool](b, "settings folded", `document.querySelector("#new-endpoint-settings").open`) {
 		t.Error("a new webhook endpoint's settings are unfolded")
