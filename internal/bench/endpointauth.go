@@ -18,15 +18,11 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/heraldhq/herald/internal/dispatch"
-	"github.com/heraldhq/herald/internal/node"
 )
 
 // AuthTarget is issue 17's bound: delivering with an OAuth2 token (cached) or a client
@@ -98,24 +94,11 @@ func RunEndpointAuth(ctx context.Context, cfg AuthConfig) ([]*AuthRun, error) {
 	defer srv.Close()
 	base := "https://" + ln.Addr().String()
 
-	dir, err := os.MkdirTemp("", "herald-bench-")
+	api, closeNode, err := startBenchNode(ctx, cfg.Logger, cfg.Synchronous)
 	if err != nil {
-		return nil, fmt.Errorf("temp dir: %w", err)
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	n, err := node.Start(ctx, node.Config{
-		Addr: "127.0.0.1:0", DataDir: dir, Dev: true, APIKey: benchKey, Logger: cfg.Logger,
-		SQLiteSynchronous: cfg.Synchronous, Retention: -1, Dispatch: dispatch.Config{Logger: cfg.Logger},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("node: %w", err)
-	}
-	defer func() {
-		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = n.Close(c)
-	}()
-	api := &client{base: n.URL(), http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	defer closeNode()
 	if err := api.post(ctx, "/v1/event-types", `{"name":"bench.happened"}`, http.StatusCreated); err != nil {
 		return nil, err
 	}

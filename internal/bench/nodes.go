@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -281,4 +282,30 @@ func (ns *nodes) delivered(ctx context.Context, want int64, strict bool) <-chan 
 		}
 	}()
 	return out
+}
+
+// startBenchNode starts one node on SQLite in a temporary directory, for the scenarios that run
+// their own receivers, and returns an API client for it and the function that closes the node
+// and removes the directory.
+func startBenchNode(ctx context.Context, logger *slog.Logger, synchronous string) (*client, func(), error) {
+	dir, err := os.MkdirTemp("", "herald-bench-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("temp dir: %w", err)
+	}
+	n, err := node.Start(ctx, node.Config{
+		Addr: "127.0.0.1:0", DataDir: dir, Dev: true, APIKey: benchKey, Logger: logger,
+		SQLiteSynchronous: synchronous, Retention: -1, Dispatch: dispatch.Config{Logger: logger},
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("node: %w", err)
+	}
+	closeNode := func() {
+		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = n.Close(c)
+		os.RemoveAll(dir)
+	}
+	api := &client{base: n.URL(), http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	return api, closeNode, nil
 }

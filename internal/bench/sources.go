@@ -7,15 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/heraldhq/herald/internal/dispatch"
-	"github.com/heraldhq/herald/internal/node"
 )
 
 // SourceTarget is issue 15's bound for broker sources: a source takes events into the store (and
@@ -93,24 +89,11 @@ func runSource(ctx context.Context, cfg BrokerConfig, rg rig) (*SourceRun, error
 	rc := &countingReceiver{seen: map[int]bool{}}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	dir, err := os.MkdirTemp("", "herald-bench-")
+	api, closeNode, err := startBenchNode(ctx, cfg.Logger, cfg.Synchronous)
 	if err != nil {
-		return nil, fmt.Errorf("temp dir: %w", err)
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	n, err := node.Start(ctx, node.Config{
-		Addr: "127.0.0.1:0", DataDir: dir, Dev: true, APIKey: benchKey, Logger: cfg.Logger,
-		SQLiteSynchronous: cfg.Synchronous, Retention: -1, Dispatch: dispatch.Config{Logger: cfg.Logger},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("node: %w", err)
-	}
-	defer func() {
-		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = n.Close(c)
-	}()
-	api := &client{base: n.URL(), http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	defer closeNode()
 	if err := api.post(ctx, "/v1/event-types", `{"name":"bench.happened"}`, http.StatusCreated); err != nil {
 		return nil, err
 	}
