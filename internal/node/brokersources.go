@@ -229,7 +229,7 @@ func (b *brokerSources) sync(ctx context.Context) {
 	for _, bs := range list {
 		m, _ := source.CheckMapping(bs.Mapping)
 		specs = append(specs, source.Spec{ID: bs.ID, TenantID: bs.TenantID, Type: bs.Type, Settings: bs.Settings, Mapping: m,
-			Schema: bs.Schema, Version: bs.UpdatedAt})
+			Schema: bs.Schema, Version: bs.UpdatedAt, Created: bs.CreatedAt})
 		b.typeOf.Store(bs.ID, bs.Type)
 		seen[bs.ID] = true
 	}

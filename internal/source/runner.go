@@ -60,6 +60,8 @@ type Spec struct {
 	Internal bool
 	// Version changes whenever the source does (its UpdatedAt): a new version restarts its runner.
 	Version time.Time
+	// Created is when the source was created: Target.Created.
+	Created time.Time
 }
 
 // Config is what a Manager needs.
@@ -185,7 +187,7 @@ func (m *Manager) runSource(ctx context.Context, s Spec) {
 		return
 	}
 	r.mapper = mapper
-	target := Target{SourceID: s.ID, TenantID: s.TenantID, Group: "herald-" + s.ID, Member: m.cfg.Member, Settings: s.Settings, Internal: s.Internal}
+	target := Target{SourceID: s.ID, TenantID: s.TenantID, Group: "herald-" + s.ID, Member: m.cfg.Member, Settings: s.Settings, Internal: s.Internal, Created: s.Created}
 	backoff := newBackoff(m.cfg.BackoffMin, m.cfg.BackoffMax)
 	for ctx.Err() == nil {
 		c, err := typ.Open(ctx, target)

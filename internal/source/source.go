@@ -73,6 +73,11 @@ type Target struct {
 	Settings json.RawMessage
 	// Internal selects Env.InternalDial.
 	Internal bool
+	// Created is when the source was created (zero if unknown). A source that starts with "new"
+	// messages reads those published after this time where its broker can say so (Redis Streams),
+	// so that a message published once the API answered is never skipped because the consumer
+	// was not open yet.
+	Created time.Time
 }
 
 // Env is what the node gives a Type.

@@ -116,7 +116,7 @@ func (t *SourceType) Open(ctx context.Context, tg source.Target) (source.Consume
 	c.cl = admin
 	err = c.checkTopics(ctx)
 	if err == nil && s.Start == StartNew {
-		err = c.pinStart(ctx)
+		err = c.pinStart(ctx, tg.Created)
 	}
 	admin.Close()
 	if err != nil {
@@ -131,20 +131,28 @@ func (t *SourceType) Open(ctx context.Context, tg source.Target) (source.Consume
 }
 
 // pinStart commits, for a group that has no committed offset on a partition of the topics, the
-// partition's current end. Without it, start "new" would lose records: a member that fetched
+// offset of the partition's first record since created (its current end when created is zero). Without it, start "new" would lose records: a member that fetched
 // records and died before its first commit leaves no offset, and the next member would start
 // at the (later) end again. It uses an admin commit, which Kafka accepts only while the group
 // has no members; when it has some, one of them pinned the start when it was first (or a
 // partition added since is read from its end, see docs/sources/kafka.md).
-func (c *Consumer) pinStart(ctx context.Context) error {
+func (c *Consumer) pinStart(ctx context.Context, created time.Time) error {
 	adm := kadm.NewClient(c.cl)
 	committed, err := adm.FetchOffsets(ctx, c.group)
 	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
 		return c.classify(fmt.Sprintf("read the committed offsets of group %q", c.group), err)
 	}
-	ends, err := adm.ListEndOffsets(ctx, c.topics...)
+	// The start is the first record produced since the source was created (record timestamps,
+	// the producers' clocks), or the end when that time is unknown: a record produced once the
+	// API answered is read even if no node had opened the consumer yet.
+	var ends kadm.ListedOffsets
+	if created.IsZero() {
+		ends, err = adm.ListEndOffsets(ctx, c.topics...)
+	} else {
+		ends, err = adm.ListOffsetsAfterMilli(ctx, created.UnixMilli(), c.topics...)
+	}
 	if err != nil {
-		return c.classify("list the topics' end offsets", err)
+		return c.classify("list the topics' start offsets", err)
 	}
 	var pin kadm.Offsets
 	var lerr error
@@ -159,7 +167,7 @@ func (c *Consumer) pinStart(ctx context.Context) error {
 		pin.AddOffset(lo.Topic, lo.Partition, lo.Offset, -1)
 	})
 	if lerr != nil {
-		return c.classify("list the topics' end offsets", lerr)
+		return c.classify("list the topics' start offsets", lerr)
 	}
 	if len(pin) == 0 {
 		return nil

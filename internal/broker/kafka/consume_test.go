@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,11 +39,16 @@ func openSource(t testing.TB, typ *SourceType, c *kfake.Cluster, group, start st
 
 func tryOpen(t testing.TB, typ *SourceType, brokers []string, group, start string, topics ...string) (*Consumer, error) {
 	t.Helper()
+	return tryOpenCreated(t, typ, brokers, group, start, time.Time{}, topics...)
+}
+
+func tryOpenCreated(t testing.TB, typ *SourceType, brokers []string, group, start string, created time.Time, topics ...string) (*Consumer, error) {
+	t.Helper()
 	norm, errs := typ.Check(settings(t, map[string]any{"brokers": brokers, "topics": topics, "start": start}))
 	if errs != nil {
 		t.Fatalf("Check: %v", errs)
 	}
-	cons, err := typ.Open(ctxTimeout(t, 30*time.Second), source.Target{SourceID: "src_1", TenantID: "t_1", Group: group, Member: "node-1", Settings: norm})
+	cons, err := typ.Open(ctxTimeout(t, 30*time.Second), source.Target{SourceID: "src_1", TenantID: "t_1", Group: group, Member: "node-1", Settings: norm, Created: created})
 	if err != nil {
 		return nil, err
 	}
@@ -209,6 +215,32 @@ func TestSourceStartNew(t *testing.T) {
 	if strings.Join(bodies(got), ",") != strings.Join(vals, ",") {
 		t.Fatalf("the next member got %q, want %q", bodies(got), vals)
 	}
+}
+
+// TestSourceStartNewFromCreation: "new" starts at the first record produced since the source
+// was created, so records produced between the creation and the first member's Open are read.
+func TestSourceStartNewFromCreation(t *testing.T) {
+	topic := "src-" + suffix()
+	c := startCluster(t, kfake.SeedTopics(2, topic))
+	typ := newSourceType(brokertest.NewDialer())
+	produceTo(t, c, topic, 2, 4, "old")
+	time.Sleep(5 * time.Millisecond) // record timestamps are milliseconds
+	created := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	vals := produceTo(t, c, topic, 2, 6, "new")
+	a, err := tryOpenCreated(t, typ, c.ListenAddrs(), "herald-"+suffix(), "new", created, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	got := bodies(drain(t, a, 10, len(vals)))
+	slices.Sort(got)
+	want := slices.Clone(vals)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q, want the records produced since the creation %q", got, want)
+	}
+	none(t, a)
 }
 
 func TestSourceNak(t *testing.T) {

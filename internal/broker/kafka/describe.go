@@ -36,7 +36,7 @@ func (t *SourceType) Settings() []destination.Setting {
 		{Name: "topics", Kind: destination.SettingList, Destination: true, Required: true, Placeholder: "orders",
 			Help: "The topics the consumer group reads (1 to 64). They must exist: Herald never creates a topic."},
 		{Name: "start", Kind: destination.SettingString, Default: StartNew, Choices: []string{StartNew, StartAll},
-			Help: "Where the group begins on a partition it has no committed offset for: new (records produced from then on) or all (every record the topic holds)."},
+			Help: "Where the group begins on a partition it has no committed offset for: new (records produced since the source was created) or all (every record the topic holds)."},
 	}
 	return append(out, auth...)
 }

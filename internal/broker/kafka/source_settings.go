@@ -11,8 +11,8 @@ import (
 // A source's start values: where a consumer group that has no committed offset for a partition
 // begins.
 const (
-	// StartNew: records produced from when the group first reads the partition (offset reset
-	// to the end).
+	// StartNew: records produced since the source was created (the group's start is pinned to
+	// the first of them, to the end when the creation time is unknown).
 	StartNew = "new"
 	// StartAll: the partition from its first record still held (offset reset to the start).
 	StartAll = "all"

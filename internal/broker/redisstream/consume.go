@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,10 +84,7 @@ func (t *SourceType) Open(ctx context.Context, tg source.Target) (source.Consume
 		claimCursor:   "0-0",
 		closed:        make(chan struct{}),
 	}
-	start := "$"
-	if s.Start == StartAll {
-		start = "0"
-	}
+	start := groupStart(s.Start, tg.Created)
 	if err := e.client.XGroupCreate(ctx, s.Stream, tg.Group, start).Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		put()
 		if strings.Contains(err.Error(), "requires the key to exist") {
@@ -96,6 +94,20 @@ func (t *SourceType) Open(ctx context.Context, tg source.Target) (source.Consume
 		return nil, c.fail("create the consumer group", err)
 	}
 	return c, nil
+}
+
+// groupStart is the id the consumer group starts after: "0" for all entries; for new ones, the
+// last id possible in the millisecond before the source was created (entry ids are the Redis
+// server's milliseconds: a clock skew between it and Herald moves the start by as much), or "$"
+// (the stream's last entry when the group is created) when that time is unknown.
+func groupStart(start string, created time.Time) string {
+	switch {
+	case start == StartAll:
+		return "0"
+	case created.IsZero() || created.UnixMilli() <= 0:
+		return "$"
+	}
+	return fmt.Sprintf("%d-%d", created.UnixMilli()-1, uint64(math.MaxUint64))
 }
 
 // Consumer reads one stream as one member of a consumer group.

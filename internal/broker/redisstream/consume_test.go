@@ -203,6 +203,35 @@ func TestSourceStartNew(t *testing.T) {
 	}
 }
 
+// A source created with "new" reads the entries added after its creation even when its consumer
+// opens later (a node busy, or restarted, in between), and none added before.
+func TestSourceStartNewFromCreation(t *testing.T) {
+	addr, db, cl, stream := redisSource(t)
+	addEntries(t, cl, stream, 3)
+	// Entry ids are the Redis server's milliseconds: the creation time is read from its clock
+	// and past the last entry's millisecond.
+	time.Sleep(3 * time.Millisecond)
+	created, err := cl.Time(ctxT(t)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Millisecond)
+	after := addEntries(t, cl, stream, 4)
+	typ := newSourceType(t, brokertest.NewDialer())
+	norm, errs := typ.Check(settingsJSON(t, map[string]any{"address": addr, "db": db, "stream": stream}))
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	c, err := typ.Open(ctxT(t), source.Target{SourceID: "src_test", TenantID: "tn_test", Group: "g", Member: "m", Settings: norm, Created: created})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if b := fetch(t, c.(*Consumer), 10, 2*time.Second); !slices.Equal(ids(b), after) {
+		t.Fatalf("ids %v, want the entries added after the creation %v", ids(b), after)
+	}
+}
+
 func TestSourceMissingStream(t *testing.T) {
 	addr, db, cl, stream := redisSource(t)
 	typ := newSourceType(t, brokertest.NewDialer())

@@ -30,7 +30,7 @@ func (t *SourceType) Settings() []destination.Setting {
 		destination.Setting{Name: "stream", Kind: destination.SettingString, Destination: true, Required: true, Placeholder: "orders",
 			Help: "The key of the stream to read. It must exist: Herald creates its consumer group on it, never the stream."},
 		destination.Setting{Name: "start", Kind: destination.SettingString, Default: StartNew, Choices: []string{StartNew, StartAll},
-			Help: "Where a consumer group Herald creates begins: new (entries added from then on) or all (the whole stream). An existing group keeps its position."},
+			Help: "Where a consumer group Herald creates begins: new (entries added since the source was created) or all (the whole stream). An existing group keeps its position."},
 		destination.Setting{Name: "claim_idle", Kind: destination.SettingDuration, Default: defaultClaimIdle.String(),
 			Help: "How long an entry may stay delivered and unacknowledged before another member takes it over (100ms to 168h)."},
 		destination.Setting{Name: "body_field", Kind: destination.SettingString, Default: FieldBody,

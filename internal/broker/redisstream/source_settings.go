@@ -10,8 +10,8 @@ import (
 
 // Defaults and limits of a source's settings.
 const (
-	// StartNew reads the entries added after the consumer group is created; StartAll reads the
-	// stream from its first entry.
+	// StartNew reads the entries added after the source was created (after the consumer group is
+	// created when the creation time is unknown); StartAll reads the stream from its first entry.
 	StartNew = "new"
 	StartAll = "all"
 
