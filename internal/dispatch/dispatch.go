@@ -49,6 +49,10 @@ type Config struct {
 	// PostgreSQL this is how long other nodes wait before they take over the claims of a node that
 	// died: at most LeaseMargin + the endpoint's timeout after its last renewal.
 	LeaseMargin time.Duration
+	// HeartbeatTTL is how long one heartbeat keeps this node alive on a store shared by several
+	// (store.Heartbeater; default DefaultHeartbeatTTL): the others take over the endpoints of a
+	// node that died about this long after its last heartbeat, whatever the leases' length.
+	HeartbeatTTL time.Duration
 	// DisableAfter disables an endpoint that has failed without a single success for this long.
 	DisableAfter time.Duration
 	// QueueDepth is how many rounds of an endpoint's max_concurrency a lane claims ahead (default
@@ -96,6 +100,9 @@ func (c *Config) defaults() {
 		c.MaxInFlightPerTenant = max(c.MaxInFlight/2, 1)
 	}
 	c.MaxInFlightPerTenant = min(c.MaxInFlightPerTenant, c.MaxInFlight)
+	if c.HeartbeatTTL <= 0 {
+		c.HeartbeatTTL = DefaultHeartbeatTTL
+	}
 	if c.LeaseMargin <= 0 {
 		c.LeaseMargin = 30 * time.Second
 	}
@@ -164,6 +171,7 @@ type Dispatcher struct {
 	sending                 int // claims held by the attempts under way (a batch's members each count)
 	sendCtx                 context.Context
 	sends                   sync.WaitGroup
+	lv                      liveness
 
 	// breakers holds the state of every endpoint breaker that is not closed (endpoint id →
 	// "open" or "half-open"), for the API; written from the breakers' state callbacks.
@@ -281,6 +289,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
 	d.sendCtx = sendCtx
+	d.startLiveness(ctx, sendCtx)
+	var beats <-chan time.Time
+	if d.lv.hb != nil {
+		t := time.NewTicker(d.lv.interval())
+		defer t.Stop()
+		beats = t.C
+	}
 	writerDone := make(chan struct{})
 	go d.writeResults(ctx, writerDone)
 
@@ -298,6 +313,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		wait := time.Hour
 		if len(d.timers) > 0 {
 			wait = max(time.Until(d.timers[0].nextDue), 0)
+		}
+		if at, ok := d.fenceAt(); ok {
+			wait = min(wait, max(time.Until(at), 0))
 		}
 		timer.Reset(wait)
 		select {
@@ -320,6 +338,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.Rescan()
 		case <-renew.C:
 			d.renew(ctx)
+		case <-beats:
+			d.beat(ctx)
+		case r := <-d.lv.result:
+			d.heartbeat(ctx, r)
 		case err := <-d.renewed:
 			d.renewing = false
 			if err != nil && ctx.Err() == nil {
@@ -338,6 +360,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		}
 		now := time.Now()
+		d.fence(now)
 		for len(d.timers) > 0 && !d.timers[0].nextDue.After(now) {
 			l := heap.Pop(&d.timers).(*lane)
 			l.nextDue = time.Time{}
@@ -696,6 +719,10 @@ func (l *lane) wantsMore(depth int) bool {
 // pump starts queued requests (a delivery, or a batch's members) while the lane's concurrency,
 // rate and breaker allow.
 func (d *Dispatcher) pump(ctx, sendCtx context.Context, l *lane, now time.Time) {
+	if !d.live(now) {
+		return // the heartbeat resumes the lanes (heartbeat.go)
+	}
+	sendCtx = d.sendContext()
 	for len(l.queue) > 0 && l.ep != nil && l.ep.Enabled && l.inFlight < l.concurrency() {
 		if l.limiter != nil && !l.limiter.AllowN(now, 1) {
 			r := l.limiter.ReserveN(now, 1)

@@ -54,6 +54,13 @@ func (s cutOff) RenewClaims(ctx context.Context, now, until time.Time) (int, err
 	return s.Store.RenewClaims(ctx, now, until)
 }
 
+func (s cutOff) Heartbeat(ctx context.Context, now, until, dead time.Time) (bool, error) {
+	if s.cut.Load() {
+		return false, errors.New("cut off")
+	}
+	return s.Store.Heartbeat(ctx, now, until, dead)
+}
+
 func (s cutOff) RecordResults(ctx context.Context, results []store.Result) error {
 	if s.cut.Load() {
 		select {

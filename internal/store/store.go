@@ -209,6 +209,22 @@ type Store interface {
 	DeleteOlderThan(ctx context.Context, t time.Time, limit int) (int, error)
 }
 
+// Heartbeater is a store shared by several processes that tells a dead process by its missed
+// heartbeats rather than by the end of its leases, so that its endpoints are taken over within
+// seconds however long their timeouts (and so their leases) are. The dispatcher calls Heartbeat
+// about every second when the store implements it.
+type Heartbeater interface {
+	// Heartbeat records this process alive until `until` (by its own clock, read before the
+	// call), and fences every other process whose heartbeat ended before dead: their lanes and
+	// leases are taken away, their work becomes claimable at once. fenced reports that another
+	// process fenced this one since its previous heartbeat (it was cut off or paused): every
+	// claim it holds is void, and it must drop them unsent (the store has forgotten them:
+	// LeaseEnd is zero). A process must stop sending, and cut its attempts in flight short,
+	// once its own clock passes the `until` of its last successful heartbeat (minus the skew
+	// allowed between clocks); the others fence it only after that same `until` plus the skew.
+	Heartbeat(ctx context.Context, now, until, dead time.Time) (fenced bool, err error)
+}
+
 // Page is a request for one page of a list: Limit items after the opaque Cursor.
 type Page struct {
 	Limit  int

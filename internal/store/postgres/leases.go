@@ -559,7 +559,9 @@ func (s *Store) RenewClaims(ctx context.Context, now, until time.Time) (int, err
 		b.Queue(lazyCommit)
 		b.Queue(`INSERT INTO nodes (node_id, until) VALUES ($1, $2)
 			ON CONFLICT (node_id) DO UPDATE SET until = greatest(nodes.until, excluded.until)`, s.node, until)
-		b.Queue(`DELETE FROM nodes WHERE until < $1`, now.Add(-time.Hour))
+		// A node fenced (see heartbeat.go) keeps its row an hour after its last heartbeat, so that
+		// it learns it was fenced if it comes back.
+		b.Queue(`DELETE FROM nodes WHERE until < $1 AND (alive_until IS NULL OR alive_until < $1)`, now.Add(-time.Hour))
 		b.Queue(releaseLanesBut, s.node, endpoints, now).Query(collectFreed(&freed))
 		if len(ids) > 0 {
 			// Lanes first, in endpoint order, as claims take them.
