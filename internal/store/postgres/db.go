@@ -87,6 +87,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
+	cfg.ConnConfig.DialFunc = dial
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		// Times come back in UTC, as from the SQLite driver, whatever the process's time zone.
 		c.TypeMap().RegisterType(&pgtype.Type{Name: "timestamptz", OID: pgtype.TimestamptzOID, Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC}})
