@@ -69,8 +69,8 @@ func (d *Dispatcher) sendContext() context.Context {
 func (d *Dispatcher) startLiveness(ctx, sendCtx context.Context) {
 	d.lv.ttl = d.cfg.HeartbeatTTL
 	d.lv.ctx, d.lv.cancel = context.WithCancel(sendCtx)
-	hb, ok := d.st.(store.Heartbeater)
-	if !ok {
+	hb := store.HeartbeaterOf(d.st)
+	if hb == nil {
 		return
 	}
 	d.lv.hb = hb

@@ -37,6 +37,9 @@ func NewStore(st store.Store, ttl time.Duration) *Store {
 	return &Store{Store: st, ttl: ttl, cache: map[string]cached{}}
 }
 
+// Unwrap implements store.Wrapper: the driver's optional interfaces are found through it.
+func (s *Store) Unwrap() store.Store { return s.Store }
+
 // tenantPaths returns the tenant's redaction paths, from the cache when fresh. A tenant that does
 // not exist redacts nothing.
 func (s *Store) tenantPaths(ctx context.Context, tenantID string) (Paths, error) {

@@ -35,8 +35,37 @@ func Unavailable(st Store, err error) bool {
 	if errors.Is(err, ErrUnavailable) {
 		return true
 	}
-	r, ok := st.(UnavailableReporter)
+	r, ok := find[UnavailableReporter](st)
 	return ok && err != nil && r.Unavailable(err)
+}
+
+// Wrapper is a Store that adds to another (redaction, say): the optional interfaces of the
+// driver underneath (UnavailableReporter, Heartbeater) are found through it.
+type Wrapper interface {
+	Unwrap() Store
+}
+
+// find returns the first of st and the stores it wraps that implements T.
+func find[T any](st Store) (T, bool) {
+	for st != nil {
+		if t, ok := st.(T); ok {
+			return t, true
+		}
+		w, ok := st.(Wrapper)
+		if !ok {
+			break
+		}
+		st = w.Unwrap()
+	}
+	var zero T
+	return zero, false
+}
+
+// HeartbeaterOf returns the Heartbeater of st or of a store it wraps, nil when there is none
+// (a store of one process).
+func HeartbeaterOf(st Store) Heartbeater {
+	hb, _ := find[Heartbeater](st)
+	return hb
 }
 
 // Store is everything the engine and the API need from a database. Every method is safe for

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/heraldhq/herald/internal/redact"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/store/postgres"
 )
@@ -32,6 +34,15 @@ func TestUnavailable_RecognisesTheServerEndingOrRefusingSessions(t *testing.T) {
 		if got := store.Unavailable(&st, c.err); got != c.want {
 			t.Errorf("%s: Unavailable = %v, want %v", c.name, got, c.want)
 		}
+	}
+	// Through the wrapper the node puts around the driver (redaction), too: else the API answers
+	// 500 where the database is away, and the dispatcher finds no heartbeats.
+	wrapped := redact.NewStore(&st, time.Second)
+	if !store.Unavailable(wrapped, &pgconn.PgError{Code: "57P01"}) {
+		t.Error("a wrapped store does not recognise admin_shutdown as unavailable")
+	}
+	if store.HeartbeaterOf(wrapped) == nil {
+		t.Error("no heartbeats through the wrapper")
 	}
 	if !store.Unavailable(&st, fmt.Errorf("x: %w", store.ErrUnavailable)) {
 		t.Error("ErrUnavailable itself is not unavailable")
