@@ -115,6 +115,7 @@ func (s laneSnapshot) deliverBatch(ctx context.Context, bs destination.BatchSend
 // sendBatch sends a batch's members as one request and records the outcome for each of them.
 func (d *Dispatcher) sendBatch(ctx context.Context, s laneSnapshot, batch []store.Claimed, breakerDone func(error)) {
 	defer d.sends.Done()
+	ctx = d.liveCheck(ctx)
 	id := batch[0].BatchID
 	msgID := "batch_" + strconv.FormatInt(id, 10)
 	// The members were published by different requests: the batch's span starts a trace of its

@@ -832,6 +832,7 @@ func (s laneSnapshot) deliver(ctx context.Context, m *destination.Message) desti
 
 func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, breakerDone func(error)) {
 	defer d.sends.Done()
+	ctx = d.liveCheck(ctx)
 	attempt := c.Attempts + 1
 	// The attempt continues the trace of the request that published the event, which may have
 	// run long ago on another node: its context was stored with the event.

@@ -56,6 +56,7 @@ func (l *lane) groupSize() int {
 // one's attempt with its own schedule.
 func (d *Dispatcher) sendGroup(ctx context.Context, s laneSnapshot, group []store.Claimed, breakerDone func(error)) {
 	defer d.sends.Done()
+	ctx = d.liveCheck(ctx)
 	var opts []trace.SpanStartOption
 	if d.cfg.TracerProvider != nil {
 		for _, c := range group {

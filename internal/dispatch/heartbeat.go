@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldhq/herald/internal/store"
@@ -40,6 +41,8 @@ type liveness struct {
 	hb      store.Heartbeater // nil: the store is this process's own, no heartbeats
 	ttl     time.Duration
 	until   time.Time // the end of the last successful heartbeat
+	// sendBefore is until - heartbeatSkew in Unix nanoseconds, for the send goroutines.
+	sendBefore atomic.Int64
 	beating bool
 	failing bool // the last heartbeat failed (logged once until one succeeds)
 	result  chan heartbeatResult
@@ -121,6 +124,7 @@ func (d *Dispatcher) heartbeat(ctx context.Context, r heartbeatResult) {
 	wasLive := d.live(time.Now())
 	if r.until.After(d.lv.until) {
 		d.lv.until = r.until
+		d.lv.sendBefore.Store(r.until.Add(-heartbeatSkew).UnixNano())
 	}
 	d.renewSendContext(d.sendCtx)
 	if !wasLive {
@@ -131,6 +135,18 @@ func (d *Dispatcher) heartbeat(ctx context.Context, r heartbeatResult) {
 			}
 		}
 	}
+}
+
+// liveCheck is ctx, or a context already cancelled when this node's heartbeat has ended by now:
+// a send goroutine that runs late (the process was paused between the loop handing it the claim
+// and the request) gives its claim back instead of sending what another node may have taken over.
+func (d *Dispatcher) liveCheck(ctx context.Context) context.Context {
+	if d.lv.hb == nil || time.Now().UnixNano() < d.lv.sendBefore.Load() {
+		return ctx
+	}
+	c, cancel := context.WithCancel(ctx)
+	cancel()
+	return c
 }
 
 // fence cuts the attempts in flight short once the node's heartbeat is no longer in force, so
