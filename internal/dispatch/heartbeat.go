@@ -38,14 +38,14 @@ type heartbeatResult struct {
 
 // liveness is the loop's view of this node's heartbeats. Owned by the loop goroutine.
 type liveness struct {
-	hb      store.Heartbeater // nil: the store is this process's own, no heartbeats
-	ttl     time.Duration
-	until   time.Time // the end of the last successful heartbeat
+	hb    store.Heartbeater // nil: the store is this process's own, no heartbeats
+	ttl   time.Duration
+	until time.Time // the end of the last successful heartbeat
 	// sendBefore is until - heartbeatSkew in Unix nanoseconds, for the send goroutines.
 	sendBefore atomic.Int64
-	beating bool
-	failing bool // the last heartbeat failed (logged once until one succeeds)
-	result  chan heartbeatResult
+	beating    bool
+	failing    bool // the last heartbeat failed (logged once until one succeeds)
+	result     chan heartbeatResult
 	// ctx is the context of the attempts started since the node was last known alive; cancel
 	// cuts them short.
 	ctx    context.Context

@@ -38,8 +38,8 @@ func TestHeartbeat_ACutOffNodeStopsAndAnotherTakesOverBeforeItsLeasesEnd(t *test
 	)
 	var (
 		mu        sync.Mutex
-		open, top int           // requests open at once, and the most ever
-		aborted   int           // node A's requests cut short by A
+		open, top int // requests open at once, and the most ever
+		aborted   int // node A's requests cut short by A
 		byB       = map[string]int{}
 		firstB    time.Time
 		aHolding  = make(chan struct{}, n)
