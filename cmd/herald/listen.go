@@ -50,7 +50,7 @@ set as HERALD_<FLAG>.`,
 			if err := bindEnv(cmd.Flags()); err != nil {
 				return usageErrorf("%w", err)
 			}
-			if err := o.check(); err != nil {
+			if err := o.check(cmd.ErrOrStderr()); err != nil {
 				return err
 			}
 			secret, where, err := listenSecret(o.secret)
@@ -80,21 +80,24 @@ set as HERALD_<FLAG>.`,
 	f.StringVar(&o.forwardTo, "forward-to", "", "the local URL to POST each event to, e.g. http://localhost:3000/webhooks")
 	f.StringVar(&o.tenant, "tenant", "", "the tenant whose events to forward")
 	f.StringSliceVar(&o.events, "events", nil, "event types to forward: names, prefix.* or *; repeatable or comma-separated (default every type)")
-	f.StringVar(&o.apiURL, "api-url", "http://127.0.0.1:8080", "the Herald API's base URL")
-	f.StringVar(&o.apiKey, "api-key", "", "an API key of the tenant, or an admin key")
+	o.api.register(f)
+	f.StringVar(&o.source, "source", "", "forward the requests a source (src_…) receives, as they were sent, instead of events")
 	f.StringVar(&o.secret, "secret", "", "the whsec_ secret to sign with, instead of the one kept in the configuration directory")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long the local URL has to answer")
 	return cmd
 }
 
 type listenOptions struct {
-	forwardTo, tenant, apiURL, apiKey, secret string
-	events                                    []string
-	timeout                                   time.Duration
-	stream                                    *url.URL // the listen stream's URL, set by check
+	api                               apiFlags
+	forwardTo, tenant, secret, source string
+	events                            []string
+	timeout                           time.Duration
+	// Set by check:
+	apiURL, apiKey string
+	stream         *url.URL // the listen stream's URL
 }
 
-func (o *listenOptions) check() error {
+func (o *listenOptions) check(notes io.Writer) error {
 	if o.forwardTo == "" {
 		return usageErrorf("missing --forward-to")
 	}
@@ -104,15 +107,17 @@ func (o *listenOptions) check() error {
 	if o.tenant == "" {
 		return usageErrorf("missing --tenant")
 	}
-	if o.apiKey == "" {
-		return usageErrorf("missing --api-key (or HERALD_API_KEY)")
-	}
 	if o.timeout <= 0 {
 		return usageErrorf("--timeout must be positive")
 	}
+	t, err := o.api.resolve(notes)
+	if err != nil {
+		return err
+	}
+	o.apiURL, o.apiKey = t.url, t.key
 	base, err := url.Parse(o.apiURL)
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return usageErrorf("--api-url %q: want http://host:port or https://host:port", o.apiURL)
+	if err != nil {
+		return usageErrorf("--api-url %q: %w", o.apiURL, err)
 	}
 	o.stream = base.JoinPath("v1", "tenants", o.tenant, "listen")
 	if len(o.events) > 0 {

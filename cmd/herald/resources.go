@@ -52,7 +52,7 @@ func (g *apiGroup) setup(cmd *cobra.Command, needTenant bool) (*apiClient, error
 	if needTenant && g.tenant == "" {
 		return nil, usageErrorf("missing --tenant")
 	}
-	return g.api.client()
+	return g.api.client(cmd.ErrOrStderr())
 }
 
 // groupCmd is a command that only holds subcommands; flag errors are usage errors (exit 2).
