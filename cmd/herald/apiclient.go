@@ -82,14 +82,22 @@ func (a *apiFlags) resolve(notes io.Writer) (apiTarget, error) {
 		t.url = defaultAPIURL
 		fmt.Fprintf(notes, "herald: no --api-url, HERALD_API_URL or profile (herald login): using %s\n", defaultAPIURL)
 	}
-	base, err := url.Parse(t.url)
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return t, usageErrorf("--api-url %q: want http://host:port or https://host:port", t.url)
+	if err := checkAPIURL(t.url); err != nil {
+		return t, err
 	}
 	if t.key == "" {
 		return t, usageErrorf("missing --api-key (or HERALD_API_KEY, or a profile saved by herald login)")
 	}
 	return t, nil
+}
+
+// checkAPIURL accepts an http or https URL with a host.
+func checkAPIURL(u string) error {
+	base, err := url.Parse(u)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return usageErrorf("--api-url %q: want http://host:port or https://host:port", u)
+	}
+	return nil
 }
 
 func cmpOr(a, b string) string {

@@ -174,7 +174,10 @@ func versionCmd() *cobra.Command {
 		Use:   "version",
 		Short: "Print Herald's version",
 		Run: func(cmd *cobra.Command, args []string) {
-			fmt.Println("herald", node.Version)
+			fmt.Fprintln(cmd.OutOrStdout(), versionLine())
 		},
 	}
 }
+
+// versionLine is what herald version and herald --version print.
+func versionLine() string { return "herald " + node.Version }
