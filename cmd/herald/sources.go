@@ -433,10 +433,10 @@ source's secrets write-only, so it cannot give them back: pass the one you gave 
 
 func sendTestCmd() *cobra.Command {
 	var (
-		g                            *apiGroup
-		source, secret, data, evType string
-		contentType                  string
-		headers                      []string
+		af                                   apiFlags
+		tenant, source, secret, data, evType string
+		contentType                          string
+		headers                              []string
 	)
 	cmd := &cobra.Command{
 		Use:   "send-test --tenant TENANT --source SOURCE [--secret SECRET] [--data JSON|@file] [--event-type TYPE]",
@@ -456,15 +456,21 @@ type and delivery id are set too (X-GitHub-Event, X-Shopify-Topic, the source's 
   herald send-test --tenant acme --source src_2b8d --secret "$GITHUB_WEBHOOK_SECRET" --event-type push --data @push.json`,
 		Args: exactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.setup(cmd, true)
-			if err != nil {
-				return err
+			if err := bindEnv(cmd.Flags()); err != nil {
+				return usageErrorf("%w", err)
+			}
+			if tenant == "" {
+				return usageErrorf("missing --tenant")
 			}
 			if source == "" {
 				return usageErrorf("missing --source")
 			}
+			c, err := af.client(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
 			var src sourceView
-			if err := c.do(cmd.Context(), http.MethodGet, apiPath("v1", "tenants", g.tenant, "sources", source), nil, nil, &src); err != nil {
+			if err := c.do(cmd.Context(), http.MethodGet, apiPath("v1", "tenants", tenant, "sources", source), nil, nil, &src); err != nil {
 				return err
 			}
 			cfg, err := src.verifyConfig()
@@ -525,9 +531,10 @@ type and delivery id are set too (X-GitHub-Event, X-Shopify-Topic, the source's 
 			return nil
 		},
 	}
-	g = newAPIGroup(cmd, true)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErrorf("%w", err) })
 	f := cmd.Flags()
+	af.register(f)
+	f.StringVar(&tenant, "tenant", "", "the tenant (HERALD_TENANT)")
 	f.StringVar(&source, "source", "", "the source to send to (src_…)")
 	f.StringVar(&secret, "secret", "", "the provider's secret to sign with (HERALD_SECRET); see the help")
 	f.StringVar(&data, "data", "", "the body: a JSON object, or @file (@- for standard input); default: a small test object")
