@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -132,16 +131,9 @@ func signHMAC(c *Config, secret string, in *SignInput, ts string) error {
 	if err != nil {
 		return fmt.Errorf("template: %w", err)
 	}
-	var newHash func() hash.Hash
-	switch c.Algorithm {
-	case AlgorithmSHA1:
-		newHash = sha1.New
-	case AlgorithmSHA256, "":
-		newHash = sha256.New
-	case AlgorithmSHA512:
-		newHash = sha512.New
-	default:
-		return fmt.Errorf("unknown algorithm %q", c.Algorithm)
+	newHash, err := hashOf(c.Algorithm)
+	if err != nil {
+		return err
 	}
 	key, err := decodeSecret(secret, c.SecretEncoding)
 	if err != nil {
