@@ -18,26 +18,115 @@ import (
 	"github.com/heraldhq/herald/internal/node"
 )
 
-// apiFlags are the flags of every command that talks to a running Herald's REST API.
+// apiFlags are the flags of every command that talks to a running Herald's REST API. Each of the
+// server and the key comes from, in this order: the flag, its environment variable, the profile
+// (--profile / HERALD_PROFILE, else the profile named default, saved by herald login), and for the
+// server only, defaultAPIURL, which is then named on standard error.
 type apiFlags struct {
-	url, key string
+	url, key, profile string
+	flags             *pflag.FlagSet
 }
 
 func (a *apiFlags) register(f *pflag.FlagSet) {
-	f.StringVar(&a.url, "api-url", "http://127.0.0.1:8080", "the Herald API's base URL (HERALD_API_URL)")
-	f.StringVar(&a.key, "api-key", "", "an API key (HERALD_API_KEY)")
+	a.flags = f
+	f.StringVar(&a.url, "api-url", "", "the Herald API's base URL (HERALD_API_URL; default: the profile's, else "+defaultAPIURL+")")
+	f.StringVar(&a.key, "api-key", "", "an API key (HERALD_API_KEY; default: the profile's)")
+	f.StringVar(&a.profile, "profile", "", "the saved profile to use (HERALD_PROFILE; see herald login; default: the profile named default, if any)")
 }
 
-// client checks the flags and returns a client for them; call it after bindEnv.
-func (a *apiFlags) client() (*apiClient, error) {
-	base, err := url.Parse(a.url)
+// apiTarget is where an API command sends its requests and with which key, once resolved.
+type apiTarget struct {
+	url, key string
+	profile  string // the profile that gave the URL or the key, "" when none did
+}
+
+// resolve applies the precedence; call it after bindEnv, which has turned the variables into
+// flag values. notes gets the line that says the default server is used.
+func (a *apiFlags) resolve(notes io.Writer) (apiTarget, error) {
+	t := apiTarget{url: a.url, key: a.key}
+	name := a.profile
+	if name != "" {
+		if err := checkProfileName(name); err != nil {
+			return t, err
+		}
+	}
+	if t.url == "" || t.key == "" {
+		cfg, path, err := loadConfig()
+		if err != nil && name != "" {
+			return t, err
+		}
+		p, found := profile{}, false
+		if cfg != nil {
+			want := name
+			if want == "" {
+				want = defaultProfile
+			}
+			p, found = cfg.Profiles[want]
+		}
+		switch {
+		case name != "" && !found:
+			return t, usageErrorf("no profile %q in %s: create it with herald login --profile %s", name, path, name)
+		case found && t.url == "":
+			t.url, t.profile = p.APIURL, cmpOr(name, defaultProfile)
+			if t.key == "" {
+				t.key = p.APIKey
+			}
+		case found && t.key == "" && sameServer(t.url, p.APIURL):
+			t.key, t.profile = p.APIKey, cmpOr(name, defaultProfile)
+		case found && t.key == "" && name != "":
+			// The key of one server is never sent to another.
+			return t, usageErrorf("profile %s is for %s, not %s: give --api-key, or drop --api-url / HERALD_API_URL", name, p.APIURL, t.url)
+		}
+	}
+	if t.url == "" {
+		t.url = defaultAPIURL
+		fmt.Fprintf(notes, "herald: no --api-url, HERALD_API_URL or profile (herald login): using %s\n", defaultAPIURL)
+	}
+	if err := checkAPIURL(t.url); err != nil {
+		return t, err
+	}
+	if t.key == "" {
+		return t, usageErrorf("missing --api-key (or HERALD_API_KEY, or a profile saved by herald login)")
+	}
+	return t, nil
+}
+
+// checkAPIURL accepts an http or https URL with a host.
+func checkAPIURL(u string) error {
+	base, err := url.Parse(u)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, usageErrorf("--api-url %q: want http://host:port or https://host:port", a.url)
+		return usageErrorf("--api-url %q: want http://host:port or https://host:port", u)
 	}
-	if a.key == "" {
-		return nil, usageErrorf("missing --api-key (or HERALD_API_KEY)")
+	return nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
 	}
-	return &apiClient{base: base, key: a.key, http: &http.Client{Timeout: 60 * time.Second}}, nil
+	return b
+}
+
+// sameServer compares two base URLs, ignoring a final slash.
+func sameServer(a, b string) bool {
+	return strings.TrimRight(a, "/") == strings.TrimRight(b, "/")
+}
+
+// client resolves the server and key and returns a client for them; call it after bindEnv.
+func (a *apiFlags) client(notes io.Writer) (*apiClient, error) {
+	t, err := a.resolve(notes)
+	if err != nil {
+		return nil, err
+	}
+	return newAPIClient(t)
+}
+
+func newAPIClient(t apiTarget) (*apiClient, error) {
+	base, err := url.Parse(t.url)
+	if err != nil {
+		return nil, usageErrorf("--api-url %q: %w", t.url, err)
+	}
+	return &apiClient{base: base, key: t.key, http: &http.Client{Timeout: 60 * time.Second}}, nil
 }
 
 // apiClient makes JSON requests to the API. It is deliberately thin: the commands send what the

@@ -246,7 +246,7 @@ func TestTrigger_PublishesThroughTheAPI(t *testing.T) {
 	}
 	trigger := func(args ...string) string {
 		t.Helper()
-		out, errOut, code := runCLI(t, "", env, append([]string{"trigger", "invoice.paid", "--tenant", "acme", "--url", apiURL}, args...)...)
+		out, errOut, code := runCLI(t, "", env, append([]string{"trigger", "invoice.paid", "--tenant", "acme", "--api-url", apiURL}, args...)...)
 		m := publishedRe.FindStringSubmatch(out)
 		if code != 0 || m == nil {
 			t.Fatalf("trigger %v: exit %d, stdout %q, stderr %q%s", args, code, out, errOut, p.logs())
@@ -291,17 +291,17 @@ func TestTrigger_PublishesThroughTheAPI(t *testing.T) {
 		code  int
 		wants []string
 	}{
-		{"unknown event type", env, []string{"trigger", "invoice.voided", "--tenant", "acme", "--url", apiURL}, 1,
+		{"unknown event type", env, []string{"trigger", "invoice.voided", "--tenant", "acme", "--api-url", apiURL}, 1,
 			[]string{"422", "body.type: unknown event type; register it with POST /v1/event-types", "invoice.voided"}},
-		{"unknown tenant", env, []string{"trigger", "invoice.paid", "--tenant", "nobody", "--url", apiURL}, 1,
+		{"unknown tenant", env, []string{"trigger", "invoice.paid", "--tenant", "nobody", "--api-url", apiURL}, 1,
 			[]string{"404"}},
-		{"wrong key", []string{"HERALD_API_KEY=hk_admin_not_the_key_0000000000"}, []string{"trigger", "invoice.paid", "--tenant", "acme", "--url", apiURL}, 1,
+		{"wrong key", []string{"HERALD_API_KEY=hk_admin_not_the_key_0000000000"}, []string{"trigger", "invoice.paid", "--tenant", "acme", "--api-url", apiURL}, 1,
 			[]string{"401"}},
-		{"no key", nil, []string{"trigger", "invoice.paid", "--tenant", "acme", "--url", apiURL}, 2,
+		{"no key", nil, []string{"trigger", "invoice.paid", "--tenant", "acme", "--api-url", apiURL}, 2,
 			[]string{"missing --api-key"}},
-		{"data not an object", env, []string{"trigger", "invoice.paid", "--tenant", "acme", "--url", apiURL, "--data", `[1,2]`}, 2,
+		{"data not an object", env, []string{"trigger", "invoice.paid", "--tenant", "acme", "--api-url", apiURL, "--data", `[1,2]`}, 2,
 			[]string{"--data: want a JSON object"}},
-		{"no event type", env, []string{"trigger", "--tenant", "acme", "--url", apiURL}, 2,
+		{"no event type", env, []string{"trigger", "--tenant", "acme", "--api-url", apiURL}, 2,
 			[]string{"one argument"}},
 	} {
 		out, errOut, code := runCLI(t, "", c.env, c.args...)
@@ -340,7 +340,7 @@ func TestTrigger_WithoutDataPublishesTheSchemaExample(t *testing.T) {
 	}
 	p.must("POST", "/v1/event-types", testKey, map[string]any{"name": "invoice.paid", "schema": json.RawMessage(doc)}, http.StatusCreated, nil)
 
-	out, errOut, code := runCLI(t, "", []string{"HERALD_API_KEY=" + testKey}, "trigger", "invoice.paid", "--tenant", "acme", "--url", "http://"+p.addr)
+	out, errOut, code := runCLI(t, "", []string{"HERALD_API_KEY=" + testKey}, "trigger", "invoice.paid", "--tenant", "acme", "--api-url", "http://"+p.addr)
 	m := publishedRe.FindStringSubmatch(out)
 	if code != 0 || m == nil {
 		t.Fatalf("trigger: exit %d, stdout %q, stderr %q%s", code, out, errOut, p.logs())
@@ -371,7 +371,7 @@ func TestTrigger_WithoutDataPublishesTheSchemaExample(t *testing.T) {
 	// A schema no example satisfies: trigger says so and publishes nothing.
 	p.must("POST", "/v1/event-types", testKey, map[string]any{"name": "invoice.never",
 		"schema": json.RawMessage(`{"type":"object","required":["x"],"properties":{"x":false}}`)}, http.StatusCreated, nil)
-	_, errOut, code = runCLI(t, "", []string{"HERALD_API_KEY=" + testKey}, "trigger", "invoice.never", "--tenant", "acme", "--url", "http://"+p.addr)
+	_, errOut, code = runCLI(t, "", []string{"HERALD_API_KEY=" + testKey}, "trigger", "invoice.never", "--tenant", "acme", "--api-url", "http://"+p.addr)
 	if code != 1 || !strings.Contains(errOut, "pass --data") || !strings.Contains(errOut, "422") {
 		t.Errorf("trigger of a type without an example: exit %d, stderr %q", code, errOut)
 	}

@@ -30,8 +30,8 @@ import (
 func listenCmd() *cobra.Command {
 	var o listenOptions
 	cmd := &cobra.Command{
-		Use:   "listen --forward-to URL --tenant TENANT [--events PATTERN]...",
-		Short: "Forward a tenant's events as they happen to a local URL, signed as webhooks",
+		Use:   "listen --forward-to URL --tenant TENANT [--events PATTERN]... | [--source src_… [--secret PROVIDER_SECRET]]",
+		Short: "Forward a tenant's events, or a source's received requests, as they happen to a local URL",
 		Long: `Connect to a running Herald's listen stream (GET /v1/tenants/{tenant}/listen) and forward every
 event of the tenant published from now on to --forward-to, as a webhook signed with the Standard
 Webhooks scheme: webhook-id is the event id, and the secret is printed at start. The secret is
@@ -41,17 +41,32 @@ local answer and how long it took. A forward that fails is reported, not retried
 
 When the stream drops (Herald restarts, the network hiccups) herald listen reconnects, backing
 off up to 10 s, and resumes after the last event it saw: within a run, no event is skipped and
-none is forwarded twice. The API key comes from --api-key or HERALD_API_KEY; every flag can be
-set as HERALD_<FLAG>.`,
+none is forwarded twice. The server and key come from --api-url / HERALD_API_URL and --api-key /
+HERALD_API_KEY, else the profile (see herald login); every flag can be set as HERALD_<FLAG>.
+
+With --source src_…, herald listen forwards instead each request the source receives, as the
+provider sent it: its method, query, headers and body, to --forward-to (as the Stripe and Hookdeck
+CLIs do). It polls the received requests (GET /v1/tenants/{tenant}/received-requests?source_id=…)
+every --poll-interval and forwards those received since it started, oldest first, each once; a
+server restart or a dropped connection only delays them. Herald does not keep the headers that
+carry a signature or a credential (they show as [REDACTED]): give --secret, the provider's secret
+in the form the source's scheme takes, and each forwarded request is signed again for that scheme,
+so the local handler verifies it with the same secret as in production. By default every request
+but the rejected ones is forwarded; --status chooses. The X-Herald-Received-Request header names
+the received request (herald received show).`,
 		Example: `  herald listen --forward-to http://localhost:3000/webhooks --tenant acme --events 'invoice.*'
-  HERALD_API_KEY=hk_tenant_... herald listen --forward-to http://localhost:3000/webhooks --tenant acme --api-url https://herald.example.com`,
+  HERALD_API_KEY=hk_tenant_... herald listen --forward-to http://localhost:3000/webhooks --tenant acme --api-url https://herald.example.com
+  herald listen --forward-to http://localhost:3000/stripe --tenant acme --source src_2b8d --secret whsec_…`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := bindEnv(cmd.Flags()); err != nil {
 				return usageErrorf("%w", err)
 			}
-			if err := o.check(); err != nil {
+			if err := o.check(cmd.ErrOrStderr()); err != nil {
 				return err
+			}
+			if o.source != "" {
+				return o.runSource(cmd.Context(), cmd.OutOrStdout())
 			}
 			secret, where, err := listenSecret(o.secret)
 			if err != nil {
@@ -80,21 +95,26 @@ set as HERALD_<FLAG>.`,
 	f.StringVar(&o.forwardTo, "forward-to", "", "the local URL to POST each event to, e.g. http://localhost:3000/webhooks")
 	f.StringVar(&o.tenant, "tenant", "", "the tenant whose events to forward")
 	f.StringSliceVar(&o.events, "events", nil, "event types to forward: names, prefix.* or *; repeatable or comma-separated (default every type)")
-	f.StringVar(&o.apiURL, "api-url", "http://127.0.0.1:8080", "the Herald API's base URL")
-	f.StringVar(&o.apiKey, "api-key", "", "an API key of the tenant, or an admin key")
-	f.StringVar(&o.secret, "secret", "", "the whsec_ secret to sign with, instead of the one kept in the configuration directory")
+	o.api.register(f)
+	f.StringVar(&o.source, "source", "", "forward the requests a source (src_…) receives, as they were sent, instead of events")
+	f.StringVar(&o.secret, "secret", "", "the whsec_ secret to sign events with, instead of the one kept in the configuration directory; with --source, the provider's secret to sign each request again with")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long the local URL has to answer")
+	f.StringSliceVar(&o.statuses, "status", nil, "with --source: the outcomes of the requests to forward: accepted, duplicate, quarantined, rejected (default all but rejected)")
+	f.DurationVar(&o.pollInterval, "poll-interval", time.Second, "with --source: how often to ask for new requests")
 	return cmd
 }
 
 type listenOptions struct {
-	forwardTo, tenant, apiURL, apiKey, secret string
-	events                                    []string
-	timeout                                   time.Duration
-	stream                                    *url.URL // the listen stream's URL, set by check
+	api                               apiFlags
+	forwardTo, tenant, secret, source string
+	events, statuses                  []string
+	timeout, pollInterval             time.Duration
+	// Set by check:
+	apiURL, apiKey string
+	stream         *url.URL // the listen stream's URL
 }
 
-func (o *listenOptions) check() error {
+func (o *listenOptions) check(notes io.Writer) error {
 	if o.forwardTo == "" {
 		return usageErrorf("missing --forward-to")
 	}
@@ -104,15 +124,29 @@ func (o *listenOptions) check() error {
 	if o.tenant == "" {
 		return usageErrorf("missing --tenant")
 	}
-	if o.apiKey == "" {
-		return usageErrorf("missing --api-key (or HERALD_API_KEY)")
-	}
 	if o.timeout <= 0 {
 		return usageErrorf("--timeout must be positive")
 	}
+	t, err := o.api.resolve(notes)
+	if err != nil {
+		return err
+	}
+	o.apiURL, o.apiKey = t.url, t.key
 	base, err := url.Parse(o.apiURL)
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return usageErrorf("--api-url %q: want http://host:port or https://host:port", o.apiURL)
+	if err != nil {
+		return usageErrorf("--api-url %q: %w", o.apiURL, err)
+	}
+	if o.source != "" {
+		if len(o.events) > 0 {
+			return usageErrorf("--events selects events; with --source every request of the source is forwarded (--status selects by outcome)")
+		}
+		if o.pollInterval < 100*time.Millisecond {
+			return usageErrorf("--poll-interval %v: want at least 100ms", o.pollInterval)
+		}
+		return nil
+	}
+	if len(o.statuses) > 0 {
+		return usageErrorf("--status is for --source")
 	}
 	o.stream = base.JoinPath("v1", "tenants", o.tenant, "listen")
 	if len(o.events) > 0 {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/heraldhq/herald/internal/node"
 )
 
 func main() {
@@ -28,12 +30,17 @@ func root() *cobra.Command {
 		Short:         "Herald sends and receives webhooks reliably",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       node.Version,
 	}
+	// herald --version prints what herald version prints.
+	cmd.SetVersionTemplate(versionLine() + "\n")
 	cmd.AddCommand(serveCmd(), migrateCmd(), rekeyCmd(), receiveCmd(), benchCmd(), versionCmd(),
 		verifyCmd(),
 		triggerCmd(),
 		listenCmd(),
 		replayCmd(), tenantsCmd(), endpointsCmd(), eventsCmd(), deliveriesCmd(), eventTypesCmd(),
+		sourcesCmd(), receivedCmd(), sendTestCmd(),
+		loginCmd(), logoutCmd(), profilesCmd(),
 	)
 	return cmd
 }

@@ -34,6 +34,10 @@ import (
 // heraldBin is the binary built by TestMain; empty in -short mode.
 var heraldBin string
 
+// childConfigHome is the XDG_CONFIG_HOME of every child, unless a test gives its own: an empty
+// directory, so that no child reads the profiles (herald login) of the user running the tests.
+var childConfigHome string
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if testing.Short() {
@@ -45,6 +49,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	heraldBin = filepath.Join(dir, "herald")
+	childConfigHome = filepath.Join(dir, "config")
 	build := exec.Command("go", "build", "-o", heraldBin, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -109,6 +114,9 @@ func childEnv(extra ...string) []string {
 		if !strings.HasPrefix(kv, "HERALD_") {
 			env = append(env, kv)
 		}
+	}
+	if childConfigHome != "" {
+		env = append(env, "XDG_CONFIG_HOME="+childConfigHome) // extra, later, wins
 	}
 	return append(env, extra...)
 }

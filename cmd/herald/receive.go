@@ -49,6 +49,10 @@ otherwise (try 503 to watch Herald retry).`,
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if v == nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "herald receive: no --secret (HERALD_SECRET): signatures are NOT checked, every webhook is answered %d; "+
+					"give the endpoint's whsec_ secret to check them\n", status)
+			}
 			fmt.Fprintf(out, "receiving webhooks on http://%s/ (answering %d)\n", ln.Addr(), status)
 			srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 8<<20))

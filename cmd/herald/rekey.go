@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -22,6 +23,26 @@ func encryptionFlag(f *pflag.FlagSet, c *seal.Config) {
 func encryptionEnv(c *seal.Config) {
 	c.Key = os.Getenv("HERALD_ENCRYPTION_KEY")
 	c.OldKeys = os.Getenv("HERALD_ENCRYPTION_OLD_KEYS")
+}
+
+// checkPostgresKey refuses, on PostgreSQL, to create a key file in the default data directory:
+// there the data directory would hold nothing but that key, a node-local key that the other
+// nodes sharing the database cannot have, and a ./herald-data the operator never asked for. The
+// key then comes from HERALD_ENCRYPTION_KEY or --encryption-key-file, or from a key file in a
+// --data-dir given on purpose; a ./herald-data/encryption.key made by an earlier version is still
+// read, so that upgrading keeps its key.
+func checkPostgresKey(f *pflag.FlagSet, cfg *node.Config) error {
+	enc := cfg.Encryption
+	if cfg.DatabaseURL == "" || enc.Key != "" || enc.KeyFile != "" || f.Changed("data-dir") {
+		return nil
+	}
+	path := filepath.Join(cfg.DataDir, seal.KeyFileName)
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	return usageErrorf("with --database-url, give the key that encrypts endpoint secrets at rest, the same on every node: " +
+		"HERALD_ENCRYPTION_KEY (base64 of 32 random bytes: openssl rand -base64 32) or --encryption-key-file FILE; " +
+		"or --data-dir DIR to keep a key file created in DIR (docs/operations.md, The encryption key)")
 }
 
 // rekeyCmd re-encrypts every stored secret with the current master key.
@@ -44,6 +65,9 @@ to do, the old keys can be removed. See docs/operations.md.`,
 				return err
 			}
 			encryptionEnv(&cfg.Encryption)
+			if err := checkPostgresKey(cmd.Flags(), &cfg); err != nil {
+				return err
+			}
 			log, err := newLogger(logFormat, "info")
 			if err != nil {
 				return err

@@ -142,7 +142,7 @@ func (o *replayOptions) run(cmd *cobra.Command) error {
 	} else if o.secret != "" {
 		return usageErrorf("--secret is for --to: queued deliveries are signed with their endpoint's secret")
 	}
-	c, err := o.api.client()
+	c, err := o.api.client(cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}

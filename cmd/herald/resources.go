@@ -52,7 +52,7 @@ func (g *apiGroup) setup(cmd *cobra.Command, needTenant bool) (*apiClient, error
 	if needTenant && g.tenant == "" {
 		return nil, usageErrorf("missing --tenant")
 	}
-	return g.api.client()
+	return g.api.client(cmd.ErrOrStderr())
 }
 
 // groupCmd is a command that only holds subcommands; flag errors are usage errors (exit 2).
@@ -128,7 +128,7 @@ func printItems(w io.Writer, format string, cols []column, items []json.RawMessa
 		}
 		cells := make([]string, len(cols))
 		for i, c := range cols {
-			cells[i] = cell(obj[c.field])
+			cells[i] = cell(field(obj, c.field))
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
@@ -136,6 +136,19 @@ func printItems(w io.Writer, format string, cols []column, items []json.RawMessa
 		return fmt.Errorf("write table: %w", err)
 	}
 	return nil
+}
+
+// field is obj's value at a dotted path (verification.scheme), nil when absent.
+func field(obj map[string]any, path string) any {
+	var v any = obj
+	for part := range strings.SplitSeq(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[part]
+	}
+	return v
 }
 
 // printItem writes one object: as JSON, or as a one-row table.

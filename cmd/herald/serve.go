@@ -40,6 +40,9 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 				return err
 			}
 			encryptionEnv(&cfg.Encryption)
+			if err := checkPostgresKey(cmd.Flags(), &cfg); err != nil {
+				return err
+			}
 			// Without --otlp-endpoint, the exporter follows the standard OTEL_EXPORTER_OTLP_* variables.
 			cfg.Tracing.FromEnv = true
 			log, err := newLogger(logFormat, logLevel)
@@ -110,7 +113,7 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address to listen on")
-	f.StringVar(&cfg.DataDir, "data-dir", "herald-data", "directory of the embedded SQLite store")
+	f.StringVar(&cfg.DataDir, "data-dir", "herald-data", "directory of the embedded SQLite store and of the default encryption key file (with --database-url, only used when given)")
 	f.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://…): use PostgreSQL instead of SQLite, so several nodes can share the work")
 	f.StringVar(&cfg.DatabaseSchema, "database-schema", "", "PostgreSQL schema for Herald's tables (created if missing)")
 	f.BoolVar(&cfg.NoMigrate, "no-migrate", false, "on PostgreSQL, do not apply schema migrations at start: refuse to start if any is missing (run herald migrate)")
@@ -174,7 +177,10 @@ func versionCmd() *cobra.Command {
 		Use:   "version",
 		Short: "Print Herald's version",
 		Run: func(cmd *cobra.Command, args []string) {
-			fmt.Println("herald", node.Version)
+			fmt.Fprintln(cmd.OutOrStdout(), versionLine())
 		},
 	}
 }
+
+// versionLine is what herald version and herald --version print.
+func versionLine() string { return "herald " + node.Version }

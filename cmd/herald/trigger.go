@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -19,7 +18,10 @@ import (
 // triggerCmd publishes one event through the API, so that a developer can fire a webhook at their
 // endpoint without writing a curl command with the right headers and JSON.
 func triggerCmd() *cobra.Command {
-	var tenant, data, baseURL, apiKey, priority string
+	var (
+		tenant, data, priority, oldURL string
+		af                             apiFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "trigger EVENT_TYPE --tenant TENANT [--data JSON | --data @FILE]",
 		Short: "Publish one event through the API and print its id and delivery count",
@@ -27,11 +29,15 @@ func triggerCmd() *cobra.Command {
 (POST /v1/tenants/{tenant}/events) and print the event id and how many deliveries it created. The
 payload is --data, a JSON object inline or @file to read it from a file (@- for standard input).
 Without --data it is an example made from the event type's schema
-(GET /v1/event-types/{name}/example), or {} for a type without one. The API key comes from
---api-key or HERALD_API_KEY.`,
+(GET /v1/event-types/{name}/example), or {} for a type without one.
+
+The server and the key come from --api-url / HERALD_API_URL and --api-key / HERALD_API_KEY, else
+from the profile (--profile, HERALD_PROFILE, or the profile named default; see herald login). With
+none of them the server is ` + defaultAPIURL + `, and a line on standard error says so.`,
 		Example: `  herald trigger invoice.paid --tenant acme
   herald trigger invoice.paid --tenant acme --data '{"amount":1200}'
-  HERALD_API_KEY=hk_... herald trigger invoice.paid --tenant acme --data @invoice.json --url http://herald:8080`,
+  HERALD_API_KEY=hk_... herald trigger invoice.paid --tenant acme --data @invoice.json --api-url http://herald:8080
+  herald trigger invoice.paid --tenant acme --profile prod`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageErrorf("trigger takes one argument, the event type; got %d", len(args))
@@ -42,22 +48,24 @@ Without --data it is an example made from the event type's schema
 			if err := bindEnv(cmd.Flags()); err != nil {
 				return usageErrorf("%w", err)
 			}
+			// --url was trigger's own name for the server: it still works, hidden.
+			if oldURL != "" && af.url == "" {
+				af.url = oldURL
+			}
 			if tenant == "" {
 				return usageErrorf("missing --tenant")
-			}
-			if apiKey == "" {
-				return usageErrorf("missing --api-key (or HERALD_API_KEY)")
 			}
 			payload, err := readData(data, cmd.InOrStdin())
 			if err != nil {
 				return usageErrorf("--data: %w", err)
 			}
-			base, err := url.Parse(baseURL)
-			if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-				return usageErrorf("--url %q: want http://host:port or https://host:port", baseURL)
+			c, err := af.client(cmd.ErrOrStderr())
+			if err != nil {
+				return err
 			}
+			c.http.Timeout = 30 * time.Second
 			if data == "" {
-				if payload, err = exampleData(cmd.Context(), base, apiKey, args[0]); err != nil {
+				if payload, err = exampleData(cmd.Context(), c, args[0]); err != nil {
 					return err
 				}
 			}
@@ -65,38 +73,14 @@ Without --data it is an example made from the event type's schema
 			if priority != "" {
 				ev["priority"] = priority
 			}
-			body, err := json.Marshal(ev)
-			if err != nil {
-				return err
-			}
-			endpoint := base.JoinPath("v1", "tenants", tenant, "events").String()
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, endpoint, bytes.NewReader(body))
-			if err != nil {
-				return err
-			}
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Accept", "application/json, application/problem+json")
-			req.Header.Set("Authorization", "Bearer "+apiKey)
-			resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-			if err != nil {
-				return fmt.Errorf("publish: %w", err)
-			}
-			defer resp.Body.Close()
-			answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			if err != nil {
-				return fmt.Errorf("publish: read answer: %w", err)
-			}
-			if resp.StatusCode/100 != 2 {
-				return newAPIError(http.MethodPost, "/v1/tenants/"+tenant+"/events", resp.StatusCode, answer)
-			}
 			var pub struct {
 				ID         string `json:"id"`
 				Type       string `json:"type"`
 				Deliveries int    `json:"deliveries"`
 				Duplicate  bool   `json:"duplicate"`
 			}
-			if err := json.Unmarshal(answer, &pub); err != nil {
-				return fmt.Errorf("publish: decode answer %q: %w", answer, err)
+			if err := c.do(cmd.Context(), http.MethodPost, apiPath("v1", "tenants", tenant, "events"), nil, ev, &pub); err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "event %s (%s) published for tenant %s: %d deliveries\n", pub.ID, pub.Type, tenant, pub.Deliveries)
@@ -110,8 +94,9 @@ Without --data it is an example made from the event type's schema
 	f := cmd.Flags()
 	f.StringVar(&tenant, "tenant", "", "the tenant to publish for")
 	f.StringVar(&data, "data", "", "the event's payload: a JSON object, or @file to read it from (@- for standard input); default: an example made from the event type's schema")
-	f.StringVar(&baseURL, "url", "http://127.0.0.1:8080", "the Herald API's base URL")
-	f.StringVar(&apiKey, "api-key", "", "an API key allowed to publish for the tenant")
+	af.register(f)
+	f.StringVar(&oldURL, "url", "", "the Herald API's base URL")
+	_ = f.MarkDeprecated("url", "use --api-url")
 	f.StringVar(&priority, "priority", "", "high, normal (default) or low")
 	return cmd
 }
@@ -119,8 +104,7 @@ Without --data it is an example made from the event type's schema
 // exampleData asks the API for an example of the event type's data, made from its schema. A 404
 // gives {}: the type is unknown (the publish that follows says so, and how to register it) or the
 // server predates examples.
-func exampleData(ctx context.Context, base *url.URL, apiKey, eventType string) (json.RawMessage, error) {
-	c := &apiClient{base: base, key: apiKey, http: &http.Client{Timeout: 30 * time.Second}}
+func exampleData(ctx context.Context, c *apiClient, eventType string) (json.RawMessage, error) {
 	var ex struct {
 		Data json.RawMessage `json:"data"`
 	}

@@ -35,16 +35,9 @@ func newHMACChecker(c *Config) (*hmacChecker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("template: %w", err)
 	}
-	var newHash func() hash.Hash
-	switch c.Algorithm {
-	case AlgorithmSHA1:
-		newHash = sha1.New
-	case AlgorithmSHA256, "":
-		newHash = sha256.New
-	case AlgorithmSHA512:
-		newHash = sha512.New
-	default:
-		return nil, fmt.Errorf("unknown algorithm %q", c.Algorithm)
+	newHash, err := hashOf(c.Algorithm)
+	if err != nil {
+		return nil, err
 	}
 	keys := make([][]byte, len(c.Secrets))
 	for i, s := range c.Secrets {
@@ -109,6 +102,19 @@ func (c *hmacChecker) check(req *Request, now time.Time) (Result, *Error) {
 		return Result{}, reject(ReasonBadSignature, c.header, "signature matches no secret")
 	}
 	return Result{SecretIndex: i, Timestamp: ts}, nil
+}
+
+// hashOf is the hash of the hmac scheme's algorithm; "" is sha256.
+func hashOf(algorithm string) (func() hash.Hash, error) {
+	switch algorithm {
+	case AlgorithmSHA1:
+		return sha1.New, nil
+	case AlgorithmSHA256, "":
+		return sha256.New, nil
+	case AlgorithmSHA512:
+		return sha512.New, nil
+	}
+	return nil, fmt.Errorf("unknown algorithm %q", algorithm)
 }
 
 func (c *hmacChecker) encodingName() string {
