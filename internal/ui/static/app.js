@@ -565,7 +565,9 @@
         const key = parts.slice(0, n).join(".");
         slot = slots.find((x) => x.dataset.field === key);
       }
-      if (slot) slot.textContent = (slot.textContent ? slot.textContent + "; " : "") + e.message;
+      const where = slot ? (e.location || "").replace(/^body\./, "").slice(slot.dataset.field.length).replace(/^\./, "") : "";
+      const msg = (where ? where + ": " : "") + e.message;
+      if (slot) slot.textContent = (slot.textContent ? slot.textContent + "; " : "") + msg;
       else rest.push(e);
     }
     return rest;
@@ -654,6 +656,94 @@
     return form;
   }
   function newEndpointForm(types) { return destinationForm(types); }
+  // parseDurations reads a retry schedule typed as "0, 30s, 5m, 2h, 1d" (a bare number is
+  // seconds) into seconds; it throws on an item it cannot read.
+  function parseDurations(text) {
+    const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 };
+    return text.split(",").map((x) => x.trim()).filter(Boolean).map((x, i) => {
+      const m = x.match(/^(\d+(?:\.\d+)?)\s*([smhd]?)$/);
+      if (!m) throw new Error("item " + (i + 1) + " (" + x + ") is not a duration like 30s, 5m, 2h or 1d");
+      return Math.round(parseFloat(m[1]) * unit[m[2]]);
+    });
+  }
+  // parseHeaders reads "Name: value" lines; it throws on a line without a colon.
+  function parseHeaders(text) {
+    const out = {};
+    text.split("\n").map((x) => x.trim()).filter(Boolean).forEach((line, i) => {
+      const at = line.indexOf(":");
+      if (at <= 0) throw new Error("line " + (i + 1) + " is not Name: value");
+      out[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    });
+    return out;
+  }
+  // settingsForm edits what an endpoint receives and how it is sent: the fields besides its
+  // destination. Only the fields changed are sent; each problem of the API shows at its field.
+  function settingsForm(e) {
+    const headersText = Object.entries(e.headers || {}).map(([k, v]) => k + ": " + v).join("\n");
+    // Exact, unlike dur: the form must read back what the endpoint has.
+    const exact = (x) => x && x % 86400 === 0 ? x / 86400 + "d" : x && x % 3600 === 0 ? x / 3600 + "h" : x && x % 60 === 0 ? x / 60 + "m" : x + "s";
+    const sched = (e.retry_schedule || []).map(exact).join(", ");
+    const f = {
+      description: h("input", { type: "text", id: "ep-description", size: 50, value: e.description || "" }),
+      event_types: h("input", { type: "text", id: "ep-event-types", size: 50, value: e.event_types.join(", ") }),
+      headers: h("textarea", { id: "ep-headers", rows: 3, cols: 60, placeholder: "X-Team: billing" }, headersText),
+      rate_limit: h("input", { type: "number", id: "ep-rate-limit", min: 0, step: "any", value: e.rate_limit || 0 }),
+      max_concurrency: h("input", { type: "number", id: "ep-max-concurrency", min: 1, step: 1, value: e.max_concurrency }),
+      timeout_seconds: h("input", { type: "number", id: "ep-timeout", min: 1, step: 1, value: e.timeout_seconds }),
+      retry_schedule: h("input", { type: "text", id: "ep-retry-schedule", size: 50, value: sched }),
+      filter: h("textarea", { id: "ep-filter", rows: 2, cols: 60, placeholder: "data.amount > 1000" }, e.filter || ""),
+      transform: h("textarea", { id: "ep-transform", rows: 2, cols: 60, placeholder: 'omit(event, ["data.card"])' }, e.transform || ""),
+    };
+    const row = (name, label, hint) => h("div", { class: "field" }, h("label", { for: f[name].id }, label), f[name],
+      hint ? h("div", { class: "hint" }, hint) : null, fieldError(name));
+    const form = h("form", { class: "card endpoint-form", id: "endpoint-settings-form", novalidate: true, onsubmit: async (ev) => {
+      ev.preventDefault();
+      const body = {}, local = [];
+      const str = (name, cur) => { if (f[name].value.trim() !== (cur || "")) body[name] = f[name].value.trim(); };
+      const num = (name, cur) => {
+        if (f[name].value.trim() === "") { local.push({ location: "body." + name, message: "required" }); return; }
+        const v = Number(f[name].value);
+        if (v !== cur) body[name] = v;
+      };
+      str("description", e.description);
+      const types = f.event_types.value.split(",").map((x) => x.trim()).filter(Boolean);
+      if (types.join(",") !== e.event_types.join(",")) body.event_types = types;
+      try {
+        const hd = parseHeaders(f.headers.value);
+        if (JSON.stringify(hd) !== JSON.stringify(e.headers || {})) body.headers = hd;
+      } catch (ex) { local.push({ location: "body.headers", message: ex.message }); }
+      num("rate_limit", e.rate_limit || 0);
+      num("max_concurrency", e.max_concurrency);
+      num("timeout_seconds", e.timeout_seconds);
+      try {
+        const rs = parseDurations(f.retry_schedule.value);
+        if (rs.join(",") !== (e.retry_schedule || []).join(",")) body.retry_schedule = rs;
+      } catch (ex) { local.push({ location: "body.retry_schedule", message: ex.message }); }
+      str("filter", e.filter);
+      str("transform", e.transform);
+      if (local.length) { showFieldErrors(form, { errors: local }); return; }
+      if (!Object.keys(body).length) { showFieldErrors(form, {}); flash("Nothing changed."); return; }
+      try {
+        await api("PATCH", t() + "/endpoints/" + encodeURIComponent(e.id), body);
+        flash("Endpoint saved.");
+        route();
+      } catch (ex) {
+        const rest = showFieldErrors(form, ex);
+        flash(rest.length || !(ex.errors || []).length ? ex.message : "The endpoint was not saved: see the messages next to the fields.", "error");
+      }
+    } },
+    row("description", "description"),
+    row("event_types", "event types", "Comma-separated: exact names, prefixes (invoice.*) or * for everything."),
+    row("headers", "headers", "Extra request headers, one Name: value a line."),
+    row("rate_limit", "rate limit (requests per second)", "0 for none."),
+    row("max_concurrency", "max concurrency", "Requests in flight at once."),
+    row("timeout_seconds", "timeout (seconds)", "Per attempt, 1 to 30."),
+    row("retry_schedule", "retry schedule", "The wait before each attempt, comma-separated: 0, 30s, 5m, 2h, 1d. Attempts have ±20 % jitter."),
+    row("filter", "filter (CEL)", "Only events for which it is true are delivered; empty for all. Checked when saved."),
+    row("transform", "transformation (CEL)", "Its value is the body sent instead of the envelope; empty for none. Tested when saved against each subscribed type's example."),
+    h("div", { class: "actions" }, h("button", { type: "submit", id: "endpoint-settings-submit" }, "Save settings")));
+    return form;
+  }
   // destinationRows are the detail page's rows about where an endpoint delivers: its type, its
   // url or its settings (never a credential's value), and which credentials are set.
   function destinationRows(e, types) {
@@ -723,6 +813,14 @@
         route();
       } catch (ex) { flash(ex.message, "error"); }
     } }, e.enabled ? "Disable" : "Enable");
+    const del = h("button", { type: "button", id: "delete-endpoint", class: "danger", onclick: async () => {
+      if (!await confirmDialog("Delete " + label + " with its deliveries and attempts? Events stay; receivers get nothing more from it. This cannot be undone.", "Delete")) return;
+      try {
+        await api("DELETE", base);
+        flash("Endpoint deleted.");
+        go("/endpoints");
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, "Delete");
     // A test event is of a type the endpoint subscribes to: an exact name, or a catalogued type
     // that one of its patterns matches.
     const matches = (name) => e.event_types.some((p) => p === "*" || p === name || (p.endsWith(".*") && name.startsWith(p.slice(0, -1))));
@@ -747,9 +845,11 @@
         ["timeout", e.timeout_seconds + " s"], ["concurrency", e.max_concurrency], ["rate limit", e.rate_limit ? e.rate_limit + "/s" : "none"],
         ["retry schedule", plural(sched.length, "attempt") + ": " + sched.map(dur).join(", ") + " (±20 % jitter)"],
         ["signing secret", secretBox]]),
-      h("div", { class: "toolbar" }, toggle, " ", h("a", { href: "#/deliveries?endpoint_id=" + encodeURIComponent(id) }, "All deliveries"), " · ",
+      h("div", { class: "toolbar" }, toggle, " ", del, " ", h("a", { href: "#/deliveries?endpoint_id=" + encodeURIComponent(id) }, "All deliveries"), " · ",
         h("a", { href: "#/dead?endpoint_id=" + encodeURIComponent(id) }, "Dead letters")),
       test,
+      h("details", { class: "edit-destination", id: "edit-settings" }, h("summary", {}, "Edit settings: subscriptions, description, headers, limits, retries, filter, transformation"),
+        settingsForm(e)),
       h("details", { class: "edit-destination", id: "edit-destination" }, h("summary", {}, "Change the destination"),
         h("p", { class: "hint" }, "Credentials are never shown: leave one blank to keep it."), destinationForm(types, e)),
       h("h2", {}, "Pending and dead deliveries"), deliveryTable(pend.data),
