@@ -82,9 +82,21 @@
     else t = f(abs / 86400, "day");
     return d >= 0 ? t + " ago" : "in " + t;
   }
+  // utc is a moment as an absolute UTC time, to the second: "2026-12-03 18:55:02 UTC".
+  function utc(iso) {
+    const d = new Date(iso);
+    return isNaN(d) ? String(iso) : d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  }
+  // when is a moment relative to now, with the absolute time on hover.
   function when(iso) {
     if (!iso) return "—";
-    return h("time", { datetime: iso, title: iso }, ago(iso));
+    return h("time", { datetime: iso, title: new Date(iso).toISOString() }, ago(iso));
+  }
+  // whenFull is a moment for detail views: absolute (UTC) and relative, so retry rhythms and
+  // incident timelines can be read.
+  function whenFull(iso) {
+    if (!iso) return "—";
+    return h("time", { datetime: iso, title: new Date(iso).toISOString(), class: "full" }, utc(iso), h("span", { class: "hint" }, " · " + ago(iso)));
   }
   function dur(sec) {
     if (sec < 60) return sec + "s";
@@ -393,7 +405,7 @@
   function latencies(x) { return x ? x.p50.toFixed(1) + " / " + x.p95.toFixed(1) + " ms" : "—"; }
   function failingMost(att, byID) {
     const rows = [...health(att.items).values()].filter((e) => e.failed > 0).sort((a, b) => b.failed - a.failed).slice(0, 5)
-      .map((e) => h("tr", {}, h("td", {}, h("a", { href: "#/endpoints/" + e.id }, byID.has(e.id) ? endpointLabel(byID.get(e.id)) : e.id),
+      .map((e) => h("tr", {}, h("td", {}, h("a", { href: "#/endpoints/" + e.id, title: e.id }, byID.has(e.id) ? epName(byID.get(e.id)) : e.id),
         h("div", { class: "hint" }, byID.has(e.id) ? [endpointState(byID.get(e.id))] : "deleted")), h("td", { class: "num" }, e.failed),
         h("td", { class: "num" }, e.n), h("td", { class: "num" }, pct(e.n - e.failed, e.n)), h("td", { class: "num" }, latencies(e))));
     return [table(["endpoint", "failed attempts", "attempts", "success rate", "latency p50 / p95"], rows, "No endpoint failed in this period.", [1, 2, 3, 4]),
@@ -417,7 +429,7 @@
     const hl = health(att.items);
     const rows = eps.items.map((e) => {
       const x = hl.get(e.id);
-      return h("tr", { "data-endpoint": e.id }, h("td", {}, h("a", { href: "#/endpoints/" + e.id }, destinationText(e, types)), h("div", { class: "hint" }, e.description || e.id)),
+      return h("tr", { "data-endpoint": e.id }, h("td", {}, h("a", { href: "#/endpoints/" + e.id, title: e.id }, destinationText(e, types)), h("div", { class: "hint", title: e.id }, e.description || "no description")),
         h("td", {}, typeBadge(e), credentialsHint(e)),
         h("td", {}, endpointState(e)),
         h("td", { class: "num" }, x ? pct(x.n - x.failed, x.n) : "—"), h("td", { class: "num" }, latencies(x)),
@@ -784,8 +796,9 @@
   }
   async function endpointDetail(params, id) {
     const base = t() + "/endpoints/" + encodeURIComponent(id);
-    const [e, att, pend, catalog, types] = await Promise.all([
+    const [e, , att, pend, catalog, types] = await Promise.all([
       api("GET", base),
+      endpointIndex(),
       api("GET", t() + "/attempts" + qs({ endpoint_id: id, limit: 25 })),
       api("GET", t() + "/deliveries" + qs({ endpoint_id: id, state: ["pending", "dead"], limit: 25 })),
       pages("/v1/event-types", {}, 1000),
@@ -836,9 +849,9 @@
     } }, h("label", {}, "Send a test event of type ", testSel), h("button", { type: "submit", id: "send-test" }, "Send")) :
       h("p", { class: "hint" }, "No catalogued event type matches this endpoint's subscriptions.");
     const sched = e.retry_schedule || [];
-    page("Endpoint " + label,
+    page("Endpoint " + (e.description ? e.description + " · " : "") + label,
       fieldRows([["id", code(e.id)], ...destinationRows(e, types), ["state", endpointState(e)], ["subscriptions", e.event_types.join(", ")],
-        ["description", e.description || "—"], ["format", h("span", { id: "endpoint-format" }, e.format || "herald")], ["signature", e.signature_scheme + " · " + (e.signature_format || "standard-webhooks")],
+        ["description", e.description || "—"], ["created", whenFull(e.created_at)], ["updated", whenFull(e.updated_at)], ["format", h("span", { id: "endpoint-format" }, e.format || "herald")], ["signature", e.signature_scheme + " · " + (e.signature_format || "standard-webhooks")],
         ["filter", e.filter ? code(e.filter) : "none"], ["transformation", e.transform ? code(e.transform) : "none"],
         ["batching", e.batch && e.batch.enabled ? "up to " + e.batch.max_events + " events or " + dur(e.batch.max_wait_ms / 1000) : "off"],
         ["ordered", e.ordered ? "yes: one at a time, in publish order" : "no"],
@@ -883,6 +896,41 @@
   }
 
   // ---------- deliveries and attempts ----------
+  // endpointIndex loads the tenant's endpoints once per page shown, so that deliveries name
+  // their endpoint by its description or URL rather than its id.
+  async function endpointIndex() {
+    if (state.epIndex && state.epIndex.reads === state.reads) return state.epIndex.map;
+    const { items } = await pages(t() + "/endpoints", {}, 1000);
+    state.epIndex = { reads: state.reads, map: new Map(items.map((e) => [e.id, e])) };
+    return state.epIndex.map;
+  }
+  function endpointOf(id) { return state.epIndex ? state.epIndex.map.get(id) : undefined; }
+  // epName is how an endpoint is named to people: its description, else where it delivers.
+  function epName(e) { return e.description || endpointLabel(e); }
+  // epLink links an endpoint by its name, with its id (and URL) on hover.
+  function epLink(id) {
+    const e = endpointOf(id);
+    return h("a", { href: "#/endpoints/" + encodeURIComponent(id), class: "endpoint-link", "data-endpoint-id": id,
+      title: e ? id + " · " + endpointLabel(e) : id + " (deleted)" }, e ? epName(e) : id);
+  }
+  // waitReason says why a pending delivery has not been sent yet, from what the API tells of it
+  // and of its endpoint: disabled, breaker open, ordered behind an earlier delivery, a retry
+  // scheduled, or the rate limit / concurrency of the endpoint.
+  function waitReason(d, list) {
+    if (d.state !== "pending") return null;
+    const e = endpointOf(d.endpoint_id);
+    const due = !d.next_attempt_at || Date.parse(d.next_attempt_at) <= Date.now() + 1000;
+    let why = null;
+    if (e && !e.enabled) why = "endpoint disabled" + (e.disabled_reason ? " (" + e.disabled_reason + ")" : "") + ": waits until it is enabled";
+    else if (e && e.breaker_state === "open") why = "circuit breaker open after repeated failures: paused, then one probe";
+    else if (e && e.breaker_state === "half-open") why = "circuit breaker half-open: waits for the probe's result";
+    else if (e && e.ordered && list.some((o) => o !== d && o.state === "pending" && o.endpoint_id === d.endpoint_id && Date.parse(o.created_at) < Date.parse(d.created_at)))
+      why = "ordered endpoint: waits behind an earlier delivery";
+    else if (!due) why = (d.attempt_count ? "retry " + (d.attempt_count + 1) + " scheduled" : "scheduled") + " " + ago(d.next_attempt_at);
+    else if (e && e.rate_limit) why = "due: sent within the endpoint's rate limit (" + e.rate_limit + "/s)";
+    else why = "due: being sent (at most " + (e ? e.max_concurrency : "?") + " at once)";
+    return h("div", { class: "wait-reason hint", "data-wait": why.split(/[:(]/)[0].trim() }, why);
+  }
   function retryButton(d) {
     return h("button", { type: "button", class: "small retry", "data-delivery": d.id, onclick: async (ev) => {
       ev.target.disabled = true;
@@ -898,15 +946,15 @@
       list.map((d) => h("tr", { "data-delivery": d.id, "data-state": d.state },
         h("td", {}, h("a", { href: "#/deliveries/" + d.id }, d.id), h("div", { class: "hint" }, when(d.created_at))),
         h("td", {}, h("a", { href: "#/events/" + encodeURIComponent(d.event_id) }, d.event_id), h("div", { class: "hint" }, d.event_type)),
-        h("td", {}, h("a", { href: "#/endpoints/" + d.endpoint_id }, d.endpoint_id)),
+        h("td", {}, epLink(d.endpoint_id)),
         h("td", {}, stateBadge(d.state)), h("td", { class: "num" }, d.attempt_count),
         h("td", { class: "num" }, d.last_status || "—"),
-        h("td", {}, d.state === "pending" && d.next_attempt_at ? ["next ", when(d.next_attempt_at)] : (d.last_error || "")),
+        h("td", {}, d.state === "pending" ? [d.next_attempt_at ? ["next ", when(d.next_attempt_at)] : "", waitReason(d, list), d.last_error ? h("div", { class: "hint" }, d.last_error) : null] : (d.last_error || "")),
         h("td", {}, retryButton(d)))), "No deliveries match.");
   }
   function attemptTable(list, showDelivery) {
     return table(["time", showDelivery ? "delivery" : null, "result", "latency", "error", "response"].filter(Boolean),
-      list.map((a) => h("tr", {}, h("td", {}, when(a.at)),
+      list.map((a) => h("tr", {}, h("td", {}, whenFull(a.at)),
         showDelivery ? h("td", {}, h("a", { href: "#/deliveries/" + a.delivery_id }, a.delivery_id)) : null,
         h("td", {}, h("span", { class: "badge " + (a.success ? "state-succeeded" : "state-dead") }, a.status_code ? String(a.status_code) : (a.error_kind || "failed"))),
         h("td", { class: "num" }, (a.latency_ms || 0).toFixed(1) + " ms"), h("td", {}, a.error || ""),
@@ -915,8 +963,9 @@
   function deliveryFilters(params, path) {
     const f = {
       id: h("input", { name: "id", placeholder: "dlv_…", size: 10 }),
-      endpoint_id: h("input", { name: "endpoint_id", value: params.get("endpoint_id") || "", placeholder: "ep_…", size: 30 }),
-      event_type: h("input", { name: "event_type", value: params.get("event_type") || "", placeholder: "invoice.paid", size: 20 }),
+      endpoint_id: h("select", { name: "endpoint_id", id: "endpoint-filter" }, h("option", { value: "" }, "any endpoint"),
+        [...(state.epIndex ? state.epIndex.map.values() : [])].map((e) => h("option", { value: e.id, title: e.id, selected: e.id === params.get("endpoint_id") }, epName(e)))),
+      event_type: h("input", { name: "event_type", value: params.get("event_type") || "", placeholder: "invoice.paid", size: 20, list: "event-type-choices" }),
       since: h("input", { type: "datetime-local", name: "since" }),
       until: h("input", { type: "datetime-local", name: "until" }),
     };
@@ -926,9 +975,16 @@
       if (f.id.value.trim()) return go("/deliveries/" + encodeURIComponent(f.id.value.trim()));
       go(path, { endpoint_id: f.endpoint_id.value.trim(), event_type: f.event_type.value.trim(), state: path === "/dead" ? "" : states.value,
         since: isoFromLocal(f.since.value), until: isoFromLocal(f.until.value) });
-    } }, h("label", {}, "Id ", f.id), h("label", {}, "Endpoint ", f.endpoint_id), h("label", {}, "Type ", f.event_type),
+    } }, h("label", {}, "Id ", f.id), h("label", {}, "Endpoint ", f.endpoint_id), h("label", {}, "Type ", f.event_type), eventTypeChoices(),
     path === "/dead" ? null : h("label", {}, "State ", states),
     h("label", {}, "From ", f.since), h("label", {}, "To ", f.until), h("button", { type: "submit" }, "Search"));
+  }
+  // eventTypeChoices offers the catalog's names to the event type filters (a datalist, filled
+  // when the catalog arrives: a filter still takes any name or prefix).
+  function eventTypeChoices() {
+    const dl = h("datalist", { id: "event-type-choices" });
+    pages("/v1/event-types", {}, 1000).then((r) => dl.replaceChildren(...r.items.map((x) => h("option", { value: x.name })))).catch(() => {});
+    return dl;
   }
   function deliveryQuery(params) {
     let since = params.get("since") || "";
@@ -937,7 +993,7 @@
       since, until: params.get("until"), cursor: params.get("cursor"), limit: 50 };
   }
   async function deliveries(params) {
-    const r = await api("GET", t() + "/deliveries" + qs(deliveryQuery(params)));
+    const [r] = await Promise.all([api("GET", t() + "/deliveries" + qs(deliveryQuery(params))), endpointIndex()]);
     let list = r.data;
     if (params.get("failed")) list = list.filter((d) => (d.attempts || []).some((a) => !a.success));
     page("Deliveries", deliveryFilters(params, "/deliveries"), deliveryTable(list), nextLink("/deliveries", params, r.next_cursor));
@@ -950,16 +1006,17 @@
     return h("p", {}, h("a", { href: "#" + path + qs(p) }, "Older →"));
   }
   async function deliveryDetail(params, id) {
-    const d = await api("GET", t() + "/deliveries/" + encodeURIComponent(id));
+    const [d] = await Promise.all([api("GET", t() + "/deliveries/" + encodeURIComponent(id)), endpointIndex()]);
     page("Delivery " + d.id, deliverySection(d));
     if (d.state === "pending") refreshSoon();
   }
   function deliverySection(d) {
     return h("section", { class: "card delivery", "data-delivery": d.id, "data-state": d.state },
-      h("h3", {}, "Delivery ", h("a", { href: "#/deliveries/" + d.id }, d.id), " to ", h("a", { href: "#/endpoints/" + d.endpoint_id }, d.endpoint_id), " ", stateBadge(d.state), " ", retryButton(d)),
+      h("h3", {}, "Delivery ", h("a", { href: "#/deliveries/" + d.id }, d.id), " to ", epLink(d.endpoint_id), " ", stateBadge(d.state), " ", retryButton(d)),
       fieldRows([["event", h("a", { href: "#/events/" + encodeURIComponent(d.event_id) }, d.event_id)], ["attempts", d.attempt_count],
-        d.state === "pending" ? ["next attempt", when(d.next_attempt_at)] : null,
-        ["last status", d.last_status || "—"], d.last_error ? ["last error", d.last_error] : null, ["created", when(d.created_at)]]),
+        d.state === "pending" ? ["next attempt", whenFull(d.next_attempt_at)] : null,
+        d.state === "pending" ? ["waiting because", waitReason(d, [d])] : null,
+        ["last status", d.last_status || "—"], d.last_error ? ["last error", d.last_error] : null, ["created", whenFull(d.created_at)]]),
       attemptTable(d.attempts || [], false));
   }
 
@@ -967,7 +1024,7 @@
   async function dead(params) {
     const q = deliveryQuery(params);
     q.state = "dead";
-    const r = await api("GET", t() + "/deliveries" + qs(q));
+    const [r] = await Promise.all([api("GET", t() + "/deliveries" + qs(q)), endpointIndex()]);
     const replay = h("button", { type: "button", id: "replay-all", class: "danger", disabled: !r.data.length, onclick: async () => {
       // Count what the replay will queue: every dead delivery matching the filters.
       let n;
@@ -1006,9 +1063,9 @@
   }
   async function eventDetail(params, id) {
     const base = t() + "/events/" + encodeURIComponent(id);
-    const [e, ds] = await Promise.all([api("GET", base), api("GET", base + "/deliveries?limit=250")]);
+    const [e, ds] = await Promise.all([api("GET", base), api("GET", base + "/deliveries?limit=250"), endpointIndex()]);
     page("Event " + e.id,
-      fieldRows([["type", e.type], ["timestamp", when(e.timestamp)], e.source ? ["source", e.source] : null,
+      fieldRows([["type", e.type], ["timestamp", whenFull(e.timestamp)], e.source ? ["source", e.source] : null,
         e.resource ? ["resource", (e.resource.type || "") + " " + e.resource.id] : null]),
       h("h2", {}, "Payload"), h("pre", { class: "json", id: "payload" }, pretty(e.data)),
       h("h2", {}, "Deliveries (" + ds.data.length + ")"),
@@ -1087,7 +1144,7 @@
       nextLink("/sources/" + id, params, rr.next_cursor));
   }
   async function receivedDetail(params, id) {
-    const x = await api("GET", t() + "/received-requests/" + encodeURIComponent(id));
+    const [x] = await Promise.all([api("GET", t() + "/received-requests/" + encodeURIComponent(id)), endpointIndex()]);
     let body = x.body || "";
     try { body = pretty(JSON.parse(body)); } catch (e) { /* not JSON: shown as received */ }
     const replay = x.status === "rejected" ? null : h("button", { type: "button", id: "replay-received", onclick: async () => {
@@ -1100,7 +1157,7 @@
     } }, x.status === "quarantined" ? "Accept and forward" : "Replay");
     page("Received request " + x.id,
       fieldRows([["source", h("a", { href: (x.source_id.startsWith("bsrc_") ? "#/broker-sources/" : "#/sources/") + x.source_id }, x.source_id)],
-        ["received", when(x.received_at)], ["status", x.status],
+        ["received", whenFull(x.received_at)], ["status", x.status],
         x.reason ? ["reason", x.reason] : null, ["from", x.remote_addr], ["method", x.method + " " + x.path],
         x.event_id ? ["event", h("a", { href: "#/events/" + encodeURIComponent(x.event_id) }, x.event_id)] : null]),
       h("div", { class: "toolbar" }, replay),
