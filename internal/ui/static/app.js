@@ -267,6 +267,7 @@
     [/^\/deliveries$/, deliveries],
     [/^\/deliveries\/([^/]+)$/, deliveryDetail],
     [/^\/dead$/, dead],
+    [/^\/failures$/, failures],
     [/^\/event-types$/, eventTypes],
     [/^\/sources$/, sources],
     [/^\/sources\/([^/]+)$/, sourceDetail],
@@ -796,15 +797,26 @@
   }
   async function endpointDetail(params, id) {
     const base = t() + "/endpoints/" + encodeURIComponent(id);
-    const [e, , att, pend, catalog, types] = await Promise.all([
+    const [e, , att, pend, catalog, types, fails, deadN] = await Promise.all([
       api("GET", base),
       endpointIndex(),
       api("GET", t() + "/attempts" + qs({ endpoint_id: id, limit: 25 })),
       api("GET", t() + "/deliveries" + qs({ endpoint_id: id, state: ["pending", "dead"], limit: 25 })),
       pages("/v1/event-types", {}, 1000),
       destinationTypes(),
+      api("GET", t() + "/failures" + qs({ since: "24h", endpoint_id: id })),
+      pages(t() + "/deliveries", { endpoint_id: id, state: "dead" }, 5000),
     ]);
     const label = endpointLabel(e, types);
+    const nDead = deadN.more ? "more than " + deadN.items.length : String(deadN.items.length);
+    const replayDead = h("button", { type: "button", id: "replay-endpoint-dead", disabled: !deadN.items.length, onclick: async () => {
+      if (!await confirmDialog("Replay " + nDead + " dead deliver" + (nDead === "1" ? "y" : "ies") + " of " + label + "? They are queued again, due now, with a fresh retry schedule; receivers see the same webhook-id.", "Replay " + nDead)) return;
+      try {
+        const r = await api("POST", t() + "/replays", { endpoint_id: id });
+        flash("Queued " + plural(r.queued, "delivery", "deliveries") + " again.");
+        route();
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, "Replay " + nDead + " dead");
     const secretBox = h("div", { id: "secret" }, h("button", { type: "button", class: "secondary", id: "reveal-secret", onclick: async () => {
       try {
         const sec = await api("GET", base + "/secret");
@@ -858,13 +870,15 @@
         ["timeout", e.timeout_seconds + " s"], ["concurrency", e.max_concurrency], ["rate limit", e.rate_limit ? e.rate_limit + "/s" : "none"],
         ["retry schedule", plural(sched.length, "attempt") + ": " + sched.map(dur).join(", ") + " (±20 % jitter)"],
         ["signing secret", secretBox]]),
-      h("div", { class: "toolbar" }, toggle, " ", del, " ", h("a", { href: "#/deliveries?endpoint_id=" + encodeURIComponent(id) }, "All deliveries"), " · ",
+      h("div", { class: "toolbar" }, toggle, " ", del, " ", replayDead, " ", h("a", { href: "#/deliveries?endpoint_id=" + encodeURIComponent(id) }, "All deliveries"), " · ",
         h("a", { href: "#/dead?endpoint_id=" + encodeURIComponent(id) }, "Dead letters")),
       test,
       h("details", { class: "edit-destination", id: "edit-settings" }, h("summary", {}, "Edit settings: subscriptions, description, headers, limits, retries, filter, transformation"),
         settingsForm(e)),
       h("details", { class: "edit-destination", id: "edit-destination" }, h("summary", {}, "Change the destination"),
         h("p", { class: "hint" }, "Credentials are never shown: leave one blank to keep it."), destinationForm(types, e)),
+      h("h2", {}, "What is failing here (24 h)"), fails.groups.length ? h("div", { class: "table-box", id: "endpoint-failures" }, failureTable(fails.groups, "24h", true)) :
+        h("p", { class: "empty" }, "No failed attempt in the last 24 hours."),
       h("h2", {}, "Pending and dead deliveries"), deliveryTable(pend.data),
       h("h2", {}, "Latency and status of recent attempts"), attemptChart(att.data),
       h("h2", {}, "Recent attempts"), attemptTable(att.data, true));
@@ -1018,6 +1032,67 @@
         d.state === "pending" ? ["waiting because", waitReason(d, [d])] : null,
         ["last status", d.last_status || "—"], d.last_error ? ["last error", d.last_error] : null, ["created", whenFull(d.created_at)]]),
       attemptTable(d.attempts || [], false));
+  }
+
+  // ---------- what is failing ----------
+  // failureClassText names a failure class of GET /failures: an HTTP status, or how the
+  // request failed.
+  function failureClassText(g) {
+    return g.status_code ? "HTTP " + g.status_code : (g.error_kind || g.class).replace(/_/g, " ");
+  }
+  // replayGroupButton queues a group's dead deliveries again, after a confirmation.
+  function replayGroupButton(g, since) {
+    return h("button", { type: "button", class: "small replay-group", disabled: !g.dead, "data-endpoint": g.endpoint_id, "data-class": g.class, onclick: async () => {
+      const e = endpointOf(g.endpoint_id);
+      if (!await confirmDialog("Replay " + plural(g.dead, "dead delivery", "dead deliveries") + " of " + (e ? epName(e) : g.endpoint_id) + " that failed with " +
+        failureClassText(g) + "? They are queued again, due now, with a fresh retry schedule; receivers see the same webhook-id.", "Replay " + g.dead)) return;
+      try {
+        const r = await api("POST", t() + "/failures/replay", { endpoint_id: g.endpoint_id, class: g.class, since });
+        flash("Queued " + plural(r.queued, "delivery", "deliveries") + " again.");
+        route();
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, "Replay " + g.dead + " dead");
+  }
+  function disableButton(e) {
+    if (!e || !e.enabled) return null;
+    return h("button", { type: "button", class: "small danger disable-endpoint", "data-endpoint": e.id, onclick: async () => {
+      if (!await confirmDialog("Disable " + epName(e) + "? New events create no deliveries for it, and its pending deliveries wait, until you enable it again.", "Disable")) return;
+      try {
+        await api("PATCH", t() + "/endpoints/" + encodeURIComponent(e.id), { enabled: false });
+        flash("Endpoint disabled.");
+        route();
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, "Disable endpoint");
+  }
+  // failureTable lays out failure groups: what failed, how often and since when, an example
+  // of the receiver's answer, and one action each.
+  function failureTable(groups, since, oneEndpoint) {
+    return table([oneEndpoint ? null : "endpoint", "failure", "attempts", "deliveries", "dead now", "first seen", "last seen", "example", ""].filter((x) => x !== null),
+      groups.map((g) => {
+        const e = endpointOf(g.endpoint_id);
+        return h("tr", { class: "failure-group", "data-endpoint": g.endpoint_id, "data-class": g.class },
+          oneEndpoint ? null : h("td", {}, epLink(g.endpoint_id), e ? h("div", { class: "hint" }, endpointState(e)) : h("div", { class: "hint" }, "deleted")),
+          h("td", {}, h("span", { class: "badge state-dead" }, failureClassText(g))),
+          h("td", { class: "num" }, g.attempts), h("td", { class: "num" }, g.deliveries), h("td", { class: "num dead-count" }, g.dead),
+          h("td", {}, whenFull(g.first_seen)), h("td", {}, whenFull(g.last_seen)),
+          h("td", {}, g.example.error ? h("div", { class: "hint" }, g.example.error) : null,
+            g.example.response ? h("pre", { class: "excerpt example" }, g.example.response.slice(0, 300)) : null,
+            h("a", { href: "#/deliveries/" + g.example.delivery_id }, "attempt of " + g.example.delivery_id)),
+          h("td", { class: "actions" }, replayGroupButton(g, since), " ", oneEndpoint ? null : [disableButton(e), " ", h("a", { href: "#/endpoints/" + encodeURIComponent(g.endpoint_id) }, "Open endpoint")]));
+      }), "Nothing failed in this period.", oneEndpoint ? [1, 2, 3] : [2, 3, 4]);
+  }
+  const FAILURE_PERIODS = [["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"]];
+  async function failures(params) {
+    const since = params.get("since") || "24h";
+    const [r] = await Promise.all([api("GET", t() + "/failures" + qs({ since })), endpointIndex()]);
+    const sel = h("select", { id: "failures-since", onchange: (e) => go("/failures", { since: e.target.value }) },
+      FAILURE_PERIODS.map(([v, l]) => h("option", { value: v, selected: v === since }, l)));
+    page("What is failing",
+      h("p", {}, "Failed attempts grouped by endpoint and by what went wrong. Read the example answer, fix the receiver (or its settings), then replay the group's dead deliveries."),
+      h("div", { class: "toolbar" }, h("label", {}, "Period ", sel)),
+      r.groups.length ? h("div", { class: "table-box", id: "failure-groups" }, failureTable(r.groups, since, false)) :
+        h("p", { class: "empty", id: "no-failures" }, "Nothing failed in this period. When a receiver fails, its failures are grouped here with an example answer and a replay button."),
+      r.truncated ? h("p", { class: "hint" }, "Based on the newest 5000 attempts of the period.") : null);
   }
 
   // ---------- dead letters ----------
