@@ -322,13 +322,16 @@
   const PERIODS = [["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"], ["30d", "Last 30 days"]];
   async function home(params) {
     const period = params.get("period") || "24h";
-    const [hour, st, series, att, eps] = await Promise.all([
+    const [hour, st, series, att, eps, rejected] = await Promise.all([
       api("GET", t() + "/stats?since=1h"),
       api("GET", t() + "/stats" + qs({ since: period })),
       api("GET", t() + "/stats/timeseries" + qs({ since: period, buckets: period === "1h" ? 12 : period === "24h" ? 24 : period === "7d" ? 28 : 30 })),
       pages(t() + "/attempts", { since: new Date(Date.now() - periodMs(period)).toISOString() }, 1000),
       pages(t() + "/endpoints", {}, 1000),
+      // What the tenant's sources refused in the last hour (bad signatures, unknown senders).
+      api("GET", t() + "/received-requests" + qs({ status: "rejected", since: new Date(Date.now() - 3600e3).toISOString(), limit: 250 })),
     ]);
+    const nRejected = rejected.data.length + (rejected.next_cursor ? "+" : "");
     // Broker sources that cannot read their broker are named here too: an outage of the bus
     // is seen from the first page. A failure to list them leaves the overview as it is.
     let bsrc = [];
@@ -338,10 +341,13 @@
       PERIODS.map(([v, l]) => h("option", { value: v, selected: v === period }, l)));
     const num = (id, label, value, cls, href) => h("a", { class: "stat " + (cls || ""), id, href: href || null },
       h("span", { class: "value" }, String(value)), h("span", { class: "label" }, label));
-    page("Overview of " + state.tenant,
+    const none = !eps.items.length ? h("p", { class: "card", id: "get-started" }, "No endpoint yet: ",
+      h("a", { href: "#/endpoints" }, "add one"), " to start receiving this tenant's events, or ", h("a", { href: "#/sources" }, "add a source"), " to take in webhooks from another platform.") : null;
+    page("Overview of " + state.tenant, none,
       bad ? h("a", { href: "#/broker-sources", class: "alert-link" }, bad) : null,
       h("section", { class: "hero" },
-        num("failed-last-hour", "deliveries failed in the last hour", hour.failed_deliveries, hour.failed_deliveries ? "bad" : "good", "#/deliveries?since=1h&failed=1"),
+        num("failed-last-hour", "deliveries failed in the last hour", hour.failed_deliveries, hour.failed_deliveries ? "bad" : "good", "#/failures?since=1h"),
+        num("rejected-last-hour", "requests rejected by sources in the last hour", nRejected, rejected.data.length ? "bad" : "good", "#/sources"),
         h("p", { class: "hint" }, plural(hour.failed_attempts, "failed attempt") + " of " + hour.attempts + " in the last hour; " +
           plural(hour.dead, "of the hour's deliveries is dead", "of the hour's deliveries are dead") + ".")),
       h("div", { class: "toolbar" }, h("label", {}, "Period ", periodSel)),
@@ -1196,26 +1202,164 @@
       "The catalog is empty.", [1]),
       docsOut);
   }
+  // SOURCE_PROVIDERS are the choices of the new source form: a verification scheme or a preset
+  // (docs/receiving.md), with the event type prefix suggested for it.
+  const SOURCE_PROVIDERS = [
+    ["stripe", { scheme: "stripe" }, "Stripe", "stripe."], ["github", { scheme: "github" }, "GitHub", "github."],
+    ["shopify", { scheme: "shopify" }, "Shopify", "shopify."], ["slack", { scheme: "slack" }, "Slack", "slack."],
+    ["twilio", { scheme: "twilio" }, "Twilio", "twilio."], ["standard_webhooks", { scheme: "standard_webhooks" }, "Standard Webhooks (Svix, Clerk, Resend, another Herald)", ""],
+    ["gitlab", { preset: "gitlab" }, "GitLab", "gitlab."], ["linear", { preset: "linear" }, "Linear", "linear."],
+    ["intercom", { preset: "intercom" }, "Intercom", "intercom."], ["square", { preset: "square" }, "Square (needs public_url: use the API)", "square."],
+    ["bearer", { scheme: "bearer" }, "Bearer token", ""], ["none", { scheme: "none" }, "No verification (tests only)", ""],
+  ];
+  function sourceForm() {
+    const name = h("input", { type: "text", id: "src-name", size: 40, placeholder: "stripe-live" });
+    const provider = h("select", { id: "src-provider" }, SOURCE_PROVIDERS.map(([v, , l]) => h("option", { value: v }, l)));
+    const secret = h("input", { type: "password", id: "src-secret", size: 50, autocomplete: "new-password", placeholder: "the provider's signing secret" });
+    const secretRow = h("div", { class: "field" }, h("label", { for: secret.id }, "secret"), secret,
+      h("div", { class: "hint" }, "Stored encrypted, never shown again."), fieldError("verification"));
+    const prefix = h("input", { type: "text", id: "src-prefix", size: 20 });
+    const sync = () => {
+      const p = SOURCE_PROVIDERS.find((x) => x[0] === provider.value);
+      secretRow.hidden = p[0] === "none";
+      prefix.value = p[3];
+      if (!name.value || SOURCE_PROVIDERS.some((x) => x[0] === name.value)) name.value = p[0];
+    };
+    provider.addEventListener("change", sync);
+    sync();
+    const form = h("form", { class: "card endpoint-form", id: "source-form", novalidate: true, onsubmit: async (ev) => {
+      ev.preventDefault();
+      const p = SOURCE_PROVIDERS.find((x) => x[0] === provider.value);
+      const verification = { ...p[1] };
+      if (p[0] !== "none" && secret.value) verification.secrets = [secret.value];
+      const body = { name: name.value.trim(), verification };
+      if (prefix.value.trim()) body.event_type_prefix = prefix.value.trim();
+      try {
+        const src = await api("POST", t() + "/sources", body);
+        // The secret typed here fills the signed test request on the next page, once: kept in
+        // memory only, never stored in the tab.
+        state.newSource = { id: src.id, secret: secret.value };
+        flash("Source created: give its ingest URL to the sender.");
+        go("/sources/" + src.id);
+      } catch (ex) {
+        const rest = showFieldErrors(form, ex);
+        flash(rest.length || !(ex.errors || []).length ? ex.message : "The source was not saved: see the messages next to the fields.", "error");
+      }
+    } },
+    h("div", { class: "field" }, h("label", { for: provider.id }, "provider"), provider),
+    h("div", { class: "field" }, h("label", { for: name.id }, "name"), name, fieldError("name")),
+    secretRow,
+    h("div", { class: "field" }, h("label", { for: prefix.id }, "event type prefix"), prefix,
+      h("div", { class: "hint" }, "Put before the provider's event type: stripe. makes stripe.invoice.paid."), fieldError("event_type_prefix")),
+    h("div", { class: "actions" }, h("button", { type: "submit", id: "src-submit" }, "Add")));
+    return form;
+  }
   async function sources() {
     const r = await pages(t() + "/sources", {}, 1000);
     page("Sources", h("p", {}, "Ingest URLs where other platforms send webhooks to this tenant; see docs/receiving.md."),
-      table(["name", "scheme", "state", "created"], r.items.map((x) => h("tr", {},
-        h("td", {}, h("a", { href: "#/sources/" + x.id }, x.name)), h("td", {}, x.verification.scheme),
-        h("td", {}, x.enabled ? "enabled" : "disabled"), h("td", {}, when(x.created_at)))), "No sources yet."));
+      r.items.length ? h("div", { class: "table-box" }, table(["name", "scheme", "state", "created"], r.items.map((x) => h("tr", { "data-source": x.id },
+        h("td", {}, h("a", { href: "#/sources/" + x.id, title: x.id }, x.name)), h("td", {}, x.verification.preset || x.verification.scheme),
+        h("td", {}, x.enabled ? "enabled" : h("span", { class: "badge state-dead" }, "disabled")), h("td", {}, when(x.created_at)))))) :
+        h("p", { class: "empty" }, "No sources yet. Add one below, then give its ingest URL to the provider (Stripe, GitHub, …): what it sends becomes events for your endpoints."),
+      h("h2", {}, "Add a source"), sourceForm());
+  }
+  // copyButton copies text to the clipboard (or, where the browser refuses, selects target).
+  function copyButton(id, text, target) {
+    return h("button", { type: "button", class: "secondary small", id, onclick: async () => {
+      try {
+        await navigator.clipboard.writeText(text());
+        flash("Copied.");
+      } catch (e) {
+        if (target) { const r = document.createRange(); r.selectNodeContents(target); getSelection().removeAllRanges(); getSelection().addRange(r); }
+        flash("Press Ctrl+C (or ⌘C) to copy the selection.");
+      }
+    } }, "Copy");
+  }
+  // testRequest is a bash snippet that sends the source a correctly signed test request, for the
+  // schemes a shell can sign with openssl; secret fills it when known (just typed).
+  function testRequest(src, secret) {
+    const v = src.verification || {}, scheme = v.scheme;
+    const sq = (x) => "'" + String(x).replace(/'/g, "'\\''") + "'";
+    const lines = ["URL=" + sq(src.ingest_url)];
+    if (scheme !== "none") lines.push("SECRET=" + sq(secret || "<the secret you gave the source>"));
+    lines.push("BODY=" + sq('{"id":"evt_test_' + Date.now() + '","type":"test.ping","data":{"hello":"world"}}'));
+    const hex = "openssl dgst -sha256 -hmac \"$SECRET\" -r | cut -d' ' -f1";
+    const post = 'curl -sS -X POST "$URL" -H "Content-Type: application/json" --data-raw "$BODY"';
+    switch (v.preset ? "" : scheme) {
+      case "none": lines.push(post); break;
+      case "github":
+        lines.push('SIG=$(printf \'%s\' "$BODY" | ' + hex + ")",
+          post + ' \\\n  -H "X-GitHub-Event: ping" -H "X-GitHub-Delivery: test-$(date +%s%N)" -H "X-Hub-Signature-256: sha256=$SIG"'); break;
+      case "shopify":
+        lines.push('SIG=$(printf \'%s\' "$BODY" | openssl dgst -sha256 -hmac "$SECRET" -binary | base64)',
+          post + ' \\\n  -H "X-Shopify-Topic: test/ping" -H "X-Shopify-Webhook-Id: test-$(date +%s%N)" -H "X-Shopify-Hmac-Sha256: $SIG"'); break;
+      case "stripe":
+        lines.push("TS=$(date +%s)", 'SIG=$(printf \'%s.%s\' "$TS" "$BODY" | ' + hex + ")", post + ' \\\n  -H "Stripe-Signature: t=$TS,v1=$SIG"'); break;
+      case "slack":
+        lines.push("TS=$(date +%s)", 'SIG=$(printf \'v0:%s:%s\' "$TS" "$BODY" | ' + hex + ")",
+          post + ' \\\n  -H "X-Slack-Request-Timestamp: $TS" -H "X-Slack-Signature: v0=$SIG"'); break;
+      case "standard_webhooks":
+        lines.push("ID=msg_test_$(date +%s%N)", "TS=$(date +%s)",
+          "KEY=$(printf '%s' \"${SECRET#whsec_}\" | base64 -d | od -An -tx1 | tr -d ' \\n')",
+          'SIG=$(printf \'%s.%s.%s\' "$ID" "$TS" "$BODY" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$KEY" -binary | base64)',
+          post + ' \\\n  -H "webhook-id: $ID" -H "webhook-timestamp: $TS" -H "webhook-signature: v1,$SIG"'); break;
+      case "bearer":
+        lines.push(post + ' \\\n  -H "' + (v.header ? v.header + ": $SECRET" : "Authorization: Bearer $SECRET") + '"'); break;
+      default: return null;
+    }
+    return lines.join("\n");
   }
   async function sourceDetail(params, id) {
     const status = params.get("status") || "";
-    const [src, rr] = await Promise.all([api("GET", t() + "/sources/" + encodeURIComponent(id)),
+    const base = t() + "/sources/" + encodeURIComponent(id);
+    const [src, rr] = await Promise.all([api("GET", base),
       api("GET", t() + "/received-requests" + qs({ source_id: id, status, cursor: params.get("cursor"), limit: 50 }))]);
     const sel = h("select", { onchange: (e) => go("/sources/" + id, { status: e.target.value }) },
       ["", "accepted", "duplicate", "quarantined", "rejected"].map((x) => h("option", { value: x, selected: x === status }, x || "any status")));
+    const urlBox = h("code", { id: "ingest-url" }, src.ingest_url);
+    const rotate = h("button", { type: "button", class: "secondary", id: "rotate-source-token", onclick: async () => {
+      if (!await confirmDialog("Give " + src.name + " a new ingest URL? The current one stops working at once: update it at the sender right after.", "Rotate")) return;
+      try {
+        await api("POST", base + "/rotate-token", {});
+        flash("New ingest URL: give it to the sender.");
+        route();
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, "Rotate URL");
+    const toggle = h("button", { type: "button", id: "toggle-source", class: src.enabled ? "danger" : "", onclick: async () => {
+      if (src.enabled && !await confirmDialog("Disable " + src.name + "? Its ingest URL answers 404 (as an unknown one) until you enable it again.", "Disable")) return;
+      try {
+        await api("PATCH", base, { enabled: !src.enabled });
+        flash(src.enabled ? "Source disabled." : "Source enabled.");
+        route();
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, src.enabled ? "Disable" : "Enable");
+    const del = h("button", { type: "button", id: "delete-source", class: "danger", onclick: async () => {
+      if (!await confirmDialog("Delete " + src.name + " and its received requests? Its ingest URL stops working; its events stay.", "Delete")) return;
+      try {
+        await api("DELETE", base);
+        flash("Source deleted.");
+        go("/sources");
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, "Delete");
+    const fresh = state.newSource && state.newSource.id === id ? state.newSource.secret : "";
+    const snippet = testRequest(src, fresh);
+    const snippetBox = snippet ? h("pre", { class: "json", id: "test-request" }, snippet) : null;
     page("Source " + src.name,
-      fieldRows([["id", code(src.id)], ["ingest URL", code(src.ingest_url)], ["verification", src.verification.scheme],
-        ["state", src.enabled ? "enabled" : "disabled"], ["dedup", src.dedup ? src.dedup.by : "—"]]),
+      fieldRows([["id", code(src.id)], ["ingest URL", h("span", {}, urlBox, " ", copyButton("copy-ingest-url", () => src.ingest_url, urlBox))],
+        ["verification", (src.verification.preset ? src.verification.preset + " · " : "") + src.verification.scheme],
+        ["state", src.enabled ? "enabled" : h("span", { class: "badge state-dead" }, "disabled")], ["dedup", src.dedup ? src.dedup.by : "—"],
+        ["event type prefix", src.event_type_prefix || "none"], ["created", whenFull(src.created_at)]]),
+      h("div", { class: "toolbar" }, rotate, " ", toggle, " ", del),
+      h("p", { class: "hint" }, "The ingest URL carries the source's token: treat it as a secret. Rotate it if it may have leaked."),
+      h("h2", {}, "Send a test request"),
+      snippet ? [h("p", {}, "Paste this in a shell (bash, curl and openssl): it sends a correctly signed request, which should show below as accepted. ",
+        fresh ? "It holds the secret you just typed: it is not shown again." : ""), snippetBox, h("div", { class: "toolbar" }, copyButton("copy-test-request", () => snippet, snippetBox))] :
+        h("p", { class: "hint" }, "A shell cannot easily sign for this scheme: see the provider's section of docs/receiving.md, or send a test from the provider's dashboard."),
       h("h2", {}, "Received requests"), h("div", { class: "toolbar" }, h("label", {}, "Status ", sel)),
-      table(["request", "received", "status", "reason", "event"], rr.data.map((x) => h("tr", {},
+      h("div", { class: "table-box" }, table(["request", "received", "status", "reason", "event"], rr.data.map((x) => h("tr", { "data-received": x.id, "data-status": x.status },
         h("td", {}, h("a", { href: "#/received/" + x.id }, x.id)), h("td", {}, when(x.received_at)), h("td", {}, h("span", { class: "badge rr-" + x.status }, x.status)),
-        h("td", {}, x.reason || ""), h("td", {}, x.event_id ? h("a", { href: "#/events/" + encodeURIComponent(x.event_id) }, x.event_id) : ""))), "Nothing received yet."),
+        h("td", {}, x.reason || ""), h("td", {}, x.event_id ? h("a", { href: "#/events/" + encodeURIComponent(x.event_id) }, x.event_id) : ""))),
+      "Nothing received yet. Give the ingest URL to the sender, or send the test request above.")),
       nextLink("/sources/" + id, params, rr.next_cursor));
   }
   async function receivedDetail(params, id) {
