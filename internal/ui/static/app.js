@@ -118,8 +118,9 @@
   function table(headers, rows, empty, numeric) {
     if (!rows.length) return h("p", { class: "empty" }, empty || "Nothing here.");
     const num = new Set(numeric || []);
-    return h("table", {}, h("thead", {}, h("tr", {}, headers.map((x, i) => h("th", { class: num.has(i) ? "num" : null }, x)))),
-      h("tbody", {}, rows));
+    // In a box of its own that scrolls sideways, so that a wide table never widens the page.
+    return h("div", { class: "table-box" }, h("table", {}, h("thead", {}, h("tr", {}, headers.map((x, i) => h("th", { class: num.has(i) ? "num" : null }, x)))),
+      h("tbody", {}, rows)));
   }
   // isoFromLocal turns a datetime-local input value into RFC 3339 (UTC).
   function isoFromLocal(v) { return v ? new Date(v).toISOString() : ""; }
@@ -442,7 +443,7 @@
         h("td", { class: "num" }, x ? pct(x.n - x.failed, x.n) : "—"), h("td", { class: "num" }, latencies(x)),
         h("td", { class: "num" }, x ? x.n : 0), h("td", {}, e.event_types.join(", ")));
     });
-    page("Endpoints", table(["destination", "type", "state", "success (24 h)", "latency p50 / p95", "attempts", "subscriptions"], rows, "No endpoints yet.", [3, 4, 5]),
+    page("Endpoints", table(["destination", "type", "state", "success (24 h)", "latency p50 / p95", "attempts", "subscriptions"], rows, "No endpoints yet: add one below with the URL that should receive this tenant's events, then send it a test event from its page.", [3, 4, 5]),
       h("p", { class: "hint" }, "Health is computed from the attempts of the last 24 hours" + (att.more ? " (the newest " + att.items.length + ")" : "") +
         ". A disabled endpoint shows why; a failing one, since when (its circuit breaker pauses it for 30 s after 20 retryable failures in a row)."),
       h("h2", {}, "Add an endpoint"), newEndpointForm(types));
@@ -883,9 +884,9 @@
         settingsForm(e)),
       h("details", { class: "edit-destination", id: "edit-destination" }, h("summary", {}, "Change the destination"),
         h("p", { class: "hint" }, "Credentials are never shown: leave one blank to keep it."), destinationForm(types, e)),
-      h("h2", {}, "What is failing here (24 h)"), fails.groups.length ? h("div", { class: "table-box", id: "endpoint-failures" }, failureTable(fails.groups, "24h", true)) :
+      h("h2", {}, "What is failing here (24 h)"), fails.groups.length ? h("div", { id: "endpoint-failures" }, failureTable(fails.groups, "24h", true)) :
         h("p", { class: "empty" }, "No failed attempt in the last 24 hours."),
-      h("h2", {}, "Pending and dead deliveries"), deliveryTable(pend.data),
+      h("h2", {}, "Pending and dead deliveries"), deliveryTable(pend.data, "Nothing pending or dead: every delivery to this endpoint succeeded."),
       h("h2", {}, "Latency and status of recent attempts"), attemptChart(att.data),
       h("h2", {}, "Recent attempts"), attemptTable(att.data, true));
   }
@@ -961,7 +962,7 @@
       } catch (ex) { flash(ex.message, "error"); ev.target.disabled = false; }
     } }, "Retry");
   }
-  function deliveryTable(list) {
+  function deliveryTable(list, empty) {
     return table(["delivery", "event", "endpoint", "state", "attempts", "last status", "next attempt / error", ""],
       list.map((d) => h("tr", { "data-delivery": d.id, "data-state": d.state },
         h("td", {}, h("a", { href: "#/deliveries/" + d.id }, d.id), h("div", { class: "hint" }, when(d.created_at))),
@@ -970,7 +971,7 @@
         h("td", {}, stateBadge(d.state)), h("td", { class: "num" }, d.attempt_count),
         h("td", { class: "num" }, d.last_status || "—"),
         h("td", {}, d.state === "pending" ? [d.next_attempt_at ? ["next ", when(d.next_attempt_at)] : "", waitReason(d, list), d.last_error ? h("div", { class: "hint" }, d.last_error) : null] : (d.last_error || "")),
-        h("td", {}, retryButton(d)))), "No deliveries match.");
+        h("td", {}, retryButton(d)))), empty || "No deliveries match. Deliveries appear when an event is published to a subscribed endpoint: widen the filters, or send a test event from an endpoint's page.");
   }
   function attemptTable(list, showDelivery) {
     return table(["time", showDelivery ? "delivery" : null, "result", "latency", "error", "response"].filter(Boolean),
@@ -1073,18 +1074,18 @@
   // failureTable lays out failure groups: what failed, how often and since when, an example
   // of the receiver's answer, and one action each.
   function failureTable(groups, since, oneEndpoint) {
-    return table([oneEndpoint ? null : "endpoint", "failure", "attempts", "deliveries", "dead now", "first seen", "last seen", "example", ""].filter((x) => x !== null),
+    return table([oneEndpoint ? null : "endpoint", "failure", "attempts", "deliveries", "dead now", "first and last seen", "example", ""].filter((x) => x !== null),
       groups.map((g) => {
         const e = endpointOf(g.endpoint_id);
         return h("tr", { class: "failure-group", "data-endpoint": g.endpoint_id, "data-class": g.class },
           oneEndpoint ? null : h("td", {}, epLink(g.endpoint_id), e ? h("div", { class: "hint" }, endpointState(e)) : h("div", { class: "hint" }, "deleted")),
           h("td", {}, h("span", { class: "badge state-dead" }, failureClassText(g))),
           h("td", { class: "num" }, g.attempts), h("td", { class: "num" }, g.deliveries), h("td", { class: "num dead-count" }, g.dead),
-          h("td", {}, whenFull(g.first_seen)), h("td", {}, whenFull(g.last_seen)),
+          h("td", { class: "seen" }, h("div", {}, "first ", whenFull(g.first_seen)), h("div", {}, "last ", whenFull(g.last_seen))),
           h("td", {}, g.example.error ? h("div", { class: "hint" }, g.example.error) : null,
             g.example.response ? h("pre", { class: "excerpt example" }, g.example.response.slice(0, 300)) : null,
             h("a", { href: "#/deliveries/" + g.example.delivery_id }, "attempt of " + g.example.delivery_id)),
-          h("td", { class: "actions" }, replayGroupButton(g, since), " ", oneEndpoint ? null : [disableButton(e), " ", h("a", { href: "#/endpoints/" + encodeURIComponent(g.endpoint_id) }, "Open endpoint")]));
+          h("td", {}, h("div", { class: "group-actions" }, replayGroupButton(g, since), oneEndpoint ? null : [disableButton(e), h("a", { href: "#/endpoints/" + encodeURIComponent(g.endpoint_id) }, "Open endpoint")])));
       }), "Nothing failed in this period.", oneEndpoint ? [1, 2, 3] : [2, 3, 4]);
   }
   const FAILURE_PERIODS = [["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"]];
@@ -1096,7 +1097,7 @@
     page("What is failing",
       h("p", {}, "Failed attempts grouped by endpoint and by what went wrong. Read the example answer, fix the receiver (or its settings), then replay the group's dead deliveries."),
       h("div", { class: "toolbar" }, h("label", {}, "Period ", sel)),
-      r.groups.length ? h("div", { class: "table-box", id: "failure-groups" }, failureTable(r.groups, since, false)) :
+      r.groups.length ? h("div", { id: "failure-groups" }, failureTable(r.groups, since, false)) :
         h("p", { class: "empty", id: "no-failures" }, "Nothing failed in this period. When a receiver fails, its failures are grouped here with an example answer and a replay button."),
       r.truncated ? h("p", { class: "hint" }, "Based on the newest 5000 attempts of the period.") : null);
   }
@@ -1124,7 +1125,8 @@
       } catch (ex) { flash(ex.message, "error"); }
     } }, "Replay all matching…");
     page("Dead letters", h("p", {}, "Deliveries that used up their retry schedule, or whose endpoint answered 410 Gone. Fix the receiver, then retry one or replay them all."),
-      deliveryFilters(params, "/dead"), h("div", { class: "toolbar" }, replay), deliveryTable(r.data), nextLink("/dead", params, r.next_cursor));
+      deliveryFilters(params, "/dead"), h("div", { class: "toolbar" }, replay),
+      deliveryTable(r.data, "No dead deliveries match: every delivery succeeded or is still being retried. What is failing shows the failures of the last hours."), nextLink("/dead", params, r.next_cursor));
   }
 
   // ---------- events ----------
@@ -1140,7 +1142,7 @@
     const r = await api("GET", t() + "/events" + qs({ event_type: params.get("event_type"), since: params.get("since"), until: params.get("until"), cursor: params.get("cursor"), limit: 50 }));
     page("Events", form, table(["event", "type", "source", "created"], r.data.map((e) => h("tr", {},
       h("td", {}, h("a", { href: "#/events/" + encodeURIComponent(e.id) }, e.id)), h("td", {}, e.type), h("td", {}, e.source || ""), h("td", {}, when(e.created_at)))),
-    "No events match."), nextLink("/events", params, r.next_cursor));
+    "No events match. Publish one with POST /v1/tenants/{tenant}/events (docs/api.md), or send a test event from an endpoint's page."), nextLink("/events", params, r.next_cursor));
   }
   async function eventDetail(params, id) {
     const base = t() + "/events/" + encodeURIComponent(id);
@@ -1199,7 +1201,7 @@
         h("td", { class: "num" }, x.version ? "v" + x.version : ""),
         h("td", {}, x.description || "", x.trigger ? h("div", { class: "trigger" }, "Sent when: " + x.trigger) : null),
         h("td", {}, status(x)))),
-      "The catalog is empty.", [1]),
+      "The catalog is empty: an admin registers event types with POST /v1/event-types (docs/api.md), then endpoints can subscribe to them.", [1]),
       docsOut);
   }
   // SOURCE_PROVIDERS are the choices of the new source form: a verification scheme or a preset
@@ -1257,9 +1259,9 @@
   async function sources() {
     const r = await pages(t() + "/sources", {}, 1000);
     page("Sources", h("p", {}, "Ingest URLs where other platforms send webhooks to this tenant; see docs/receiving.md."),
-      r.items.length ? h("div", { class: "table-box" }, table(["name", "scheme", "state", "created"], r.items.map((x) => h("tr", { "data-source": x.id },
+      r.items.length ? table(["name", "scheme", "state", "created"], r.items.map((x) => h("tr", { "data-source": x.id },
         h("td", {}, h("a", { href: "#/sources/" + x.id, title: x.id }, x.name)), h("td", {}, x.verification.preset || x.verification.scheme),
-        h("td", {}, x.enabled ? "enabled" : h("span", { class: "badge state-dead" }, "disabled")), h("td", {}, when(x.created_at)))))) :
+        h("td", {}, x.enabled ? "enabled" : h("span", { class: "badge state-dead" }, "disabled")), h("td", {}, when(x.created_at))))) :
         h("p", { class: "empty" }, "No sources yet. Add one below, then give its ingest URL to the provider (Stripe, GitHub, …): what it sends becomes events for your endpoints."),
       h("h2", {}, "Add a source"), sourceForm());
   }
@@ -1356,10 +1358,10 @@
         fresh ? "It holds the secret you just typed: it is not shown again." : ""), snippetBox, h("div", { class: "toolbar" }, copyButton("copy-test-request", () => snippet, snippetBox))] :
         h("p", { class: "hint" }, "A shell cannot easily sign for this scheme: see the provider's section of docs/receiving.md, or send a test from the provider's dashboard."),
       h("h2", {}, "Received requests"), h("div", { class: "toolbar" }, h("label", {}, "Status ", sel)),
-      h("div", { class: "table-box" }, table(["request", "received", "status", "reason", "event"], rr.data.map((x) => h("tr", { "data-received": x.id, "data-status": x.status },
+      table(["request", "received", "status", "reason", "event"], rr.data.map((x) => h("tr", { "data-received": x.id, "data-status": x.status },
         h("td", {}, h("a", { href: "#/received/" + x.id }, x.id)), h("td", {}, when(x.received_at)), h("td", {}, h("span", { class: "badge rr-" + x.status }, x.status)),
         h("td", {}, x.reason || ""), h("td", {}, x.event_id ? h("a", { href: "#/events/" + encodeURIComponent(x.event_id) }, x.event_id) : ""))),
-      "Nothing received yet. Give the ingest URL to the sender, or send the test request above.")),
+      "Nothing received yet. Give the ingest URL to the sender, or send the test request above."),
       nextLink("/sources/" + id, params, rr.next_cursor));
   }
   async function receivedDetail(params, id) {
@@ -1431,7 +1433,7 @@
       h("td", {}, typeBadge(x), credentialsHint(x)),
       h("td", {}, readsText(x, types)),
       h("td", {}, x.enabled ? brokerHealth(x) : h("span", { class: "hint" }, "not consumed")),
-      h("td", {}, x.enabled ? "enabled" : h("span", { class: "badge state-dead" }, "disabled")))), "No broker sources yet.");
+      h("td", {}, x.enabled ? "enabled" : h("span", { class: "badge state-dead" }, "disabled")))), "No broker sources yet: add one below to turn a stream, a queue or a topic into events.");
   }
   function unhealthyBanner(list) {
     const bad = list.filter((x) => x.enabled && x.health && x.health.state === "unhealthy");
