@@ -43,7 +43,7 @@ func TestBrowser_PortalEditsAndDeletesAnEndpoint(t *testing.T) {
 	if got := eval[string](b, "the headers' problem", headersErr); !strings.Contains(got, "Content-Type") || !strings.Contains(got, "set by Herald") {
 		t.Errorf("the headers field's error is %q, want the header and the API's reason", got)
 	}
-	b.shot(shots, "30-endpoint-settings-errors")
+	b.shot(shots, "40-endpoint-settings-errors")
 	var got struct {
 		endpointAnswer
 		Description    string            `json:"description"`

@@ -76,7 +76,7 @@ func TestBrowser_WhatIsFailingReplaysAGroup(t *testing.T) {
 	if eval[int](b, "the actions", `document.querySelectorAll(`+jsString("#failure-groups "+group+" .disable-endpoint")+`).length`) != 1 {
 		t.Error("the group offers no way to disable its endpoint")
 	}
-	b.shot(shots, "32-what-is-failing")
+	b.shot(shots, "42-what-is-failing")
 
 	healthy.Store(true)
 	b.do("ask to replay the group", chromedp.Click(chromedp.CSS("#failure-groups "+group+" .replay-group")), chromedp.WaitVisible(chromedp.CSS("#confirm-text")))

@@ -69,7 +69,7 @@ func TestBrowser_DeliveriesNameEndpointsAndSayWhyTheyWait(t *testing.T) {
 	if got := eval[string](b, "the endpoint picker", `[...document.querySelectorAll("#endpoint-filter option")].map((o) => o.value + "=" + o.textContent).join(",")`); got != "=any endpoint,"+ep.ID+"=Billing service" {
 		t.Errorf("the endpoint filter offers %q", got)
 	}
-	b.shot(shots, "31-deliveries-waiting")
+	b.shot(shots, "41-deliveries-waiting")
 
 	apiCall(t, n, 200, "PATCH", "/v1/tenants/acme/endpoints/"+ep.ID, map[string]any{"enabled": false}, nil)
 	b.do("open the delivery", chromedp.Navigate(n.URL()+"/ui/#/deliveries/"+d.ID), chromedp.WaitVisible(chromedp.CSS("section.delivery .wait-reason")))

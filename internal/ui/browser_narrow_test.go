@@ -93,7 +93,7 @@ func TestBrowser_WorksAt390PixelsWide(t *testing.T) {
 			t.Errorf("%s scrolls sideways at 390 px: scrollWidth %d > clientWidth %d (too wide: %s)", p.hash, sizes[0], sizes[1], wide)
 		}
 		if p.hash == "#/failures" {
-			b.shot(shots, "34-phone-what-is-failing")
+			b.shot(shots, "44-phone-what-is-failing")
 		}
 	}
 }

@@ -57,7 +57,7 @@ func TestBrowser_SourcesCreatedTestedRotatedDisabled(t *testing.T) {
 			t.Fatalf("the %s test request was %s, want accepted (answer %s)", c.provider, got, out)
 		}
 		if c.provider == "github" {
-			b.shot(shots, "33-source-test-request")
+			b.shot(shots, "43-source-test-request")
 		}
 	}
 

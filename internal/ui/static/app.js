@@ -1344,6 +1344,7 @@
       } catch (ex) { flash(ex.message, "error"); }
     } }, "Delete");
     const fresh = state.newSource && state.newSource.id === id ? state.newSource.secret : "";
+    state.newSource = null; // shown once: the page shown again has the placeholder
     const snippet = testRequest(src, fresh);
     const snippetBox = snippet ? h("pre", { class: "json", id: "test-request" }, snippet) : null;
     page("Source " + src.name,
