@@ -10,18 +10,10 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// On a phone (390 px wide) no page of the dashboard scrolls sideways: wide tables scroll in their
-// own box. The server's root redirects to the dashboard, which has a favicon.
-func TestBrowser_WorksAt390PixelsWide(t *testing.T) {
+// The server's root redirects to the dashboard (a browser pointed at the address lands there).
+func TestRoot_RedirectsToTheDashboard(t *testing.T) {
 	t.Parallel()
-	browser := chromium(t)
-	shots := screenshots(t)
-	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, `{"error":"a rather long error message from the receiver, to be shown in a narrow table cell"}`, http.StatusBadGateway)
-	}))
-	t.Cleanup(rc.Close)
 	n := startUINode(t)
-
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := noFollow.Get(n.URL() + "/")
 	if err != nil {
@@ -31,6 +23,20 @@ func TestBrowser_WorksAt390PixelsWide(t *testing.T) {
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/ui/" {
 		t.Fatalf("GET / = %d to %q, want 302 to /ui/", resp.StatusCode, resp.Header.Get("Location"))
 	}
+
+}
+
+// On a phone (390 px wide) no page of the dashboard scrolls sideways: wide tables scroll in their
+// own box. The dashboard, opened from the server's root, has a favicon.
+func TestBrowser_WorksAt390PixelsWide(t *testing.T) {
+	t.Parallel()
+	browser := chromium(t)
+	shots := screenshots(t)
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":"a rather long error message from the receiver, to be shown in a narrow table cell"}`, http.StatusBadGateway)
+	}))
+	t.Cleanup(rc.Close)
+	n := startUINode(t)
 
 	apiCall(t, n, 201, "POST", "/v1/event-types", map[string]any{"name": "invoice.paid", "description": "An invoice was paid."}, nil)
 	var ep endpointAnswer
