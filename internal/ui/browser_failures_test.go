@@ -14,7 +14,7 @@ import (
 // The what-failed → why → fix → replay loop on one screen: two deliveries die on a receiver
 // answering 500; "What is failing" shows them as one group (endpoint × HTTP 500) with its counts,
 // first and last seen and the receiver's answer; the endpoint's page offers "Replay 2 dead"; once
-// the receiver is fixed, replaying the group delivers both.
+// the receiver is fixed, replaying the group delivers both. All of it through a portal link.
 func TestBrowser_WhatIsFailingReplaysAGroup(t *testing.T) {
 	t.Parallel()
 	browser := chromium(t)
@@ -55,7 +55,8 @@ func TestBrowser_WhatIsFailingReplaysAGroup(t *testing.T) {
 	}
 	waitState("dead", 2)
 
-	b := signedInTab(t, browser, n)
+	// As a tenant's user would, through a portal link.
+	b := portalTab(t, browser, n, "acme", 1280, 1000)
 	b.do("open the endpoint", chromedp.Navigate(n.URL()+"/ui/#/endpoints/"+ep.ID), chromedp.WaitVisible(chromedp.CSS("#replay-endpoint-dead")),
 		chromedp.WaitVisible(chromedp.CSS("#endpoint-failures tr.failure-group")))
 	if got := eval[string](b, "the replay button", `document.querySelector("#replay-endpoint-dead").textContent`); got != "Replay 2 dead" {

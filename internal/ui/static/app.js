@@ -1132,13 +1132,13 @@
   // ---------- events ----------
   async function events(params) {
     const id = h("input", { name: "id", placeholder: "event id", size: 28, id: "event-id" });
-    const type = h("input", { name: "event_type", value: params.get("event_type") || "", placeholder: "invoice.paid", size: 20 });
+    const type = h("input", { name: "event_type", value: params.get("event_type") || "", placeholder: "invoice.paid", size: 20, list: "event-type-choices" });
     const since = h("input", { type: "datetime-local" }), until = h("input", { type: "datetime-local" });
     const form = h("form", { class: "inline", onsubmit: (e) => {
       e.preventDefault();
       if (id.value.trim()) return go("/events/" + encodeURIComponent(id.value.trim()));
       go("/events", { event_type: type.value.trim(), since: isoFromLocal(since.value), until: isoFromLocal(until.value) });
-    } }, h("label", {}, "Id ", id), h("label", {}, "Type ", type), h("label", {}, "From ", since), h("label", {}, "To ", until), h("button", { type: "submit" }, "Search"));
+    } }, h("label", {}, "Id ", id), h("label", {}, "Type ", type), eventTypeChoices(), h("label", {}, "From ", since), h("label", {}, "To ", until), h("button", { type: "submit" }, "Search"));
     const r = await api("GET", t() + "/events" + qs({ event_type: params.get("event_type"), since: params.get("since"), until: params.get("until"), cursor: params.get("cursor"), limit: 50 }));
     page("Events", form, table(["event", "type", "source", "created"], r.data.map((e) => h("tr", {},
       h("td", {}, h("a", { href: "#/events/" + encodeURIComponent(e.id) }, e.id)), h("td", {}, e.type), h("td", {}, e.source || ""), h("td", {}, when(e.created_at)))),
