@@ -216,6 +216,7 @@ func New(cfg Config) *Server {
 	s.registerDestinationTypes()
 	s.registerEvents()
 	s.registerDeliveries()
+	s.registerFailures()
 	s.registerKeys()
 	s.registerAudit()
 	s.registerExport()

@@ -46,6 +46,8 @@ var isolationBodies = map[string]string{
 	"POST /v1/tenants/{tenant}/deliveries/{id}/retry":         "",
 	"GET /v1/tenants/{tenant}/attempts":                       "",
 	"POST /v1/tenants/{tenant}/replays":                       `{"states":["pending","succeeded","dead"]}`,
+	"GET /v1/tenants/{tenant}/failures":                       "",
+	"POST /v1/tenants/{tenant}/failures/replay":               `{"endpoint_id":"{endpoint}","class":"http_500"}`,
 	"GET /v1/tenants/{tenant}/stats":                          "",
 	"GET /v1/tenants/{tenant}/stats/timeseries":               "",
 	"POST /v1/tenants/{tenant}/portal-links":                  `{"expires_in_seconds":600}`,

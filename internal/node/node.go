@@ -297,6 +297,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	mux.Handle("/in/", in)
 	mux.Handle("/ui/", dashboard)
+	// A browser pointed at the server's address lands on the dashboard.
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.Handle("/", a)
 	var handler http.Handler = mux
 	srvTLS, err := serverTLS(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSClientCAFile)

@@ -82,9 +82,21 @@
     else t = f(abs / 86400, "day");
     return d >= 0 ? t + " ago" : "in " + t;
   }
+  // utc is a moment as an absolute UTC time, to the second: "2026-12-03 18:55:02 UTC".
+  function utc(iso) {
+    const d = new Date(iso);
+    return isNaN(d) ? String(iso) : d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  }
+  // when is a moment relative to now, with the absolute time on hover.
   function when(iso) {
     if (!iso) return "—";
-    return h("time", { datetime: iso, title: iso }, ago(iso));
+    return h("time", { datetime: iso, title: new Date(iso).toISOString() }, ago(iso));
+  }
+  // whenFull is a moment for detail views: absolute (UTC) and relative, so retry rhythms and
+  // incident timelines can be read.
+  function whenFull(iso) {
+    if (!iso) return "—";
+    return h("time", { datetime: iso, title: new Date(iso).toISOString(), class: "full" }, utc(iso), h("span", { class: "hint" }, " · " + ago(iso)));
   }
   function dur(sec) {
     if (sec < 60) return sec + "s";
@@ -106,8 +118,9 @@
   function table(headers, rows, empty, numeric) {
     if (!rows.length) return h("p", { class: "empty" }, empty || "Nothing here.");
     const num = new Set(numeric || []);
-    return h("table", {}, h("thead", {}, h("tr", {}, headers.map((x, i) => h("th", { class: num.has(i) ? "num" : null }, x)))),
-      h("tbody", {}, rows));
+    // In a box of its own that scrolls sideways, so that a wide table never widens the page.
+    return h("div", { class: "table-box" }, h("table", {}, h("thead", {}, h("tr", {}, headers.map((x, i) => h("th", { class: num.has(i) ? "num" : null }, x)))),
+      h("tbody", {}, rows)));
   }
   // isoFromLocal turns a datetime-local input value into RFC 3339 (UTC).
   function isoFromLocal(v) { return v ? new Date(v).toISOString() : ""; }
@@ -255,6 +268,7 @@
     [/^\/deliveries$/, deliveries],
     [/^\/deliveries\/([^/]+)$/, deliveryDetail],
     [/^\/dead$/, dead],
+    [/^\/failures$/, failures],
     [/^\/event-types$/, eventTypes],
     [/^\/sources$/, sources],
     [/^\/sources\/([^/]+)$/, sourceDetail],
@@ -309,13 +323,16 @@
   const PERIODS = [["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"], ["30d", "Last 30 days"]];
   async function home(params) {
     const period = params.get("period") || "24h";
-    const [hour, st, series, att, eps] = await Promise.all([
+    const [hour, st, series, att, eps, rejected] = await Promise.all([
       api("GET", t() + "/stats?since=1h"),
       api("GET", t() + "/stats" + qs({ since: period })),
       api("GET", t() + "/stats/timeseries" + qs({ since: period, buckets: period === "1h" ? 12 : period === "24h" ? 24 : period === "7d" ? 28 : 30 })),
       pages(t() + "/attempts", { since: new Date(Date.now() - periodMs(period)).toISOString() }, 1000),
       pages(t() + "/endpoints", {}, 1000),
+      // What the tenant's sources refused in the last hour (bad signatures, unknown senders).
+      api("GET", t() + "/received-requests" + qs({ status: "rejected", since: new Date(Date.now() - 3600e3).toISOString(), limit: 250 })),
     ]);
+    const nRejected = rejected.data.length + (rejected.next_cursor ? "+" : "");
     // Broker sources that cannot read their broker are named here too: an outage of the bus
     // is seen from the first page. A failure to list them leaves the overview as it is.
     let bsrc = [];
@@ -325,10 +342,13 @@
       PERIODS.map(([v, l]) => h("option", { value: v, selected: v === period }, l)));
     const num = (id, label, value, cls, href) => h("a", { class: "stat " + (cls || ""), id, href: href || null },
       h("span", { class: "value" }, String(value)), h("span", { class: "label" }, label));
-    page("Overview of " + state.tenant,
+    const none = !eps.items.length ? h("p", { class: "card", id: "get-started" }, "No endpoint yet: ",
+      h("a", { href: "#/endpoints" }, "add one"), " to start receiving this tenant's events, or ", h("a", { href: "#/sources" }, "add a source"), " to take in webhooks from another platform.") : null;
+    page("Overview of " + state.tenant, none,
       bad ? h("a", { href: "#/broker-sources", class: "alert-link" }, bad) : null,
       h("section", { class: "hero" },
-        num("failed-last-hour", "deliveries failed in the last hour", hour.failed_deliveries, hour.failed_deliveries ? "bad" : "good", "#/deliveries?since=1h&failed=1"),
+        num("failed-last-hour", "deliveries failed in the last hour", hour.failed_deliveries, hour.failed_deliveries ? "bad" : "good", "#/failures?since=1h"),
+        num("rejected-last-hour", "requests rejected by sources in the last hour", nRejected, rejected.data.length ? "bad" : "good", "#/sources"),
         h("p", { class: "hint" }, plural(hour.failed_attempts, "failed attempt") + " of " + hour.attempts + " in the last hour; " +
           plural(hour.dead, "of the hour's deliveries is dead", "of the hour's deliveries are dead") + ".")),
       h("div", { class: "toolbar" }, h("label", {}, "Period ", periodSel)),
@@ -393,7 +413,7 @@
   function latencies(x) { return x ? x.p50.toFixed(1) + " / " + x.p95.toFixed(1) + " ms" : "—"; }
   function failingMost(att, byID) {
     const rows = [...health(att.items).values()].filter((e) => e.failed > 0).sort((a, b) => b.failed - a.failed).slice(0, 5)
-      .map((e) => h("tr", {}, h("td", {}, h("a", { href: "#/endpoints/" + e.id }, byID.has(e.id) ? endpointLabel(byID.get(e.id)) : e.id),
+      .map((e) => h("tr", {}, h("td", {}, h("a", { href: "#/endpoints/" + e.id, title: e.id }, byID.has(e.id) ? epName(byID.get(e.id)) : e.id),
         h("div", { class: "hint" }, byID.has(e.id) ? [endpointState(byID.get(e.id))] : "deleted")), h("td", { class: "num" }, e.failed),
         h("td", { class: "num" }, e.n), h("td", { class: "num" }, pct(e.n - e.failed, e.n)), h("td", { class: "num" }, latencies(e))));
     return [table(["endpoint", "failed attempts", "attempts", "success rate", "latency p50 / p95"], rows, "No endpoint failed in this period.", [1, 2, 3, 4]),
@@ -417,13 +437,13 @@
     const hl = health(att.items);
     const rows = eps.items.map((e) => {
       const x = hl.get(e.id);
-      return h("tr", { "data-endpoint": e.id }, h("td", {}, h("a", { href: "#/endpoints/" + e.id }, destinationText(e, types)), h("div", { class: "hint" }, e.description || e.id)),
+      return h("tr", { "data-endpoint": e.id }, h("td", {}, h("a", { href: "#/endpoints/" + e.id, title: e.id }, destinationText(e, types)), h("div", { class: "hint", title: e.id }, e.description || "no description")),
         h("td", {}, typeBadge(e), credentialsHint(e)),
         h("td", {}, endpointState(e)),
         h("td", { class: "num" }, x ? pct(x.n - x.failed, x.n) : "—"), h("td", { class: "num" }, latencies(x)),
         h("td", { class: "num" }, x ? x.n : 0), h("td", {}, e.event_types.join(", ")));
     });
-    page("Endpoints", table(["destination", "type", "state", "success (24 h)", "latency p50 / p95", "attempts", "subscriptions"], rows, "No endpoints yet.", [3, 4, 5]),
+    page("Endpoints", table(["destination", "type", "state", "success (24 h)", "latency p50 / p95", "attempts", "subscriptions"], rows, "No endpoints yet: add one below with the URL that should receive this tenant's events, then send it a test event from its page.", [3, 4, 5]),
       h("p", { class: "hint" }, "Health is computed from the attempts of the last 24 hours" + (att.more ? " (the newest " + att.items.length + ")" : "") +
         ". A disabled endpoint shows why; a failing one, since when (its circuit breaker pauses it for 30 s after 20 retryable failures in a row)."),
       h("h2", {}, "Add an endpoint"), newEndpointForm(types));
@@ -565,7 +585,9 @@
         const key = parts.slice(0, n).join(".");
         slot = slots.find((x) => x.dataset.field === key);
       }
-      if (slot) slot.textContent = (slot.textContent ? slot.textContent + "; " : "") + e.message;
+      const where = slot ? (e.location || "").replace(/^body\./, "").slice(slot.dataset.field.length).replace(/^\./, "") : "";
+      const msg = (where ? where + ": " : "") + e.message;
+      if (slot) slot.textContent = (slot.textContent ? slot.textContent + "; " : "") + msg;
       else rest.push(e);
     }
     return rest;
@@ -654,6 +676,94 @@
     return form;
   }
   function newEndpointForm(types) { return destinationForm(types); }
+  // parseDurations reads a retry schedule typed as "0, 30s, 5m, 2h, 1d" (a bare number is
+  // seconds) into seconds; it throws on an item it cannot read.
+  function parseDurations(text) {
+    const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 };
+    return text.split(",").map((x) => x.trim()).filter(Boolean).map((x, i) => {
+      const m = x.match(/^(\d+(?:\.\d+)?)\s*([smhd]?)$/);
+      if (!m) throw new Error("item " + (i + 1) + " (" + x + ") is not a duration like 30s, 5m, 2h or 1d");
+      return Math.round(parseFloat(m[1]) * unit[m[2]]);
+    });
+  }
+  // parseHeaders reads "Name: value" lines; it throws on a line without a colon.
+  function parseHeaders(text) {
+    const out = {};
+    text.split("\n").map((x) => x.trim()).filter(Boolean).forEach((line, i) => {
+      const at = line.indexOf(":");
+      if (at <= 0) throw new Error("line " + (i + 1) + " is not Name: value");
+      out[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    });
+    return out;
+  }
+  // settingsForm edits what an endpoint receives and how it is sent: the fields besides its
+  // destination. Only the fields changed are sent; each problem of the API shows at its field.
+  function settingsForm(e) {
+    const headersText = Object.entries(e.headers || {}).map(([k, v]) => k + ": " + v).join("\n");
+    // Exact, unlike dur: the form must read back what the endpoint has.
+    const exact = (x) => x && x % 86400 === 0 ? x / 86400 + "d" : x && x % 3600 === 0 ? x / 3600 + "h" : x && x % 60 === 0 ? x / 60 + "m" : x + "s";
+    const sched = (e.retry_schedule || []).map(exact).join(", ");
+    const f = {
+      description: h("input", { type: "text", id: "ep-description", size: 50, value: e.description || "" }),
+      event_types: h("input", { type: "text", id: "ep-event-types", size: 50, value: e.event_types.join(", ") }),
+      headers: h("textarea", { id: "ep-headers", rows: 3, cols: 60, placeholder: "X-Team: billing" }, headersText),
+      rate_limit: h("input", { type: "number", id: "ep-rate-limit", min: 0, step: "any", value: e.rate_limit || 0 }),
+      max_concurrency: h("input", { type: "number", id: "ep-max-concurrency", min: 1, step: 1, value: e.max_concurrency }),
+      timeout_seconds: h("input", { type: "number", id: "ep-timeout", min: 1, step: 1, value: e.timeout_seconds }),
+      retry_schedule: h("input", { type: "text", id: "ep-retry-schedule", size: 50, value: sched }),
+      filter: h("textarea", { id: "ep-filter", rows: 2, cols: 60, placeholder: "data.amount > 1000" }, e.filter || ""),
+      transform: h("textarea", { id: "ep-transform", rows: 2, cols: 60, placeholder: 'omit(event, ["data.card"])' }, e.transform || ""),
+    };
+    const row = (name, label, hint) => h("div", { class: "field" }, h("label", { for: f[name].id }, label), f[name],
+      hint ? h("div", { class: "hint" }, hint) : null, fieldError(name));
+    const form = h("form", { class: "card endpoint-form", id: "endpoint-settings-form", novalidate: true, onsubmit: async (ev) => {
+      ev.preventDefault();
+      const body = {}, local = [];
+      const str = (name, cur) => { if (f[name].value.trim() !== (cur || "")) body[name] = f[name].value.trim(); };
+      const num = (name, cur) => {
+        if (f[name].value.trim() === "") { local.push({ location: "body." + name, message: "required" }); return; }
+        const v = Number(f[name].value);
+        if (v !== cur) body[name] = v;
+      };
+      str("description", e.description);
+      const types = f.event_types.value.split(",").map((x) => x.trim()).filter(Boolean);
+      if (types.join(",") !== e.event_types.join(",")) body.event_types = types;
+      try {
+        const hd = parseHeaders(f.headers.value);
+        if (JSON.stringify(hd) !== JSON.stringify(e.headers || {})) body.headers = hd;
+      } catch (ex) { local.push({ location: "body.headers", message: ex.message }); }
+      num("rate_limit", e.rate_limit || 0);
+      num("max_concurrency", e.max_concurrency);
+      num("timeout_seconds", e.timeout_seconds);
+      try {
+        const rs = parseDurations(f.retry_schedule.value);
+        if (rs.join(",") !== (e.retry_schedule || []).join(",")) body.retry_schedule = rs;
+      } catch (ex) { local.push({ location: "body.retry_schedule", message: ex.message }); }
+      str("filter", e.filter);
+      str("transform", e.transform);
+      if (local.length) { showFieldErrors(form, { errors: local }); return; }
+      if (!Object.keys(body).length) { showFieldErrors(form, {}); flash("Nothing changed."); return; }
+      try {
+        await api("PATCH", t() + "/endpoints/" + encodeURIComponent(e.id), body);
+        flash("Endpoint saved.");
+        route();
+      } catch (ex) {
+        const rest = showFieldErrors(form, ex);
+        flash(rest.length || !(ex.errors || []).length ? ex.message : "The endpoint was not saved: see the messages next to the fields.", "error");
+      }
+    } },
+    row("description", "description"),
+    row("event_types", "event types", "Comma-separated: exact names, prefixes (invoice.*) or * for everything."),
+    row("headers", "headers", "Extra request headers, one Name: value a line."),
+    row("rate_limit", "rate limit (requests per second)", "0 for none."),
+    row("max_concurrency", "max concurrency", "Requests in flight at once."),
+    row("timeout_seconds", "timeout (seconds)", "Per attempt, 1 to 30."),
+    row("retry_schedule", "retry schedule", "The wait before each attempt, comma-separated: 0, 30s, 5m, 2h, 1d. Attempts have ±20 % jitter."),
+    row("filter", "filter (CEL)", "Only events for which it is true are delivered; empty for all. Checked when saved."),
+    row("transform", "transformation (CEL)", "Its value is the body sent instead of the envelope; empty for none. Tested when saved against each subscribed type's example."),
+    h("div", { class: "actions" }, h("button", { type: "submit", id: "endpoint-settings-submit" }, "Save settings")));
+    return form;
+  }
   // destinationRows are the detail page's rows about where an endpoint delivers: its type, its
   // url or its settings (never a credential's value), and which credentials are set.
   function destinationRows(e, types) {
@@ -694,14 +804,26 @@
   }
   async function endpointDetail(params, id) {
     const base = t() + "/endpoints/" + encodeURIComponent(id);
-    const [e, att, pend, catalog, types] = await Promise.all([
+    const [e, , att, pend, catalog, types, fails, deadN] = await Promise.all([
       api("GET", base),
+      endpointIndex(),
       api("GET", t() + "/attempts" + qs({ endpoint_id: id, limit: 25 })),
       api("GET", t() + "/deliveries" + qs({ endpoint_id: id, state: ["pending", "dead"], limit: 25 })),
       pages("/v1/event-types", {}, 1000),
       destinationTypes(),
+      api("GET", t() + "/failures" + qs({ since: "24h", endpoint_id: id })),
+      pages(t() + "/deliveries", { endpoint_id: id, state: "dead" }, 5000),
     ]);
     const label = endpointLabel(e, types);
+    const nDead = deadN.more ? "more than " + deadN.items.length : String(deadN.items.length);
+    const replayDead = h("button", { type: "button", id: "replay-endpoint-dead", disabled: !deadN.items.length, onclick: async () => {
+      if (!await confirmDialog("Replay " + nDead + " dead deliver" + (nDead === "1" ? "y" : "ies") + " of " + label + "? They are queued again, due now, with a fresh retry schedule; receivers see the same webhook-id.", "Replay " + nDead)) return;
+      try {
+        const r = await api("POST", t() + "/replays", { endpoint_id: id });
+        flash("Queued " + plural(r.queued, "delivery", "deliveries") + " again.");
+        route();
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, "Replay " + nDead + " dead");
     const secretBox = h("div", { id: "secret" }, h("button", { type: "button", class: "secondary", id: "reveal-secret", onclick: async () => {
       try {
         const sec = await api("GET", base + "/secret");
@@ -723,6 +845,14 @@
         route();
       } catch (ex) { flash(ex.message, "error"); }
     } }, e.enabled ? "Disable" : "Enable");
+    const del = h("button", { type: "button", id: "delete-endpoint", class: "danger", onclick: async () => {
+      if (!await confirmDialog("Delete " + label + " with its deliveries and attempts? Events stay; receivers get nothing more from it. This cannot be undone.", "Delete")) return;
+      try {
+        await api("DELETE", base);
+        flash("Endpoint deleted.");
+        go("/endpoints");
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, "Delete");
     // A test event is of a type the endpoint subscribes to: an exact name, or a catalogued type
     // that one of its patterns matches.
     const matches = (name) => e.event_types.some((p) => p === "*" || p === name || (p.endsWith(".*") && name.startsWith(p.slice(0, -1))));
@@ -738,21 +868,25 @@
     } }, h("label", {}, "Send a test event of type ", testSel), h("button", { type: "submit", id: "send-test" }, "Send")) :
       h("p", { class: "hint" }, "No catalogued event type matches this endpoint's subscriptions.");
     const sched = e.retry_schedule || [];
-    page("Endpoint " + label,
+    page("Endpoint " + (e.description ? e.description + " · " : "") + label,
       fieldRows([["id", code(e.id)], ...destinationRows(e, types), ["state", endpointState(e)], ["subscriptions", e.event_types.join(", ")],
-        ["description", e.description || "—"], ["format", h("span", { id: "endpoint-format" }, e.format || "herald")], ["signature", e.signature_scheme + " · " + (e.signature_format || "standard-webhooks")],
+        ["description", e.description || "—"], ["created", whenFull(e.created_at)], ["updated", whenFull(e.updated_at)], ["format", h("span", { id: "endpoint-format" }, e.format || "herald")], ["signature", e.signature_scheme + " · " + (e.signature_format || "standard-webhooks")],
         ["filter", e.filter ? code(e.filter) : "none"], ["transformation", e.transform ? code(e.transform) : "none"],
         ["batching", e.batch && e.batch.enabled ? "up to " + e.batch.max_events + " events or " + dur(e.batch.max_wait_ms / 1000) : "off"],
         ["ordered", e.ordered ? "yes: one at a time, in publish order" : "no"],
         ["timeout", e.timeout_seconds + " s"], ["concurrency", e.max_concurrency], ["rate limit", e.rate_limit ? e.rate_limit + "/s" : "none"],
         ["retry schedule", plural(sched.length, "attempt") + ": " + sched.map(dur).join(", ") + " (±20 % jitter)"],
         ["signing secret", secretBox]]),
-      h("div", { class: "toolbar" }, toggle, " ", h("a", { href: "#/deliveries?endpoint_id=" + encodeURIComponent(id) }, "All deliveries"), " · ",
+      h("div", { class: "toolbar" }, toggle, " ", del, " ", replayDead, " ", h("a", { href: "#/deliveries?endpoint_id=" + encodeURIComponent(id) }, "All deliveries"), " · ",
         h("a", { href: "#/dead?endpoint_id=" + encodeURIComponent(id) }, "Dead letters")),
       test,
+      h("details", { class: "edit-destination", id: "edit-settings" }, h("summary", {}, "Edit settings: subscriptions, description, headers, limits, retries, filter, transformation"),
+        settingsForm(e)),
       h("details", { class: "edit-destination", id: "edit-destination" }, h("summary", {}, "Change the destination"),
         h("p", { class: "hint" }, "Credentials are never shown: leave one blank to keep it."), destinationForm(types, e)),
-      h("h2", {}, "Pending and dead deliveries"), deliveryTable(pend.data),
+      h("h2", {}, "What is failing here (24 h)"), fails.groups.length ? h("div", { id: "endpoint-failures" }, failureTable(fails.groups, "24h", true)) :
+        h("p", { class: "empty" }, "No failed attempt in the last 24 hours."),
+      h("h2", {}, "Pending and dead deliveries"), deliveryTable(pend.data, "Nothing pending or dead: every delivery to this endpoint succeeded."),
       h("h2", {}, "Latency and status of recent attempts"), attemptChart(att.data),
       h("h2", {}, "Recent attempts"), attemptTable(att.data, true));
   }
@@ -783,6 +917,41 @@
   }
 
   // ---------- deliveries and attempts ----------
+  // endpointIndex loads the tenant's endpoints once per page shown, so that deliveries name
+  // their endpoint by its description or URL rather than its id.
+  async function endpointIndex() {
+    if (state.epIndex && state.epIndex.reads === state.reads) return state.epIndex.map;
+    const { items } = await pages(t() + "/endpoints", {}, 1000);
+    state.epIndex = { reads: state.reads, map: new Map(items.map((e) => [e.id, e])) };
+    return state.epIndex.map;
+  }
+  function endpointOf(id) { return state.epIndex ? state.epIndex.map.get(id) : undefined; }
+  // epName is how an endpoint is named to people: its description, else where it delivers.
+  function epName(e) { return e.description || endpointLabel(e); }
+  // epLink links an endpoint by its name, with its id (and URL) on hover.
+  function epLink(id) {
+    const e = endpointOf(id);
+    return h("a", { href: "#/endpoints/" + encodeURIComponent(id), class: "endpoint-link", "data-endpoint-id": id,
+      title: e ? id + " · " + endpointLabel(e) : id + " (deleted)" }, e ? epName(e) : id);
+  }
+  // waitReason says why a pending delivery has not been sent yet, from what the API tells of it
+  // and of its endpoint: disabled, breaker open, ordered behind an earlier delivery, a retry
+  // scheduled, or the rate limit / concurrency of the endpoint.
+  function waitReason(d, list) {
+    if (d.state !== "pending") return null;
+    const e = endpointOf(d.endpoint_id);
+    const due = !d.next_attempt_at || Date.parse(d.next_attempt_at) <= Date.now() + 1000;
+    let why = null;
+    if (e && !e.enabled) why = "endpoint disabled" + (e.disabled_reason ? " (" + e.disabled_reason + ")" : "") + ": waits until it is enabled";
+    else if (e && e.breaker_state === "open") why = "circuit breaker open after repeated failures: paused, then one probe";
+    else if (e && e.breaker_state === "half-open") why = "circuit breaker half-open: waits for the probe's result";
+    else if (e && e.ordered && list.some((o) => o !== d && o.state === "pending" && o.endpoint_id === d.endpoint_id && Date.parse(o.created_at) < Date.parse(d.created_at)))
+      why = "ordered endpoint: waits behind an earlier delivery";
+    else if (!due) why = (d.attempt_count ? "retry " + (d.attempt_count + 1) + " scheduled" : "scheduled") + " " + ago(d.next_attempt_at);
+    else if (e && e.rate_limit) why = "due: sent within the endpoint's rate limit (" + e.rate_limit + "/s)";
+    else why = "due: being sent (at most " + (e ? e.max_concurrency : "?") + " at once)";
+    return h("div", { class: "wait-reason hint", "data-wait": why.split(/[:(]/)[0].trim() }, why);
+  }
   function retryButton(d) {
     return h("button", { type: "button", class: "small retry", "data-delivery": d.id, onclick: async (ev) => {
       ev.target.disabled = true;
@@ -793,20 +962,20 @@
       } catch (ex) { flash(ex.message, "error"); ev.target.disabled = false; }
     } }, "Retry");
   }
-  function deliveryTable(list) {
+  function deliveryTable(list, empty) {
     return table(["delivery", "event", "endpoint", "state", "attempts", "last status", "next attempt / error", ""],
       list.map((d) => h("tr", { "data-delivery": d.id, "data-state": d.state },
         h("td", {}, h("a", { href: "#/deliveries/" + d.id }, d.id), h("div", { class: "hint" }, when(d.created_at))),
         h("td", {}, h("a", { href: "#/events/" + encodeURIComponent(d.event_id) }, d.event_id), h("div", { class: "hint" }, d.event_type)),
-        h("td", {}, h("a", { href: "#/endpoints/" + d.endpoint_id }, d.endpoint_id)),
+        h("td", {}, epLink(d.endpoint_id)),
         h("td", {}, stateBadge(d.state)), h("td", { class: "num" }, d.attempt_count),
         h("td", { class: "num" }, d.last_status || "—"),
-        h("td", {}, d.state === "pending" && d.next_attempt_at ? ["next ", when(d.next_attempt_at)] : (d.last_error || "")),
-        h("td", {}, retryButton(d)))), "No deliveries match.");
+        h("td", {}, d.state === "pending" ? [d.next_attempt_at ? ["next ", when(d.next_attempt_at)] : "", waitReason(d, list), d.last_error ? h("div", { class: "hint" }, d.last_error) : null] : (d.last_error || "")),
+        h("td", {}, retryButton(d)))), empty || "No deliveries match. Deliveries appear when an event is published to a subscribed endpoint: widen the filters, or send a test event from an endpoint's page.");
   }
   function attemptTable(list, showDelivery) {
     return table(["time", showDelivery ? "delivery" : null, "result", "latency", "error", "response"].filter(Boolean),
-      list.map((a) => h("tr", {}, h("td", {}, when(a.at)),
+      list.map((a) => h("tr", {}, h("td", {}, whenFull(a.at)),
         showDelivery ? h("td", {}, h("a", { href: "#/deliveries/" + a.delivery_id }, a.delivery_id)) : null,
         h("td", {}, h("span", { class: "badge " + (a.success ? "state-succeeded" : "state-dead") }, a.status_code ? String(a.status_code) : (a.error_kind || "failed"))),
         h("td", { class: "num" }, (a.latency_ms || 0).toFixed(1) + " ms"), h("td", {}, a.error || ""),
@@ -815,8 +984,9 @@
   function deliveryFilters(params, path) {
     const f = {
       id: h("input", { name: "id", placeholder: "dlv_…", size: 10 }),
-      endpoint_id: h("input", { name: "endpoint_id", value: params.get("endpoint_id") || "", placeholder: "ep_…", size: 30 }),
-      event_type: h("input", { name: "event_type", value: params.get("event_type") || "", placeholder: "invoice.paid", size: 20 }),
+      endpoint_id: h("select", { name: "endpoint_id", id: "endpoint-filter" }, h("option", { value: "" }, "any endpoint"),
+        [...(state.epIndex ? state.epIndex.map.values() : [])].map((e) => h("option", { value: e.id, title: e.id, selected: e.id === params.get("endpoint_id") }, epName(e)))),
+      event_type: h("input", { name: "event_type", value: params.get("event_type") || "", placeholder: "invoice.paid", size: 20, list: "event-type-choices" }),
       since: h("input", { type: "datetime-local", name: "since" }),
       until: h("input", { type: "datetime-local", name: "until" }),
     };
@@ -826,9 +996,16 @@
       if (f.id.value.trim()) return go("/deliveries/" + encodeURIComponent(f.id.value.trim()));
       go(path, { endpoint_id: f.endpoint_id.value.trim(), event_type: f.event_type.value.trim(), state: path === "/dead" ? "" : states.value,
         since: isoFromLocal(f.since.value), until: isoFromLocal(f.until.value) });
-    } }, h("label", {}, "Id ", f.id), h("label", {}, "Endpoint ", f.endpoint_id), h("label", {}, "Type ", f.event_type),
+    } }, h("label", {}, "Id ", f.id), h("label", {}, "Endpoint ", f.endpoint_id), h("label", {}, "Type ", f.event_type), eventTypeChoices(),
     path === "/dead" ? null : h("label", {}, "State ", states),
     h("label", {}, "From ", f.since), h("label", {}, "To ", f.until), h("button", { type: "submit" }, "Search"));
+  }
+  // eventTypeChoices offers the catalog's names to the event type filters (a datalist, filled
+  // when the catalog arrives: a filter still takes any name or prefix).
+  function eventTypeChoices() {
+    const dl = h("datalist", { id: "event-type-choices" });
+    pages("/v1/event-types", {}, 1000).then((r) => dl.replaceChildren(...r.items.map((x) => h("option", { value: x.name })))).catch(() => {});
+    return dl;
   }
   function deliveryQuery(params) {
     let since = params.get("since") || "";
@@ -837,7 +1014,7 @@
       since, until: params.get("until"), cursor: params.get("cursor"), limit: 50 };
   }
   async function deliveries(params) {
-    const r = await api("GET", t() + "/deliveries" + qs(deliveryQuery(params)));
+    const [r] = await Promise.all([api("GET", t() + "/deliveries" + qs(deliveryQuery(params))), endpointIndex()]);
     let list = r.data;
     if (params.get("failed")) list = list.filter((d) => (d.attempts || []).some((a) => !a.success));
     page("Deliveries", deliveryFilters(params, "/deliveries"), deliveryTable(list), nextLink("/deliveries", params, r.next_cursor));
@@ -850,24 +1027,86 @@
     return h("p", {}, h("a", { href: "#" + path + qs(p) }, "Older →"));
   }
   async function deliveryDetail(params, id) {
-    const d = await api("GET", t() + "/deliveries/" + encodeURIComponent(id));
+    const [d] = await Promise.all([api("GET", t() + "/deliveries/" + encodeURIComponent(id)), endpointIndex()]);
     page("Delivery " + d.id, deliverySection(d));
     if (d.state === "pending") refreshSoon();
   }
   function deliverySection(d) {
     return h("section", { class: "card delivery", "data-delivery": d.id, "data-state": d.state },
-      h("h3", {}, "Delivery ", h("a", { href: "#/deliveries/" + d.id }, d.id), " to ", h("a", { href: "#/endpoints/" + d.endpoint_id }, d.endpoint_id), " ", stateBadge(d.state), " ", retryButton(d)),
+      h("h3", {}, "Delivery ", h("a", { href: "#/deliveries/" + d.id }, d.id), " to ", epLink(d.endpoint_id), " ", stateBadge(d.state), " ", retryButton(d)),
       fieldRows([["event", h("a", { href: "#/events/" + encodeURIComponent(d.event_id) }, d.event_id)], ["attempts", d.attempt_count],
-        d.state === "pending" ? ["next attempt", when(d.next_attempt_at)] : null,
-        ["last status", d.last_status || "—"], d.last_error ? ["last error", d.last_error] : null, ["created", when(d.created_at)]]),
+        d.state === "pending" ? ["next attempt", whenFull(d.next_attempt_at)] : null,
+        d.state === "pending" ? ["waiting because", waitReason(d, [d])] : null,
+        ["last status", d.last_status || "—"], d.last_error ? ["last error", d.last_error] : null, ["created", whenFull(d.created_at)]]),
       attemptTable(d.attempts || [], false));
+  }
+
+  // ---------- what is failing ----------
+  // failureClassText names a failure class of GET /failures: an HTTP status, or how the
+  // request failed.
+  function failureClassText(g) {
+    return g.status_code ? "HTTP " + g.status_code : (g.error_kind || g.class).replace(/_/g, " ");
+  }
+  // replayGroupButton queues a group's dead deliveries again, after a confirmation.
+  function replayGroupButton(g, since) {
+    return h("button", { type: "button", class: "small replay-group", disabled: !g.dead, "data-endpoint": g.endpoint_id, "data-class": g.class, onclick: async () => {
+      const e = endpointOf(g.endpoint_id);
+      if (!await confirmDialog("Replay " + plural(g.dead, "dead delivery", "dead deliveries") + " of " + (e ? epName(e) : g.endpoint_id) + " that failed with " +
+        failureClassText(g) + "? They are queued again, due now, with a fresh retry schedule; receivers see the same webhook-id.", "Replay " + g.dead)) return;
+      try {
+        const r = await api("POST", t() + "/failures/replay", { endpoint_id: g.endpoint_id, class: g.class, since });
+        flash("Queued " + plural(r.queued, "delivery", "deliveries") + " again.");
+        route();
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, "Replay " + g.dead + " dead");
+  }
+  function disableButton(e) {
+    if (!e || !e.enabled) return null;
+    return h("button", { type: "button", class: "small danger disable-endpoint", "data-endpoint": e.id, onclick: async () => {
+      if (!await confirmDialog("Disable " + epName(e) + "? New events create no deliveries for it, and its pending deliveries wait, until you enable it again.", "Disable")) return;
+      try {
+        await api("PATCH", t() + "/endpoints/" + encodeURIComponent(e.id), { enabled: false });
+        flash("Endpoint disabled.");
+        route();
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, "Disable endpoint");
+  }
+  // failureTable lays out failure groups: what failed, how often and since when, an example
+  // of the receiver's answer, and one action each.
+  function failureTable(groups, since, oneEndpoint) {
+    return table([oneEndpoint ? null : "endpoint", "failure", "attempts", "deliveries", "dead now", "first and last seen", "example", ""].filter((x) => x !== null),
+      groups.map((g) => {
+        const e = endpointOf(g.endpoint_id);
+        return h("tr", { class: "failure-group", "data-endpoint": g.endpoint_id, "data-class": g.class },
+          oneEndpoint ? null : h("td", {}, epLink(g.endpoint_id), e ? h("div", { class: "hint" }, endpointState(e)) : h("div", { class: "hint" }, "deleted")),
+          h("td", {}, h("span", { class: "badge state-dead" }, failureClassText(g))),
+          h("td", { class: "num" }, g.attempts), h("td", { class: "num" }, g.deliveries), h("td", { class: "num dead-count" }, g.dead),
+          h("td", { class: "seen" }, h("div", {}, "first ", whenFull(g.first_seen)), h("div", {}, "last ", whenFull(g.last_seen))),
+          h("td", {}, g.example.error ? h("div", { class: "hint" }, g.example.error) : null,
+            g.example.response ? h("pre", { class: "excerpt example" }, g.example.response.slice(0, 300)) : null,
+            h("a", { href: "#/deliveries/" + g.example.delivery_id }, "attempt of " + g.example.delivery_id)),
+          h("td", {}, h("div", { class: "group-actions" }, replayGroupButton(g, since), oneEndpoint ? null : [disableButton(e), h("a", { href: "#/endpoints/" + encodeURIComponent(g.endpoint_id) }, "Open endpoint")])));
+      }), "Nothing failed in this period.", oneEndpoint ? [1, 2, 3] : [2, 3, 4]);
+  }
+  const FAILURE_PERIODS = [["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"]];
+  async function failures(params) {
+    const since = params.get("since") || "24h";
+    const [r] = await Promise.all([api("GET", t() + "/failures" + qs({ since })), endpointIndex()]);
+    const sel = h("select", { id: "failures-since", onchange: (e) => go("/failures", { since: e.target.value }) },
+      FAILURE_PERIODS.map(([v, l]) => h("option", { value: v, selected: v === since }, l)));
+    page("What is failing",
+      h("p", {}, "Failed attempts grouped by endpoint and by what went wrong. Read the example answer, fix the receiver (or its settings), then replay the group's dead deliveries."),
+      h("div", { class: "toolbar" }, h("label", {}, "Period ", sel)),
+      r.groups.length ? h("div", { id: "failure-groups" }, failureTable(r.groups, since, false)) :
+        h("p", { class: "empty", id: "no-failures" }, "Nothing failed in this period. When a receiver fails, its failures are grouped here with an example answer and a replay button."),
+      r.truncated ? h("p", { class: "hint" }, "Based on the newest 5000 attempts of the period.") : null);
   }
 
   // ---------- dead letters ----------
   async function dead(params) {
     const q = deliveryQuery(params);
     q.state = "dead";
-    const r = await api("GET", t() + "/deliveries" + qs(q));
+    const [r] = await Promise.all([api("GET", t() + "/deliveries" + qs(q)), endpointIndex()]);
     const replay = h("button", { type: "button", id: "replay-all", class: "danger", disabled: !r.data.length, onclick: async () => {
       // Count what the replay will queue: every dead delivery matching the filters.
       let n;
@@ -886,29 +1125,30 @@
       } catch (ex) { flash(ex.message, "error"); }
     } }, "Replay all matching…");
     page("Dead letters", h("p", {}, "Deliveries that used up their retry schedule, or whose endpoint answered 410 Gone. Fix the receiver, then retry one or replay them all."),
-      deliveryFilters(params, "/dead"), h("div", { class: "toolbar" }, replay), deliveryTable(r.data), nextLink("/dead", params, r.next_cursor));
+      deliveryFilters(params, "/dead"), h("div", { class: "toolbar" }, replay),
+      deliveryTable(r.data, "No dead deliveries match: every delivery succeeded or is still being retried. What is failing shows the failures of the last hours."), nextLink("/dead", params, r.next_cursor));
   }
 
   // ---------- events ----------
   async function events(params) {
     const id = h("input", { name: "id", placeholder: "event id", size: 28, id: "event-id" });
-    const type = h("input", { name: "event_type", value: params.get("event_type") || "", placeholder: "invoice.paid", size: 20 });
+    const type = h("input", { name: "event_type", value: params.get("event_type") || "", placeholder: "invoice.paid", size: 20, list: "event-type-choices" });
     const since = h("input", { type: "datetime-local" }), until = h("input", { type: "datetime-local" });
     const form = h("form", { class: "inline", onsubmit: (e) => {
       e.preventDefault();
       if (id.value.trim()) return go("/events/" + encodeURIComponent(id.value.trim()));
       go("/events", { event_type: type.value.trim(), since: isoFromLocal(since.value), until: isoFromLocal(until.value) });
-    } }, h("label", {}, "Id ", id), h("label", {}, "Type ", type), h("label", {}, "From ", since), h("label", {}, "To ", until), h("button", { type: "submit" }, "Search"));
+    } }, h("label", {}, "Id ", id), h("label", {}, "Type ", type), eventTypeChoices(), h("label", {}, "From ", since), h("label", {}, "To ", until), h("button", { type: "submit" }, "Search"));
     const r = await api("GET", t() + "/events" + qs({ event_type: params.get("event_type"), since: params.get("since"), until: params.get("until"), cursor: params.get("cursor"), limit: 50 }));
     page("Events", form, table(["event", "type", "source", "created"], r.data.map((e) => h("tr", {},
       h("td", {}, h("a", { href: "#/events/" + encodeURIComponent(e.id) }, e.id)), h("td", {}, e.type), h("td", {}, e.source || ""), h("td", {}, when(e.created_at)))),
-    "No events match."), nextLink("/events", params, r.next_cursor));
+    "No events match. Publish one with POST /v1/tenants/{tenant}/events (docs/api.md), or send a test event from an endpoint's page."), nextLink("/events", params, r.next_cursor));
   }
   async function eventDetail(params, id) {
     const base = t() + "/events/" + encodeURIComponent(id);
-    const [e, ds] = await Promise.all([api("GET", base), api("GET", base + "/deliveries?limit=250")]);
+    const [e, ds] = await Promise.all([api("GET", base), api("GET", base + "/deliveries?limit=250"), endpointIndex()]);
     page("Event " + e.id,
-      fieldRows([["type", e.type], ["timestamp", when(e.timestamp)], e.source ? ["source", e.source] : null,
+      fieldRows([["type", e.type], ["timestamp", whenFull(e.timestamp)], e.source ? ["source", e.source] : null,
         e.resource ? ["resource", (e.resource.type || "") + " " + e.resource.id] : null]),
       h("h2", {}, "Payload"), h("pre", { class: "json", id: "payload" }, pretty(e.data)),
       h("h2", {}, "Deliveries (" + ds.data.length + ")"),
@@ -961,33 +1201,172 @@
         h("td", { class: "num" }, x.version ? "v" + x.version : ""),
         h("td", {}, x.description || "", x.trigger ? h("div", { class: "trigger" }, "Sent when: " + x.trigger) : null),
         h("td", {}, status(x)))),
-      "The catalog is empty.", [1]),
+      "The catalog is empty: an admin registers event types with POST /v1/event-types (docs/api.md), then endpoints can subscribe to them.", [1]),
       docsOut);
+  }
+  // SOURCE_PROVIDERS are the choices of the new source form: a verification scheme or a preset
+  // (docs/receiving.md), with the event type prefix suggested for it.
+  const SOURCE_PROVIDERS = [
+    ["stripe", { scheme: "stripe" }, "Stripe", "stripe."], ["github", { scheme: "github" }, "GitHub", "github."],
+    ["shopify", { scheme: "shopify" }, "Shopify", "shopify."], ["slack", { scheme: "slack" }, "Slack", "slack."],
+    ["twilio", { scheme: "twilio" }, "Twilio", "twilio."], ["standard_webhooks", { scheme: "standard_webhooks" }, "Standard Webhooks (Svix, Clerk, Resend, another Herald)", ""],
+    ["gitlab", { preset: "gitlab" }, "GitLab", "gitlab."], ["linear", { preset: "linear" }, "Linear", "linear."],
+    ["intercom", { preset: "intercom" }, "Intercom", "intercom."], ["square", { preset: "square" }, "Square (needs public_url: use the API)", "square."],
+    ["bearer", { scheme: "bearer" }, "Bearer token", ""], ["none", { scheme: "none" }, "No verification (tests only)", ""],
+  ];
+  function sourceForm() {
+    const name = h("input", { type: "text", id: "src-name", size: 40, placeholder: "stripe-live" });
+    const provider = h("select", { id: "src-provider" }, SOURCE_PROVIDERS.map(([v, , l]) => h("option", { value: v }, l)));
+    const secret = h("input", { type: "password", id: "src-secret", size: 50, autocomplete: "new-password", placeholder: "the provider's signing secret" });
+    const secretRow = h("div", { class: "field" }, h("label", { for: secret.id }, "secret"), secret,
+      h("div", { class: "hint" }, "Stored encrypted, never shown again."), fieldError("verification"));
+    const prefix = h("input", { type: "text", id: "src-prefix", size: 20 });
+    const sync = () => {
+      const p = SOURCE_PROVIDERS.find((x) => x[0] === provider.value);
+      secretRow.hidden = p[0] === "none";
+      prefix.value = p[3];
+      if (!name.value || SOURCE_PROVIDERS.some((x) => x[0] === name.value)) name.value = p[0];
+    };
+    provider.addEventListener("change", sync);
+    sync();
+    const form = h("form", { class: "card endpoint-form", id: "source-form", novalidate: true, onsubmit: async (ev) => {
+      ev.preventDefault();
+      const p = SOURCE_PROVIDERS.find((x) => x[0] === provider.value);
+      const verification = { ...p[1] };
+      if (p[0] !== "none" && secret.value) verification.secrets = [secret.value];
+      const body = { name: name.value.trim(), verification };
+      if (prefix.value.trim()) body.event_type_prefix = prefix.value.trim();
+      try {
+        const src = await api("POST", t() + "/sources", body);
+        // The secret typed here fills the signed test request on the next page, once: kept in
+        // memory only, never stored in the tab.
+        state.newSource = { id: src.id, secret: secret.value };
+        flash("Source created: give its ingest URL to the sender.");
+        go("/sources/" + src.id);
+      } catch (ex) {
+        const rest = showFieldErrors(form, ex);
+        flash(rest.length || !(ex.errors || []).length ? ex.message : "The source was not saved: see the messages next to the fields.", "error");
+      }
+    } },
+    h("div", { class: "field" }, h("label", { for: provider.id }, "provider"), provider),
+    h("div", { class: "field" }, h("label", { for: name.id }, "name"), name, fieldError("name")),
+    secretRow,
+    h("div", { class: "field" }, h("label", { for: prefix.id }, "event type prefix"), prefix,
+      h("div", { class: "hint" }, "Put before the provider's event type: stripe. makes stripe.invoice.paid."), fieldError("event_type_prefix")),
+    h("div", { class: "actions" }, h("button", { type: "submit", id: "src-submit" }, "Add")));
+    return form;
   }
   async function sources() {
     const r = await pages(t() + "/sources", {}, 1000);
     page("Sources", h("p", {}, "Ingest URLs where other platforms send webhooks to this tenant; see docs/receiving.md."),
-      table(["name", "scheme", "state", "created"], r.items.map((x) => h("tr", {},
-        h("td", {}, h("a", { href: "#/sources/" + x.id }, x.name)), h("td", {}, x.verification.scheme),
-        h("td", {}, x.enabled ? "enabled" : "disabled"), h("td", {}, when(x.created_at)))), "No sources yet."));
+      r.items.length ? table(["name", "scheme", "state", "created"], r.items.map((x) => h("tr", { "data-source": x.id },
+        h("td", {}, h("a", { href: "#/sources/" + x.id, title: x.id }, x.name)), h("td", {}, x.verification.preset || x.verification.scheme),
+        h("td", {}, x.enabled ? "enabled" : h("span", { class: "badge state-dead" }, "disabled")), h("td", {}, when(x.created_at))))) :
+        h("p", { class: "empty" }, "No sources yet. Add one below, then give its ingest URL to the provider (Stripe, GitHub, …): what it sends becomes events for your endpoints."),
+      h("h2", {}, "Add a source"), sourceForm());
+  }
+  // copyButton copies text to the clipboard (or, where the browser refuses, selects target).
+  function copyButton(id, text, target) {
+    return h("button", { type: "button", class: "secondary small", id, onclick: async () => {
+      try {
+        await navigator.clipboard.writeText(text());
+        flash("Copied.");
+      } catch (e) {
+        if (target) { const r = document.createRange(); r.selectNodeContents(target); getSelection().removeAllRanges(); getSelection().addRange(r); }
+        flash("Press Ctrl+C (or ⌘C) to copy the selection.");
+      }
+    } }, "Copy");
+  }
+  // testRequest is a bash snippet that sends the source a correctly signed test request, for the
+  // schemes a shell can sign with openssl; secret fills it when known (just typed).
+  function testRequest(src, secret) {
+    const v = src.verification || {}, scheme = v.scheme;
+    const sq = (x) => "'" + String(x).replace(/'/g, "'\\''") + "'";
+    const lines = ["URL=" + sq(src.ingest_url)];
+    if (scheme !== "none") lines.push("SECRET=" + sq(secret || "<the secret you gave the source>"));
+    lines.push("BODY=" + sq('{"id":"evt_test_' + Date.now() + '","type":"test.ping","data":{"hello":"world"}}'));
+    const hex = "openssl dgst -sha256 -hmac \"$SECRET\" -r | cut -d' ' -f1";
+    const post = 'curl -sS -X POST "$URL" -H "Content-Type: application/json" --data-raw "$BODY"';
+    switch (v.preset ? "" : scheme) {
+      case "none": lines.push(post); break;
+      case "github":
+        lines.push('SIG=$(printf \'%s\' "$BODY" | ' + hex + ")",
+          post + ' \\\n  -H "X-GitHub-Event: ping" -H "X-GitHub-Delivery: test-$(date +%s%N)" -H "X-Hub-Signature-256: sha256=$SIG"'); break;
+      case "shopify":
+        lines.push('SIG=$(printf \'%s\' "$BODY" | openssl dgst -sha256 -hmac "$SECRET" -binary | base64)',
+          post + ' \\\n  -H "X-Shopify-Topic: test/ping" -H "X-Shopify-Webhook-Id: test-$(date +%s%N)" -H "X-Shopify-Hmac-Sha256: $SIG"'); break;
+      case "stripe":
+        lines.push("TS=$(date +%s)", 'SIG=$(printf \'%s.%s\' "$TS" "$BODY" | ' + hex + ")", post + ' \\\n  -H "Stripe-Signature: t=$TS,v1=$SIG"'); break;
+      case "slack":
+        lines.push("TS=$(date +%s)", 'SIG=$(printf \'v0:%s:%s\' "$TS" "$BODY" | ' + hex + ")",
+          post + ' \\\n  -H "X-Slack-Request-Timestamp: $TS" -H "X-Slack-Signature: v0=$SIG"'); break;
+      case "standard_webhooks":
+        lines.push("ID=msg_test_$(date +%s%N)", "TS=$(date +%s)",
+          "KEY=$(printf '%s' \"${SECRET#whsec_}\" | base64 -d | od -An -tx1 | tr -d ' \\n')",
+          'SIG=$(printf \'%s.%s.%s\' "$ID" "$TS" "$BODY" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$KEY" -binary | base64)',
+          post + ' \\\n  -H "webhook-id: $ID" -H "webhook-timestamp: $TS" -H "webhook-signature: v1,$SIG"'); break;
+      case "bearer":
+        lines.push(post + ' \\\n  -H "' + (v.header ? v.header + ": $SECRET" : "Authorization: Bearer $SECRET") + '"'); break;
+      default: return null;
+    }
+    return lines.join("\n");
   }
   async function sourceDetail(params, id) {
     const status = params.get("status") || "";
-    const [src, rr] = await Promise.all([api("GET", t() + "/sources/" + encodeURIComponent(id)),
+    const base = t() + "/sources/" + encodeURIComponent(id);
+    const [src, rr] = await Promise.all([api("GET", base),
       api("GET", t() + "/received-requests" + qs({ source_id: id, status, cursor: params.get("cursor"), limit: 50 }))]);
     const sel = h("select", { onchange: (e) => go("/sources/" + id, { status: e.target.value }) },
       ["", "accepted", "duplicate", "quarantined", "rejected"].map((x) => h("option", { value: x, selected: x === status }, x || "any status")));
+    const urlBox = h("code", { id: "ingest-url" }, src.ingest_url);
+    const rotate = h("button", { type: "button", class: "secondary", id: "rotate-source-token", onclick: async () => {
+      if (!await confirmDialog("Give " + src.name + " a new ingest URL? The current one stops working at once: update it at the sender right after.", "Rotate")) return;
+      try {
+        await api("POST", base + "/rotate-token", {});
+        flash("New ingest URL: give it to the sender.");
+        route();
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, "Rotate URL");
+    const toggle = h("button", { type: "button", id: "toggle-source", class: src.enabled ? "danger" : "", onclick: async () => {
+      if (src.enabled && !await confirmDialog("Disable " + src.name + "? Its ingest URL answers 404 (as an unknown one) until you enable it again.", "Disable")) return;
+      try {
+        await api("PATCH", base, { enabled: !src.enabled });
+        flash(src.enabled ? "Source disabled." : "Source enabled.");
+        route();
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, src.enabled ? "Disable" : "Enable");
+    const del = h("button", { type: "button", id: "delete-source", class: "danger", onclick: async () => {
+      if (!await confirmDialog("Delete " + src.name + " and its received requests? Its ingest URL stops working; its events stay.", "Delete")) return;
+      try {
+        await api("DELETE", base);
+        flash("Source deleted.");
+        go("/sources");
+      } catch (ex) { flash(ex.message, "error"); }
+    } }, "Delete");
+    const fresh = state.newSource && state.newSource.id === id ? state.newSource.secret : "";
+    state.newSource = null; // shown once: the page shown again has the placeholder
+    const snippet = testRequest(src, fresh);
+    const snippetBox = snippet ? h("pre", { class: "json", id: "test-request" }, snippet) : null;
     page("Source " + src.name,
-      fieldRows([["id", code(src.id)], ["ingest URL", code(src.ingest_url)], ["verification", src.verification.scheme],
-        ["state", src.enabled ? "enabled" : "disabled"], ["dedup", src.dedup ? src.dedup.by : "—"]]),
+      fieldRows([["id", code(src.id)], ["ingest URL", h("span", {}, urlBox, " ", copyButton("copy-ingest-url", () => src.ingest_url, urlBox))],
+        ["verification", (src.verification.preset ? src.verification.preset + " · " : "") + src.verification.scheme],
+        ["state", src.enabled ? "enabled" : h("span", { class: "badge state-dead" }, "disabled")], ["dedup", src.dedup ? src.dedup.by : "—"],
+        ["event type prefix", src.event_type_prefix || "none"], ["created", whenFull(src.created_at)]]),
+      h("div", { class: "toolbar" }, rotate, " ", toggle, " ", del),
+      h("p", { class: "hint" }, "The ingest URL carries the source's token: treat it as a secret. Rotate it if it may have leaked."),
+      h("h2", {}, "Send a test request"),
+      snippet ? [h("p", {}, "Paste this in a shell (bash, curl and openssl): it sends a correctly signed request, which should show below as accepted. ",
+        fresh ? "It holds the secret you just typed: it is not shown again." : ""), snippetBox, h("div", { class: "toolbar" }, copyButton("copy-test-request", () => snippet, snippetBox))] :
+        h("p", { class: "hint" }, "A shell cannot easily sign for this scheme: see the provider's section of docs/receiving.md, or send a test from the provider's dashboard."),
       h("h2", {}, "Received requests"), h("div", { class: "toolbar" }, h("label", {}, "Status ", sel)),
-      table(["request", "received", "status", "reason", "event"], rr.data.map((x) => h("tr", {},
+      table(["request", "received", "status", "reason", "event"], rr.data.map((x) => h("tr", { "data-received": x.id, "data-status": x.status },
         h("td", {}, h("a", { href: "#/received/" + x.id }, x.id)), h("td", {}, when(x.received_at)), h("td", {}, h("span", { class: "badge rr-" + x.status }, x.status)),
-        h("td", {}, x.reason || ""), h("td", {}, x.event_id ? h("a", { href: "#/events/" + encodeURIComponent(x.event_id) }, x.event_id) : ""))), "Nothing received yet."),
+        h("td", {}, x.reason || ""), h("td", {}, x.event_id ? h("a", { href: "#/events/" + encodeURIComponent(x.event_id) }, x.event_id) : ""))),
+      "Nothing received yet. Give the ingest URL to the sender, or send the test request above."),
       nextLink("/sources/" + id, params, rr.next_cursor));
   }
   async function receivedDetail(params, id) {
-    const x = await api("GET", t() + "/received-requests/" + encodeURIComponent(id));
+    const [x] = await Promise.all([api("GET", t() + "/received-requests/" + encodeURIComponent(id)), endpointIndex()]);
     let body = x.body || "";
     try { body = pretty(JSON.parse(body)); } catch (e) { /* not JSON: shown as received */ }
     const replay = x.status === "rejected" ? null : h("button", { type: "button", id: "replay-received", onclick: async () => {
@@ -1000,7 +1379,7 @@
     } }, x.status === "quarantined" ? "Accept and forward" : "Replay");
     page("Received request " + x.id,
       fieldRows([["source", h("a", { href: (x.source_id.startsWith("bsrc_") ? "#/broker-sources/" : "#/sources/") + x.source_id }, x.source_id)],
-        ["received", when(x.received_at)], ["status", x.status],
+        ["received", whenFull(x.received_at)], ["status", x.status],
         x.reason ? ["reason", x.reason] : null, ["from", x.remote_addr], ["method", x.method + " " + x.path],
         x.event_id ? ["event", h("a", { href: "#/events/" + encodeURIComponent(x.event_id) }, x.event_id)] : null]),
       h("div", { class: "toolbar" }, replay),
@@ -1055,7 +1434,7 @@
       h("td", {}, typeBadge(x), credentialsHint(x)),
       h("td", {}, readsText(x, types)),
       h("td", {}, x.enabled ? brokerHealth(x) : h("span", { class: "hint" }, "not consumed")),
-      h("td", {}, x.enabled ? "enabled" : h("span", { class: "badge state-dead" }, "disabled")))), "No broker sources yet.");
+      h("td", {}, x.enabled ? "enabled" : h("span", { class: "badge state-dead" }, "disabled")))), "No broker sources yet: add one below to turn a stream, a queue or a topic into events.");
   }
   function unhealthyBanner(list) {
     const bad = list.filter((x) => x.enabled && x.health && x.health.state === "unhealthy");
