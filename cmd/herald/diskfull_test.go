@@ -365,8 +365,9 @@ func TestSQLite_DiskFullAndReadOnly(t *testing.T) {
 	time.Sleep(time.Second)
 
 	// 3. The file system turns read-only under herald; the operator repairs it and restarts herald.
+	var roAt time.Time
 	if fs.kind == "ext4" && fs.dev != "" {
-		roAt := time.Now()
+		roAt = time.Now()
 		fs.breakFS()
 		waitFor(t, 20*time.Second, "503 for a publish and for an inbound webhook on a read-only file system", refused(roAt), h)
 		t.Logf("read-only: first 503s after %v (/readyz %d)", time.Since(roAt).Round(time.Millisecond), h.call("GET", "/readyz", "", nil).status)
@@ -418,6 +419,25 @@ func TestSQLite_DiskFullAndReadOnly(t *testing.T) {
 	// Nothing acknowledged is lost: every event, published or received, reaches the endpoint.
 	rcv.waitDelivered(t, acked, 90*time.Second, h, nil)
 	st := storeAgrees(h, rcv, len(acked), 30*time.Second)
+	if st.Events < len(acked) {
+		// Which acknowledged events the store lacks, and when they were acknowledged.
+		phase := func(at time.Time) string {
+			switch {
+			case !roAt.IsZero() && !at.Before(roAt):
+				return fmt.Sprintf("%v after the read-only turn", at.Sub(roAt).Round(time.Millisecond))
+			case !at.Before(freedAt):
+				return fmt.Sprintf("%v after space was freed", at.Sub(freedAt).Round(time.Millisecond))
+			case !at.Before(fullAt):
+				return fmt.Sprintf("%v after the disk filled", at.Sub(fullAt).Round(time.Millisecond))
+			}
+			return fmt.Sprintf("%v before the disk filled", fullAt.Sub(at).Round(time.Millisecond))
+		}
+		for _, a := range all {
+			if a.status/100 == 2 && a.event != "" && h.call("GET", "/v1/tenants/acme/events/"+a.event, testKey, nil).status == http.StatusNotFound {
+				t.Errorf("acknowledged but not in the store: %s event %s, acknowledged %s", a.kind, a.event, phase(a.at))
+			}
+		}
+	}
 	distinct, total, _ := rcv.counts(nil)
 	t.Logf("events acknowledged: %d; stored: %d; attempts: %d; requests received: %d for %d distinct events: %d duplicates; all done %v after the start",
 		len(acked), st.Events, st.Attempts, total, distinct, total-distinct, time.Since(began).Round(time.Millisecond))

@@ -143,7 +143,7 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 	f.StringVar(&cfg.SQLiteSynchronous, "sqlite-synchronous", "FULL", "SQLite synchronous pragma: FULL survives power loss, NORMAL only crashes")
 	f.IntVar(&cfg.Dispatch.MaxInFlight, "max-in-flight", dispatch.DefaultMaxInFlight, "attempts in flight at once over all endpoints")
 	f.IntVar(&cfg.Dispatch.MaxInFlightPerTenant, "max-in-flight-per-tenant", 0, "attempts in flight and queued at once for one tenant's endpoints together (0: half of --max-in-flight)")
-	f.DurationVar(&cfg.Dispatch.LeaseMargin, "lease-margin", 30*time.Second, "added to an endpoint's timeout to make a claim's lease (renewed every third of it while the claim is held); on PostgreSQL, how long other nodes wait before taking over a dead node's claims")
+	f.DurationVar(&cfg.Dispatch.LeaseMargin, "lease-margin", 30*time.Second, "added to an endpoint's timeout to make a claim's lease (renewed every third of it while the claim is held); on PostgreSQL, a dead node's claims are taken over by its missed heartbeats, sooner")
 	f.IntVar(&cfg.BrokerMaxConnections, "broker-max-connections", destination.DefaultMaxConnections, "connections each message broker destination type (nats, rabbitmq, …) holds open at once, over all endpoints; an attempt over it is retried later (broker_busy)")
 	f.DurationVar(&cfg.Dispatch.DisableAfter, "disable-after", 5*24*time.Hour, "disable an endpoint failing without a success for this long")
 	f.BoolVar(&cfg.NoMetrics, "no-metrics", false, "do not serve Prometheus metrics at GET /metrics (served without authentication otherwise; see docs/observability.md)")

@@ -46,8 +46,8 @@ type Config struct {
 	MaxInFlightPerTenant int
 	// LeaseMargin is added to the endpoint's timeout to make a claim's lease, which the dispatcher
 	// renews every LeaseMargin/3 while the claim waits in a lane's queue or is in flight. On
-	// PostgreSQL this is how long other nodes wait before they take over the claims of a node that
-	// died: at most LeaseMargin + the endpoint's timeout after its last renewal.
+	// PostgreSQL other nodes take the claims of a node that died over by its missed heartbeats
+	// (HeartbeatTTL), before its leases end.
 	LeaseMargin time.Duration
 	// HeartbeatTTL is how long one heartbeat keeps this node alive on a store shared by several
 	// (store.Heartbeater; default DefaultHeartbeatTTL): the others take over the endpoints of a
