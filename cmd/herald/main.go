@@ -33,6 +33,7 @@ func root() *cobra.Command {
 		verifyCmd(),
 		triggerCmd(),
 		listenCmd(),
+		healthcheckCmd(),
 		replayCmd(), tenantsCmd(), endpointsCmd(), eventsCmd(), deliveriesCmd(), eventTypesCmd(),
 	)
 	return cmd
