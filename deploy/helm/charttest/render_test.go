@@ -169,7 +169,7 @@ func values(extra map[string]any) map[string]any {
 // heraldServeFlags are the flags "herald serve --help" lists, from the real binary built from
 // the repository once per test run.
 var heraldServeFlags = sync.OnceValues(func() (map[string]bool, error) {
-	bin, err := heraldBinary()
+	bin, err := heraldBin.get()
 	if err != nil {
 		return nil, err
 	}
@@ -187,24 +187,37 @@ var heraldServeFlags = sync.OnceValues(func() (map[string]bool, error) {
 	return flags, nil
 })
 
-var heraldBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "herald-charttest-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "herald")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/herald")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build herald: %w\n%s", err, out)
-	}
-	return bin, nil
-})
+// heraldBin is the herald binary, built from the repository by the first test that needs it
+// and removed by TestMain.
+var heraldBin lazyBinary
+
+type lazyBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func (b *lazyBinary) get() (string, error) {
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "herald-charttest-")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, "herald")
+		build := exec.Command("go", "build", "-o", b.path, "./cmd/herald")
+		build.Dir = repoRoot
+		if out, err := build.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("build herald: %w\n%s", err, out)
+		}
+	})
+	return b.path, b.err
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bin, err := heraldBinary(); err == nil {
-		_ = os.RemoveAll(filepath.Dir(bin))
+	if heraldBin.path != "" {
+		_ = os.RemoveAll(filepath.Dir(heraldBin.path))
 	}
 	os.Exit(code)
 }
@@ -234,7 +247,7 @@ func lintChart(t *testing.T, vals map[string]any) {
 	}
 }
 
-func TestMain_decodesStrictly(t *testing.T) {
+func TestDecoder_RefusesWhatTheAPIServerWould(t *testing.T) {
 	// The decoder is what makes every other test strict: show that it refuses what the API server
 	// would (a misspelt field, a wrong type) rather than dropping it.
 	dec := decoder(t)

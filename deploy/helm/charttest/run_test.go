@@ -176,7 +176,7 @@ func TestChart_PodEnvironmentStartsHerald(t *testing.T) {
 	} else {
 		t.Log("HERALD_TEST_DATABASE_URL is not set: the PostgreSQL mode's environment is not run")
 	}
-	bin, err := heraldBinary()
+	bin, err := heraldBin.get()
 	if err != nil {
 		t.Fatal(err)
 	}
