@@ -533,13 +533,18 @@ func TestChart_RefusesBadValues(t *testing.T) {
 		{"short admin key", values(map[string]any{"secrets": map[string]any{"adminApiKey": "short"}}), "at least 16 characters"},
 		{"postgres without a URL", values(map[string]any{"database": map[string]any{"type": "postgres"}}), "database.url is required"},
 		{"postgres with a URL that is not one", values(map[string]any{"database": map[string]any{"type": "postgres", "url": "mysql://db"}}), "database.url: want postgres://"},
-		{"unknown database type", values(map[string]any{"database": map[string]any{"type": "mysql"}}), `database.type "mysql"`},
+		{"unknown database type", values(map[string]any{"database": map[string]any{"type": "mysql"}}), "/database/type"},
 		{"a URL in sqlite mode", values(map[string]any{"database": map[string]any{"url": "postgres://db/h"}}), "database.type is sqlite"},
 		{"no replicas", values(map[string]any{"database": pg, "replicaCount": 0}), "replicaCount"},
 		{"ServiceMonitor without metrics", values(map[string]any{"metrics": map[string]any{"enabled": false, "serviceMonitor": map[string]any{"enabled": true}}}), "needs metrics.enabled"},
 		{"config sets what the chart sets", values(map[string]any{"config": map[string]any{"data-dir": "/elsewhere"}}), "config.data-dir"},
 		{"config turns dev mode on", values(map[string]any{"config": map[string]any{"dev": true}}), "local development only"},
 		{"config key that is no flag name", values(map[string]any{"config": map[string]any{"HERALD_RETENTION": "1h"}}), "config.HERALD_RETENTION"},
+		// values.schema.json: a misspelt or misplaced value is refused rather than ignored.
+		{"misspelt value", values(map[string]any{"databse": map[string]any{"type": "postgres"}}), "databse"},
+		{"misspelt nested value", values(map[string]any{"persistence": map[string]any{"sise": "1Gi"}}), "sise"},
+		{"wrong type", values(map[string]any{"containerPort": "http"}), "containerPort"},
+		{"unknown service type", values(map[string]any{"service": map[string]any{"type": "Ingress"}}), "service"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := render(t, "herald", c.values)
