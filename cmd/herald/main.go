@@ -38,6 +38,7 @@ func root() *cobra.Command {
 		verifyCmd(),
 		triggerCmd(),
 		listenCmd(),
+		healthcheckCmd(),
 		replayCmd(), tenantsCmd(), endpointsCmd(), eventsCmd(), deliveriesCmd(), eventTypesCmd(),
 		sourcesCmd(), receivedCmd(), sendTestCmd(),
 		loginCmd(), logoutCmd(), profilesCmd(),

@@ -112,7 +112,7 @@ variable: HERALD_ and the flag's name in capitals, dashes as underscores (HERALD
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address to listen on")
+	f.StringVar(&cfg.Addr, "addr", node.DefaultAddr, "address to listen on")
 	f.StringVar(&cfg.DataDir, "data-dir", "herald-data", "directory of the embedded SQLite store and of the default encryption key file (with --database-url, only used when given)")
 	f.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://…): use PostgreSQL instead of SQLite, so several nodes can share the work")
 	f.StringVar(&cfg.DatabaseSchema, "database-schema", "", "PostgreSQL schema for Herald's tables (created if missing)")

@@ -41,12 +41,16 @@ import (
 	"github.com/heraldhq/herald/internal/ui"
 )
 
+// DefaultAddr is where Herald listens unless told otherwise: loopback only, so a first start
+// exposes nothing.
+const DefaultAddr = "127.0.0.1:8080"
+
 // Version is Herald's version, set at build time with -ldflags "-X ...node.Version=...".
 var Version = "0.1.0-dev"
 
 // Config is everything a node needs; zero values take the defaults.
 type Config struct {
-	Addr    string // listen address; default 127.0.0.1:8080
+	Addr    string // listen address; default DefaultAddr
 	DataDir string // SQLite store directory; default ./herald-data
 	// DatabaseURL, when set, selects the PostgreSQL store instead of SQLite: several nodes may
 	// then share one database. DatabaseSchema optionally names the schema to use.
@@ -167,7 +171,7 @@ type Node struct {
 // Start opens the store, starts the engine and serves the API. Stop it with Close.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:8080"
+		cfg.Addr = DefaultAddr
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = "herald-data"
