@@ -291,6 +291,10 @@ func (s *Server) fail(err error, what string) error {
 		return huma.Error422UnprocessableEntity("invalid cursor", &huma.ErrorDetail{Location: "query.cursor", Message: "not a cursor this API returned"})
 	case errors.Is(err, context.Canceled):
 		return huma.NewError(499, "client closed request")
+	case errors.Is(err, context.DeadlineExceeded):
+		s.log.Error("store too slow to answer in time", "what", what, "err", err)
+		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("the store did not answer in time; nothing was acknowledged, try again later"),
+			http.Header{"Retry-After": []string{"5"}})
 	case store.Unavailable(s.st, err), unreachable(err):
 		s.log.Error("store unavailable", "what", what, "err", err)
 		// "Not acknowledged", not "not stored": a database connection lost during a commit

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -107,8 +108,20 @@ func (s *Server) readBody(ctx huma.Context, next func(huma.Context)) {
 		_ = huma.WriteErr(s.api, ctx, http.StatusUnprocessableEntity, "validation failed", errs...)
 		return
 	}
-	next(readContext{humaContext: ctx, body: buf.Bytes()})
+	rc := readContext{humaContext: ctx, body: buf.Bytes()}
+	if s.cfg.AnswerTimeout > 0 {
+		// The work gets the write window less a margin, so that a store too slow to answer in
+		// time (a huge batch on a loaded machine) ends in a 503 the client reads, not in a
+		// connection the server cuts at its write deadline.
+		actx, cancel := context.WithTimeout(ctx.Context(), s.cfg.AnswerTimeout-answerMargin(s.cfg.AnswerTimeout))
+		defer cancel()
+		rc.ctx = actx
+	}
+	next(rc)
 }
+
+// answerMargin is how much of the write window an answer keeps for itself.
+func answerMargin(window time.Duration) time.Duration { return min(5*time.Second, window/4) }
 
 // pacedBody moves the connection's read deadline on as the body arrives: grace from the start,
 // plus a second per rate bytes received.
@@ -133,6 +146,15 @@ func (p *pacedBody) Read(b []byte) (int, error) {
 type readContext struct {
 	humaContext
 	body []byte
+	ctx  context.Context // the request's, bounded by the answer's window; nil: the request's
+}
+
+// Context is the request's context, with the answer's deadline.
+func (c readContext) Context() context.Context {
+	if c.ctx != nil {
+		return c.ctx
+	}
+	return c.humaContext.Context()
 }
 
 // humaContext names huma.Context for embedding: a field named Context would hide its Context
