@@ -374,4 +374,3 @@ func testUsageSurvivesRetention(t *testing.T, s store.Store) {
 		t.Fatalf("usage after retention = %+v", rows)
 	}
 }
-
