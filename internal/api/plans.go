@@ -40,14 +40,14 @@ type Limit struct {
 	From  string `json:"from" enum:"tenant,plan,node" doc:"Where it comes from: the tenant's own limits, its plan, or the node's defaults."`
 }
 
-// TenantLimits is a tenant's effective limits.
-type TenantLimits struct {
+// EffectiveLimits is a tenant's effective limits.
+type EffectiveLimits struct {
 	TenantID string           `json:"tenant_id"`
 	Plan     string           `json:"plan" doc:"The tenant's plan; empty for none."`
 	Limits   map[string]Limit `json:"limits" doc:"Each limit by name (see the plan's limits), with where it comes from."`
 }
 
-type planPath struct {
+type PlanPath struct {
 	Plan string `path:"plan" maxLength:"64" doc:"Plan name."`
 }
 
@@ -60,7 +60,7 @@ type createPlanInput struct {
 }
 
 type updatePlanInput struct {
-	planPath
+	PlanPath
 	Body struct {
 		Description *string             `json:"description,omitempty" maxLength:"500"`
 		Limits      *store.TenantLimits `json:"limits,omitempty" doc:"Replaces the plan's limits; {} leaves every limit to the node's defaults."`
@@ -105,7 +105,7 @@ func (s *Server) registerPlans() {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "get-plan", Method: http.MethodGet, Path: "/v1/plans/{plan}", Tags: tags,
 		Summary: "Get a plan", Metadata: admin,
-	}, func(ctx context.Context, in *planPath) (*Out[Plan], error) {
+	}, func(ctx context.Context, in *PlanPath) (*Out[Plan], error) {
 		p, err := s.st.GetPlan(ctx, in.Plan)
 		if err != nil {
 			return nil, s.fail(err, "plan "+in.Plan)
@@ -145,7 +145,7 @@ func (s *Server) registerPlans() {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "delete-plan", Method: http.MethodDelete, Path: "/v1/plans/{plan}", Tags: tags,
 		Summary: "Delete a plan", Description: "409 while a tenant is on the plan.", DefaultStatus: http.StatusNoContent, Metadata: admin,
-	}, func(ctx context.Context, in *planPath) (*struct{}, error) {
+	}, func(ctx context.Context, in *PlanPath) (*struct{}, error) {
 		p, err := s.st.GetPlan(ctx, in.Plan)
 		if err != nil {
 			return nil, s.fail(err, "plan "+in.Plan)
@@ -164,7 +164,7 @@ func (s *Server) registerPlans() {
 		OperationID: "get-tenant-limits", Method: http.MethodGet, Path: "/v1/tenants/{tenant}/limits", Tags: []string{"Tenants"},
 		Summary:     "Get a tenant's effective limits",
 		Description: "Each limit with where it comes from: the tenant's own, its plan's, or the node's default. A tenant key or portal link reads its own tenant's.",
-	}, func(ctx context.Context, in *tenantInput) (*Out[TenantLimits], error) {
+	}, func(ctx context.Context, in *tenantInput) (*Out[EffectiveLimits], error) {
 		t, err := s.st.GetTenant(ctx, in.Tenant)
 		if err != nil {
 			return nil, s.fail(err, "tenant "+in.Tenant)
@@ -173,7 +173,7 @@ func (s *Server) registerPlans() {
 		if err != nil {
 			return nil, s.fail(err, "plan "+t.Plan)
 		}
-		return &Out[TenantLimits]{Body: TenantLimits{TenantID: t.ID, Plan: t.Plan, Limits: eff.out()}}, nil
+		return &Out[EffectiveLimits]{Body: EffectiveLimits{TenantID: t.ID, Plan: t.Plan, Limits: eff.out()}}, nil
 	})
 }
 
