@@ -141,13 +141,13 @@ func queueUsage(b *pgx.Batch, d store.UsageDelta) {
 
 // Usage sums the counter rows f selects into its buckets.
 func (s *Store) Usage(ctx context.Context, f store.UsageFilter) ([]store.UsageRow, error) {
-	size := "3600"
+	// Hours are grouped by the column itself, in the primary key's order.
+	bucket := "hour"
 	if f.Daily {
-		size = "86400"
+		bucket = `to_timestamp(floor(extract(epoch FROM hour) / 86400) * 86400)`
 	}
-	bucket := `to_timestamp(floor(extract(epoch FROM hour) / ` + size + `) * ` + size + `)`
 	endpoint := "''"
-	group := "tenant_id, b"
+	group := "tenant_id, " + bucket
 	cond := "hour >= $1 AND hour < $2"
 	args := []any{f.From, f.To}
 	if f.TenantID != "" {
@@ -163,7 +163,7 @@ func (s *Store) Usage(ctx context.Context, f store.UsageFilter) ([]store.UsageRo
 		cond += " AND endpoint_id <> ''"
 		endpoint, group = "endpoint_id", group+", endpoint_id"
 	}
-	rows, err := s.pool.Query(ctx, `SELECT tenant_id, `+bucket+` AS b, `+endpoint+`, sum(events)::bigint, sum(event_bytes)::bigint, sum(requests)::bigint,
+	rows, err := s.pool.Query(ctx, `SELECT tenant_id, `+bucket+`, `+endpoint+`, sum(events)::bigint, sum(event_bytes)::bigint, sum(requests)::bigint,
 		sum(request_bytes)::bigint, sum(deliveries)::bigint, sum(attempts_ok)::bigint, sum(attempts_failed)::bigint, sum(bytes_sent)::bigint
 		FROM usage_hourly WHERE `+cond+` GROUP BY `+group+` ORDER BY `+group, args...)
 	if err != nil {

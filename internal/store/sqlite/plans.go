@@ -130,12 +130,13 @@ func (s *Store) addUsage(ctx context.Context, tx *sql.Tx, d store.UsageDelta) er
 
 // Usage sums the counter rows f selects into its buckets.
 func (s *Store) Usage(ctx context.Context, f store.UsageFilter) ([]store.UsageRow, error) {
+	// Hours are grouped by the column itself, in the primary key's order: no sort.
 	bucket, size := "hour", int64(3600)
 	if f.Daily {
 		bucket, size = "hour / 86400 * 86400", 86400
 	}
 	endpoint := "''"
-	group := "tenant_id, b"
+	group := "tenant_id, " + bucket
 	cond := "hour >= ? AND hour < ?"
 	args := []any{f.From.Unix(), f.To.Unix()}
 	if f.TenantID != "" {
@@ -153,7 +154,7 @@ func (s *Store) Usage(ctx context.Context, f store.UsageFilter) ([]store.UsageRo
 		endpoint = "endpoint_id"
 		group += ", endpoint_id"
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT tenant_id, `+bucket+` AS b, `+endpoint+`, sum(events), sum(event_bytes), sum(requests), sum(request_bytes),
+	rows, err := s.r.QueryContext(ctx, `SELECT tenant_id, `+bucket+`, `+endpoint+`, sum(events), sum(event_bytes), sum(requests), sum(request_bytes),
 		sum(deliveries), sum(attempts_ok), sum(attempts_failed), sum(bytes_sent)
 		FROM usage_hourly WHERE `+cond+` GROUP BY `+group+` ORDER BY `+group, args...)
 	if err != nil {
