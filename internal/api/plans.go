@@ -47,6 +47,7 @@ type EffectiveLimits struct {
 	Limits   map[string]Limit `json:"limits" doc:"Each limit by name (see the plan's limits), with where it comes from."`
 }
 
+// PlanPath names a plan in a route.
 type PlanPath struct {
 	Plan string `path:"plan" maxLength:"64" doc:"Plan name."`
 }
