@@ -260,3 +260,61 @@ func TestPlans_MaxEndpointsFromThePlan(t *testing.T) {
 		t.Fatalf("second endpoint = %d: %s", ans.status, ans.body)
 	}
 }
+
+// The usage routes refuse a bad range naming the parameter, answer a tenant key its own tenant's
+// usage (buckets aligned to the granularity), and the export is admin-only.
+func TestUsage_RangesAndAccess(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Date(2026, 5, 10, 12, 30, 0, 0, time.UTC)}
+	a := newTestAPI(t, api.Config{Now: c.now})
+	key := a.tenantKey("acme")
+	a.must(http.StatusCreated, "POST", "/v1/event-types", map[string]any{"name": "order.created"}, nil)
+	a.must(http.StatusCreated, "POST", "/v1/tenants/acme/endpoints", map[string]any{"url": "https://hooks.example.com/a", "event_types": []string{"*"}}, nil)
+	a.must(http.StatusAccepted, "POST", "/v1/tenants/acme/events", map[string]any{"type": "order.created", "data": map[string]any{}}, nil)
+	for _, c := range []struct{ query, loc string }{
+		{"from=yesterday", "query.from"},
+		{"to=2026-13-01", "query.to"},
+		{"from=2026-05-10&to=2026-05-01", "query.to"},
+		{"from=2026-01-01&to=2026-05-01&granularity=hour", "query.from"},
+		{"granularity=week", "query.granularity"},
+		{"by=event", "query.by"},
+	} {
+		ans := a.do(key, "GET", "/v1/tenants/acme/usage?"+c.query, nil)
+		if ans.status != http.StatusUnprocessableEntity {
+			t.Errorf("%s = %d, want 422: %s", c.query, ans.status, ans.body)
+			continue
+		}
+		if _, ok := ans.problem(t).find(c.loc); !ok {
+			t.Errorf("%s: no problem at %s: %s", c.query, c.loc, ans.body)
+		}
+	}
+	var u struct {
+		From    time.Time `json:"from"`
+		To      time.Time `json:"to"`
+		Totals  struct{ Events, Deliveries int64 }
+		Buckets []struct {
+			Start time.Time `json:"start"`
+		} `json:"buckets"`
+	}
+	ans := a.do(key, "GET", "/v1/tenants/acme/usage?granularity=hour&from=2026-05-10T03:20:00Z", nil)
+	if ans.status != http.StatusOK {
+		t.Fatalf("usage = %d: %s", ans.status, ans.body)
+	}
+	if err := json.Unmarshal(ans.body, &u); err != nil {
+		t.Fatal(err)
+	}
+	if !u.From.Equal(time.Date(2026, 5, 10, 3, 0, 0, 0, time.UTC)) || !u.To.Equal(time.Date(2026, 5, 10, 13, 0, 0, 0, time.UTC)) {
+		t.Errorf("range %s – %s, want whole hours around it", u.From, u.To)
+	}
+	if u.Totals.Events != 1 || u.Totals.Deliveries != 1 || len(u.Buckets) != 1 || !u.Buckets[0].Start.Equal(time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)) {
+		t.Errorf("usage = %s", ans.body)
+	}
+	if ans := a.do(key, "GET", "/v1/usage", nil); ans.status != http.StatusForbidden {
+		t.Errorf("a tenant key exports every tenant's usage: %d", ans.status)
+	}
+	ans = a.do(a.admin, "GET", "/v1/usage?from=2026-05-01", nil)
+	if ans.status != http.StatusOK || ans.header.Get("Content-Type") != "application/x-ndjson" ||
+		!strings.Contains(string(ans.body), `"tenant_id":"acme","start":"2026-05-10T00:00:00Z"`) {
+		t.Errorf("export = %d %s: %s", ans.status, ans.header.Get("Content-Type"), ans.body)
+	}
+}
