@@ -55,6 +55,11 @@ type Config struct {
 	Version      string
 	// MaxEventBytes bounds one event's envelope (default 256 KiB).
 	MaxEventBytes int
+	// Limits are the store's bounds on a tenant (endpoints, sources) and Retention the node's
+	// (negative: keep everything; 0: none known): with MaxEventBytes, the limits a tenant has
+	// when neither it nor its plan sets them (plans.go).
+	Limits    store.Limits
+	Retention time.Duration
 	// SecretOverlap is how long a rotated-out endpoint secret stays valid (default 24 h).
 	SecretOverlap time.Duration
 	// MaxJSONDepth bounds how deeply a request body nests arrays and objects (default 64).
@@ -143,6 +148,11 @@ type Server struct {
 	exprs *expr.Cache
 	// dests are the destination types endpoints may have.
 	dests *destination.Registry
+	// limitDefaults are the node's tenant limits; tenantLimits remembers tenants' effective
+	// limits and eventRates are their events-per-second buckets (plans.go).
+	limitDefaults store.TenantLimits
+	tenantLimits  *limitsCache
+	eventRates    *eventRates
 }
 
 // New builds the API's routes.
@@ -205,12 +215,16 @@ func New(cfg Config) *Server {
 	// readBody (body.go) reads request bodies with their own deadlines; huma's flat 5 s is off.
 	hc.OnAddOperation = append(hc.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) { op.BodyReadTimeout = -1 })
 	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limits: newLimiters(cfg.RateLimits), types: newTypeCache(), exports: newHolds(nil), bulkLane: newBulkLane(cfg.BulkShare), keys: newKeyCache(), exprs: expr.NewCache(256), dests: dests}
+	s.limitDefaults = store.NodeLimitDefaults(cfg.Limits, cfg.MaxEventBytes, cfg.Retention)
+	s.tenantLimits, s.eventRates = newLimitsCache(), newEventRates()
 	s.tracer = telemetry.Tracer(cfg.TracerProvider)
 	s.api = humago.New(mux, hc)
 	// authenticate runs first: the rate limit is per authenticated key, and no body is read for
 	// a request that is refused.
 	s.api.UseMiddleware(s.authenticate, s.rateLimit, s.bulk, s.readBody)
 	s.registerTenants()
+	s.registerPlans()
+	s.registerUsage()
 	s.registerEventTypes()
 	s.registerEndpoints()
 	s.registerDestinationTypes()

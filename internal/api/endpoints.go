@@ -252,6 +252,11 @@ func (s *Server) apply(ctx context.Context, f *EndpointFields, e *store.Endpoint
 	}
 	errs = append(errs, s.applyOptions(ctx, f, e)...)
 	errs = append(errs, checkSignatureForType(e)...)
+	over, err := s.checkEndpointLimits(ctx, e)
+	if err != nil {
+		return s.fail(err, "tenant "+e.TenantID)
+	}
+	errs = append(errs, over...)
 	if len(errs) > 0 {
 		return huma.Error422UnprocessableEntity("invalid endpoint", errs...)
 	}

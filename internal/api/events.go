@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -335,6 +336,18 @@ func (s *Server) publish(ctx context.Context, tenant, loc string, events []*stor
 	traceparent, tracestate := telemetry.Capture(ctx)
 	for _, ev := range events {
 		ev.Traceparent, ev.Tracestate = traceparent, tracestate
+	}
+	if err := s.checkPublish(ctx, tenant, loc, events); err != nil {
+		span.SetStatus(codes.Error, "limits")
+		if re := (*errEventRate)(nil); errors.As(err, &re) {
+			secs := max(1, int(math.Ceil(re.wait.Seconds())))
+			return nil, huma.ErrorWithHeaders(huma.NewError(http.StatusTooManyRequests, fmt.Sprintf("%s; retry after %d s", re.Error(), secs)),
+				http.Header{"Retry-After": []string{strconv.Itoa(secs)}})
+		}
+		if _, ok := err.(huma.StatusError); ok {
+			return nil, err
+		}
+		return nil, s.fail(err, "tenant "+tenant)
 	}
 	storeCtx, storeSpan := s.tracer.Start(ctx, "herald.store.publish")
 	results, err := s.st.Publish(storeCtx, tenant, events)

@@ -15,28 +15,78 @@ import (
 
 // Tenant is a customer of the operator.
 type Tenant struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"`
-	RedactFields []string  `json:"redact_fields" doc:"JSON field paths (card.number, password) whose values the API shows as [REDACTED] in event data and attempt responses, and which are redacted in attempt responses before they are stored. A path matches at any depth; arrays are transparent. Endpoints receive payloads intact."`
-	MaxEndpoints int       `json:"max_endpoints" doc:"The tenant's own bound on its endpoints, set by an admin; 0: the node's default (--max-endpoints-per-tenant, 1000)."`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	ID           string   `json:"id"`
+	Name         string   `json:"name"`
+	RedactFields []string `json:"redact_fields" doc:"JSON field paths (card.number, password) whose values the API shows as [REDACTED] in event data and attempt responses, and which are redacted in attempt responses before they are stored. A path matches at any depth; arrays are transparent. Endpoints receive payloads intact."`
+	MaxEndpoints int      `json:"max_endpoints" doc:"The tenant's own bound on its endpoints (own_limits.max_endpoints), set by an admin; 0: its plan's or the node's default (--max-endpoints-per-tenant, 1000)."`
+	Plan         string   `json:"plan" doc:"The plan whose limits the tenant has; empty for none."`
+	// OwnLimits are the limits set on the tenant itself; Limits the effective ones.
+	OwnLimits store.TenantLimits `json:"own_limits" doc:"Limits set on the tenant itself, which take precedence over its plan's."`
+	Limits    map[string]Limit   `json:"limits,omitempty" doc:"The tenant's effective limits, each with where it comes from (as GET /v1/tenants/{tenant}/limits answers)."`
+	CreatedAt time.Time          `json:"created_at"`
+	UpdatedAt time.Time          `json:"updated_at"`
 }
 
+// tenantOut is a tenant as the API shows it, without its effective limits (withLimits adds them).
 func tenantOut(t *store.Tenant) Tenant {
 	rf := t.RedactFields
 	if rf == nil {
 		rf = []string{}
 	}
-	return Tenant{ID: t.ID, Name: t.Name, RedactFields: rf, MaxEndpoints: t.MaxEndpoints, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+	max := 0
+	if t.Limits.MaxEndpoints != nil {
+		max = *t.Limits.MaxEndpoints
+	}
+	return Tenant{ID: t.ID, Name: t.Name, RedactFields: rf, MaxEndpoints: max, Plan: t.Plan, OwnLimits: t.Limits, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+}
+
+// withLimits is tenantOut with the tenant's effective limits.
+func (s *Server) withLimits(ctx context.Context, t *store.Tenant) (Tenant, error) {
+	out := tenantOut(t)
+	eff, err := s.resolveLimits(ctx, t)
+	if err != nil {
+		return out, s.fail(err, "plan "+t.Plan)
+	}
+	out.Limits = eff.out()
+	return out, nil
+}
+
+// applyPlanAndLimits sets a tenant's plan (which must exist) and own limits from a create or
+// update body; maxEndpoints is the older field for own_limits.max_endpoints (0 clears it).
+func (s *Server) applyPlanAndLimits(ctx context.Context, t *store.Tenant, plan *string, limits *store.TenantLimits, maxEndpoints *int) error {
+	if limits != nil {
+		if err := s.checkLimits("body.limits", *limits); err != nil {
+			return err
+		}
+		t.Limits = *limits
+	}
+	if maxEndpoints != nil {
+		t.Limits.MaxEndpoints = nil
+		if *maxEndpoints > 0 {
+			t.Limits.MaxEndpoints = maxEndpoints
+		}
+	}
+	if plan != nil {
+		if *plan != "" {
+			if _, err := s.st.GetPlan(ctx, *plan); errors.Is(err, store.ErrNotFound) {
+				return huma.Error422UnprocessableEntity("unknown plan", &huma.ErrorDetail{Location: "body.plan", Message: "no plan of this name; create it first", Value: *plan})
+			} else if err != nil {
+				return s.fail(err, "plan "+*plan)
+			}
+		}
+		t.Plan = *plan
+	}
+	return nil
 }
 
 type createTenantInput struct {
 	Body struct {
-		ID           string   `json:"id" pattern:"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$" doc:"Your id for the tenant: letters, digits, '_', '.', '-', at most 64." example:"acme"`
-		Name         string   `json:"name" minLength:"1" maxLength:"200" example:"Acme Inc"`
-		RedactFields []string `json:"redact_fields,omitempty" maxItems:"100" doc:"See the tenant's redact_fields." example:"[\"card.number\",\"password\"]"`
-		MaxEndpoints int      `json:"max_endpoints,omitempty" minimum:"0" maximum:"1000000" doc:"See the tenant's max_endpoints."`
+		ID           string              `json:"id" pattern:"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$" doc:"Your id for the tenant: letters, digits, '_', '.', '-', at most 64." example:"acme"`
+		Name         string              `json:"name" minLength:"1" maxLength:"200" example:"Acme Inc"`
+		RedactFields []string            `json:"redact_fields,omitempty" maxItems:"100" doc:"See the tenant's redact_fields." example:"[\"card.number\",\"password\"]"`
+		MaxEndpoints int                 `json:"max_endpoints,omitempty" minimum:"0" maximum:"1000000" doc:"See the tenant's max_endpoints."`
+		Plan         string              `json:"plan,omitempty" maxLength:"64" doc:"The plan whose limits the tenant has (it must exist)." example:"pro"`
+		Limits       *store.TenantLimits `json:"limits,omitempty" doc:"The tenant's own limits, which take precedence over its plan's."`
 	}
 }
 
@@ -67,9 +117,11 @@ type tenantInput struct {
 type updateTenantInput struct {
 	TenantPath
 	Body struct {
-		Name         *string  `json:"name,omitempty" minLength:"1" maxLength:"200"`
-		RedactFields []string `json:"redact_fields,omitempty" maxItems:"100" doc:"Replaces the list; [] redacts nothing. See the tenant's redact_fields."`
-		MaxEndpoints *int     `json:"max_endpoints,omitempty" minimum:"0" maximum:"1000000" doc:"The tenant's own bound on its endpoints; 0 returns it to the node's default. Endpoints it already has above a lowered bound stay."`
+		Name         *string             `json:"name,omitempty" minLength:"1" maxLength:"200"`
+		RedactFields []string            `json:"redact_fields,omitempty" maxItems:"100" doc:"Replaces the list; [] redacts nothing. See the tenant's redact_fields."`
+		MaxEndpoints *int                `json:"max_endpoints,omitempty" minimum:"0" maximum:"1000000" doc:"The tenant's own bound on its endpoints; 0 returns it to the plan's or the node's default. Endpoints it already has above a lowered bound stay."`
+		Plan         *string             `json:"plan,omitempty" maxLength:"64" doc:"The plan whose limits the tenant has (it must exist); empty for none."`
+		Limits       *store.TenantLimits `json:"limits,omitempty" doc:"Replaces the tenant's own limits; {} leaves every limit to its plan or the node. What the tenant already has above a lowered limit stays."`
 	}
 }
 
@@ -90,13 +142,18 @@ func (s *Server) registerTenants() {
 			return nil, err
 		}
 		now := s.auditTime()
-		t := &store.Tenant{ID: in.Body.ID, Name: in.Body.Name, RedactFields: in.Body.RedactFields, MaxEndpoints: in.Body.MaxEndpoints, CreatedAt: now, UpdatedAt: now}
+		t := &store.Tenant{ID: in.Body.ID, Name: in.Body.Name, RedactFields: in.Body.RedactFields, CreatedAt: now, UpdatedAt: now}
+		if err := s.applyPlanAndLimits(ctx, t, &in.Body.Plan, in.Body.Limits, &in.Body.MaxEndpoints); err != nil {
+			return nil, err
+		}
 		a := s.audit(ctx, "tenant.create", "tenant", t.ID, t.ID, nil, tenantOut(t))
 		a.At = now // the tenant's audit log starts with its creation
 		if err := s.st.CreateTenant(store.WithAudit(ctx, a), t); err != nil {
 			return nil, s.fail(err, "tenant "+t.ID)
 		}
-		return &Out[Tenant]{Body: tenantOut(t)}, nil
+		s.tenantLimits.forget(t.ID)
+		out, err := s.withLimits(ctx, t)
+		return &Out[Tenant]{Body: out}, err
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "list-tenants", Method: http.MethodGet, Path: "/v1/tenants", Tags: []string{"Tenants"},
@@ -120,11 +177,12 @@ func (s *Server) registerTenants() {
 		if err != nil {
 			return nil, s.fail(err, "tenant "+in.Tenant)
 		}
-		return &Out[Tenant]{Body: tenantOut(t)}, nil
+		out, err := s.withLimits(ctx, t)
+		return &Out[Tenant]{Body: out}, err
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "update-tenant", Method: http.MethodPatch, Path: "/v1/tenants/{tenant}", Tags: []string{"Tenants"},
-		Summary: "Change a tenant's name, redaction paths or endpoint limit", Description: "Only the fields given change.", Metadata: admin,
+		Summary: "Change a tenant's name, redaction paths, plan or limits", Description: "Only the fields given change.", Metadata: admin,
 	}, func(ctx context.Context, in *updateTenantInput) (*Out[Tenant], error) {
 		if in.Body.Name != nil {
 			if err := noNUL("body.name", *in.Body.Name); err != nil {
@@ -142,8 +200,8 @@ func (s *Server) registerTenants() {
 		if in.Body.Name != nil {
 			t.Name = *in.Body.Name
 		}
-		if in.Body.MaxEndpoints != nil {
-			t.MaxEndpoints = *in.Body.MaxEndpoints
+		if err := s.applyPlanAndLimits(ctx, t, in.Body.Plan, in.Body.Limits, in.Body.MaxEndpoints); err != nil {
+			return nil, err
 		}
 		if in.Body.RedactFields != nil {
 			t.RedactFields = in.Body.RedactFields
@@ -156,7 +214,9 @@ func (s *Server) registerTenants() {
 		if err := s.st.UpdateTenant(store.WithAudit(ctx, a), t); err != nil {
 			return nil, s.fail(err, "tenant "+in.Tenant)
 		}
-		return &Out[Tenant]{Body: tenantOut(t)}, nil
+		s.tenantLimits.forget(t.ID)
+		out, err := s.withLimits(ctx, t)
+		return &Out[Tenant]{Body: out}, err
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "delete-tenant", Method: http.MethodDelete, Path: "/v1/tenants/{tenant}", Tags: []string{"Tenants"},
@@ -190,6 +250,7 @@ func (s *Server) registerTenants() {
 		s.keys.forget(gone)
 		defer s.keys.forget(gone)
 		del, err := s.st.DeleteTenant(store.WithAudit(ctx, a), in.Tenant)
+		s.tenantLimits.forget(in.Tenant)
 		for _, id := range endpoints {
 			s.cfg.Notifier.EndpointChanged(id)
 		}

@@ -97,19 +97,22 @@ func (s laneSnapshot) cloudEventsBatch(ctx context.Context, batch []store.Claime
 	return body, http.Header{"Content-Type": {contentTypeCEBatch}}, nil
 }
 
-// deliverBatch hands a batch's members to a BatchSender as messages of their own.
-func (s laneSnapshot) deliverBatch(ctx context.Context, bs destination.BatchSender, batch []store.Claimed, now time.Time) destination.Outcome {
+// deliverBatch hands a batch's members to a BatchSender as messages of their own, and tells
+// the bytes of the bodies it sent.
+func (s laneSnapshot) deliverBatch(ctx context.Context, bs destination.BatchSender, batch []store.Claimed, now time.Time) (destination.Outcome, int) {
 	ms := make([]*destination.Message, len(batch))
+	size := 0
 	for i, c := range batch {
 		body, format, err := s.render(ctx, c)
 		if err != nil {
-			return transformFailed(fmt.Errorf("event %s: %w", c.EventID, err))
+			return transformFailed(fmt.Errorf("event %s: %w", c.EventID, err)), 0
 		}
+		size += len(body)
 		ms[i] = s.message(telemetry.Restore(ctx, c.Traceparent, c.Tracestate), c.EventID, c.EventType, body, format, now)
 	}
 	ctx, cancel := s.attemptContext(ctx)
 	defer cancel()
-	return bs.SendBatch(ctx, ms)
+	return bs.SendBatch(ctx, ms), size
 }
 
 // sendBatch sends a batch's members as one request and records the outcome for each of them.
@@ -144,11 +147,13 @@ func (d *Dispatcher) sendBatch(ctx context.Context, s laneSnapshot, batch []stor
 	}
 	now := time.Now()
 	var out destination.Outcome
+	sent := 0 // the bytes sent, counted with the first member's attempt
 	if bs, ok := s.sender.(destination.BatchSender); ok {
-		out = s.deliverBatch(ctx, bs, batch, now)
+		out, sent = s.deliverBatch(ctx, bs, batch, now)
 	} else if body, format, err := s.batchBody(ctx, batch); err != nil {
 		out = transformFailed(err)
 	} else {
+		sent = len(body)
 		out = s.deliver(ctx, s.message(ctx, msgID, "", body, format, now))
 	}
 	if ctx.Err() != nil {
@@ -172,10 +177,14 @@ func (d *Dispatcher) sendBatch(ctx context.Context, s laneSnapshot, batch []stor
 		d.log.Debug("batch attempt", "batch", msgID, "tenant", s.ep.TenantID, "endpoint", s.ep.ID, "events", len(batch),
 			"status", out.StatusCode, "error_class", metrics.ErrorClass(out), "err", out.Error, "latency", out.Latency, "next_attempt_at", next)
 	}
-	for _, c := range batch {
+	for i, c := range batch {
 		// Counted per delivery, as single attempts are: the metric counts deliveries' attempts.
 		d.cfg.Metrics.Attempt(s.ep.TenantID, s.ep.ID, attemptOutcome(state), out)
-		d.results <- attemptResult(s, c, out, state, next, now, id)
+		bytes := 0
+		if i == 0 {
+			bytes = sent
+		}
+		d.results <- attemptResult(s, c, out, state, next, now, id, bytes)
 	}
 	d.done <- doneMsg{lane: s.lane, out: out, retryAt: next, breaker: breakerDone, at: now, eventID: msgID, attempt: batch[0].Attempts + 1, held: len(batch)}
 }

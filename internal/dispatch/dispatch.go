@@ -847,11 +847,13 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 	}
 	now := time.Now()
 	var out destination.Outcome
+	sent := 0 // the body's bytes, for the usage counters
 	if body, format, err := s.render(ctx, c); err != nil {
 		// A transformation that fails is the attempt's failure, recorded like any other (nothing
 		// is sent): a permanent one, tried a few times so that a corrected transformation sends it.
 		out = transformFailed(err)
 	} else {
+		sent = len(body)
 		out = s.deliver(ctx, s.message(ctx, c.EventID, c.EventType, body, format, now))
 	}
 	if ctx.Err() != nil {
@@ -879,7 +881,7 @@ func (d *Dispatcher) send(ctx context.Context, s laneSnapshot, c store.Claimed, 
 				"err", out.Error, "latency", out.Latency, "next_attempt_at", next)
 		}
 	}
-	d.results <- attemptResult(s, c, out, state, next, now, 0)
+	d.results <- attemptResult(s, c, out, state, next, now, 0, sent)
 	d.done <- doneMsg{lane: s.lane, out: out, retryAt: next, breaker: breakerDone, at: now, eventID: c.EventID, attempt: attempt, held: 1}
 }
 
@@ -896,8 +898,9 @@ func spanOutcome(span trace.Span, state store.DeliveryState, out destination.Out
 }
 
 // attemptResult is what the result writer stores of one delivery's attempt (batch: the id of the
-// batch it went in, 0 for none).
-func attemptResult(s laneSnapshot, c store.Claimed, out destination.Outcome, state store.DeliveryState, next, at time.Time, batch int64) result {
+// batch it went in, 0 for none; sent: the bytes of the body sent, which a batch's body counts
+// with one of its members).
+func attemptResult(s laneSnapshot, c store.Claimed, out destination.Outcome, state store.DeliveryState, next, at time.Time, batch int64, sent int) result {
 	return result{
 		Result: store.Result{
 			DeliveryID:    c.DeliveryID,
@@ -908,7 +911,7 @@ func attemptResult(s laneSnapshot, c store.Claimed, out destination.Outcome, sta
 			Attempt: store.Attempt{
 				TenantID: s.ep.TenantID, EndpointID: s.ep.ID, EventID: c.EventID, DeliveryID: c.DeliveryID,
 				At: at, StatusCode: out.StatusCode, Latency: out.Latency, Response: string(out.Response),
-				ErrorKind: out.ErrorKind, Error: out.Error, Success: out.Class == destination.Success,
+				ErrorKind: out.ErrorKind, Error: out.Error, Success: out.Class == destination.Success, BytesSent: sent,
 			},
 		},
 		eventType: c.EventType,

@@ -78,12 +78,14 @@ func (d *Dispatcher) sendGroup(ctx context.Context, s laneSnapshot, group []stor
 	outs := make([]destination.Outcome, len(group))
 	var ms []*destination.Message
 	var sent []int
+	sizes := make([]int, len(group)) // the bytes of each member's body, for the usage counters
 	for i, c := range group {
 		body, format, err := s.render(ctx, c)
 		if err != nil {
 			outs[i] = transformFailed(err)
 			continue
 		}
+		sizes[i] = len(body)
 		ms = append(ms, s.message(telemetry.Restore(ctx, c.Traceparent, c.Tracestate), c.EventID, c.EventType, body, format, now))
 		sent = append(sent, i)
 	}
@@ -134,7 +136,7 @@ func (d *Dispatcher) sendGroup(ctx context.Context, s laneSnapshot, group []stor
 		if tracing && i == 0 {
 			spanOutcome(span, state, out)
 		}
-		d.results <- attemptResult(s, c, outs[i], state, next, now, 0)
+		d.results <- attemptResult(s, c, outs[i], state, next, now, 0, sizes[i])
 	}
 	d.done <- doneMsg{lane: s.lane, out: out, retryAt: retryAt, breaker: breakerDone, at: now, eventID: group[0].EventID, attempt: group[0].Attempts + 1, held: len(group)}
 }

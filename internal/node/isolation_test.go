@@ -26,6 +26,8 @@ var isolationBodies = map[string]string{
 	"DELETE /v1/tenants/{tenant}":                             "",
 	"GET /v1/tenants/{tenant}/audit":                          "",
 	"GET /v1/tenants/{tenant}/export":                         "",
+	"GET /v1/tenants/{tenant}/limits":                         "",
+	"GET /v1/tenants/{tenant}/usage":                          "",
 	"POST /v1/tenants/{tenant}/endpoints":                     `{"url":"http://127.0.0.1:9/stolen","event_types":["*"]}`,
 	"GET /v1/tenants/{tenant}/endpoints":                      "",
 	"GET /v1/tenants/{tenant}/endpoints/{id}":                 "",

@@ -278,7 +278,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	// sources' publisher, built once the API is (its BuildEvent checks their events).
 	rep := &replayer{in: in, st: st}
 	a := api.New(api.Config{
-		Store: st, Notifier: d, URLCheck: client, InternalURLCheck: internalClient, Destinations: dests, Logger: log, Version: Version, MaxEventBytes: cfg.MaxEventBytes,
+		Store: st, Notifier: d, URLCheck: client, InternalURLCheck: internalClient, Destinations: dests, Logger: log, Version: Version, MaxEventBytes: cfg.MaxEventBytes, Limits: cfg.Limits, Retention: cfg.Retention,
 		RateLimits: cfg.APILimits, MaxListenStreams: cfg.MaxListenStreams, MaxListenStreamsPerKey: cfg.MaxListenStreamsPerKey, BulkShare: cfg.BulkShare, Metrics: m, Inbound: rep, PublicURL: cfg.PublicURL, TracerProvider: tp,
 		PortalKey: keys.Derive("herald portal link v1"),
 		// Feed and listen cursors are sealed with the keyring, so every node opens every node's.

@@ -84,6 +84,18 @@ type Store interface {
 	// went. An audit entry in ctx (WithAudit) is written with the last one, its After the counts.
 	DeleteTenant(ctx context.Context, id string) (*TenantDeletion, error)
 
+	// Plans (see plans.go): named sets of limits. DeletePlan fails with ErrConflict while a
+	// tenant is on the plan. Tenants name their plan (Tenant.Plan); a name that is no plan is none.
+	CreatePlan(ctx context.Context, p *TenantPlan) error
+	GetPlan(ctx context.Context, name string) (*TenantPlan, error)
+	ListPlans(ctx context.Context) ([]TenantPlan, error)
+	UpdatePlan(ctx context.Context, p *TenantPlan) error
+	DeletePlan(ctx context.Context, name string) error
+
+	// Usage reads the usage counters (see usage.go), in order of tenant, bucket and endpoint;
+	// buckets with nothing counted are left out.
+	Usage(ctx context.Context, f UsageFilter) ([]UsageRow, error)
+
 	CreateEventType(ctx context.Context, et *EventType) error
 	GetEventType(ctx context.Context, name string) (*EventType, error)
 	ListEventTypes(ctx context.Context, p Page) ([]EventType, string, error)

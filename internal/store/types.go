@@ -16,11 +16,13 @@ type Tenant struct {
 	// RedactFields are JSON field paths ("card.number") whose values API reads and stored attempt
 	// responses show as "[REDACTED]"; see internal/redact.
 	RedactFields []string
-	// MaxEndpoints, when above zero, is the tenant's own bound on its endpoints in place of the
-	// store's (Limits.MaxEndpoints); only an admin sets it.
-	MaxEndpoints int
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Plan names the TenantPlan whose limits the tenant has ("" for none), and Limits are the
+	// tenant's own, which take precedence over the plan's (ResolveLimits); only an admin sets
+	// them. Limits.MaxEndpoints (nil or above zero) is stored in its own column, older than plans.
+	Plan      string
+	Limits    TenantLimits
+	CreatedAt time.Time
+	UpdatedAt time.Time
 	// UID names this instance of the tenant: CreateTenant gives every new tenant a random one
 	// (NewTenantUID), never reused and never changed, so that a credential bound to it (an API
 	// key, a portal link) dies with the tenant, even if a tenant of the same ID is created later.
@@ -252,6 +254,9 @@ type Attempt struct {
 	ErrorKind  string
 	Error      string
 	Success    bool
+	// BytesSent is the size of the body sent (for usage metering; not stored with the attempt).
+	// A batch's body counts with one of its attempts.
+	BytesSent int
 }
 
 // Result is the outcome of one attempt and what follows from it.

@@ -219,6 +219,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) (*store.TenantDelet
 			{`DELETE FROM deliveries WHERE tenant_id = $1`, &out.Deliveries},
 			{`DELETE FROM events WHERE tenant_id = $1`, &out.Events},
 			{`DELETE FROM api_keys WHERE tenant_id = $1`, &out.APIKeys},
+			{`DELETE FROM usage_hourly WHERE tenant_id = $1`, new(int)},
 			{`DELETE FROM endpoints WHERE tenant_id = $1`, &out.Endpoints},
 			{`DELETE FROM received_requests WHERE tenant_id = $1`, &out.Received},
 		} {

@@ -64,14 +64,7 @@ func (s *Store) CreateBrokerSource(ctx context.Context, b *store.BrokerSource) e
 	// As for sources: the tenant's row is locked while its broker sources are counted, so that
 	// concurrent creates cannot pass the limit together.
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		var one, n int
-		if err := tx.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, b.TenantID).Scan(&one); err != nil {
-			return notFound(err, "tenant "+b.TenantID)
-		}
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM broker_sources WHERE tenant_id = $1`, b.TenantID).Scan(&n); err != nil {
-			return fmt.Errorf("count broker sources: %w", err)
-		}
-		if err := s.fanout.Limits().CheckBrokerSources(n); err != nil {
+		if err := s.checkTenantSources(ctx, tx, b.TenantID, true); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO broker_sources (id, tenant_id, name, type, settings, mapping, schema, enabled,

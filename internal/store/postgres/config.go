@@ -15,8 +15,12 @@ import (
 // CreateTenant inserts a tenant; ErrConflict if the id is taken.
 func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 	uid := store.NewTenantUID()
-	err := s.execOne(ctx, "insert tenant", `INSERT INTO tenants (id, name, redact_fields, max_endpoints, created_at, updated_at, uid) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		t.ID, t.Name, redactArg(t.RedactFields), t.MaxEndpoints, t.CreatedAt, t.UpdatedAt, uid)
+	maxEndpoints, limits, err := tenantLimitsArgs(t.Limits)
+	if err != nil {
+		return err
+	}
+	err = s.execOne(ctx, "insert tenant", `INSERT INTO tenants (id, name, redact_fields, max_endpoints, plan, limits, created_at, updated_at, uid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		t.ID, t.Name, redactArg(t.RedactFields), maxEndpoints, t.Plan, limits, t.CreatedAt, t.UpdatedAt, uid)
 	if isUnique(err) {
 		return fmt.Errorf("tenant %q: %w", t.ID, store.ErrConflict)
 	}
@@ -26,13 +30,33 @@ func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 	return err
 }
 
-const tenantColumns = `id, name, redact_fields, max_endpoints, created_at, updated_at, uid, seq`
+const tenantColumns = `id, name, redact_fields, max_endpoints, plan, limits, created_at, updated_at, uid, seq`
+
+// tenantLimitsArgs are the max_endpoints and limits columns of a tenant's own limits.
+func tenantLimitsArgs(l store.TenantLimits) (int, string, error) {
+	max := 0
+	if l.MaxEndpoints != nil {
+		max = *l.MaxEndpoints
+	}
+	l.MaxEndpoints = nil
+	enc, err := store.EncodeTenantLimits(l)
+	return max, enc, err
+}
 
 func scanTenant(r pgx.Row) (*store.Tenant, int64, error) {
 	var t store.Tenant
 	var seq int64
-	if err := r.Scan(&t.ID, &t.Name, &t.RedactFields, &t.MaxEndpoints, &t.CreatedAt, &t.UpdatedAt, &t.UID, &seq); err != nil {
+	var maxEndpoints int
+	var limits string
+	if err := r.Scan(&t.ID, &t.Name, &t.RedactFields, &maxEndpoints, &t.Plan, &limits, &t.CreatedAt, &t.UpdatedAt, &t.UID, &seq); err != nil {
 		return nil, 0, err
+	}
+	var err error
+	if t.Limits, err = store.DecodeTenantLimits(limits); err != nil {
+		return nil, 0, fmt.Errorf("tenant %s: %w", t.ID, err)
+	}
+	if maxEndpoints > 0 {
+		t.Limits.MaxEndpoints = &maxEndpoints
 	}
 	if len(t.RedactFields) == 0 {
 		t.RedactFields = nil
@@ -83,10 +107,14 @@ func (s *Store) ListTenants(ctx context.Context, p store.Page) ([]store.Tenant, 
 	return page(out, limit, func(i int) int64 { return pos[i] })
 }
 
-// UpdateTenant changes a tenant's name, redaction paths and endpoint limit.
+// UpdateTenant changes a tenant's name, redaction paths, plan and limits.
 func (s *Store) UpdateTenant(ctx context.Context, t *store.Tenant) error {
-	return s.execOne(ctx, "tenant "+t.ID, `UPDATE tenants SET name = $1, redact_fields = $2, max_endpoints = $3, updated_at = $4 WHERE id = $5`,
-		t.Name, redactArg(t.RedactFields), t.MaxEndpoints, t.UpdatedAt, t.ID)
+	maxEndpoints, limits, err := tenantLimitsArgs(t.Limits)
+	if err != nil {
+		return err
+	}
+	return s.execOne(ctx, "tenant "+t.ID, `UPDATE tenants SET name = $1, redact_fields = $2, max_endpoints = $3, plan = $4, limits = $5, updated_at = $6 WHERE id = $7`,
+		t.Name, redactArg(t.RedactFields), maxEndpoints, t.Plan, limits, t.UpdatedAt, t.ID)
 }
 
 // CreateEventType adds an event type to the catalog.
@@ -269,17 +297,23 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
 	}
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		var max, n int
-		if err := tx.QueryRow(ctx, `SELECT max_endpoints FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, e.TenantID).Scan(&max); err != nil {
+		var planLimits string
+		if err := tx.QueryRow(ctx, `SELECT max_endpoints, coalesce((SELECT limits FROM plans WHERE name = tenants.plan), '')
+			FROM tenants WHERE id = $1 FOR NO KEY UPDATE OF tenants`, e.TenantID).Scan(&max, &planLimits); err != nil {
 			return notFound(err, "tenant "+e.TenantID)
+		}
+		plan, err := store.DecodeTenantLimits(planLimits)
+		if err != nil {
+			return err
 		}
 		// A statement of its own: its snapshot sees what creates that held the lock committed.
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM endpoints WHERE tenant_id = $1`, e.TenantID).Scan(&n); err != nil {
 			return fmt.Errorf("count endpoints: %w", err)
 		}
-		if err := s.fanout.Limits().CheckEndpoints(max, n); err != nil {
+		if err := s.fanout.Limits().CheckEndpoints(store.TenantMaxEndpoints(max, plan), n); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
+		_, err = tx.Exec(ctx, `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
 			max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at,
 			type, settings, settings_secrets)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,

@@ -244,6 +244,11 @@ func (s *Store) publishIn(ctx context.Context, send sendFunc, tenantID string, e
 	if len(d.seqs) > 0 {
 		b.Queue(insertDeliveries, tenantID, d.seqs, d.eventIDs, d.types, d.endpoints, d.at, d.priorities)
 	}
+	// The counters of what this transaction stores (the events it found already stored are
+	// not in results yet, and count nothing).
+	usage := store.UsageDelta{}
+	usage.AddPublished(tenantID, results)
+	queueUsage(&b, usage)
 	if then != nil {
 		then(&b, results)
 	}

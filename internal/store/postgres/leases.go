@@ -419,6 +419,7 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 		errs      = make([]string, n)
 		oks       = make([]bool, n)
 		batches   = make([]int64, n) // 0: in no batch
+		sent      = make([]int64, n) // bytes sent, for the usage counters
 	)
 	for i, r := range sorted {
 		a := r.Attempt
@@ -429,6 +430,7 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 			nexts[i], batches[i] = r.NextAttemptAt, r.BatchID
 		}
 		statuses[i], latencies[i], oks[i] = int32(a.StatusCode), a.Latency.Microseconds(), a.Success
+		sent[i] = int64(a.BytesSent)
 		responses[i], kinds[i], errs[i] = cleanText(a.Response), a.ErrorKind, cleanText(a.Error)
 	}
 	endpointOf := make(map[int64]string, n)
@@ -451,19 +453,30 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 		// only their attempts are written; whose attempt it is comes from the delivery row.
 		b.Queue(`WITH u AS (
 				SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::smallint[], $4::timestamptz[], $5::int[], $6::text[], $7::bigint[],
-					$8::timestamptz[], $9::bigint[], $10::text[], $11::text[], $12::bool[], $14::timestamptz[])
-					WITH ORDINALITY AS u(id, old, state, next, status, error, batch, at, latency, response, kind, ok, alt, n)),
+					$8::timestamptz[], $9::bigint[], $10::text[], $11::text[], $12::bool[], $14::timestamptz[], $15::bigint[])
+					WITH ORDINALITY AS u(id, old, state, next, status, error, batch, at, latency, response, kind, ok, alt, bytes, n)),
 			done AS (
 				UPDATE deliveries d SET state = u.state, attempts = d.attempts + 1, tries = d.tries + 1, next_attempt_at = u.next,
 					last_status = u.status, last_error = u.error, updated_at = $13, lease_until = '-infinity', batch_id = nullif(u.batch, 0)
 				FROM u WHERE d.id = u.id AND d.lease_until IN (u.old, u.alt)
-				RETURNING d.id, d.tenant_id, d.endpoint_id, d.event_id)
-			INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
-			SELECT done.id, done.tenant_id, done.endpoint_id, done.event_id, u.at, u.status, u.latency, u.response, u.kind, u.error, u.ok
-			FROM done JOIN u ON u.id = done.id
-			ORDER BY u.n
-			RETURNING delivery_id`,
-			ids, leases, states, nexts, statuses, errs, batches, ats, latencies, responses, kinds, oks, now, altLeases).Query(func(rows pgx.Rows) error {
+				RETURNING d.id, d.tenant_id, d.endpoint_id, d.event_id),
+			ins AS (
+				INSERT INTO attempts (delivery_id, tenant_id, endpoint_id, event_id, at, status, latency_us, response, error_kind, error, success)
+				SELECT done.id, done.tenant_id, done.endpoint_id, done.event_id, u.at, u.status, u.latency, u.response, u.kind, u.error, u.ok
+				FROM done JOIN u ON u.id = done.id
+				ORDER BY u.n
+				RETURNING delivery_id, tenant_id, endpoint_id, at, success),
+			-- The usage counters of the attempts written (only those: the fence may drop some),
+			-- rows in key order.
+			counted AS (
+				INSERT INTO usage_hourly (tenant_id, hour, endpoint_id, shard, attempts_ok, attempts_failed, bytes_sent)
+				SELECT ins.tenant_id, to_timestamp(floor(extract(epoch FROM ins.at) / 3600) * 3600) AS h, ins.endpoint_id, pg_backend_pid() % `+usageShards+`,
+					count(*) FILTER (WHERE ins.success), count(*) FILTER (WHERE NOT ins.success), sum(u.bytes)
+				FROM ins JOIN u ON u.id = ins.delivery_id
+				GROUP BY ins.tenant_id, h, ins.endpoint_id
+				ORDER BY ins.tenant_id, h, ins.endpoint_id`+usageConflict+`)
+			SELECT delivery_id FROM ins`,
+			ids, leases, states, nexts, statuses, errs, batches, ats, latencies, responses, kinds, oks, now, altLeases, sent).Query(func(rows pgx.Rows) error {
 			var err error
 			written, err = pgx.AppendRows(written[:0], rows, pgx.RowTo[int64])
 			return err

@@ -685,3 +685,13 @@ func BenchmarkPublish(b *testing.B) {
 	defer s.Close()
 	storetest.BenchmarkPublish(b, s)
 }
+
+func BenchmarkUsage(b *testing.B) {
+	url, schema := pgtest.Schema(b, "herald_bench_")
+	s, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchmarkUsage(b, s)
+}

@@ -37,14 +37,7 @@ func (s *Store) CreateSource(ctx context.Context, src *store.Source) error {
 	// row is locked while its sources are counted, so that concurrent creates cannot pass the
 	// limit together.
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		var one, n int
-		if err := tx.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, src.TenantID).Scan(&one); err != nil {
-			return notFound(err, "tenant "+src.TenantID)
-		}
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM sources WHERE tenant_id = $1`, src.TenantID).Scan(&n); err != nil {
-			return fmt.Errorf("count sources: %w", err)
-		}
-		if err := s.fanout.Limits().CheckSources(n); err != nil {
+		if err := s.checkTenantSources(ctx, tx, src.TenantID, false); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO sources (id, tenant_id, name, token_hash, token, settings, enabled, created_at, updated_at)
@@ -221,6 +214,7 @@ func (s *Store) Receive(ctx context.Context, req *store.ReceivedRequest, ev *sto
 			results, err := s.publishIn(ctx, send, r.TenantID, []*store.Event{ev}, plan.Targets, func(b *pgx.Batch, results []store.PublishResult) {
 				r.EventID, r.EventType, r.Deliveries = ev.ID, ev.Type, results[0].Deliveries
 				queueReceived(b, &r, headers)
+				queueUsage(b, receivedUsage(&r))
 				if results[0].Event == nil {
 					b.Queue(storedEventType, r.ID, r.TenantID, ev.ID)
 				}
@@ -235,6 +229,7 @@ func (s *Store) Receive(ctx context.Context, req *store.ReceivedRequest, ev *sto
 		}
 		b = pgx.Batch{}
 		queueReceived(&b, &r, headers)
+		queueUsage(&b, receivedUsage(&r))
 		queueAudit(&b, audit)
 		return send(&b, true)
 	})
@@ -393,4 +388,37 @@ func (s *Store) AcceptReceived(ctx context.Context, tenantID, id string, ev *sto
 		s.notifier.add(res.Published.EndpointIDs)
 	}
 	return res, nil
+}
+
+// checkTenantSources refuses a new source (broker: a broker source) over the tenant's limits
+// (store.Limits.CheckTenantSources). The tenant's row is locked (FOR NO KEY UPDATE) while its
+// sources are counted, so that concurrent creates cannot pass the limits together.
+func (s *Store) checkTenantSources(ctx context.Context, tx pgx.Tx, tenantID string, broker bool) error {
+	var own, plan string
+	if err := tx.QueryRow(ctx, `SELECT limits, coalesce((SELECT limits FROM plans WHERE name = tenants.plan), '')
+		FROM tenants WHERE id = $1 FOR NO KEY UPDATE OF tenants`, tenantID).Scan(&own, &plan); err != nil {
+		return notFound(err, "tenant "+tenantID)
+	}
+	// A statement of its own: its snapshot sees what creates that held the lock committed.
+	var sources, brokers int
+	if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM sources WHERE tenant_id = $1), (SELECT count(*) FROM broker_sources WHERE tenant_id = $1)`,
+		tenantID).Scan(&sources, &brokers); err != nil {
+		return fmt.Errorf("count sources: %w", err)
+	}
+	o, err := store.DecodeTenantLimits(own)
+	if err != nil {
+		return err
+	}
+	p, err := store.DecodeTenantLimits(plan)
+	if err != nil {
+		return err
+	}
+	return s.fanout.Limits().CheckTenantSources(o, p, sources, brokers, broker)
+}
+
+// receivedUsage counts a received request.
+func receivedUsage(r *store.ReceivedRequest) store.UsageDelta {
+	d := store.UsageDelta{}
+	d.Add(r.TenantID, r.ReceivedAt, "", store.UsageCounts{RequestsReceived: 1, BytesReceived: int64(len(r.Body))})
+	return d
 }

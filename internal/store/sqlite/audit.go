@@ -188,6 +188,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) (*store.TenantDelet
 			{`DELETE FROM deliveries WHERE tenant_id = ?`, &out.Deliveries},
 			{`DELETE FROM events WHERE tenant_id = ?`, &out.Events},
 			{`DELETE FROM api_keys WHERE tenant_id = ?`, &out.APIKeys},
+			{`DELETE FROM usage_hourly WHERE tenant_id = ?`, new(int)},
 			{`DELETE FROM endpoints WHERE tenant_id = ?`, &out.Endpoints},
 			{`DELETE FROM inbound_dedup WHERE source_id IN (SELECT id FROM sources WHERE tenant_id = ?)`, new(int)},
 			{`DELETE FROM sources WHERE tenant_id = ?`, &out.Sources},

@@ -50,12 +50,12 @@ func (s *Store) CreateBrokerSource(ctx context.Context, b *store.BrokerSource) e
 	b.Health = store.BrokerHealth{State: store.BrokerStarting, Since: b.CreatedAt}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		// The single writer makes the count and the insert atomic.
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM broker_sources WHERE tenant_id = tenants.id) FROM tenants WHERE id = ?`,
-			b.TenantID).Scan(&n); err != nil {
+		var sources, brokers int
+		var own, planLimits string
+		if err := tx.QueryRowContext(ctx, tenantSourcesQuery, b.TenantID).Scan(&sources, &brokers, &own, &planLimits); err != nil {
 			return notFound(err, "tenant "+b.TenantID)
 		}
-		if err := s.fanout.Limits().CheckBrokerSources(n); err != nil {
+		if err := checkTenantSources(s.fanout.Limits(), own, planLimits, sources, brokers, true); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO broker_sources (id, tenant_id, name, type, settings, mapping, schema, enabled,

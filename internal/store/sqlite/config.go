@@ -40,9 +40,13 @@ func affected(res sql.Result, what string) error {
 // CreateTenant inserts a tenant; ErrConflict if the id is taken.
 func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 	uid := store.NewTenantUID()
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, name, redact_fields, max_endpoints, created_at, updated_at, uid) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			t.ID, t.Name, redactArg(t.RedactFields), t.MaxEndpoints, micros(t.CreatedAt), micros(t.UpdatedAt), uid)
+	maxEndpoints, limits, err := tenantLimitsArgs(t.Limits)
+	if err != nil {
+		return err
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, name, redact_fields, max_endpoints, plan, limits, created_at, updated_at, uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Name, redactArg(t.RedactFields), maxEndpoints, t.Plan, limits, micros(t.CreatedAt), micros(t.UpdatedAt), uid)
 		if isUnique(err) {
 			return fmt.Errorf("tenant %q: %w", t.ID, store.ErrConflict)
 		}
@@ -57,14 +61,33 @@ func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 	return err
 }
 
-const tenantColumns = `id, name, redact_fields, max_endpoints, created_at, updated_at, uid, rowid`
+const tenantColumns = `id, name, redact_fields, max_endpoints, plan, limits, created_at, updated_at, uid, rowid`
+
+// tenantLimitsArgs are the max_endpoints and limits columns of a tenant's own limits.
+func tenantLimitsArgs(l store.TenantLimits) (int, string, error) {
+	max := 0
+	if l.MaxEndpoints != nil {
+		max = *l.MaxEndpoints
+	}
+	l.MaxEndpoints = nil
+	enc, err := store.EncodeTenantLimits(l)
+	return max, enc, err
+}
 
 func scanTenant(r rowScanner) (*store.Tenant, int64, error) {
 	var t store.Tenant
-	var redact string
+	var redact, limits string
 	var rowid, c, u int64
-	if err := r.Scan(&t.ID, &t.Name, &redact, &t.MaxEndpoints, &c, &u, &t.UID, &rowid); err != nil {
+	var maxEndpoints int
+	if err := r.Scan(&t.ID, &t.Name, &redact, &maxEndpoints, &t.Plan, &limits, &c, &u, &t.UID, &rowid); err != nil {
 		return nil, 0, err
+	}
+	var err error
+	if t.Limits, err = store.DecodeTenantLimits(limits); err != nil {
+		return nil, 0, fmt.Errorf("tenant %s: %w", t.ID, err)
+	}
+	if maxEndpoints > 0 {
+		t.Limits.MaxEndpoints = &maxEndpoints
 	}
 	if err := json.Unmarshal([]byte(redact), &t.RedactFields); err != nil {
 		return nil, 0, fmt.Errorf("tenant %s redact fields: %w", t.ID, err)
@@ -131,11 +154,15 @@ func page[T any](items []T, limit int, err error, pos func(i int) int64) ([]T, s
 	return items, store.EncodeCursor(pos(limit - 1)), nil
 }
 
-// UpdateTenant changes a tenant's name, redaction paths and endpoint limit.
+// UpdateTenant changes a tenant's name, redaction paths, plan and limits.
 func (s *Store) UpdateTenant(ctx context.Context, t *store.Tenant) error {
+	maxEndpoints, limits, err := tenantLimitsArgs(t.Limits)
+	if err != nil {
+		return err
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, redact_fields = ?, max_endpoints = ?, updated_at = ? WHERE id = ?`,
-			t.Name, redactArg(t.RedactFields), t.MaxEndpoints, micros(t.UpdatedAt), t.ID)
+		res, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, redact_fields = ?, max_endpoints = ?, plan = ?, limits = ?, updated_at = ? WHERE id = ?`,
+			t.Name, redactArg(t.RedactFields), maxEndpoints, t.Plan, limits, micros(t.UpdatedAt), t.ID)
 		if err != nil {
 			return fmt.Errorf("update tenant: %w", err)
 		}
@@ -357,14 +384,20 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *store.Endpoint) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		s.subs.invalidate()
 		var max, n int
-		if err := tx.QueryRowContext(ctx, `SELECT max_endpoints, (SELECT count(*) FROM endpoints WHERE tenant_id = tenants.id) FROM tenants WHERE id = ?`,
-			e.TenantID).Scan(&max, &n); err != nil {
+		var planLimits string
+		if err := tx.QueryRowContext(ctx, `SELECT max_endpoints, (SELECT count(*) FROM endpoints WHERE tenant_id = tenants.id),
+			coalesce((SELECT limits FROM plans WHERE name = tenants.plan), '') FROM tenants WHERE id = ?`,
+			e.TenantID).Scan(&max, &n, &planLimits); err != nil {
 			return notFound(err, "tenant "+e.TenantID)
 		}
-		if err := s.fanout.Limits().CheckEndpoints(max, n); err != nil {
+		plan, err := store.DecodeTenantLimits(planLimits)
+		if err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
+		if err := s.fanout.Limits().CheckEndpoints(store.TenantMaxEndpoints(max, plan), n); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO endpoints (id, tenant_id, url, description, event_types, secrets, timeout_ms,
 			max_concurrency, rate_limit, retry_schedule, headers, enabled, disabled_reason, failing_since, internal, options, created_at, updated_at,
 			type, settings, settings_secrets)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

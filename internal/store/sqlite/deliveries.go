@@ -702,8 +702,21 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 		// chunks: one multi-row INSERT and one UPDATE … FROM (VALUES …) per chunk, instead of two
 		// statements per result. Others go one by one.
 		var known []store.Result
+		usage := store.UsageDelta{}
 		for _, r := range results {
 			a := r.Attempt
+			if a.TenantID == "" {
+				// Whose attempt it is comes from the delivery (as the insert below reads it).
+				if err := tx.QueryRowContext(ctx, `SELECT tenant_id FROM deliveries WHERE id = ?`, r.DeliveryID).Scan(&a.TenantID); err != nil {
+					if errors.Is(err, sql.ErrNoRows) {
+						continue // the delivery is gone (its tenant or endpoint deleted): nothing is written
+					}
+					return fmt.Errorf("read delivery's tenant: %w", err)
+				}
+			}
+			a.EndpointID = r.EndpointID
+			usage.AddAttempt(a)
+			a = r.Attempt
 			if a.Success {
 				succeeded[r.EndpointID] = true
 			} else if _, ok := failedAt[r.EndpointID]; !ok {
@@ -741,6 +754,9 @@ func (s *Store) RecordResults(ctx context.Context, results []store.Result) error
 			if _, err := tx.StmtContext(ctx, st.update).ExecContext(ctx, upd...); err != nil {
 				return fmt.Errorf("update deliveries: %w", err)
 			}
+		}
+		if err := s.addUsage(ctx, tx, usage); err != nil {
+			return err
 		}
 		for id := range succeeded {
 			if _, err := clearStreak.ExecContext(ctx, id); err != nil {

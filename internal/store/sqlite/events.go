@@ -22,6 +22,8 @@ type statements struct {
 	clearStreak, startStreak                              *sql.Stmt
 	// The receiving side's: a source exists, take a dedup key, read its holder, store a request.
 	sourceOf, takeKey, keyHolder, insertReceived *sql.Stmt
+	// addUsage increments one usage counter row (plans.go).
+	addUsage *sql.Stmt
 }
 
 func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
@@ -30,6 +32,7 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		q string
 	}{
 		{&st.tenant, `SELECT 1 FROM tenants WHERE id = ?`},
+		{&st.addUsage, addUsageQuery},
 		{&st.sourceOf, `SELECT 1 FROM sources WHERE tenant_id = ?1 AND id = ?2 UNION ALL SELECT 1 FROM broker_sources WHERE tenant_id = ?1 AND id = ?2 LIMIT 1`},
 		{&st.takeKey, takeKey},
 		{&st.keyHolder, `SELECT request_id FROM inbound_dedup WHERE source_id = ? AND key = ?`},
@@ -65,7 +68,7 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 
 func (st *statements) close() {
 	for _, s := range []*sql.Stmt{st.tenant, st.endpointsOf, st.enabledOf, st.insertEvent, st.eventByID, st.insertDelivery, st.claim, st.nextDue, st.insertAttempt, st.updateDelivery, st.clearStreak, st.startStreak,
-		st.sourceOf, st.takeKey, st.keyHolder, st.insertReceived} {
+		st.sourceOf, st.takeKey, st.keyHolder, st.insertReceived, st.addUsage} {
 		if s != nil {
 			_ = s.Close()
 		}
@@ -180,6 +183,11 @@ func (s *Store) publishIn(ctx context.Context, tx *sql.Tx, tenantID string, even
 			res.EndpointIDs = append(res.EndpointIDs, id)
 		}
 		results[i] = res
+	}
+	usage := store.UsageDelta{}
+	usage.AddPublished(tenantID, results)
+	if err := s.addUsage(ctx, tx, usage); err != nil {
+		return nil, err
 	}
 	return results, nil
 }

@@ -35,12 +35,12 @@ func (s *Store) CreateSource(ctx context.Context, src *store.Source) error {
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		// The single writer makes the count and the insert atomic.
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM sources WHERE tenant_id = tenants.id) FROM tenants WHERE id = ?`,
-			src.TenantID).Scan(&n); err != nil {
+		var sources, brokers int
+		var own, planLimits string
+		if err := tx.QueryRowContext(ctx, tenantSourcesQuery, src.TenantID).Scan(&sources, &brokers, &own, &planLimits); err != nil {
 			return notFound(err, "tenant "+src.TenantID)
 		}
-		if err := s.fanout.Limits().CheckSources(n); err != nil {
+		if err := checkTenantSources(s.fanout.Limits(), own, planLimits, sources, brokers, false); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO sources (id, tenant_id, name, token_hash, token, settings, enabled, created_at, updated_at)
@@ -206,7 +206,9 @@ func (s *Store) Receive(ctx context.Context, req *store.ReceivedRequest, ev *sto
 		if err != nil {
 			return fmt.Errorf("insert received request: %w", err)
 		}
-		return nil
+		usage := store.UsageDelta{}
+		usage.Add(r.TenantID, r.ReceivedAt, "", store.UsageCounts{RequestsReceived: 1, BytesReceived: int64(len(r.Body))})
+		return s.addUsage(ctx, tx, usage)
 	})
 	if err != nil {
 		return nil, err
@@ -331,4 +333,22 @@ func (s *Store) AcceptReceived(ctx context.Context, tenantID, id string, ev *sto
 		return nil, err
 	}
 	return res, nil
+}
+
+// tenantSourcesQuery reads what checkTenantSources needs of a tenant.
+const tenantSourcesQuery = `SELECT (SELECT count(*) FROM sources WHERE tenant_id = tenants.id),
+	(SELECT count(*) FROM broker_sources WHERE tenant_id = tenants.id), limits,
+	coalesce((SELECT limits FROM plans WHERE name = tenants.plan), '') FROM tenants WHERE id = ?`
+
+// checkTenantSources refuses a new source over the tenant's limits (store.Limits.CheckTenantSources).
+func checkTenantSources(l store.Limits, own, plan string, sources, brokers int, broker bool) error {
+	o, err := store.DecodeTenantLimits(own)
+	if err != nil {
+		return err
+	}
+	p, err := store.DecodeTenantLimits(plan)
+	if err != nil {
+		return err
+	}
+	return l.CheckTenantSources(o, p, sources, brokers, broker)
 }

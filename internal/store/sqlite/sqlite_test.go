@@ -223,3 +223,12 @@ func TestDeleteEndpoint_LongHistoryDoesNotHoldTheWriter(t *testing.T) {
 		t.Fatalf("%d deliveries left, want 0", n)
 	}
 }
+
+func BenchmarkUsage(b *testing.B) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "herald.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchmarkUsage(b, s)
+}

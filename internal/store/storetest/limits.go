@@ -50,7 +50,7 @@ func endpointCount(t *testing.T, s store.Store, tenantID string) int {
 // A tenant's own MaxEndpoints bounds its endpoints; raising it allows more.
 func testTenantMaxEndpoints(t *testing.T, s store.Store) {
 	n := now()
-	must(t, s.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "Acme", MaxEndpoints: 3, CreatedAt: n, UpdatedAt: n}))
+	must(t, s.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "Acme", Limits: store.TenantLimits{MaxEndpoints: ptr(3)}, CreatedAt: n, UpdatedAt: n}))
 	for i := range 3 {
 		endpoint(t, s, "acme", fmt.Sprintf("ep_%d", i), "*")
 	}
@@ -61,10 +61,10 @@ func testTenantMaxEndpoints(t *testing.T, s store.Store) {
 	}
 	got, err := s.GetTenant(ctx, "acme")
 	must(t, err)
-	if got.MaxEndpoints != 3 {
-		t.Fatalf("tenant's MaxEndpoints %d, want 3", got.MaxEndpoints)
+	if got.Limits.MaxEndpoints == nil || *got.Limits.MaxEndpoints != 3 {
+		t.Fatalf("tenant's MaxEndpoints %v, want 3", got.Limits.MaxEndpoints)
 	}
-	got.MaxEndpoints = 4
+	got.Limits.MaxEndpoints = ptr(4)
 	must(t, s.UpdateTenant(ctx, got))
 	must(t, s.CreateEndpoint(ctx, e))
 	e.ID = "ep_4"
@@ -74,7 +74,7 @@ func testTenantMaxEndpoints(t *testing.T, s store.Store) {
 // Concurrent creates are counted one after the other: together they never exceed the limit.
 func testConcurrentCreatesRespectMaxEndpoints(t *testing.T, s store.Store) {
 	n := now()
-	must(t, s.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "Acme", MaxEndpoints: 5, CreatedAt: n, UpdatedAt: n}))
+	must(t, s.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "Acme", Limits: store.TenantLimits{MaxEndpoints: ptr(5)}, CreatedAt: n, UpdatedAt: n}))
 	created := createConcurrently(t, 20, "max_endpoints", 5, func(i int) error {
 		return s.CreateEndpoint(ctx, &store.Endpoint{ID: fmt.Sprintf("ep_%d", i), TenantID: "acme", URL: "https://example.com/",
 			EventTypes: []string{"*"}, Enabled: true, CreatedAt: n, UpdatedAt: n})

@@ -71,6 +71,11 @@ func Run(t *testing.T, open Open) {
 		"ConcurrentCreatesRespectLimit": testConcurrentCreatesRespectMaxEndpoints,
 		"BrokerSourceCRUDAndHealth":     testBrokerSourceCRUD,
 		"BrokerSourceQuarantine":        testBrokerSourceReceived,
+		"PlansCRUD":                     testPlansCRUD,
+		"TenantPlanAndLimitsRoundTrip":  testTenantPlanAndLimits,
+		"PlanLimitsEndpointsAndSources": testPlanLimitsEndpointsAndSources,
+		"UsageCountedExactly":           testUsageExact,
+		"UsageSurvivesRetention":        testUsageSurvivesRetention,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -361,7 +361,31 @@
       h("h2", {}, "Attempts and failures over time"),
       chart(series),
       h("h2", {}, "Endpoints failing most"),
-      failingMost(att, new Map(eps.items.map((e) => [e.id, e]))));
+      failingMost(att, new Map(eps.items.map((e) => [e.id, e]))),
+      limitsPanel());
+  }
+
+  // ---------- limits (plans) ----------
+  // limitsPanel shows the tenant's effective limits (GET …/limits) with where each comes from;
+  // it fills in on its own, so that the overview does not wait for it.
+  const LIMITS = [["events_per_second", "Events per second"], ["max_endpoints", "Endpoints"], ["max_sources", "Sources"],
+    ["max_event_bytes", "Event size (bytes)"], ["retention_hours", "Retention (hours)"], ["max_attempts", "Attempts per delivery"],
+    ["max_retry_seconds", "Retry span (seconds)"], ["max_endpoint_rate", "Endpoint rate (requests/s)"],
+    ["batching", "Batching"], ["transformations", "Transformations"], ["filters", "Filters"]];
+  function limitsPanel() {
+    const body = h("div", {}, h("p", { class: "hint" }, "Loading…"));
+    const show = (v) => v === null || v === undefined ? "no limit" : v === true ? "allowed" : v === false ? "not allowed" : String(v);
+    api("GET", t() + "/limits").then((l) => {
+      body.replaceChildren(
+        h("p", { class: "hint", id: "limits-plan" }, l.plan ? "Plan: " + l.plan : "No plan: the node's defaults, unless set for the tenant."),
+        table(["limit", "value", "from"], LIMITS.map(([k, label]) => {
+          const x = l.limits[k] || {};
+          return h("tr", { "data-limit": k }, h("td", {}, label), h("td", { class: "value" }, show(x.value)), h("td", {}, h("span", { class: "badge from-" + x.from }, x.from)));
+        })));
+    }).catch((e) => {
+      if (e.name !== "AbortError") body.replaceChildren(h("p", { class: "error" }, "Limits: " + e.message));
+    });
+    return h("section", { id: "limits", class: "limits" }, h("h2", {}, "Limits"), body);
   }
   function periodMs(p) {
     const n = parseInt(p, 10);
