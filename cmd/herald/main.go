@@ -30,7 +30,7 @@ func root() *cobra.Command {
 		SilenceErrors: true,
 	}
 	cmd.AddCommand(serveCmd(), migrateCmd(), rekeyCmd(), receiveCmd(), benchCmd(), versionCmd(),
-		verifyCmd(),
+		verifyCmd(), openapiCmd(),
 		triggerCmd(),
 		listenCmd(),
 		replayCmd(), tenantsCmd(), endpointsCmd(), eventsCmd(), deliveriesCmd(), eventTypesCmd(),
