@@ -1043,10 +1043,10 @@ export interface components {
             /** @description Your own whsec_ secret (hmac-sha256 only); one is generated if absent. */
             secret?: string;
             /**
-             * @description How deliveries are signed: standard-webhooks (default: webhook-id, webhook-timestamp, webhook-signature), github (X-Hub-Signature-256: sha256=HMAC of the body) or stripe (Stripe-Signature: t=…,v1=HMAC of t.body). github and stripe use the whsec_ secret string as the HMAC key and need an hmac-sha256 endpoint.
+             * @description How deliveries are signed: standard-webhooks (default: webhook-id, webhook-timestamp, webhook-signature; standard_webhooks, as sources spell it, is accepted too and shown as standard-webhooks), github (X-Hub-Signature-256: sha256=HMAC of the body) or stripe (Stripe-Signature: t=…,v1=HMAC of t.body). github and stripe use the whsec_ secret string as the HMAC key and need an hmac-sha256 endpoint.
              * @enum {string}
              */
-            signature_format?: "standard-webhooks" | "github" | "stripe";
+            signature_format?: "standard-webhooks" | "standard_webhooks" | "github" | "stripe";
             /**
              * @description Default hmac-sha256. ed25519: Herald generates a key pair and shows only the public key. Changing it rotates to a new key of that scheme, with the default overlap.
              * @enum {string}
@@ -1277,10 +1277,10 @@ export interface components {
             /** @description Seconds before each attempt (each 0..604800); the default is about two days. */
             retry_schedule?: number[];
             /**
-             * @description How deliveries are signed: standard-webhooks (default: webhook-id, webhook-timestamp, webhook-signature), github (X-Hub-Signature-256: sha256=HMAC of the body) or stripe (Stripe-Signature: t=…,v1=HMAC of t.body). github and stripe use the whsec_ secret string as the HMAC key and need an hmac-sha256 endpoint.
+             * @description How deliveries are signed: standard-webhooks (default: webhook-id, webhook-timestamp, webhook-signature; standard_webhooks, as sources spell it, is accepted too and shown as standard-webhooks), github (X-Hub-Signature-256: sha256=HMAC of the body) or stripe (Stripe-Signature: t=…,v1=HMAC of t.body). github and stripe use the whsec_ secret string as the HMAC key and need an hmac-sha256 endpoint.
              * @enum {string}
              */
-            signature_format?: "standard-webhooks" | "github" | "stripe";
+            signature_format?: "standard-webhooks" | "standard_webhooks" | "github" | "stripe";
             /**
              * @description Default hmac-sha256. ed25519: Herald generates a key pair and shows only the public key. Changing it rotates to a new key of that scheme, with the default overlap.
              * @enum {string}
@@ -1772,10 +1772,10 @@ export interface components {
                 preset?: "gitlab" | "intercom" | "linear" | "square";
                 public_url?: string;
                 /**
-                 * @description How requests are verified; see docs/receiving.md.
+                 * @description How requests are verified; see docs/receiving.md. standard-webhooks is another spelling of standard_webhooks (answers show standard_webhooks).
                  * @enum {string}
                  */
-                scheme?: "standard_webhooks" | "stripe" | "github" | "shopify" | "slack" | "twilio" | "hmac" | "basic" | "bearer" | "none";
+                scheme?: "standard_webhooks" | "stripe" | "github" | "shopify" | "slack" | "twilio" | "hmac" | "basic" | "bearer" | "none" | "standard-webhooks";
                 secret_encoding?: string;
                 /** @description How many secrets the source holds. Their values are never returned. */
                 secrets_count?: number;
@@ -1887,10 +1887,10 @@ export interface components {
                 preset?: "gitlab" | "intercom" | "linear" | "square";
                 public_url?: string;
                 /**
-                 * @description How requests are verified; see docs/receiving.md.
+                 * @description How requests are verified; see docs/receiving.md. standard-webhooks is another spelling of standard_webhooks (answers show standard_webhooks).
                  * @enum {string}
                  */
-                scheme?: "standard_webhooks" | "stripe" | "github" | "shopify" | "slack" | "twilio" | "hmac" | "basic" | "bearer" | "none";
+                scheme?: "standard_webhooks" | "stripe" | "github" | "shopify" | "slack" | "twilio" | "hmac" | "basic" | "bearer" | "none" | "standard-webhooks";
                 secret_encoding?: string;
                 /** @description Array of strings: the keys requests may be signed with (1 to 5; none for the none scheme). Write-only: answers show secrets_count. On update, omit it to keep the stored secrets. */
                 secrets?: unknown;
