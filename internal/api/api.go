@@ -232,6 +232,7 @@ func New(cfg Config) *Server {
 	// Once every schema is built: the endpoints' and broker sources' types.
 	s.documentTypes()
 	nonNullArrays(s.api.OpenAPI())
+	declareTags(s.api.OpenAPI())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))

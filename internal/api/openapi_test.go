@@ -85,6 +85,23 @@ func TestOpenAPI_EveryOperationDeclaresItsProblems(t *testing.T) {
 	if n < 50 {
 		t.Fatalf("only %d operations", n)
 	}
+	// Every tag an operation uses is declared at the top.
+	declared := map[string]bool{}
+	for _, tag := range oapi.Tags {
+		declared[tag.Name] = true
+		if tag.Description == "" {
+			t.Errorf("tag %q has no description", tag.Name)
+		}
+	}
+	for path, item := range oapi.Paths {
+		for _, op := range []*huma.Operation{item.Get, item.Put, item.Post, item.Patch, item.Delete} {
+			for _, tag := range opTags(op) {
+				if !declared[tag] {
+					t.Errorf("%s: tag %q is not declared", path, tag)
+				}
+			}
+		}
+	}
 	// 403 where a tenant key is refused (create-endpoint with internal: true).
 	if oapi.Paths["/v1/tenants/{tenant}/endpoints"].Post.Responses["403"] == nil {
 		t.Error("create-endpoint does not declare 403")
@@ -179,4 +196,11 @@ func TestOpenAPI_UnknownQueryParameterIsRefused(t *testing.T) {
 			t.Errorf("GET %s = %d %.300s", path, ans.status, ans.body)
 		}
 	}
+}
+
+func opTags(op *huma.Operation) []string {
+	if op == nil {
+		return nil
+	}
+	return op.Tags
 }
