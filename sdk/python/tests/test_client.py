@@ -42,6 +42,17 @@ class ClientTest(unittest.TestCase):
         self.assertFalse(first["duplicate"])
         self.assertTrue(again["duplicate"])
 
+    def test_publish_batch_gives_ids_and_stores_nothing_twice(self):
+        given = new_event_id()
+        out = self.admin.publish_batch(TENANT, [{"type": "order.created", "data": {"order": 10}},
+                                                {"id": given, "type": "order.created", "data": {"order": 11}}])
+        self.assertEqual(len(out), 2)
+        self.assertTrue(out[0]["id"].startswith("evt_"))
+        self.assertEqual(out[1]["id"], given)
+        self.assertEqual([p["duplicate"] for p in out], [False, False])
+        again = self.admin.publish_batch(TENANT, [{"id": p["id"], "type": "order.created", "data": {}} for p in out])
+        self.assertEqual([(p["id"], p["duplicate"]) for p in again], [(p["id"], True) for p in out])
+
     def test_problems_are_raised_naming_the_field(self):
         with self.assertRaises(HeraldProblem) as cm:
             self.admin.publish(TENANT, {"type": "no.such.type", "data": {}})

@@ -50,6 +50,20 @@ test("publish keeps an id the caller gives, and a second publish of it is a dupl
   assert.equal(again.duplicate, true);
 });
 
+test("publishBatch gives each event an id, and publishing the batch again stores nothing twice", async () => {
+  const given = newEventId();
+  const out = await admin.publishBatch(tenant, [
+    { type: "order.created", data: { order: 10 } },
+    { id: given, type: "order.created", data: { order: 11 } },
+  ]);
+  assert.equal(out.length, 2);
+  assert.match(out[0].id, /^evt_/);
+  assert.equal(out[1].id, given);
+  assert.deepEqual(out.map((p) => p.duplicate), [false, false]);
+  const again = await admin.publishBatch(tenant, out.map((p, i) => ({ id: p.id, type: "order.created", data: { order: 10 + i } })));
+  assert.deepEqual(again.map((p) => [p.id, p.duplicate]), out.map((p) => [p.id, true]));
+});
+
 test("an error answer is a HeraldProblem naming the field", async () => {
   await assert.rejects(admin.publish(tenant, { type: "no.such.type", data: {} }), (err) => {
     assert.ok(err instanceof HeraldProblem);
