@@ -1,7 +1,7 @@
 """A small client of the Herald API with only the Python standard library.
 
 - ``Herald.publish`` gives an event an id before the first attempt and sends that same id on every
-  retry (network errors, 408, 429, 5xx; Retry-After is honoured): Herald stores an id once, so a
+  retry (network errors, 408, 429, 502, 503, 504; Retry-After is honoured): Herald stores an id once, so a
   retry after a lost answer returns the original event with ``duplicate: True``.
 - Error answers (RFC 9457 problem documents) are raised as ``HeraldProblem``.
 - ``Herald.paginate`` iterates over a list, following ``next_cursor``.
@@ -37,7 +37,7 @@ __all__ = [
 #: Seconds a webhook-timestamp may be away from now, as in the Standard Webhooks libraries.
 TIMESTAMP_TOLERANCE_SECONDS = 5 * 60
 
-_RETRYABLE = {408, 429, 500, 502, 503, 504}
+_RETRYABLE = {408, 429, 502, 503, 504}  # as the Go client (client/client.go)
 
 
 class HeraldProblem(Exception):

@@ -12,7 +12,7 @@ export interface HeraldOptions {
   baseUrl: string;
   /** An API key: hk_admin_… or hk_tenant_…, or a portal token. */
   apiKey: string;
-  /** Attempts after the first for a retryable failure (network error, 408, 429, 5xx); default 4. */
+  /** Attempts after the first for a retryable failure (network error, 408, 429, 502, 503, 504); default 4. */
   retries?: number;
   /** First backoff delay in ms, doubled each retry (with jitter) unless Retry-After says; default 250. */
   backoffMs?: number;

@@ -53,7 +53,7 @@ export class HeraldProblem extends Error {
   }
 }
 
-/** Statuses after which the same request may succeed later. */
+/** Statuses after which the same request may succeed later (the Go client's, client/client.go). */
 export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || status === 502 || status === 503 || status === 504 || status === 500;
+  return status === 408 || status === 429 || status === 502 || status === 503 || status === 504;
 }
