@@ -30,12 +30,13 @@ export function heraldBinary() {
 
 /**
  * Starts `herald serve --dev` on a free loopback port with a fresh data directory and a known
- * admin key. Resolves once the server says it serves; stop() ends it and removes its data.
+ * admin key (args: more flags). Resolves once the server says it serves; stop() ends it and
+ * removes its data.
  */
-export async function startHerald({ readyWithinMs = 60_000 } = {}) {
+export async function startHerald({ readyWithinMs = 60_000, args = [] } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), "herald-sdk-data-"));
   const adminKey = "hk_admin_" + randomBytes(16).toString("hex");
-  const child = spawn(heraldBinary(), ["serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", dataDir], {
+  const child = spawn(heraldBinary(), ["serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", dataDir, ...args], {
     env: { ...process.env, HERALD_API_KEY: adminKey },
     stdio: ["ignore", "ignore", "pipe"],
   });

@@ -154,3 +154,38 @@ test("v1a (Ed25519) deliveries verify with the SDK's Ed25519Verifier", async () 
   // The official JavaScript library has no v1a: it cannot take the key.
   assert.throws(() => new Webhook(secret.key).verify(got.body, got.headers));
 });
+
+test("a 429 is retried after its Retry-After, and without retries it is a retryable HeraldProblem", async () => {
+  // One publish every 2 s to a tenant, one at once: back-to-back publishes meet the limit.
+  const limited = await startHerald({ args: ["--publish-rate", "0.5", "--publish-burst", "1"] });
+  try {
+    const statuses = [];
+    const recording = (...args) =>
+      fetch(...args).then((resp) => {
+        statuses.push(resp.status);
+        return resp;
+      });
+    const herald = new Herald({ baseUrl: limited.url, apiKey: limited.adminKey, fetch: recording });
+    await herald.request("POST", "/v1/tenants", { body: { id: "rl", name: "Rate limited" } });
+    await herald.request("POST", "/v1/event-types", { body: { name: "order.created" } });
+    const noRetry = new Herald({ baseUrl: limited.url, apiKey: limited.adminKey, retries: 0 });
+    let refused;
+    for (let i = 0; i < 20 && !refused; i++) {
+      await noRetry.publish("rl", { type: "order.created", data: { i } }).catch((err) => {
+        refused = err;
+      });
+    }
+    assert.ok(refused instanceof HeraldProblem, "back-to-back publishes meet the limit");
+    assert.equal(refused.status, 429);
+    assert.equal(refused.retryable, true);
+    assert.ok(refused.retryAfter >= 1, `Retry-After ${refused.retryAfter}`);
+    statuses.length = 0;
+    const ids = [];
+    for (let i = 0; i < 2; i++) ids.push((await herald.publish("rl", { type: "order.created", data: { n: i } })).id);
+    assert.ok(statuses.includes(429), `statuses ${statuses}: the limit was met`);
+    assert.equal(statuses.filter((s) => s === 202).length, 2);
+    assert.equal(new Set(ids).size, 2);
+  } finally {
+    await limited.stop();
+  }
+});
