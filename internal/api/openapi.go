@@ -208,12 +208,18 @@ func fillValue(v reflect.Value) bool {
 			v.Set(reflect.MakeSlice(v.Type(), 0, 0))
 			return true
 		}
+		if !holdsSlices(v.Type().Elem()) {
+			return false
+		}
 		changed := false
 		for i := range v.Len() {
 			changed = fillValue(v.Index(i)) || changed
 		}
 		return changed
 	case reflect.Map:
+		if !holdsSlices(v.Type().Elem()) {
+			return false // map[string]string, map[string]any: nothing to walk
+		}
 		changed := false
 		for _, k := range v.MapKeys() {
 			e := reflect.New(v.Type().Elem()).Elem()
@@ -224,6 +230,16 @@ func fillValue(v reflect.Value) bool {
 			}
 		}
 		return changed
+	}
+	return false
+}
+
+// holdsSlices reports whether a value of type t may be or hold a slice fillValue would fill:
+// scalars and interface values (free-form data) are not walked.
+func holdsSlices(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Slice, reflect.Struct, reflect.Pointer, reflect.Map:
+		return true
 	}
 	return false
 }
