@@ -35,7 +35,7 @@ func root() *cobra.Command {
 	// herald --version prints what herald version prints.
 	cmd.SetVersionTemplate(versionLine() + "\n")
 	cmd.AddCommand(serveCmd(), migrateCmd(), rekeyCmd(), receiveCmd(), benchCmd(), versionCmd(),
-		verifyCmd(),
+		verifyCmd(), openapiCmd(),
 		triggerCmd(),
 		listenCmd(),
 		healthcheckCmd(),

@@ -211,9 +211,10 @@ func New(cfg Config) *Server {
 	// limit. "json" serves media types such as application/merge-patch+json.
 	jf := jsonFormat(cfg.MaxJSONDepth)
 	hc.Formats = map[string]huma.Format{"application/json": jf, "json": jf}
-	hc.Transformers = []huma.Transformer{boundErrorValues}
+	hc.Transformers = []huma.Transformer{boundErrorValues, fillSlices}
+	hc.Servers = servers(cfg.PublicURL)
 	// readBody (body.go) reads request bodies with their own deadlines; huma's flat 5 s is off.
-	hc.OnAddOperation = append(hc.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) { op.BodyReadTimeout = -1 })
+	hc.OnAddOperation = append(hc.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) { op.BodyReadTimeout = -1 }, declareProblems)
 	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, mux: mux, limits: newLimiters(cfg.RateLimits), types: newTypeCache(), exports: newHolds(nil), bulkLane: newBulkLane(cfg.BulkShare), keys: newKeyCache(), exprs: expr.NewCache(256), dests: dests}
 	s.limitDefaults = store.NodeLimitDefaults(cfg.Limits, cfg.MaxEventBytes, cfg.Retention)
 	s.tenantLimits, s.eventRates = newLimitsCache(), newEventRates()
@@ -221,7 +222,8 @@ func New(cfg Config) *Server {
 	s.api = humago.New(mux, hc)
 	// authenticate runs first: the rate limit is per authenticated key, and no body is read for
 	// a request that is refused.
-	s.api.UseMiddleware(s.authenticate, s.rateLimit, s.bulk, s.readBody)
+	// knownQuery refuses unknown query parameters before anything is read.
+	s.api.UseMiddleware(s.authenticate, s.rateLimit, s.knownQuery, s.bulk, s.readBody)
 	s.registerTenants()
 	s.registerPlans()
 	s.registerUsage()
@@ -244,6 +246,8 @@ func New(cfg Config) *Server {
 	s.registerTimeseries()
 	// Once every schema is built: the endpoints' and broker sources' types.
 	s.documentTypes()
+	nonNullArrays(s.api.OpenAPI())
+	declareTags(s.api.OpenAPI())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))

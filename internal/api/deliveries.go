@@ -229,9 +229,7 @@ func (s *Server) registerDeliveries() {
 	}, func(ctx context.Context, in *struct {
 		TenantPath
 		Body ReplayInput
-	}) (*Out[struct {
-		Queued int `json:"queued"`
-	}], error) {
+	}) (*Out[ReplayQueued], error) {
 		if _, err := s.st.GetTenant(ctx, in.Tenant); err != nil {
 			return nil, s.fail(err, "tenant "+in.Tenant)
 		}
@@ -261,11 +259,7 @@ func (s *Server) registerDeliveries() {
 			ReplayInput
 			Queued int `json:"queued"`
 		}{in.Body, n}))
-		out := &Out[struct {
-			Queued int `json:"queued"`
-		}]{}
-		out.Body.Queued = n
-		return out, nil
+		return &Out[ReplayQueued]{Body: ReplayQueued{Queued: n}}, nil
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "get-stats", Method: http.MethodGet, Path: "/v1/tenants/{tenant}/stats", Tags: tags,
@@ -300,4 +294,9 @@ func (s *Server) delivery(ctx context.Context, tenant, raw string) (*store.Deliv
 		return nil, s.fail(err, "delivery "+raw)
 	}
 	return d, nil
+}
+
+// ReplayQueued is the answer to a bulk replay.
+type ReplayQueued struct {
+	Queued int `json:"queued" doc:"How many deliveries were queued again."`
 }

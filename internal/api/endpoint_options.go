@@ -13,6 +13,7 @@ import (
 	"github.com/heraldhq/herald/internal/destination"
 	"github.com/heraldhq/herald/internal/dispatch"
 	"github.com/heraldhq/herald/internal/expr"
+	"github.com/heraldhq/herald/internal/inbound/verify"
 	"github.com/heraldhq/herald/internal/schemaexample"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -28,7 +29,7 @@ type Batch struct {
 type EndpointOptionFields struct {
 	Filter          *string `json:"filter,omitempty" maxLength:"4096" doc:"A CEL expression over the envelope (id, type, timestamp, data, source, resource, event): only events for which it is true are delivered, e.g. data.amount > 1000 && data.currency == \"EUR\". Checked when saved; an event on which it fails (a missing field) is not delivered. \"\" removes it."`
 	Transform       *string `json:"transform,omitempty" maxLength:"4096" doc:"A CEL expression whose value is the body sent instead of the envelope, e.g. omit(event, [\"data.card\"]). Run with time and memory bounds; tested when saved against the example of every event type the endpoint subscribes to. \"\" removes it."`
-	SignatureFormat *string `json:"signature_format,omitempty" enum:"standard-webhooks,github,stripe" doc:"How deliveries are signed: standard-webhooks (default: webhook-id, webhook-timestamp, webhook-signature), github (X-Hub-Signature-256: sha256=HMAC of the body) or stripe (Stripe-Signature: t=…,v1=HMAC of t.body). github and stripe use the whsec_ secret string as the HMAC key and need an hmac-sha256 endpoint."`
+	SignatureFormat *string `json:"signature_format,omitempty" enum:"standard-webhooks,standard_webhooks,github,stripe" doc:"How deliveries are signed: standard-webhooks (default: webhook-id, webhook-timestamp, webhook-signature; standard_webhooks, as sources spell it, is accepted too and shown as standard-webhooks), github (X-Hub-Signature-256: sha256=HMAC of the body) or stripe (Stripe-Signature: t=…,v1=HMAC of t.body). github and stripe use the whsec_ secret string as the HMAC key and need an hmac-sha256 endpoint."`
 	Batch           *Batch  `json:"batch,omitempty" doc:"Batching: several events per request."`
 	Ordered         *bool   `json:"ordered,omitempty" doc:"Deliver in publish order, one request at a time: a later event waits while an earlier one is retried. Not with batching."`
 	Format          *string `json:"format,omitempty" enum:"herald,cloudevents-structured,cloudevents-binary" doc:"The body's format: herald (default: the envelope, or the transformation's output), cloudevents-structured (one CloudEvent 1.0 as JSON, application/cloudevents+json; a batch is application/cloudevents-batch+json) or cloudevents-binary (the data as the body, attributes in ce-* headers; not with batching for webhooks). Webhook endpoints in a CloudEvents format are sent the CloudEvents abuse-protection handshake (OPTIONS) first. See docs/endpoints-auth.md."`
@@ -77,7 +78,7 @@ func (s *Server) applyOptions(ctx context.Context, f *EndpointFields, e *store.E
 	}
 	if f.SignatureFormat != nil {
 		o.Signature = *f.SignatureFormat
-		if o.Signature == store.SignatureStandard {
+		if o.Signature == store.SignatureStandard || o.Signature == string(verify.SchemeStandardWebhooks) {
 			o.Signature = "" // the default is stored as none
 		}
 	}

@@ -388,7 +388,7 @@ type rotateInput struct {
 func (s *Server) registerEndpoints() {
 	tags := []string{"Endpoints"}
 	huma.Register(s.api, huma.Operation{
-		OperationID: "create-endpoint", Metadata: map[string]any{metaSecretBody: true}, Method: http.MethodPost, Path: "/v1/tenants/{tenant}/endpoints", Tags: tags,
+		OperationID: "create-endpoint", Metadata: map[string]any{metaSecretBody: true, metaMayForbid: true}, Method: http.MethodPost, Path: "/v1/tenants/{tenant}/endpoints", Tags: tags,
 		Summary: "Create an endpoint", Description: "The answer carries the endpoint's signing secret.", DefaultStatus: http.StatusCreated,
 	}, func(ctx context.Context, in *createEndpointInput) (*Out[Endpoint], error) {
 		now := s.now()
@@ -458,7 +458,7 @@ func (s *Server) registerEndpoints() {
 		return &Out[Endpoint]{Body: s.withBreaker(endpointOut(e, s.defaultSchedule()))}, nil
 	})
 	huma.Register(s.api, huma.Operation{
-		OperationID: "update-endpoint", Metadata: map[string]any{metaSecretBody: true}, Method: http.MethodPatch, Path: "/v1/tenants/{tenant}/endpoints/{id}", Tags: tags,
+		OperationID: "update-endpoint", Metadata: map[string]any{metaSecretBody: true, metaMayForbid: true}, Method: http.MethodPatch, Path: "/v1/tenants/{tenant}/endpoints/{id}", Tags: tags,
 		Summary: "Change an endpoint", Description: "Only the fields given change. Setting enabled to true resumes the endpoint's pending deliveries.",
 	}, func(ctx context.Context, in *updateEndpointInput) (*Out[Endpoint], error) {
 		e, err := s.st.GetEndpoint(ctx, in.Tenant, in.ID)

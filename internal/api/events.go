@@ -416,9 +416,7 @@ func (s *Server) registerEvents() {
 			"A batch that creates more than 1000 deliveries is written in several transactions of whole events: a request that fails without a 2xx may have stored some of its events, and its retry with the same ids stores the rest (the stored ones answer as duplicates).",
 		DefaultStatus: http.StatusAccepted, MaxBodyBytes: min(int64(s.cfg.MaxEventBytes)*1000, 32<<20),
 		RequestBody: s.requestBody(reflect.TypeFor[batchBody](), "batchInputBody"), SkipValidateBody: true,
-	}, func(ctx context.Context, in *batchInput) (*Out[struct {
-		Events []Published `json:"events"`
-	}], error) {
+	}, func(ctx context.Context, in *batchInput) (*Out[PublishedBatch], error) {
 		if err := s.rawJSON(in.ContentType, in.RawBody); err != nil {
 			return nil, err
 		}
@@ -454,11 +452,7 @@ func (s *Server) registerEvents() {
 		if err != nil {
 			return nil, err
 		}
-		res := &Out[struct {
-			Events []Published `json:"events"`
-		}]{}
-		res.Body.Events = out
-		return res, nil
+		return &Out[PublishedBatch]{Body: PublishedBatch{Events: out}}, nil
 	})
 	// A RawBody makes huma document an octet-stream body beside the JSON one: the routes take
 	// JSON only.
@@ -526,9 +520,7 @@ func (s *Server) registerEvents() {
 		DefaultStatus: http.StatusAccepted,
 	}, func(ctx context.Context, in *struct {
 		EventPath
-		Body struct {
-			EndpointID string `json:"endpoint_id" maxLength:"64"`
-		}
+		Body ResendInput
 	}) (*Out[Delivery], error) {
 		d, err := s.st.Resend(ctx, in.Tenant, in.ID, in.Body.EndpointID)
 		if err != nil {
@@ -555,3 +547,13 @@ type TimeRange struct {
 // eventTime is the timestamp of a new event, at the precision the store keeps, so that the
 // envelope sent and the event read back later carry the same value.
 func (s *Server) eventTime() time.Time { return event.Timestamp(s.now()) }
+
+// PublishedBatch is the answer to a batch publish: one entry per event, in the request's order.
+type PublishedBatch struct {
+	Events []Published `json:"events"`
+}
+
+// ResendInput names the endpoint an event is sent to again.
+type ResendInput struct {
+	EndpointID string `json:"endpoint_id" maxLength:"64" doc:"The endpoint to send the event to."`
+}

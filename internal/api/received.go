@@ -198,9 +198,7 @@ func (s *Server) registerReceived() {
 		DefaultStatus: http.StatusAccepted,
 	}, func(ctx context.Context, in *struct {
 		ReceivedPath
-		Body *struct {
-			Force bool `json:"force,omitempty" doc:"Forward a quarantined request even though its payload fails the schema."`
-		}
+		Body *ReplayReceivedInput
 	}) (*Out[Replayed], error) {
 		// Looked up first, so that another tenant's id is a 404 whatever else is true.
 		if _, err := s.st.GetReceived(ctx, in.Tenant, in.ID); err != nil {
@@ -223,4 +221,9 @@ func (s *Server) registerReceived() {
 			map[string]any{"replay": out, "force": force}))
 		return &Out[Replayed]{Body: out}, nil
 	})
+}
+
+// ReplayReceivedInput is the optional body of a received request's replay.
+type ReplayReceivedInput struct {
+	Force bool `json:"force,omitempty" doc:"Forward a quarantined request even though its payload fails the schema."`
 }

@@ -123,7 +123,8 @@ func verificationSchema() *huma.Schema {
 	for _, sc := range verify.Schemes() {
 		schemes = append(schemes, string(sc))
 	}
-	props["scheme"] = &huma.Schema{Type: huma.TypeString, Enum: schemes, Description: "How requests are verified; see docs/receiving.md."}
+	schemes = append(schemes, string(verify.SchemeStandardWebhooksDash))
+	props["scheme"] = &huma.Schema{Type: huma.TypeString, Enum: schemes, Description: "How requests are verified; see docs/receiving.md. standard-webhooks is another spelling of standard_webhooks (answers show standard_webhooks)."}
 	presets := []any{}
 	for _, p := range verify.Presets() {
 		presets = append(presets, p)

@@ -28,6 +28,11 @@ const (
 	SchemeNone             Scheme = "none"
 )
 
+// SchemeStandardWebhooksDash is another spelling of SchemeStandardWebhooks, accepted because an
+// endpoint's signature_format spells the same standard "standard-webhooks": the two names are
+// easily swapped, and each field takes both (Validate stores the underscore).
+const SchemeStandardWebhooksDash Scheme = "standard-webhooks"
+
 // Schemes returns every scheme, in the order documentation lists them.
 func Schemes() []Scheme {
 	return []Scheme{SchemeStandardWebhooks, SchemeStripe, SchemeGitHub, SchemeShopify, SchemeSlack,
@@ -254,6 +259,9 @@ func (v *validator) add(field, format string, args ...any) {
 // invalid field, so the API can report them all at once.
 func (c *Config) Validate() error {
 	var v validator
+	if c.Scheme == SchemeStandardWebhooksDash {
+		c.Scheme = SchemeStandardWebhooks
+	}
 	if c.Preset != "" {
 		if c.applyPreset(&v); v.errs != nil {
 			return v.errs
