@@ -309,7 +309,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer timer.Stop()
 
 	for {
-		d.schedule(ctx, sendCtx)
+		d.schedule(ctx)
 		wait := time.Hour
 		if len(d.timers) > 0 {
 			wait = max(time.Until(d.timers[0].nextDue), 0)
@@ -492,7 +492,7 @@ func (d *Dispatcher) wakeAt(l *lane, t time.Time) {
 // A lane queues up to QueueDepth × its concurrency beyond what is in flight: when an attempt ends
 // the next one starts at once, without a store call. The queue refills when it falls to half the
 // lane's concurrency, so a busy lane claims in large batches, rarely.
-func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
+func (d *Dispatcher) schedule(ctx context.Context) {
 	if len(d.ready) == 0 || d.claiming {
 		return
 	}
@@ -528,7 +528,7 @@ func (d *Dispatcher) schedule(ctx context.Context, sendCtx context.Context) {
 			if !retry.IsZero() {
 				d.wakeAt(l, retry)
 			}
-			d.pump(ctx, sendCtx, l, now)
+			d.pump(ctx, l, now)
 			continue
 		}
 		// A batching lane's n counts batches, each up to MaxEvents deliveries: the global bound
@@ -636,7 +636,7 @@ func (d *Dispatcher) claimed(ctx context.Context, b claimBatch) {
 		if ctx.Err() != nil {
 			continue // stopping: nothing new starts
 		}
-		d.pump(ctx, d.sendCtx, l, now)
+		d.pump(ctx, l, now)
 		if got == b.reqs[i].Limit && l.wantsMore(d.cfg.QueueDepth) {
 			d.markReady(l)
 		}
@@ -718,11 +718,11 @@ func (l *lane) wantsMore(depth int) bool {
 
 // pump starts queued requests (a delivery, or a batch's members) while the lane's concurrency,
 // rate and breaker allow.
-func (d *Dispatcher) pump(ctx, sendCtx context.Context, l *lane, now time.Time) {
+func (d *Dispatcher) pump(ctx context.Context, l *lane, now time.Time) {
 	if !d.live(now) {
 		return // the heartbeat resumes the lanes (heartbeat.go)
 	}
-	sendCtx = d.sendContext()
+	sendCtx := d.sendContext()
 	for len(l.queue) > 0 && l.ep != nil && l.ep.Enabled && l.inFlight < l.concurrency() {
 		if l.limiter != nil && !l.limiter.AllowN(now, 1) {
 			r := l.limiter.ReserveN(now, 1)
@@ -974,7 +974,7 @@ func (d *Dispatcher) finish(ctx context.Context, m doneMsg) {
 	if !m.retryAt.IsZero() {
 		d.wakeAt(l, m.retryAt)
 	}
-	d.pump(ctx, d.sendCtx, l, now)
+	d.pump(ctx, l, now)
 	if l.ep == nil || l.wantsMore(d.cfg.QueueDepth) {
 		d.markReady(l)
 	}
