@@ -228,9 +228,7 @@ func (s *Server) registerFailures() {
 	}, func(ctx context.Context, in *struct {
 		TenantPath
 		Body FailureReplayInput
-	}) (*Out[struct {
-		Queued int `json:"queued"`
-	}], error) {
+	}) (*Out[ReplayQueued], error) {
 		since, err := s.failureSince(in.Body.Since, "body.since")
 		if err != nil {
 			return nil, err
@@ -258,10 +256,6 @@ func (s *Server) registerFailures() {
 			FailureReplayInput
 			Queued int `json:"queued"`
 		}{in.Body, queued}))
-		out := &Out[struct {
-			Queued int `json:"queued"`
-		}]{}
-		out.Body.Queued = queued
-		return out, nil
+		return &Out[ReplayQueued]{Body: ReplayQueued{Queued: queued}}, nil
 	})
 }

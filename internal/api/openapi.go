@@ -124,6 +124,8 @@ func tagDescription(name string) string {
 		return "The catalog of event types, their schemas, examples and generated docs."
 	case "Events":
 		return "Publishing events (idempotent by id), reading them, resending them."
+	case "Plans":
+		return "Named sets of tenant limits (events per second, endpoints, sources, sizes, features) an operator assigns to tenants."
 	case "Received requests":
 		return "Webhooks received at sources: accepted, quarantined or rejected, and their replay."
 	case "Sources":

@@ -53,7 +53,7 @@ func eventDeliveries(t *testing.T, h *harness, eventID string) int {
 			ID string `json:"id"`
 		} `json:"data"`
 	}
-	h.must(200, "GET", "/v1/tenants/acme/deliveries?event_id="+eventID, nil, &page)
+	h.must(200, "GET", "/v1/tenants/acme/events/"+eventID+"/deliveries", nil, &page)
 	return len(page.Data)
 }
 

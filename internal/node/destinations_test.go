@@ -52,7 +52,7 @@ func TestNode_DestinationTypeEndToEnd(t *testing.T) {
 		t.Errorf("the sender was opened without the unsealed password: %s", d.Target.Settings)
 	}
 	eventually(t, 30*time.Second, "the delivery to succeed", func() bool {
-		ds := h.deliveries("/v1/tenants/acme/deliveries?event_id=" + p.ID)
+		ds := h.deliveries("/v1/tenants/acme/events/" + p.ID + "/deliveries")
 		return len(ds) == 1 && ds[0].State == "succeeded"
 	})
 }

@@ -176,6 +176,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List plans */
+        get: operations["list-plans"];
+        put?: never;
+        /** Create a plan */
+        post: operations["create-plan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/plans/{plan}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a plan */
+        get: operations["get-plan"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a plan
+         * @description 409 while a tenant is on the plan.
+         */
+        delete: operations["delete-plan"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a plan
+         * @description Only the fields given change. The plan's tenants have its new limits within a few seconds on every node; what they already have (endpoints, sources, endpoint settings) stays even if it is over a lowered limit.
+         */
+        patch: operations["update-plan"];
+        trace?: never;
+    };
     "/v1/source-types": {
         parameters: {
             query?: never;
@@ -233,7 +276,7 @@ export interface paths {
         options?: never;
         head?: never;
         /**
-         * Change a tenant's name, redaction paths or endpoint limit
+         * Change a tenant's name, redaction paths, plan or limits
          * @description Only the fields given change.
          */
         patch: operations["update-tenant"];
@@ -597,6 +640,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant}/failures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What is failing: failed attempts grouped by endpoint and failure class
+         * @description Groups the failed attempts of a recent window (since: a duration like 1h or 24h, or an RFC 3339 time; default 24h, at most 7d) by endpoint and class (http_503, timeout, connection_refused…), with counts, first and last seen, the newest attempt as an example, and how many of the group's deliveries are dead now. Bounded: the newest 5000 attempts and 5000 dead deliveries; truncated says when there were more.
+         */
+        get: operations["list-failures"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/failures/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replay the dead deliveries of one failure group
+         * @description Queues again, due now with a fresh retry schedule, the dead deliveries GET …/failures counts in the group's dead (same window and bounds). Answers how many were queued.
+         */
+        post: operations["replay-failure-group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/limits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a tenant's effective limits
+         * @description Each limit with where it comes from: the tenant's own, its plan's, or the node's default. A tenant key or portal link reads its own tenant's.
+         */
+        get: operations["get-tenant-limits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/listen": {
         parameters: {
             query?: never;
@@ -812,6 +915,46 @@ export interface paths {
          * @description since is a duration back from now (1h, 30m, 7d) or an RFC 3339 time; default 24h. The period up to now is cut into `buckets` equal buckets (default 24, 2-60), oldest first. Delivery counts are by creation time and current state; attempt counts by the attempt's time.
          */
         get: operations["get-stats-timeseries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a tenant's usage
+         * @description Events published and received, deliveries, attempts (succeeded and failed) and bytes, by hour or UTC day, counted exactly as the work is done (not sampled). Retention does not remove them; deleting the tenant does.
+         */
+        get: operations["get-tenant-usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export every tenant's usage
+         * @description Streams each tenant's usage buckets (tenants in creation order, buckets in time order) as JSON lines (application/x-ndjson, one UsageBucket a line) or CSV (text/csv with a header row). A stream that breaks on the server ends with a line {"error":…} (JSON lines) or a row starting with #error (CSV).
+         */
+        get: operations["export-usage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1105,12 +1248,23 @@ export interface components {
             /** @description Required for a tenant key. */
             tenant_id?: string;
         };
+        CreatePlanInputBody: {
+            description?: string;
+            limits: components["schemas"]["TenantLimits"];
+            /**
+             * @description The plan's name: letters, digits, '_', '.', '-', at most 64.
+             * @example pro
+             */
+            name: string;
+        };
         CreateTenantInputBody: {
             /**
              * @description Your id for the tenant: letters, digits, '_', '.', '-', at most 64.
              * @example acme
              */
             id: string;
+            /** @description The tenant's own limits, which take precedence over its plan's. */
+            limits?: components["schemas"]["TenantLimits"];
             /**
              * Format: int64
              * @description See the tenant's max_endpoints.
@@ -1118,6 +1272,11 @@ export interface components {
             max_endpoints?: number;
             /** @example Acme Inc */
             name: string;
+            /**
+             * @description The plan whose limits the tenant has (it must exist).
+             * @example pro
+             */
+            plan?: string;
             /**
              * @description See the tenant's redact_fields.
              * @example [
@@ -1163,6 +1322,15 @@ export interface components {
             settings: components["schemas"]["Setting"][];
             /** @description Whether an endpoint of this type delivers to its url (webhook) instead of a config. */
             url: boolean;
+        };
+        EffectiveLimits: {
+            /** @description Each limit by name (see the plan's limits), with where it comes from. */
+            limits: {
+                [key: string]: components["schemas"]["Limit"];
+            };
+            /** @description The tenant's plan; empty for none. */
+            plan: string;
+            tenant_id: string;
         };
         Endpoint: {
             batch?: components["schemas"]["Batch"];
@@ -1426,6 +1594,53 @@ export interface components {
             /** @enum {string} */
             kind: "event" | "delivery" | "attempt" | "end" | "error";
         };
+        FailureGroup: {
+            /**
+             * Format: int64
+             * @description Failed attempts of the class in the window.
+             */
+            attempts: number;
+            /** @description http_<status> for an answer with a failing status (http_503), else the error kind (timeout, connection_refused, dns, tls…). */
+            class: string;
+            /**
+             * Format: int64
+             * @description Of those deliveries, how many are dead now (their last failure in the window is of this class): what replaying the group queues.
+             */
+            dead: number;
+            /**
+             * Format: int64
+             * @description Distinct deliveries among them.
+             */
+            deliveries: number;
+            endpoint_id: string;
+            error_kind?: string;
+            /** @description The newest failed attempt of the group, with its response excerpt. */
+            example: components["schemas"]["Attempt"];
+            /** Format: date-time */
+            first_seen: string;
+            /** Format: date-time */
+            last_seen: string;
+            /**
+             * Format: int64
+             * @description The HTTP status of the class, when it has one.
+             */
+            status_code?: number;
+        };
+        FailureReplayInput: {
+            /** @description The group's class, as GET …/failures answers it. */
+            class: string;
+            endpoint_id: string;
+            /** @description The window, as for GET …/failures (default 24h). */
+            since?: string;
+        };
+        FailuresBody: {
+            /** @description Most failed attempts first. */
+            groups: components["schemas"]["FailureGroup"][];
+            /** Format: date-time */
+            since: string;
+            /** @description More attempts or dead deliveries than the bounds were in the window: the counts cover the newest. */
+            truncated: boolean;
+        };
         FeedBody: {
             data: components["schemas"]["Event"][];
             /** @description True when the page is full: more events may follow at once. */
@@ -1437,6 +1652,15 @@ export interface components {
             from: string;
             name?: string;
             path?: string;
+        };
+        Limit: {
+            /**
+             * @description Where it comes from: the tenant's own limits, its plan, or the node's defaults.
+             * @enum {string}
+             */
+            from: "tenant" | "plan" | "node";
+            /** @description The limit; null: none. */
+            value: unknown;
         };
         ListBodyAPIKey: {
             data: components["schemas"]["APIKey"][];
@@ -1483,6 +1707,11 @@ export interface components {
             /** @description Pass as cursor to get the next page; absent on the last page. */
             next_cursor?: string;
         };
+        ListBodyPlan: {
+            data: components["schemas"]["Plan"][];
+            /** @description Pass as cursor to get the next page; absent on the last page. */
+            next_cursor?: string;
+        };
         ListBodyReceivedRequest: {
             data: components["schemas"]["ReceivedRequest"][];
             /** @description Pass as cursor to get the next page; absent on the last page. */
@@ -1506,6 +1735,16 @@ export interface components {
         Mapping: {
             event_id: components["schemas"]["IDRule"];
             event_type: components["schemas"]["TypeRule"];
+        };
+        Plan: {
+            /** Format: date-time */
+            created_at: string;
+            description: string;
+            /** @description The plan's limits; one left out is the node's default. */
+            limits: components["schemas"]["TenantLimits"];
+            name: string;
+            /** Format: date-time */
+            updated_at: string;
         };
         PortalLink: {
             /** Format: date-time */
@@ -1977,12 +2216,20 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             id: string;
+            /** @description The tenant's effective limits, each with where it comes from (as GET /v1/tenants/{tenant}/limits answers). */
+            limits?: {
+                [key: string]: components["schemas"]["Limit"];
+            };
             /**
              * Format: int64
-             * @description The tenant's own bound on its endpoints, set by an admin; 0: the node's default (--max-endpoints-per-tenant, 1000).
+             * @description The tenant's own bound on its endpoints (own_limits.max_endpoints), set by an admin; 0: its plan's or the node's default (--max-endpoints-per-tenant, 1000).
              */
             max_endpoints: number;
             name: string;
+            /** @description Limits set on the tenant itself, which take precedence over its plan's. */
+            own_limits: components["schemas"]["TenantLimits"];
+            /** @description The plan whose limits the tenant has; empty for none. */
+            plan: string;
             /** @description JSON field paths (card.number, password) whose values the API shows as [REDACTED] in event data and attempt responses, and which are redacted in attempt responses before they are stored. A path matches at any depth; arrays are transparent. Endpoints receive payloads intact. */
             redact_fields: string[];
             /** Format: date-time */
@@ -2009,6 +2256,54 @@ export interface components {
             /** Format: int64 */
             sources: number;
         };
+        TenantLimits: {
+            /** @description Whether endpoints may batch events. */
+            batching?: boolean;
+            /**
+             * Format: double
+             * @description Events the tenant may publish per second (a token bucket holding one second's worth); past it a publish answers 429 with Retry-After.
+             */
+            events_per_second?: number;
+            /** @description Whether endpoints may filter events. */
+            filters?: boolean;
+            /**
+             * Format: int64
+             * @description Attempts an endpoint's retry schedule may have; the default schedule is cut to fit.
+             */
+            max_attempts?: number;
+            /**
+             * Format: double
+             * @description Largest rate_limit (requests per second) an endpoint may have; an endpoint without one gets this.
+             */
+            max_endpoint_rate?: number;
+            /**
+             * Format: int64
+             * @description Endpoints the tenant may have.
+             */
+            max_endpoints?: number;
+            /**
+             * Format: int64
+             * @description Largest event envelope the tenant may publish, in bytes (at most the node's --max-event-bytes).
+             */
+            max_event_bytes?: number;
+            /**
+             * Format: int64
+             * @description Total seconds an endpoint's retry schedule may span; the default schedule is cut to fit.
+             */
+            max_retry_seconds?: number;
+            /**
+             * Format: int64
+             * @description Sources the tenant may have, inbound and broker sources together.
+             */
+            max_sources?: number;
+            /**
+             * Format: int64
+             * @description How long the tenant's events are kept, at most the node's --retention.
+             */
+            retention_hours?: number;
+            /** @description Whether endpoints may transform payloads. */
+            transformations?: boolean;
+        };
         TypeRule: {
             from: string;
             name?: string;
@@ -2032,15 +2327,136 @@ export interface components {
             /** @description What makes the event happen; "" removes it. */
             trigger?: string;
         };
+        UpdatePlanInputBody: {
+            description?: string;
+            /** @description Replaces the plan's limits; {} leaves every limit to the node's defaults. */
+            limits?: components["schemas"]["TenantLimits"];
+        };
         UpdateTenantInputBody: {
+            /** @description Replaces the tenant's own limits; {} leaves every limit to its plan or the node. What the tenant already has above a lowered limit stays. */
+            limits?: components["schemas"]["TenantLimits"];
             /**
              * Format: int64
-             * @description The tenant's own bound on its endpoints; 0 returns it to the node's default. Endpoints it already has above a lowered bound stay.
+             * @description The tenant's own bound on its endpoints; 0 returns it to the plan's or the node's default. Endpoints it already has above a lowered bound stay.
              */
             max_endpoints?: number;
             name?: string;
+            /** @description The plan whose limits the tenant has (it must exist); empty for none. */
+            plan?: string;
             /** @description Replaces the list; [] redacts nothing. See the tenant's redact_fields. */
             redact_fields?: string[];
+        };
+        Usage: {
+            /** @description The buckets that counted something, in order of time (and endpoint). */
+            buckets: components["schemas"]["UsageBucket"][];
+            /**
+             * Format: date-time
+             * @description The first bucket's start.
+             */
+            from: string;
+            /** @enum {string} */
+            granularity: "hour" | "day";
+            tenant_id: string;
+            /**
+             * Format: date-time
+             * @description The end of the last bucket (exclusive).
+             */
+            to: string;
+            /** @description The sums over the range. */
+            totals: components["schemas"]["UsageCounts"];
+        };
+        UsageBucket: {
+            /**
+             * Format: int64
+             * @description Attempts that failed.
+             */
+            attempts_failed: number;
+            /**
+             * Format: int64
+             * @description Attempts that succeeded.
+             */
+            attempts_ok: number;
+            /**
+             * Format: int64
+             * @description Bytes of those requests' bodies.
+             */
+            bytes_received: number;
+            /**
+             * Format: int64
+             * @description Bytes of the bodies sent to endpoints (a batch's body counted once).
+             */
+            bytes_sent: number;
+            /**
+             * Format: int64
+             * @description Deliveries created (one per event and matching endpoint).
+             */
+            deliveries: number;
+            /** @description With by=endpoint or endpoint=…: the endpoint the figures are of. */
+            endpoint_id?: string;
+            /**
+             * Format: int64
+             * @description Bytes of those events' envelopes.
+             */
+            event_bytes: number;
+            /**
+             * Format: int64
+             * @description Events stored: published, or made of received requests (duplicates not counted).
+             */
+            events: number;
+            /**
+             * Format: int64
+             * @description Requests (and broker messages) received by the tenant's sources, whatever became of them.
+             */
+            requests_received: number;
+            /**
+             * Format: date-time
+             * @description The bucket's first instant (UTC).
+             */
+            start: string;
+            /** @description In the export of all tenants. */
+            tenant_id?: string;
+        };
+        UsageCounts: {
+            /**
+             * Format: int64
+             * @description Attempts that failed.
+             */
+            attempts_failed: number;
+            /**
+             * Format: int64
+             * @description Attempts that succeeded.
+             */
+            attempts_ok: number;
+            /**
+             * Format: int64
+             * @description Bytes of those requests' bodies.
+             */
+            bytes_received: number;
+            /**
+             * Format: int64
+             * @description Bytes of the bodies sent to endpoints (a batch's body counted once).
+             */
+            bytes_sent: number;
+            /**
+             * Format: int64
+             * @description Deliveries created (one per event and matching endpoint).
+             */
+            deliveries: number;
+            /**
+             * Format: int64
+             * @description Bytes of those events' envelopes.
+             */
+            event_bytes: number;
+            /**
+             * Format: int64
+             * @description Events stored: published, or made of received requests (duplicates not counted).
+             */
+            events: number;
+            /**
+             * Format: int64
+             * @description Requests (and broker messages) received by the tenant's sources, whatever became of them.
+             */
+            requests_received: number;
         };
     };
     responses: never;
@@ -2066,9 +2482,11 @@ export type SchemaClientCertInput = components['schemas']['ClientCertInput'];
 export type SchemaCreateEndpointInputBody = components['schemas']['CreateEndpointInputBody'];
 export type SchemaCreateEventTypeInputBody = components['schemas']['CreateEventTypeInputBody'];
 export type SchemaCreateKeyInputBody = components['schemas']['CreateKeyInputBody'];
+export type SchemaCreatePlanInputBody = components['schemas']['CreatePlanInputBody'];
 export type SchemaCreateTenantInputBody = components['schemas']['CreateTenantInputBody'];
 export type SchemaDelivery = components['schemas']['Delivery'];
 export type SchemaDestinationType = components['schemas']['DestinationType'];
+export type SchemaEffectiveLimits = components['schemas']['EffectiveLimits'];
 export type SchemaEndpoint = components['schemas']['Endpoint'];
 export type SchemaEndpointFields = components['schemas']['EndpointFields'];
 export type SchemaErrorDetail = components['schemas']['ErrorDetail'];
@@ -2078,8 +2496,12 @@ export type SchemaEventInput = components['schemas']['EventInput'];
 export type SchemaEventType = components['schemas']['EventType'];
 export type SchemaEventTypeExample = components['schemas']['EventTypeExample'];
 export type SchemaExportLine = components['schemas']['ExportLine'];
+export type SchemaFailureGroup = components['schemas']['FailureGroup'];
+export type SchemaFailureReplayInput = components['schemas']['FailureReplayInput'];
+export type SchemaFailuresBody = components['schemas']['FailuresBody'];
 export type SchemaFeedBody = components['schemas']['FeedBody'];
 export type SchemaIdRule = components['schemas']['IDRule'];
+export type SchemaLimit = components['schemas']['Limit'];
 export type SchemaListBodyApiKey = components['schemas']['ListBodyAPIKey'];
 export type SchemaListBodyAttempt = components['schemas']['ListBodyAttempt'];
 export type SchemaListBodyAuditEntry = components['schemas']['ListBodyAuditEntry'];
@@ -2089,11 +2511,13 @@ export type SchemaListBodyDestinationType = components['schemas']['ListBodyDesti
 export type SchemaListBodyEndpoint = components['schemas']['ListBodyEndpoint'];
 export type SchemaListBodyEvent = components['schemas']['ListBodyEvent'];
 export type SchemaListBodyEventType = components['schemas']['ListBodyEventType'];
+export type SchemaListBodyPlan = components['schemas']['ListBodyPlan'];
 export type SchemaListBodyReceivedRequest = components['schemas']['ListBodyReceivedRequest'];
 export type SchemaListBodySource = components['schemas']['ListBodySource'];
 export type SchemaListBodySourceType = components['schemas']['ListBodySourceType'];
 export type SchemaListBodyTenant = components['schemas']['ListBodyTenant'];
 export type SchemaMapping = components['schemas']['Mapping'];
+export type SchemaPlan = components['schemas']['Plan'];
 export type SchemaPortalLink = components['schemas']['PortalLink'];
 export type SchemaPortalLinkInputBody = components['schemas']['PortalLinkInputBody'];
 export type SchemaPreviousSecret = components['schemas']['PreviousSecret'];
@@ -2121,9 +2545,14 @@ export type SchemaStatsSeries = components['schemas']['StatsSeries'];
 export type SchemaTenant = components['schemas']['Tenant'];
 export type SchemaTenantDeleted = components['schemas']['TenantDeleted'];
 export type SchemaTenantDeletion = components['schemas']['TenantDeletion'];
+export type SchemaTenantLimits = components['schemas']['TenantLimits'];
 export type SchemaTypeRule = components['schemas']['TypeRule'];
 export type SchemaUpdateEventTypeInputBody = components['schemas']['UpdateEventTypeInputBody'];
+export type SchemaUpdatePlanInputBody = components['schemas']['UpdatePlanInputBody'];
 export type SchemaUpdateTenantInputBody = components['schemas']['UpdateTenantInputBody'];
+export type SchemaUsage = components['schemas']['Usage'];
+export type SchemaUsageBucket = components['schemas']['UsageBucket'];
+export type SchemaUsageCounts = components['schemas']['UsageCounts'];
 export type $defs = Record<string, never>;
 export interface operations {
     "list-api-keys": {
@@ -3059,6 +3488,427 @@ export interface operations {
             };
             /** @description Unauthorized: no API key, or one that is invalid or revoked. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity: a parameter or a field of the body is invalid, or a query parameter is unknown; errors[] names each. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests: over a rate limit; Retry-After says when to try again. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "list-plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListBodyPlan"];
+                };
+            };
+            /** @description Unauthorized: no API key, or one that is invalid or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Forbidden: the key may not do this (an admin key is needed). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity: a parameter or a field of the body is invalid, or a query parameter is unknown; errors[] names each. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests: over a rate limit; Retry-After says when to try again. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "create-plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreatePlanInputBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Plan"];
+                };
+            };
+            /** @description Bad Request: the body is not JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unauthorized: no API key, or one that is invalid or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Forbidden: the key may not do this (an admin key is needed). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Request Entity Too Large: the body is too large. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unsupported Media Type: the body is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity: a parameter or a field of the body is invalid, or a query parameter is unknown; errors[] names each. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests: over a rate limit; Retry-After says when to try again. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Plan name. */
+                plan: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Plan"];
+                };
+            };
+            /** @description Unauthorized: no API key, or one that is invalid or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Forbidden: the key may not do this (an admin key is needed). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found: what the path names does not exist, or belongs to another tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity: a parameter or a field of the body is invalid, or a query parameter is unknown; errors[] names each. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests: over a rate limit; Retry-After says when to try again. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "delete-plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Plan name. */
+                plan: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized: no API key, or one that is invalid or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Forbidden: the key may not do this (an admin key is needed). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found: what the path names does not exist, or belongs to another tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity: a parameter or a field of the body is invalid, or a query parameter is unknown; errors[] names each. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests: over a rate limit; Retry-After says when to try again. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "update-plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Plan name. */
+                plan: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdatePlanInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Plan"];
+                };
+            };
+            /** @description Bad Request: the body is not JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unauthorized: no API key, or one that is invalid or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Forbidden: the key may not do this (an admin key is needed). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found: what the path names does not exist, or belongs to another tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Request Entity Too Large: the body is too large. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unsupported Media Type: the body is not application/json. */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5628,6 +6478,246 @@ export interface operations {
             };
         };
     };
+    "list-failures": {
+        parameters: {
+            query?: {
+                /** @description Default 24h; at most 7d. */
+                since?: string;
+                /** @description Only this endpoint's failures. */
+                endpoint_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Tenant id. */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FailuresBody"];
+                };
+            };
+            /** @description Unauthorized: no API key, or one that is invalid or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found: what the path names does not exist, or belongs to another tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity: a parameter or a field of the body is invalid, or a query parameter is unknown; errors[] names each. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests: over a rate limit; Retry-After says when to try again. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "replay-failure-group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tenant id. */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FailureReplayInput"];
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplayQueued"];
+                };
+            };
+            /** @description Bad Request: the body is not JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unauthorized: no API key, or one that is invalid or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found: what the path names does not exist, or belongs to another tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Request Entity Too Large: the body is too large. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unsupported Media Type: the body is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity: a parameter or a field of the body is invalid, or a query parameter is unknown; errors[] names each. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests: over a rate limit; Retry-After says when to try again. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-tenant-limits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tenant id. */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EffectiveLimits"];
+                };
+            };
+            /** @description Unauthorized: no API key, or one that is invalid or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found: what the path names does not exist, or belongs to another tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity: a parameter or a field of the body is invalid, or a query parameter is unknown; errors[] names each. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests: over a rate limit; Retry-After says when to try again. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
     "listen-events": {
         parameters: {
             query?: {
@@ -6749,6 +7839,160 @@ export interface operations {
             };
             /** @description Not Found: what the path names does not exist, or belongs to another tenant. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity: a parameter or a field of the body is invalid, or a query parameter is unknown; errors[] names each. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests: over a rate limit; Retry-After says when to try again. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-tenant-usage": {
+        parameters: {
+            query?: {
+                /** @description Start (RFC 3339 or YYYY-MM-DD, UTC), rounded down to the bucket; default: 30 days before to. */
+                from?: string;
+                /** @description End, exclusive (RFC 3339 or YYYY-MM-DD), rounded up to the bucket; default: now. */
+                to?: string;
+                /** @description Bucket size. */
+                granularity?: "hour" | "day";
+                /** @description Only this endpoint's figures (deliveries, attempts, bytes sent). */
+                endpoint?: string;
+                /** @description endpoint: one bucket per endpoint and time (endpoints' figures only) instead of the tenant's totals. */
+                by?: "endpoint";
+            };
+            header?: never;
+            path: {
+                /** @description Tenant id. */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Usage"];
+                };
+            };
+            /** @description Unauthorized: no API key, or one that is invalid or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found: what the path names does not exist, or belongs to another tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity: a parameter or a field of the body is invalid, or a query parameter is unknown; errors[] names each. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Too Many Requests: over a rate limit; Retry-After says when to try again. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "export-usage": {
+        parameters: {
+            query?: {
+                /** @description Start (RFC 3339 or YYYY-MM-DD, UTC), rounded down to the bucket; default: 30 days before to. */
+                from?: string;
+                /** @description End, exclusive (RFC 3339 or YYYY-MM-DD), rounded up to the bucket; default: now. */
+                to?: string;
+                /** @description Bucket size. */
+                granularity?: "hour" | "day";
+                /** @description JSON lines (one UsageBucket a line) or CSV with a header row. */
+                format?: "jsonl" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One UsageBucket per line, or CSV. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": components["schemas"]["UsageBucket"];
+                    "text/csv": unknown;
+                };
+            };
+            /** @description Unauthorized: no API key, or one that is invalid or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Forbidden: the key may not do this (an admin key is needed). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
