@@ -112,42 +112,13 @@ func TestFence_ANodeCutOffSendsNothingTakenOver(t *testing.T) {
 		return out
 	}
 
-	now := time.Now().UTC()
-	if err := stA.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "acme", CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if err := stA.CreateEndpoint(ctx, &store.Endpoint{
-		ID: "ep", TenantID: "acme", URL: rc.URL + "/ep", EventTypes: []string{"*"},
-		Secrets: []store.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},
-		Timeout: 2 * time.Second, MaxConcurrency: 1, Enabled: true, CreatedAt: now, UpdatedAt: now,
-	}); err != nil {
-		t.Fatal(err)
-	}
 	const n = 8
-	var evs []*store.Event
-	for i := range n {
-		id := fmt.Sprintf("evt_%d", i)
-		evs = append(evs, &store.Event{ID: id, Type: "a.happened", Timestamp: now, CreatedAt: now,
-			Payload: []byte(`{"id":"` + id + `","type":"a.happened","data":{}}`)})
-	}
-	if _, err := stA.Publish(ctx, "acme", evs); err != nil {
-		t.Fatal(err)
-	}
+	seedEndpoint(t, stA, rc.URL+"/ep", 2*time.Second, 1, n)
 
 	logA := &testLog{}
 	run := func(st store.Store, name string, log io.Writer) {
-		client := httpsend.New(httpsend.Config{AllowHTTP: true, AllowLoopback: true, UserAgent: name})
-		d := dispatch.New(st, client, dispatch.Config{Rescan: 200 * time.Millisecond, LeaseMargin: time.Second,
+		runNamedDispatcher(t, st, name, dispatch.Config{Rescan: 200 * time.Millisecond, LeaseMargin: time.Second,
 			Logger: slog.New(slog.NewTextHandler(log, nil))})
-		runCtx, stop := context.WithCancel(ctx)
-		ran := make(chan error, 1)
-		go func() { ran <- d.Run(runCtx) }()
-		t.Cleanup(func() {
-			stop()
-			if err := <-ran; err != nil {
-				t.Errorf("dispatcher %s: %v", name, err)
-			}
-		})
 	}
 	writes, cut := make(chan struct{}), &atomic.Bool{}
 	run(cutOff{Store: stA, cut: cut, claimed: &atomic.Int64{}, want: n, writes: writes}, "node-a", logA)
@@ -220,6 +191,49 @@ func TestFence_ANodeCutOffSendsNothingTakenOver(t *testing.T) {
 				d.EventID, d.State, d.Attempts, len(as))
 		}
 	}
+}
+
+// seedEndpoint creates tenant acme with endpoint "ep" at url (the timeout and max_concurrency
+// given, subscribed to everything) and publishes n events evt_0 … evt_<n-1> to it.
+func seedEndpoint(t *testing.T, st store.Store, url string, timeout time.Duration, concurrency, n int) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	if err := st.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "acme", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateEndpoint(ctx, &store.Endpoint{
+		ID: "ep", TenantID: "acme", URL: url, EventTypes: []string{"*"},
+		Secrets: []store.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},
+		Timeout: timeout, MaxConcurrency: concurrency, Enabled: true, CreatedAt: now, UpdatedAt: now,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var evs []*store.Event
+	for i := range n {
+		id := fmt.Sprintf("evt_%d", i)
+		evs = append(evs, &store.Event{ID: id, Type: "a.happened", Timestamp: now, CreatedAt: now,
+			Payload: []byte(`{"id":"` + id + `","type":"a.happened","data":{}}`)})
+	}
+	if _, err := st.Publish(ctx, "acme", evs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runNamedDispatcher runs a dispatcher on st, sending as User-Agent name, until the test ends.
+func runNamedDispatcher(t *testing.T, st store.Store, name string, cfg dispatch.Config) {
+	t.Helper()
+	client := httpsend.New(httpsend.Config{AllowHTTP: true, AllowLoopback: true, UserAgent: name})
+	d := dispatch.New(st, client, cfg)
+	runCtx, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- d.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-ran; err != nil {
+			t.Errorf("dispatcher %s: %v", name, err)
+		}
+	})
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {

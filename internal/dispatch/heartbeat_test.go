@@ -1,8 +1,6 @@
 package dispatch_test
 
 import (
-	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/dispatch"
-	"github.com/heraldhq/herald/internal/httpsend"
 	"github.com/heraldhq/herald/internal/pgtest"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -27,7 +24,6 @@ func TestHeartbeat_ACutOffNodeStopsAndAnotherTakesOverBeforeItsLeasesEnd(t *test
 	t.Parallel()
 	url, schema := pgtest.Schema(t, "herald_heartbeat_")
 	stA, stB := openNode(t, url, schema), openNode(t, url, schema)
-	ctx := context.Background()
 
 	const (
 		n           = 6
@@ -80,41 +76,12 @@ func TestHeartbeat_ACutOffNodeStopsAndAnotherTakesOverBeforeItsLeasesEnd(t *test
 	}))
 	t.Cleanup(rc.Close)
 
-	now := time.Now().UTC()
-	if err := stA.CreateTenant(ctx, &store.Tenant{ID: "acme", Name: "acme", CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if err := stA.CreateEndpoint(ctx, &store.Endpoint{
-		ID: "ep", TenantID: "acme", URL: rc.URL + "/ep", EventTypes: []string{"*"},
-		Secrets: []store.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},
-		Timeout: timeout, MaxConcurrency: concurrency, Enabled: true, CreatedAt: now, UpdatedAt: now,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	var evs []*store.Event
-	for i := range n {
-		id := fmt.Sprintf("evt_%d", i)
-		evs = append(evs, &store.Event{ID: id, Type: "a.happened", Timestamp: now, CreatedAt: now,
-			Payload: []byte(`{"id":"` + id + `","type":"a.happened","data":{}}`)})
-	}
-	if _, err := stA.Publish(ctx, "acme", evs); err != nil {
-		t.Fatal(err)
-	}
+	seedEndpoint(t, stA, rc.URL+"/ep", timeout, concurrency, n)
 
 	logA := &testLog{}
 	run := func(st store.Store, name string, log io.Writer) {
-		client := httpsend.New(httpsend.Config{AllowHTTP: true, AllowLoopback: true, UserAgent: name})
-		d := dispatch.New(st, client, dispatch.Config{Rescan: 200 * time.Millisecond, LeaseMargin: margin, HeartbeatTTL: ttl,
+		runNamedDispatcher(t, st, name, dispatch.Config{Rescan: 200 * time.Millisecond, LeaseMargin: margin, HeartbeatTTL: ttl,
 			Logger: slog.New(slog.NewTextHandler(log, nil))})
-		runCtx, stop := context.WithCancel(ctx)
-		ran := make(chan error, 1)
-		go func() { ran <- d.Run(runCtx) }()
-		t.Cleanup(func() {
-			stop()
-			if err := <-ran; err != nil {
-				t.Errorf("dispatcher %s: %v", name, err)
-			}
-		})
 	}
 	writes := make(chan struct{})
 	run(cutOff{Store: stA, cut: cut, claimed: &atomic.Int64{}, want: 1 << 30, writes: writes}, "node-a", logA)
