@@ -1,10 +1,7 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"syscall"
@@ -26,19 +23,7 @@ func TestCluster_PausedNodeIsFencedAndSendsNothingTakenOver(t *testing.T) {
 		tenant    = "acme"
 		rate      = 150 // per endpoint and second: the drain lasts ~20 s, so a node is paused mid-way
 	)
-	encKey := make([]byte, 32)
-	_, _ = rand.Read(encKey)
-	env := []string{"HERALD_API_KEY=" + testKey, "HERALD_ENCRYPTION_KEY=" + base64.StdEncoding.EncodeToString(encKey)}
-	nodes := make([]*proc, 2)
-	for i := range nodes {
-		addr := freeAddr(t)
-		nodes[i] = run(t, fmt.Sprintf("node %d", i+1), env, "serve", "--addr", addr, "--data-dir", t.TempDir(),
-			"--database-url", url, "--database-schema", schema, "--dev")
-		nodes[i].addr = addr
-	}
-	for _, n := range nodes {
-		n.waitReady()
-	}
+	nodes := startClusterNodes(t, 2, url, schema)
 	from := newSenders(nodes)
 	if !from.ok {
 		t.Skip("/proc/net/tcp cannot be read: which node sent what is unknown")

@@ -204,6 +204,27 @@ func (s *senders) String() string {
 	return strings.Join(append(parts, fmt.Sprintf("unknown %d", s.sent[len(s.procs)].Load())), ", ")
 }
 
+// startClusterNodes starts n herald nodes on one PostgreSQL schema, together (migrations take an
+// advisory lock), with the admin key testKey and one encryption key (nodes sharing a database
+// must share the key that encrypts its secrets), and waits until each is ready.
+func startClusterNodes(t *testing.T, n int, url, schema string) []*proc {
+	t.Helper()
+	encKey := make([]byte, 32)
+	_, _ = rand.Read(encKey)
+	env := []string{"HERALD_API_KEY=" + testKey, "HERALD_ENCRYPTION_KEY=" + base64.StdEncoding.EncodeToString(encKey)}
+	nodes := make([]*proc, n)
+	for i := range nodes {
+		addr := freeAddr(t)
+		nodes[i] = run(t, fmt.Sprintf("node %d", i+1), env, "serve", "--addr", addr, "--data-dir", t.TempDir(),
+			"--database-url", url, "--database-schema", schema, "--dev")
+		nodes[i].addr = addr
+	}
+	for _, p := range nodes {
+		p.waitReady()
+	}
+	return nodes
+}
+
 // arrivalTimes records when each request reached a receiver.
 type arrivalTimes struct {
 	mu sync.Mutex
@@ -273,23 +294,9 @@ func TestCluster_NodeKilledMidwayLosesNothing(t *testing.T) {
 		eventType   = "order.created"
 	)
 
-	// Three nodes on one schema, started together (migrations take an advisory lock).
-	// Nodes sharing a database must share the key that encrypts its secrets.
-	encKey := make([]byte, 32)
-	_, _ = rand.Read(encKey)
-	env := []string{"HERALD_API_KEY=" + testKey, "HERALD_ENCRYPTION_KEY=" + base64.StdEncoding.EncodeToString(encKey)}
-	nodes := make([]*proc, 3)
-	for i := range nodes {
-		addr := freeAddr(t)
-		// The default lease margin: a killed node's endpoints are taken over by its missed
-		// heartbeats (seconds), not when its leases (the timeout + 30 s) end.
-		nodes[i] = run(t, fmt.Sprintf("node %d", i+1), env, "serve", "--addr", addr, "--data-dir", t.TempDir(),
-			"--database-url", url, "--database-schema", schema, "--dev")
-		nodes[i].addr = addr
-	}
-	for _, n := range nodes {
-		n.waitReady()
-	}
+	// The default lease margin: a killed node's endpoints are taken over by its missed
+	// heartbeats (seconds), not when its leases (the timeout + 30 s) end.
+	nodes := startClusterNodes(t, 3, url, schema)
 	n1 := nodes[0]
 	// The node killed is whichever is delivering when half the events are published: endpoints'
 	// lanes go to the node that claims first, so which nodes deliver is not fixed in advance.
